@@ -1,0 +1,121 @@
+/* image.c: qemu-img info, create and unsafe rebase, formats always explicit.
+ * It does not copy data (copy/) or change a running domain (snapshot/).
+ */
+#include "chain/image.h"
+#include "run.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int sm_image_info_parse(const char *json, struct sm_image_info *out)
+{
+	struct json_object *root, *v;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	root = json_tokener_parse(json);
+	if (!root || !json_object_is_type(root, json_type_object)) {
+		sm_error("cannot parse the JSON qemu-img info printed");
+		goto cleanup;
+	}
+	if (!json_object_object_get_ex(root, "virtual-size", &v)) {
+		sm_error("qemu-img info printed no virtual-size");
+		goto cleanup;
+	}
+	out->virtual_size = (unsigned long long)json_object_get_int64(v);
+	if (json_object_object_get_ex(root, "actual-size", &v))
+		out->actual_size = (unsigned long long)json_object_get_int64(v);
+	if (json_object_object_get_ex(root, "backing-filename", &v))
+		out->backing = sm_xstrdup(json_object_get_string(v));
+	if (json_object_object_get_ex(root, "backing-filename-format", &v))
+		out->backing_format = sm_xstrdup(json_object_get_string(v));
+	ret = 0;
+
+cleanup:
+	json_object_put(root);
+	return ret;
+}
+
+int sm_image_info(const char *path, const char *format, struct sm_image_info *out)
+{
+	const char *argv[] = { "qemu-img", "info", "-U", "--output=json", "-f", format,
+			       path, NULL };
+	struct sm_run_result res;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (sm_run(argv, &res) < 0) {
+		sm_run_result_release(&res);
+		return -1;
+	}
+	ret = sm_image_info_parse(res.out, out);
+	sm_run_result_release(&res);
+	return ret;
+}
+
+void sm_image_info_release(struct sm_image_info *info)
+{
+	if (!info)
+		return;
+	free(info->backing);
+	free(info->backing_format);
+	info->backing = info->backing_format = NULL;
+}
+
+int sm_image_create(const char *path, const char *format, unsigned long long size,
+		    const char *backing, const char *backing_format)
+{
+	char sizebuf[32];
+	const char *argv[12];
+	size_t n = 0;
+	int fd;
+
+	/* Claim the name exclusively first: qemu-img create would truncate an
+	 * existing file and follow a symlink. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			sm_error("destination file '%s' already exists; remove it or choose "
+				 "another --dest", path);
+		else
+			sm_error("cannot create '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	close(fd);
+
+	snprintf(sizebuf, sizeof(sizebuf), "%llu", size);
+	argv[n++] = "qemu-img";
+	argv[n++] = "create";
+	argv[n++] = "-q";
+	argv[n++] = "-f";
+	argv[n++] = format;
+	if (backing) {
+		argv[n++] = "-F";
+		argv[n++] = backing_format;
+		argv[n++] = "-b";
+		argv[n++] = backing;
+	}
+	argv[n++] = path;
+	argv[n++] = sizebuf;
+	argv[n] = NULL;
+	if (sm_run(argv, NULL) < 0) {
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_image_rebase_unsafe(const char *path, const char *format, const char *backing,
+			   const char *backing_format)
+{
+	const char *argv[] = { "qemu-img", "rebase", "-u", "-f", format, "-F", backing_format,
+			       "-b", backing, path, NULL };
+
+	return sm_run(argv, NULL);
+}

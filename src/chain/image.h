@@ -1,0 +1,31 @@
+/* image.h: what an image file says about itself, and the few changes snapmove
+ * makes to image headers, through qemu-img.
+ *
+ * qemu-img is always told the format (-f, -F): a guest can write a qcow2 header
+ * into a raw image, so snapmove never lets it probe.
+ */
+#ifndef SM_IMAGE_H
+#define SM_IMAGE_H
+
+struct sm_image_info {
+	unsigned long long virtual_size;
+	unsigned long long actual_size;   /* allocated bytes on the host */
+	char *backing;                    /* the backing pointer as stored, or NULL */
+	char *backing_format;
+};
+
+/* Read an image's header (qemu-img info -U --output=json -f FORMAT). */
+int sm_image_info(const char *path, const char *format, struct sm_image_info *out);
+void sm_image_info_release(struct sm_image_info *info);
+/* Parse the JSON that qemu-img info prints.  Exposed for unit tests. */
+int sm_image_info_parse(const char *json, struct sm_image_info *out);
+
+/* Create a new image; fails without touching anything when path exists or is a
+ * symlink.  backing may be NULL; when given, backing_format is required. */
+int sm_image_create(const char *path, const char *format, unsigned long long size,
+		    const char *backing, const char *backing_format);
+/* Rewrite the backing pointer in the header only (qemu-img rebase -u). */
+int sm_image_rebase_unsafe(const char *path, const char *format, const char *backing,
+			   const char *backing_format);
+
+#endif

@@ -1,0 +1,138 @@
+/* plan.c: lay out a disk's chain in the destination directory.  It checks names
+ * and computes backing pointers; it does not look at the file system.
+ */
+#include "chain/plan.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *sm_plan_overlay_path(const char *dir, const char *image_path, long long job_id)
+{
+	SM_AUTOFREE char *name = sm_xasprintf("%s.snapmove-%lld.qcow2",
+					      sm_path_basename(image_path), job_id);
+
+	return sm_path_join(dir, name);
+}
+
+int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
+		 const char *dest_dir, long long job_id, struct sm_plan_disk *out)
+{
+	SM_AUTOFREE char *src_dir = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (disk->nchain == 0) {
+		sm_error("disk '%s' has no image to move", disk->target);
+		return -1;
+	}
+	out->target = sm_xstrdup(disk->target);
+	out->nimages = disk->nchain;
+	out->images = sm_xcalloc(disk->nchain, sizeof(*out->images));
+	for (size_t i = 0; i < disk->nchain; i++) {
+		const struct sm_image *img = &disk->chain[i];
+		struct sm_plan_image *p = &out->images[i];
+		SM_AUTOFREE char *dir = sm_path_dirname(img->path);
+
+		if (sm_str_eq(dir, dest_dir)) {
+			sm_error("disk '%s' image '%s' is already in the destination '%s'; "
+				 "choose a --dest that is not the source directory",
+				 disk->target, img->path, dest_dir);
+			goto error;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (sm_str_eq(sm_path_basename(disk->chain[j].path),
+				      sm_path_basename(img->path))) {
+				sm_error("disk '%s' has two images named '%s' ('%s' and '%s'); "
+					 "they cannot share one destination directory",
+					 disk->target, sm_path_basename(img->path),
+					 disk->chain[j].path, img->path);
+				goto error;
+			}
+		}
+		p->src = sm_xstrdup(img->path);
+		p->dst = sm_path_join(dest_dir, sm_path_basename(img->path));
+		p->format = sm_xstrdup(img->format);
+		p->src_backing = sm_xstrdup_or_null(facts[i].backing);
+		p->virtual_size = facts[i].virtual_size;
+		p->allocated = facts[i].allocated;
+	}
+	for (size_t i = 0; i + 1 < out->nimages; i++) {
+		struct sm_plan_image *p = &out->images[i];
+		const struct sm_plan_image *below = &out->images[i + 1];
+
+		if (p->src_backing && p->src_backing[0] != '/' && !strstr(p->src_backing, ":"))
+			p->dst_backing = sm_xstrdup(sm_path_basename(below->dst));
+		else
+			p->dst_backing = sm_xstrdup(below->dst);
+		p->dst_backing_format = sm_xstrdup(below->format);
+	}
+	src_dir = sm_path_dirname(disk->chain[0].path);
+	out->src_overlay = sm_plan_overlay_path(src_dir, disk->chain[0].path, job_id);
+	out->dst_overlay = sm_plan_overlay_path(dest_dir, disk->chain[0].path, job_id);
+	out->virtual_size = facts[0].virtual_size;
+	return 0;
+
+error:
+	sm_plan_disk_release(out);
+	return -1;
+}
+
+void sm_plan_disk_release(struct sm_plan_disk *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nimages; i++) {
+		struct sm_plan_image *img = &p->images[i];
+
+		free(img->src);
+		free(img->dst);
+		free(img->format);
+		free(img->src_backing);
+		free(img->dst_backing);
+		free(img->dst_backing_format);
+	}
+	free(p->images);
+	free(p->target);
+	free(p->src_overlay);
+	free(p->dst_overlay);
+	memset(p, 0, sizeof(*p));
+}
+
+unsigned long long sm_plan_disk_bytes(const struct sm_plan_disk *p)
+{
+	/* The destination overlay starts tiny; reserve for its qcow2 metadata. */
+	unsigned long long total = 1ULL << 20;
+
+	for (size_t i = 0; i < p->nimages; i++)
+		total += p->images[i].allocated;
+	return total;
+}
+
+int sm_plan_check_collisions(const struct sm_plan_disk *plans, size_t n)
+{
+	for (size_t a = 0; a < n; a++) {
+		for (size_t b = a + 1; b < n; b++) {
+			for (size_t i = 0; i < plans[a].nimages; i++) {
+				for (size_t j = 0; j < plans[b].nimages; j++) {
+					if (!sm_str_eq(plans[a].images[i].dst, plans[b].images[j].dst))
+						continue;
+					if (sm_str_eq(plans[a].images[i].src, plans[b].images[j].src))
+						sm_error("disks '%s' and '%s' share the backing image '%s'; "
+							 "moving shared backing images comes in a later "
+							 "version, move one of the disks at a time",
+							 plans[a].target, plans[b].target,
+							 plans[a].images[i].src);
+					else
+						sm_error("disks '%s' and '%s' both have an image named "
+							 "'%s'; they cannot share one destination "
+							 "directory, move them to different --dest",
+							 plans[a].target, plans[b].target,
+							 sm_path_basename(plans[a].images[i].dst));
+					return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}

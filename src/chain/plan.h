@@ -1,0 +1,56 @@
+/* plan.h: where every image of a move goes, and what its backing pointer says
+ * there.  Pure logic on paths and chain facts, so it is unit tested directly.
+ *
+ * For a disk whose chain is  A (active) -> B -> C  the plan is
+ *   source overlay  dirname(A)/A.snapmove-JOB.qcow2  (taken by the snapshot)
+ *   destination     DEST/A -> DEST/B -> DEST/C        (copies, same names)
+ *   dest overlay    DEST/A.snapmove-JOB.qcow2 -> DEST/A (mirror target)
+ * A copy's backing pointer stays relative when the source's was relative
+ * (then it is the bare file name, as all copies share DEST), else absolute.
+ */
+#ifndef SM_PLAN_H
+#define SM_PLAN_H
+
+#include "chain/chain.h"
+
+struct sm_plan_image {
+	char *src;
+	char *dst;
+	char *format;
+	char *src_backing;      /* backing pointer stored in the source header */
+	char *dst_backing;      /* what the copy's header must say; NULL at the bottom */
+	char *dst_backing_format;
+	unsigned long long virtual_size;
+	unsigned long long allocated;
+};
+
+struct sm_plan_disk {
+	char *target;
+	char *src_overlay;
+	char *dst_overlay;
+	unsigned long long virtual_size;  /* of the active image, for the overlays */
+	struct sm_plan_image *images;     /* images[0] is the old active image */
+	size_t nimages;
+};
+
+/* What the planner needs to know about one source image beyond the XML. */
+struct sm_plan_image_facts {
+	const char *backing;  /* as stored in its header (qemu-img info backing-filename) */
+	unsigned long long virtual_size;
+	unsigned long long allocated;
+};
+
+/* Plan one disk.  facts[i] describes disk->chain[i].  Fails with a message when
+ * the chain cannot be laid out in dest_dir (two images with one name, an image
+ * already in dest_dir). */
+int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
+		 const char *dest_dir, long long job_id, struct sm_plan_disk *out);
+void sm_plan_disk_release(struct sm_plan_disk *p);
+/* The overlay file name snapmove uses for job_id next to image path. */
+char *sm_plan_overlay_path(const char *dir, const char *image_path, long long job_id);
+/* Bytes the destination needs: every copy's allocation plus the overlay. */
+unsigned long long sm_plan_disk_bytes(const struct sm_plan_disk *p);
+/* Reject two planned disks that would write the same destination file. */
+int sm_plan_check_collisions(const struct sm_plan_disk *plans, size_t n);
+
+#endif

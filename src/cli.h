@@ -1,0 +1,31 @@
+/* cli.h: what the command handlers share: global options, exit codes, and the
+ * one place errors are printed.
+ */
+#ifndef SM_CLI_H
+#define SM_CLI_H
+
+/* Exit codes.  Stable: engines depend on them. */
+enum {
+	SM_EXIT_OK = 0,       /* the command did what was asked */
+	SM_EXIT_FAILED = 1,   /* failed after changing something; the job says where */
+	SM_EXIT_USAGE = 2,    /* bad command line */
+	SM_EXIT_REFUSED = 3,  /* refused before changing anything */
+};
+
+struct sm_cli {
+	const char *uri;      /* -c/--connect, NULL for the default */
+	const char *db_path;  /* --db, NULL for the default */
+};
+
+/* Print "snapmove: error: <message>" for the last recorded error. */
+void sm_cli_print_error(void);
+/* Print a usage error with a pointer to help; returns SM_EXIT_USAGE. */
+int sm_cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,202 @@
+/* cmd_jobs.c: 'snapmove list' and 'snapmove status JOB': read the journal and
+ * show it.  Nothing here changes a job.
+ */
+#include "cli.h"
+#include "journal.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char *format_time(double t, char *buf, size_t len)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	localtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+static int open_journal(const struct sm_cli *cli, struct sm_journal **j)
+{
+	SM_AUTOFREE char *db = cli->db_path ? sm_xstrdup(cli->db_path)
+					    : sm_journal_default_path();
+
+	if (sm_journal_open(db, j) < 0) {
+		sm_cli_print_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse the arguments of a command that takes only --help and fixed operands. */
+static int simple_args(const char *cmd, int argc, char **argv, int min, int max,
+		       const char *usage, int *ret)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			printf("%s", usage);
+			*ret = SM_EXIT_OK;
+			return -1;
+		}
+		*ret = sm_cli_usage_error(cmd, "bad option");
+		return -1;
+	}
+	if (argc - optind < min || argc - optind > max) {
+		*ret = sm_cli_usage_error(cmd, "wrong number of arguments");
+		return -1;
+	}
+	return 0;
+}
+
+static char *job_disks(struct sm_journal *j, long long id)
+{
+	struct sm_disk_row *disks = NULL;
+	size_t n = 0, len = 1;
+	char *s;
+
+	if (sm_journal_disk_list(j, id, &disks, &n) < 0)
+		return sm_xstrdup("?");
+	for (size_t i = 0; i < n; i++)
+		len += strlen(disks[i].target) + 1;
+	s = sm_xcalloc(1, len);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(s, ",");
+		strcat(s, disks[i].target);
+	}
+	sm_disk_rows_free(disks, n);
+	return s;
+}
+
+int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
+{
+	struct sm_journal *j = NULL;
+	struct sm_job_row *jobs = NULL;
+	size_t n = 0;
+	int ret = SM_EXIT_OK;
+
+	if (simple_args("list", argc, argv, 0, 0, "usage: snapmove list\n\nList the journal's "
+			"jobs, unfinished ones first.\n", &ret) < 0)
+		return ret;
+	if (open_journal(cli, &j) < 0)
+		return SM_EXIT_FAILED;
+	if (sm_journal_job_list(j, &jobs, &n) < 0) {
+		sm_cli_print_error();
+		sm_journal_free(j);
+		return SM_EXIT_FAILED;
+	}
+	if (n == 0)
+		printf("no jobs\n");
+	else
+		printf("%-5s %-20s %-8s %-11s %-12s %-19s %s\n", "JOB", "DOMAIN", "STATE", "PHASE",
+		       "DISKS", "STARTED", "DEST");
+	for (size_t i = 0; i < n; i++) {
+		SM_AUTOFREE char *disks = job_disks(j, jobs[i].id);
+		char t[32];
+
+		printf("%-5lld %-20s %-8s %-11s %-12s %-19s %s\n", jobs[i].id,
+		       jobs[i].domain_name, jobs[i].state, jobs[i].phase, disks,
+		       format_time(jobs[i].created_at, t, sizeof(t)), jobs[i].dest_dir);
+	}
+	sm_job_rows_free(jobs, n);
+	sm_journal_free(j);
+	return ret;
+}
+
+static void print_status(struct sm_journal *j, const struct sm_job_row *job)
+{
+	struct sm_disk_row *disks = NULL;
+	struct sm_step_row *steps = NULL;
+	struct sm_file_row *files = NULL;
+	size_t nd = 0, ns = 0, nf = 0;
+	char t1[32], t2[32];
+
+	printf("job %lld: %s, phase %s\n", job->id, job->state, job->phase);
+	printf("  domain:   %s (%s, %s)\n", job->domain_name, job->domain_uuid,
+	       job->persistent ? "persistent" : "transient");
+	printf("  dest:     %s\n", job->dest_dir);
+	printf("  started:  %s\n", format_time(job->created_at, t1, sizeof(t1)));
+	printf("  finished: %s", format_time(job->finished_at, t2, sizeof(t2)));
+	if (job->finished_at > 0)
+		printf(" (%.1f s)", job->finished_at - job->created_at);
+	printf("\n");
+	if (job->error)
+		printf("  error:    %s\n", job->error);
+	if (sm_journal_disk_list(j, job->id, &disks, &nd) == 0) {
+		printf("disks:\n");
+		for (size_t i = 0; i < nd; i++) {
+			printf("  %s: %s%s%s\n", disks[i].target, disks[i].state,
+			       disks[i].error ? ": " : "", disks[i].error ? disks[i].error : "");
+			for (size_t k = 0; k < disks[i].plan.nimages; k++)
+				printf("    %s -> %s (%s)\n", disks[i].plan.images[k].src,
+				       disks[i].plan.images[k].dst, disks[i].plan.images[k].format);
+		}
+	}
+	if (sm_journal_step_list(j, job->id, &steps, &ns) == 0) {
+		printf("phases:\n");
+		for (size_t i = 0; i < ns; i++) {
+			if (steps[i].finished_at > 0)
+				printf("  %-11s %7.2f s%s%s\n", steps[i].phase,
+				       steps[i].finished_at - steps[i].started_at,
+				       steps[i].error ? "  failed: " : "",
+				       steps[i].error ? steps[i].error : "");
+			else
+				printf("  %-11s (not finished)\n", steps[i].phase);
+		}
+	}
+	if (sm_journal_file_list(j, job->id, &files, &nf) == 0) {
+		printf("files:\n");
+		for (size_t i = 0; i < nf; i++)
+			printf("  %-8s %-11s %s\n", files[i].state, files[i].role, files[i].path);
+	}
+	sm_disk_rows_free(disks, nd);
+	sm_step_rows_free(steps, ns);
+	sm_file_rows_free(files, nf);
+}
+
+int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv)
+{
+	struct sm_journal *j = NULL;
+	struct sm_job_row job;
+	unsigned long long id;
+	int ret = SM_EXIT_OK, rc;
+
+	if (simple_args("status", argc, argv, 1, 1, "usage: snapmove status JOB\n\nShow a "
+			"job: state, phase, disks, phase timings and the files it made.\n",
+			&ret) < 0)
+		return ret;
+	if (sm_parse_ull(argv[optind], &id) < 0)
+		return sm_cli_usage_error("status", "JOB is a job number (see 'snapmove list'), "
+					  "not '%s'", argv[optind]);
+	if (open_journal(cli, &j) < 0)
+		return SM_EXIT_FAILED;
+	rc = sm_journal_job_get(j, (long long)id, &job);
+	if (rc < 0) {
+		sm_cli_print_error();
+		ret = SM_EXIT_FAILED;
+	} else if (rc == 0) {
+		sm_error("no job %llu in the journal; see 'snapmove list'", id);
+		sm_cli_print_error();
+		ret = SM_EXIT_REFUSED;
+	} else {
+		print_status(j, &job);
+		sm_job_row_release(&job);
+	}
+	sm_journal_free(j);
+	return ret;
+}

@@ -1,0 +1,145 @@
+/* cmd_move.c: 'snapmove move': parse the options, open the journal and the
+ * connection, run the move, print the outcome and the exit status.
+ */
+#include "cli.h"
+#include "journal.h"
+#include "move.h"
+#include "progress.h"
+#include "util.h"
+#include "virt.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void move_usage(FILE *f)
+{
+	fprintf(f, "usage: snapmove move DOMAIN --dest DIR [--disk TARGET]... "
+		   "[--bandwidth MIB]\n"
+		   "                     [--keep-overlay] [--quiesce] [--dry-run]\n\n"
+		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
+		   "  --dest DIR        destination directory (must exist)\n"
+		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
+		   "                    writable file-backed disk\n"
+		   "  --bandwidth MIB   limit the mirror and the commit to MIB MiB/s\n"
+		   "  --keep-overlay    leave the domain on the destination overlay (skip the\n"
+		   "                    final commit)\n"
+		   "  --quiesce         freeze guest file systems for the snapshot (needs the\n"
+		   "                    QEMU guest agent)\n"
+		   "  --dry-run         print the plan and change nothing\n");
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	sm_move_interrupted = 1;
+}
+
+int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dest", required_argument, NULL, 'd' },
+		{ "disk", required_argument, NULL, 'k' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "keep-overlay", no_argument, NULL, 'o' },
+		{ "quiesce", no_argument, NULL, 'q' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sm_move_opts o = { 0 };
+	const char **disks = sm_xcalloc((size_t)argc + 1, sizeof(*disks));
+	SM_AUTOFREE char *db = NULL;
+	struct sm_journal *j = NULL;
+	struct sm_virt *v = NULL;
+	struct sm_progress pr;
+	struct sigaction sa;
+	long long job = 0;
+	int c, ret = SM_EXIT_REFUSED;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o.dest = optarg;
+			break;
+		case 'k':
+			disks[o.ndisks++] = optarg;
+			break;
+		case 'b':
+			if (sm_parse_ull(optarg, &o.bandwidth_mib) < 0 || o.bandwidth_mib > (1ULL << 30)) {
+				free(disks);
+				return sm_cli_usage_error("move", "--bandwidth takes a whole number "
+							  "of MiB/s, not '%s'", optarg);
+			}
+			break;
+		case 'o':
+			o.keep_overlay = true;
+			break;
+		case 'q':
+			o.quiesce = true;
+			break;
+		case 'n':
+			o.dry_run = true;
+			break;
+		case 'h':
+			move_usage(stdout);
+			free(disks);
+			return SM_EXIT_OK;
+		default:
+			free(disks);
+			return sm_cli_usage_error("move", "bad option");
+		}
+	}
+	o.disks = disks;
+	if (optind >= argc) {
+		free(disks);
+		return sm_cli_usage_error("move", "move needs a DOMAIN");
+	}
+	if (optind + 1 < argc) {
+		free(disks);
+		return sm_cli_usage_error("move", "unexpected argument '%s'", argv[optind + 1]);
+	}
+	o.domain = argv[optind];
+	if (!o.dest) {
+		free(disks);
+		return sm_cli_usage_error("move", "move needs --dest DIR, the directory to "
+					  "move the disks to");
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	db = cli->db_path ? sm_xstrdup(cli->db_path) : sm_journal_default_path();
+	if (sm_journal_open(db, &j) < 0 || sm_virt_open(cli->uri, &v) < 0) {
+		sm_cli_print_error();
+		goto cleanup;
+	}
+	sm_progress_init(&pr, stderr, false);
+	switch (sm_move(v, j, &o, &pr, &job)) {
+	case SM_MOVE_OK:
+		ret = SM_EXIT_OK;
+		break;
+	case SM_MOVE_REFUSED:
+		sm_cli_print_error();
+		fprintf(stderr, "snapmove: nothing was changed\n");
+		ret = SM_EXIT_REFUSED;
+		break;
+	case SM_MOVE_FAILED:
+		sm_cli_print_error();
+		fprintf(stderr, "snapmove: job %lld failed; the domain runs on a consistent "
+			"chain; see 'snapmove status %lld' for where it stopped and what it "
+			"left\n", job, job);
+		ret = SM_EXIT_FAILED;
+		break;
+	}
+
+cleanup:
+	sm_virt_free(v);
+	sm_journal_free(j);
+	free(disks);
+	return ret;
+}

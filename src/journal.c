@@ -1,0 +1,628 @@
+/* journal.c: the SQLite journal.  It stores and answers; deciding what a row
+ * means for a move is move.c's job.
+ */
+#include "journal.h"
+#include "util.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const schema_sql[] = {
+#include "schema.inc"
+};
+
+struct sm_journal {
+	sqlite3 *db;
+	char *path;
+	int depth;  /* open transactions (0 or 1) */
+};
+
+char *sm_journal_default_path(void)
+{
+	const char *state = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+
+	if (geteuid() == 0)
+		return sm_xstrdup("/var/lib/snapmove/journal.db");
+	if (state && *state)
+		return sm_xasprintf("%s/snapmove/journal.db", state);
+	return sm_xasprintf("%s/.local/state/snapmove/journal.db", home ? home : ".");
+}
+
+static int db_error(struct sm_journal *j, const char *what)
+{
+	sm_error("journal '%s': %s: %s", j->path, what, sqlite3_errmsg(j->db));
+	return -1;
+}
+
+static int exec(struct sm_journal *j, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		sm_error("journal '%s': %s", j->path, msg ? msg : sqlite3_errmsg(j->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Prepare sql and bind arguments described by types: 'i' long long, 's' const
+ * char * (NULL binds NULL), 'd' double. */
+static sqlite3_stmt *prepare_v(struct sm_journal *j, const char *sql, const char *types,
+			       va_list ap)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_error(j, "cannot prepare a statement");
+		return NULL;
+	}
+	for (int i = 0; types[i]; i++) {
+		int rc = SQLITE_OK;
+
+		switch (types[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, long long));
+			break;
+		case 'd':
+			rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+			break;
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+
+			rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(st, i + 1);
+			break;
+		}
+		}
+		if (rc != SQLITE_OK) {
+			db_error(j, "cannot bind a value");
+			sqlite3_finalize(st);
+			return NULL;
+		}
+	}
+	return st;
+}
+
+static sqlite3_stmt *prepare(struct sm_journal *j, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+
+	va_start(ap, types);
+	st = prepare_v(j, sql, types, ap);
+	va_end(ap);
+	return st;
+}
+
+/* Run one statement that returns no rows. */
+static int run(struct sm_journal *j, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	st = prepare_v(j, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(j, "cannot write");
+	return 0;
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? sm_xstrdup((const char *)s) : NULL;
+}
+
+static int make_parent_dir(const char *path)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	SM_AUTOFREE char *parent = NULL;
+	struct stat sb;
+
+	if (stat(dir, &sb) == 0)
+		return 0;
+	parent = sm_path_dirname(dir);
+	if (!sm_str_eq(parent, dir) && make_parent_dir(dir) < 0)
+		return -1;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		sm_error("cannot open the journal '%s': cannot create '%s': %s; "
+			 "pass --db with a writable path", path, dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int upgrade_schema(struct sm_journal *j)
+{
+	sqlite3_stmt *st = prepare(j, "PRAGMA user_version", "");
+	int version;
+
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_error(j, "cannot read the schema version");
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)SM_ARRAY_LEN(schema_sql)) {
+		sm_error("journal '%s' has schema version %d but this snapmove knows only "
+			 "up to %zu; use a newer snapmove", j->path, version,
+			 SM_ARRAY_LEN(schema_sql));
+		return -1;
+	}
+	for (size_t v = (size_t)version; v < SM_ARRAY_LEN(schema_sql); v++) {
+		SM_AUTOFREE char *bump = sm_xasprintf("PRAGMA user_version = %zu", v + 1);
+
+		if (sm_journal_begin(j) < 0)
+			return -1;
+		if (exec(j, schema_sql[v]) < 0 || exec(j, bump) < 0) {
+			sm_journal_rollback(j);
+			return -1;
+		}
+		if (sm_journal_commit(j) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int sm_journal_open(const char *path, struct sm_journal **out)
+{
+	struct sm_journal *j;
+	int rc;
+
+	*out = NULL;
+	if (make_parent_dir(path) < 0)
+		return -1;
+	j = sm_xcalloc(1, sizeof(*j));
+	j->path = sm_xstrdup(path);
+	rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		sm_error("cannot open the journal '%s': %s; pass --db with a writable path",
+			 path, j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+		sm_journal_free(j);
+		return -1;
+	}
+	sqlite3_busy_timeout(j->db, 10000);
+	if (exec(j, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+		 "PRAGMA foreign_keys = ON") < 0 ||
+	    upgrade_schema(j) < 0) {
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg), "%s", sm_error_message());
+		sm_error("cannot open the journal '%s' (%s); pass --db with a valid journal "
+			 "path", path, msg);
+		sm_journal_free(j);
+		return -1;
+	}
+	*out = j;
+	return 0;
+}
+
+void sm_journal_free(struct sm_journal *j)
+{
+	if (!j)
+		return;
+	sqlite3_close(j->db);
+	free(j->path);
+	free(j);
+}
+
+int sm_journal_begin(struct sm_journal *j)
+{
+	if (j->depth++ > 0)
+		return 0;
+	if (exec(j, "BEGIN IMMEDIATE") < 0) {
+		j->depth = 0;
+		return -1;
+	}
+	return 0;
+}
+
+int sm_journal_commit(struct sm_journal *j)
+{
+	if (--j->depth > 0)
+		return 0;
+	if (exec(j, "COMMIT") < 0) {
+		exec(j, "ROLLBACK");
+		return -1;
+	}
+	return 0;
+}
+
+void sm_journal_rollback(struct sm_journal *j)
+{
+	j->depth = 0;
+	exec(j, "ROLLBACK");
+}
+
+int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id)
+{
+	double now = sm_now();
+
+	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
+		"bandwidth_mib, keep_overlay, quiesce, state, phase, pid, created_at, "
+		"updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiissidd",
+		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
+		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
+		(long long)job->quiesce, sm_job_state_name(SM_JOB_RUNNING),
+		sm_phase_name(SM_PHASE_PLANNED), (long long)getpid(), now, now) < 0)
+		return -1;
+	*id = sqlite3_last_insert_rowid(j->db);
+	return 0;
+}
+
+int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct sm_plan_disk *p)
+{
+	if (run(j, "INSERT INTO disk (job_id, target, state, src_overlay, dst_overlay, "
+		"virtual_size) VALUES (?,?,?,?,?,?)", "issssi", job_id, p->target,
+		sm_disk_state_name(SM_DISK_PLANNED), p->src_overlay, p->dst_overlay,
+		(long long)p->virtual_size) < 0)
+		return -1;
+	for (size_t i = 0; i < p->nimages; i++) {
+		const struct sm_plan_image *img = &p->images[i];
+
+		if (run(j, "INSERT INTO image (job_id, target, depth, src_path, dst_path, "
+			"format, src_backing, dst_backing, dst_backing_format, virtual_size, "
+			"allocated, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", "isissssssiis",
+			job_id, p->target, (long long)i, img->src, img->dst, img->format,
+			img->src_backing, img->dst_backing, img->dst_backing_format,
+			(long long)img->virtual_size, (long long)img->allocated,
+			sm_image_state_name(SM_IMAGE_PLANNED)) < 0)
+			return -1;
+		if (sm_journal_file_set(j, job_id, img->dst, "dst_image", "planned") < 0)
+			return -1;
+	}
+	if (sm_journal_file_set(j, job_id, p->src_overlay, "src_overlay", "planned") < 0 ||
+	    sm_journal_file_set(j, job_id, p->dst_overlay, "dst_overlay", "planned") < 0)
+		return -1;
+	return 0;
+}
+
+int sm_journal_file_set(struct sm_journal *j, long long job_id, const char *path,
+			const char *role, const char *state)
+{
+	return run(j, "INSERT INTO file (job_id, path, role, state) VALUES (?,?,?,?) "
+		   "ON CONFLICT (job_id, path) DO UPDATE SET state = excluded.state",
+		   "isss", job_id, path, role, state);
+}
+
+/* Run one update in its own transaction unless the caller holds one. */
+#define IN_TX(j, call) \
+	(sm_journal_begin(j) < 0 ? -1 \
+	 : (call) < 0 ? (sm_journal_rollback(j), -1) \
+	 : sm_journal_commit(j))
+
+static int touch_job(struct sm_journal *j, long long job_id)
+{
+	return run(j, "UPDATE job SET updated_at = ? WHERE id = ?", "di", sm_now(), job_id);
+}
+
+static int phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase)
+{
+	if (run(j, "UPDATE job SET phase = ?, updated_at = ? WHERE id = ?", "sdi",
+		sm_phase_name(phase), sm_now(), job_id) < 0)
+		return -1;
+	return run(j, "INSERT INTO step (job_id, phase, started_at) VALUES (?,?,?)", "isd",
+		   job_id, sm_phase_name(phase), sm_now());
+}
+
+int sm_journal_phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase)
+{
+	return IN_TX(j, phase_start(j, job_id, phase));
+}
+
+static int phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
+			const char *error)
+{
+	if (touch_job(j, job_id) < 0)
+		return -1;
+	return run(j, "UPDATE step SET finished_at = ?, error = ? WHERE id = (SELECT max(id) "
+		   "FROM step WHERE job_id = ? AND phase = ? AND target IS NULL)", "dsis",
+		   sm_now(), error, job_id, sm_phase_name(phase));
+}
+
+int sm_journal_phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
+			    const char *error)
+{
+	return IN_TX(j, phase_finish(j, job_id, phase, error));
+}
+
+static int disk_set_state(struct sm_journal *j, long long job_id, const char *target,
+			  enum sm_disk_state state, const char *error)
+{
+	if (touch_job(j, job_id) < 0)
+		return -1;
+	return run(j, "UPDATE disk SET state = ?, error = ? WHERE job_id = ? AND target = ?",
+		   "ssis", sm_disk_state_name(state), error, job_id, target);
+}
+
+int sm_journal_disk_set_state(struct sm_journal *j, long long job_id, const char *target,
+			      enum sm_disk_state state, const char *error)
+{
+	return IN_TX(j, disk_set_state(j, job_id, target, state, error));
+}
+
+static int image_set_state(struct sm_journal *j, long long job_id, const char *target,
+			   size_t depth, enum sm_image_state state, unsigned long long bytes)
+{
+	return run(j, "UPDATE image SET state = ?, bytes_copied = ? WHERE job_id = ? AND "
+		   "target = ? AND depth = ?", "siisi", sm_image_state_name(state),
+		   (long long)bytes, job_id, target, (long long)depth);
+}
+
+int sm_journal_image_set_state(struct sm_journal *j, long long job_id, const char *target,
+			       size_t depth, enum sm_image_state state,
+			       unsigned long long bytes_copied)
+{
+	return IN_TX(j, image_set_state(j, job_id, target, depth, state, bytes_copied));
+}
+
+static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
+		      const char *error)
+{
+	double now = sm_now();
+
+	return run(j, "UPDATE job SET state = ?, error = ?, updated_at = ?, finished_at = ? "
+		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now,
+		   state == SM_JOB_RUNNING ? 0.0 : now, job_id);
+}
+
+int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
+			  const char *error)
+{
+	return IN_TX(j, job_finish(j, job_id, state, error));
+}
+
+int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,
+				       const char *target, long long *job_id)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT job.id FROM job JOIN disk ON disk.job_id = "
+				   "job.id WHERE job.domain_uuid = ? AND disk.target = ? AND "
+				   "job.state != 'done' ORDER BY job.id DESC LIMIT 1", "ss",
+				   domain_uuid, target);
+	int rc;
+
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*job_id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(j, "cannot read jobs");
+	return rc == SQLITE_ROW;
+}
+
+#define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
+	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
+	"coalesce(finished_at, 0)"
+
+static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->domain_name = col_text(st, 1);
+	r->domain_uuid = col_text(st, 2);
+	r->persistent = sqlite3_column_int(st, 3);
+	r->dest_dir = col_text(st, 4);
+	r->bandwidth_mib = (unsigned long long)sqlite3_column_int64(st, 5);
+	r->keep_overlay = sqlite3_column_int(st, 6);
+	r->quiesce = sqlite3_column_int(st, 7);
+	r->state = col_text(st, 8);
+	r->phase = col_text(st, 9);
+	r->error = col_text(st, 10);
+	r->created_at = sqlite3_column_double(st, 11);
+	r->updated_at = sqlite3_column_double(st, 12);
+	r->finished_at = sqlite3_column_double(st, 13);
+}
+
+int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT " JOB_COLUMNS " FROM job WHERE id = ?", "i", id);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		job_from_row(st, out);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(j, "cannot read jobs");
+	return rc == SQLITE_ROW;
+}
+
+/* Collect every row of st with fill(), growing an array of elem_size items. */
+static int collect(struct sm_journal *j, sqlite3_stmt *st, size_t elem_size,
+		   void (*fill)(sqlite3_stmt *, void *), void **out, size_t *n)
+{
+	char *arr = NULL;
+	size_t count = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		arr = sm_xrealloc(arr, (count + 1) * elem_size);
+		memset(arr + count * elem_size, 0, elem_size);
+		fill(st, arr + count * elem_size);
+		count++;
+	}
+	sqlite3_finalize(st);
+	*out = arr;
+	*n = count;
+	if (rc != SQLITE_DONE)
+		return db_error(j, "cannot read");
+	return 0;
+}
+
+static void fill_job(sqlite3_stmt *st, void *p)
+{
+	job_from_row(st, p);
+}
+
+int sm_journal_job_list(struct sm_journal *j, struct sm_job_row **out, size_t *n)
+{
+	return collect(j, prepare(j, "SELECT " JOB_COLUMNS " FROM job ORDER BY "
+				  "(state = 'done'), id DESC", ""),
+		       sizeof(**out), fill_job, (void **)out, n);
+}
+
+static void fill_disk(sqlite3_stmt *st, void *p)
+{
+	struct sm_disk_row *r = p;
+
+	r->target = col_text(st, 0);
+	r->state = col_text(st, 1);
+	r->src_overlay = col_text(st, 2);
+	r->dst_overlay = col_text(st, 3);
+	r->error = col_text(st, 4);
+	r->plan.target = sm_xstrdup(r->target);
+	r->plan.src_overlay = sm_xstrdup(r->src_overlay);
+	r->plan.dst_overlay = sm_xstrdup(r->dst_overlay);
+	r->plan.virtual_size = (unsigned long long)sqlite3_column_int64(st, 5);
+}
+
+static void fill_image(sqlite3_stmt *st, void *p)
+{
+	struct sm_plan_image *img = p;
+
+	img->src = col_text(st, 0);
+	img->dst = col_text(st, 1);
+	img->format = col_text(st, 2);
+	img->src_backing = col_text(st, 3);
+	img->dst_backing = col_text(st, 4);
+	img->dst_backing_format = col_text(st, 5);
+	img->virtual_size = (unsigned long long)sqlite3_column_int64(st, 6);
+	img->allocated = (unsigned long long)sqlite3_column_int64(st, 7);
+}
+
+int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_row **out,
+			 size_t *n)
+{
+	if (collect(j, prepare(j, "SELECT target, state, src_overlay, dst_overlay, error, "
+			       "virtual_size FROM disk WHERE job_id = ? ORDER BY target", "i",
+			       job_id),
+		    sizeof(**out), fill_disk, (void **)out, n) < 0)
+		return -1;
+	for (size_t i = 0; i < *n; i++) {
+		struct sm_plan_disk *plan = &(*out)[i].plan;
+
+		if (collect(j, prepare(j, "SELECT src_path, dst_path, format, src_backing, "
+				       "dst_backing, dst_backing_format, virtual_size, allocated "
+				       "FROM image WHERE job_id = ? AND target = ? ORDER BY depth",
+				       "is", job_id, plan->target),
+			    sizeof(*plan->images), fill_image, (void **)&plan->images,
+			    &plan->nimages) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void fill_step(sqlite3_stmt *st, void *p)
+{
+	struct sm_step_row *r = p;
+
+	r->phase = col_text(st, 0);
+	r->target = col_text(st, 1);
+	r->started_at = sqlite3_column_double(st, 2);
+	r->finished_at = sqlite3_column_double(st, 3);
+	r->error = col_text(st, 4);
+}
+
+int sm_journal_step_list(struct sm_journal *j, long long job_id, struct sm_step_row **out,
+			 size_t *n)
+{
+	return collect(j, prepare(j, "SELECT phase, target, started_at, coalesce(finished_at, "
+				  "0), error FROM step WHERE job_id = ? ORDER BY id", "i", job_id),
+		       sizeof(**out), fill_step, (void **)out, n);
+}
+
+static void fill_file(sqlite3_stmt *st, void *p)
+{
+	struct sm_file_row *r = p;
+
+	r->path = col_text(st, 0);
+	r->role = col_text(st, 1);
+	r->state = col_text(st, 2);
+}
+
+int sm_journal_file_list(struct sm_journal *j, long long job_id, struct sm_file_row **out,
+			 size_t *n)
+{
+	return collect(j, prepare(j, "SELECT path, role, state FROM file WHERE job_id = ? "
+				  "ORDER BY rowid", "i", job_id),
+		       sizeof(**out), fill_file, (void **)out, n);
+}
+
+void sm_job_row_release(struct sm_job_row *r)
+{
+	if (!r)
+		return;
+	free(r->domain_name);
+	free(r->domain_uuid);
+	free(r->dest_dir);
+	free(r->state);
+	free(r->phase);
+	free(r->error);
+	memset(r, 0, sizeof(*r));
+}
+
+void sm_job_rows_free(struct sm_job_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sm_job_row_release(&rows[i]);
+	free(rows);
+}
+
+void sm_disk_rows_free(struct sm_disk_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].target);
+		free(rows[i].state);
+		free(rows[i].src_overlay);
+		free(rows[i].dst_overlay);
+		free(rows[i].error);
+		sm_plan_disk_release(&rows[i].plan);
+	}
+	free(rows);
+}
+
+void sm_step_rows_free(struct sm_step_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].phase);
+		free(rows[i].target);
+		free(rows[i].error);
+	}
+	free(rows);
+}
+
+void sm_file_rows_free(struct sm_file_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].path);
+		free(rows[i].role);
+		free(rows[i].state);
+	}
+	free(rows);
+}

@@ -1,0 +1,107 @@
+/* journal.h: the SQLite journal of moves, the record that makes an interrupted
+ * move understandable, resumable and undoable.
+ *
+ * Every step that changes the world is written before it starts and after it
+ * succeeds, each in one transaction.  The schema lives in schema/NNN-*.sql and
+ * is applied on open according to PRAGMA user_version.  WAL mode,
+ * synchronous=FULL, a busy timeout.
+ */
+#ifndef SM_JOURNAL_H
+#define SM_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chain/plan.h"
+#include "job.h"
+
+struct sm_journal;
+
+struct sm_job_row {
+	long long id;
+	char *domain_name;
+	char *domain_uuid;
+	bool persistent;
+	char *dest_dir;
+	unsigned long long bandwidth_mib;
+	bool keep_overlay;
+	bool quiesce;
+	char *state;
+	char *phase;
+	char *error;
+	double created_at;
+	double updated_at;
+	double finished_at;  /* 0 while unfinished */
+};
+
+struct sm_disk_row {
+	char *target;
+	char *state;
+	char *src_overlay;
+	char *dst_overlay;
+	char *error;
+	struct sm_plan_disk plan;  /* images and paths as journaled */
+};
+
+struct sm_step_row {
+	char *phase;
+	char *target;
+	double started_at;
+	double finished_at;
+	char *error;
+};
+
+struct sm_file_row {
+	char *path;
+	char *role;
+	char *state;
+};
+
+char *sm_journal_default_path(void);
+/* Open (creating it and its directory when missing) and upgrade the schema. */
+int sm_journal_open(const char *path, struct sm_journal **out);
+void sm_journal_free(struct sm_journal *j);
+
+/* Transactions: BEGIN IMMEDIATE takes the write lock at once. */
+int sm_journal_begin(struct sm_journal *j);
+int sm_journal_commit(struct sm_journal *j);
+void sm_journal_rollback(struct sm_journal *j);
+
+/* Inserts; call inside a transaction. */
+int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id);
+int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct sm_plan_disk *plan);
+int sm_journal_file_set(struct sm_journal *j, long long job_id, const char *path,
+			const char *role, const char *state);
+
+/* Updates; each call is its own transaction unless one is open. */
+int sm_journal_phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase);
+int sm_journal_phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
+			    const char *error);
+int sm_journal_disk_set_state(struct sm_journal *j, long long job_id, const char *target,
+			      enum sm_disk_state state, const char *error);
+int sm_journal_image_set_state(struct sm_journal *j, long long job_id, const char *target,
+			       size_t depth, enum sm_image_state state,
+			       unsigned long long bytes_copied);
+int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
+			  const char *error);
+
+/* Queries.  Return 1 found, 0 not found, -1 error. */
+int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,
+				       const char *target, long long *job_id);
+int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out);
+/* Jobs, unfinished first, newest first within each group. */
+int sm_journal_job_list(struct sm_journal *j, struct sm_job_row **out, size_t *n);
+int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_row **out,
+			 size_t *n);
+int sm_journal_step_list(struct sm_journal *j, long long job_id, struct sm_step_row **out,
+			 size_t *n);
+int sm_journal_file_list(struct sm_journal *j, long long job_id, struct sm_file_row **out,
+			 size_t *n);
+
+void sm_job_row_release(struct sm_job_row *r);
+void sm_job_rows_free(struct sm_job_row *rows, size_t n);
+void sm_disk_rows_free(struct sm_disk_row *rows, size_t n);
+void sm_step_rows_free(struct sm_step_row *rows, size_t n);
+void sm_file_rows_free(struct sm_file_row *rows, size_t n);
+
+#endif

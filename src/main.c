@@ -1,0 +1,111 @@
+/* main.c: snapmove's entry point: global options, then the command table
+ * (git's builtin dispatch).  Commands live in cmd_*.c.
+ */
+#include "cli.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SM_VERSION "0.1.0"
+
+static const struct {
+	const char *name;
+	int (*fn)(const struct sm_cli *cli, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "move", sm_cmd_move, "move disks of a running domain to another directory" },
+	{ "list", sm_cmd_list, "list jobs, unfinished first" },
+	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
+	{ "chain", sm_cmd_chain, "show the live backing chain of a domain's disks" },
+};
+
+void sm_cli_print_error(void)
+{
+	fflush(stdout);
+	fprintf(stderr, "snapmove: error: %s\n", sm_error_message());
+}
+
+int sm_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("snapmove: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see 'snapmove %s%s--help'\n", cmd ? cmd : "", cmd ? " " : "");
+	return SM_EXIT_USAGE;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: snapmove [-c URI] [--db PATH] COMMAND [ARGS]\n\n"
+		   "Move the disks of a running libvirt/QEMU domain to other storage on the\n"
+		   "same host, live, with a journal that records every step.\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < SM_ARRAY_LEN(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\noptions:\n"
+		   "  -c, --connect URI  libvirt URI (default: $LIBVIRT_DEFAULT_URI, else "
+		   "qemu:///system)\n"
+		   "  --db PATH          journal (default: /var/lib/snapmove/journal.db for root,\n"
+		   "                     $XDG_STATE_HOME/snapmove/journal.db otherwise)\n"
+		   "  -h, --help         this text; 'snapmove COMMAND --help' for a command\n"
+		   "  --version          print the version\n\n"
+		   "exit status: 0 done, 1 failed after changes (see 'snapmove status JOB'),\n"
+		   "2 usage error, 3 refused before changing anything.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "connect", required_argument, NULL, 'c' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sm_cli cli = { 0 };
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli.uri = optarg;
+			break;
+		case 'd':
+			cli.db_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return SM_EXIT_OK;
+		case 'V':
+			printf("snapmove %s\n", SM_VERSION);
+			return SM_EXIT_OK;
+		default:
+			usage(stderr);
+			return SM_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return SM_EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		usage(stdout);
+		return SM_EXIT_OK;
+	}
+	for (size_t i = 0; i < SM_ARRAY_LEN(commands); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			int sub_argc = argc - optind;
+
+			optind = 0;  /* reset getopt for the command's own options */
+			return commands[i].fn(&cli, sub_argc, argv + (argc - sub_argc));
+		}
+	}
+	return sm_cli_usage_error(NULL, "unknown command '%s'", argv[optind]);
+}

@@ -1,0 +1,211 @@
+/* blockjob.c: start, watch, pivot and cancel libvirt block jobs.  Which job to
+ * run when is move.c's decision; this file only makes the calls and checks
+ * what libvirt reports afterwards.
+ */
+#include "snapshot/blockjob.h"
+#include "chain/chain.h"
+#include "util.h"
+
+#include <libvirt/virterror.h>
+#include <libxml/tree.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *copy_dest_xml(const char *path)
+{
+	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlNodePtr disk = xmlNewNode(NULL, (const xmlChar *)"disk");
+	xmlChar *buf = NULL;
+	int len = 0;
+	char *out;
+
+	xmlDocSetRootElement(doc, disk);
+	xmlNewProp(disk, (const xmlChar *)"type", (const xmlChar *)"file");
+	xmlNewProp(xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL),
+		   (const xmlChar *)"file", (const xmlChar *)path);
+	xmlNewProp(xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL),
+		   (const xmlChar *)"type", (const xmlChar *)"qcow2");
+	xmlDocDumpMemory(doc, &buf, &len);
+	out = sm_xstrdup((const char *)buf);
+	xmlFree(buf);
+	xmlFreeDoc(doc);
+	return out;
+}
+
+int sm_blockjob_mirror_start(struct sm_virt *v, virDomainPtr dom, const char *target,
+			     const char *dst_overlay, unsigned long long bandwidth_mib,
+			     bool persistent)
+{
+	SM_AUTOFREE char *xml = copy_dest_xml(dst_overlay);
+	virTypedParameter params[1];
+	int nparams = 0;
+	unsigned int flags = VIR_DOMAIN_BLOCK_COPY_SHALLOW | VIR_DOMAIN_BLOCK_COPY_REUSE_EXT;
+
+	if (persistent)
+		flags |= VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
+	if (bandwidth_mib > 0) {
+		memset(params, 0, sizeof(params));
+		snprintf(params[0].field, sizeof(params[0].field), "%s",
+			 VIR_DOMAIN_BLOCK_COPY_BANDWIDTH);
+		params[0].type = VIR_TYPED_PARAM_ULLONG;
+		params[0].value.ul = bandwidth_mib << 20;
+		nparams = 1;
+	}
+	sm_virt_job_event_reset(v, target);
+	if (virDomainBlockCopy(dom, target, xml, params, nparams, flags) < 0) {
+		sm_virt_error("cannot start the mirror of disk '%s' onto '%s'", target,
+			      dst_overlay);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *target,
+			     const char *base_path, unsigned long long bandwidth_mib)
+{
+	/* An explicit base: without one an active commit merges down to the
+	 * bottom of the chain, rewriting base images and shared templates. */
+	sm_virt_job_event_reset(v, target);
+	if (virDomainBlockCommit(dom, target, base_path, NULL, bandwidth_mib,
+				 VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0) {
+		sm_virt_error("cannot start the commit of disk '%s' into '%s'", target,
+			      base_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the live XML says of target's job: 1 ready, 0 not yet, -1 no job. */
+static int xml_mirror_ready(virDomainPtr dom, const char *target)
+{
+	SM_AUTOFREE char *xml = sm_virt_domain_xml(dom, false);
+	struct sm_domain_disks disks;
+	const struct sm_disk *disk;
+	int ret;
+
+	if (!xml || sm_chain_parse(xml, &disks) < 0)
+		return -2;
+	disk = sm_domain_disks_find(&disks, target);
+	ret = !disk || !disk->mirror_job ? -1 : disk->mirror_ready ? 1 : 0;
+	sm_domain_disks_release(&disks);
+	return ret;
+}
+
+static const char *event_status_name(int status)
+{
+	switch (status) {
+	case VIR_DOMAIN_BLOCK_JOB_COMPLETED: return "completed before it was ready";
+	case VIR_DOMAIN_BLOCK_JOB_FAILED: return "failed";
+	case VIR_DOMAIN_BLOCK_JOB_CANCELED: return "was cancelled";
+	default: return "ended";
+	}
+}
+
+int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *const *targets,
+			   size_t n, sm_blockjob_progress_fn progress, void *ctx)
+{
+	bool *ready = sm_xcalloc(n, sizeof(*ready));
+	size_t nready = 0;
+	int ret = -1;
+
+	while (nready < n) {
+		for (size_t i = 0; i < n; i++) {
+			int status, xr;
+			virDomainBlockJobInfo info;
+
+			if (ready[i])
+				continue;
+			status = sm_virt_job_event_status(v, targets[i]);
+			if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
+				ready[i] = true;
+				nready++;
+				continue;
+			}
+			if (status >= 0) {
+				sm_error("the block job on disk '%s' %s; see the domain's log in "
+					 "/var/log/libvirt/qemu/", targets[i],
+					 event_status_name(status));
+				goto cleanup;
+			}
+			xr = xml_mirror_ready(dom, targets[i]);
+			if (xr == -2)
+				goto cleanup;
+			if (xr == 1) {
+				ready[i] = true;
+				nready++;
+				continue;
+			}
+			if (xr == -1) {
+				sm_error("the block job on disk '%s' is gone (was the domain shut "
+					 "down or the job cancelled?)", targets[i]);
+				goto cleanup;
+			}
+			if (progress && virDomainGetBlockJobInfo(dom, targets[i], &info, 0) == 1 &&
+			    !progress(ctx, targets[i], info.cur, info.end)) {
+				sm_error("interrupted while waiting for the block job on disk '%s'",
+					 targets[i]);
+				goto cleanup;
+			}
+		}
+		if (nready < n)
+			sm_virt_job_event_wait(v, 500);
+	}
+	ret = 0;
+
+cleanup:
+	free(ready);
+	return ret;
+}
+
+static char *active_path(virDomainPtr dom, const char *target)
+{
+	SM_AUTOFREE char *xml = sm_virt_domain_xml(dom, false);
+	struct sm_domain_disks disks;
+	const struct sm_disk *disk;
+	char *path = NULL;
+
+	if (!xml || sm_chain_parse(xml, &disks) < 0)
+		return NULL;
+	disk = sm_domain_disks_find(&disks, target);
+	if (disk && disk->nchain > 0)
+		path = sm_xstrdup_or_null(disk->chain[0].path);
+	sm_domain_disks_release(&disks);
+	return path;
+}
+
+int sm_blockjob_pivot(virDomainPtr dom, const char *target, const char *expect_path)
+{
+	SM_AUTOFREE char *now = NULL;
+
+	if (virDomainBlockJobAbort(dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+		sm_virt_error("cannot pivot disk '%s' to '%s'", target, expect_path);
+		return -1;
+	}
+	now = active_path(dom, target);
+	if (!sm_str_eq(now, expect_path)) {
+		sm_error("after the pivot disk '%s' runs on '%s', not on '%s'", target,
+			 now ? now : "(unknown)", expect_path);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_blockjob_cancel(virDomainPtr dom, const char *target)
+{
+	if (virDomainBlockJobAbort(dom, target, 0) < 0) {
+		sm_virt_error("cannot cancel the block job on disk '%s'", target);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_blockjob_running(virDomainPtr dom, const char *target)
+{
+	virDomainBlockJobInfo info;
+	int rc = virDomainGetBlockJobInfo(dom, target, &info, 0);
+
+	if (rc < 0)
+		sm_virt_error("cannot read the block job of disk '%s'", target);
+	return rc;
+}

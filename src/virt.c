@@ -1,0 +1,235 @@
+/* virt.c: libvirt connection, error capture, and the block-job event loop.
+ * One event loop thread runs virEventRunDefaultImpl for the whole process.
+ */
+#include "virt.h"
+#include "util.h"
+
+#include <libvirt/virterror.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SM_MAX_EVENT_DISKS 64
+
+struct sm_virt {
+	virConnectPtr conn;
+	char *uri;
+	int callback_id;
+	pthread_t loop;
+	bool loop_running;
+	volatile bool stop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char watch_uuid[VIR_UUID_STRING_BUFLEN];
+	struct {
+		char target[64];
+		int status;
+	} events[SM_MAX_EVENT_DISKS];
+	size_t nevents;
+};
+
+static void quiet_error_handler(void *opaque, virErrorPtr err)
+{
+	(void)opaque;
+	(void)err;
+}
+
+void sm_virt_error(const char *fmt, ...)
+{
+	char what[1024];
+	const char *msg = virGetLastErrorMessage();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	sm_error("%s: %s", what, msg ? msg : "unknown libvirt error");
+}
+
+static void *event_loop(void *opaque)
+{
+	struct sm_virt *v = opaque;
+
+	while (!v->stop)
+		if (virEventRunDefaultImpl() < 0)
+			break;
+	return NULL;
+}
+
+static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk, int type,
+			 int status, void *opaque)
+{
+	struct sm_virt *v = opaque;
+	size_t i;
+
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	(void)conn;
+	(void)type;
+	if (virDomainGetUUIDString(dom, uuid) < 0)
+		return;
+	pthread_mutex_lock(&v->lock);
+	if (strcmp(uuid, v->watch_uuid) != 0) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	for (i = 0; i < v->nevents; i++)
+		if (strcmp(v->events[i].target, disk) == 0)
+			break;
+	if (i == v->nevents && v->nevents < SM_MAX_EVENT_DISKS) {
+		snprintf(v->events[i].target, sizeof(v->events[i].target), "%s", disk);
+		v->nevents++;
+	}
+	if (i < v->nevents)
+		v->events[i].status = status;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void wake_loop(int timer, void *opaque)
+{
+	(void)opaque;
+	virEventRemoveTimeout(timer);
+}
+
+int sm_virt_open(const char *uri, struct sm_virt **out)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct sm_virt *v;
+	const char *env = getenv("LIBVIRT_DEFAULT_URI");
+
+	*out = NULL;
+	if (!uri)
+		uri = env && *env ? env : "qemu:///system";
+	virSetErrorFunc(NULL, quiet_error_handler);
+	pthread_once(&once, (void (*)(void))virEventRegisterDefaultImpl);
+	v = sm_xcalloc(1, sizeof(*v));
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	v->uri = sm_xstrdup(uri);
+	v->callback_id = -1;
+	v->conn = virConnectOpen(uri);
+	if (!v->conn) {
+		sm_virt_error("cannot connect to '%s'; is libvirtd running? (start it, or "
+			      "pass -c URI)", uri);
+		sm_virt_free(v);
+		return -1;
+	}
+	if (pthread_create(&v->loop, NULL, event_loop, v) != 0) {
+		sm_error("cannot start the libvirt event thread");
+		sm_virt_free(v);
+		return -1;
+	}
+	v->loop_running = true;
+	v->callback_id = virConnectDomainEventRegisterAny(
+		v->conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
+		VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v, NULL);
+	if (v->callback_id < 0) {
+		sm_virt_error("cannot register for block job events on '%s'", uri);
+		sm_virt_free(v);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+void sm_virt_free(struct sm_virt *v)
+{
+	if (!v)
+		return;
+	if (v->conn && v->callback_id >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->callback_id);
+	if (v->conn)
+		virConnectClose(v->conn);
+	if (v->loop_running) {
+		v->stop = true;
+		virEventAddTimeout(0, wake_loop, NULL, NULL);
+		pthread_join(v->loop, NULL);
+	}
+	pthread_mutex_destroy(&v->lock);
+	pthread_cond_destroy(&v->cond);
+	free(v->uri);
+	free(v);
+}
+
+virConnectPtr sm_virt_conn(struct sm_virt *v)
+{
+	return v->conn;
+}
+
+const char *sm_virt_uri(struct sm_virt *v)
+{
+	return v->uri;
+}
+
+virDomainPtr sm_virt_domain(struct sm_virt *v, const char *name)
+{
+	virDomainPtr dom = virDomainLookupByName(v->conn, name);
+
+	if (!dom)
+		dom = virDomainLookupByUUIDString(v->conn, name);
+	if (!dom)
+		sm_error("no domain named '%s' on '%s'; see 'virsh -c %s list --all'", name,
+			 v->uri, v->uri);
+	return dom;
+}
+
+char *sm_virt_domain_xml(virDomainPtr dom, bool inactive)
+{
+	char *xml = virDomainGetXMLDesc(dom, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+
+	if (!xml)
+		sm_virt_error("cannot read the XML of domain '%s'", virDomainGetName(dom));
+	return xml;
+}
+
+void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN] = "";
+
+	virDomainGetUUIDString(dom, uuid);
+	pthread_mutex_lock(&v->lock);
+	memcpy(v->watch_uuid, uuid, sizeof(uuid));
+	v->nevents = 0;
+	pthread_mutex_unlock(&v->lock);
+}
+
+void sm_virt_job_event_reset(struct sm_virt *v, const char *target)
+{
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->nevents; i++)
+		if (strcmp(v->events[i].target, target) == 0)
+			v->events[i].status = -1;
+	pthread_mutex_unlock(&v->lock);
+}
+
+int sm_virt_job_event_status(struct sm_virt *v, const char *target)
+{
+	int status = -1;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->nevents; i++)
+		if (strcmp(v->events[i].target, target) == 0)
+			status = v->events[i].status;
+	pthread_mutex_unlock(&v->lock);
+	return status;
+}
+
+void sm_virt_job_event_wait(struct sm_virt *v, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&v->lock);
+	pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+	pthread_mutex_unlock(&v->lock);
+}

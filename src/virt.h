@@ -1,0 +1,40 @@
+/* virt.h: the libvirt connection snapmove works through: opening it with an
+ * event loop thread, turning libvirt errors into snapmove errors, and the
+ * block-job events that mirror.c and commit.c wait on.
+ *
+ * It knows nothing of moves; src/snapshot/ holds the operations.
+ */
+#ifndef SM_VIRT_H
+#define SM_VIRT_H
+
+#include <libvirt/libvirt.h>
+#include <stdbool.h>
+
+struct sm_virt;
+
+/* Open uri (NULL: LIBVIRT_DEFAULT_URI, else qemu:///system) and start the
+ * event loop thread. */
+int sm_virt_open(const char *uri, struct sm_virt **out);
+void sm_virt_free(struct sm_virt *v);
+virConnectPtr sm_virt_conn(struct sm_virt *v);
+const char *sm_virt_uri(struct sm_virt *v);
+
+/* Record libvirt's last error as "what: libvirt's message". */
+void sm_virt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Look a domain up by name or UUID; a clear error when there is none. */
+virDomainPtr sm_virt_domain(struct sm_virt *v, const char *name);
+/* The live (or with inactive=true, persistent) domain XML; caller frees. */
+char *sm_virt_domain_xml(virDomainPtr dom, bool inactive);
+
+/* Block-job events of one domain, per disk target.  Choose the domain first;
+ * events of other domains are ignored. */
+void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom);
+/* Forget the last event for a disk before starting a job on it; then poll
+ * the last status seen (-1 while none). */
+void sm_virt_job_event_reset(struct sm_virt *v, const char *target);
+int sm_virt_job_event_status(struct sm_virt *v, const char *target);
+/* Sleep until an event arrives or timeout_ms passes. */
+void sm_virt_job_event_wait(struct sm_virt *v, int timeout_ms);
+
+#endif
