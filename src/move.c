@@ -6,6 +6,7 @@
 #include "chain/image.h"
 #include "chain/plan.h"
 #include "copy/copy.h"
+#include "run.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
 #include "snapshot/snapshot.h"
@@ -310,12 +311,6 @@ static int check_space(struct move *m, unsigned long long *need_out,
 	return 0;
 }
 
-/* The job id a plan is made with before the job exists (for names only). */
-static long long provisional_job_id(void)
-{
-	return 0;
-}
-
 static int validate(struct move *m, unsigned long long *need, unsigned long long *avail)
 {
 	const struct sm_disk **sel = NULL;
@@ -326,10 +321,12 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 		return -1;
 	if (check_dest(m) < 0)
 		goto cleanup;
+	/* Overlay names carry the job id, unknown until open_job(): plan with 0
+	 * here, rename the overlays there. */
 	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
 	for (size_t i = 0; i < nsel; i++) {
 		if (check_disk_free(m, sel[i]) < 0 ||
-		    plan_disk(m, sel[i], provisional_job_id(), &m->plans[i]) < 0)
+		    plan_disk(m, sel[i], 0, &m->plans[i]) < 0)
 			goto cleanup;
 		m->nplans++;
 		if (check_plan_files(&m->plans[i]) < 0)
@@ -681,10 +678,24 @@ cleanup:
 
 typedef int (*phase_fn)(struct move *m);
 
+/* Test hook: when SNAPMOVE_TEST_HOOK names a program, it runs before every
+ * phase as 'PROGRAM PHASE JOB'; a non-zero exit fails the phase.  Integration
+ * tests use it to write guest data at exact points of a move and to make a
+ * move fail after validation.  Not for production use. */
+static int run_test_hook(const struct move *m, enum sm_phase phase)
+{
+	const char *hook = getenv("SNAPMOVE_TEST_HOOK");
+	char job[32];
+	const char *argv[] = { hook, sm_phase_name(phase), job, NULL };
+
+	if (!hook || !*hook)
+		return 0;
+	snprintf(job, sizeof(job), "%lld", m->job);
+	return sm_run(argv, NULL);
+}
+
 static int run_phase(struct move *m, enum sm_phase phase, phase_fn fn)
 {
-	double t0 = sm_monotonic();
-
 	if (sm_move_interrupted) {
 		sm_error("interrupted before %s", sm_phase_describe(phase));
 		return -1;
@@ -692,7 +703,7 @@ static int run_phase(struct move *m, enum sm_phase phase, phase_fn fn)
 	if (sm_journal_phase_start(m->j, m->job, phase) < 0)
 		return -1;
 	sm_progress_say(m->pr, "%s", sm_phase_describe(phase));
-	if (fn(m) < 0) {
+	if (run_test_hook(m, phase) < 0 || fn(m) < 0) {
 		char msg[2048];
 
 		snprintf(msg, sizeof(msg), "%s", sm_error_message());
@@ -703,7 +714,6 @@ static int run_phase(struct move *m, enum sm_phase phase, phase_fn fn)
 	sm_progress_end(m->pr);
 	if (sm_journal_phase_finish(m->j, m->job, phase, NULL) < 0)
 		return -1;
-	(void)t0;
 	return 0;
 }
 

@@ -1,0 +1,228 @@
+# lib.sh: shared helpers for the integration tests, sourced by each t*.sh.
+#
+# Every test runs against the real libvirtd (qemu:///system), real QEMU and
+# real qemu-img.  It gets its own temp directory ($T, mode 0755 so QEMU can
+# read it), its own journal ($DB) and its own domains, all removed on exit.
+# Domains have no OS: they run, and their disks are open and writable.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SNAPMOVE=${SNAPMOVE:-$TOP/build/snapmove}
+export LIBVIRT_DEFAULT_URI=qemu:///system
+TNAME=$(basename "$0" .sh)
+T=$(mktemp -d /var/tmp/snapmove-test.XXXXXX)
+chmod 755 "$T"
+DB=$T/journal.db
+SM_DOMAINS=()
+SM_MOUNTS=()
+
+sm_cleanup() {
+	local d m
+	for d in "${SM_DOMAINS[@]}"; do
+		virsh -q destroy "$d" >/dev/null 2>&1 || true
+		virsh -q undefine "$d" >/dev/null 2>&1 || true
+	done
+	for m in "${SM_MOUNTS[@]}"; do
+		umount "$m" 2>/dev/null || true
+	done
+	rm -rf "$T"
+}
+trap sm_cleanup EXIT
+
+fail() {
+	echo "FAIL ($TNAME): $*" >&2
+	exit 1
+}
+
+note() {
+	echo "  - $*"
+}
+
+# Run snapmove with this test's journal.
+sm() {
+	"$SNAPMOVE" --db "$DB" "$@"
+}
+
+# Expect a command to exit with status $1; output goes to $T/out and $T/err.
+expect_exit() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$T/out" 2>"$T/err" || rc=$?
+	if [ "$rc" != "$want" ]; then
+		cat "$T/out" "$T/err" >&2
+		fail "'$*' exited $rc, expected $want"
+	fi
+}
+
+assert_contains() {  # FILE TEXT
+	grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "'$1' does not contain '$2'"; }
+}
+
+assert_eq() {  # GOT WANT WHAT
+	[ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+}
+
+assert_absent() {
+	[ ! -e "$1" ] && [ ! -L "$1" ] || fail "'$1' exists and should not"
+}
+
+domain_type() {
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" = kvm ]; then
+		echo kvm
+	else
+		echo qemu
+	fi
+}
+
+# make_domain NAME persistent|transient DISK... where DISK is TARGET:PATH:FORMAT
+# Creates and starts the domain.
+make_domain() {
+	local name=$1 kind=$2 spec target path fmt disks=""
+	shift 2
+	for spec in "$@"; do
+		IFS=: read -r target path fmt <<<"$spec"
+		disks+="<disk type='file' device='disk'><driver name='qemu' type='$fmt'/>"
+		disks+="<source file='$path'/><target dev='$target' bus='virtio'/></disk>"
+	done
+	cat >"$T/$name.xml" <<XML
+<domain type='$(domain_type)'>
+  <name>$name</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>$disks<video><model type='none'/></video>
+  <memballoon model='none'/></devices>
+</domain>
+XML
+	SM_DOMAINS+=("$name")
+	if [ "$kind" = persistent ]; then
+		virsh -q define "$T/$name.xml" >/dev/null
+		virsh -q start "$name" >/dev/null
+	else
+		virsh -q create "$T/$name.xml" >/dev/null
+	fi
+}
+
+# A unique domain name for this test.
+dom_name() {
+	echo "smt-${TNAME#t}-$$-${1:-0}"
+}
+
+# qcow2 or raw image with data written by qemu-io: new_image PATH FMT SIZE [PATTERN OFF LEN]...
+new_image() {
+	local path=$1 fmt=$2 size=$3
+	shift 3
+	qemu-img create -q -f "$fmt" "$path" "$size"
+	while [ $# -ge 3 ]; do
+		qemu-io -f "$fmt" -c "write -P $1 $2 $3" "$path" >/dev/null
+		shift 3
+	done
+}
+
+# new_overlay PATH BACKING BACKING_FMT [PATTERN OFF LEN]...
+new_overlay() {
+	local path=$1 backing=$2 bfmt=$3
+	shift 3
+	qemu-img create -q -f qcow2 -F "$bfmt" -b "$backing" "$path"
+	while [ $# -ge 3 ]; do
+		qemu-io -f qcow2 -c "write -P $1 $2 $3" "$path" >/dev/null
+		shift 3
+	done
+}
+
+# The QOM alias QEMU knows a disk by (virtio-disk0), from the live XML.
+disk_alias() {  # DOM TARGET
+	virsh dumpxml "$1" | xmllint --xpath \
+		"string(//devices/disk[target/@dev='$2']/alias/@name)" -
+}
+
+# Write a pattern through QEMU's block layer, as the guest would.
+guest_write() {  # DOM TARGET PATTERN OFFSET LENGTH
+	local alias
+	alias=$(disk_alias "$1" "$2")
+	virsh -q qemu-monitor-command "$1" --hmp \
+		"qemu-io -d $alias/virtio-backend \"write -P $3 $4 $5\"" >/dev/null
+}
+
+# The live chain of a disk, one "path format" per line, active image first.
+live_chain() {  # DOM TARGET [--inactive]
+	local xml
+	xml=$(virsh dumpxml "$1" ${3:-})
+	local i=0 path fmt base="//devices/disk[target/@dev='$2']"
+	path=$(xmllint --xpath "string($base/source/@file)" - <<<"$xml")
+	fmt=$(xmllint --xpath "string($base/driver/@type)" - <<<"$xml")
+	echo "$path $fmt"
+	local bs="$base/backingStore"
+	while :; do
+		path=$(xmllint --xpath "string($bs/source/@file)" - <<<"$xml")
+		[ -n "$path" ] || break
+		fmt=$(xmllint --xpath "string($bs/format/@type)" - <<<"$xml")
+		echo "$path $fmt"
+		bs="$bs/backingStore"
+		i=$((i + 1))
+	done
+}
+
+# Check a pattern offline on an image and its chain (read-only, shared lock).
+check_pattern() {  # IMAGE FORMAT PATTERN OFFSET LENGTH
+	local out
+	out=$(qemu-io -r -U -f "$2" -c "read -P $3 $4 $5" "$1" 2>&1) ||
+		fail "qemu-io read on '$1' failed: $out"
+	case "$out" in
+	*"Pattern verification failed"* | *"failed"*)
+		fail "'$1' does not hold pattern $3 at $4+$5: $out" ;;
+	esac
+}
+
+# The backing pointer stored in an image header, as written.
+backing_of() {  # IMAGE FORMAT
+	qemu-img info -U -f "$2" --output=json "$1" |
+		sed -n 's/.*"backing-filename": "\([^"]*\)".*/\1/p' | head -n1
+}
+
+block_job_count() {  # DOM TARGET
+	virsh blockjob "$1" "$2" --info 2>/dev/null | grep -c "Block" || true
+}
+
+wait_domain_running() {
+	local i
+	for i in $(seq 1 50); do
+		[ "$(virsh domstate "$1" 2>/dev/null)" = running ] && return 0
+		sleep 0.1
+	done
+	fail "domain '$1' is not running"
+}
+
+# make_write_hook DOM TARGET PHASE:PATTERN:OFFSET... writes $T/hook, a program
+# for SNAPMOVE_TEST_HOOK that writes 64k of PATTERN at OFFSET through the
+# guest's disk when snapmove starts PHASE, and logs each phase it acted on in
+# $T/hook.log.  A PATTERN of "fail" makes that phase fail instead.
+make_write_hook() {
+	local dom=$1 target=$2 spec phase pat off cases=""
+	shift 2
+	for spec in "$@"; do
+		IFS=: read -r phase pat off <<<"$spec"
+		if [ "$pat" = fail ]; then
+			cases+="$phase) echo \"test hook fails $phase\" >&2; exit 1 ;;"$'\n'
+		else
+			cases+="$phase) write $pat $off ;;"$'\n'
+		fi
+	done
+	cat >"$T/hook" <<HOOK
+#!/bin/bash
+set -euo pipefail
+write() {
+	local alias
+	alias=\$(virsh -c qemu:///system dumpxml '$dom' |
+		xmllint --xpath "string(//devices/disk[target/@dev='$target']/alias/@name)" -)
+	virsh -c qemu:///system -q qemu-monitor-command '$dom' --hmp \
+		"qemu-io -d \$alias/virtio-backend \"write -P \$1 \$2 64k\"" >/dev/null
+	echo "\$phase" >>'$T/hook.log'
+}
+phase=\$1
+case "\$phase" in
+$cases*) ;;
+esac
+HOOK
+	chmod 755 "$T/hook"
+}
