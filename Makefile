@@ -3,7 +3,7 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
-BUILD ?= build
+BUILD ?= build$(if $(SANITIZE),-sanitize)
 
 CC ?= cc
 PKGS = libvirt libxml-2.0 sqlite3 json-c
@@ -67,7 +67,7 @@ unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integration: $(BUILD)/snapmove
-	bash tests/integration/run.sh $(T)
+	SNAPMOVE=$(CURDIR)/$(BUILD)/snapmove bash tests/integration/run.sh $(T)
 
 # check: set up the host, build, run every test.
 check: setup
@@ -77,7 +77,7 @@ check: setup
 
 demo: setup
 	$(MAKE) all
-	bash scripts/demo.sh
+	SNAPMOVE=$(CURDIR)/$(BUILD)/snapmove bash scripts/demo.sh
 
 bench: setup
 	$(MAKE) all
@@ -88,7 +88,7 @@ install: $(BUILD)/snapmove
 	install -m 0755 $(BUILD)/snapmove $(DESTDIR)$(PREFIX)/bin/snapmove
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf build build-sanitize
 
 .PHONY: all setup unit integration check demo bench install clean
 .SECONDARY:

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-SNAPMOVE=$TOP/build/snapmove
+SNAPMOVE=${SNAPMOVE:-$TOP/build/snapmove}
 export LIBVIRT_DEFAULT_URI=qemu:///system
 D=$(mktemp -d /var/tmp/snapmove-demo.XXXXXX)
 chmod 755 "$D"
