@@ -1,0 +1,822 @@
+/* test_journal.c: the SQLite journal: schema creation and upgrade on open,
+ * transactions, job/disk/image/step/file rows through a move's phases, the
+ * queries the CLI and the resume logic use, and the names of phases and states.
+ * Every test gets its own journal in a fresh temp directory.
+ */
+#include "unit.h"
+
+#include "journal.h"
+#include "util.h"
+
+#include <sqlite3.h>
+
+#define UUID_A "6f1c2a5e-3b7d-4c0e-9a51-0d2f6b8e4c11"
+#define UUID_B "0b9e5f3a-2c44-4d7e-8f10-3a6c9d1e2b77"
+
+struct fixture {
+	char *dir;
+	char *path;  /* DIR/state/snapmove/journal.db: parents do not exist yet */
+	struct sm_journal *j;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	f->dir = unit_mkdtemp();
+	if (asprintf(&f->path, "%s/state/snapmove/journal.db", f->dir) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sm_journal_free(f->j);
+	unit_rmtree(f->dir);
+	free(f->path);
+	free(f);
+	return 0;
+}
+
+static struct sm_journal *open_journal(struct fixture *f)
+{
+	if (sm_journal_open(f->path, &f->j) != 0) {
+		print_error("cannot open the journal: %s\n", sm_error_message());
+		fail();
+	}
+	assert_non_null(f->j);
+	return f->j;
+}
+
+/* Run one query on the journal file behind snapmove's back; one text or
+ * integer result, returned as a string the caller frees (NULL for SQL NULL). */
+static char *query(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *ret = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		print_error("cannot prepare '%s': %s\n", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		fail();
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		ret = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ret;
+}
+
+static void assert_query(const char *path, const char *sql, const char *want)
+{
+	char *got = query(path, sql);
+
+	if (want)
+		assert_string_equal(got, want);
+	else
+		assert_null(got);
+	free(got);
+}
+
+static void exec_sql(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static struct sm_job_row job_row(const char *name, const char *uuid)
+{
+	struct sm_job_row r = {
+		.domain_name = (char *)name,
+		.domain_uuid = (char *)uuid,
+		.persistent = true,
+		.dest_dir = "/mnt/fast",
+		.bandwidth_mib = 250,
+		.keep_overlay = false,
+		.quiesce = true,
+	};
+
+	return r;
+}
+
+/* A two-image plan for target: TARGET.qcow2 over base-TARGET.raw. */
+struct test_plan {
+	struct sm_plan_disk disk;
+	struct sm_plan_image images[2];
+	char buf[8][128];
+};
+
+static void make_plan(struct test_plan *t, const char *target, long long job)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->buf[0], sizeof(t->buf[0]), "/src/%s.qcow2", target);
+	snprintf(t->buf[1], sizeof(t->buf[1]), "/mnt/fast/%s.qcow2", target);
+	snprintf(t->buf[2], sizeof(t->buf[2]), "/src/base-%s.raw", target);
+	snprintf(t->buf[3], sizeof(t->buf[3]), "/mnt/fast/base-%s.raw", target);
+	snprintf(t->buf[4], sizeof(t->buf[4]), "base-%s.raw", target);
+	snprintf(t->buf[5], sizeof(t->buf[5]), "/src/%s.qcow2.snapmove-%lld.qcow2", target, job);
+	snprintf(t->buf[6], sizeof(t->buf[6]), "/mnt/fast/%s.qcow2.snapmove-%lld.qcow2", target,
+		 job);
+	t->images[0] = (struct sm_plan_image){
+		.src = t->buf[0], .dst = t->buf[1], .format = "qcow2",
+		.src_backing = t->buf[4], .dst_backing = t->buf[4], .dst_backing_format = "raw",
+		.virtual_size = 1ULL << 30, .allocated = 4ULL << 20,
+	};
+	t->images[1] = (struct sm_plan_image){
+		.src = t->buf[2], .dst = t->buf[3], .format = "raw",
+		.virtual_size = 1ULL << 30, .allocated = 700ULL << 20,
+	};
+	t->disk = (struct sm_plan_disk){
+		.target = (char *)target,
+		.src_overlay = t->buf[5],
+		.dst_overlay = t->buf[6],
+		.virtual_size = 1ULL << 30,
+		.images = t->images,
+		.nimages = 2,
+	};
+}
+
+/* Insert a job with the given disks in one transaction; returns its id. */
+static long long insert_job(struct sm_journal *j, const char *uuid, const char *const *targets,
+			    size_t ntargets)
+{
+	struct sm_job_row row = job_row("vm", uuid);
+	long long id = 0;
+
+	assert_int_equal(sm_journal_begin(j), 0);
+	assert_int_equal(sm_journal_job_insert(j, &row, &id), 0);
+	assert_true(id > 0);
+	for (size_t i = 0; i < ntargets; i++) {
+		struct test_plan p;
+
+		make_plan(&p, targets[i], id);
+		assert_int_equal(sm_journal_disk_insert(j, id, &p.disk), 0);
+	}
+	assert_int_equal(sm_journal_commit(j), 0);
+	return id;
+}
+
+static void test_open_creates_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct stat sb;
+	char *dir, *version;
+
+	open_journal(f);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	/* Missing parents were created, private to the user. */
+	dir = sm_path_dirname(f->path);
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	free(dir);
+
+	version = query(f->path, "PRAGMA user_version");
+	assert_non_null(version);
+	assert_true(atoi(version) >= 1);
+	assert_query(f->path, "PRAGMA journal_mode", "wal");
+	assert_query(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
+		     "sqlite_master WHERE type = 'table' AND name IN ('job', 'disk', 'image', "
+		     "'step', 'file') ORDER BY name)", "disk,file,image,job,step");
+
+	/* Opening again applies nothing twice and keeps the rows. */
+	insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	sm_journal_free(f->j);
+	f->j = NULL;
+	open_journal(f);
+	assert_query(f->path, "PRAGMA user_version", version);
+	assert_query(f->path, "SELECT count(*) FROM job", "1");
+	assert_query(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+		     "name = 'job'", "1");
+	sm_journal_free(f->j);
+	f->j = NULL;
+	open_journal(f);
+	assert_query(f->path, "PRAGMA user_version", version);
+	assert_query(f->path, "SELECT count(*) FROM image", "2");
+	free(version);
+}
+
+static void test_open_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	open_journal(f);
+	sm_journal_free(f->j);
+	f->j = NULL;
+	exec_sql(f->path, "PRAGMA user_version = 9999");
+	sm_error_clear();
+	assert_int_equal(sm_journal_open(f->path, &f->j), -1);
+	assert_null(f->j);
+	assert_contains(sm_error_message(), "journal");
+	assert_contains(sm_error_message(), "9999");
+	assert_contains(sm_error_message(), "newer snapmove");
+}
+
+static void test_open_not_a_database(void **state)
+{
+	struct fixture *f = *state;
+	char *path;
+	FILE *fp;
+
+	assert_true(asprintf(&path, "%s/garbage.db", f->dir) > 0);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 64; i++)
+		fputs("this is not an SQLite database, just text\n", fp);
+	fclose(fp);
+	sm_error_clear();
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_null(f->j);
+	assert_contains(sm_error_message(), "journal");
+	assert_contains(sm_error_message(), path);
+	free(path);
+}
+
+static void test_open_parent_not_creatable(void **state)
+{
+	struct fixture *f = *state;
+	char *file, *path;
+	int fd;
+
+	assert_true(asprintf(&file, "%s/regular", f->dir) > 0);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+
+	/* The directory to create would be under a regular file. */
+	assert_true(asprintf(&path, "%s/sub/journal.db", file) > 0);
+	sm_error_clear();
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_null(f->j);
+	assert_contains(sm_error_message(), "journal");
+	assert_contains(sm_error_message(), path);
+	assert_contains(sm_error_message(), "Not a directory");
+	free(path);
+
+	/* The journal's directory is itself a regular file. */
+	assert_true(asprintf(&path, "%s/journal.db", file) > 0);
+	sm_error_clear();
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_null(f->j);
+	assert_contains(sm_error_message(), "journal");
+	assert_contains(sm_error_message(), path);
+	free(path);
+	free(file);
+}
+
+static void test_job_insert_and_get(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row row = job_row("vm-one", UUID_A), got;
+	struct sm_disk_row *disks;
+	struct sm_file_row *files;
+	struct test_plan p;
+	double before = sm_now();
+	long long id;
+	size_t n;
+
+	open_journal(f);
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	assert_int_equal(sm_journal_job_insert(f->j, &row, &id), 0);
+	make_plan(&p, "vda", id);
+	assert_int_equal(sm_journal_disk_insert(f->j, id, &p.disk), 0);
+	assert_int_equal(sm_journal_commit(f->j), 0);
+
+	assert_int_equal(sm_journal_job_get(f->j, id, &got), 1);
+	assert_int_equal(got.id, id);
+	assert_string_equal(got.domain_name, "vm-one");
+	assert_string_equal(got.domain_uuid, UUID_A);
+	assert_true(got.persistent);
+	assert_string_equal(got.dest_dir, "/mnt/fast");
+	assert_int_equal(got.bandwidth_mib, 250);
+	assert_false(got.keep_overlay);
+	assert_true(got.quiesce);
+	assert_string_equal(got.state, "running");
+	assert_string_equal(got.phase, "planned");
+	assert_null(got.error);
+	assert_true(got.created_at >= before - 1 && got.created_at <= sm_now() + 1);
+	assert_true(got.updated_at >= got.created_at);
+	assert_true(got.finished_at == 0);
+	sm_job_row_release(&got);
+	assert_null(got.domain_name);
+	assert_int_equal(sm_journal_job_get(f->j, id + 100, &got), 0);
+	sm_job_row_release(&got);
+
+	/* The disk and its plan come back as journaled. */
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(disks[0].target, "vda");
+	assert_string_equal(disks[0].state, "planned");
+	assert_string_equal(disks[0].src_overlay, p.disk.src_overlay);
+	assert_string_equal(disks[0].dst_overlay, p.disk.dst_overlay);
+	assert_null(disks[0].error);
+	assert_string_equal(disks[0].plan.target, "vda");
+	assert_string_equal(disks[0].plan.src_overlay, p.disk.src_overlay);
+	assert_string_equal(disks[0].plan.dst_overlay, p.disk.dst_overlay);
+	assert_int_equal(disks[0].plan.virtual_size, 1ULL << 30);
+	assert_int_equal(disks[0].plan.nimages, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct sm_plan_image *want = &p.images[i], *img = &disks[0].plan.images[i];
+
+		assert_string_equal(img->src, want->src);
+		assert_string_equal(img->dst, want->dst);
+		assert_string_equal(img->format, want->format);
+		assert_int_equal(img->virtual_size, want->virtual_size);
+		assert_int_equal(img->allocated, want->allocated);
+	}
+	assert_string_equal(disks[0].plan.images[0].src_backing, "base-vda.raw");
+	assert_string_equal(disks[0].plan.images[0].dst_backing, "base-vda.raw");
+	assert_string_equal(disks[0].plan.images[0].dst_backing_format, "raw");
+	assert_null(disks[0].plan.images[1].src_backing);
+	assert_null(disks[0].plan.images[1].dst_backing);
+	assert_null(disks[0].plan.images[1].dst_backing_format);
+	sm_disk_rows_free(disks, n);
+	assert_int_equal(sm_journal_disk_list(f->j, id + 100, &disks, &n), 0);
+	assert_int_equal(n, 0);
+	sm_disk_rows_free(disks, n);
+
+	/* Every file the job will create is recorded before it exists. */
+	assert_int_equal(sm_journal_file_list(f->j, id, &files, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(files[0].path, "/mnt/fast/vda.qcow2");
+	assert_string_equal(files[0].role, "dst_image");
+	assert_string_equal(files[1].path, "/mnt/fast/base-vda.raw");
+	assert_string_equal(files[1].role, "dst_image");
+	assert_string_equal(files[2].path, p.disk.src_overlay);
+	assert_string_equal(files[2].role, "src_overlay");
+	assert_string_equal(files[3].path, p.disk.dst_overlay);
+	assert_string_equal(files[3].role, "dst_overlay");
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(files[i].state, "planned");
+	sm_file_rows_free(files, n);
+
+	/* States and phases are stored by name. */
+	assert_query(f->path, "SELECT state || '/' || phase FROM job", "running/planned");
+	assert_query(f->path, "SELECT group_concat(state) FROM image", "planned,planned");
+}
+
+/* Walk a job through its phases as a move does, and fail it in the copy. */
+static void test_phases_steps_and_finish(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_step_row *steps;
+	struct sm_file_row *files;
+	struct sm_disk_row *disks;
+	struct sm_job_row job;
+	char *overlay;
+	long long id;
+	size_t n;
+	double updated;
+
+	open_journal(f);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vdb", "vda" }, 2);
+	assert_int_equal(sm_journal_job_get(f->j, id, &job), 1);
+	updated = job.updated_at;
+	sm_job_row_release(&job);
+
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_SNAPSHOT), 0);
+	assert_int_equal(sm_journal_job_get(f->j, id, &job), 1);
+	assert_string_equal(job.phase, "snapshot");
+	assert_true(job.updated_at >= updated);
+	sm_job_row_release(&job);
+	overlay = sm_xasprintf("/src/vda.qcow2.snapmove-%lld.qcow2", id);
+	assert_int_equal(sm_journal_file_set(f->j, id, overlay, "src_overlay", "created"), 0);
+	assert_int_equal(sm_journal_disk_set_state(f->j, id, "vda", SM_DISK_SNAPSHOTTED, NULL), 0);
+	assert_int_equal(sm_journal_disk_set_state(f->j, id, "vdb", SM_DISK_SNAPSHOTTED, NULL), 0);
+	assert_int_equal(sm_journal_phase_finish(f->j, id, SM_PHASE_SNAPSHOT, NULL), 0);
+
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_DEST_CHAIN), 0);
+	assert_int_equal(sm_journal_image_set_state(f->j, id, "vda", 1, SM_IMAGE_CREATED, 0), 0);
+	assert_int_equal(sm_journal_image_set_state(f->j, id, "vda", 0, SM_IMAGE_CREATED, 0), 0);
+	assert_int_equal(sm_journal_file_set(f->j, id, "/mnt/fast/base-vda.raw", "dst_image",
+					     "created"), 0);
+	assert_int_equal(sm_journal_file_set(f->j, id, "/mnt/fast/vda.qcow2.part", "dst_image",
+					     "creating"), 0);
+	assert_int_equal(sm_journal_disk_set_state(f->j, id, "vda", SM_DISK_DEST_CREATED, NULL), 0);
+	assert_int_equal(sm_journal_phase_finish(f->j, id, SM_PHASE_DEST_CHAIN, NULL), 0);
+
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_COPY), 0);
+	assert_int_equal(sm_journal_image_set_state(f->j, id, "vda", 1, SM_IMAGE_COPYING,
+						    123456789), 0);
+	assert_int_equal(sm_journal_disk_set_state(f->j, id, "vdb", SM_DISK_SNAPSHOTTED,
+						   "no space left"), 0);
+	assert_int_equal(sm_journal_phase_finish(f->j, id, SM_PHASE_COPY,
+						 "copy of '/src/base-vda.raw' interrupted"), 0);
+	assert_int_equal(sm_journal_job_finish(f->j, id, SM_JOB_FAILED, "the copy failed"), 0);
+
+	assert_int_equal(sm_journal_job_get(f->j, id, &job), 1);
+	assert_string_equal(job.state, "failed");
+	assert_string_equal(job.phase, "copy");
+	assert_string_equal(job.error, "the copy failed");
+	assert_true(job.finished_at > 0);
+	assert_true(job.finished_at >= job.created_at);
+	assert_true(job.updated_at >= job.created_at);
+	sm_job_row_release(&job);
+
+	assert_int_equal(sm_journal_step_list(f->j, id, &steps, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(steps[0].phase, "snapshot");
+	assert_string_equal(steps[1].phase, "dest_chain");
+	assert_string_equal(steps[2].phase, "copy");
+	for (size_t i = 0; i < n; i++) {
+		assert_null(steps[i].target);
+		assert_true(steps[i].started_at > 0);
+		assert_true(steps[i].finished_at >= steps[i].started_at);
+		if (i > 0)
+			assert_true(steps[i].started_at >= steps[i - 1].finished_at);
+	}
+	assert_null(steps[0].error);
+	assert_null(steps[1].error);
+	assert_string_equal(steps[2].error, "copy of '/src/base-vda.raw' interrupted");
+	sm_step_rows_free(steps, n);
+
+	/* Disks come back ordered by target, each with its own state and error. */
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(disks[0].target, "vda");
+	assert_string_equal(disks[0].state, "dest_created");
+	assert_null(disks[0].error);
+	assert_string_equal(disks[1].target, "vdb");
+	assert_string_equal(disks[1].state, "snapshotted");
+	assert_string_equal(disks[1].error, "no space left");
+	assert_int_equal(disks[1].plan.nimages, 2);
+	assert_string_equal(disks[1].plan.images[1].src, "/src/base-vdb.raw");
+	sm_disk_rows_free(disks, n);
+
+	assert_query(f->path, "SELECT state || ':' || bytes_copied FROM image WHERE target = "
+		     "'vda' AND depth = 0", "created:0");
+	assert_query(f->path, "SELECT state || ':' || bytes_copied FROM image WHERE target = "
+		     "'vda' AND depth = 1", "copying:123456789");
+	assert_query(f->path, "SELECT state FROM image WHERE target = 'vdb' AND depth = 1",
+		     "planned");
+
+	/* file_set updates a known path in place and adds a new one at the end. */
+	assert_int_equal(sm_journal_file_list(f->j, id, &files, &n), 0);
+	assert_int_equal(n, 9);
+	for (size_t i = 0; i < 8; i++) {
+		if (sm_str_eq(files[i].path, "/mnt/fast/base-vda.raw")) {
+			assert_string_equal(files[i].role, "dst_image");
+			assert_string_equal(files[i].state, "created");
+		} else if (sm_str_eq(files[i].path, overlay)) {
+			assert_string_equal(files[i].role, "src_overlay");
+			assert_string_equal(files[i].state, "created");
+		} else {
+			assert_string_equal(files[i].state, "planned");
+		}
+	}
+	assert_string_equal(files[8].path, "/mnt/fast/vda.qcow2.part");
+	assert_string_equal(files[8].role, "dst_image");
+	assert_string_equal(files[8].state, "creating");
+	sm_file_rows_free(files, n);
+	assert_query(f->path, "SELECT count(*) FROM file WHERE state = 'created'", "2");
+	free(overlay);
+
+	/* Steps of other jobs stay apart. */
+	assert_int_equal(sm_journal_step_list(f->j, id + 1, &steps, &n), 0);
+	assert_int_equal(n, 0);
+	sm_step_rows_free(steps, n);
+}
+
+/* A phase run twice (a resume) finishes its latest step, not the first. */
+static void test_phase_restarted(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_step_row *steps;
+	long long id;
+	size_t n;
+
+	open_journal(f);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_MIRROR), 0);
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_MIRROR), 0);
+	assert_int_equal(sm_journal_phase_finish(f->j, id, SM_PHASE_MIRROR, "mirror failed"), 0);
+	assert_int_equal(sm_journal_step_list(f->j, id, &steps, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(steps[0].finished_at == 0);
+	assert_null(steps[0].error);
+	assert_true(steps[1].finished_at >= steps[1].started_at);
+	assert_string_equal(steps[1].error, "mirror failed");
+	sm_step_rows_free(steps, n);
+}
+
+static void test_job_finish_done(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row job;
+	long long id;
+
+	open_journal(f);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_DONE), 0);
+	assert_int_equal(sm_journal_phase_finish(f->j, id, SM_PHASE_DONE, NULL), 0);
+	assert_int_equal(sm_journal_job_finish(f->j, id, SM_JOB_DONE, NULL), 0);
+	assert_int_equal(sm_journal_job_get(f->j, id, &job), 1);
+	assert_string_equal(job.state, "done");
+	assert_string_equal(job.phase, "done");
+	assert_null(job.error);
+	assert_true(job.finished_at > 0);
+	sm_job_row_release(&job);
+	assert_query(f->path, "SELECT state FROM job", "done");
+}
+
+static void test_job_list_unfinished_first(void **state)
+{
+	struct fixture *f = *state;
+	const char *const vda[] = { "vda" };
+	struct sm_job_row *jobs;
+	long long a, b, c, d;
+	size_t n;
+
+	open_journal(f);
+	assert_int_equal(sm_journal_job_list(f->j, &jobs, &n), 0);
+	assert_int_equal(n, 0);
+	sm_job_rows_free(jobs, n);
+
+	a = insert_job(f->j, UUID_A, vda, 1);
+	b = insert_job(f->j, UUID_A, vda, 1);
+	c = insert_job(f->j, UUID_B, vda, 1);
+	d = insert_job(f->j, UUID_B, vda, 1);
+	assert_int_equal(sm_journal_job_finish(f->j, a, SM_JOB_DONE, NULL), 0);
+	assert_int_equal(sm_journal_job_finish(f->j, b, SM_JOB_FAILED, "pivot failed"), 0);
+	assert_int_equal(sm_journal_job_finish(f->j, d, SM_JOB_DONE, NULL), 0);
+
+	assert_int_equal(sm_journal_job_list(f->j, &jobs, &n), 0);
+	assert_int_equal(n, 4);
+	/* Running and failed jobs first, newest first; then the done ones. */
+	assert_int_equal(jobs[0].id, c);
+	assert_string_equal(jobs[0].state, "running");
+	assert_true(jobs[0].finished_at == 0);
+	assert_int_equal(jobs[1].id, b);
+	assert_string_equal(jobs[1].state, "failed");
+	assert_string_equal(jobs[1].error, "pivot failed");
+	assert_int_equal(jobs[2].id, d);
+	assert_string_equal(jobs[2].state, "done");
+	assert_int_equal(jobs[3].id, a);
+	assert_string_equal(jobs[3].state, "done");
+	sm_job_rows_free(jobs, n);
+	sm_job_rows_free(NULL, 0);
+}
+
+static void test_unfinished_job_for_disk(void **state)
+{
+	struct fixture *f = *state;
+	const char *const vda[] = { "vda" };
+	const char *const vda_vdb[] = { "vda", "vdb" };
+	long long done, run, other, found;
+
+	open_journal(f);
+	found = -7;
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vda", &found), 0);
+	assert_int_equal(found, -7);
+
+	done = insert_job(f->j, UUID_A, vda, 1);
+	assert_int_equal(sm_journal_job_finish(f->j, done, SM_JOB_DONE, NULL), 0);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vda", &found), 0);
+
+	run = insert_job(f->j, UUID_A, vda_vdb, 2);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vda", &found), 1);
+	assert_int_equal(found, run);
+	found = 0;
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vdb", &found), 1);
+	assert_int_equal(found, run);
+	/* Another disk of the domain, and the same disk name of another domain. */
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vdc", &found), 0);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_B, "vda", &found), 0);
+
+	/* A failed job still holds its disks until it is resolved. */
+	assert_int_equal(sm_journal_job_finish(f->j, run, SM_JOB_FAILED, "pivot failed"), 0);
+	found = 0;
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vda", &found), 1);
+	assert_int_equal(found, run);
+
+	other = insert_job(f->j, UUID_B, vda, 1);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_B, "vda", &found), 1);
+	assert_int_equal(found, other);
+
+	assert_int_equal(sm_journal_job_finish(f->j, run, SM_JOB_DONE, NULL), 0);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vda", &found), 0);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vdb", &found), 0);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_B, "vda", &found), 1);
+}
+
+static void test_rollback_leaves_no_job(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row row = job_row("vm", UUID_A), got;
+	struct sm_job_row *jobs;
+	struct sm_file_row *files;
+	struct test_plan p;
+	long long id, found, kept;
+	size_t n;
+
+	open_journal(f);
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	assert_int_equal(sm_journal_job_insert(f->j, &row, &id), 0);
+	make_plan(&p, "vda", id);
+	assert_int_equal(sm_journal_disk_insert(f->j, id, &p.disk), 0);
+	/* Updates inside an open transaction join it. */
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_SNAPSHOT), 0);
+	sm_journal_rollback(f->j);
+
+	assert_int_equal(sm_journal_job_get(f->j, id, &got), 0);
+	sm_job_row_release(&got);
+	assert_int_equal(sm_journal_job_list(f->j, &jobs, &n), 0);
+	assert_int_equal(n, 0);
+	sm_job_rows_free(jobs, n);
+	assert_int_equal(sm_journal_file_list(f->j, id, &files, &n), 0);
+	assert_int_equal(n, 0);
+	sm_file_rows_free(files, n);
+	assert_int_equal(sm_journal_unfinished_job_for_disk(f->j, UUID_A, "vda", &found), 0);
+	assert_query(f->path, "SELECT count(*) FROM step", "0");
+	assert_query(f->path, "SELECT count(*) FROM disk", "0");
+
+	/* The journal is usable afterwards, and a nested begin/commit pair is
+	 * part of the outer transaction. */
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	kept = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	sm_journal_rollback(f->j);
+	assert_int_equal(sm_journal_job_get(f->j, kept, &got), 0);
+	sm_job_row_release(&got);
+	kept = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	assert_int_equal(sm_journal_job_get(f->j, kept, &got), 1);
+	sm_job_row_release(&got);
+	assert_query(f->path, "SELECT count(*) FROM job", "1");
+}
+
+/* Every phase and state name round-trips through the journal. */
+static void test_names_stored_in_journal(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_disk_row *disks;
+	struct sm_job_row job;
+	long long id;
+	size_t n;
+
+	open_journal(f);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	for (int p = 0; p < SM_PHASE_LAST; p++) {
+		assert_int_equal(sm_journal_phase_start(f->j, id, (enum sm_phase)p), 0);
+		assert_int_equal(sm_journal_job_get(f->j, id, &job), 1);
+		assert_string_equal(job.phase, sm_phase_name((enum sm_phase)p));
+		assert_int_equal(sm_phase_from_name(job.phase), p);
+		sm_job_row_release(&job);
+	}
+	for (int s = 0; s < SM_DISK_STATE_LAST; s++) {
+		assert_int_equal(sm_journal_disk_set_state(f->j, id, "vda", (enum sm_disk_state)s,
+							   NULL), 0);
+		assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(disks[0].state, sm_disk_state_name((enum sm_disk_state)s));
+		sm_disk_rows_free(disks, n);
+	}
+	for (int s = 0; s < SM_IMAGE_STATE_LAST; s++) {
+		char *got;
+
+		assert_int_equal(sm_journal_image_set_state(f->j, id, "vda", 0,
+							    (enum sm_image_state)s, 42), 0);
+		got = query(f->path, "SELECT state FROM image WHERE depth = 0");
+		assert_string_equal(got, sm_image_state_name((enum sm_image_state)s));
+		free(got);
+	}
+	for (int s = 0; s < SM_JOB_STATE_LAST; s++) {
+		assert_int_equal(sm_journal_job_finish(f->j, id, (enum sm_job_state)s, NULL), 0);
+		assert_int_equal(sm_journal_job_get(f->j, id, &job), 1);
+		assert_string_equal(job.state, sm_job_state_name((enum sm_job_state)s));
+		assert_int_equal(sm_job_state_from_name(job.state), s);
+		assert_true((job.finished_at > 0) == (s != SM_JOB_RUNNING));
+		sm_job_row_release(&job);
+	}
+}
+
+static void test_phase_names(void **state)
+{
+	static const char *const want[] = {
+		"planned", "snapshot", "dest_chain", "mirror", "copy", "sync", "pivot",
+		"collapse", "finalize", "done",
+	};
+
+	(void)state;
+	assert_int_equal(SM_ARRAY_LEN(want), SM_PHASE_LAST);
+	for (int p = 0; p < SM_PHASE_LAST; p++) {
+		assert_string_equal(sm_phase_name((enum sm_phase)p), want[p]);
+		assert_int_equal(sm_phase_from_name(want[p]), p);
+		assert_string_not_equal(sm_phase_describe((enum sm_phase)p), "unknown");
+	}
+	assert_int_equal(sm_phase_from_name("bogus"), -1);
+	assert_int_equal(sm_phase_from_name(""), -1);
+	assert_int_equal(sm_phase_from_name("unknown"), -1);
+	assert_int_equal(sm_phase_from_name("COPY"), -1);
+	assert_int_equal(sm_phase_from_name("copy "), -1);
+	assert_int_equal(sm_phase_from_name(NULL), -1);
+	assert_string_equal(sm_phase_name(SM_PHASE_LAST), "unknown");
+}
+
+static void test_job_state_names(void **state)
+{
+	static const char *const want[] = { "running", "failed", "done" };
+
+	(void)state;
+	assert_int_equal(SM_ARRAY_LEN(want), SM_JOB_STATE_LAST);
+	for (int s = 0; s < SM_JOB_STATE_LAST; s++) {
+		assert_string_equal(sm_job_state_name((enum sm_job_state)s), want[s]);
+		assert_int_equal(sm_job_state_from_name(want[s]), s);
+	}
+	assert_int_equal(sm_job_state_from_name("bogus"), -1);
+	assert_int_equal(sm_job_state_from_name(""), -1);
+	assert_int_equal(sm_job_state_from_name("unknown"), -1);
+	assert_int_equal(sm_job_state_from_name("Done"), -1);
+	assert_int_equal(sm_job_state_from_name(NULL), -1);
+	/* A phase name is not a job state. */
+	assert_int_equal(sm_job_state_from_name("planned"), -1);
+	assert_string_equal(sm_job_state_name(SM_JOB_STATE_LAST), "unknown");
+}
+
+/* Disk and image states have distinct, known names (they are stored by name). */
+static void test_disk_and_image_state_names(void **state)
+{
+	(void)state;
+	for (int a = 0; a < SM_DISK_STATE_LAST; a++) {
+		assert_string_not_equal(sm_disk_state_name((enum sm_disk_state)a), "unknown");
+		for (int b = a + 1; b < SM_DISK_STATE_LAST; b++)
+			assert_string_not_equal(sm_disk_state_name((enum sm_disk_state)a),
+						sm_disk_state_name((enum sm_disk_state)b));
+	}
+	for (int a = 0; a < SM_IMAGE_STATE_LAST; a++) {
+		assert_string_not_equal(sm_image_state_name((enum sm_image_state)a), "unknown");
+		for (int b = a + 1; b < SM_IMAGE_STATE_LAST; b++)
+			assert_string_not_equal(sm_image_state_name((enum sm_image_state)a),
+						sm_image_state_name((enum sm_image_state)b));
+	}
+	assert_string_equal(sm_disk_state_name(SM_DISK_PLANNED), "planned");
+	assert_string_equal(sm_disk_state_name(SM_DISK_DONE), "done");
+	assert_string_equal(sm_image_state_name(SM_IMAGE_COPIED), "copied");
+}
+
+static void test_default_path(void **state)
+{
+	char *saved_state = sm_xstrdup_or_null(getenv("XDG_STATE_HOME"));
+	char *saved_home = sm_xstrdup_or_null(getenv("HOME"));
+	char *p;
+
+	(void)state;
+	setenv("XDG_STATE_HOME", "/xdg/state", 1);
+	setenv("HOME", "/home/someone", 1);
+	p = sm_journal_default_path();
+	if (geteuid() == 0)
+		assert_string_equal(p, "/var/lib/snapmove/journal.db");
+	else
+		assert_string_equal(p, "/xdg/state/snapmove/journal.db");
+	free(p);
+	unsetenv("XDG_STATE_HOME");
+	p = sm_journal_default_path();
+	if (geteuid() == 0)
+		assert_string_equal(p, "/var/lib/snapmove/journal.db");
+	else
+		assert_string_equal(p, "/home/someone/.local/state/snapmove/journal.db");
+	free(p);
+	if (saved_state)
+		setenv("XDG_STATE_HOME", saved_state, 1);
+	if (saved_home)
+		setenv("HOME", saved_home, 1);
+	else
+		unsetenv("HOME");
+	free(saved_state);
+	free(saved_home);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_open_creates_schema),
+		T(test_open_newer_schema_refused),
+		T(test_open_not_a_database),
+		T(test_open_parent_not_creatable),
+		T(test_job_insert_and_get),
+		T(test_phases_steps_and_finish),
+		T(test_phase_restarted),
+		T(test_job_finish_done),
+		T(test_job_list_unfinished_first),
+		T(test_unfinished_job_for_disk),
+		T(test_rollback_leaves_no_job),
+		T(test_names_stored_in_journal),
+		cmocka_unit_test(test_phase_names),
+		cmocka_unit_test(test_job_state_names),
+		cmocka_unit_test(test_disk_and_image_state_names),
+		cmocka_unit_test(test_default_path),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
