@@ -226,3 +226,105 @@ esac
 HOOK
 	chmod 755 "$T/hook"
 }
+
+# make_domain_xml NAME persistent|transient|defined DEVICES_XML: a domain like
+# make_domain's, with any <disk> (or other device) elements.  "defined" defines
+# a persistent domain and leaves it shut off.
+make_domain_xml() {
+	local name=$1 kind=$2 devices=$3
+	cat >"$T/$name.xml" <<XML
+<domain type='$(domain_type)'>
+  <name>$name</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>$devices<video><model type='none'/></video>
+  <memballoon model='none'/></devices>
+</domain>
+XML
+	SM_DOMAINS+=("$name")
+	case "$kind" in
+	persistent | defined)
+		virsh -q define "$T/$name.xml" >/dev/null
+		[ "$kind" = defined ] || virsh -q start "$name" >/dev/null ;;
+	*)
+		virsh -q create "$T/$name.xml" >/dev/null ;;
+	esac
+}
+
+# defer COMMAND: run COMMAND (a shell string) at exit, after this test's
+# domains are destroyed and before $T is removed; later ones run first.  For
+# what outlives a domain: loop devices, qemu-nbd servers.
+SM_DEFERRED=()
+defer() {
+	SM_DEFERRED+=("$1")
+	trap sm_cleanup_deferred EXIT
+}
+
+sm_cleanup_deferred() {
+	local d i
+	for d in "${SM_DOMAINS[@]}"; do
+		virsh -q destroy "$d" >/dev/null 2>&1 || true
+	done
+	for ((i = ${#SM_DEFERRED[@]} - 1; i >= 0; i--)); do
+		eval "${SM_DEFERRED[i]}" >/dev/null 2>&1 || true
+	done
+	sm_cleanup
+}
+
+# world_state DOM TARGET DIR...: what a refused command must leave as it was:
+# the domain's state, live chain, persistent chain and block jobs on TARGET,
+# the XML of all its disks (DOM "-" for none), the listing of each DIR, and the
+# journal's jobs.
+world_state() {
+	local dom=$1 target=$2 d
+	shift 2
+	if [ "$dom" != - ]; then
+		echo "state: $(virsh domstate "$dom" 2>&1)"
+		echo "live chain:"
+		live_chain "$dom" "$target"
+		if [ "$(virsh dominfo "$dom" | sed -n 's/^Persistent: *//p')" = yes ]; then
+			echo "persistent chain:"
+			live_chain "$dom" "$target" --inactive
+		fi
+		echo "block jobs: $(block_job_count "$dom" "$target")"
+		echo "disks:"
+		virsh dumpxml "$dom" | xmllint --xpath '//devices/disk' -
+		echo
+	fi
+	for d in "$@"; do
+		echo "files in $d:"
+		ls -A "$d"
+	done
+	echo "journal:"
+	sm list
+}
+
+# save_state NAME DOM TARGET DIR... and assert_unchanged NAME: record the
+# world_state, and fail when it is not the same any more.
+save_state() {
+	local name=$1
+	shift
+	printf '%s\n' "$@" >"$T/state.$name.args"
+	world_state "$@" >"$T/state.$name"
+}
+
+assert_unchanged() {  # NAME
+	local args
+	mapfile -t args <"$T/state.$1.args"
+	world_state "${args[@]}" >"$T/state.$1.now"
+	diff -u "$T/state.$1" "$T/state.$1.now" >&2 ||
+		fail "$1: the refused command changed something (diff above)"
+}
+
+# expect_refused TEXT COMMAND...: COMMAND exits 3, prints nothing on stdout,
+# and says on stderr TEXT and that nothing was changed.
+expect_refused() {
+	local text=$1
+	shift
+	expect_exit 3 "$@"
+	assert_contains "$T/err" "snapmove: error: "
+	assert_contains "$T/err" "$text"
+	assert_contains "$T/err" "snapmove: nothing was changed"
+	[ ! -s "$T/out" ] || { cat "$T/out" >&2; fail "'$*' printed on stdout while refusing"; }
+}
