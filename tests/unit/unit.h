@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,26 +20,26 @@
 #include <unistd.h>
 
 /* Fail unless haystack contains needle; both are printed on failure. */
-#define assert_contains(haystack, needle)                                          \
-	do {                                                                        \
-		const char *h_ = (haystack);                                        \
-		const char *n_ = (needle);                                          \
-		if (!h_ || !strstr(h_, n_)) {                                        \
-			print_error("'%s' does not contain '%s'\n", h_ ? h_ : "(null)", n_); \
-			fail();                                                     \
-		}                                                                   \
-	} while (0)
+#define assert_contains(haystack, needle) \
+	unit_assert_contains((haystack), (needle), true, __FILE__, __LINE__)
+#define assert_not_contains(haystack, needle) \
+	unit_assert_contains((haystack), (needle), false, __FILE__, __LINE__)
 
-#define assert_not_contains(haystack, needle)                                      \
-	do {                                                                        \
-		const char *h_ = (haystack);                                        \
-		const char *n_ = (needle);                                          \
-		assert_non_null(h_);                                                \
-		if (strstr(h_, n_)) {                                               \
-			print_error("'%s' contains '%s'\n", h_, n_);                   \
-			fail();                                                     \
-		}                                                                   \
-	} while (0)
+static inline void unit_assert_contains(const char *haystack, const char *needle, bool want,
+					const char *file, int line)
+{
+	const char *h = haystack ? haystack : "(null)";
+	const char *n = needle ? needle : "(null)";
+
+	if (!haystack || !needle) {
+		print_error("assert_contains('%s', '%s') with a NULL argument\n", h, n);
+		_fail(file, line);
+	}
+	if ((strstr(h, n) != NULL) != want) {
+		print_error("'%s' %s '%s'\n", h, want ? "does not contain" : "contains", n);
+		_fail(file, line);
+	}
+}
 
 /* The whole of a file as a NUL-terminated string; fails the test when unreadable. */
 static inline char *unit_read_file(const char *path)
