@@ -328,3 +328,48 @@ expect_refused() {
 	assert_contains "$T/err" "snapmove: nothing was changed"
 	[ ! -s "$T/out" ] || { cat "$T/out" >&2; fail "'$*' printed on stdout while refusing"; }
 }
+
+# run_case TITLE FUNCTION: run one case of a test in a subshell, so that a
+# failing case is reported and the next ones still run (like git's
+# test_expect_success).  Create domains and mounts outside cases: a subshell
+# cannot add to SM_DOMAINS or SM_MOUNTS.  End the test with cases_done.
+SM_FAILED_CASES=()
+run_case() {
+	local rc
+	note "$1"
+	set +e
+	(
+		set -e
+		"$2"
+	)
+	rc=$?
+	set -e
+	[ "$rc" = 0 ] || SM_FAILED_CASES+=("$1")
+}
+
+cases_done() {
+	local c
+	[ ${#SM_FAILED_CASES[@]} -eq 0 ] && return 0
+	for c in "${SM_FAILED_CASES[@]}"; do
+		echo "FAIL ($TNAME): case '$c'" >&2
+	done
+	fail "${#SM_FAILED_CASES[@]} case(s) failed"
+}
+
+# expect_refused_unchanged NAME TEXT COMMAND...: expect_refused TEXT COMMAND,
+# then assert_unchanged NAME (a save_state) even when the exit status or the
+# message was wrong, so a report shows both.  Stderr stays in $T/case.err.
+expect_refused_unchanged() {
+	local name=$1 rc
+	shift
+	set +e
+	(
+		set -e
+		expect_refused "$@"
+	)
+	rc=$?
+	set -e
+	cp "$T/err" "$T/case.err"
+	assert_unchanged "$name"
+	[ "$rc" = 0 ] || fail "'${*:2}' was not refused as expected (above)"
+}
