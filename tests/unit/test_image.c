@@ -463,15 +463,28 @@ static void test_real_runner_success(void **state)
 static void test_real_runner_environment(void **state)
 {
 	struct sm_run_result res;
+	int pipefd[2], saved_stdin;
+	int rc;
 
 	(void)state;
 	sm_run_set_runner(NULL);
-	/* LC_ALL=C, stdin is /dev/null, and the argv is not a shell line. */
+	/* Our stdin has data the child must not see: it gets /dev/null. */
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(write(pipefd[1], "stdin-leak\n", 11), 11);
+	close(pipefd[1]);
+	saved_stdin = dup(STDIN_FILENO);
+	assert_true(saved_stdin >= 0);
+	assert_int_equal(dup2(pipefd[0], STDIN_FILENO), STDIN_FILENO);
+	close(pipefd[0]);
+	/* LC_ALL=C whatever ours is, and the argv is not a shell line. */
 	setenv("LC_ALL", "de_DE.UTF-8", 1);
-	assert_int_equal(sm_run((const char *const[]){ "/bin/sh", "-c",
-						       "echo \"$LC_ALL\"; cat; echo \"$0|$1\"",
-						       "a b;c", "$HOME", NULL }, &res), 0);
+	rc = sm_run((const char *const[]){ "/bin/sh", "-c",
+					   "echo \"$LC_ALL\"; cat; echo \"$0|$1\"",
+					   "a b;c", "$HOME", NULL }, &res);
 	unsetenv("LC_ALL");
+	dup2(saved_stdin, STDIN_FILENO);
+	close(saved_stdin);
+	assert_int_equal(rc, 0);
 	assert_string_equal(res.out, "C\na b;c|$HOME\n");
 	sm_run_result_release(&res);
 }
