@@ -20,7 +20,8 @@ static const char *const schema_sql[] = {
 struct sm_journal {
 	sqlite3 *db;
 	char *path;
-	int depth;  /* open transactions (0 or 1) */
+	int depth;    /* nesting of sm_journal_begin calls */
+	bool failed;  /* an inner level rolled back: the outer commit must too */
 };
 
 char *sm_journal_default_path(void)
@@ -128,23 +129,29 @@ static char *col_text(sqlite3_stmt *st, int i)
 	return s ? sm_xstrdup((const char *)s) : NULL;
 }
 
-static int make_parent_dir(const char *path)
+/* Create the directory dir and its missing parents for the journal at path. */
+static int make_dirs(const char *dir, const char *journal)
 {
-	SM_AUTOFREE char *dir = sm_path_dirname(path);
-	SM_AUTOFREE char *parent = NULL;
+	SM_AUTOFREE char *parent = sm_path_dirname(dir);
 	struct stat sb;
 
 	if (stat(dir, &sb) == 0)
 		return 0;
-	parent = sm_path_dirname(dir);
-	if (!sm_str_eq(parent, dir) && make_parent_dir(dir) < 0)
+	if (!sm_str_eq(parent, dir) && make_dirs(parent, journal) < 0)
 		return -1;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		sm_error("cannot open the journal '%s': cannot create '%s': %s; "
-			 "pass --db with a writable path", path, dir, strerror(errno));
+			 "pass --db with a writable path", journal, dir, strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+static int make_parent_dir(const char *path)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+
+	return make_dirs(dir, path);
 }
 
 static int upgrade_schema(struct sm_journal *j)
@@ -224,10 +231,14 @@ void sm_journal_free(struct sm_journal *j)
 	free(j);
 }
 
+/* Transactions nest: only the outermost level talks to SQLite.  An inner
+ * rollback marks the whole transaction failed, so the outer commit rolls back
+ * instead of saving half of it. */
 int sm_journal_begin(struct sm_journal *j)
 {
 	if (j->depth++ > 0)
 		return 0;
+	j->failed = false;
 	if (exec(j, "BEGIN IMMEDIATE") < 0) {
 		j->depth = 0;
 		return -1;
@@ -235,12 +246,31 @@ int sm_journal_begin(struct sm_journal *j)
 	return 0;
 }
 
+/* ROLLBACK without replacing the error that led to it. */
+static void rollback_quietly(struct sm_journal *j)
+{
+	char *msg = NULL;
+
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, &msg);
+	sqlite3_free(msg);
+}
+
 int sm_journal_commit(struct sm_journal *j)
 {
+	if (j->depth <= 0) {
+		sm_error("journal '%s': commit without a transaction", j->path);
+		return -1;
+	}
 	if (--j->depth > 0)
-		return 0;
+		return j->failed ? -1 : 0;
+	if (j->failed) {
+		rollback_quietly(j);
+		sm_error("journal '%s': a step of the transaction failed; nothing of it "
+			 "was saved", j->path);
+		return -1;
+	}
 	if (exec(j, "COMMIT") < 0) {
-		exec(j, "ROLLBACK");
+		rollback_quietly(j);
 		return -1;
 	}
 	return 0;
@@ -248,8 +278,13 @@ int sm_journal_commit(struct sm_journal *j)
 
 void sm_journal_rollback(struct sm_journal *j)
 {
-	j->depth = 0;
-	exec(j, "ROLLBACK");
+	if (j->depth <= 0)
+		return;
+	if (--j->depth > 0) {
+		j->failed = true;
+		return;
+	}
+	rollback_quietly(j);
 }
 
 int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id)
@@ -303,11 +338,7 @@ int sm_journal_file_set(struct sm_journal *j, long long job_id, const char *path
 		   "isss", job_id, path, role, state);
 }
 
-/* Run one update in its own transaction unless the caller holds one. */
-#define IN_TX(j, call) \
-	(sm_journal_begin(j) < 0 ? -1 \
-	 : (call) < 0 ? (sm_journal_rollback(j), -1) \
-	 : sm_journal_commit(j))
+#define IN_TX SM_JOURNAL_TX
 
 static int touch_job(struct sm_journal *j, long long job_id)
 {

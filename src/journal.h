@@ -67,6 +67,13 @@ int sm_journal_begin(struct sm_journal *j);
 int sm_journal_commit(struct sm_journal *j);
 void sm_journal_rollback(struct sm_journal *j);
 
+/* Evaluate expr (0 or -1) in one transaction, nested in the caller's if one
+ * is open: committed when it returns 0, rolled back otherwise. */
+#define SM_JOURNAL_TX(j, expr) \
+	(sm_journal_begin(j) < 0 ? -1 \
+	 : (expr) < 0 ? (sm_journal_rollback(j), -1) \
+	 : sm_journal_commit(j))
+
 /* Inserts; call inside a transaction. */
 int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id);
 int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct sm_plan_disk *plan);

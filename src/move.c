@@ -274,10 +274,27 @@ static int check_absent(const char *path, const char *what)
 	return 0;
 }
 
-static int check_plan_files(const struct sm_plan_disk *p)
+/* The planner compares directory names; libvirt may report a path such as
+ * /imgs/vm/../base/b.qcow2, so compare the directories themselves too. */
+static int check_not_in_dest(const char *dest, const char *target, const char *path)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	struct stat a, b;
+
+	if (stat(dir, &a) == 0 && stat(dest, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino) {
+		sm_error("disk '%s' image '%s' is already in the destination '%s'; choose a "
+			 "--dest that is not the source directory", target, path, dest);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
 {
 	for (size_t i = 0; i < p->nimages; i++)
-		if (check_absent(p->images[i].dst, "destination file") < 0)
+		if (check_not_in_dest(dest, p->target, p->images[i].src) < 0 ||
+		    check_absent(p->images[i].dst, "destination file") < 0)
 			return -1;
 	if (check_absent(p->dst_overlay, "destination file") < 0 ||
 	    check_absent(p->src_overlay, "overlay file") < 0)
@@ -329,7 +346,7 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 		    plan_disk(m, sel[i], 0, &m->plans[i]) < 0)
 			goto cleanup;
 		m->nplans++;
-		if (check_plan_files(&m->plans[i]) < 0)
+		if (check_plan_files(m->dest, &m->plans[i]) < 0)
 			goto cleanup;
 	}
 	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
@@ -402,6 +419,16 @@ static int journal_file(struct move *m, const char *path, const char *role, cons
 	return sm_journal_file_set(m->j, m->job, path, role, state) < 0 ? -1 : 0;
 }
 
+static int journal_snapshotted(struct move *m)
+{
+	for (size_t i = 0; i < m->nplans; i++)
+		if (journal_file(m, m->plans[i].src_overlay, "src_overlay", "created") < 0 ||
+		    sm_journal_disk_set_state(m->j, m->job, m->plans[i].target,
+					      SM_DISK_SNAPSHOTTED, NULL) < 0)
+			return -1;
+	return 0;
+}
+
 static int phase_snapshot(struct move *m)
 {
 	SM_AUTOFREE char *xml = NULL;
@@ -410,17 +437,7 @@ static int phase_snapshot(struct move *m)
 
 	if (sm_snapshot_create(m->dom, &m->live, m->plans, m->nplans, m->job, m->o->quiesce) < 0)
 		return -1;
-	if (sm_journal_begin(m->j) < 0)
-		return -1;
-	for (size_t i = 0; i < m->nplans; i++) {
-		if (journal_file(m, m->plans[i].src_overlay, "src_overlay", "created") < 0 ||
-		    sm_journal_disk_set_state(m->j, m->job, m->plans[i].target,
-					      SM_DISK_SNAPSHOTTED, NULL) < 0) {
-			sm_journal_rollback(m->j);
-			return -1;
-		}
-	}
-	if (sm_journal_commit(m->j) < 0)
+	if (SM_JOURNAL_TX(m->j, journal_snapshotted(m)) < 0)
 		return -1;
 	/* Verify, don't assume: each disk now runs on its overlay over the old image. */
 	xml = sm_virt_domain_xml(m->dom, false);
@@ -457,22 +474,20 @@ static int phase_dest_chain(struct move *m)
 			    sm_image_create(img->dst, img->format, img->virtual_size,
 					    img->dst_backing, img->dst_backing_format) < 0)
 				return -1;
-			if (sm_journal_begin(m->j) < 0 ||
-			    journal_file(m, img->dst, "dst_image", "created") < 0 ||
-			    sm_journal_image_set_state(m->j, m->job, p->target, k,
-						       SM_IMAGE_CREATED, 0) < 0 ||
-			    sm_journal_commit(m->j) < 0)
+			if (SM_JOURNAL_TX(m->j,
+				journal_file(m, img->dst, "dst_image", "created") < 0 ||
+				sm_journal_image_set_state(m->j, m->job, p->target, k,
+							   SM_IMAGE_CREATED, 0) < 0 ? -1 : 0) < 0)
 				return -1;
 		}
 		if (journal_file(m, p->dst_overlay, "dst_overlay", "creating") < 0 ||
 		    sm_image_create(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
 				    p->images[0].format) < 0)
 			return -1;
-		if (sm_journal_begin(m->j) < 0 ||
-		    journal_file(m, p->dst_overlay, "dst_overlay", "created") < 0 ||
-		    sm_journal_disk_set_state(m->j, m->job, p->target, SM_DISK_DEST_CREATED,
-					      NULL) < 0 ||
-		    sm_journal_commit(m->j) < 0)
+		if (SM_JOURNAL_TX(m->j,
+			journal_file(m, p->dst_overlay, "dst_overlay", "created") < 0 ||
+			sm_journal_disk_set_state(m->j, m->job, p->target, SM_DISK_DEST_CREATED,
+						  NULL) < 0 ? -1 : 0) < 0)
 			return -1;
 	}
 	return 0;
@@ -663,10 +678,10 @@ static int phase_finalize(struct move *m)
 				 strerror(errno));
 			goto cleanup;
 		}
-		if (sm_journal_begin(m->j) < 0 ||
-		    journal_file(m, p->src_overlay, "src_overlay", "removed") < 0 ||
-		    sm_journal_disk_set_state(m->j, m->job, p->target, SM_DISK_DONE, NULL) < 0 ||
-		    sm_journal_commit(m->j) < 0)
+		if (SM_JOURNAL_TX(m->j,
+			journal_file(m, p->src_overlay, "src_overlay", "removed") < 0 ||
+			sm_journal_disk_set_state(m->j, m->job, p->target, SM_DISK_DONE,
+						  NULL) < 0 ? -1 : 0) < 0)
 			goto cleanup;
 	}
 	ret = 0;

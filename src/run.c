@@ -46,10 +46,10 @@ static void buf_append(struct buf *b, const char *p, size_t n)
 
 static void child_exec(const char *const *argv, int out_fd, int err_fd)
 {
-	int devnull = open("/dev/null", O_RDONLY);
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	if (devnull >= 0)
-		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDIN_FILENO);  /* dup2 clears close-on-exec on the copy */
 	dup2(out_fd, STDOUT_FILENO);
 	dup2(err_fd, STDERR_FILENO);
 	setenv("LC_ALL", "C", 1);
@@ -122,12 +122,14 @@ pipe_failed:
 	return -1;
 }
 
-static void trim_trailing(char *s)
+/* A copy of s without trailing newlines and blanks. */
+static char *trimmed(const char *s)
 {
 	size_t n = strlen(s);
 
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-		s[--n] = '\0';
+		n--;
+	return strndup(s, n);
 }
 
 int sm_run(const char *const *argv, struct sm_run_result *res)
@@ -140,9 +142,10 @@ int sm_run(const char *const *argv, struct sm_run_result *res)
 	if (runner(argv, r) < 0)
 		return -1;
 	if (r->status != 0) {
-		trim_trailing(r->err);
+		SM_AUTOFREE char *err = trimmed(r->err);
+
 		sm_error("'%s %s' failed (exit %d): %s", argv[0], argv[1] ? argv[1] : "",
-			 r->status, r->err[0] ? r->err : "no error output");
+			 r->status, err && err[0] ? err : "no error output");
 		ret = -1;
 	}
 	sm_run_result_release(&local);

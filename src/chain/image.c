@@ -24,16 +24,20 @@ int sm_image_info_parse(const char *json, struct sm_image_info *out)
 		sm_error("cannot parse the JSON qemu-img info printed");
 		goto cleanup;
 	}
-	if (!json_object_object_get_ex(root, "virtual-size", &v)) {
-		sm_error("qemu-img info printed no virtual-size");
+	if (!json_object_object_get_ex(root, "virtual-size", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+		sm_error("qemu-img info printed no valid virtual-size");
 		goto cleanup;
 	}
 	out->virtual_size = (unsigned long long)json_object_get_int64(v);
-	if (json_object_object_get_ex(root, "actual-size", &v))
+	if (json_object_object_get_ex(root, "actual-size", &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0)
 		out->actual_size = (unsigned long long)json_object_get_int64(v);
-	if (json_object_object_get_ex(root, "backing-filename", &v))
+	if (json_object_object_get_ex(root, "backing-filename", &v) &&
+	    json_object_is_type(v, json_type_string))
 		out->backing = sm_xstrdup(json_object_get_string(v));
-	if (json_object_object_get_ex(root, "backing-filename-format", &v))
+	if (json_object_object_get_ex(root, "backing-filename-format", &v) &&
+	    json_object_is_type(v, json_type_string))
 		out->backing_format = sm_xstrdup(json_object_get_string(v));
 	ret = 0;
 
@@ -76,6 +80,10 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 	size_t n = 0;
 	int fd;
 
+	if (backing && !backing_format) {
+		sm_error("cannot create '%s' over '%s' without its format", path, backing);
+		return -1;
+	}
 	/* Claim the name exclusively first: qemu-img create would truncate an
 	 * existing file and follow a symlink. */
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);

@@ -654,6 +654,36 @@ static void test_rollback_leaves_no_job(void **state)
 	assert_query(f->path, "SELECT count(*) FROM job", "1");
 }
 
+/* An inner level that rolls back fails the whole transaction: the outer
+ * commit saves nothing of it and says so, and the journal stays usable. */
+static void test_inner_rollback_fails_outer(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row got;
+	long long id;
+
+	open_journal(f);
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	/* A failing update (no such job: foreign key) inside the transaction. */
+	assert_int_equal(SM_JOURNAL_TX(f->j, sm_journal_phase_start(f->j, id + 100,
+								   SM_PHASE_COPY)), -1);
+	assert_int_equal(sm_journal_commit(f->j), -1);
+	assert_contains(sm_error_message(), "nothing of it was saved");
+	assert_int_equal(sm_journal_job_get(f->j, id, &got), 0);
+	sm_job_row_release(&got);
+	/* No transaction is left open: a rollback now is a no-op that keeps the
+	 * last error, and a new transaction works. */
+	sm_error_clear();
+	sm_journal_rollback(f->j);
+	assert_int_equal(sm_journal_commit(f->j), -1);
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	assert_int_equal(sm_journal_commit(f->j), 0);
+	assert_int_equal(sm_journal_job_get(f->j, id, &got), 1);
+	sm_job_row_release(&got);
+}
+
 /* Every phase and state name round-trips through the journal. */
 static void test_names_stored_in_journal(void **state)
 {
@@ -811,6 +841,7 @@ int main(void)
 		T(test_job_list_unfinished_first),
 		T(test_unfinished_job_for_disk),
 		T(test_rollback_leaves_no_job),
+		T(test_inner_rollback_fails_outer),
 		T(test_names_stored_in_journal),
 		cmocka_unit_test(test_phase_names),
 		cmocka_unit_test(test_job_state_names),
