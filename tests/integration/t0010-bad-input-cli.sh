@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 'snapmove move' refuses a bad command line (exit 2), a journal it cannot
-# open, an unknown domain and a domain that is not running (exit 3), each with
+# open, a libvirt URI it cannot connect to, an unknown domain and a domain
+# that is not running (exit 3), each with
 # a message that names the problem and the fix, and changes nothing.
 . "$(dirname "$0")/lib.sh"
 
@@ -59,6 +60,12 @@ assert_contains "$T/err" "cannot open the journal '$T/dbdir/journal.db'"
 assert_contains "$T/err" "pass --db"
 assert_eq "$(ls -A "$T/dbdir")" journal.db "files beside the --db directory"
 assert_eq "$(ls -A "$T/dbdir/journal.db")" "" "files in the --db directory"
+assert_unchanged run
+
+note "a libvirt URI that cannot be connected to"
+expect_exit 3 sm -c qemu:///nonsense move "$dom" --dest "$T/dst"
+assert_contains "$T/err" "snapmove: error: cannot connect to 'qemu:///nonsense'"
+assert_contains "$T/err" "pass -c URI"
 assert_unchanged run
 
 note "unknown domain"

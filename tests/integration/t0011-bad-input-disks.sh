@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 'snapmove move' refuses disks it cannot move (exit 3, nothing changed): an
-# unknown target, a block device, an NBD network disk, a cdrom (with and
+# unknown target, a block device, an NBD network disk, a file overlay on an
+# NBD backing image, a cdrom (with and
 # without media), a floppy, a read-only disk, a shareable disk; a domain with
 # no movable disk at all; and without --disk it picks only the movable ones.
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +31,22 @@ for _ in $(seq 1 50); do
 done
 [ -S "$T/aux/nbd.sock" ] || fail "qemu-nbd made no socket: $(cat "$T/aux/nbd.log")"
 
+# A second, read-only NBD export as the backing image of a file overlay.
+qemu-img create -q -f raw "$T/aux/nbd-base.raw" 64M
+umask 000
+qemu-nbd --socket="$T/aux/base.sock" -f raw --read-only --persistent --shared=4 \
+	"$T/aux/nbd-base.raw" 2>"$T/aux/base.log" &
+base_pid=$!
+umask "$old_umask"
+defer "kill $base_pid; wait $base_pid"
+for _ in $(seq 1 50); do
+	[ -S "$T/aux/base.sock" ] && break
+	sleep 0.1
+done
+[ -S "$T/aux/base.sock" ] || fail "qemu-nbd made no socket: $(cat "$T/aux/base.log")"
+qemu-img create -q -f qcow2 -F raw -b "nbd+unix:///?socket=$T/aux/base.sock" \
+	"$T/src/over-nbd.qcow2" 64M
+
 qemu-img create -q -f raw "$T/src/cd.iso" 1M
 qemu-img create -q -f raw "$T/src/floppy.img" 1440K
 new_image "$T/src/ro.qcow2" qcow2 64M 0x44 0 1M
@@ -46,6 +63,7 @@ make_domain_xml "$bad" transient "
 $(disk_xml block disk raw "<source dev='$loop'/>" vdb virtio)
 $(disk_xml network disk raw "<source protocol='nbd'><host transport='unix' socket='$T/aux/nbd.sock'/></source>" vdc virtio)
 $(disk_xml file disk qcow2 "<source file='$T/src/ro.qcow2'/>" vdd virtio '<readonly/>')
+$(disk_xml file disk qcow2 "<source file='$T/src/over-nbd.qcow2'/>" vdf virtio)
 $(disk_xml file disk raw "<source file='$T/src/shared.raw'/>" vde virtio '<shareable/>' "cache='none'")
 $(disk_xml file cdrom raw "<source file='$T/src/cd.iso'/>" hdc ide '<readonly/>')
 $(disk_xml file cdrom raw "" hdd ide '<readonly/>')
@@ -59,6 +77,8 @@ assert_eq "$(xp "string(//disk[target/@dev='vdb']/source/@dev)")" "$loop" "vdb s
 assert_eq "$(xp "string(//disk[target/@dev='vdc']/@type)")" network "vdc type"
 assert_eq "$(xp "string(//disk[target/@dev='vdc']/source/@protocol)")" nbd "vdc protocol"
 assert_eq "$(xp "count(//disk[target/@dev='vdd']/readonly)")" 1 "vdd readonly"
+assert_eq "$(xp "string(//disk[target/@dev='vdf']/@type)")" file "vdf type"
+assert_eq "$(xp "string(//disk[target/@dev='vdf']/backingStore/@type)")" network "vdf backing type"
 assert_eq "$(xp "count(//disk[target/@dev='vde']/shareable)")" 1 "vde shareable"
 assert_eq "$(xp "string(//disk[target/@dev='hdc']/@device)")" cdrom "hdc device"
 assert_eq "$(xp "count(//disk[target/@dev='hdd']/source)")" 0 "hdd has no media"
@@ -82,6 +102,9 @@ refuse_disk vdb "disk 'vdb' image is a block source, not a file" \
 	"snapmove moves only file-backed chains, leave it out of --disk"
 note "network disk"
 refuse_disk vdc "disk 'vdc' image is a network source, not a file" "leave it out of --disk"
+note "file disk over a network backing image"
+refuse_disk vdf "disk 'vdf' backing image is a network source, not a file" \
+	"leave it out of --disk"
 note "read-only disk"
 refuse_disk vdd "disk 'vdd' is read-only" "leave it out of --disk"
 note "shareable disk"
