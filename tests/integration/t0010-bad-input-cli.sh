@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # 'snapmove move' refuses a bad command line (exit 2), a journal it cannot
 # open, a libvirt URI it cannot connect to, an unknown domain and a domain
-# that is not running (exit 3), each with
-# a message that names the problem and the fix, and changes nothing.
+# that is not running (exit 3), each with a message that names the problem and
+# the fix, and changes nothing.
 . "$(dirname "$0")/lib.sh"
 
 mkdir -m 755 "$T/src" "$T/dst"

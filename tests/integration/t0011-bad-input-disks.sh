@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # 'snapmove move' refuses disks it cannot move (exit 3, nothing changed): an
 # unknown target, a block device, an NBD network disk, a file overlay on an
-# NBD backing image, a cdrom (with and
-# without media), a floppy, a read-only disk, a shareable disk; a domain with
-# no movable disk at all; and without --disk it picks only the movable ones.
+# NBD backing image, a cdrom (with and without media), a floppy, a read-only
+# disk, a shareable disk, a disk named twice; a domain with no movable disk at
+# all; and without --disk it picks only the movable ones.
 . "$(dirname "$0")/lib.sh"
 
 mkdir -m 755 "$T/src" "$T/dst" "$T/aux"
