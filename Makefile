@@ -6,7 +6,7 @@ DESTDIR ?=
 BUILD ?= build$(if $(SANITIZE),-sanitize)
 
 CC ?= cc
-PKGS = libvirt libxml-2.0 sqlite3 json-c
+PKGS = libvirt libxml-2.0 sqlite3 json-c libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -25,8 +25,8 @@ endif
 LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/define.c \
-	   src/copy/copy.c src/progress.c src/move.c
-CLI_SRCS = src/main.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c
+	   src/copy/ratelimit.c src/copy/checksum.c src/copy/copy.c src/progress.c src/move.c
+CLI_SRCS = src/main.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c src/cmd_copy.c
 UNIT_TESTS = test_chain test_plan test_journal test_copy test_image test_define
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -27,5 +27,6 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv);
 
 #endif

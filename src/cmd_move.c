@@ -18,17 +18,24 @@ static void move_usage(FILE *f)
 {
 	fprintf(f, "usage: snapmove move DOMAIN --dest DIR [--disk TARGET]... "
 		   "[--bandwidth MIB]\n"
-		   "                     [--keep-overlay] [--quiesce] [--dry-run]\n\n"
+		   "                     [--keep-overlay] [--quiesce] [--dry-run] [--no-verify]\n"
+		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
 		   "                    writable file-backed disk\n"
-		   "  --bandwidth MIB   limit the mirror and the commit to MIB MiB/s\n"
+		   "  --bandwidth MIB   limit the copy, the mirror and the commit to MIB MiB/s\n"
 		   "  --keep-overlay    leave the domain on the destination overlay (skip the\n"
 		   "                    final commit)\n"
 		   "  --quiesce         freeze guest file systems for the snapshot (needs the\n"
 		   "                    QEMU guest agent)\n"
-		   "  --dry-run         print the plan and change nothing\n");
+		   "  --dry-run         print the plan and change nothing\n"
+		   "  --no-verify       do not re-read and compare each copied chunk (--verify,\n"
+		   "                    the default, does)\n"
+		   "  --dest-format F   convert single-image disks to raw or qcow2 (qemu-img\n"
+		   "                    convert; a resumed conversion starts over)\n"
+		   "  --copy-method M   auto (default: reflink, else copy_file_range, else\n"
+		   "                    read/write), reflink, copy_file_range or readwrite\n");
 }
 
 static void on_signal(int sig)
@@ -46,10 +53,15 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "keep-overlay", no_argument, NULL, 'o' },
 		{ "quiesce", no_argument, NULL, 'q' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "verify", no_argument, NULL, 'v' },
+		{ "no-verify", no_argument, NULL, 'V' },
+		{ "dest-format", required_argument, NULL, 'f' },
+		{ "copy-method", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sm_move_opts o = { 0 };
+	struct sm_move_opts o = { .verify = true, .copy_method = SM_COPY_AUTO };
+	int method;
 	const char **disks = sm_xcalloc((size_t)argc + 1, sizeof(*disks));
 	SM_AUTOFREE char *db = NULL;
 	struct sm_journal *j = NULL;
@@ -82,6 +94,30 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			break;
 		case 'n':
 			o.dry_run = true;
+			break;
+		case 'v':
+			o.verify = true;
+			break;
+		case 'V':
+			o.verify = false;
+			break;
+		case 'f':
+			if (!sm_str_eq(optarg, "raw") && !sm_str_eq(optarg, "qcow2")) {
+				free(disks);
+				return sm_cli_usage_error("move", "--dest-format takes raw or qcow2, "
+							  "not '%s'", optarg);
+			}
+			o.dest_format = optarg;
+			break;
+		case 'm':
+			method = sm_copy_method_from_name(optarg);
+			if (method < 0) {
+				free(disks);
+				return sm_cli_usage_error("move", "--copy-method takes auto, reflink, "
+							  "copy_file_range or readwrite, not '%s'",
+							  optarg);
+			}
+			o.copy_method = (enum sm_copy_method)method;
 			break;
 		case 'h':
 			move_usage(stdout);

@@ -42,6 +42,9 @@ static int db_error(struct sm_journal *j, const char *what)
 	return -1;
 }
 
+static int collect(struct sm_journal *j, sqlite3_stmt *st, size_t elem_size,
+		   void (*fill)(sqlite3_stmt *, void *), void **out, size_t *n);
+
 static int exec(struct sm_journal *j, const char *sql)
 {
 	char *msg = NULL;
@@ -292,12 +295,13 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 	double now = sm_now();
 
 	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
-		"bandwidth_mib, keep_overlay, quiesce, state, phase, pid, created_at, "
-		"updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiissidd",
+		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, state, phase, pid, "
+		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiiisssidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
-		(long long)job->quiesce, sm_job_state_name(SM_JOB_RUNNING),
-		sm_phase_name(SM_PHASE_PLANNED), (long long)getpid(), now, now) < 0)
+		(long long)job->quiesce, (long long)job->verify, job->dest_format,
+		sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
+		(long long)getpid(), now, now) < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(j->db);
 	return 0;
@@ -314,12 +318,12 @@ int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct 
 		const struct sm_plan_image *img = &p->images[i];
 
 		if (run(j, "INSERT INTO image (job_id, target, depth, src_path, dst_path, "
-			"format, src_backing, dst_backing, dst_backing_format, virtual_size, "
-			"allocated, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", "isissssssiis",
-			job_id, p->target, (long long)i, img->src, img->dst, img->format,
-			img->src_backing, img->dst_backing, img->dst_backing_format,
-			(long long)img->virtual_size, (long long)img->allocated,
-			sm_image_state_name(SM_IMAGE_PLANNED)) < 0)
+			"format, dst_format, src_backing, dst_backing, dst_backing_format, "
+			"virtual_size, allocated, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			"isisssssssiis", job_id, p->target, (long long)i, img->src, img->dst,
+			img->format, img->dst_format, img->src_backing, img->dst_backing,
+			img->dst_backing_format, (long long)img->virtual_size,
+			(long long)img->allocated, sm_image_state_name(SM_IMAGE_PLANNED)) < 0)
 			return -1;
 		if (sm_journal_file_set(j, job_id, img->dst, "dst_image", "planned") < 0)
 			return -1;
@@ -415,6 +419,51 @@ static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state 
 		   state == SM_JOB_RUNNING ? 0.0 : now, job_id);
 }
 
+int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
+				size_t depth, const char *method, unsigned long long chunk_size)
+{
+	return run(j, "UPDATE image SET copy_method = ?, chunk_size = ? WHERE job_id = ? AND "
+		   "target = ? AND depth = ?", "siisi", method, (long long)chunk_size, job_id,
+		   target, (long long)depth);
+}
+
+int sm_journal_chunk_done(struct sm_journal *j, long long job_id, const char *target,
+			  size_t depth, const struct sm_journal_chunk *c)
+{
+	return run(j, "INSERT OR REPLACE INTO chunk (job_id, target, depth, idx, offset, "
+		   "length, data_bytes, checksum) VALUES (?,?,?,?,?,?,?,?)", "isiiiiis", job_id,
+		   target, (long long)depth, (long long)c->index, (long long)c->offset,
+		   (long long)c->length, (long long)c->data_bytes, c->checksum);
+}
+
+static void fill_chunk(sqlite3_stmt *st, void *p)
+{
+	struct sm_journal_chunk *c = p;
+	const unsigned char *sum = sqlite3_column_text(st, 4);
+
+	c->index = (unsigned long long)sqlite3_column_int64(st, 0);
+	c->offset = (unsigned long long)sqlite3_column_int64(st, 1);
+	c->length = (unsigned long long)sqlite3_column_int64(st, 2);
+	c->data_bytes = (unsigned long long)sqlite3_column_int64(st, 3);
+	snprintf(c->checksum, sizeof(c->checksum), "%s", sum ? (const char *)sum : "");
+}
+
+int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *target,
+			  size_t depth, struct sm_journal_chunk **out, size_t *n)
+{
+	return collect(j, prepare(j, "SELECT idx, offset, length, data_bytes, checksum FROM "
+				  "chunk WHERE job_id = ? AND target = ? AND depth = ? ORDER BY idx",
+				  "isi", job_id, target, (long long)depth),
+		       sizeof(**out), fill_chunk, (void **)out, n);
+}
+
+int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
+			    size_t depth)
+{
+	return run(j, "DELETE FROM chunk WHERE job_id = ? AND target = ? AND depth = ?", "isi",
+		   job_id, target, (long long)depth);
+}
+
 int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
 			  const char *error)
 {
@@ -443,7 +492,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
-	"coalesce(finished_at, 0)"
+	"coalesce(finished_at, 0), verify, dest_format"
 
 static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
 {
@@ -461,6 +510,8 @@ static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
 	r->created_at = sqlite3_column_double(st, 11);
 	r->updated_at = sqlite3_column_double(st, 12);
 	r->finished_at = sqlite3_column_double(st, 13);
+	r->verify = sqlite3_column_int(st, 14);
+	r->dest_format = col_text(st, 15);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
@@ -545,6 +596,7 @@ static void fill_image(sqlite3_stmt *st, void *p)
 	img->dst_backing_format = col_text(st, 5);
 	img->virtual_size = (unsigned long long)sqlite3_column_int64(st, 6);
 	img->allocated = (unsigned long long)sqlite3_column_int64(st, 7);
+	img->dst_format = col_text(st, 8);
 }
 
 int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_row **out,
@@ -559,8 +611,8 @@ int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_
 		struct sm_plan_disk *plan = &(*out)[i].plan;
 
 		if (collect(j, prepare(j, "SELECT src_path, dst_path, format, src_backing, "
-				       "dst_backing, dst_backing_format, virtual_size, allocated "
-				       "FROM image WHERE job_id = ? AND target = ? ORDER BY depth",
+				       "dst_backing, dst_backing_format, virtual_size, allocated, "
+				       "coalesce(dst_format, format) FROM image WHERE job_id = ? AND target = ? ORDER BY depth",
 				       "is", job_id, plan->target),
 			    sizeof(*plan->images), fill_image, (void **)&plan->images,
 			    &plan->nimages) < 0)
@@ -615,6 +667,7 @@ void sm_job_row_release(struct sm_job_row *r)
 	free(r->state);
 	free(r->phase);
 	free(r->error);
+	free(r->dest_format);
 	memset(r, 0, sizeof(*r));
 }
 

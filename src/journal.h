@@ -17,6 +17,14 @@
 
 struct sm_journal;
 
+struct sm_journal_chunk {
+	unsigned long long index;
+	unsigned long long offset;
+	unsigned long long length;
+	unsigned long long data_bytes;
+	char checksum[17];  /* hex */
+};
+
 struct sm_job_row {
 	long long id;
 	char *domain_name;
@@ -26,6 +34,8 @@ struct sm_job_row {
 	unsigned long long bandwidth_mib;
 	bool keep_overlay;
 	bool quiesce;
+	bool verify;
+	char *dest_format;  /* NULL: keep each image's format */
 	char *state;
 	char *phase;
 	char *error;
@@ -91,6 +101,16 @@ int sm_journal_image_set_state(struct sm_journal *j, long long job_id, const cha
 			       unsigned long long bytes_copied);
 int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
 			  const char *error);
+/* The copier's records: the path a copy used, and each durable chunk. */
+int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
+				size_t depth, const char *method, unsigned long long chunk_size);
+int sm_journal_chunk_done(struct sm_journal *j, long long job_id, const char *target,
+			  size_t depth, const struct sm_journal_chunk *c);
+int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *target,
+			  size_t depth, struct sm_journal_chunk **out, size_t *n);
+/* Drop an image's chunks (a copy that starts over). */
+int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
+			    size_t depth);
 
 /* Queries.  Return 1 found, 0 not found, -1 error. */
 int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,

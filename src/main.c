@@ -20,6 +20,7 @@ static const struct {
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },
 	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
 	{ "chain", sm_cmd_chain, "show the live backing chain of a domain's disks" },
+	{ "copy", sm_cmd_copy, "copy one image file as move does (sparse, verified)" },
 };
 
 void sm_cli_print_error(void)

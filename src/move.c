@@ -5,6 +5,7 @@
 #include "chain/chain.h"
 #include "chain/image.h"
 #include "chain/plan.h"
+#include "copy/checksum.h"
 #include "copy/copy.h"
 #include "run.h"
 #include "snapshot/blockjob.h"
@@ -346,6 +347,8 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 		    plan_disk(m, sel[i], 0, &m->plans[i]) < 0)
 			goto cleanup;
 		m->nplans++;
+		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
+			goto cleanup;
 		if (check_plan_files(m->dest, &m->plans[i]) < 0)
 			goto cleanup;
 	}
@@ -372,6 +375,8 @@ static int open_job(struct move *m)
 		.bandwidth_mib = m->o->bandwidth_mib,
 		.keep_overlay = m->o->keep_overlay,
 		.quiesce = m->o->quiesce,
+		.verify = m->o->verify,
+		.dest_format = (char *)m->o->dest_format,
 	};
 
 	if (sm_journal_begin(m->j) < 0)
@@ -471,7 +476,7 @@ static int phase_dest_chain(struct move *m)
 			const struct sm_plan_image *img = &p->images[k];
 
 			if (journal_file(m, img->dst, "dst_image", "creating") < 0 ||
-			    sm_image_create(img->dst, img->format, img->virtual_size,
+			    sm_image_create(img->dst, img->dst_format, img->virtual_size,
 					    img->dst_backing, img->dst_backing_format) < 0)
 				return -1;
 			if (SM_JOURNAL_TX(m->j,
@@ -482,7 +487,7 @@ static int phase_dest_chain(struct move *m)
 		}
 		if (journal_file(m, p->dst_overlay, "dst_overlay", "creating") < 0 ||
 		    sm_image_create(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
-				    p->images[0].format) < 0)
+				    p->images[0].dst_format) < 0)
 			return -1;
 		if (SM_JOURNAL_TX(m->j,
 			journal_file(m, p->dst_overlay, "dst_overlay", "created") < 0 ||
@@ -509,12 +514,40 @@ static int phase_mirror(struct move *m)
 	return 0;
 }
 
-static bool copy_progress(void *ctx, unsigned long long done, unsigned long long total)
-{
-	struct move *m = ctx;
+/* What the copier's callbacks need to know. */
+struct copy_ctx {
+	struct move *m;
+	const char *target;
+	size_t depth;
+};
 
-	sm_progress_update(m->pr, m->copy_label, done, total);
+static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
+{
+	struct copy_ctx *cc = opaque;
+
+	sm_progress_update(cc->m->pr, cc->m->copy_label, p->done, p->total);
 	return !sm_move_interrupted;
+}
+
+static int journal_chunk(struct move *m, const char *target, size_t depth,
+			 const struct sm_copy_chunk *c)
+{
+	struct sm_journal_chunk jc = {
+		.index = c->index,
+		.offset = c->offset,
+		.length = c->length,
+		.data_bytes = c->data_bytes,
+	};
+
+	sm_checksum_hex(c->checksum, jc.checksum);
+	return SM_JOURNAL_TX(m->j, sm_journal_chunk_done(m->j, m->job, target, depth, &jc));
+}
+
+static int copy_chunk_done(void *opaque, const struct sm_copy_chunk *c)
+{
+	struct copy_ctx *cc = opaque;
+
+	return journal_chunk(cc->m, cc->target, cc->depth, c);
 }
 
 static int sync_file(const char *path)
@@ -529,32 +562,88 @@ static int sync_file(const char *path)
 	return rc;
 }
 
+/* The copy's header still names the source backing file: point it at the
+ * destination copy, as the empty image created for the mirror does, and
+ * record the first chunk's new checksum (the header lives there). */
+static int rebase_copy(struct move *m, const struct sm_plan_disk *p, size_t k,
+		       unsigned long long chunk_size)
+{
+	const struct sm_plan_image *img = &p->images[k];
+	struct sm_copy_chunk c = { .index = 0, .offset = 0, .length = chunk_size };
+	struct stat sb;
+
+	if (sm_image_rebase_unsafe(img->dst, img->dst_format, img->dst_backing,
+				   img->dst_backing_format) < 0 ||
+	    sync_file(img->dst) < 0)
+		return -1;
+	if (stat(img->dst, &sb) == 0 && (unsigned long long)sb.st_size < chunk_size)
+		c.length = (unsigned long long)sb.st_size;
+	if (sm_copy_data_bytes_range(img->dst, 0, c.length, &c.data_bytes) < 0 ||
+	    sm_copy_checksum_range(img->dst, 0, c.length, &c.checksum) < 0)
+		return -1;
+	return journal_chunk(m, p->target, k, &c);
+}
+
+/* A --dest-format conversion: qemu-img convert into the image created for
+ * the mirror, then (with verify) qemu-img compare of the contents. */
+static int convert_image(struct move *m, const struct sm_plan_disk *p, size_t k)
+{
+	const struct sm_plan_image *img = &p->images[k];
+
+	if (sm_journal_image_set_method(m->j, m->job, p->target, k, "convert", 0) < 0 ||
+	    sm_image_convert(img->src, img->format, img->dst, img->dst_format) < 0 ||
+	    sync_file(img->dst) < 0)
+		return -1;
+	if (m->o->verify && sm_image_compare(img->src, img->format, img->dst, img->dst_format) < 0)
+		return -1;
+	return 0;
+}
+
 static int copy_image(struct move *m, const struct sm_plan_disk *p, size_t k)
 {
 	const struct sm_plan_image *img = &p->images[k];
 	SM_AUTOFREE char *label = sm_xasprintf("copy %s %s", p->target,
 					       sm_path_basename(img->src));
-	struct sm_copy_stats st;
+	struct copy_ctx cc = { .m = m, .target = p->target, .depth = k };
+	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done };
+	struct sm_copy_req req = {
+		.src = img->src,
+		.dst = img->dst,
+		.chunk_size = SM_COPY_CHUNK,
+		.bandwidth = m->o->bandwidth_mib << 20,
+		.verify = m->o->verify,
+		.method = m->o->copy_method,
+	};
+	struct sm_copy_result res;
 	char b[32];
+	double t0 = sm_monotonic();
 
 	if (sm_journal_image_set_state(m->j, m->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
 	m->copy_label = label;
 	sm_progress_reset_rate(m->pr, 0);
-	if (sm_copy_file(img->src, img->dst, copy_progress, m, &st) < 0)
-		return -1;
-	/* The copy's header still names the source backing file: point it at the
-	 * destination copy, as the empty image created for the mirror did. */
-	if (img->dst_backing &&
-	    (sm_image_rebase_unsafe(img->dst, img->format, img->dst_backing,
-				    img->dst_backing_format) < 0 ||
-	     sync_file(img->dst) < 0))
-		return -1;
+	if (!sm_str_eq(img->format, img->dst_format)) {
+		if (convert_image(m, p, k) < 0)
+			return -1;
+		res.data_bytes = img->allocated;
+		res.method = SM_COPY_METHOD_LAST;
+	} else {
+		if (sm_copy_run(&req, &ops, &cc, &res) < 0 ||
+		    sm_journal_image_set_method(m->j, m->job, p->target, k,
+						sm_copy_method_name(res.method), req.chunk_size) < 0)
+			return -1;
+		if (img->dst_backing && rebase_copy(m, p, k, req.chunk_size) < 0)
+			return -1;
+	}
 	if (sm_journal_image_set_state(m->j, m->job, p->target, k, SM_IMAGE_COPIED,
-				       st.data_bytes) < 0)
+				       res.data_bytes) < 0)
 		return -1;
-	sm_progress_say(m->pr, "  copied %s: %s in %.1f s", img->dst,
-			sm_format_bytes(st.data_bytes, b, sizeof(b)), st.seconds);
+	sm_progress_say(m->pr, "  copied %s: %s in %.1f s (%s%s)", img->dst,
+			sm_format_bytes(res.data_bytes, b, sizeof(b)), sm_monotonic() - t0,
+			res.method == SM_COPY_METHOD_LAST ? "qemu-img convert to "
+							  : sm_copy_method_name(res.method),
+			res.method == SM_COPY_METHOD_LAST ? img->dst_format
+			: m->o->verify ? ", verified" : "");
 	return 0;
 }
 
@@ -662,7 +751,7 @@ static int phase_finalize(struct move *m)
 	for (size_t i = 0; i < m->nplans; i++) {
 		defs[i].target = m->plans[i].target;
 		defs[i].path = final_path(m, &m->plans[i]);
-		defs[i].format = m->o->keep_overlay ? "qcow2" : m->plans[i].images[0].format;
+		defs[i].format = m->o->keep_overlay ? "qcow2" : m->plans[i].images[0].dst_format;
 	}
 	if (m->persistent &&
 	    sm_define_sync(sm_virt_conn(m->v), m->dom, defs, m->nplans, &rewritten) < 0)
@@ -773,7 +862,7 @@ static void print_plan_chain(const struct move *m, const struct sm_plan_disk *p,
 	}
 	for (size_t k = 0; k < p->nimages; k++) {
 		paths[n] = after ? p->images[k].dst : p->images[k].src;
-		formats[n++] = p->images[k].format;
+		formats[n++] = after ? p->images[k].dst_format : p->images[k].format;
 	}
 	print_chain(after ? "after " : "before", p->target, paths, formats, n);
 	free(paths);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "copy/copy.h"
 #include "journal.h"
 #include "progress.h"
 #include "virt.h"
@@ -26,6 +27,9 @@ struct sm_move_opts {
 	bool keep_overlay;
 	bool quiesce;
 	bool dry_run;
+	bool verify;                       /* re-read and compare every copied chunk */
+	const char *dest_format;           /* raw, qcow2, or NULL to keep formats */
+	enum sm_copy_method copy_method;   /* SM_COPY_AUTO unless forced */
 };
 
 enum sm_move_result {

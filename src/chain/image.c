@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,4 +127,55 @@ int sm_image_rebase_unsafe(const char *path, const char *format, const char *bac
 			       "-b", backing, path, NULL };
 
 	return sm_run(argv, NULL);
+}
+
+/* Whether path can be opened with O_DIRECT (not on tmpfs, for one). */
+static bool direct_io_works(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int sm_image_convert(const char *src, const char *src_format, const char *dst,
+		     const char *dst_format)
+{
+	const char *argv[16];
+	size_t n = 0;
+
+	argv[n++] = "qemu-img";
+	argv[n++] = "convert";
+	argv[n++] = "-n";
+	argv[n++] = "-f";
+	argv[n++] = src_format;
+	argv[n++] = "-O";
+	argv[n++] = dst_format;
+	if (direct_io_works(src) && direct_io_works(dst)) {
+		argv[n++] = "-t";
+		argv[n++] = "none";
+		argv[n++] = "-T";
+		argv[n++] = "none";
+	}
+	argv[n++] = src;
+	argv[n++] = dst;
+	argv[n] = NULL;
+	return sm_run(argv, NULL);
+}
+
+int sm_image_compare(const char *a, const char *a_format, const char *b,
+		     const char *b_format)
+{
+	const char *argv[] = { "qemu-img", "compare", "-U", "-f", a_format, "-F", b_format,
+			       a, b, NULL };
+	struct sm_run_result res;
+	int rc = sm_run(argv, &res);
+
+	if (rc < 0 && res.status == 1)
+		sm_error("verification failed: '%s' and '%s' differ (%s); check the "
+			 "destination storage", a, b, res.out);
+	sm_run_result_release(&res);
+	return rc;
 }

@@ -28,4 +28,12 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 int sm_image_rebase_unsafe(const char *path, const char *format, const char *backing,
 			   const char *backing_format);
 
+/* Convert src into the existing image dst (qemu-img convert -n), formats
+ * explicit, bypassing the host cache where both files allow it. */
+int sm_image_convert(const char *src, const char *src_format, const char *dst,
+		     const char *dst_format);
+/* Compare the guest-visible contents of two images (qemu-img compare). */
+int sm_image_compare(const char *a, const char *a_format, const char *b,
+		     const char *b_format);
+
 #endif

@@ -53,6 +53,7 @@ int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *f
 		p->src = sm_xstrdup(img->path);
 		p->dst = sm_path_join(dest_dir, sm_path_basename(img->path));
 		p->format = sm_xstrdup(img->format);
+		p->dst_format = sm_xstrdup(img->format);
 		p->src_backing = sm_xstrdup_or_null(facts[i].backing);
 		p->virtual_size = facts[i].virtual_size;
 		p->allocated = facts[i].allocated;
@@ -65,7 +66,7 @@ int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *f
 			p->dst_backing = sm_xstrdup(sm_path_basename(below->dst));
 		else
 			p->dst_backing = sm_xstrdup(below->dst);
-		p->dst_backing_format = sm_xstrdup(below->format);
+		p->dst_backing_format = sm_xstrdup(below->dst_format);
 	}
 	src_dir = sm_path_dirname(disk->chain[0].path);
 	out->src_overlay = sm_plan_overlay_path(src_dir, disk->chain[0].path, job_id);
@@ -88,6 +89,7 @@ void sm_plan_disk_release(struct sm_plan_disk *p)
 		free(img->src);
 		free(img->dst);
 		free(img->format);
+		free(img->dst_format);
 		free(img->src_backing);
 		free(img->dst_backing);
 		free(img->dst_backing_format);
@@ -97,6 +99,28 @@ void sm_plan_disk_release(struct sm_plan_disk *p)
 	free(p->src_overlay);
 	free(p->dst_overlay);
 	memset(p, 0, sizeof(*p));
+}
+
+int sm_plan_set_dest_format(struct sm_plan_disk *p, const char *format)
+{
+	if (!sm_str_eq(format, "raw") && !sm_str_eq(format, "qcow2")) {
+		sm_error("--dest-format takes raw or qcow2, not '%s'", format);
+		return -1;
+	}
+	if (p->nimages > 1) {
+		for (size_t i = 0; i < p->nimages; i++) {
+			if (!sm_str_eq(p->images[i].format, format)) {
+				sm_error("disk '%s' has a chain of %zu images and --dest-format "
+					 "converts only single-image disks; leave --dest-format out "
+					 "to keep the chain as it is", p->target, p->nimages);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	free(p->images[0].dst_format);
+	p->images[0].dst_format = sm_xstrdup(format);
+	return 0;
 }
 
 unsigned long long sm_plan_disk_bytes(const struct sm_plan_disk *p)

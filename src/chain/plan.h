@@ -17,6 +17,7 @@ struct sm_plan_image {
 	char *src;
 	char *dst;
 	char *format;
+	char *dst_format;       /* format of the copy: format, or the --dest-format */
 	char *src_backing;      /* backing pointer stored in the source header */
 	char *dst_backing;      /* what the copy's header must say; NULL at the bottom */
 	char *dst_backing_format;
@@ -45,6 +46,9 @@ struct sm_plan_image_facts {
  * already in dest_dir). */
 int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
 		 const char *dest_dir, long long job_id, struct sm_plan_disk *out);
+/* Convert the copies to format (raw, qcow2).  Only a single-image chain can
+ * change format; a chain is accepted when it already has that format. */
+int sm_plan_set_dest_format(struct sm_plan_disk *p, const char *format);
 void sm_plan_disk_release(struct sm_plan_disk *p);
 /* The overlay file name snapmove uses for job_id next to image path. */
 char *sm_plan_overlay_path(const char *dir, const char *image_path, long long job_id);

@@ -1,44 +1,121 @@
-/* copy.c: extent-aware sparse copy with progress, cancel and fdatasync.
- * The journal records the result; this file only moves bytes.
+/* copy.c: the chunked copier.  For each chunk: walk the source's data
+ * extents, copy them by the chosen path, fdatasync, checksum, verify against a
+ * fresh read of the destination, and report the chunk; then the next.  The
+ * journal is the caller's: this file only moves and checks bytes.
  */
-
 #include "copy/copy.h"
+#include "copy/checksum.h"
+#include "copy/ratelimit.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define SM_COPY_BUF (8u << 20)
+#define SM_BLOCK ((off_t)SM_CHECKSUM_BLOCK)
 
-/* Next data extent at or after *pos: [*start, *end).  Returns 0 when found, 1 at
- * the end of the file, -1 on error. */
-static int next_extent(int fd, off_t pos, off_t size, off_t *start, off_t *end)
+const char *sm_copy_method_name(enum sm_copy_method m)
 {
-	off_t s = lseek(fd, pos, SEEK_DATA);
+	switch (m) {
+	case SM_COPY_AUTO: return "auto";
+	case SM_COPY_REFLINK: return "reflink";
+	case SM_COPY_FILE_RANGE: return "copy_file_range";
+	case SM_COPY_READWRITE: return "readwrite";
+	case SM_COPY_METHOD_LAST: break;
+	}
+	return "unknown";
+}
 
-	if (s < 0)
-		return errno == ENXIO ? 1 : -1;
-	if (s >= size)
-		return 1;
-	*end = lseek(fd, s, SEEK_HOLE);
-	if (*end < 0)
-		return -1;
-	if (*end > size)
-		*end = size;
-	*start = s;
+int sm_copy_method_from_name(const char *name)
+{
+	for (int m = 0; m < SM_COPY_METHOD_LAST; m++)
+		if (sm_str_eq(sm_copy_method_name((enum sm_copy_method)m), name))
+			return m;
+	return -1;
+}
+
+struct range {
+	off_t start, end;
+};
+
+struct copier {
+	const struct sm_copy_req *req;
+	const struct sm_copy_ops *ops;
+	void *ctx;
+	struct sm_copy_result *res;
+	int in, out;
+	off_t size;
+	unsigned long long chunk_size;
+	unsigned long long done;
+	char *buf;
+	size_t unit;  /* bytes per read/write or copy_file_range call */
+	struct sm_ratelimit rl;
+	double t0, last_progress;
+	enum sm_copy_method method;
+	struct range *ranges;
+	size_t nranges, cap;
+};
+
+/* Data extents of fd in [from, to), widened to whole 4 KiB blocks (so the
+ * checksum sees whole blocks) and clipped to the file.  Returns -1 on error. */
+static int collect_ranges(struct copier *c, int fd, off_t from, off_t to)
+{
+	off_t pos = from;
+
+	c->nranges = 0;
+	while (pos < to) {
+		off_t s = lseek(fd, pos, SEEK_DATA), e;
+
+		if (s < 0) {
+			if (errno == ENXIO)
+				break;
+			return -1;
+		}
+		if (s >= to)
+			break;
+		e = lseek(fd, s, SEEK_HOLE);
+		if (e < 0)
+			return -1;
+		s -= s % SM_BLOCK;
+		if (s < pos)
+			s = pos;
+		if (e % SM_BLOCK)
+			e += SM_BLOCK - e % SM_BLOCK;
+		if (e > to)
+			e = to;
+		if (c->nranges == c->cap) {
+			c->cap = c->cap ? c->cap * 2 : 16;
+			c->ranges = sm_xrealloc(c->ranges, c->cap * sizeof(*c->ranges));
+		}
+		c->ranges[c->nranges++] = (struct range){ s, e };
+		pos = e;
+	}
 	return 0;
 }
 
-int sm_copy_data_bytes(const char *path, unsigned long long *out)
+static unsigned long long ranges_bytes(const struct copier *c)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned long long n = 0;
+
+	for (size_t i = 0; i < c->nranges; i++)
+		n += (unsigned long long)(c->ranges[i].end - c->ranges[i].start);
+	return n;
+}
+
+int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
+			     unsigned long long length, unsigned long long *out)
+{
+	struct copier c = { 0 };
 	struct stat sb;
-	off_t pos = 0, start, end;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t end;
 	int rc;
 
 	*out = 0;
@@ -48,19 +125,53 @@ int sm_copy_data_bytes(const char *path, unsigned long long *out)
 			close(fd);
 		return -1;
 	}
-	while ((rc = next_extent(fd, pos, sb.st_size, &start, &end)) == 0) {
-		*out += (unsigned long long)(end - start);
-		pos = end;
-	}
-	close(fd);
-	if (rc < 0) {
+	end = length == 0 || (off_t)(offset + length) > sb.st_size ? sb.st_size
+								   : (off_t)(offset + length);
+	rc = collect_ranges(&c, fd, (off_t)offset, end);
+	if (rc == 0)
+		*out = ranges_bytes(&c);
+	else
 		sm_error("cannot walk the extents of '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	free(c.ranges);
+	close(fd);
+	return rc;
 }
 
-static int write_all(int fd, const char *buf, size_t len, off_t off)
+int sm_copy_data_bytes(const char *path, unsigned long long *out)
+{
+	return sm_copy_data_bytes_range(path, 0, 0, out);
+}
+
+static void write_error(const struct copier *c)
+{
+	if (errno == ENOSPC || errno == EDQUOT)
+		sm_error("the destination is full while copying '%s' to '%s'; free space "
+			 "there, then move again", c->req->src, c->req->dst);
+	else
+		sm_error("cannot write '%s': %s", c->req->dst, strerror(errno));
+}
+
+static bool report(struct copier *c, bool force)
+{
+	double now = sm_monotonic();
+	struct sm_copy_progress p;
+	double elapsed = now - c->t0;
+
+	if (!c->ops || !c->ops->progress || (!force && now - c->last_progress < 0.1))
+		return true;
+	c->last_progress = now;
+	p.done = c->done;
+	p.total = c->res->data_bytes;
+	p.rate = elapsed > 0 ? (double)c->res->copied_bytes / elapsed : 0;
+	p.eta = p.rate > 0 ? (double)(p.total - p.done) / p.rate : -1;
+	if (!c->ops->progress(c->ctx, &p)) {
+		sm_error("the copy of '%s' was interrupted", c->req->src);
+		return false;
+	}
+	return true;
+}
+
+static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
 {
 	while (len > 0) {
 		ssize_t n = pwrite(fd, buf, len, off);
@@ -77,96 +188,392 @@ static int write_all(int fd, const char *buf, size_t len, off_t off)
 	return 0;
 }
 
-static void write_error(const char *src, const char *dst)
+static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
 {
-	if (errno == ENOSPC || errno == EDQUOT)
-		sm_error("the destination is full while copying '%s' to '%s'; free space "
-			 "there and move again", src, dst);
-	else
-		sm_error("cannot write '%s': %s", dst, strerror(errno));
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
 }
 
-int sm_copy_file(const char *src, const char *dst, sm_copy_progress_fn progress, void *ctx,
-		 struct sm_copy_stats *stats)
+/* Checksum fd over the current ranges; counts source reads when fd is c->in. */
+static int checksum_ranges(struct copier *c, int fd, uint64_t *out)
 {
-	int in = -1, out = -1, ret = -1, rc;
-	char *buf = NULL;
-	struct stat sb;
-	off_t pos = 0, start, end;
-	unsigned long long done = 0, total = 0;
-	double t0 = sm_monotonic(), last = 0;
+	struct sm_checksum sum;
+	int ret = -1;
 
-	memset(stats, 0, sizeof(*stats));
-	if (sm_copy_data_bytes(src, &total) < 0)
-		return -1;
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0 || fstat(in, &sb) < 0) {
-		sm_error("cannot read '%s': %s", src, strerror(errno));
-		goto cleanup;
-	}
-	out = open(dst, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (out < 0) {
-		sm_error("cannot open '%s' for writing: %s", dst, strerror(errno));
-		goto cleanup;
-	}
-	/* Drop whatever the empty image held, then size it: all holes. */
-	if (ftruncate(out, 0) < 0 || ftruncate(out, sb.st_size) < 0) {
-		write_error(src, dst);
-		goto cleanup;
-	}
-	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-	buf = sm_xmalloc(SM_COPY_BUF);
-	while ((rc = next_extent(in, pos, sb.st_size, &start, &end)) == 0) {
-		for (off_t off = start; off < end;) {
-			size_t want = (size_t)(end - off) < SM_COPY_BUF ? (size_t)(end - off)
-									: SM_COPY_BUF;
-			ssize_t n = pread(in, buf, want, off);
-			double now;
+	sm_checksum_init(&sum);
+	for (size_t i = 0; i < c->nranges; i++) {
+		for (off_t off = c->ranges[i].start; off < c->ranges[i].end;) {
+			size_t want = (size_t)(c->ranges[i].end - off) < c->unit
+					      ? (size_t)(c->ranges[i].end - off) : c->unit;
+			ssize_t n = pread_full(fd, c->buf, want, off);
 
-			if (n < 0 && errno == EINTR)
-				continue;
 			if (n <= 0) {
-				sm_error("cannot read '%s': %s", src,
+				sm_error("cannot read '%s': %s", fd == c->in ? c->req->src : c->req->dst,
 					 n < 0 ? strerror(errno) : "file shrank while copying");
 				goto cleanup;
 			}
-			if (write_all(out, buf, (size_t)n, off) < 0) {
-				write_error(src, dst);
-				goto cleanup;
-			}
+			sm_checksum_update(&sum, (unsigned long long)off, c->buf, (size_t)n);
+			if (fd == c->in)
+				c->res->read_bytes += (unsigned long long)n;
 			off += n;
-			done += (unsigned long long)n;
-			now = sm_monotonic();
-			if (progress && now - last >= 0.1) {
-				last = now;
-				if (!progress(ctx, done, total)) {
-					sm_error("copy of '%s' interrupted", src);
-					goto cleanup;
-				}
-			}
 		}
-		pos = end;
 	}
-	if (rc < 0) {
-		sm_error("cannot walk the extents of '%s': %s", src, strerror(errno));
-		goto cleanup;
-	}
-	if (fdatasync(out) < 0) {
-		write_error(src, dst);
-		goto cleanup;
-	}
-	if (progress)
-		progress(ctx, done, total);
-	stats->size = (unsigned long long)sb.st_size;
-	stats->data_bytes = done;
-	stats->seconds = sm_monotonic() - t0;
+	*out = sm_checksum_final(&sum);
 	ret = 0;
 
 cleanup:
-	free(buf);
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
+	sm_checksum_release(&sum);
+	return ret;
+}
+
+/* Copy [off, end) with read/write, checksumming what is read. */
+static int copy_readwrite(struct copier *c, off_t off, off_t end, struct sm_checksum *sum)
+{
+	while (off < end) {
+		size_t want = (size_t)(end - off) < c->unit ? (size_t)(end - off) : c->unit;
+		ssize_t n = pread_full(c->in, c->buf, want, off);
+
+		if (n <= 0) {
+			sm_error("cannot read '%s': %s", c->req->src,
+				 n < 0 ? strerror(errno) : "file shrank while copying");
+			return -1;
+		}
+		sm_checksum_update(sum, (unsigned long long)off, c->buf, (size_t)n);
+		if (pwrite_all(c->out, c->buf, (size_t)n, off) < 0) {
+			write_error(c);
+			return -1;
+		}
+		c->res->read_bytes += (unsigned long long)n;
+		c->res->copied_bytes += (unsigned long long)n;
+		off += n;
+		sm_ratelimit_wait(&c->rl, (unsigned long long)n);
+		if (!report(c, false))
+			return -1;
+	}
+	return 0;
+}
+
+/* Copy [off, end) in the kernel.  Returns 1 when copy_file_range cannot be
+ * used on these files (nothing copied), so the caller falls back. */
+static int copy_range(struct copier *c, off_t off, off_t end)
+{
+	while (off < end) {
+		size_t want = (size_t)(end - off) < c->unit ? (size_t)(end - off) : c->unit;
+		loff_t in_off = off, out_off = off;
+		ssize_t n = copy_file_range(c->in, &in_off, c->out, &out_off, want, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (c->res->copied_bytes == 0 &&
+			    (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+			     errno == EOPNOTSUPP || errno == EBADF))
+				return 1;
+			write_error(c);
+			return -1;
+		}
+		if (n == 0) {
+			sm_error("cannot read '%s': file shrank while copying", c->req->src);
+			return -1;
+		}
+		c->res->read_bytes += (unsigned long long)n;
+		c->res->copied_bytes += (unsigned long long)n;
+		off += n;
+		sm_ratelimit_wait(&c->rl, (unsigned long long)n);
+		if (!report(c, false))
+			return -1;
+	}
+	return 0;
+}
+
+/* Copy the current ranges; *sum gets the source checksum (inline for
+ * read/write, by a second read otherwise). */
+static int copy_chunk_data(struct copier *c, uint64_t *sum)
+{
+	struct sm_checksum inline_sum;
+	int ret = -1;
+
+	sm_checksum_init(&inline_sum);
+	for (size_t i = 0; i < c->nranges; i++) {
+		off_t s = c->ranges[i].start, e = c->ranges[i].end;
+
+		if (c->method == SM_COPY_FILE_RANGE) {
+			int rc = copy_range(c, s, e);
+
+			if (rc < 0)
+				goto cleanup;
+			if (rc == 0)
+				continue;
+			c->method = SM_COPY_READWRITE;
+		}
+		if (c->method == SM_COPY_READWRITE && copy_readwrite(c, s, e, &inline_sum) < 0)
+			goto cleanup;
+	}
+	if (c->method == SM_COPY_READWRITE) {
+		*sum = sm_checksum_final(&inline_sum);
+		ret = 0;
+	} else {
+		ret = checksum_ranges(c, c->in, sum);
+	}
+
+cleanup:
+	sm_checksum_release(&inline_sum);
+	return ret;
+}
+
+/* Drop whatever the destination holds in [off, end): a hole again. */
+static int punch(struct copier *c, off_t off, off_t end)
+{
+	if (end <= off)
+		return 0;
+	if (fallocate(c->out, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, end - off) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP) {
+		write_error(c);
+		return -1;
+	}
+	/* No hole punching here: zeros read back the same. */
+	memset(c->buf, 0, c->unit);
+	while (off < end) {
+		size_t n = (size_t)(end - off) < c->unit ? (size_t)(end - off) : c->unit;
+
+		if (pwrite_all(c->out, c->buf, n, off) < 0) {
+			write_error(c);
+			return -1;
+		}
+		off += (off_t)n;
+	}
+	return 0;
+}
+
+static int sync_out(struct copier *c)
+{
+	if (fdatasync(c->out) < 0) {
+		write_error(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Re-read the durable chunk and compare: 1 match, 0 not.  The read goes
+ * through the page cache, so it checks what the copy path (our loop, the
+ * kernel's copy_file_range or clone) put in the file, at the cost of memory
+ * bandwidth only; 'snapmove verify' re-reads from the storage itself. */
+static int verify_chunk(struct copier *c, const struct sm_copy_chunk *chunk)
+{
+	uint64_t got;
+
+	if (checksum_ranges(c, c->out, &got) < 0)
+		return -1;
+	return got == chunk->checksum;
+}
+
+static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
+{
+	struct sm_copy_chunk chunk = { .index = index };
+	off_t off = (off_t)(index * c->chunk_size);
+	off_t end = off + (off_t)c->chunk_size > c->size ? c->size : off + (off_t)c->chunk_size;
+
+	chunk.offset = (unsigned long long)off;
+	chunk.length = (unsigned long long)(end - off);
+	if (collect_ranges(c, c->in, off, end) < 0) {
+		sm_error("cannot walk the extents of '%s': %s", c->req->src, strerror(errno));
+		return -1;
+	}
+	chunk.data_bytes = ranges_bytes(c);
+	/* A chunk a crash interrupted may hold part of its data: start it over. */
+	if (resumed && punch(c, off, end) < 0)
+		return -1;
+	for (int attempt = 0;; attempt++) {
+		int ok;
+
+		if (c->method == SM_COPY_REFLINK && attempt == 0) {
+			if (checksum_ranges(c, c->in, &chunk.checksum) < 0)
+				return -1;
+		} else if (copy_chunk_data(c, &chunk.checksum) < 0) {
+			return -1;
+		}
+		if (c->ops && c->ops->after_write)
+			c->ops->after_write(c->ctx, c->out, &chunk, attempt);
+		if (sync_out(c) < 0)
+			return -1;
+		if (!c->req->verify)
+			break;
+		ok = verify_chunk(c, &chunk);
+		if (ok < 0)
+			return -1;
+		if (ok)
+			break;
+		if (attempt == 1) {
+			sm_error("verification of '%s' failed at chunk %llu (offset %llu): the copy "
+				 "differs from '%s' after a second try; check the destination "
+				 "storage", c->req->dst, index, chunk.offset, c->req->src);
+			return -1;
+		}
+		/* Copy the chunk once more, by the plain path. */
+		c->res->recopied++;
+		if (c->method != SM_COPY_READWRITE)
+			c->method = SM_COPY_READWRITE;
+		if (punch(c, off, end) < 0)
+			return -1;
+	}
+	c->done += chunk.data_bytes;
+	c->res->chunks++;
+	if (c->ops && c->ops->chunk_done && c->ops->chunk_done(c->ctx, &chunk) < 0)
+		return -1;
+	return report(c, false) ? 0 : -1;
+}
+
+static int try_reflink(struct copier *c)
+{
+	if (ioctl(c->out, FICLONE, c->in) == 0)
+		return 0;
+	if (c->req->method == SM_COPY_REFLINK) {
+		sm_error("cannot clone '%s' to '%s' (%s); reflinks need both on one file system "
+			 "that supports them (XFS, Btrfs); leave the copy method on auto",
+			 c->req->src, c->req->dst, strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, void *ctx,
+		struct sm_copy_result *res)
+{
+	struct copier c = { .req = req, .ops = ops, .ctx = ctx, .res = res, .in = -1, .out = -1 };
+	struct stat sb;
+	unsigned long long nchunks, first;
+	int ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	c.t0 = sm_monotonic();
+	c.chunk_size = req->chunk_size ? req->chunk_size : SM_COPY_CHUNK;
+	c.chunk_size -= c.chunk_size % SM_CHECKSUM_BLOCK;
+	if (!c.chunk_size)
+		c.chunk_size = SM_CHECKSUM_BLOCK;
+	c.in = open(req->src, O_RDONLY | O_CLOEXEC);
+	if (c.in < 0 || fstat(c.in, &sb) < 0) {
+		sm_error("cannot read '%s': %s", req->src, strerror(errno));
+		goto cleanup;
+	}
+	c.out = open(req->dst, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (c.out < 0) {
+		sm_error("cannot open '%s' for writing: %s", req->dst, strerror(errno));
+		goto cleanup;
+	}
+	c.size = sb.st_size;
+	res->size = (unsigned long long)sb.st_size;
+	if (sm_copy_data_bytes(req->src, &res->data_bytes) < 0)
+		goto cleanup;
+	nchunks = (res->size + c.chunk_size - 1) / c.chunk_size;
+	first = req->resume_chunks < nchunks ? req->resume_chunks : nchunks;
+
+	sm_ratelimit_init(&c.rl, req->bandwidth);
+	c.unit = SM_COPY_BUF;
+	if (c.rl.bytes_per_slice && c.rl.bytes_per_slice < c.unit)
+		c.unit = c.rl.bytes_per_slice < 65536 ? 65536 : (size_t)c.rl.bytes_per_slice;
+	if (posix_memalign((void **)&c.buf, 4096, SM_COPY_BUF) != 0)
+		abort();
+
+	if (first == 0) {
+		/* Fresh: drop what the destination held, then size it, all holes. */
+		if (ftruncate(c.out, 0) < 0 || ftruncate(c.out, c.size) < 0) {
+			write_error(&c);
+			goto cleanup;
+		}
+	} else if (ftruncate(c.out, c.size) < 0) {
+		write_error(&c);
+		goto cleanup;
+	}
+
+	c.method = req->method == SM_COPY_AUTO ? SM_COPY_REFLINK : req->method;
+	if (c.method == SM_COPY_REFLINK) {
+		int rc = first == 0 ? try_reflink(&c) : 1;
+
+		if (rc < 0)
+			goto cleanup;
+		/* Without a clone, read/write: it checksums what it reads, where
+		 * copy_file_range would need a second read of the source (and it
+		 * measured slower on ext4 here, see bench/README.md). */
+		if (rc > 0)
+			c.method = SM_COPY_READWRITE;
+	}
+	posix_fadvise(c.in, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+	/* Chunks before first are durable: count them, do not touch them. */
+	for (unsigned long long i = 0; i < first; i++) {
+		off_t off = (off_t)(i * c.chunk_size);
+		off_t end = off + (off_t)c.chunk_size > c.size ? c.size : off + (off_t)c.chunk_size;
+
+		if (collect_ranges(&c, c.in, off, end) < 0) {
+			sm_error("cannot walk the extents of '%s': %s", req->src, strerror(errno));
+			goto cleanup;
+		}
+		c.done += ranges_bytes(&c);
+	}
+	res->chunks_skipped = first;
+	for (unsigned long long i = first; i < nchunks; i++)
+		if (do_chunk(&c, i, i == first && first > 0) < 0)
+			goto cleanup;
+	/* Even an empty file gets its size made durable. */
+	if (sync_out(&c) < 0)
+		goto cleanup;
+	res->method = c.method;
+	res->seconds = sm_monotonic() - c.t0;
+	report(&c, true);
+	ret = 0;
+
+cleanup:
+	res->method = c.method;
+	free(c.buf);
+	free(c.ranges);
+	if (c.in >= 0)
+		close(c.in);
+	if (c.out >= 0)
+		close(c.out);
+	return ret;
+}
+
+int sm_copy_checksum_range(const char *path, unsigned long long offset,
+			   unsigned long long length, uint64_t *out)
+{
+	struct sm_copy_req req = { .src = path, .dst = path };
+	struct sm_copy_result res = { 0 };
+	struct copier c = { .req = &req, .res = &res, .unit = SM_COPY_BUF, .out = -1 };
+	struct stat sb;
+	off_t end;
+	int ret = -1;
+
+	c.in = open(path, O_RDONLY | O_CLOEXEC);
+	if (c.in < 0 || fstat(c.in, &sb) < 0) {
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	end = (off_t)(offset + length) > sb.st_size ? sb.st_size : (off_t)(offset + length);
+	c.buf = sm_xmalloc(c.unit);
+	if (collect_ranges(&c, c.in, (off_t)offset, end) < 0) {
+		sm_error("cannot walk the extents of '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	ret = checksum_ranges(&c, c.in, out);
+
+cleanup:
+	free(c.buf);
+	free(c.ranges);
+	if (c.in >= 0)
+		close(c.in);
 	return ret;
 }

@@ -1,29 +1,90 @@
-/* copy.h: the out-of-band copier: one image file to another, byte-exact and
- * sparse, outside QEMU.
+/* copy.h: the out-of-band copier: one image file onto another outside QEMU,
+ * byte-exact and sparse, in chunks that are each made durable, checksummed,
+ * verified and reported before the next starts, so a copy can resume after a
+ * crash having lost at most one chunk.
  *
- * It walks the data extents of the source (SEEK_DATA / SEEK_HOLE), writes only
- * those, leaves holes as holes, and fdatasyncs before it returns success.  It
- * does not know about formats: a qcow2 file is copied as bytes.
+ * Paths: a reflink clone (FICLONE) when both files share a file system that
+ * supports it, copy_file_range otherwise, a buffered read/write loop as the
+ * fallback; AUTO picks the first that works and the result says which ran.
+ * Only data extents (SEEK_DATA/SEEK_HOLE) are read or written: holes stay
+ * holes.  Formats are not this module's business: a qcow2 file is bytes here.
  */
 #ifndef SM_COPY_H
 #define SM_COPY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
-/* Called at most every 100 ms and once at the end; return false to cancel. */
-typedef bool (*sm_copy_progress_fn)(void *ctx, unsigned long long done,
-				    unsigned long long total);
+#define SM_COPY_CHUNK (64ULL << 20)
 
-struct sm_copy_stats {
-	unsigned long long size;         /* file size */
-	unsigned long long data_bytes;   /* bytes in data extents (copied) */
+enum sm_copy_method {
+	SM_COPY_AUTO,
+	SM_COPY_REFLINK,
+	SM_COPY_FILE_RANGE,
+	SM_COPY_READWRITE,
+	SM_COPY_METHOD_LAST
+};
+
+const char *sm_copy_method_name(enum sm_copy_method m);
+int sm_copy_method_from_name(const char *name);
+
+struct sm_copy_chunk {
+	unsigned long long index;
+	unsigned long long offset;
+	unsigned long long length;      /* bytes of file the chunk spans */
+	unsigned long long data_bytes;  /* bytes in data extents */
+	uint64_t checksum;              /* see checksum.h */
+};
+
+struct sm_copy_progress {
+	unsigned long long done;   /* data bytes durable, resumed chunks included */
+	unsigned long long total;  /* data bytes of the source */
+	double rate;               /* bytes/s copied by this run */
+	double eta;                /* seconds left at that rate, -1 unknown */
+};
+
+struct sm_copy_ops {
+	/* At most ten times a second and once at the end; false cancels. */
+	bool (*progress)(void *ctx, const struct sm_copy_progress *p);
+	/* A chunk is durable and verified; journal it.  -1 stops the copy. */
+	int (*chunk_done)(void *ctx, const struct sm_copy_chunk *c);
+	/* Tests only: called after a chunk's data is written, before it is
+	 * verified (attempt 0, then 1 for the one re-copy). */
+	void (*after_write)(void *ctx, int dst_fd, const struct sm_copy_chunk *c, int attempt);
+};
+
+struct sm_copy_req {
+	const char *src;
+	const char *dst;               /* must exist; never followed if a symlink */
+	unsigned long long chunk_size; /* 0: SM_COPY_CHUNK */
+	unsigned long long bandwidth;  /* bytes/s; 0: unlimited */
+	bool verify;                   /* re-read each durable chunk and compare */
+	enum sm_copy_method method;
+	unsigned long long resume_chunks;  /* chunks [0, n) are durable already */
+};
+
+struct sm_copy_result {
+	enum sm_copy_method method;      /* the path that ran */
+	unsigned long long size;
+	unsigned long long data_bytes;   /* of the whole source */
+	unsigned long long copied_bytes; /* data bytes copied by this run */
+	unsigned long long read_bytes;   /* source bytes this run read (copy and checksum) */
+	unsigned long long chunks;
+	unsigned long long chunks_skipped;  /* resumed over */
+	unsigned long long recopied;        /* chunks copied again after a mismatch */
 	double seconds;
 };
 
-/* The bytes in data extents of path, what a copy reads and writes. */
+/* The bytes in data extents of path (of [offset, offset + length); length 0:
+ * to the end), counted in whole 4 KiB blocks as the copier reads them. */
 int sm_copy_data_bytes(const char *path, unsigned long long *out);
-/* Copy src over dst, which must exist and is not followed when a symlink. */
-int sm_copy_file(const char *src, const char *dst, sm_copy_progress_fn progress, void *ctx,
-		 struct sm_copy_stats *stats);
+int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
+			     unsigned long long length, unsigned long long *out);
+int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, void *ctx,
+		struct sm_copy_result *res);
+/* Checksum the chunk of path at [offset, offset + length) as the copier does.
+ * For 'snapmove verify'. */
+int sm_copy_checksum_range(const char *path, unsigned long long offset,
+			   unsigned long long length, uint64_t *out);
 
 #endif
