@@ -152,6 +152,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	db = cli->db_path ? sm_xstrdup(cli->db_path) : sm_journal_default_path();
 	if (sm_journal_open(db, &j) < 0 || sm_virt_open(cli->uri, &v) < 0) {
 		sm_cli_print_error();
+		fprintf(stderr, "snapmove: nothing was changed\n");
 		goto cleanup;
 	}
 	sm_progress_init(&pr, stderr, false);

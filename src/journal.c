@@ -470,6 +470,21 @@ int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_st
 	return IN_TX(j, job_finish(j, job_id, state, error));
 }
 
+int sm_journal_next_job_id(struct sm_journal *j, long long *id)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE "
+				   "name = 'job'), 0) + 1", "");
+	int rc;
+
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_error(j, "cannot read the job sequence");
+}
+
 int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,
 				       const char *target, long long *job_id)
 {

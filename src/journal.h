@@ -112,6 +112,8 @@ int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *ta
 int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
 			    size_t depth);
 
+/* The id the next job will get (unless another process inserts first). */
+int sm_journal_next_job_id(struct sm_journal *j, long long *id);
 /* Queries.  Return 1 found, 0 not found, -1 error. */
 int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,
 				       const char *target, long long *job_id);

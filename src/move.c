@@ -170,8 +170,8 @@ static int check_dest(struct move *m)
 			sm_error("destination '%s' does not exist; create it first "
 				 "(mkdir -p %s) or choose another --dest", m->o->dest, m->o->dest);
 		else
-			sm_error("cannot resolve destination '%s': %s", m->o->dest,
-				 strerror(errno));
+			sm_error("cannot resolve destination '%s': %s; choose a --dest that is an "
+				 "existing directory", m->o->dest, strerror(errno));
 		return -1;
 	}
 	if (stat(resolved, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
@@ -180,8 +180,12 @@ static int check_dest(struct move *m)
 		return -1;
 	}
 	if (access(resolved, W_OK | X_OK) < 0) {
-		sm_error("destination '%s' is not writable (%s); fix its permissions or "
-			 "choose another --dest", m->o->dest, strerror(errno));
+		if (errno == EROFS)
+			sm_error("destination '%s' is on a read-only file system; remount it "
+				 "read-write or choose another --dest", m->o->dest);
+		else
+			sm_error("destination '%s' is not writable (%s); fix its permissions or "
+				 "choose another --dest", m->o->dest, strerror(errno));
 		return -1;
 	}
 	if (geteuid() == 0 && !(sb.st_mode & S_IXOTH)) {
@@ -263,13 +267,27 @@ cleanup:
 	return ret;
 }
 
-static int check_absent(const char *path, const char *what)
+static int check_dest_absent(const char *path)
 {
 	struct stat sb;
 
 	if (lstat(path, &sb) == 0) {
-		sm_error("%s '%s' already exists; remove it or choose another --dest", what,
-			 path);
+		sm_error("destination file '%s' already exists; remove it or choose another "
+			 "--dest", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The source overlay's name is taken: a leftover of an interrupted job. */
+static int check_overlay_absent(const char *path)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) == 0) {
+		sm_error("overlay file '%s' already exists next to the disk's image; it is "
+			 "left from an earlier snapmove job (see 'snapmove list'): finish or "
+			 "undo that job, or remove the file if no domain uses it", path);
 		return -1;
 	}
 	return 0;
@@ -295,10 +313,9 @@ static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
 {
 	for (size_t i = 0; i < p->nimages; i++)
 		if (check_not_in_dest(dest, p->target, p->images[i].src) < 0 ||
-		    check_absent(p->images[i].dst, "destination file") < 0)
+		    check_dest_absent(p->images[i].dst) < 0)
 			return -1;
-	if (check_absent(p->dst_overlay, "destination file") < 0 ||
-	    check_absent(p->src_overlay, "overlay file") < 0)
+	if (check_dest_absent(p->dst_overlay) < 0 || check_overlay_absent(p->src_overlay) < 0)
 		return -1;
 	return 0;
 }
@@ -333,18 +350,21 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 {
 	const struct sm_disk **sel = NULL;
 	size_t nsel = 0;
+	long long next_id;
 	int ret = -1;
 
 	if (check_domain(m) < 0 || select_disks(m, &sel, &nsel) < 0)
 		return -1;
 	if (check_dest(m) < 0)
 		goto cleanup;
-	/* Overlay names carry the job id, unknown until open_job(): plan with 0
-	 * here, rename the overlays there. */
+	/* Overlay names carry the job id: plan with the id the journal will give
+	 * next; open_job() renames them should another snapmove take it first. */
+	if (sm_journal_next_job_id(m->j, &next_id) < 0)
+		goto cleanup;
 	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
 	for (size_t i = 0; i < nsel; i++) {
 		if (check_disk_free(m, sel[i]) < 0 ||
-		    plan_disk(m, sel[i], 0, &m->plans[i]) < 0)
+		    plan_disk(m, sel[i], next_id, &m->plans[i]) < 0)
 			goto cleanup;
 		m->nplans++;
 		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
@@ -404,8 +424,7 @@ static int open_job(struct move *m)
 		free(p->dst_overlay);
 		p->src_overlay = sm_plan_overlay_path(src_dir, p->images[0].src, m->job);
 		p->dst_overlay = sm_plan_overlay_path(m->dest, p->images[0].src, m->job);
-		if (check_absent(p->src_overlay, "overlay file") < 0 ||
-		    check_absent(p->dst_overlay, "destination file") < 0 ||
+		if (check_overlay_absent(p->src_overlay) < 0 || check_dest_absent(p->dst_overlay) < 0 ||
 		    sm_journal_disk_insert(m->j, m->job, p) < 0)
 			goto error;
 	}

@@ -135,7 +135,7 @@ int sm_parse_ull(const char *s, unsigned long long *out)
 {
 	char *end;
 
-	if (!s || !*s || *s == '-')
+	if (!s || *s < '0' || *s > '9')
 		return -1;
 	errno = 0;
 	*out = strtoull(s, &end, 10);

@@ -180,8 +180,9 @@ backing_of() {  # IMAGE FORMAT
 		sed -n 's/.*"backing-filename": "\([^"]*\)".*/\1/p' | head -n1
 }
 
+# How many block jobs run on a disk (0 or 1); see block_jobs below.
 block_job_count() {  # DOM TARGET
-	virsh blockjob "$1" "$2" --info 2>/dev/null | grep -c "Block" || true
+	block_jobs "$1" "$2"
 }
 
 wait_domain_running() {
@@ -375,8 +376,7 @@ expect_refused_unchanged() {
 }
 
 # block_jobs DOM TARGET: 1 when libvirt reports a block job on the disk, 0 when
-# it reports none.  block_job_count above always says 0: virsh 9 prints the
-# "Block Copy: [ 25 %]" line on stderr, which it discards.
+# it reports none.  virsh 9 prints the "Block Copy: [ 25 %]" line on stderr.
 block_jobs() {
 	local out
 	out=$(virsh blockjob "$1" "$2" --info 2>&1) || { echo "error: $out"; return 0; }

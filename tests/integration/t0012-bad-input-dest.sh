@@ -54,14 +54,14 @@ case_below_file() {
 	echo precious >"$T/plain2"
 	refused "'$T/plain2/sub'" "$T/plain2/sub"
 	assert_contains "$T/case.err" "Not a directory"
-	assert_contains "$T/case.err" "choose another --dest"
+	assert_contains "$T/case.err" "choose a --dest that is an existing directory"
 	assert_eq "$(cat "$T/plain2")" precious "the regular file above --dest"
 }
 run_case "destination below a regular file" case_below_file
 
 case_read_only() {
-	refused "destination '$T/ro' is not writable (Read-only file system)" "$T/ro"
-	assert_contains "$T/case.err" "choose another --dest"
+	refused "destination '$T/ro' is on a read-only file system" "$T/ro"
+	assert_contains "$T/case.err" "remount it read-write or choose another --dest"
 }
 run_case "destination on a read-only mount" case_read_only
 
