@@ -28,5 +28,15 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv);
+
+struct sm_journal;
+/* JOB as a number, or a domain name with exactly one unfinished job. */
+int sm_cli_resolve_job(struct sm_journal *j, const char *arg, long long *id);
+/* SIGINT and SIGTERM set sm_interrupted: the job stops at a safe point. */
+void sm_cli_catch_signals(void);
+/* After a job stopped: the commands to finish or undo it. */
+void sm_cli_print_next_steps(long long job);
 
 #endif

@@ -112,6 +112,9 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 		printf("%-5lld %-20s %-8s %-11s %-12s %-19s %s\n", jobs[i].id,
 		       jobs[i].domain_name, jobs[i].state, jobs[i].phase, disks,
 		       format_time(jobs[i].created_at, t, sizeof(t)), jobs[i].dest_dir);
+		if (!sm_str_eq(jobs[i].state, "done") && !sm_str_eq(jobs[i].state, "aborted"))
+			printf("      finish: snapmove resume %lld   undo: snapmove abort %lld\n",
+			       jobs[i].id, jobs[i].id);
 	}
 	sm_job_rows_free(jobs, n);
 	sm_journal_free(j);
@@ -173,24 +176,26 @@ int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv)
 {
 	struct sm_journal *j = NULL;
 	struct sm_job_row job;
-	unsigned long long id;
+	long long id;
 	int ret = SM_EXIT_OK, rc;
 
 	if (simple_args("status", argc, argv, 1, 1, "usage: snapmove status JOB\n\nShow a "
-			"job: state, phase, disks, phase timings and the files it made.\n",
+			"job (a number, or a domain with one unfinished job): state, phase,\ndisks, phase timings and the files it made.\n",
 			&ret) < 0)
 		return ret;
-	if (sm_parse_ull(argv[optind], &id) < 0)
-		return sm_cli_usage_error("status", "JOB is a job number (see 'snapmove list'), "
-					  "not '%s'", argv[optind]);
 	if (open_journal(cli, &j) < 0)
 		return SM_EXIT_FAILED;
-	rc = sm_journal_job_get(j, (long long)id, &job);
+	if (sm_cli_resolve_job(j, argv[optind], &id) < 0) {
+		sm_cli_print_error();
+		sm_journal_free(j);
+		return SM_EXIT_REFUSED;
+	}
+	rc = sm_journal_job_get(j, id, &job);
 	if (rc < 0) {
 		sm_cli_print_error();
 		ret = SM_EXIT_FAILED;
 	} else if (rc == 0) {
-		sm_error("no job %llu in the journal; see 'snapmove list'", id);
+		sm_error("no job %lld in the journal; see 'snapmove list'", id);
 		sm_cli_print_error();
 		ret = SM_EXIT_REFUSED;
 	} else {

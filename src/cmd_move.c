@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "journal.h"
+#include "job_run.h"
 #include "move.h"
 #include "progress.h"
 #include "util.h"
@@ -38,12 +39,6 @@ static void move_usage(FILE *f)
 		   "                    read/write), reflink, copy_file_range or readwrite\n");
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	sm_move_interrupted = 1;
-}
-
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -67,7 +62,6 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	struct sm_journal *j = NULL;
 	struct sm_virt *v = NULL;
 	struct sm_progress pr;
-	struct sigaction sa;
 	long long job = 0;
 	int c, ret = SM_EXIT_REFUSED;
 
@@ -144,10 +138,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 					  "move the disks to");
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	sm_cli_catch_signals();
 
 	db = cli->db_path ? sm_xstrdup(cli->db_path) : sm_journal_default_path();
 	if (sm_journal_open(db, &j) < 0 || sm_virt_open(cli->uri, &v) < 0) {
@@ -167,9 +158,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		break;
 	case SM_MOVE_FAILED:
 		sm_cli_print_error();
-		fprintf(stderr, "snapmove: job %lld failed; the domain runs on a consistent "
-			"chain; see 'snapmove status %lld' for where it stopped and what it "
-			"left\n", job, job);
+		if (job)
+			sm_cli_print_next_steps(job);
 		ret = SM_EXIT_FAILED;
 		break;
 	}

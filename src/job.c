@@ -8,6 +8,7 @@ const char *sm_job_state_name(enum sm_job_state s)
 	case SM_JOB_RUNNING: return "running";
 	case SM_JOB_FAILED: return "failed";
 	case SM_JOB_DONE: return "done";
+	case SM_JOB_ABORTED: return "aborted";
 	case SM_JOB_STATE_LAST: break;
 	}
 	return "unknown";

@@ -10,8 +10,9 @@
 
 enum sm_job_state {
 	SM_JOB_RUNNING,
-	SM_JOB_FAILED,
+	SM_JOB_FAILED,   /* stopped half-way (error, signal): resume or abort it */
 	SM_JOB_DONE,
+	SM_JOB_ABORTED,  /* undone: the domain is back on its original chain */
 	SM_JOB_STATE_LAST
 };
 

@@ -414,9 +414,12 @@ static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state 
 {
 	double now = sm_now();
 
+	if (state == SM_JOB_RUNNING)
+		return run(j, "UPDATE job SET state = ?, error = NULL, updated_at = ?, "
+			   "finished_at = NULL, pid = ? WHERE id = ?", "sdii",
+			   sm_job_state_name(state), now, (long long)getpid(), job_id);
 	return run(j, "UPDATE job SET state = ?, error = ?, updated_at = ?, finished_at = ? "
-		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now,
-		   state == SM_JOB_RUNNING ? 0.0 : now, job_id);
+		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now, now, job_id);
 }
 
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
@@ -470,6 +473,84 @@ int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_st
 	return IN_TX(j, job_finish(j, job_id, state, error));
 }
 
+int sm_journal_image_progress(struct sm_journal *j, long long job_id, const char *target,
+			      size_t depth, enum sm_image_state *state,
+			      unsigned long long *chunks_done)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT state, (SELECT count(*) FROM chunk c WHERE "
+				   "c.job_id = i.job_id AND c.target = i.target AND c.depth = "
+				   "i.depth), (SELECT coalesce(max(idx) + 1, 0) FROM chunk c WHERE "
+				   "c.job_id = i.job_id AND c.target = i.target AND c.depth = "
+				   "i.depth) FROM image i WHERE job_id = ? AND target = ? AND depth = ?",
+				   "isi", job_id, target, (long long)depth);
+	int rc;
+
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		long long count = sqlite3_column_int64(st, 1);
+		long long next = sqlite3_column_int64(st, 2);
+
+		*state = SM_IMAGE_PLANNED;
+		for (int s = 0; s < SM_IMAGE_STATE_LAST; s++)
+			if (sm_str_eq(sm_image_state_name((enum sm_image_state)s), name))
+				*state = (enum sm_image_state)s;
+		/* Chunks are journaled in order: the rows are a prefix, unless the
+		 * journal was edited; then trust none of them. */
+		*chunks_done = count == next ? (unsigned long long)count : 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		sm_error("journal '%s' has no image %zu of disk '%s' in job %lld", j->path, depth,
+			 target, job_id);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_journal_file_state(struct sm_journal *j, long long job_id, const char *path,
+			  char **state)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT state FROM file WHERE job_id = ? AND path = ?",
+				   "is", job_id, path);
+	int rc;
+
+	*state = NULL;
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*state = col_text(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(j, "cannot read files");
+}
+
+int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
+					  long long **ids, size_t *n)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT id FROM job WHERE domain_name = ? AND state NOT "
+				   "IN ('done', 'aborted') ORDER BY id", "s", name);
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*ids = sm_xrealloc(*ids, (*n + 1) * sizeof(**ids));
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_error(j, "cannot read jobs");
+}
+
+const char *sm_journal_path(const struct sm_journal *j)
+{
+	return j->path;
+}
+
 int sm_journal_next_job_id(struct sm_journal *j, long long *id)
 {
 	sqlite3_stmt *st = prepare(j, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE "
@@ -490,7 +571,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 {
 	sqlite3_stmt *st = prepare(j, "SELECT job.id FROM job JOIN disk ON disk.job_id = "
 				   "job.id WHERE job.domain_uuid = ? AND disk.target = ? AND "
-				   "job.state != 'done' ORDER BY job.id DESC LIMIT 1", "ss",
+				   "job.state NOT IN ('done', 'aborted') ORDER BY job.id DESC LIMIT 1", "ss",
 				   domain_uuid, target);
 	int rc;
 
@@ -580,7 +661,7 @@ static void fill_job(sqlite3_stmt *st, void *p)
 int sm_journal_job_list(struct sm_journal *j, struct sm_job_row **out, size_t *n)
 {
 	return collect(j, prepare(j, "SELECT " JOB_COLUMNS " FROM job ORDER BY "
-				  "(state = 'done'), id DESC", ""),
+				  "(state IN ('done', 'aborted')), id DESC", ""),
 		       sizeof(**out), fill_job, (void **)out, n);
 }
 

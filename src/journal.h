@@ -112,6 +112,18 @@ int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *ta
 int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
 			    size_t depth);
 
+/* Where an image's copy stands: its state and how many chunks (a prefix) are
+ * durable at the destination. */
+int sm_journal_image_progress(struct sm_journal *j, long long job_id, const char *target,
+			      size_t depth, enum sm_image_state *state,
+			      unsigned long long *chunks_done);
+/* The state of a file the job planned or created (NULL when it has no row). */
+int sm_journal_file_state(struct sm_journal *j, long long job_id, const char *path,
+			  char **state);
+/* Unfinished jobs (neither done nor aborted) of a domain, by name. */
+int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
+					  long long **ids, size_t *n);
+const char *sm_journal_path(const struct sm_journal *j);
 /* The id the next job will get (unless another process inserts first). */
 int sm_journal_next_job_id(struct sm_journal *j, long long *id);
 /* Queries.  Return 1 found, 0 not found, -1 error. */

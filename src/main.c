@@ -17,6 +17,8 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "move", sm_cmd_move, "move disks of a running domain to another directory" },
+	{ "resume", sm_cmd_resume, "finish a move that stopped half-way" },
+	{ "abort", sm_cmd_abort, "undo a move that stopped half-way" },
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },
 	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
 	{ "chain", sm_cmd_chain, "show the live backing chain of a domain's disks" },

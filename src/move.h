@@ -43,7 +43,4 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 			    const struct sm_move_opts *o, struct sm_progress *pr,
 			    long long *job_id);
 
-/* Set by SIGINT/SIGTERM: the move stops at its next safe point. */
-extern volatile int sm_move_interrupted;
-
 #endif

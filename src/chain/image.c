@@ -179,3 +179,20 @@ int sm_image_compare(const char *a, const char *a_format, const char *b,
 	sm_run_result_release(&res);
 	return rc;
 }
+
+int sm_image_commit(const char *path)
+{
+	const char *argv[] = { "qemu-img", "commit", "-q", "-f", "qcow2", path, NULL };
+
+	return sm_run(argv, NULL);
+}
+
+int sm_image_rebase_safe(const char *path, const char *format, const char *backing,
+			 const char *backing_format)
+{
+	const char *with[] = { "qemu-img", "rebase", "-f", format, "-F", backing_format, "-b",
+			       backing, path, NULL };
+	const char *flat[] = { "qemu-img", "rebase", "-f", format, "-b", "", path, NULL };
+
+	return sm_run(backing ? with : flat, NULL);
+}

@@ -32,6 +32,13 @@ int sm_image_rebase_unsafe(const char *path, const char *format, const char *bac
  * explicit, bypassing the host cache where both files allow it. */
 int sm_image_convert(const char *src, const char *src_format, const char *dst,
 		     const char *dst_format);
+/* Commit the qcow2 image path into its immediate backing file (qemu-img
+ * commit; never deeper). */
+int sm_image_commit(const char *path);
+/* Rebase path onto backing (NULL: no backing file) copying the data that
+ * changes, as block stream does (qemu-img rebase, safe mode). */
+int sm_image_rebase_safe(const char *path, const char *format, const char *backing,
+			 const char *backing_format);
 /* Compare the guest-visible contents of two images (qemu-img compare). */
 int sm_image_compare(const char *a, const char *a_format, const char *b,
 		     const char *b_format);

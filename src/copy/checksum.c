@@ -2,6 +2,7 @@
 #include "copy/checksum.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +18,9 @@ void sm_checksum_init(struct sm_checksum *c)
 
 static bool all_zero(const unsigned char *p, size_t len)
 {
-	const unsigned long long *w = (const unsigned long long *)p;
-	size_t i, words = len / sizeof(*w);
+	static const unsigned char zeros[SM_CHECKSUM_BLOCK];
 
-	for (i = 0; i < words; i++)
-		if (w[i])
-			return false;
-	for (i = words * sizeof(*w); i < len; i++)
-		if (p[i])
-			return false;
-	return true;
+	return memcmp(p, zeros, len) == 0;
 }
 
 void sm_checksum_update(struct sm_checksum *c, unsigned long long off, const void *data,
@@ -70,10 +64,16 @@ void sm_checksum_hex(uint64_t v, char buf[17])
 
 int sm_checksum_parse(const char *hex, uint64_t *out)
 {
-	char *end;
+	uint64_t v = 0;
 
 	if (!hex || strlen(hex) != 16)
 		return -1;
-	*out = strtoull(hex, &end, 16);
-	return *end ? -1 : 0;
+	for (int i = 0; i < 16; i++) {
+		if (!isxdigit((unsigned char)hex[i]))
+			return -1;
+		v = (v << 4) | (uint64_t)(isdigit((unsigned char)hex[i]) ? hex[i] - '0'
+						: (tolower((unsigned char)hex[i]) - 'a' + 10));
+	}
+	*out = v;
+	return 0;
 }

@@ -374,9 +374,27 @@ static int sync_out(struct copier *c)
  * bandwidth only; 'snapmove verify' re-reads from the storage itself. */
 static int verify_chunk(struct copier *c, const struct sm_copy_chunk *chunk)
 {
+	struct range *src_ranges = c->ranges;
+	size_t n = c->nranges, cap = c->cap;
 	uint64_t got;
+	int rc;
 
-	if (checksum_ranges(c, c->out, &got) < 0)
+	/* The destination's own extents: garbage where the source has a hole
+	 * must count.  Holes and zero blocks checksum alike, so a good copy
+	 * matches whatever the file system made of its extents. */
+	c->ranges = NULL;
+	c->nranges = c->cap = 0;
+	rc = collect_ranges(c, c->out, (off_t)chunk->offset,
+			    (off_t)(chunk->offset + chunk->length));
+	if (rc < 0)
+		sm_error("cannot walk the extents of '%s': %s", c->req->dst, strerror(errno));
+	else
+		rc = checksum_ranges(c, c->out, &got);
+	free(c->ranges);
+	c->ranges = src_ranges;
+	c->nranges = n;
+	c->cap = cap;
+	if (rc < 0)
 		return -1;
 	return got == chunk->checksum;
 }
@@ -485,6 +503,8 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 	c.unit = SM_COPY_BUF;
 	if (c.rl.bytes_per_slice && c.rl.bytes_per_slice < c.unit)
 		c.unit = c.rl.bytes_per_slice < 65536 ? 65536 : (size_t)c.rl.bytes_per_slice;
+	/* Whole checksum blocks per read, so the checksum never splits one. */
+	c.unit -= c.unit % SM_CHECKSUM_BLOCK;
 	if (posix_memalign((void **)&c.buf, 4096, SM_COPY_BUF) != 0)
 		abort();
 
@@ -533,7 +553,8 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 		goto cleanup;
 	res->method = c.method;
 	res->seconds = sm_monotonic() - c.t0;
-	report(&c, true);
+	if (!report(&c, true))
+		goto cleanup;
 	ret = 0;
 
 cleanup:

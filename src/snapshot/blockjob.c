@@ -76,6 +76,39 @@ int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 	return 0;
 }
 
+int sm_blockjob_stream_start(struct sm_virt *v, virDomainPtr dom, const char *target,
+			     const char *base_path, unsigned long long bandwidth_mib)
+{
+	sm_virt_job_event_reset(v, target);
+	if (virDomainBlockRebase(dom, target, base_path, bandwidth_mib, 0) < 0) {
+		sm_virt_error("cannot start the block stream of disk '%s'", target);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *target)
+{
+	for (;;) {
+		int status = sm_virt_job_event_status(v, target);
+		int rc;
+
+		if (status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
+			return 0;
+		if (status == VIR_DOMAIN_BLOCK_JOB_FAILED || status == VIR_DOMAIN_BLOCK_JOB_CANCELED) {
+			sm_error("the block job on disk '%s' %s", target, status ==
+				 VIR_DOMAIN_BLOCK_JOB_FAILED ? "failed" : "was cancelled");
+			return -1;
+		}
+		rc = sm_blockjob_running(dom, target);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			return 0;  /* finished before we looked */
+		sm_virt_job_event_wait(v, 500);
+	}
+}
+
 /* What the live XML says of target's job: 1 ready, 0 not yet, -1 no job. */
 static int xml_mirror_ready(virDomainPtr dom, const char *target)
 {

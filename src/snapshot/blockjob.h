@@ -24,6 +24,13 @@ int sm_blockjob_mirror_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *target,
 			     const char *base_path, unsigned long long bandwidth_mib);
 
+/* Block stream (pull) into target's active image of everything above base
+ * (NULL: the whole chain). */
+int sm_blockjob_stream_start(struct sm_virt *v, virDomainPtr dom, const char *target,
+			     const char *base_path, unsigned long long bandwidth_mib);
+/* Wait until target's job has completed by itself (a stream). */
+int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *target);
+
 /* Called about once a second while waiting; return false to stop waiting. */
 typedef bool (*sm_blockjob_progress_fn)(void *ctx, const char *target,
 					unsigned long long cur, unsigned long long end);

@@ -63,13 +63,13 @@ case_unfinished_job() {
 	# --disk or --dry-run, changes nothing of what the failure left.
 	save_state second "$faildom" vda "$T/src" "$T/dst" "$T/dst2"
 	expect_refused_unchanged second \
-		"disk 'vda' of domain '$faildom' has an unfinished snapmove job 1; see 'snapmove status 1'" \
+		"disk 'vda' of domain '$faildom' has an unfinished snapmove job 1; finish it with 'snapmove resume 1' or undo it with 'snapmove abort 1'" \
 		sm move "$faildom" --dest "$T/dst2"
-	expect_refused_unchanged second "has an unfinished snapmove job 1; see 'snapmove status 1'" \
+	expect_refused_unchanged second "has an unfinished snapmove job 1; finish it with 'snapmove resume 1' or undo it with 'snapmove abort 1'" \
 		sm move "$faildom" --dest "$T/dst2" --disk vda
-	expect_refused_unchanged second "has an unfinished snapmove job 1; see 'snapmove status 1'" \
+	expect_refused_unchanged second "has an unfinished snapmove job 1; finish it with 'snapmove resume 1' or undo it with 'snapmove abort 1'" \
 		sm move "$faildom" --dest "$T/dst2" --dry-run
-	expect_refused_unchanged second "has an unfinished snapmove job 1; see 'snapmove status 1'" \
+	expect_refused_unchanged second "has an unfinished snapmove job 1; finish it with 'snapmove resume 1' or undo it with 'snapmove abort 1'" \
 		sm move "$faildom" --dest "$T/dst"
 	expect_exit 0 sm list
 	assert_eq "$(grep -c "$faildom" "$T/out")" 1 "jobs of the domain in the journal"

@@ -754,7 +754,7 @@ static void test_phase_names(void **state)
 
 static void test_job_state_names(void **state)
 {
-	static const char *const want[] = { "running", "failed", "done" };
+	static const char *const want[] = { "running", "failed", "done", "aborted" };
 
 	(void)state;
 	assert_int_equal(SM_ARRAY_LEN(want), SM_JOB_STATE_LAST);

@@ -1,0 +1,298 @@
+/* abort.c: 'snapmove abort JOB [--via commit|stream]': put the domain back
+ * on its original images and remove what the job created on both storages.
+ *
+ * Before the pivot: cancel the mirror, then collapse the source overlay back
+ * (active commit into the original image and pivot; or block stream of the
+ * original image into the overlay, which leaves the domain on the overlay).
+ * After the pivot and before the final commit has pivoted: move back, a
+ * shallow mirror of the destination overlay onto a fresh overlay over the
+ * original image (O(changes): the original equals its copy), then as before.
+ * Once the destination overlay is folded into the moved image the data lives
+ * only on the destination: abort refuses and says how to go on.
+ * With the domain shut off the same is done with qemu-img.
+ */
+#include "chain/image.h"
+#include "job_run.h"
+#include "lock.h"
+#include "reconcile.h"
+#include "resume.h"
+#include "snapshot/blockjob.h"
+#include "snapshot/define.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct undo {
+	struct sm_jobctx *c;
+	enum sm_abort_via via;
+};
+
+/* The image below the original active image, where a stream stops. */
+static const char *stream_base(const struct sm_plan_disk *p)
+{
+	return p->nimages > 1 ? p->images[1].src : NULL;
+}
+
+static int refuse_if_folded(const struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		if (c->state[i] < SM_DISK_COLLAPSED)
+			continue;
+		sm_error("job %lld has already moved disk '%s' and folded its overlay into "
+			 "'%s': the data now lives only on the destination, so abort cannot "
+			 "put it back cheaply; finish the job with 'snapmove resume %lld', then "
+			 "move the domain back with 'snapmove move %s --dest DIR'", c->job,
+			 c->plans[i].target, c->plans[i].images[0].dst, c->job, c->domain_name);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- live ---- */
+
+/* After the pivot: a fresh overlay over the original image, a shallow mirror
+ * of the destination overlay onto it, and a pivot back. */
+static int move_back_live(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
+	struct stat sb;
+	int ret = -1;
+
+	if (c->committing[i]) {
+		if (sm_blockjob_cancel(c->dom, p->target) < 0)
+			goto cleanup;
+		c->committing[i] = false;
+	}
+	if (lstat(p->src_overlay, &sb) == 0 &&
+	    sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0)
+		goto cleanup;
+	if (sm_job_file(c, p->src_overlay, "src_overlay", "creating") < 0 ||
+	    sm_image_create(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
+			    p->images[0].format) < 0 ||
+	    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
+		goto cleanup;
+	if (sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
+				     c->persistent) < 0)
+		goto cleanup;
+	which[i] = true;
+	if (sm_job_wait_ready(c, which, "moving back") < 0 ||
+	    sm_blockjob_pivot(c->dom, p->target, p->src_overlay) < 0 ||
+	    sm_job_disk_state(c, i, SM_DISK_SNAPSHOTTED) < 0)
+		goto cleanup;
+	ret = 0;
+
+cleanup:
+	free(which);
+	return ret;
+}
+
+/* On the source overlay: fold it back into the original image (commit) or
+ * pull the original image into it (stream). */
+static int collapse_back_live(struct undo *u, size_t i)
+{
+	struct sm_jobctx *c = u->c;
+	const struct sm_plan_disk *p = &c->plans[i];
+	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
+	int ret = -1;
+
+	which[i] = true;
+	if (c->mirroring[i]) {
+		if (sm_blockjob_cancel(c->dom, p->target) < 0)
+			goto cleanup;
+		c->mirroring[i] = false;
+	}
+	if (u->via == SM_ABORT_STREAM) {
+		if (c->committing[i] && sm_blockjob_cancel(c->dom, p->target) < 0)
+			goto cleanup;
+		if (sm_blockjob_stream_start(c->v, c->dom, p->target, stream_base(p),
+					     c->bandwidth_mib) < 0 ||
+		    sm_blockjob_wait_done(c->v, c->dom, p->target) < 0)
+			goto cleanup;
+	} else {
+		if (!c->committing[i] &&
+		    sm_blockjob_commit_start(c->v, c->dom, p->target, p->images[0].src,
+					     c->bandwidth_mib) < 0)
+			goto cleanup;
+		c->committing[i] = true;
+		if (sm_job_wait_ready(c, which, "commit back") < 0 ||
+		    sm_blockjob_pivot(c->dom, p->target, p->images[0].src) < 0)
+			goto cleanup;
+		c->committing[i] = false;
+		if (sm_job_disk_state(c, i, SM_DISK_PLANNED) < 0)
+			goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	free(which);
+	return ret;
+}
+
+static int abort_disk_live(struct undo *u, size_t i)
+{
+	struct sm_jobctx *c = u->c;
+
+	if (c->state[i] == SM_DISK_PLANNED && !c->mirroring[i] && !c->committing[i])
+		return 0;
+	if (c->state[i] == SM_DISK_PIVOTED && move_back_live(c, i) < 0)
+		return -1;
+	return collapse_back_live(u, i);
+}
+
+/* ---- offline ---- */
+
+static int abort_disk_offline(struct undo *u, size_t i)
+{
+	struct sm_jobctx *c = u->c;
+	const struct sm_plan_disk *p = &c->plans[i];
+
+	if (c->state[i] == SM_DISK_PLANNED)
+		return 0;
+	/* After the pivot the newest data is in the destination overlay: bring it
+	 * back next to the original image first. */
+	if (c->state[i] == SM_DISK_PIVOTED &&
+	    (sm_job_copy_overlay(c, p->dst_overlay, p->src_overlay, "src_overlay",
+				 p->images[0].src, p->images[0].format) < 0 ||
+	     sm_job_disk_state(c, i, SM_DISK_SNAPSHOTTED) < 0))
+		return -1;
+	if (u->via == SM_ABORT_STREAM)
+		return sm_image_rebase_safe(p->src_overlay, "qcow2", stream_base(p),
+					    p->nimages > 1 ? p->images[1].format : NULL);
+	if (sm_image_commit(p->src_overlay) < 0)
+		return -1;
+	return sm_job_disk_state(c, i, SM_DISK_PLANNED);
+}
+
+/* ---- both ---- */
+
+static const char *original_path(const struct sm_jobctx *c, size_t i)
+{
+	return c->plans[i].images[0].src;
+}
+
+static const char *original_format(const struct sm_jobctx *c, size_t i)
+{
+	return c->plans[i].images[0].format;
+}
+
+static const char *overlay_path(const struct sm_jobctx *c, size_t i)
+{
+	return c->plans[i].src_overlay;
+}
+
+static const char *overlay_format(const struct sm_jobctx *c, size_t i)
+{
+	(void)c;
+	(void)i;
+	return "qcow2";
+}
+
+/* Remove every file the job created that the domain no longer uses. */
+static int remove_created(struct undo *u)
+{
+	struct sm_jobctx *c = u->c;
+
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
+			return -1;
+		for (size_t k = 0; k < p->nimages; k++) {
+			SM_AUTOFREE char *state = NULL;
+
+			if (sm_journal_file_state(c->j, c->job, p->images[k].dst, &state) < 0)
+				return -1;
+			/* Only files the job made: a "planned" one may be someone else's. */
+			if ((sm_str_eq(state, "created") || sm_str_eq(state, "creating")) &&
+			    sm_job_remove_file(c, p->images[k].dst, "dst_image") < 0)
+				return -1;
+		}
+		if (u->via == SM_ABORT_COMMIT &&
+		    sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void print_outcome(const struct undo *u)
+{
+	const struct sm_jobctx *c = u->c;
+
+	printf("aborted job %lld of domain %s\n", c->job, c->domain_name);
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		printf("  %s now:", p->target);
+		if (u->via == SM_ABORT_STREAM)
+			printf(" %s (qcow2, the original image streamed into it) <-", p->src_overlay);
+		for (size_t k = u->via == SM_ABORT_STREAM ? 1 : 0; k < p->nimages; k++)
+			printf("%s %s (%s)", k > (u->via == SM_ABORT_STREAM ? 1u : 0u) ? " <-" : "",
+			       p->images[k].src, p->images[k].format);
+		printf("\n");
+	}
+}
+
+static int run_abort(struct undo *u)
+{
+	struct sm_jobctx *c = u->c;
+	bool stream = u->via == SM_ABORT_STREAM;
+
+	for (size_t i = 0; i < c->nplans; i++) {
+		if (c->running ? abort_disk_live(u, i) < 0 : abort_disk_offline(u, i) < 0)
+			return -1;
+		sm_crash_point("abort:disk");
+	}
+	if (sm_job_define(c, stream ? overlay_path : original_path,
+			  stream ? overlay_format : original_format) < 0)
+		return -1;
+	return remove_created(u);
+}
+
+enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long job_id,
+			     enum sm_abort_via via, struct sm_progress *pr)
+{
+	struct sm_jobctx c;
+	struct sm_job_lock lock;
+	struct undo u = { .c = &c, .via = via };
+	enum sm_move_result ret = SM_MOVE_REFUSED;
+
+	memset(&c, 0, sizeof(c));
+	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "abort") < 0)
+		goto cleanup;
+	if (!c.dom) {
+		sm_job_report_gone(&c);
+		sm_error("job %lld cannot be undone without its domain", job_id);
+		ret = SM_MOVE_FAILED;
+		goto cleanup;
+	}
+	sm_progress_say(pr, "job %lld: aborting the move of %s (%s, via %s)", c.job,
+			c.domain_name, c.running ? "live" : "offline",
+			via == SM_ABORT_STREAM ? "stream" : "commit");
+	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0)
+		goto cleanup;
+	ret = SM_MOVE_FAILED;
+	if (run_abort(&u) < 0) {
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg), "%s", sm_error_message());
+		sm_journal_job_finish(j, c.job, SM_JOB_FAILED, msg);
+		sm_error("%s", msg);
+		goto cleanup;
+	}
+	if (sm_job_close(&c, SM_JOB_ABORTED) < 0)
+		goto cleanup;
+	print_outcome(&u);
+	sm_job_unlock(&lock, 1);
+	ret = SM_MOVE_OK;
+
+cleanup:
+	sm_job_unlock(&lock, 0);
+	sm_jobctx_release(&c);
+	return ret;
+}

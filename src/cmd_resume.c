@@ -1,0 +1,173 @@
+/* cmd_resume.c: 'snapmove resume JOB' and 'snapmove abort JOB [--via
+ * commit|stream]', and the JOB argument every job command takes: a job number,
+ * or the name of a domain with exactly one unfinished job.
+ */
+#include "cli.h"
+#include "job_run.h"
+#include "journal.h"
+#include "resume.h"
+#include "util.h"
+#include "virt.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sm_cli_resolve_job(struct sm_journal *j, const char *arg, long long *id)
+{
+	unsigned long long n;
+	long long *ids = NULL;
+	size_t count = 0;
+
+	if (sm_parse_ull(arg, &n) == 0) {
+		*id = (long long)n;
+		return 0;
+	}
+	if (sm_journal_unfinished_jobs_for_domain(j, arg, &ids, &count) < 0)
+		return -1;
+	if (count == 1) {
+		*id = ids[0];
+		free(ids);
+		return 0;
+	}
+	if (count == 0)
+		sm_error("'%s' is neither a job number nor a domain with an unfinished job; see "
+			 "'snapmove list'", arg);
+	else
+		sm_error("domain '%s' has %zu unfinished jobs (%lld and %lld%s); name the job "
+			 "by number, see 'snapmove list'", arg, count, ids[0], ids[1],
+			 count > 2 ? " and more" : "");
+	free(ids);
+	return -1;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	sm_interrupted = 1;
+}
+
+void sm_cli_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+void sm_cli_print_next_steps(long long job)
+{
+	fprintf(stderr, "snapmove: job %lld stopped; the domain runs on a consistent chain.\n"
+		"  finish it:  snapmove resume %lld\n"
+		"  undo it:    snapmove abort %lld\n"
+		"  details:    snapmove status %lld\n", job, job, job, job);
+}
+
+static int run_job_command(const struct sm_cli *cli, const char *cmd, const char *arg,
+			   bool abort_job, enum sm_abort_via via)
+{
+	SM_AUTOFREE char *db = cli->db_path ? sm_xstrdup(cli->db_path)
+					    : sm_journal_default_path();
+	struct sm_journal *j = NULL;
+	struct sm_virt *v = NULL;
+	struct sm_progress pr;
+	long long id = 0;
+	int ret = SM_EXIT_REFUSED;
+
+	(void)cmd;
+	sm_cli_catch_signals();
+	if (sm_journal_open(db, &j) < 0 || sm_cli_resolve_job(j, arg, &id) < 0 ||
+	    sm_virt_open(cli->uri, &v) < 0) {
+		sm_cli_print_error();
+		goto cleanup;
+	}
+	sm_progress_init(&pr, stderr, false);
+	switch (abort_job ? sm_abort(v, j, id, via, &pr) : sm_resume(v, j, id, &pr)) {
+	case SM_MOVE_OK:
+		ret = SM_EXIT_OK;
+		break;
+	case SM_MOVE_REFUSED:
+		sm_cli_print_error();
+		fprintf(stderr, "snapmove: nothing was changed\n");
+		break;
+	case SM_MOVE_FAILED:
+		sm_cli_print_error();
+		sm_cli_print_next_steps(id);
+		ret = SM_EXIT_FAILED;
+		break;
+	}
+
+cleanup:
+	sm_virt_free(v);
+	sm_journal_free(j);
+	return ret;
+}
+
+int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			printf("usage: snapmove resume JOB\n\nFinish a move that stopped half-way "
+			       "(snapmove, libvirtd, QEMU or the host died,\nor it failed).  JOB is "
+			       "a job number or a domain with one unfinished job.\nIt compares the "
+			       "journal with libvirt and the files and goes on from where\neach "
+			       "disk really is: live if the domain runs, offline if it is shut off.\n");
+			return SM_EXIT_OK;
+		}
+		return sm_cli_usage_error("resume", "bad option");
+	}
+	if (argc - optind != 1)
+		return sm_cli_usage_error("resume", "resume needs one JOB");
+	return run_job_command(cli, "resume", argv[optind], false, SM_ABORT_COMMIT);
+}
+
+int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "via", required_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum sm_abort_via via = SM_ABORT_COMMIT;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			if (sm_str_eq(optarg, "commit"))
+				via = SM_ABORT_COMMIT;
+			else if (sm_str_eq(optarg, "stream"))
+				via = SM_ABORT_STREAM;
+			else
+				return sm_cli_usage_error("abort", "--via takes commit or stream, "
+							  "not '%s'", optarg);
+			break;
+		case 'h':
+			printf("usage: snapmove abort JOB [--via commit|stream]\n\nPut the domain "
+			       "back on its original disks and remove what the job created.\n"
+			       "  --via commit  fold the overlay back into the original image "
+			       "(default;\n                O(changes)); the domain ends on its "
+			       "original files\n  --via stream  pull the original image into the "
+			       "overlay; the domain\n                ends on the overlay file, the "
+			       "original image stays unused\nAfter the pivot it moves the disk "
+			       "back first; once the final commit has\nfolded the overlay on the "
+			       "destination it refuses: resume, then move back.\n");
+			return SM_EXIT_OK;
+		default:
+			return sm_cli_usage_error("abort", "bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return sm_cli_usage_error("abort", "abort needs one JOB");
+	return run_job_command(cli, "abort", argv[optind], true, via);
+}

@@ -1,0 +1,705 @@
+/* job_run.c: the phases of a live move, each idempotent per disk, and the
+ * runner that journals them.  Validation is move.c's; working out where an
+ * interrupted job stands is reconcile.c's; undoing is abort.c's.
+ */
+#include "job_run.h"
+#include "chain/image.h"
+#include "copy/checksum.h"
+#include "run.h"
+#include "snapshot/blockjob.h"
+#include "snapshot/define.h"
+#include "snapshot/snapshot.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+volatile int sm_interrupted;
+
+void sm_crash_point(const char *point)
+{
+	const char *want = getenv("SNAPMOVE_TEST_CRASH_AT");
+
+	if (want && sm_str_eq(want, point)) {
+		fprintf(stderr, "snapmove: test crash at '%s'\n", point);
+		fflush(NULL);
+		raise(SIGKILL);
+	}
+}
+
+void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans)
+{
+	c->nplans = nplans;
+	c->plans = sm_xcalloc(nplans, sizeof(*c->plans));
+	c->state = sm_xcalloc(nplans, sizeof(*c->state));
+	c->mirroring = sm_xcalloc(nplans, sizeof(*c->mirroring));
+	c->committing = sm_xcalloc(nplans, sizeof(*c->committing));
+}
+
+void sm_jobctx_release(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++)
+		sm_plan_disk_release(&c->plans[i]);
+	free(c->plans);
+	free(c->state);
+	free(c->mirroring);
+	free(c->committing);
+	free(c->domain_name);
+	free(c->dest);
+	sm_domain_disks_release(&c->live);
+	if (c->dom)
+		virDomainFree(c->dom);
+	memset(c, 0, sizeof(*c));
+}
+
+int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s)
+{
+	c->state[i] = s;
+	return sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, s, NULL);
+}
+
+int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state)
+{
+	return SM_JOURNAL_TX(c->j, sm_journal_file_set(c->j, c->job, path, role, state));
+}
+
+int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
+{
+	if (unlink(path) < 0 && errno != ENOENT) {
+		sm_error("cannot remove '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	return sm_job_file(c, path, role, "removed");
+}
+
+const char *sm_job_final_path(const struct sm_jobctx *c, size_t i)
+{
+	return c->keep_overlay ? c->plans[i].dst_overlay : c->plans[i].images[0].dst;
+}
+
+const char *sm_job_final_format(const struct sm_jobctx *c, size_t i)
+{
+	return c->keep_overlay ? "qcow2" : c->plans[i].images[0].dst_format;
+}
+
+/* ---- snapshot ---- */
+
+static int journal_snapshotted(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++)
+		if (sm_journal_file_set(c->j, c->job, c->plans[i].src_overlay, "src_overlay",
+					"created") < 0 ||
+		    sm_journal_disk_set_state(c->j, c->job, c->plans[i].target,
+					      SM_DISK_SNAPSHOTTED, NULL) < 0)
+			return -1;
+	return 0;
+}
+
+/* A source overlay file of ours left by an earlier attempt (an abort that
+ * committed back, then a resume) must go before libvirt creates it again. */
+static int clear_stale_overlay(struct sm_jobctx *c, size_t i)
+{
+	SM_AUTOFREE char *state = NULL;
+	struct stat sb;
+
+	if (lstat(c->plans[i].src_overlay, &sb) < 0)
+		return 0;
+	if (sm_journal_file_state(c->j, c->job, c->plans[i].src_overlay, &state) < 0)
+		return -1;
+	if (!sm_str_eq(state, "created")) {
+		sm_error("overlay file '%s' exists and job %lld did not create it; remove it "
+			 "if no domain uses it, then resume", c->plans[i].src_overlay, c->job);
+		return -1;
+	}
+	return sm_job_remove_file(c, c->plans[i].src_overlay, "src_overlay");
+}
+
+static int phase_snapshot(struct sm_jobctx *c)
+{
+	SM_AUTOFREE char *xml = NULL;
+	struct sm_domain_disks now = { 0 };
+	size_t todo = 0;
+	int ret = -1;
+
+	for (size_t i = 0; i < c->nplans; i++)
+		todo += c->state[i] == SM_DISK_PLANNED;
+	if (todo == 0)
+		return 0;
+	if (todo != c->nplans) {
+		sm_error("some disks of job %lld are on their overlay and some are not; the "
+			 "snapshot was atomic, so something else changed them: check "
+			 "'snapmove chain %s'", c->job, c->domain_name);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nplans; i++)
+		if (clear_stale_overlay(c, i) < 0)
+			return -1;
+	if (sm_snapshot_create(c->dom, &c->live, c->plans, c->nplans, c->job, c->quiesce) < 0)
+		return -1;
+	sm_crash_point("snapshot:unjournaled");
+	if (SM_JOURNAL_TX(c->j, journal_snapshotted(c)) < 0)
+		return -1;
+	/* Verify, don't assume: each disk now runs on its overlay over the old image. */
+	xml = sm_virt_domain_xml(c->dom, false);
+	if (!xml || sm_chain_parse(xml, &now) < 0)
+		return -1;
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_disk *d = sm_domain_disks_find(&now, c->plans[i].target);
+
+		c->state[i] = SM_DISK_SNAPSHOTTED;
+		if (!d || d->nchain < 2 || !sm_str_eq(d->chain[0].path, c->plans[i].src_overlay) ||
+		    !sm_str_eq(d->chain[1].path, c->plans[i].images[0].src)) {
+			sm_error("after the snapshot disk '%s' does not run on '%s' over '%s'",
+				 c->plans[i].target, c->plans[i].src_overlay,
+				 c->plans[i].images[0].src);
+			goto cleanup;
+		}
+	}
+	ret = 0;
+
+cleanup:
+	sm_domain_disks_release(&now);
+	return ret;
+}
+
+/* ---- destination chain ---- */
+
+/* A destination image exists and is ours (the journal says we made it). */
+static int ours_exists(struct sm_jobctx *c, const char *path, bool *exists)
+{
+	SM_AUTOFREE char *state = NULL;
+	struct stat sb;
+
+	*exists = lstat(path, &sb) == 0;
+	if (!*exists)
+		return 0;
+	if (sm_journal_file_state(c->j, c->job, path, &state) < 0)
+		return -1;
+	/* "creating": claimed with O_EXCL, then a crash before the journal said so. */
+	if (!sm_str_eq(state, "created") && !sm_str_eq(state, "creating")) {
+		sm_error("destination file '%s' exists and job %lld did not create it; remove "
+			 "it or abort the job", path, c->job);
+		return -1;
+	}
+	return 0;
+}
+
+static int create_image(struct sm_jobctx *c, size_t i, size_t k)
+{
+	const struct sm_plan_image *img = &c->plans[i].images[k];
+	bool exists;
+
+	if (ours_exists(c, img->dst, &exists) < 0)
+		return -1;
+	if (exists)
+		return 0;
+	if (sm_job_file(c, img->dst, "dst_image", "creating") < 0 ||
+	    sm_image_create(img->dst, img->dst_format, img->virtual_size, img->dst_backing,
+			    img->dst_backing_format) < 0)
+		return -1;
+	return SM_JOURNAL_TX(c->j,
+		sm_journal_file_set(c->j, c->job, img->dst, "dst_image", "created") < 0 ||
+		sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
+					   0) < 0 ? -1 : 0);
+}
+
+/* (Re)create the destination overlay: a new, empty mirror target. */
+static int create_dst_overlay(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	bool exists;
+
+	if (ours_exists(c, p->dst_overlay, &exists) < 0)
+		return -1;
+	if (exists && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
+		return -1;
+	if (sm_job_file(c, p->dst_overlay, "dst_overlay", "creating") < 0 ||
+	    sm_image_create(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
+			    p->images[0].dst_format) < 0)
+		return -1;
+	return sm_job_file(c, p->dst_overlay, "dst_overlay", "created");
+}
+
+int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i)
+{
+	/* Bottom up: qemu-img create opens the backing file it is given. */
+	for (size_t k = c->plans[i].nimages; k-- > 0;)
+		if (create_image(c, i, k) < 0)
+			return -1;
+	return 0;
+}
+
+static int phase_dest_chain(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		if (c->state[i] != SM_DISK_SNAPSHOTTED)
+			continue;
+		if (sm_job_dest_chain_disk(c, i) < 0 ||
+		    sm_job_disk_state(c, i, SM_DISK_DEST_CREATED) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- mirror ---- */
+
+static int phase_mirror(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (c->state[i] < SM_DISK_DEST_CREATED || c->state[i] >= SM_DISK_PIVOTED ||
+		    c->mirroring[i])
+			continue;
+		/* Always onto a fresh overlay: a mirror that was lost (libvirtd or
+		 * QEMU restart, a shutdown with TRANSIENT_JOB) may have left clusters
+		 * the source no longer has, and the mirror copies the whole source
+		 * overlay anyway. */
+		if (create_dst_overlay(c, i) < 0)
+			return -1;
+		if (sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
+					     c->bandwidth_mib, c->persistent) < 0)
+			return -1;
+		c->mirroring[i] = true;
+		sm_crash_point("mirror:unjournaled");
+		if (c->state[i] < SM_DISK_MIRRORING &&
+		    sm_job_disk_state(c, i, SM_DISK_MIRRORING) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- copy ---- */
+
+struct copy_ctx {
+	struct sm_jobctx *c;
+	const char *target;
+	size_t depth;
+	bool crashed_once;
+};
+
+static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
+{
+	struct copy_ctx *cc = opaque;
+
+	sm_progress_update(cc->c->pr, cc->c->label, p->done, p->total);
+	return !sm_interrupted;
+}
+
+static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
+			 const struct sm_copy_chunk *k)
+{
+	struct sm_journal_chunk jc = {
+		.index = k->index,
+		.offset = k->offset,
+		.length = k->length,
+		.data_bytes = k->data_bytes,
+	};
+
+	sm_checksum_hex(k->checksum, jc.checksum);
+	return SM_JOURNAL_TX(c->j, sm_journal_chunk_done(c->j, c->job, target, depth, &jc));
+}
+
+static int copy_chunk_done(void *opaque, const struct sm_copy_chunk *k)
+{
+	struct copy_ctx *cc = opaque;
+
+	if (journal_chunk(cc->c, cc->target, cc->depth, k) < 0)
+		return -1;
+	if (k->index >= 1)
+		sm_crash_point("copy:chunk");
+	return 0;
+}
+
+static int sync_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 ? -1 : fdatasync(fd);
+
+	if (rc < 0)
+		sm_error("cannot flush '%s': %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* The copy's header still names the source backing file: point it at the
+ * destination copy, as the empty image created for the mirror does, and
+ * record the first chunk's new checksum (the header lives there). */
+static int rebase_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k,
+		       unsigned long long chunk_size)
+{
+	const struct sm_plan_image *img = &p->images[k];
+	struct sm_copy_chunk ck = { .index = 0, .offset = 0, .length = chunk_size };
+	struct stat sb;
+
+	if (sm_image_rebase_unsafe(img->dst, img->dst_format, img->dst_backing,
+				   img->dst_backing_format) < 0 ||
+	    sync_file(img->dst) < 0)
+		return -1;
+	if (stat(img->dst, &sb) == 0 && (unsigned long long)sb.st_size < chunk_size)
+		ck.length = (unsigned long long)sb.st_size;
+	if (sm_copy_data_bytes_range(img->dst, 0, ck.length, &ck.data_bytes) < 0 ||
+	    sm_copy_checksum_range(img->dst, 0, ck.length, &ck.checksum) < 0)
+		return -1;
+	return journal_chunk(c, p->target, k, &ck);
+}
+
+/* A --dest-format conversion: qemu-img convert into the image created for
+ * the mirror, then (with verify) qemu-img compare of the contents.  It has no
+ * chunk journal: a resumed conversion starts over. */
+static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k)
+{
+	const struct sm_plan_image *img = &p->images[k];
+
+	if (sm_journal_image_set_method(c->j, c->job, p->target, k, "convert", 0) < 0 ||
+	    sm_image_convert(img->src, img->format, img->dst, img->dst_format) < 0 ||
+	    sync_file(img->dst) < 0)
+		return -1;
+	if (c->verify && sm_image_compare(img->src, img->format, img->dst, img->dst_format) < 0)
+		return -1;
+	return 0;
+}
+
+static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	const struct sm_plan_image *img = &p->images[k];
+	SM_AUTOFREE char *label = sm_xasprintf("copy %s %s", p->target,
+					       sm_path_basename(img->src));
+	struct copy_ctx cc = { .c = c, .target = p->target, .depth = k };
+	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done };
+	struct sm_copy_req req = {
+		.src = img->src,
+		.dst = img->dst,
+		.chunk_size = SM_COPY_CHUNK,
+		.bandwidth = c->bandwidth_mib << 20,
+		.verify = c->verify,
+		.method = c->copy_method,
+	};
+	struct sm_copy_result res = { 0 };
+	enum sm_image_state state;
+	unsigned long long chunks = 0;
+	char b[32], r[32];
+	double t0 = sm_monotonic();
+
+	if (sm_journal_image_progress(c->j, c->job, p->target, k, &state, &chunks) < 0)
+		return -1;
+	if (state == SM_IMAGE_COPIED)
+		return 0;
+	if (state == SM_IMAGE_COPYING)
+		req.resume_chunks = chunks;
+	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
+		return -1;
+	c->label = label;
+	sm_progress_reset_rate(c->pr, 0);
+	if (!sm_str_eq(img->format, img->dst_format)) {
+		if (convert_image(c, p, k) < 0)
+			return -1;
+		res.data_bytes = res.copied_bytes = img->allocated;
+		res.method = SM_COPY_METHOD_LAST;
+	} else {
+		if (sm_copy_run(&req, &ops, &cc, &res) < 0 ||
+		    sm_journal_image_set_method(c->j, c->job, p->target, k,
+						sm_copy_method_name(res.method), req.chunk_size) < 0)
+			return -1;
+		if (img->dst_backing && rebase_copy(c, p, k, req.chunk_size) < 0)
+			return -1;
+	}
+	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPIED,
+				       res.data_bytes) < 0)
+		return -1;
+	if (res.method == SM_COPY_METHOD_LAST)
+		sm_progress_say(c->pr, "  converted %s to %s: %s in %.1f s", img->dst,
+				img->dst_format, sm_format_bytes(res.data_bytes, b, sizeof(b)),
+				sm_monotonic() - t0);
+	else if (res.chunks_skipped)
+		sm_progress_say(c->pr, "  copied %s: resumed after chunk %llu, %s of %s copied "
+				"now in %.1f s (%s%s)", img->dst, res.chunks_skipped,
+				sm_format_bytes(res.copied_bytes, b, sizeof(b)),
+				sm_format_bytes(res.data_bytes, r, sizeof(r)), sm_monotonic() - t0,
+				sm_copy_method_name(res.method), c->verify ? ", verified" : "");
+	else
+		sm_progress_say(c->pr, "  copied %s: %s in %.1f s (%s%s)", img->dst,
+				sm_format_bytes(res.data_bytes, b, sizeof(b)), sm_monotonic() - t0,
+				sm_copy_method_name(res.method), c->verify ? ", verified" : "");
+	return 0;
+}
+
+int sm_job_copy_disk(struct sm_jobctx *c, size_t i)
+{
+	for (size_t k = 0; k < c->plans[i].nimages; k++)
+		if (copy_image(c, i, k) < 0)
+			return -1;
+	return 0;
+}
+
+static int phase_copy(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		if (c->state[i] < SM_DISK_DEST_CREATED || c->state[i] >= SM_DISK_COPIED)
+			continue;
+		if (sm_job_copy_disk(c, i) < 0 || sm_job_disk_state(c, i, SM_DISK_COPIED) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- sync, pivot ---- */
+
+static bool job_progress(void *ctx, const char *target, unsigned long long cur,
+			 unsigned long long end)
+{
+	struct sm_jobctx *c = ctx;
+	SM_AUTOFREE char *label = sm_xasprintf("%s %s", c->label, target);
+
+	sm_progress_update(c->pr, label, cur, end);
+	return !sm_interrupted;
+}
+
+int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label)
+{
+	const char **targets = sm_xcalloc(c->nplans, sizeof(*targets));
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->nplans; i++)
+		if (which[i])
+			targets[n++] = c->plans[i].target;
+	c->label = label;
+	sm_progress_reset_rate(c->pr, 0);
+	if (n)
+		rc = sm_blockjob_wait_ready(c->v, c->dom, targets, n, job_progress, c);
+	free(targets);
+	return rc;
+}
+
+static int phase_sync(struct sm_jobctx *c)
+{
+	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
+	int ret = -1;
+
+	for (size_t i = 0; i < c->nplans; i++)
+		which[i] = c->state[i] < SM_DISK_PIVOTED;
+	if (sm_job_wait_ready(c, which, "mirror") < 0)
+		goto cleanup;
+	for (size_t i = 0; i < c->nplans; i++)
+		if (which[i] && sm_job_disk_state(c, i, SM_DISK_READY) < 0)
+			goto cleanup;
+	ret = 0;
+
+cleanup:
+	free(which);
+	return ret;
+}
+
+static int phase_pivot(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (c->state[i] >= SM_DISK_PIVOTED)
+			continue;
+		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0)
+			return -1;
+		c->mirroring[i] = false;
+		sm_crash_point("pivot:unjournaled");
+		if (sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- collapse ---- */
+
+static int phase_collapse(struct sm_jobctx *c)
+{
+	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
+	int ret = -1;
+
+	for (size_t i = 0; i < c->nplans; i++) {
+		which[i] = c->state[i] == SM_DISK_PIVOTED;
+		if (!which[i] || c->committing[i])
+			continue;
+		if (sm_blockjob_commit_start(c->v, c->dom, c->plans[i].target,
+					     c->plans[i].images[0].dst, c->bandwidth_mib) < 0)
+			goto cleanup;
+		c->committing[i] = true;
+	}
+	if (sm_job_wait_ready(c, which, "commit") < 0)
+		goto cleanup;
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (!which[i])
+			continue;
+		if (sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0)
+			goto cleanup;
+		c->committing[i] = false;
+		sm_crash_point("collapse:unjournaled");
+		if (sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
+		    sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
+			goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	free(which);
+	return ret;
+}
+
+/* ---- finalize ---- */
+
+int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jobctx *, size_t),
+		  const char *(*format_of)(const struct sm_jobctx *, size_t))
+{
+	struct sm_define_disk *defs = sm_xcalloc(c->nplans, sizeof(*defs));
+	int rewritten = 0, ret = 0;
+
+	for (size_t i = 0; i < c->nplans; i++) {
+		defs[i].target = c->plans[i].target;
+		defs[i].path = path_of(c, i);
+		defs[i].format = format_of(c, i);
+	}
+	if (c->persistent && c->dom)
+		ret = sm_define_sync(sm_virt_conn(c->v), c->dom, defs, c->nplans, &rewritten);
+	if (ret == 0 && rewritten)
+		sm_progress_say(c->pr, "  rewrote the persistent definition: libvirt had not "
+				"pointed it at the chain the domain uses");
+	free(defs);
+	return ret;
+}
+
+static int phase_finalize(struct sm_jobctx *c)
+{
+	if (sm_job_define(c, sm_job_final_path, sm_job_final_format) < 0)
+		return -1;
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (c->state[i] >= SM_DISK_DONE)
+			continue;
+		if (sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0 ||
+		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
+		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the runner ---- */
+
+typedef int (*phase_fn)(struct sm_jobctx *c);
+
+static phase_fn phase_function(enum sm_phase p)
+{
+	switch (p) {
+	case SM_PHASE_SNAPSHOT: return phase_snapshot;
+	case SM_PHASE_DEST_CHAIN: return phase_dest_chain;
+	case SM_PHASE_MIRROR: return phase_mirror;
+	case SM_PHASE_COPY: return phase_copy;
+	case SM_PHASE_SYNC: return phase_sync;
+	case SM_PHASE_PIVOT: return phase_pivot;
+	case SM_PHASE_COLLAPSE: return phase_collapse;
+	case SM_PHASE_FINALIZE: return phase_finalize;
+	case SM_PHASE_PLANNED:
+	case SM_PHASE_DONE:
+	case SM_PHASE_LAST:
+		break;
+	}
+	return NULL;
+}
+
+/* SNAPMOVE_TEST_HOOK: see job_run.h. */
+static int run_test_hook(const struct sm_jobctx *c, enum sm_phase phase)
+{
+	const char *hook = getenv("SNAPMOVE_TEST_HOOK");
+	char job[32];
+	const char *argv[] = { hook, sm_phase_name(phase), job, NULL };
+
+	if (!hook || !*hook)
+		return 0;
+	snprintf(job, sizeof(job), "%lld", c->job);
+	return sm_run(argv, NULL);
+}
+
+static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
+{
+	phase_fn fn = phase_function(phase);
+	char point[64];
+
+	if (sm_interrupted) {
+		sm_error("interrupted before %s", sm_phase_describe(phase));
+		return -1;
+	}
+	if (!fn)
+		return 0;
+	if (sm_journal_phase_start(c->j, c->job, phase) < 0)
+		return -1;
+	snprintf(point, sizeof(point), "%s:start", sm_phase_name(phase));
+	sm_crash_point(point);
+	sm_progress_say(c->pr, "%s", sm_phase_describe(phase));
+	if (run_test_hook(c, phase) < 0 || fn(c) < 0) {
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg), "%s", sm_error_message());
+		sm_journal_phase_finish(c->j, c->job, phase, msg);
+		sm_error("%s", msg);
+		return -1;
+	}
+	sm_progress_end(c->pr);
+	snprintf(point, sizeof(point), "%s:done", sm_phase_name(phase));
+	sm_crash_point(point);
+	return sm_journal_phase_finish(c->j, c->job, phase, NULL);
+}
+
+/* After a failure: stop block jobs that would run on unattended, so the
+ * domain stays on a consistent chain (its overlay, or the destination
+ * overlay after the pivot), and record the job as failed and resumable. */
+static void fail_job(struct sm_jobctx *c)
+{
+	char msg[2048];
+
+	snprintf(msg, sizeof(msg), "%s", sm_error_message());
+	sm_progress_end(c->pr);
+	for (size_t i = 0; c->dom && i < c->nplans; i++) {
+		if (!c->mirroring[i] && !c->committing[i])
+			continue;
+		if (sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
+			c->mirroring[i] = c->committing[i] = false;
+		else
+			sm_progress_say(c->pr, "warning: %s", sm_error_message());
+	}
+	sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
+	sm_error("%s", msg);
+}
+
+int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (phases[i] == SM_PHASE_COLLAPSE && c->keep_overlay)
+			continue;
+		if (run_phase(c, phases[i]) < 0) {
+			fail_job(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int sm_job_close(struct sm_jobctx *c, enum sm_job_state state)
+{
+	enum sm_phase last = state == SM_JOB_DONE ? SM_PHASE_DONE : SM_PHASE_LAST;
+
+	if (last == SM_PHASE_DONE &&
+	    (sm_journal_phase_start(c->j, c->job, SM_PHASE_DONE) < 0 ||
+	     sm_journal_phase_finish(c->j, c->job, SM_PHASE_DONE, NULL) < 0))
+		return -1;
+	return sm_journal_job_finish(c->j, c->job, state, NULL);
+}

@@ -1,0 +1,102 @@
+/* job_run.h: the job state machine that move, resume and abort share.
+ *
+ * A job context holds what the journal recorded of a move (its plan and
+ * options) and what is true now (each disk's state, whether a mirror or a
+ * commit runs).  Each phase is idempotent: it acts only on the disks that
+ * have not passed it, so the same phase list finishes a fresh move and one
+ * that stopped anywhere.  reconcile.c fills in the "what is true now" part for
+ * resume and abort; see docs/design.md for the states and invariants.
+ */
+#ifndef SM_JOB_RUN_H
+#define SM_JOB_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chain/chain.h"
+#include "chain/plan.h"
+#include "copy/copy.h"
+#include "job.h"
+#include "journal.h"
+#include "progress.h"
+#include "virt.h"
+
+struct sm_jobctx {
+	struct sm_virt *v;
+	struct sm_journal *j;
+	struct sm_progress *pr;
+	long long job;
+	char *domain_name;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	bool persistent;
+	char *dest;
+	unsigned long long bandwidth_mib;
+	bool keep_overlay;
+	bool quiesce;
+	bool verify;
+	enum sm_copy_method copy_method;
+
+	virDomainPtr dom;              /* NULL when the domain is gone */
+	bool running;                  /* the domain runs (live operations) */
+	struct sm_domain_disks live;   /* all disks of the domain, for the snapshot */
+
+	struct sm_plan_disk *plans;
+	size_t nplans;
+	enum sm_disk_state *state;     /* per disk: how far it has come */
+	bool *mirroring;               /* a copy job onto the destination overlay runs */
+	bool *committing;              /* an active commit runs */
+	const char *label;             /* progress label of the current wait */
+};
+
+/* Allocate the per-disk arrays for nplans disks. */
+void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans);
+void sm_jobctx_release(struct sm_jobctx *c);
+
+/* Run phases in order for a running domain; on failure record the job as
+ * failed (resumable) and return -1. */
+int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n);
+
+/* The last step of every path: the job is done; prints nothing. */
+int sm_job_close(struct sm_jobctx *c, enum sm_job_state state);
+
+/* Set a disk's state in memory and in the journal. */
+int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s);
+/* Record a file's fate in the journal. */
+int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state);
+/* Remove a file the job created, and journal it. */
+int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
+/* Copy the not yet copied images of disk i (resuming chunk journals). */
+int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
+/* Create the missing destination images of disk i. */
+int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i);
+/* Make the persistent definition name, for each disk, path_of(c, i). */
+int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jobctx *, size_t),
+		  const char *(*format_of)(const struct sm_jobctx *, size_t));
+/* The active image a disk ends on after a completed move. */
+const char *sm_job_final_path(const struct sm_jobctx *c, size_t i);
+const char *sm_job_final_format(const struct sm_jobctx *c, size_t i);
+/* Wait for the jobs of disks whose flag is set to be ready to pivot. */
+int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label);
+
+struct sm_job_lock;
+/* The opening of resume and abort: refuse a finished job, take the job's
+ * lock, load it (verb names the command in messages). */
+int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
+			 long long job_id, struct sm_progress *pr, struct sm_job_lock *lock,
+			 const char *verb);
+/* Print where each disk's data is, for a domain that no longer exists. */
+void sm_job_report_gone(const struct sm_jobctx *c);
+/* Copy an overlay file src to a new file dst (role for the journal) and
+ * point its header at backing.  Offline resume and abort. */
+int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
+			const char *role, const char *backing, const char *backing_format);
+
+/* Test hooks (integration tests only, documented in docs/design.md):
+ * SNAPMOVE_TEST_CRASH_AT=POINT makes snapmove SIGKILL itself at POINT;
+ * SNAPMOVE_TEST_HOOK=PROGRAM runs 'PROGRAM PHASE JOB' before each phase. */
+void sm_crash_point(const char *point);
+
+/* Set by SIGINT/SIGTERM: stop at the next safe point. */
+extern volatile int sm_interrupted;
+
+#endif

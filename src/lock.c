@@ -1,0 +1,65 @@
+/* lock.c: per-job flock files beside the journal. */
+#include "lock.h"
+#include "journal.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+int sm_job_lock(struct sm_journal *j, long long job_id, struct sm_job_lock *out)
+{
+	char pid[32];
+	ssize_t n;
+
+	out->path = sm_xasprintf("%s.job-%lld.lock", sm_journal_path(j), job_id);
+	out->fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out->fd < 0) {
+		sm_error("cannot open the lock of job %lld ('%s'): %s", job_id, out->path,
+			 strerror(errno));
+		goto error;
+	}
+	if (flock(out->fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK) {
+			n = pread(out->fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			sm_error("job %lld is being run by another snapmove process (pid %s); "
+				 "wait for it to finish or stop it first", job_id,
+				 pid[0] ? pid : "unknown");
+		} else {
+			sm_error("cannot lock job %lld: %s", job_id, strerror(errno));
+		}
+		goto error;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(out->fd, 0) < 0 || pwrite(out->fd, pid, (size_t)n, 0) != n) {
+		sm_error("cannot write the lock of job %lld: %s", job_id, strerror(errno));
+		goto error;
+	}
+	return 0;
+
+error:
+	if (out->fd >= 0)
+		close(out->fd);
+	out->fd = -1;
+	free(out->path);
+	out->path = NULL;
+	return -1;
+}
+
+void sm_job_unlock(struct sm_job_lock *l, int remove)
+{
+	if (!l || l->fd < 0)
+		return;
+	if (remove)
+		unlink(l->path);
+	close(l->fd);
+	l->fd = -1;
+	free(l->path);
+	l->path = NULL;
+}

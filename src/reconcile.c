@@ -1,0 +1,190 @@
+/* reconcile.c: load a job and compare the journal with libvirt and the files.
+ * It changes nothing but the journal's record of where each disk stands.
+ */
+#include "reconcile.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
+		      enum sm_disk_state journal_state, bool all_dst_exist, bool all_copied,
+		      struct sm_observed *out)
+{
+	const char *active;
+
+	memset(out, 0, sizeof(*out));
+	if (!d) {
+		out->state = journal_state;
+		return 0;
+	}
+	if (d->nchain == 0) {
+		sm_error("disk '%s' has no image now; job cannot tell where its data went",
+			 p->target);
+		return -1;
+	}
+	active = d->chain[0].path;
+	if (d->mirror_job) {
+		if (sm_str_eq(d->mirror_job, "copy") && sm_str_eq(d->mirror_path, p->dst_overlay))
+			out->mirroring = true;
+		else if (sm_str_eq(d->mirror_job, "active-commit"))
+			out->committing = true;
+		else {
+			sm_error("disk '%s' has a block job snapmove did not start (%s); wait for "
+				 "it or cancel it with 'virsh blockjob DOM %s --abort'", p->target,
+				 d->mirror_job, p->target);
+			return -1;
+		}
+	}
+	if (sm_str_eq(active, p->images[0].src)) {
+		out->state = SM_DISK_PLANNED;
+		out->mirroring = false;
+	} else if (sm_str_eq(active, p->src_overlay)) {
+		if (d->nchain > 1 && !sm_str_eq(d->chain[1].path, p->images[0].src)) {
+			sm_error("disk '%s' runs on the overlay '%s' but over '%s', not over its "
+				 "original image '%s'", p->target, active, d->chain[1].path,
+				 p->images[0].src);
+			return -1;
+		}
+		out->state = all_copied ? SM_DISK_COPIED
+			     : all_dst_exist ? SM_DISK_DEST_CREATED : SM_DISK_SNAPSHOTTED;
+		if (out->mirroring && out->state < SM_DISK_MIRRORING)
+			out->state = SM_DISK_MIRRORING;
+	} else if (sm_str_eq(active, p->dst_overlay)) {
+		out->mirroring = false;
+		out->state = journal_state == SM_DISK_DONE ? SM_DISK_DONE : SM_DISK_PIVOTED;
+	} else if (sm_str_eq(active, p->images[0].dst)) {
+		out->mirroring = out->committing = false;
+		out->state = journal_state == SM_DISK_DONE ? SM_DISK_DONE : SM_DISK_COLLAPSED;
+	} else {
+		sm_error("disk '%s' runs on '%s', which is neither its original image, its "
+			 "overlay nor its destination; something else changed it, so the job "
+			 "stops here: see 'snapmove chain' and 'snapmove status'", p->target,
+			 active);
+		return -1;
+	}
+	return 0;
+}
+
+static int state_from_name(const char *name)
+{
+	for (int s = 0; s < SM_DISK_STATE_LAST; s++)
+		if (sm_str_eq(sm_disk_state_name((enum sm_disk_state)s), name))
+			return s;
+	return -1;
+}
+
+int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
+		   long long job_id, struct sm_progress *pr)
+{
+	struct sm_job_row job;
+	struct sm_disk_row *disks = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->v = v;
+	c->j = j;
+	c->pr = pr;
+	rc = sm_journal_job_get(j, job_id, &job);
+	if (rc <= 0) {
+		if (rc == 0)
+			sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
+		return -1;
+	}
+	c->job = job.id;
+	c->domain_name = sm_steal(&job.domain_name);
+	snprintf(c->uuid, sizeof(c->uuid), "%s", job.domain_uuid);
+	c->persistent = job.persistent;
+	c->dest = sm_steal(&job.dest_dir);
+	c->bandwidth_mib = job.bandwidth_mib;
+	c->keep_overlay = job.keep_overlay;
+	c->quiesce = job.quiesce;
+	c->verify = job.verify;
+	c->copy_method = SM_COPY_AUTO;
+	sm_job_row_release(&job);
+	if (sm_journal_disk_list(j, job_id, &disks, &n) < 0)
+		return -1;
+	sm_jobctx_alloc(c, n);
+	for (size_t i = 0; i < n; i++) {
+		int s = state_from_name(disks[i].state);
+
+		c->plans[i] = disks[i].plan;
+		memset(&disks[i].plan, 0, sizeof(disks[i].plan));
+		c->state[i] = s < 0 ? SM_DISK_PLANNED : (enum sm_disk_state)s;
+	}
+	sm_disk_rows_free(disks, n);
+
+	c->dom = virDomainLookupByUUIDString(sm_virt_conn(v), c->uuid);
+	if (!c->dom)
+		c->dom = virDomainLookupByName(sm_virt_conn(v), c->domain_name);
+	if (c->dom) {
+		c->running = virDomainIsActive(c->dom) == 1;
+		c->persistent = virDomainIsPersistent(c->dom) == 1;
+		sm_virt_watch_domain(v, c->dom);
+	}
+	return 0;
+}
+
+static bool file_exists(const char *path)
+{
+	struct stat sb;
+
+	return lstat(path, &sb) == 0;
+}
+
+int sm_reconcile(struct sm_jobctx *c)
+{
+	SM_AUTOFREE char *xml = NULL;
+	int ret = -1;
+
+	sm_domain_disks_release(&c->live);
+	if (c->dom) {
+		xml = sm_virt_domain_xml(c->dom, !c->running);
+		if (!xml || sm_chain_parse(xml, &c->live) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+		const struct sm_disk *d = c->dom ? sm_domain_disks_find(&c->live, p->target) : NULL;
+		bool all_dst = true, all_copied = true;
+		struct sm_observed o;
+
+		if (c->dom && !d) {
+			sm_error("domain '%s' has no disk '%s' any more; job %lld cannot go on",
+				 c->domain_name, p->target, c->job);
+			goto cleanup;
+		}
+		for (size_t k = 0; k < p->nimages; k++) {
+			enum sm_image_state st;
+			unsigned long long chunks;
+
+			all_dst = all_dst && file_exists(p->images[k].dst);
+			if (sm_journal_image_progress(c->j, c->job, p->target, k, &st, &chunks) < 0)
+				goto cleanup;
+			all_copied = all_copied && st == SM_IMAGE_COPIED;
+		}
+		all_copied = all_copied && all_dst;
+		if (sm_reconcile_disk(p, d, c->state[i], all_dst, all_copied, &o) < 0)
+			goto cleanup;
+		if (o.state != c->state[i])
+			sm_progress_say(c->pr, "  %s: the journal said %s, libvirt and the files "
+					"say %s", p->target, sm_disk_state_name(c->state[i]),
+					sm_disk_state_name(o.state));
+		c->mirroring[i] = o.mirroring;
+		c->committing[i] = o.committing;
+		if (sm_job_disk_state(c, i, o.state) < 0)
+			goto cleanup;
+		/* A snapshot that succeeded before its record: the overlay is ours. */
+		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&
+		    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
+			goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	return ret;
+}

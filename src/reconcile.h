@@ -1,0 +1,40 @@
+/* reconcile.h: where an interrupted job really stands.
+ *
+ * resume and abort never trust the journal alone: they load the job from the
+ * journal, then look at what libvirt reports (is the domain there, does it
+ * run, which image each disk is on, which block job runs) and at the files,
+ * and take each disk's state from that.  The journal is corrected where it
+ * lagged behind (a crash between a step and its record).
+ */
+#ifndef SM_RECONCILE_H
+#define SM_RECONCILE_H
+
+#include <stdbool.h>
+
+#include "chain/chain.h"
+#include "chain/plan.h"
+#include "job.h"
+#include "job_run.h"
+
+struct sm_observed {
+	enum sm_disk_state state;
+	bool mirroring;   /* the mirror onto the destination overlay runs */
+	bool committing;  /* an active commit runs */
+};
+
+/* Work out a disk's state from what libvirt shows (d: the disk in the live
+ * XML, or in the persistent one when the domain is off; NULL when there is no
+ * definition) and what the journal and files say.  Pure; -1 with an error
+ * when the disk is somewhere this job cannot explain. */
+int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
+		      enum sm_disk_state journal_state, bool all_dst_exist, bool all_copied,
+		      struct sm_observed *out);
+
+/* Load job_id from the journal into c (plans, options, the domain if it
+ * exists).  Returns 0, or -1 with an error (no such job). */
+int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
+		   long long job_id, struct sm_progress *pr);
+/* Observe every disk and record the true states in c and the journal. */
+int sm_reconcile(struct sm_jobctx *c);
+
+#endif

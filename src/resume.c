@@ -1,0 +1,258 @@
+/* resume.c: 'snapmove resume JOB': finish an interrupted move, live when the
+ * domain runs, offline (qemu-img) when it is shut off.  The shared opening
+ * (lock, load, reconcile) and the report for a domain that is gone are here
+ * too; abort.c uses them.
+ */
+#include "resume.h"
+#include "chain/image.h"
+#include "job_run.h"
+#include "lock.h"
+#include "reconcile.h"
+#include "snapshot/define.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
+			 long long job_id, struct sm_progress *pr, struct sm_job_lock *lock,
+			 const char *verb)
+{
+	struct sm_job_row row;
+	int rc;
+
+	lock->fd = -1;
+	rc = sm_journal_job_get(j, job_id, &row);
+	if (rc <= 0) {
+		if (rc == 0)
+			sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
+		return -1;
+	}
+	if (sm_str_eq(row.state, "done") || sm_str_eq(row.state, "aborted")) {
+		sm_error("job %lld is %s; there is nothing to %s", job_id, row.state, verb);
+		sm_job_row_release(&row);
+		return -1;
+	}
+	sm_job_row_release(&row);
+	if (sm_job_lock(j, job_id, lock) < 0)
+		return -1;
+	if (sm_jobctx_load(c, v, j, job_id, pr) < 0)
+		goto error;
+	return 0;
+
+error:
+	sm_job_unlock(lock, 0);
+	return -1;
+}
+
+static void print_chain_of(const char *target, const char *what, const char *top,
+			   const char *top_format, const struct sm_plan_disk *p, bool dst,
+			   size_t from)
+{
+	printf("  %s: %s\n    %s (%s)", target, what, top, top_format);
+	for (size_t k = from; k < p->nimages; k++)
+		printf(" <- %s (%s)", dst ? p->images[k].dst : p->images[k].src,
+		       dst ? p->images[k].dst_format : p->images[k].format);
+	printf("\n");
+}
+
+void sm_job_report_gone(const struct sm_jobctx *c)
+{
+	printf("domain '%s' (%s) no longer exists: a transient domain that was shut down "
+	       "or destroyed has no definition to rewrite.  Its data is here:\n",
+	       c->domain_name, c->uuid);
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+		struct stat sb;
+
+		if (c->state[i] >= SM_DISK_COLLAPSED)
+			print_chain_of(p->target, "moved; the destination chain", p->images[0].dst,
+				       p->images[0].dst_format, p, true, 1);
+		else if (c->state[i] >= SM_DISK_PIVOTED)
+			print_chain_of(p->target, "the newest writes are in the destination "
+				       "overlay, over the destination chain", p->dst_overlay,
+				       "qcow2", p, true, 0);
+		else if (c->state[i] >= SM_DISK_SNAPSHOTTED && lstat(p->src_overlay, &sb) == 0)
+			print_chain_of(p->target, "the newest writes are in the source overlay, "
+				       "over the original chain", p->src_overlay, "qcow2", p,
+				       false, 0);
+		else
+			print_chain_of(p->target, "the original chain, unchanged", p->images[0].src,
+				       p->images[0].format, p, false, 1);
+	}
+	printf("Start a domain named '%s' on those files, then run 'snapmove resume %lld' "
+	       "or 'snapmove abort %lld'.\n", c->domain_name, c->job, c->job);
+}
+
+/* Copy an overlay (a small qcow2 file) to a new file dst, exclusively, and
+ * point it at backing.  For offline resume and abort. */
+int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
+			const char *role, const char *backing, const char *backing_format)
+{
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true,
+				   .method = SM_COPY_AUTO };
+	struct sm_copy_result res;
+	struct stat sb;
+	SM_AUTOFREE char *state = NULL;
+	int fd;
+
+	if (lstat(dst, &sb) == 0) {
+		if (sm_journal_file_state(c->j, c->job, dst, &state) < 0)
+			return -1;
+		if (!sm_str_eq(state, "created") && !sm_str_eq(state, "creating")) {
+			sm_error("'%s' exists and job %lld did not create it; remove it if no "
+				 "domain uses it", dst, c->job);
+			return -1;
+		}
+		if (sm_job_remove_file(c, dst, role) < 0)
+			return -1;
+	}
+	if (sm_job_file(c, dst, role, "creating") < 0)
+		return -1;
+	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		sm_error("cannot create '%s': %s", dst, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	if (sm_job_file(c, dst, role, "created") < 0 || sm_copy_run(&req, NULL, NULL, &res) < 0 ||
+	    sm_image_rebase_unsafe(dst, "qcow2", backing, backing_format) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- offline ---- */
+
+static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final,
+			       const char **format)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	enum sm_disk_state s = c->state[i];
+
+	*final = p->images[0].dst;
+	*format = p->images[0].dst_format;
+	if (s < SM_DISK_PIVOTED) {
+		/* The domain's data: the source overlay (if the snapshot happened)
+		 * over the original chain.  Copy the chain, then the overlay. */
+		if (sm_job_dest_chain_disk(c, i) < 0 || sm_job_copy_disk(c, i) < 0)
+			return -1;
+		if (s == SM_DISK_PLANNED)
+			return sm_job_disk_state(c, i, SM_DISK_COLLAPSED);
+		if (sm_job_copy_overlay(c, p->src_overlay, p->dst_overlay, "dst_overlay",
+					p->images[0].dst, p->images[0].dst_format) < 0 ||
+		    sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
+			return -1;
+	}
+	if (c->state[i] == SM_DISK_PIVOTED && c->keep_overlay) {
+		*final = p->dst_overlay;
+		*format = "qcow2";
+		return 0;
+	}
+	if (c->state[i] == SM_DISK_PIVOTED &&
+	    (sm_image_commit(p->dst_overlay) < 0 ||
+	     sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
+	     sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0))
+		return -1;
+	return 0;
+}
+
+static int resume_offline(struct sm_jobctx *c)
+{
+	struct sm_define_disk *defs = sm_xcalloc(c->nplans, sizeof(*defs));
+	int rewritten, ret = -1;
+
+	sm_progress_say(c->pr, "domain '%s' is not running: finishing the move offline",
+			c->domain_name);
+	for (size_t i = 0; i < c->nplans; i++) {
+		defs[i].target = c->plans[i].target;
+		if (resume_disk_offline(c, i, &defs[i].path, &defs[i].format) < 0)
+			goto cleanup;
+	}
+	if (c->persistent && c->dom &&
+	    sm_define_sync(sm_virt_conn(c->v), c->dom, defs, c->nplans, &rewritten) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0 ||
+		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
+		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
+			goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	free(defs);
+	return ret;
+}
+
+static void print_outcome(const struct sm_jobctx *c, const char *what)
+{
+	printf("%s job %lld of domain %s\n", what, c->job, c->domain_name);
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+		bool ovl = c->keep_overlay;
+
+		printf("  %s now:", p->target);
+		if (ovl)
+			printf(" %s (qcow2) <-", p->dst_overlay);
+		for (size_t k = 0; k < p->nimages; k++)
+			printf("%s %s (%s)", k ? " <-" : "", p->images[k].dst, p->images[k].dst_format);
+		printf("\n");
+	}
+}
+
+enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long job_id,
+			      struct sm_progress *pr)
+{
+	static const enum sm_phase phases[] = {
+		SM_PHASE_SNAPSHOT, SM_PHASE_DEST_CHAIN, SM_PHASE_COPY, SM_PHASE_MIRROR,
+		SM_PHASE_SYNC, SM_PHASE_PIVOT, SM_PHASE_COLLAPSE, SM_PHASE_FINALIZE,
+	};
+	struct sm_jobctx c;
+	struct sm_job_lock lock;
+	enum sm_move_result ret = SM_MOVE_REFUSED;
+
+	memset(&c, 0, sizeof(c));
+	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "resume") < 0)
+		goto cleanup;
+	if (!c.dom) {
+		sm_job_report_gone(&c);
+		sm_error("job %lld cannot go on without its domain", job_id);
+		ret = SM_MOVE_FAILED;
+		goto cleanup;
+	}
+	sm_progress_say(pr, "job %lld: resuming the move of %zu disk%s of %s to %s", c.job,
+			c.nplans, c.nplans == 1 ? "" : "s", c.domain_name, c.dest);
+	if (sm_reconcile(&c) < 0)
+		goto cleanup;
+	ret = SM_MOVE_FAILED;
+	if (sm_journal_job_finish(j, c.job, SM_JOB_RUNNING, NULL) < 0)
+		goto cleanup;
+	if (c.running) {
+		if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0)
+			goto cleanup;
+	} else if (resume_offline(&c) < 0) {
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg), "%s", sm_error_message());
+		sm_journal_job_finish(j, c.job, SM_JOB_FAILED, msg);
+		sm_error("%s", msg);
+		goto cleanup;
+	}
+	if (sm_job_close(&c, SM_JOB_DONE) < 0)
+		goto cleanup;
+	print_outcome(&c, "finished");
+	sm_job_unlock(&lock, 1);
+	ret = SM_MOVE_OK;
+
+cleanup:
+	sm_job_unlock(&lock, 0);
+	sm_jobctx_release(&c);
+	return ret;
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# SIGKILL at every crash point of a move, then 'snapmove resume': the move
+# finishes on the destination with every guest write.  See crash-lib.sh.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/crash-lib.sh"
+
+for point in snapshot:start snapshot:unjournaled snapshot:done dest_chain:start \
+	dest_chain:done mirror:start mirror:unjournaled mirror:done copy:start copy:chunk \
+	copy:done sync:start sync:done pivot:start pivot:unjournaled pivot:done \
+	collapse:start collapse:unjournaled collapse:done finalize:start finalize:done; do
+	crash_case "$point" resume
+done
