@@ -30,6 +30,7 @@ int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv);
 
 struct sm_journal;
 /* JOB as a number, or a domain name with exactly one unfinished job. */

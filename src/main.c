@@ -21,6 +21,7 @@ static const struct {
 	{ "abort", sm_cmd_abort, "undo a move that stopped half-way" },
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },
 	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
+	{ "verify", sm_cmd_verify, "re-read a finished job's copies and compare checksums" },
 	{ "chain", sm_cmd_chain, "show the live backing chain of a domain's disks" },
 	{ "copy", sm_cmd_copy, "copy one image file as move does (sparse, verified)" },
 };
