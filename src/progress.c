@@ -60,6 +60,14 @@ void sm_progress_update(struct sm_progress *p, const char *label, unsigned long 
 	fprintf(p->f, "\r\033[K  %s: %s of %s (%d%%), %s/s", label,
 		sm_format_bytes(done, d, sizeof(d)), sm_format_bytes(total, t, sizeof(t)), pct,
 		sm_format_bytes((unsigned long long)rate, r, sizeof(r)));
+	if (rate > 0 && total > done) {
+		double eta = (double)(total - done) / rate;
+
+		if (eta >= 60)
+			fprintf(p->f, ", %d min %02d s left", (int)eta / 60, (int)eta % 60);
+		else
+			fprintf(p->f, ", %d s left", (int)eta + 1);
+	}
 	fflush(p->f);
 	p->line_open = true;
 }
