@@ -53,7 +53,9 @@ struct copier {
 	int in, out;
 	off_t size;
 	unsigned long long chunk_size;
-	unsigned long long done;
+	unsigned long long done;      /* data bytes of durable chunks */
+	unsigned long long in_chunk;  /* data bytes copied of the current chunk */
+	unsigned long long chunk_data;  /* data bytes of the current chunk */
 	char *buf;
 	size_t unit;  /* bytes per read/write or copy_file_range call */
 	struct sm_ratelimit rl;
@@ -160,7 +162,8 @@ static bool report(struct copier *c, bool force)
 	if (!c->ops || !c->ops->progress || (!force && now - c->last_progress < 0.1))
 		return true;
 	c->last_progress = now;
-	p.done = c->done;
+	/* A chunk copied twice (after a mismatch) does not count twice. */
+	p.done = c->done + (c->in_chunk < c->chunk_data ? c->in_chunk : c->chunk_data);
 	p.total = c->res->data_bytes;
 	p.rate = elapsed > 0 ? (double)c->res->copied_bytes / elapsed : 0;
 	p.eta = p.rate > 0 ? (double)(p.total - p.done) / p.rate : -1;
@@ -258,6 +261,7 @@ static int copy_readwrite(struct copier *c, off_t off, off_t end, struct sm_chec
 		}
 		c->res->read_bytes += (unsigned long long)n;
 		c->res->copied_bytes += (unsigned long long)n;
+		c->in_chunk += (unsigned long long)n;
 		off += n;
 		sm_ratelimit_wait(&c->rl, (unsigned long long)n);
 		if (!report(c, false))
@@ -291,6 +295,7 @@ static int copy_range(struct copier *c, off_t off, off_t end)
 		}
 		c->res->read_bytes += (unsigned long long)n;
 		c->res->copied_bytes += (unsigned long long)n;
+		c->in_chunk += (unsigned long long)n;
 		off += n;
 		sm_ratelimit_wait(&c->rl, (unsigned long long)n);
 		if (!report(c, false))
@@ -415,6 +420,8 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 	/* A chunk a crash interrupted may hold part of its data: start it over. */
 	if (resumed && punch(c, off, end) < 0)
 		return -1;
+	c->in_chunk = 0;
+	c->chunk_data = chunk.data_bytes;
 	for (int attempt = 0;; attempt++) {
 		int ok;
 
@@ -449,6 +456,7 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 			return -1;
 	}
 	c->done += chunk.data_bytes;
+	c->in_chunk = 0;
 	c->res->chunks++;
 	if (c->ops && c->ops->chunk_done && c->ops->chunk_done(c->ctx, &chunk) < 0)
 		return -1;

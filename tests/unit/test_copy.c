@@ -253,7 +253,7 @@ struct recorder {
 	int calls;
 	bool cancel;
 	bool went_back;        /* done decreased or passed total */
-	bool done_not_chunks;  /* done was not base + the chunks reported so far */
+	bool done_not_chunks;  /* done fell below base + the chunks reported so far */
 	bool bad_rate;
 	unsigned long long done, total;
 	unsigned long long base;  /* data bytes of the chunks resumed over */
@@ -284,7 +284,7 @@ static bool on_progress(void *ctx, const struct sm_copy_progress *p)
 
 	if (p->done < r->done || p->done > p->total)
 		r->went_back = true;
-	if (p->done != r->base + r->chunk_data)
+	if (p->done < r->base + r->chunk_data)
 		r->done_not_chunks = true;
 	if (p->rate < 0 || (p->eta < 0 && p->eta != -1))
 		r->bad_rate = true;
