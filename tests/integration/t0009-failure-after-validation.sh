@@ -12,7 +12,7 @@ make_write_hook "$dom" vda copy:fail:0
 
 SNAPMOVE_TEST_HOOK=$T/hook expect_exit 1 sm move "$dom" --dest "$T/dst"
 assert_contains "$T/err" "test hook fails copy"
-assert_contains "$T/err" "job 1 failed"
+assert_contains "$T/err" "job 1 stopped"
 assert_eq "$(virsh domstate "$dom")" running "domain state"
 assert_eq "$(block_job_count "$dom" vda)" 0 "block jobs after the failure"
 want="$T/src/disk.qcow2.snapmove-1.qcow2 qcow2

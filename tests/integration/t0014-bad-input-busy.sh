@@ -54,7 +54,7 @@ case_unfinished_job() {
 	make_write_hook "$faildom" vda copy:fail:0
 	SNAPMOVE_TEST_HOOK=$T/hook expect_exit 1 sm move "$faildom" --dest "$T/dst"
 	assert_contains "$T/err" "test hook fails copy"
-	assert_contains "$T/err" "job 1 failed"
+	assert_contains "$T/err" "job 1 stopped"
 	expect_exit 0 sm status 1
 	assert_contains "$T/out" "job 1: failed"
 	assert_eq "$(block_jobs "$faildom" vda)" 0 "block jobs after the failed move"
