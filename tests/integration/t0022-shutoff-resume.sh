@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A persistent domain shut off (virsh destroy) in the middle of a move:
+# 'snapmove resume' finishes the move offline.  The domain stays shut off, its
+# definition names the destination chain, and it then starts from the
+# destination files with every guest write made before the move, during it
+# and before the shutdown.  See interrupt-lib.sh.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/interrupt-lib.sh"
+
+ic_reserve hook-sync copy-chunk pivot collapse
+
+# The resume of a domain that is shut off says so and leaves it shut off.
+resume_offline() {
+	expect_exit 0 smc resume 1
+	assert_contains "$T/err" "domain '$DOM' is not running: finishing the move offline"
+	assert_contains "$T/out" "finished job 1 of domain $DOM"
+	assert_contains "$T/out" "vda now: $C/dst/top.qcow2 (qcow2) <- $C/dst/base.raw (raw)"
+	ic_check done "shut off"
+}
+
+case_hook_sync() {
+	ic_setup hook-sync
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M; virsh -q destroy \"\$DOM\" >/dev/null"
+	ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
+	assert_contains "$C/move.err" "snapmove resume 1"
+	assert_eq "$(virsh domstate "$DOM")" "shut off" "domain state after the move failed"
+	# The sync may still see the mirror's "ready" from before the shutdown:
+	# then the pivot is what fails.
+	grep -Eq "not running|shut down" "$C/move.err" ||
+		{ cat "$C/move.err" >&2; fail "the move's error does not say the domain stopped"; }
+	smc status 1 >"$C/status.out"
+	assert_contains "$C/status.out" "job 1: failed, phase "
+	resume_offline
+}
+run_case "destroyed while the mirror syncs (from a hook): resume offline" case_hook_sync
+
+case_copy_chunk() {
+	ic_setup copy-chunk
+	ic_hook "copy=write 0x21 3M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=copy:chunk
+	ic_write 0x31 6M flush
+	virsh -q destroy "$DOM" >/dev/null
+	resume_offline
+}
+run_case "snapmove killed mid-copy, then the domain destroyed: resume offline" case_copy_chunk
+
+case_pivot() {
+	ic_setup pivot
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=pivot:done
+	ic_write 0x31 6M flush   # into the destination overlay
+	virsh -q destroy "$DOM" >/dev/null
+	resume_offline
+}
+run_case "destroyed after the pivot: resume offline" case_pivot
+
+case_collapse() {
+	ic_setup collapse
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M" "collapse=write 0x23 5M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=collapse:unjournaled
+	ic_write 0x31 6M flush   # into the moved image
+	virsh -q destroy "$DOM" >/dev/null
+	resume_offline
+}
+run_case "destroyed after the final commit pivoted: resume offline" case_collapse
+
+cases_done
