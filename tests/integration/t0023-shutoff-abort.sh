@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A persistent domain shut off (virsh destroy) in the middle of a move:
+# 'snapmove abort' undoes the move offline.  The domain stays shut off, its
+# definition names the original image again, dst/ is empty, and it then starts
+# from the original files with every guest write, also those made after the
+# pivot (into the destination overlay, brought back).  See interrupt-lib.sh.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/interrupt-lib.sh"
+
+ic_reserve hook-sync copy-chunk pivot
+
+abort_offline() {
+	expect_exit 0 smc abort 1
+	assert_contains "$T/err" "job 1: aborting the move of $DOM (offline, via commit)"
+	assert_contains "$T/out" "aborted job 1 of domain $DOM"
+	assert_contains "$T/out" "vda now: $C/src/top.qcow2 (qcow2) <- $C/src/base.raw (raw)"
+	ic_check aborted "shut off"
+}
+
+case_hook_sync() {
+	ic_setup hook-sync
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M; virsh -q destroy \"\$DOM\" >/dev/null"
+	ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
+	assert_contains "$C/move.err" "snapmove abort 1"
+	assert_eq "$(virsh domstate "$DOM")" "shut off" "domain state after the move failed"
+	abort_offline
+}
+run_case "destroyed while the mirror syncs (from a hook): abort offline" case_hook_sync
+
+case_copy_chunk() {
+	ic_setup copy-chunk
+	ic_hook "copy=write 0x21 3M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=copy:chunk
+	ic_write 0x31 6M flush
+	virsh -q destroy "$DOM" >/dev/null
+	abort_offline
+}
+run_case "snapmove killed mid-copy, then the domain destroyed: abort offline" case_copy_chunk
+
+case_pivot() {
+	ic_setup pivot
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=pivot:done
+	ic_write 0x31 6M flush   # into the destination overlay
+	virsh -q destroy "$DOM" >/dev/null
+	abort_offline
+}
+run_case "destroyed after the pivot: abort offline moves back" case_pivot
+
+cases_done
