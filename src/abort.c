@@ -78,7 +78,7 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 	    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
 		goto cleanup;
 	if (sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
-				     c->persistent) < 0)
+				     c->persistent, c->sync_writes == SM_SYNC_WRITES_ON) < 0)
 		goto cleanup;
 	which[i] = true;
 	if (sm_job_wait_ready(c, which, "moving back") < 0 ||

@@ -143,7 +143,8 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 	if (sm_journal_disk_list(j, job->id, &disks, &nd) == 0) {
 		printf("disks:\n");
 		for (size_t i = 0; i < nd; i++) {
-			printf("  %s: %s%s%s\n", disks[i].target, disks[i].state,
+			printf("  %s: %s%s%s%s\n", disks[i].target, disks[i].state,
+			       disks[i].sync_writes ? " (write-blocking mirror)" : "",
 			       disks[i].error ? ": " : "", disks[i].error ? disks[i].error : "");
 			for (size_t k = 0; k < disks[i].plan.nimages; k++)
 				printf("    %s -> %s (%s)\n", disks[i].plan.images[k].src,

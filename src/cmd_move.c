@@ -20,7 +20,9 @@ static void move_usage(FILE *f)
 	fprintf(f, "usage: snapmove move DOMAIN --dest DIR [--disk TARGET]... "
 		   "[--bandwidth MIB]\n"
 		   "                     [--keep-overlay] [--quiesce] [--dry-run] [--no-verify]\n"
-		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n\n"
+		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
+		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
+		   "                     [--parallel N]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
@@ -36,7 +38,15 @@ static void move_usage(FILE *f)
 		   "  --dest-format F   convert single-image disks to raw or qcow2 (qemu-img\n"
 		   "                    convert; a resumed conversion starts over)\n"
 		   "  --copy-method M   auto (default: reflink, else copy_file_range, else\n"
-		   "                    read/write), reflink, copy_file_range or readwrite\n");
+		   "                    read/write), reflink, copy_file_range or readwrite\n"
+		   "  --sync-writes M   auto (default): restart a mirror that does not converge\n"
+		   "                    under the guest's writes in write-blocking mode; on: use\n"
+		   "                    it from the start; off: never\n"
+		   "  --converge-timeout SEC\n"
+		   "                    how long the bytes a mirror has left may stop shrinking\n"
+		   "                    before auto switches it (default 30)\n"
+		   "  --parallel N      copy up to N disks at once (default: the number of\n"
+		   "                    devices under the destination file system)\n");
 }
 
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
@@ -52,11 +62,15 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "no-verify", no_argument, NULL, 'V' },
 		{ "dest-format", required_argument, NULL, 'f' },
 		{ "copy-method", required_argument, NULL, 'm' },
+		{ "sync-writes", required_argument, NULL, 's' },
+		{ "converge-timeout", required_argument, NULL, 't' },
+		{ "parallel", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sm_move_opts o = { .verify = true, .copy_method = SM_COPY_AUTO };
 	int method;
+	unsigned long long num;
 	const char **disks = sm_xcalloc((size_t)argc + 1, sizeof(*disks));
 	SM_AUTOFREE char *db = NULL;
 	struct sm_journal *j = NULL;
@@ -112,6 +126,31 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 							  optarg);
 			}
 			o.copy_method = (enum sm_copy_method)method;
+			break;
+		case 's':
+			method = sm_sync_writes_from_name(optarg);
+			if (method < 0) {
+				free(disks);
+				return sm_cli_usage_error("move", "--sync-writes takes auto, on or off, "
+							  "not '%s'", optarg);
+			}
+			o.sync_writes = method;
+			break;
+		case 't':
+			if (sm_parse_ull(optarg, &num) < 0 || num == 0 || num > 86400) {
+				free(disks);
+				return sm_cli_usage_error("move", "--converge-timeout takes seconds "
+							  "(1 to 86400), not '%s'", optarg);
+			}
+			o.converge_timeout = (double)num;
+			break;
+		case 'p':
+			if (sm_parse_ull(optarg, &num) < 0 || num == 0 || num > 64) {
+				free(disks);
+				return sm_cli_usage_error("move", "--parallel takes a number of copies "
+							  "from 1 to 64, not '%s'", optarg);
+			}
+			o.parallel = (unsigned)num;
 			break;
 		case 'h':
 			move_usage(stdout);

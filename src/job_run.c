@@ -12,12 +12,15 @@
 #include "util.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 volatile int sm_interrupted;
@@ -40,6 +43,31 @@ void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans)
 	c->state = sm_xcalloc(nplans, sizeof(*c->state));
 	c->mirroring = sm_xcalloc(nplans, sizeof(*c->mirroring));
 	c->committing = sm_xcalloc(nplans, sizeof(*c->committing));
+	c->failed = sm_xcalloc(nplans, sizeof(*c->failed));
+	c->sync_mode = sm_xcalloc(nplans, sizeof(*c->sync_mode));
+	c->parallel = 1;
+	c->converge_timeout = 30;
+}
+
+const char *sm_sync_writes_name(enum sm_sync_writes s)
+{
+	switch (s) {
+	case SM_SYNC_WRITES_AUTO: return "auto";
+	case SM_SYNC_WRITES_ON: return "on";
+	case SM_SYNC_WRITES_OFF: return "off";
+	}
+	return "auto";
+}
+
+int sm_sync_writes_from_name(const char *name)
+{
+	if (sm_str_eq(name, "auto"))
+		return SM_SYNC_WRITES_AUTO;
+	if (sm_str_eq(name, "on"))
+		return SM_SYNC_WRITES_ON;
+	if (sm_str_eq(name, "off"))
+		return SM_SYNC_WRITES_OFF;
+	return -1;
 }
 
 void sm_jobctx_release(struct sm_jobctx *c)
@@ -50,6 +78,10 @@ void sm_jobctx_release(struct sm_jobctx *c)
 	free(c->state);
 	free(c->mirroring);
 	free(c->committing);
+	for (size_t i = 0; c->failed && i < c->nplans; i++)
+		free(c->failed[i]);
+	free(c->failed);
+	free(c->sync_mode);
 	free(c->domain_name);
 	free(c->dest);
 	sm_domain_disks_release(&c->live);
@@ -86,6 +118,28 @@ const char *sm_job_final_path(const struct sm_jobctx *c, size_t i)
 const char *sm_job_final_format(const struct sm_jobctx *c, size_t i)
 {
 	return c->keep_overlay ? "qcow2" : c->plans[i].images[0].dst_format;
+}
+
+/* Disk i failed on its own: record why, stop its block job so the domain
+ * stays on a consistent chain for it, and let the other disks go on. */
+static void disk_fail(struct sm_jobctx *c, size_t i)
+{
+	const char *why = sm_error_message();
+
+	free(c->failed[i]);
+	c->failed[i] = sm_xstrdup(why);
+	sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i], why);
+	sm_progress_say(c->pr, "  %s: stopped: %s", c->plans[i].target, why);
+	if (c->dom && (c->mirroring[i] || c->committing[i]) &&
+	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
+		c->mirroring[i] = c->committing[i] = false;
+}
+
+/* Disks a phase works on: not failed, and in [from, to). */
+static bool todo(const struct sm_jobctx *c, size_t i, enum sm_disk_state from,
+		 enum sm_disk_state to)
+{
+	return !c->failed[i] && c->state[i] >= from && c->state[i] < to;
 }
 
 /* ---- snapshot ---- */
@@ -238,11 +292,11 @@ int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i)
 static int phase_dest_chain(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		if (c->state[i] != SM_DISK_SNAPSHOTTED)
+		if (!todo(c, i, SM_DISK_SNAPSHOTTED, SM_DISK_DEST_CREATED))
 			continue;
 		if (sm_job_dest_chain_disk(c, i) < 0 ||
 		    sm_job_disk_state(c, i, SM_DISK_DEST_CREATED) < 0)
-			return -1;
+			disk_fail(c, i);
 	}
 	return 0;
 }
@@ -254,18 +308,22 @@ static int phase_mirror(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (c->state[i] < SM_DISK_DEST_CREATED || c->state[i] >= SM_DISK_PIVOTED ||
-		    c->mirroring[i])
+		if (!todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->mirroring[i])
 			continue;
 		/* Always onto a fresh overlay: a mirror that was lost (libvirtd or
 		 * QEMU restart, a shutdown with TRANSIENT_JOB) may have left clusters
 		 * the source no longer has, and the mirror copies the whole source
 		 * overlay anyway. */
-		if (create_dst_overlay(c, i) < 0)
-			return -1;
-		if (sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
-					     c->bandwidth_mib, c->persistent) < 0)
-			return -1;
+		if (c->sync_writes == SM_SYNC_WRITES_ON)
+			c->sync_mode[i] = true;
+		if (create_dst_overlay(c, i) < 0 ||
+		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
+					     c->bandwidth_mib, c->persistent, c->sync_mode[i]) < 0 ||
+		    (c->sync_mode[i] &&
+		     sm_journal_disk_set_sync_writes(c->j, c->job, p->target, true) < 0)) {
+			disk_fail(c, i);
+			continue;
+		}
 		c->mirroring[i] = true;
 		sm_crash_point("mirror:unjournaled");
 		if (c->state[i] < SM_DISK_MIRRORING &&
@@ -281,14 +339,14 @@ struct copy_ctx {
 	struct sm_jobctx *c;
 	const char *target;
 	size_t depth;
-	bool crashed_once;
+	int slot;  /* progress line */
 };
 
 static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
 {
 	struct copy_ctx *cc = opaque;
 
-	sm_progress_update(cc->c->pr, cc->c->label, p->done, p->total);
+	sm_progress_slot(cc->c->pr, cc->slot, p->done, p->total, p->rate);
 	return !sm_interrupted;
 }
 
@@ -373,7 +431,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 	const struct sm_plan_image *img = &p->images[k];
 	SM_AUTOFREE char *label = sm_xasprintf("copy %s %s", p->target,
 					       sm_path_basename(img->src));
-	struct copy_ctx cc = { .c = c, .target = p->target, .depth = k };
+	struct copy_ctx cc = { .c = c, .target = p->target, .depth = k, .slot = (int)i };
 	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done };
 	struct sm_copy_req req = {
 		.src = img->src,
@@ -397,8 +455,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		req.resume_chunks = chunks;
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
-	c->label = label;
-	sm_progress_reset_rate(c->pr, 0);
+	sm_progress_start(c->pr, cc.slot, label);
 	if (!sm_str_eq(img->format, img->dst_format)) {
 		if (convert_image(c, p, k) < 0)
 			return -1;
@@ -412,6 +469,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		if (img->dst_backing && rebase_copy(c, p, k, req.chunk_size) < 0)
 			return -1;
 	}
+	sm_progress_stop(c->pr, cc.slot);
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPIED,
 				       res.data_bytes) < 0)
 		return -1;
@@ -440,14 +498,59 @@ int sm_job_copy_disk(struct sm_jobctx *c, size_t i)
 	return 0;
 }
 
+/* Copies of several disks run in up to c->parallel threads, each taking the
+ * next disk; a disk whose copy fails stops alone. */
+struct copy_pool {
+	struct sm_jobctx *c;
+	pthread_mutex_t lock;
+	size_t next;
+};
+
+static void *copy_worker(void *opaque)
+{
+	struct copy_pool *pool = opaque;
+	struct sm_jobctx *c = pool->c;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&pool->lock);
+		while (pool->next < c->nplans &&
+		       !todo(c, pool->next, SM_DISK_DEST_CREATED, SM_DISK_COPIED))
+			pool->next++;
+		i = pool->next++;
+		pthread_mutex_unlock(&pool->lock);
+		if (i >= c->nplans)
+			return NULL;
+		if (sm_job_copy_disk(c, i) < 0 || sm_job_disk_state(c, i, SM_DISK_COPIED) < 0)
+			disk_fail(c, i);
+	}
+}
+
 static int phase_copy(struct sm_jobctx *c)
 {
-	for (size_t i = 0; i < c->nplans; i++) {
-		if (c->state[i] < SM_DISK_DEST_CREATED || c->state[i] >= SM_DISK_COPIED)
-			continue;
-		if (sm_job_copy_disk(c, i) < 0 || sm_job_disk_state(c, i, SM_DISK_COPIED) < 0)
-			return -1;
+	struct copy_pool pool = { .c = c };
+	unsigned n = c->parallel ? c->parallel : 1;
+	pthread_t *threads;
+	unsigned started = 0;
+
+	if (n > c->nplans)
+		n = (unsigned)c->nplans;
+	if (n <= 1) {
+		copy_worker(&pool);
+		return 0;
 	}
+	pthread_mutex_init(&pool.lock, NULL);
+	threads = sm_xcalloc(n, sizeof(*threads));
+	for (unsigned t = 0; t < n; t++)
+		if (pthread_create(&threads[t], NULL, copy_worker, &pool) == 0)
+			started++;
+	if (!started)
+		copy_worker(&pool);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
+	free(threads);
+	pthread_mutex_destroy(&pool.lock);
 	return 0;
 }
 
@@ -458,9 +561,25 @@ static bool job_progress(void *ctx, const char *target, unsigned long long cur,
 {
 	struct sm_jobctx *c = ctx;
 	SM_AUTOFREE char *label = sm_xasprintf("%s %s", c->label, target);
+	unsigned long long remaining = end > cur ? end - cur : 0;
+	double now = sm_monotonic();
 
 	sm_progress_update(c->pr, label, cur, end);
-	return !sm_interrupted;
+	if (sm_interrupted)
+		return false;
+	if (!c->watching)
+		return true;
+	/* Converging means the bytes left keep reaching new lows, and READY
+	 * comes in a time that follows the size of the overlay. */
+	if (remaining < c->best_remaining) {
+		c->best_remaining = remaining;
+		c->best_at = now;
+	}
+	if (now - c->best_at > c->converge_timeout || now - c->wait_started > c->ready_within) {
+		c->stalled = true;
+		return false;
+	}
+	return true;
 }
 
 int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label)
@@ -480,23 +599,89 @@ int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label)
 	return rc;
 }
 
-static int phase_sync(struct sm_jobctx *c)
+/* Wait for disk i's job to be ready. */
+static int wait_one(struct sm_jobctx *c, size_t i, const char *label)
 {
 	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
-	int ret = -1;
+	int rc;
 
-	for (size_t i = 0; i < c->nplans; i++)
-		which[i] = c->state[i] < SM_DISK_PIVOTED;
-	if (sm_job_wait_ready(c, which, "mirror") < 0)
-		goto cleanup;
-	for (size_t i = 0; i < c->nplans; i++)
-		if (which[i] && sm_job_disk_state(c, i, SM_DISK_READY) < 0)
-			goto cleanup;
-	ret = 0;
-
-cleanup:
+	which[i] = true;
+	rc = sm_job_wait_ready(c, which, label);
 	free(which);
-	return ret;
+	return rc;
+}
+
+static unsigned long long file_bytes(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_blocks * 512ULL : 0;
+}
+
+/* Wait for disk i's mirror, watching that it converges (unless it already
+ * blocks writes, which is sure to converge). */
+static int wait_mirror(struct sm_jobctx *c, size_t i)
+{
+	/* The slowest a mirror should copy the overlay: the bandwidth asked
+	 * for, or 10 MiB/s. */
+	double rate = c->bandwidth_mib ? (double)(c->bandwidth_mib << 20) : 10.0 * (1 << 20);
+	int rc;
+
+	c->watching = !c->sync_mode[i] && c->sync_writes == SM_SYNC_WRITES_AUTO;
+	c->stalled = false;
+	c->wait_started = c->best_at = sm_monotonic();
+	c->best_remaining = ~0ULL;
+	c->ready_within = c->converge_timeout +
+			  (double)file_bytes(c->plans[i].src_overlay) / rate;
+	rc = wait_one(c, i, "mirror");
+	c->watching = false;
+	return rc;
+}
+
+/* The mirror of disk i does not converge: start it again in write-blocking
+ * mode, where every guest write reaches both sides before it completes. */
+static int switch_to_sync_writes(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+
+	sm_progress_say(c->pr, "  %s: the mirror did not converge within %.0f s under the "
+			"guest's writes; restarting it in write-blocking mode", p->target,
+			c->converge_timeout);
+	if (sm_blockjob_cancel(c->dom, p->target) < 0)
+		return -1;
+	c->mirroring[i] = false;
+	c->sync_mode[i] = true;
+	if (create_dst_overlay(c, i) < 0 ||
+	    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay, c->bandwidth_mib,
+				     c->persistent, true) < 0)
+		return -1;
+	c->mirroring[i] = true;
+	return sm_journal_disk_set_sync_writes(c->j, c->job, p->target, true);
+}
+
+static int phase_sync(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		int rc;
+
+		if (!todo(c, i, SM_DISK_COPIED, SM_DISK_PIVOTED))
+			continue;
+		rc = wait_mirror(c, i);
+		if (rc < 0 && c->stalled && !sm_interrupted) {
+			rc = switch_to_sync_writes(c, i);
+			if (rc == 0)
+				rc = wait_mirror(c, i);
+		}
+		if (rc < 0) {
+			if (sm_interrupted)
+				return -1;
+			disk_fail(c, i);
+			continue;
+		}
+		if (sm_job_disk_state(c, i, SM_DISK_READY) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int phase_pivot(struct sm_jobctx *c)
@@ -504,10 +689,12 @@ static int phase_pivot(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (c->state[i] >= SM_DISK_PIVOTED)
+		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED))
 			continue;
-		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0)
-			return -1;
+		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0) {
+			disk_fail(c, i);
+			continue;
+		}
 		c->mirroring[i] = false;
 		sm_crash_point("pivot:unjournaled");
 		if (sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
@@ -518,40 +705,66 @@ static int phase_pivot(struct sm_jobctx *c)
 
 /* ---- collapse ---- */
 
+/* Wait for disk i's active commit.  There is no write-blocking commit: one
+ * held back by --bandwidth that does not converge under the guest's writes
+ * gets its limit lifted (the commit stays within the destination storage). */
+static int wait_commit(struct sm_jobctx *c, size_t i)
+{
+	const char *target = c->plans[i].target;
+	int rc;
+
+	c->watching = c->bandwidth_mib > 0 && c->sync_writes != SM_SYNC_WRITES_OFF;
+	c->stalled = false;
+	c->wait_started = c->best_at = sm_monotonic();
+	c->best_remaining = ~0ULL;
+	c->ready_within = c->converge_timeout +
+			  (double)file_bytes(c->plans[i].dst_overlay) /
+				  (double)((c->bandwidth_mib ? c->bandwidth_mib : 10) << 20);
+	rc = wait_one(c, i, "commit");
+	c->watching = false;
+	if (rc < 0 && c->stalled && !sm_interrupted) {
+		sm_progress_say(c->pr, "  %s: the commit did not converge within %.0f s at "
+				"--bandwidth %llu; lifting its limit", target,
+				c->converge_timeout, c->bandwidth_mib);
+		if (virDomainBlockJobSetSpeed(c->dom, target, 0, 0) < 0) {
+			sm_virt_error("cannot lift the bandwidth limit of disk '%s'", target);
+			return -1;
+		}
+		rc = wait_one(c, i, "commit");
+	}
+	return rc;
+}
+
 static int phase_collapse(struct sm_jobctx *c)
 {
-	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
-	int ret = -1;
-
 	for (size_t i = 0; i < c->nplans; i++) {
-		which[i] = c->state[i] == SM_DISK_PIVOTED;
-		if (!which[i] || c->committing[i])
+		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->committing[i])
 			continue;
 		if (sm_blockjob_commit_start(c->v, c->dom, c->plans[i].target,
 					     c->plans[i].images[0].dst, c->bandwidth_mib) < 0)
-			goto cleanup;
-		c->committing[i] = true;
+			disk_fail(c, i);
+		else
+			c->committing[i] = true;
 	}
-	if (sm_job_wait_ready(c, which, "commit") < 0)
-		goto cleanup;
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!which[i])
+		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED))
 			continue;
-		if (sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0)
-			goto cleanup;
+		if (wait_commit(c, i) < 0 ||
+		    sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0) {
+			if (sm_interrupted)
+				return -1;
+			disk_fail(c, i);
+			continue;
+		}
 		c->committing[i] = false;
 		sm_crash_point("collapse:unjournaled");
 		if (sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
 		    sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
-			goto cleanup;
+			return -1;
 	}
-	ret = 0;
-
-cleanup:
-	free(which);
-	return ret;
+	return 0;
 }
 
 /* ---- finalize ---- */
@@ -576,15 +789,33 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
 	return ret;
 }
 
+/* What the definition names for a disk: the destination for a finished
+ * disk, the overlay the domain runs on for one that failed. */
+static const char *define_path(const struct sm_jobctx *c, size_t i)
+{
+	if (!c->failed[i] || c->state[i] >= SM_DISK_COLLAPSED)
+		return sm_job_final_path(c, i);
+	return c->state[i] >= SM_DISK_PIVOTED ? c->plans[i].dst_overlay : c->plans[i].src_overlay;
+}
+
+static const char *define_format(const struct sm_jobctx *c, size_t i)
+{
+	if (!c->failed[i] || c->state[i] >= SM_DISK_COLLAPSED)
+		return sm_job_final_format(c, i);
+	return "qcow2";
+}
+
 static int phase_finalize(struct sm_jobctx *c)
 {
-	if (sm_job_define(c, sm_job_final_path, sm_job_final_format) < 0)
+	if (sm_job_define(c, define_path, define_format) < 0)
 		return -1;
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (c->state[i] >= SM_DISK_DONE)
+		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_DONE))
 			continue;
+		if (c->state[i] == SM_DISK_PIVOTED && !c->keep_overlay)
+			continue;  /* its collapse failed */
 		if (sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0 ||
 		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
 		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
@@ -659,6 +890,47 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 	return sm_journal_phase_finish(c->j, c->job, phase, NULL);
 }
 
+/* Where a disk stands, in words, for the report of a stopped job. */
+static const char *where(const struct sm_jobctx *c, size_t i, const char **path)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+
+	switch (c->state[i]) {
+	case SM_DISK_PLANNED:
+		*path = p->images[0].src;
+		return "untouched, on its original image";
+	case SM_DISK_SNAPSHOTTED:
+	case SM_DISK_DEST_CREATED:
+	case SM_DISK_MIRRORING:
+	case SM_DISK_COPIED:
+	case SM_DISK_READY:
+		*path = p->src_overlay;
+		return "runs on its source overlay over the original image";
+	case SM_DISK_PIVOTED:
+		*path = p->dst_overlay;
+		return "runs on the destination overlay over the moved chain";
+	case SM_DISK_COLLAPSED:
+	case SM_DISK_DONE:
+	case SM_DISK_STATE_LAST:
+		break;
+	}
+	*path = sm_job_final_path(c, i);
+	return "moved";
+}
+
+static void report_disks(const struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const char *path;
+		const char *what = where(c, i, &path);
+
+		sm_progress_say(c->pr, "  %s: %s (%s), %s%s%s", c->plans[i].target,
+				sm_disk_state_name(c->state[i]), path, what,
+				c->failed[i] ? "; stopped: " : "",
+				c->failed[i] ? c->failed[i] : "");
+	}
+}
+
 /* After a failure: stop block jobs that would run on unattended, so the
  * domain stays on a consistent chain (its overlay, or the destination
  * overlay after the pivot), and record the job as failed and resumable. */
@@ -677,11 +949,14 @@ static void fail_job(struct sm_jobctx *c)
 			sm_progress_say(c->pr, "warning: %s", sm_error_message());
 	}
 	sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
+	report_disks(c);
 	sm_error("%s", msg);
 }
 
 int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n)
 {
+	size_t nfailed = 0, first = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		if (phases[i] == SM_PHASE_COLLAPSE && c->keep_overlay)
 			continue;
@@ -689,6 +964,18 @@ int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n)
 			fail_job(c);
 			return -1;
 		}
+	}
+	for (size_t i = 0; i < c->nplans; i++)
+		if (c->failed[i] && !nfailed++)
+			first = i;
+	if (nfailed) {
+		if (nfailed == 1)
+			sm_error("disk '%s' stopped: %s", c->plans[first].target, c->failed[first]);
+		else
+			sm_error("%zu disks stopped; disk '%s': %s", nfailed, c->plans[first].target,
+				 c->failed[first]);
+		fail_job(c);
+		return -1;
 	}
 	return 0;
 }
@@ -702,4 +989,47 @@ int sm_job_close(struct sm_jobctx *c, enum sm_job_state state)
 	     sm_journal_phase_finish(c->j, c->job, SM_PHASE_DONE, NULL) < 0))
 		return -1;
 	return sm_journal_job_finish(c->j, c->job, state, NULL);
+}
+
+/* Leaf devices under a block device in sysfs (its slaves, recursively). */
+static unsigned count_leaves(const char *sysdir, int depth)
+{
+	SM_AUTOFREE char *slaves = sm_path_join(sysdir, "slaves");
+	DIR *d = opendir(slaves);
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (!d || depth > 8) {
+		if (d)
+			closedir(d);
+		return 1;
+	}
+	while ((e = readdir(d))) {
+		SM_AUTOFREE char *sub = NULL;
+
+		if (e->d_name[0] == '.')
+			continue;
+		sub = sm_xasprintf("/sys/class/block/%s", e->d_name);
+		n += count_leaves(sub, depth + 1);
+	}
+	closedir(d);
+	return n ? n : 1;
+}
+
+unsigned sm_job_default_parallel(const char *dest)
+{
+	SM_AUTOFREE char *sys = NULL;
+	SM_AUTOFREE char *part = NULL;
+	struct stat sb;
+
+	if (stat(dest, &sb) < 0 || major(sb.st_dev) == 0)
+		return 1;
+	sys = sm_xasprintf("/sys/dev/block/%u:%u", major(sb.st_dev), minor(sb.st_dev));
+	part = sm_path_join(sys, "partition");
+	if (access(part, F_OK) == 0) {
+		SM_AUTOFREE char *parent = sm_path_join(sys, "..");
+
+		return count_leaves(parent, 0);
+	}
+	return count_leaves(sys, 0);
 }

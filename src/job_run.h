@@ -21,6 +21,15 @@
 #include "progress.h"
 #include "virt.h"
 
+enum sm_sync_writes {
+	SM_SYNC_WRITES_AUTO,  /* switch a mirror that does not converge */
+	SM_SYNC_WRITES_ON,    /* write-blocking from the start */
+	SM_SYNC_WRITES_OFF,   /* never */
+};
+
+const char *sm_sync_writes_name(enum sm_sync_writes s);
+int sm_sync_writes_from_name(const char *name);
+
 struct sm_jobctx {
 	struct sm_virt *v;
 	struct sm_journal *j;
@@ -35,6 +44,8 @@ struct sm_jobctx {
 	bool quiesce;
 	bool verify;
 	enum sm_copy_method copy_method;
+	enum sm_sync_writes sync_writes;
+	double converge_timeout;       /* seconds without progress before a switch */
 
 	virDomainPtr dom;              /* NULL when the domain is gone */
 	bool running;                  /* the domain runs (live operations) */
@@ -45,6 +56,16 @@ struct sm_jobctx {
 	enum sm_disk_state *state;     /* per disk: how far it has come */
 	bool *mirroring;               /* a copy job onto the destination overlay runs */
 	bool *committing;              /* an active commit runs */
+	char **failed;                 /* per disk: why it stopped, NULL while fine */
+	bool *sync_mode;               /* per disk: its mirror is write-blocking */
+	/* The convergence watch of the current wait (phase sync). */
+	bool watching;
+	bool stalled;
+	double wait_started;
+	double best_at;
+	unsigned long long best_remaining;
+	double ready_within;
+	unsigned parallel;             /* copies at once */
 	const char *label;             /* progress label of the current wait */
 };
 
@@ -52,8 +73,11 @@ struct sm_jobctx {
 void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans);
 void sm_jobctx_release(struct sm_jobctx *c);
 
-/* Run phases in order for a running domain; on failure record the job as
- * failed (resumable) and return -1. */
+/* Run phases in order for a running domain.  A disk that fails stops where
+ * it is (its block jobs cancelled, the domain on a consistent chain for it)
+ * while the other disks go on; a failure of the whole job (the snapshot, the
+ * journal, an interrupt) stops all.  Either way the job is recorded as failed
+ * (resumable), each disk's place is reported, and -1 returned. */
 int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n);
 
 /* The last step of every path: the job is done; prints nothing. */
@@ -95,6 +119,10 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
  * SNAPMOVE_TEST_CRASH_AT=POINT makes snapmove SIGKILL itself at POINT;
  * SNAPMOVE_TEST_HOOK=PROGRAM runs 'PROGRAM PHASE JOB' before each phase. */
 void sm_crash_point(const char *point);
+
+/* How many copies to run at once by default for a destination directory:
+ * the number of devices under its file system (RAID or LVM members). */
+unsigned sm_job_default_parallel(const char *dest);
 
 /* Set by SIGINT/SIGTERM: stop at the next safe point. */
 extern volatile int sm_interrupted;

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,9 @@ struct sm_journal {
 	char *path;
 	int depth;    /* nesting of sm_journal_begin calls */
 	bool failed;  /* an inner level rolled back: the outer commit must too */
+	/* Held from the outermost begin to its commit or rollback, so threads
+	 * (parallel copies) take turns with whole transactions. */
+	pthread_mutex_t tx_lock;
 };
 
 char *sm_journal_default_path(void)
@@ -201,6 +205,14 @@ int sm_journal_open(const char *path, struct sm_journal **out)
 		return -1;
 	j = sm_xcalloc(1, sizeof(*j));
 	j->path = sm_xstrdup(path);
+	{
+		pthread_mutexattr_t attr;
+
+		pthread_mutexattr_init(&attr);
+		pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&j->tx_lock, &attr);
+		pthread_mutexattr_destroy(&attr);
+	}
 	rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -230,6 +242,7 @@ void sm_journal_free(struct sm_journal *j)
 	if (!j)
 		return;
 	sqlite3_close(j->db);
+	pthread_mutex_destroy(&j->tx_lock);
 	free(j->path);
 	free(j);
 }
@@ -239,11 +252,13 @@ void sm_journal_free(struct sm_journal *j)
  * instead of saving half of it. */
 int sm_journal_begin(struct sm_journal *j)
 {
+	pthread_mutex_lock(&j->tx_lock);
 	if (j->depth++ > 0)
 		return 0;
 	j->failed = false;
 	if (exec(j, "BEGIN IMMEDIATE") < 0) {
 		j->depth = 0;
+		pthread_mutex_unlock(&j->tx_lock);
 		return -1;
 	}
 	return 0;
@@ -258,12 +273,8 @@ static void rollback_quietly(struct sm_journal *j)
 	sqlite3_free(msg);
 }
 
-int sm_journal_commit(struct sm_journal *j)
+static int commit_locked(struct sm_journal *j)
 {
-	if (j->depth <= 0) {
-		sm_error("journal '%s': commit without a transaction", j->path);
-		return -1;
-	}
 	if (--j->depth > 0)
 		return j->failed ? -1 : 0;
 	if (j->failed) {
@@ -279,15 +290,28 @@ int sm_journal_commit(struct sm_journal *j)
 	return 0;
 }
 
+int sm_journal_commit(struct sm_journal *j)
+{
+	int rc;
+
+	if (j->depth <= 0) {
+		sm_error("journal '%s': commit without a transaction", j->path);
+		return -1;
+	}
+	rc = commit_locked(j);
+	pthread_mutex_unlock(&j->tx_lock);
+	return rc;
+}
+
 void sm_journal_rollback(struct sm_journal *j)
 {
 	if (j->depth <= 0)
 		return;
-	if (--j->depth > 0) {
+	if (--j->depth > 0)
 		j->failed = true;
-		return;
-	}
-	rollback_quietly(j);
+	else
+		rollback_quietly(j);
+	pthread_mutex_unlock(&j->tx_lock);
 }
 
 int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id)
@@ -295,11 +319,14 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 	double now = sm_now();
 
 	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
-		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, state, phase, pid, "
-		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiiisssidd",
+		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
+		"converge_timeout, state, phase, pid, created_at, updated_at) VALUES "
+		"(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiiissdssidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
+		job->sync_writes ? job->sync_writes : "auto",
+		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
 		sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
 		(long long)getpid(), now, now) < 0)
 		return -1;
@@ -422,12 +449,19 @@ static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state 
 		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now, now, job_id);
 }
 
+int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
+				    bool on)
+{
+	return IN_TX(j, run(j, "UPDATE disk SET sync_writes = ? WHERE job_id = ? AND target = ?",
+			    "iis", (long long)on, job_id, target));
+}
+
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size)
 {
-	return run(j, "UPDATE image SET copy_method = ?, chunk_size = ? WHERE job_id = ? AND "
-		   "target = ? AND depth = ?", "siisi", method, (long long)chunk_size, job_id,
-		   target, (long long)depth);
+	return IN_TX(j, run(j, "UPDATE image SET copy_method = ?, chunk_size = ? WHERE "
+			    "job_id = ? AND target = ? AND depth = ?", "siisi", method,
+			    (long long)chunk_size, job_id, target, (long long)depth));
 }
 
 int sm_journal_chunk_done(struct sm_journal *j, long long job_id, const char *target,
@@ -588,7 +622,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
-	"coalesce(finished_at, 0), verify, dest_format"
+	"coalesce(finished_at, 0), verify, dest_format, sync_writes, converge_timeout"
 
 static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
 {
@@ -608,6 +642,8 @@ static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
 	r->finished_at = sqlite3_column_double(st, 13);
 	r->verify = sqlite3_column_int(st, 14);
 	r->dest_format = col_text(st, 15);
+	r->sync_writes = col_text(st, 16);
+	r->converge_timeout = sqlite3_column_double(st, 17);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
@@ -678,6 +714,7 @@ static void fill_disk(sqlite3_stmt *st, void *p)
 	r->plan.src_overlay = sm_xstrdup(r->src_overlay);
 	r->plan.dst_overlay = sm_xstrdup(r->dst_overlay);
 	r->plan.virtual_size = (unsigned long long)sqlite3_column_int64(st, 5);
+	r->sync_writes = sqlite3_column_int(st, 6);
 }
 
 static void fill_image(sqlite3_stmt *st, void *p)
@@ -699,7 +736,7 @@ int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_
 			 size_t *n)
 {
 	if (collect(j, prepare(j, "SELECT target, state, src_overlay, dst_overlay, error, "
-			       "virtual_size FROM disk WHERE job_id = ? ORDER BY target", "i",
+			       "virtual_size, sync_writes FROM disk WHERE job_id = ? ORDER BY target", "i",
 			       job_id),
 		    sizeof(**out), fill_disk, (void **)out, n) < 0)
 		return -1;
@@ -764,6 +801,7 @@ void sm_job_row_release(struct sm_job_row *r)
 	free(r->phase);
 	free(r->error);
 	free(r->dest_format);
+	free(r->sync_writes);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -36,6 +36,8 @@ struct sm_job_row {
 	bool quiesce;
 	bool verify;
 	char *dest_format;  /* NULL: keep each image's format */
+	char *sync_writes;  /* auto, on, off */
+	double converge_timeout;
 	char *state;
 	char *phase;
 	char *error;
@@ -50,6 +52,7 @@ struct sm_disk_row {
 	char *src_overlay;
 	char *dst_overlay;
 	char *error;
+	bool sync_writes;          /* its mirror runs in write-blocking mode */
 	struct sm_plan_disk plan;  /* images and paths as journaled */
 };
 
@@ -101,6 +104,9 @@ int sm_journal_image_set_state(struct sm_journal *j, long long job_id, const cha
 			       unsigned long long bytes_copied);
 int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
 			  const char *error);
+/* The disk's mirror was (re)started in write-blocking mode. */
+int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
+				    bool on);
 /* The copier's records: the path a copy used, and each durable chunk. */
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size);

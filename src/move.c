@@ -388,6 +388,8 @@ static int open_job(struct move *m)
 		.quiesce = m->o->quiesce,
 		.verify = m->o->verify,
 		.dest_format = (char *)m->o->dest_format,
+		.sync_writes = (char *)sm_sync_writes_name((enum sm_sync_writes)m->o->sync_writes),
+		.converge_timeout = m->o->converge_timeout,
 	};
 
 	if (sm_journal_begin(m->j) < 0)
@@ -528,6 +530,10 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 	c->live = m->live;
 	memset(&m->live, 0, sizeof(m->live));
 	sm_jobctx_alloc(c, m->nplans);
+	c->sync_writes = (enum sm_sync_writes)m->o->sync_writes;
+	if (m->o->converge_timeout > 0)
+		c->converge_timeout = m->o->converge_timeout;
+	c->parallel = m->o->parallel ? m->o->parallel : sm_job_default_parallel(m->dest);
 	for (size_t i = 0; i < m->nplans; i++) {
 		c->plans[i] = m->plans[i];
 		memset(&m->plans[i], 0, sizeof(m->plans[i]));

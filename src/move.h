@@ -30,6 +30,9 @@ struct sm_move_opts {
 	bool verify;                       /* re-read and compare every copied chunk */
 	const char *dest_format;           /* raw, qcow2, or NULL to keep formats */
 	enum sm_copy_method copy_method;   /* SM_COPY_AUTO unless forced */
+	int sync_writes;                   /* enum sm_sync_writes */
+	double converge_timeout;           /* 0: the default (30 s) */
+	unsigned parallel;                 /* 0: from the destination's devices */
 };
 
 enum sm_move_result {

@@ -82,6 +82,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 {
 	struct sm_job_row job;
 	struct sm_disk_row *disks = NULL;
+	double job_timeout;
 	size_t n = 0;
 	int rc;
 
@@ -104,17 +105,23 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	c->keep_overlay = job.keep_overlay;
 	c->quiesce = job.quiesce;
 	c->verify = job.verify;
+	job_timeout = job.converge_timeout > 0 ? job.converge_timeout : 30;
 	c->copy_method = SM_COPY_AUTO;
+	if (sm_sync_writes_from_name(job.sync_writes) >= 0)
+		c->sync_writes = (enum sm_sync_writes)sm_sync_writes_from_name(job.sync_writes);
 	sm_job_row_release(&job);
 	if (sm_journal_disk_list(j, job_id, &disks, &n) < 0)
 		return -1;
 	sm_jobctx_alloc(c, n);
+	c->converge_timeout = job_timeout;
+	c->parallel = sm_job_default_parallel(c->dest);
 	for (size_t i = 0; i < n; i++) {
 		int s = state_from_name(disks[i].state);
 
 		c->plans[i] = disks[i].plan;
 		memset(&disks[i].plan, 0, sizeof(disks[i].plan));
 		c->state[i] = s < 0 ? SM_DISK_PLANNED : (enum sm_disk_state)s;
+		c->sync_mode[i] = disks[i].sync_writes;
 	}
 	sm_disk_rows_free(disks, n);
 

@@ -35,7 +35,7 @@ static char *copy_dest_xml(const char *path)
 
 int sm_blockjob_mirror_start(struct sm_virt *v, virDomainPtr dom, const char *target,
 			     const char *dst_overlay, unsigned long long bandwidth_mib,
-			     bool persistent)
+			     bool persistent, bool sync_writes)
 {
 	SM_AUTOFREE char *xml = copy_dest_xml(dst_overlay);
 	virTypedParameter params[1];
@@ -44,6 +44,8 @@ int sm_blockjob_mirror_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 
 	if (persistent)
 		flags |= VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
+	if (sync_writes)
+		flags |= VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES;
 	if (bandwidth_mib > 0) {
 		memset(params, 0, sizeof(params));
 		snprintf(params[0].field, sizeof(params[0].field), "%s",

@@ -15,10 +15,11 @@
 #include "virt.h"
 
 /* Mirror target's active image onto dst_overlay, which must exist with its
- * backing chain (SHALLOW | REUSE_EXT; TRANSIENT_JOB for persistent domains). */
+ * backing chain (SHALLOW | REUSE_EXT; TRANSIENT_JOB for persistent domains;
+ * SYNCHRONOUS_WRITES with sync_writes: write-blocking, sure to converge). */
 int sm_blockjob_mirror_start(struct sm_virt *v, virDomainPtr dom, const char *target,
 			     const char *dst_overlay, unsigned long long bandwidth_mib,
-			     bool persistent);
+			     bool persistent, bool sync_writes);
 /* Active commit of target's active image into exactly base_path, which must be
  * the image right below it. */
 int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *target,
