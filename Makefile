@@ -23,7 +23,7 @@ endif
 
 # In reading order (see README "Source layout").
 LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
-	   src/chain/chain.c src/chain/image.c src/chain/plan.c \
+	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/copy.c src/progress.c \
 	   src/lock.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c

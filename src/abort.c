@@ -32,10 +32,16 @@ struct undo {
 	enum sm_abort_via via;
 };
 
-/* The image below the original active image, where a stream stops. */
+/* The image below the original active image, where a stream stops: the
+ * next moved image, or the shared image the job left in place. */
 static const char *stream_base(const struct sm_plan_disk *p)
 {
-	return p->nimages > 1 ? p->images[1].src : NULL;
+	return p->nimages > 1 ? p->images[1].src : p->kept;
+}
+
+static const char *stream_base_format(const struct sm_plan_disk *p)
+{
+	return p->nimages > 1 ? p->images[1].format : p->kept_format;
 }
 
 static int refuse_if_folded(const struct sm_jobctx *c)
@@ -163,7 +169,7 @@ static int abort_disk_offline(struct undo *u, size_t i)
 		return -1;
 	if (u->via == SM_ABORT_STREAM)
 		return sm_image_rebase_safe(p->src_overlay, "qcow2", stream_base(p),
-					    p->nimages > 1 ? p->images[1].format : NULL);
+					    stream_base_format(p));
 	if (sm_image_commit(p->src_overlay) < 0)
 		return -1;
 	return sm_job_disk_state(c, i, SM_DISK_PLANNED);
@@ -234,6 +240,8 @@ static void print_outcome(const struct undo *u)
 		for (size_t k = u->via == SM_ABORT_STREAM ? 1 : 0; k < p->nimages; k++)
 			printf("%s %s (%s)", k > (u->via == SM_ABORT_STREAM ? 1u : 0u) ? " <-" : "",
 			       p->images[k].src, p->images[k].format);
+		if (p->kept)
+			printf(" <- %s (%s)", p->kept, p->kept_format);
 		printf("\n");
 	}
 }

@@ -22,7 +22,7 @@ static void move_usage(FILE *f)
 		   "                     [--keep-overlay] [--quiesce] [--dry-run] [--no-verify]\n"
 		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
-		   "                     [--parallel N]\n\n"
+		   "                     [--parallel N] [--copy-shared]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
@@ -46,7 +46,10 @@ static void move_usage(FILE *f)
 		   "                    how long the bytes a mirror has left may stop shrinking\n"
 		   "                    before auto switches it (default 30)\n"
 		   "  --parallel N      copy up to N disks at once (default: the number of\n"
-		   "                    devices under the destination file system)\n");
+		   "                    devices under the destination file system)\n"
+		   "  --copy-shared     also copy backing images other domains or images use\n"
+		   "                    (by default they stay where they are, and the moved\n"
+		   "                    chain points at them)\n");
 }
 
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
@@ -65,6 +68,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "sync-writes", required_argument, NULL, 's' },
 		{ "converge-timeout", required_argument, NULL, 't' },
 		{ "parallel", required_argument, NULL, 'p' },
+		{ "copy-shared", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -151,6 +155,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 							  "from 1 to 64, not '%s'", optarg);
 			}
 			o.parallel = (unsigned)num;
+			break;
+		case 'S':
+			o.copy_shared = true;
 			break;
 		case 'h':
 			move_usage(stdout);

@@ -6,6 +6,7 @@
 #include "chain/chain.h"
 #include "chain/image.h"
 #include "chain/plan.h"
+#include "chain/usage.h"
 #include "job_run.h"
 #include "lock.h"
 #include "snapshot/blockjob.h"
@@ -37,6 +38,7 @@ struct move {
 	struct sm_plan_disk *plans;
 	size_t nplans;
 	long long job;
+	struct sm_usage usage;  /* who uses which image, for shared images */
 };
 
 static void move_release(struct move *m)
@@ -46,6 +48,7 @@ static void move_release(struct move *m)
 	free(m->plans);
 	free(m->dest);
 	sm_domain_disks_release(&m->live);
+	sm_usage_release(&m->usage);
 	if (m->dom)
 		virDomainFree(m->dom);
 }
@@ -226,6 +229,49 @@ static unsigned long long allocated_bytes(const char *path)
 	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_blocks * 512ULL : 0;
 }
 
+/* Users of an image that do not make it shared: this disk itself, and the
+ * images of its own chain pointing at each other. */
+struct self {
+	struct move *m;
+	const struct sm_disk *disk;
+};
+
+static int is_self(const char *user, void *ctx)
+{
+	struct self *s = ctx;
+	SM_AUTOFREE char *me = sm_xasprintf("domain '%s' disk %s", s->m->o->domain,
+					    s->disk->target);
+
+	if (sm_str_eq(user, me))
+		return 1;
+	for (size_t k = 0; k < s->disk->nchain; k++) {
+		SM_AUTOFREE char *img = sm_xasprintf("image '%s'", s->disk->chain[k].path);
+
+		if (sm_str_eq(user, img))
+			return 1;
+	}
+	return 0;
+}
+
+/* Who uses which image: every domain's chains, and the backing references
+ * among the files of the selected disks' source directories. */
+static int scan_usage(struct move *m, const struct sm_disk *const *sel, size_t nsel)
+{
+	if (m->o->copy_shared)
+		return 0;
+	if (sm_usage_scan_domains(sm_virt_conn(m->v), &m->usage) < 0)
+		return -1;
+	for (size_t i = 0; i < nsel; i++) {
+		for (size_t k = 0; k < sel[i]->nchain; k++) {
+			SM_AUTOFREE char *dir = sm_path_dirname(sel[i]->chain[k].path);
+
+			if (sm_usage_scan_dir(dir, &m->usage) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 		     struct sm_plan_disk *out)
 {
@@ -241,6 +287,11 @@ static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 		facts[i].backing = infos[i].backing;
 		facts[i].virtual_size = infos[i].virtual_size;
 		facts[i].allocated = allocated_bytes(img->path);
+		if (!m->o->copy_shared) {
+			struct self self = { .m = m, .disk = d };
+
+			facts[i].shared = sm_usage_other_user(&m->usage, img->path, is_self, &self);
+		}
 		if (i + 1 < d->nchain && !infos[i].backing) {
 			sm_error("image '%s' of disk '%s' has no backing file in its header but "
 				 "libvirt reports '%s' below it; check the chain with 'qemu-img "
@@ -350,7 +401,7 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 		goto cleanup;
 	/* Overlay names carry the job id: plan with the id the journal will give
 	 * next; open_job() renames them should another snapmove take it first. */
-	if (sm_journal_next_job_id(m->j, &next_id) < 0)
+	if (sm_journal_next_job_id(m->j, &next_id) < 0 || scan_usage(m, sel, nsel) < 0)
 		goto cleanup;
 	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
 	for (size_t i = 0; i < nsel; i++) {
@@ -443,8 +494,8 @@ static void print_chain(const char *label, const char *target, const char *const
 
 static void print_plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bool after)
 {
-	const char **paths = sm_xcalloc(p->nimages + 1, sizeof(*paths));
-	const char **formats = sm_xcalloc(p->nimages + 1, sizeof(*formats));
+	const char **paths = sm_xcalloc(p->nimages + 2, sizeof(*paths));
+	const char **formats = sm_xcalloc(p->nimages + 2, sizeof(*formats));
 	size_t n = 0;
 
 	if (after && keep_overlay) {
@@ -454,6 +505,10 @@ static void print_plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bo
 	for (size_t k = 0; k < p->nimages; k++) {
 		paths[n] = after ? p->images[k].dst : p->images[k].src;
 		formats[n++] = after ? p->images[k].dst_format : p->images[k].format;
+	}
+	if (p->kept) {
+		paths[n] = p->kept;
+		formats[n++] = p->kept_format;
 	}
 	print_chain(after ? "after " : "before", p->target, paths, formats, n);
 	free(paths);
@@ -475,6 +530,11 @@ static void print_dry_run(const struct move *m, unsigned long long need,
 		for (size_t k = 0; k < m->plans[i].nimages; k++)
 			bytes += m->plans[i].images[k].allocated;
 	}
+	for (size_t i = 0; i < m->nplans; i++)
+		if (m->plans[i].kept)
+			printf("  %s keeps '%s' (and what is below it) where it is: it is also "
+			       "used by %s (--copy-shared copies it)\n", m->plans[i].target,
+			       m->plans[i].kept, m->plans[i].kept_user);
 	printf("bytes to copy: %s\n", sm_format_bytes(bytes, b, sizeof(b)));
 	printf("destination %s: needs %s, %s free\n", m->dest,
 	       sm_format_bytes(need, n, sizeof(n)), sm_format_bytes(avail, a, sizeof(a)));

@@ -33,6 +33,7 @@ struct sm_move_opts {
 	int sync_writes;                   /* enum sm_sync_writes */
 	double converge_timeout;           /* 0: the default (30 s) */
 	unsigned parallel;                 /* 0: from the destination's devices */
+	bool copy_shared;                  /* copy backing images others use too */
 };
 
 enum sm_move_result {

@@ -58,6 +58,8 @@ static void print_chain_of(const char *target, const char *what, const char *top
 	for (size_t k = from; k < p->nimages; k++)
 		printf(" <- %s (%s)", dst ? p->images[k].dst : p->images[k].src,
 		       dst ? p->images[k].dst_format : p->images[k].format);
+	if (p->kept)
+		printf(" <- %s (%s)", p->kept, p->kept_format);
 	printf("\n");
 }
 
@@ -203,6 +205,8 @@ static void print_outcome(const struct sm_jobctx *c, const char *what)
 			printf(" %s (qcow2) <-", p->dst_overlay);
 		for (size_t k = 0; k < p->nimages; k++)
 			printf("%s %s (%s)", k ? " <-" : "", p->images[k].dst, p->images[k].dst_format);
+		if (p->kept)
+			printf(" <- %s (%s)", p->kept, p->kept_format);
 		printf("\n");
 	}
 }

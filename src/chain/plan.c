@@ -26,10 +26,26 @@ int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *f
 		sm_error("disk '%s' has no image to move", disk->target);
 		return -1;
 	}
+	if (facts[0].shared) {
+		sm_error("disk '%s' image '%s' is also used by %s; snapmove cannot move an "
+			 "image another domain writes", disk->target, disk->chain[0].path,
+			 facts[0].shared);
+		return -1;
+	}
 	out->target = sm_xstrdup(disk->target);
+	/* Move the images above the first shared one; it and those below stay. */
 	out->nimages = disk->nchain;
-	out->images = sm_xcalloc(disk->nchain, sizeof(*out->images));
-	for (size_t i = 0; i < disk->nchain; i++) {
+	for (size_t i = 1; i < disk->nchain; i++) {
+		if (facts[i].shared) {
+			out->nimages = i;
+			out->kept = sm_xstrdup(disk->chain[i].path);
+			out->kept_format = sm_xstrdup(disk->chain[i].format);
+			out->kept_user = sm_xstrdup(facts[i].shared);
+			break;
+		}
+	}
+	out->images = sm_xcalloc(out->nimages, sizeof(*out->images));
+	for (size_t i = 0; i < out->nimages; i++) {
 		const struct sm_image *img = &disk->chain[i];
 		struct sm_plan_image *p = &out->images[i];
 		SM_AUTOFREE char *dir = sm_path_dirname(img->path);
@@ -68,6 +84,13 @@ int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *f
 			p->dst_backing = sm_xstrdup(below->dst);
 		p->dst_backing_format = sm_xstrdup(below->dst_format);
 	}
+	/* The last moved image points at the shared image where it stays. */
+	if (out->kept) {
+		struct sm_plan_image *last = &out->images[out->nimages - 1];
+
+		last->dst_backing = sm_xstrdup(out->kept);
+		last->dst_backing_format = sm_xstrdup(out->kept_format);
+	}
 	src_dir = sm_path_dirname(disk->chain[0].path);
 	out->src_overlay = sm_plan_overlay_path(src_dir, disk->chain[0].path, job_id);
 	out->dst_overlay = sm_plan_overlay_path(dest_dir, disk->chain[0].path, job_id);
@@ -95,6 +118,9 @@ void sm_plan_disk_release(struct sm_plan_disk *p)
 		free(img->dst_backing_format);
 	}
 	free(p->images);
+	free(p->kept);
+	free(p->kept_format);
+	free(p->kept_user);
 	free(p->target);
 	free(p->src_overlay);
 	free(p->dst_overlay);

@@ -31,7 +31,10 @@ struct sm_plan_disk {
 	char *dst_overlay;
 	unsigned long long virtual_size;  /* of the active image, for the overlays */
 	struct sm_plan_image *images;     /* images[0] is the old active image */
-	size_t nimages;
+	size_t nimages;                   /* images moved */
+	char *kept;                       /* first image left in place (shared), or NULL */
+	char *kept_format;
+	char *kept_user;                  /* who else uses it */
 };
 
 /* What the planner needs to know about one source image beyond the XML. */
@@ -39,11 +42,13 @@ struct sm_plan_image_facts {
 	const char *backing;  /* as stored in its header (qemu-img info backing-filename) */
 	unsigned long long virtual_size;
 	unsigned long long allocated;
+	const char *shared;   /* another user of the image (it stays), or NULL */
 };
 
-/* Plan one disk.  facts[i] describes disk->chain[i].  Fails with a message when
- * the chain cannot be laid out in dest_dir (two images with one name, an image
- * already in dest_dir). */
+/* Plan one disk.  facts[i] describes disk->chain[i].  A shared image and the
+ * images below it stay where they are, and the last moved copy points at it.
+ * Fails with a message when the chain cannot be laid out in dest_dir (two
+ * images with one name, an image already in dest_dir, a shared active image). */
 int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
 		 const char *dest_dir, long long job_id, struct sm_plan_disk *out);
 /* Convert the copies to format (raw, qcow2).  Only a single-image chain can

@@ -1,0 +1,45 @@
+/* usage.h: who else uses an image.
+ *
+ * A backing image can be shared: an oVirt-style template under several
+ * domains' chains, or a base that other images in the directory point at.
+ * snapmove keeps such images where they are (unless told to copy them) and
+ * never writes or deletes them.  This module collects every image the
+ * connection's domains use (live chains from libvirt; persistent definitions
+ * followed through the qcow2 headers) and every backing reference among the
+ * qcow2 files of a directory, and answers "who else uses this file?".
+ * Files are compared by device and inode, so symlinks and '..' do not hide a
+ * user.  qcow2 headers are read directly (magic and backing name only): a
+ * raw image that looks like qcow2 can only make snapmove more careful.
+ */
+#ifndef SM_USAGE_H
+#define SM_USAGE_H
+
+#include <libvirt/libvirt.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct sm_image_use {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+	char *user;  /* "domain 'web2' disk vda", "image '/img/x.qcow2'" */
+};
+
+struct sm_usage {
+	struct sm_image_use *uses;
+	size_t n;
+};
+
+/* Every image of every domain's disks on conn (running and defined). */
+int sm_usage_scan_domains(virConnectPtr conn, struct sm_usage *u);
+/* The backing references of the qcow2 files in dir. */
+int sm_usage_scan_dir(const char *dir, struct sm_usage *u);
+void sm_usage_release(struct sm_usage *u);
+/* A user of path other than those for which skip(user, ctx) is true, or NULL. */
+const char *sm_usage_other_user(const struct sm_usage *u, const char *path,
+				int (*skip)(const char *user, void *ctx), void *ctx);
+/* The backing file name a qcow2 header records (NULL: none, or not qcow2),
+ * resolved against the image's directory when relative. */
+char *sm_qcow2_backing_path(const char *path);
+
+#endif
