@@ -24,7 +24,7 @@ ic_reserve() {
 ic_setup() {
 	C=$T/$1
 	DOM=$(dom_name "$1")
-	mkdir -m 755 "$C" "$C/src" "$C/dst"
+	mkdir -p -m 755 "$C" "$C/src" "$C/dst"   # dst/ may be a mount made before
 	new_image "$C/src/base.raw" raw 128M 0x11 0 1M 0x12 100M 1M
 	new_overlay "$C/src/top.qcow2" base.raw raw 0x13 1M 1M
 	cp --sparse=always "$C/src/base.raw" "$C/base.orig"

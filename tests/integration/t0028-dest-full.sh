@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The destination fills up during the copy (ENOSPC): the destination is a
+# small tmpfs that passes validation (the chain's allocated bytes plus the
+# 64 MiB margin fit) and a hook fills it when the copy starts.  The move
+# fails (exit 1) saying the destination is full and to free space, the domain
+# runs on its overlay over the original images with no block job, and once
+# the filler is gone 'snapmove resume' finishes the move.  See
+# interrupt-lib.sh.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/interrupt-lib.sh"
+
+# The mount is made here: run_case's subshell cannot add to SM_MOUNTS.
+mkdir -m 755 "$T/full" "$T/full/dst"
+mount -t tmpfs -o size=80M tmpfs "$T/full/dst"
+SM_MOUNTS+=("$T/full/dst")
+chmod 755 "$T/full/dst"
+ic_reserve full
+
+case_full() {
+	ic_setup full
+	ic_hook "copy=write 0x21 3M; dd if=/dev/zero of=\"\$C/dst/filler\" bs=1M status=none 2>/dev/null || true"
+	ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
+	[ -s "$C/dst/filler" ] || fail "the hook did not fill the destination"
+	assert_contains "$C/move.err" "the destination is full"
+	assert_contains "$C/move.err" "free space"
+	assert_contains "$C/move.err" "snapmove resume 1"
+	assert_contains "$C/move.err" "snapmove abort 1"
+	smc status 1 >"$C/status.out"
+	assert_contains "$C/status.out" "job 1: failed, phase copy"
+	assert_contains "$C/status.out" "the destination is full"
+	assert_eq "$(virsh domstate "$DOM")" running "domain state after the failure"
+	assert_eq "$(block_job_count "$DOM" vda)" 0 "block jobs after the failure"
+	assert_eq "$(live_chain "$DOM" vda)" "$C/src/top.qcow2.snapmove-1.qcow2 qcow2
+$C/src/top.qcow2 qcow2
+$C/src/base.raw raw" "live chain after the failure"
+	ic_write 0x31 6M
+
+	rm "$C/dst/filler"
+	expect_exit 0 smc resume 1
+	ic_check done
+	# The way on is 'snapmove resume': a second move is refused while the
+	# job is unfinished, so the error must not send the user there.
+	! grep -F "then move again" "$C/move.err" >&2 ||
+		fail "the error says to move again; that move would be refused"
+}
+run_case "destination full during the copy, then resume" case_full
+
+cases_done
