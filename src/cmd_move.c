@@ -22,7 +22,7 @@ static void move_usage(FILE *f)
 		   "                     [--keep-overlay] [--quiesce] [--dry-run] [--no-verify]\n"
 		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
-		   "                     [--parallel N] [--copy-shared]\n\n"
+		   "                     [--parallel N] [--copy-shared] [--flatten]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
@@ -49,7 +49,9 @@ static void move_usage(FILE *f)
 		   "                    devices under the destination file system)\n"
 		   "  --copy-shared     also copy backing images other domains or images use\n"
 		   "                    (by default they stay where they are, and the moved\n"
-		   "                    chain points at them)\n");
+		   "                    chain points at them)\n"
+		   "  --flatten         one image at the destination instead of the chain\n"
+		   "                    (qemu-img convert; a resumed conversion starts over)\n");
 }
 
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
@@ -69,6 +71,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "converge-timeout", required_argument, NULL, 't' },
 		{ "parallel", required_argument, NULL, 'p' },
 		{ "copy-shared", no_argument, NULL, 'S' },
+		{ "flatten", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -158,6 +161,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			break;
 		case 'S':
 			o.copy_shared = true;
+			break;
+		case 'F':
+			o.flatten = true;
 			break;
 		case 'h':
 			move_usage(stdout);

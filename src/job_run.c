@@ -409,9 +409,10 @@ static int rebase_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t
 	return journal_chunk(c, p->target, k, &ck);
 }
 
-/* A --dest-format conversion: qemu-img convert into the image created for
- * the mirror, then (with verify) qemu-img compare of the contents.  It has no
- * chunk journal: a resumed conversion starts over. */
+/* A --dest-format or --flatten conversion: qemu-img convert (through the
+ * whole backing chain) into the image created for the mirror, then (with
+ * verify) qemu-img compare of the contents.  It has no chunk journal: a
+ * resumed conversion starts over. */
 static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k)
 {
 	const struct sm_plan_image *img = &p->images[k];
@@ -456,7 +457,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
 	sm_progress_start(c->pr, cc.slot, label);
-	if (!sm_str_eq(img->format, img->dst_format)) {
+	if (p->flat || !sm_str_eq(img->format, img->dst_format)) {
 		if (convert_image(c, p, k) < 0)
 			return -1;
 		res.data_bytes = res.copied_bytes = img->allocated;

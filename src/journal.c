@@ -337,10 +337,10 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct sm_plan_disk *p)
 {
 	if (run(j, "INSERT INTO disk (job_id, target, state, src_overlay, dst_overlay, "
-		"virtual_size, kept, kept_format, kept_user) VALUES (?,?,?,?,?,?,?,?,?)",
-		"issssisss", job_id, p->target, sm_disk_state_name(SM_DISK_PLANNED),
+		"virtual_size, kept, kept_format, kept_user, flat) VALUES (?,?,?,?,?,?,?,?,?,?)",
+		"issssisssi", job_id, p->target, sm_disk_state_name(SM_DISK_PLANNED),
 		p->src_overlay, p->dst_overlay, (long long)p->virtual_size, p->kept,
-		p->kept_format, p->kept_user) < 0)
+		p->kept_format, p->kept_user, (long long)p->flat) < 0)
 		return -1;
 	for (size_t i = 0; i < p->nimages; i++) {
 		const struct sm_plan_image *img = &p->images[i];
@@ -719,6 +719,7 @@ static void fill_disk(sqlite3_stmt *st, void *p)
 	r->plan.kept = col_text(st, 7);
 	r->plan.kept_format = col_text(st, 8);
 	r->plan.kept_user = col_text(st, 9);
+	r->plan.flat = sqlite3_column_int(st, 10);
 }
 
 static void fill_image(sqlite3_stmt *st, void *p)
@@ -740,7 +741,7 @@ int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_
 			 size_t *n)
 {
 	if (collect(j, prepare(j, "SELECT target, state, src_overlay, dst_overlay, error, "
-			       "virtual_size, sync_writes, kept, kept_format, kept_user FROM disk WHERE job_id = ? ORDER BY target", "i",
+			       "virtual_size, sync_writes, kept, kept_format, kept_user, flat FROM disk WHERE job_id = ? ORDER BY target", "i",
 			       job_id),
 		    sizeof(**out), fill_disk, (void **)out, n) < 0)
 		return -1;

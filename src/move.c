@@ -409,6 +409,8 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 		    plan_disk(m, sel[i], next_id, &m->plans[i]) < 0)
 			goto cleanup;
 		m->nplans++;
+		if (m->o->flatten)
+			sm_plan_flatten(&m->plans[i]);
 		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
 			goto cleanup;
 		if (check_plan_files(m->dest, &m->plans[i]) < 0)
@@ -506,7 +508,7 @@ static void print_plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bo
 		paths[n] = after ? p->images[k].dst : p->images[k].src;
 		formats[n++] = after ? p->images[k].dst_format : p->images[k].format;
 	}
-	if (p->kept) {
+	if (p->kept && !(after && p->flat)) {
 		paths[n] = p->kept;
 		formats[n++] = p->kept_format;
 	}
@@ -531,7 +533,7 @@ static void print_dry_run(const struct move *m, unsigned long long need,
 			bytes += m->plans[i].images[k].allocated;
 	}
 	for (size_t i = 0; i < m->nplans; i++)
-		if (m->plans[i].kept)
+		if (m->plans[i].kept && !m->plans[i].flat)
 			printf("  %s keeps '%s' (and what is below it) where it is: it is also "
 			       "used by %s (--copy-shared copies it)\n", m->plans[i].target,
 			       m->plans[i].kept, m->plans[i].kept_user);

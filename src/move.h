@@ -34,6 +34,7 @@ struct sm_move_opts {
 	double converge_timeout;           /* 0: the default (30 s) */
 	unsigned parallel;                 /* 0: from the destination's devices */
 	bool copy_shared;                  /* copy backing images others use too */
+	bool flatten;                      /* one image at the destination */
 };
 
 enum sm_move_result {

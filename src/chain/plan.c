@@ -133,7 +133,7 @@ int sm_plan_set_dest_format(struct sm_plan_disk *p, const char *format)
 		sm_error("--dest-format takes raw or qcow2, not '%s'", format);
 		return -1;
 	}
-	if (p->nimages > 1) {
+	if (p->nimages > 1 && !p->flat) {
 		for (size_t i = 0; i < p->nimages; i++) {
 			if (!sm_str_eq(p->images[i].format, format)) {
 				sm_error("disk '%s' has a chain of %zu images and --dest-format "
@@ -147,6 +147,35 @@ int sm_plan_set_dest_format(struct sm_plan_disk *p, const char *format)
 	free(p->images[0].dst_format);
 	p->images[0].dst_format = sm_xstrdup(format);
 	return 0;
+}
+
+void sm_plan_flatten(struct sm_plan_disk *p)
+{
+	struct sm_plan_image *top = &p->images[0];
+
+	for (size_t i = 1; i < p->nimages; i++) {
+		struct sm_plan_image *img = &p->images[i];
+
+		top->allocated += img->allocated;
+		if (i == 1 && !p->kept) {
+			p->kept = sm_xstrdup(img->src);
+			p->kept_format = sm_xstrdup(img->format);
+		}
+		free(img->src);
+		free(img->dst);
+		free(img->format);
+		free(img->dst_format);
+		free(img->src_backing);
+		free(img->dst_backing);
+		free(img->dst_backing_format);
+	}
+	p->nimages = 1;
+	free(top->dst_backing);
+	free(top->dst_backing_format);
+	top->dst_backing = top->dst_backing_format = NULL;
+	free(p->kept_user);
+	p->kept_user = NULL;
+	p->flat = true;
 }
 
 unsigned long long sm_plan_disk_bytes(const struct sm_plan_disk *p)

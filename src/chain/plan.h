@@ -35,6 +35,7 @@ struct sm_plan_disk {
 	char *kept;                       /* first image left in place (shared), or NULL */
 	char *kept_format;
 	char *kept_user;                  /* who else uses it */
+	bool flat;                        /* one image at the destination (--flatten) */
 };
 
 /* What the planner needs to know about one source image beyond the XML. */
@@ -58,6 +59,9 @@ void sm_plan_disk_release(struct sm_plan_disk *p);
 /* The overlay file name snapmove uses for job_id next to image path. */
 char *sm_plan_overlay_path(const char *dir, const char *image_path, long long job_id);
 /* Bytes the destination needs: every copy's allocation plus the overlay. */
+/* Lay the disk out as one image at the destination: the old active image's
+ * name, the whole chain's data (qemu-img convert), no backing file. */
+void sm_plan_flatten(struct sm_plan_disk *p);
 unsigned long long sm_plan_disk_bytes(const struct sm_plan_disk *p);
 /* Reject two planned disks that would write the same destination file. */
 int sm_plan_check_collisions(const struct sm_plan_disk *plans, size_t n);
