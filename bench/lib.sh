@@ -1,0 +1,369 @@
+# lib.sh: shared helpers for the benchmarks, sourced by each bench/*.sh.
+#
+# Each benchmark gets its own work directory ($W, under /var/tmp, mode 0755 so
+# QEMU can read it), its own copy of the snapmove binary (so a rebuild during a
+# run does not mix versions), its own journals and domains, all removed on
+# exit.  Results are kept as "ROUND COLUMN VALUE" lines in a file and printed
+# by report(): one row per round, the medians, and ratios against a
+# reference column.  No python: timing by date +%s%N, arithmetic in awk.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SNAPMOVE_BUILT=${SNAPMOVE:-$TOP/build/snapmove}
+export LIBVIRT_DEFAULT_URI=qemu:///system
+export LC_ALL=C
+ROUNDS=${BENCH_ROUNDS:-${DEFAULT_ROUNDS:-3}}
+BNAME=$(basename "$0" .sh)
+W=$(mktemp -d /var/tmp/snapmove-bench.XXXXXX)
+chmod 755 "$W"
+BENCH_DOMAINS=()
+
+# destroy_domain NAME: destroy a domain (all of ours are transient), retrying
+# for a minute while libvirtd is unreachable (someone may be restarting it).
+destroy_domain() {
+	local i out
+	for i in $(seq 1 60); do
+		if out=$(virsh domstate "$1" 2>&1); then
+			case $out in *"shut off"*) return 0 ;; esac
+			virsh -q destroy "$1" >/dev/null 2>&1 || true
+		else
+			case $out in *"failed to get domain"* | *"not found"*) return 0 ;; esac
+		fi
+		sleep 1
+	done
+	echo "$BNAME: warning: could not destroy domain '$1': $out" >&2
+}
+
+bench_cleanup() {
+	local d
+	for d in "${BENCH_DOMAINS[@]}"; do
+		destroy_domain "$d"
+	done
+	rm -rf "$W"
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+	echo "$BNAME: error: $*" >&2
+	exit 1
+}
+
+# The binary may be missing for a moment while someone rebuilds it: wait up to
+# two minutes, then take a private copy for the whole benchmark.
+take_snapmove() {
+	local i
+	for i in $(seq 1 120); do
+		[ -x "$SNAPMOVE_BUILT" ] && break
+		sleep 1
+	done
+	[ -x "$SNAPMOVE_BUILT" ] || die "'$SNAPMOVE_BUILT' is missing; run 'make' first"
+	sleep 1  # a link in progress may have just created the file
+	cp "$SNAPMOVE_BUILT" "$W/snapmove"
+	SNAPMOVE=$W/snapmove
+}
+take_snapmove
+
+can_drop_caches() {
+	[ -w /proc/sys/vm/drop_caches ]
+}
+
+# In a guest whose virtio balloon has free page reporting, the memory the
+# page cache held goes back to the hypervisor a second or two after it is
+# freed, and touching it again costs a fault in the host.  A run that starts
+# while that is under way is fast or slow by chance (2x apart here); one that
+# starts after it is done pays for every page it touches, the same each time.
+# So wait for it: BENCH_SETTLE seconds (default 3 there, 0 elsewhere).
+free_page_reporting() {
+	local d
+	for d in /sys/bus/virtio/devices/*; do
+		[ "$(cat "$d/device" 2>/dev/null)" = 0x0005 ] || continue
+		[ "$(cut -c6 "$d/features" 2>/dev/null)" = 1 ] && return 0  # bit 5: REPORTING
+	done
+	return 1
+}
+if free_page_reporting; then
+	SETTLE=${BENCH_SETTLE:-3}
+else
+	SETTLE=${BENCH_SETTLE:-0}
+fi
+
+# Before each timed run: write back everything, empty the page cache, settle.
+drop_caches() {
+	sync
+	if can_drop_caches; then
+		echo 3 >/proc/sys/vm/drop_caches
+		sleep "$SETTLE"
+	fi
+}
+
+now_ns() {
+	date +%s%N
+}
+
+# Seconds between two now_ns readings, to the millisecond.
+secs() {  # START_NS END_NS
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
+}
+
+mib() {  # BYTES
+	awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'
+}
+
+# Allocated bytes of a file (what du counts).
+alloc_bytes() {
+	echo $(($(stat -c '%b * %B' "$1")))
+}
+
+# ROUND ORDER: the tools of a round, rotated by the round number, so each tool
+# runs first, second, ... in turn and none always gets the coldest disk.
+rotate() {  # ROUND TOOL...
+	local r=$1 i n
+	shift
+	n=$#
+	local tools=("$@")
+	for ((i = 0; i < n; i++)); do
+		echo "${tools[(i + r - 1) % n]}"
+	done
+}
+
+# A file of random (incompressible) data, made once per benchmark.
+random_file() {  # PATH MIB
+	dd if=/dev/urandom of="$1" bs=1M count="$2" status=none
+}
+
+# place PATH RANDOM SKIP_MIB COUNT_MIB OFFSET_BYTES: copy COUNT MiB of the
+# random file, from SKIP MiB in, into PATH at OFFSET (bytes), not truncating.
+place() {
+	dd if="$2" of="$1" bs=1M skip="$3" count="$4" seek="$5" oflag=seek_bytes \
+		conv=notrunc status=none
+}
+
+record() {  # FILE ROUND COLUMN VALUE
+	echo "$2 $3 $4" >>"$1"
+}
+
+# report FILE TITLE UNIT REF COLUMN...: a table with one row per round and a
+# median row, then for each column but REF the ratio of its median to REF's
+# and the median of the per-round ratios (the rounds are paired).
+report() {
+	local file=$1 title=$2 unit=$3 ref=$4
+	shift 4
+	awk -v title="$title" -v unit="$unit" -v ref="$ref" -v cols="$*" '
+	function median(list,   a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) {
+			t = a[i]
+			for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
+				a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		if (n == 0)
+			return ""
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{ v[$1, $2] = $3; if (!($1 in seen)) { seen[$1] = 1; rounds[++nr] = $1 } }
+	END {
+		nc = split(cols, c, " ")
+		w = 10
+		for (i = 1; i <= nc; i++)
+			if (length(c[i]) + 2 > w)
+				w = length(c[i]) + 2
+		printf "\n%s (%s)\n", title, unit
+		printf "%-8s", "round"
+		for (i = 1; i <= nc; i++)
+			printf "%" w "s", c[i]
+		printf "\n"
+		for (r = 1; r <= nr; r++) {
+			printf "%-8s", rounds[r]
+			for (i = 1; i <= nc; i++) {
+				x = ((rounds[r], c[i]) in v) ? v[rounds[r], c[i]] : "-"
+				printf "%" w "s", x
+				if (x != "-")
+					all[c[i]] = all[c[i]] " " x
+			}
+			printf "\n"
+		}
+		printf "%-8s", "median"
+		for (i = 1; i <= nc; i++) {
+			m[c[i]] = median(all[c[i]])
+			printf "%" w "s", m[c[i]] == "" ? "-" : sprintf("%.3f", m[c[i]])
+		}
+		printf "\n"
+		printf "%-8s", "min"
+		for (i = 1; i <= nc; i++) {
+			n = split(all[c[i]], a, " ")
+			lo = ""
+			for (j = 1; j <= n; j++)
+				if (lo == "" || a[j] + 0 < lo + 0)
+					lo = a[j]
+			printf "%" w "s", lo == "" ? "-" : sprintf("%.3f", lo)
+		}
+		printf "\n"
+		if (ref == "" || m[ref] == "" || m[ref] + 0 == 0)
+			exit
+		printf "ratios to %s: median/median (median of per-round ratios)\n", ref
+		for (i = 1; i <= nc; i++) {
+			if (c[i] == ref)
+				continue
+			pr = ""
+			for (r = 1; r <= nr; r++)
+				if (((rounds[r], c[i]) in v) && ((rounds[r], ref) in v) &&
+				    v[rounds[r], ref] + 0 != 0)
+					pr = pr " " v[rounds[r], c[i]] / v[rounds[r], ref]
+			printf "  %-28s %6.3f  (%.3f)\n", c[i], m[c[i]] / m[ref], median(pr)
+		}
+	}' "$file"
+}
+
+# median FILE COLUMN: the median of one column, for a verdict line.
+median_of() {  # FILE COLUMN
+	awk -v col="$2" '$2 == col { a[++n] = $3 }
+	END {
+		for (i = 2; i <= n; i++) {
+			t = a[i]
+			for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
+				a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		if (n) printf "%.3f", n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}' "$1"
+}
+
+# verdict NAME VALUE OP LIMIT: "met" or "NOT met" for VALUE OP LIMIT.
+verdict() {  # TEXT VALUE OP LIMIT
+	awk -v t="$1" -v x="$2" -v op="$3" -v l="$4" 'BEGIN {
+		ok = (op == "<=") ? (x + 0 <= l + 0) : (x + 0 < l + 0)
+		printf "goal: %s: %.3f %s %s: %s\n", t, x, op, l, ok ? "met" : "NOT met"
+	}'
+}
+
+print_machine() {
+	echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
+	echo "work dir: $W on $(df -T "$W" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
+	echo "snapmove: $("$SNAPMOVE" --version 2>&1 | head -n1) ($(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+	echo "page cache dropped before each timed run: $(can_drop_caches && echo yes || echo 'no (not writable)')"
+	echo "free page reporting (virtio balloon): $(free_page_reporting && echo yes || echo no); settle after each drop: $SETTLE s"
+	echo "rounds: $ROUNDS (tools rotate their order each round)"
+	echo "at start: load average $(cut -d" " -f1-3 /proc/loadavg), $(others_running) other QEMU process(es) running"
+	[ "$(others_running)" = 0 ] ||
+		echo "warning: other domains are running; they compete for CPU and disk, figures will be noisy"
+}
+
+# --- domains ------------------------------------------------------------
+
+domain_type() {
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" = kvm ]; then
+		echo kvm
+	else
+		echo qemu
+	fi
+}
+
+# start_domain NAME PATH FORMAT: a transient domain with no OS and one virtio
+# disk vda; returns when QEMU runs.
+start_domain() {
+	local name=$1 path=$2 fmt=$3
+	cat >"$W/$name.xml" <<XML
+<domain type='$(domain_type)'>
+  <name>$name</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='$fmt'/>
+      <source file='$path'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <video><model type='none'/></video>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+XML
+	BENCH_DOMAINS+=("$name")
+	virsh -q create "$W/$name.xml" >/dev/null
+}
+
+stop_domain() {  # NAME
+	destroy_domain "$1"
+}
+
+qemu_pid() {  # DOMAIN
+	cat "/run/libvirt/qemu/$1.pid"
+}
+
+# CPU seconds (user + system) a process has used, all its threads.
+cpu_secs() {  # PID
+	cpu_secs_of "/proc/$1/stat"
+}
+
+cpu_secs_of() {  # /proc/.../stat
+	awk -v hz="$(getconf CLK_TCK)" '{
+		sub(/^.*\) /, "")   # the command name may hold spaces
+		printf "%.2f", ($12 + $13) / hz   # utime, stime: fields 14, 15 of stat
+	}' "$1"
+}
+
+# CPU seconds of the vCPU threads ("CPU 0/KVM", "CPU 0/TCG") of a QEMU process;
+# the rest of its CPU time is the main loop, I/O workers and block jobs.
+vcpu_secs() {  # PID
+	local t sum=0
+	for t in /proc/"$1"/task/*; do
+		case $(cat "$t/comm" 2>/dev/null) in
+		"CPU "[0-9]*/*) sum="$sum $(cpu_secs_of "$t/stat")" ;;
+		esac
+	done
+	echo $sum | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.2f", s }'
+}
+
+# A domain with no OS keeps its vCPU busy for some seconds while the firmware
+# looks for something to boot; wait (at most 30 s) until the vCPU threads use
+# less than 10 % of a CPU, so that does not count as the move's cost.
+wait_domain_idle() {  # PID
+	local i c0 c1 calm=0
+	for i in $(seq 1 60); do
+		c0=$(vcpu_secs "$1")
+		sleep 0.5
+		c1=$(vcpu_secs "$1")
+		if awk -v a="$c0" -v b="$c1" 'BEGIN { exit !(b - a < 0.05) }'; then
+			calm=$((calm + 1))
+			[ $calm -lt 2 ] || return 0
+		else
+			calm=0
+		fi
+	done
+	echo "$BNAME: warning: the domain's vCPU is still busy after 30 s" >&2
+}
+
+# The file the domain's vda is on now.
+disk_source() {  # DOMAIN
+	virsh domblklist "$1" --details | awk '$3 == "vda" { print $4 }'
+}
+
+# --- other activity -----------------------------------------------------
+
+# QEMU processes that are not this benchmark's: other people's domains
+# competing for the two CPUs and the disk.
+others_running() {
+	local n=0 p
+	for p in $(pgrep qemu-system || true); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "guest=smbench-[a-z]*-$$-" ||
+			n=$((n + 1))
+	done
+	echo "$n"
+}
+
+# Call right after each timed run; busy_summary prints how many of them had
+# company, so a reader knows how far to trust the figures.
+TIMED_RUNS=0
+BUSY_RUNS=0
+note_others() {
+	TIMED_RUNS=$((TIMED_RUNS + 1))
+	[ "$(others_running)" = 0 ] || BUSY_RUNS=$((BUSY_RUNS + 1))
+}
+
+busy_summary() {
+	echo "timed runs that ended with other QEMU processes running: $BUSY_RUNS of $TIMED_RUNS"
+}
