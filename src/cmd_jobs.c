@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static char *format_time(double t, char *buf, size_t len)
@@ -150,6 +151,26 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 				printf("    %s -> %s (%s)\n", disks[i].plan.images[k].src,
 				       disks[i].plan.images[k].dst, disks[i].plan.images[k].format);
 		}
+	}
+	if (sm_str_eq(job->state, "done")) {
+		unsigned long long left = 0;
+		size_t nleft = 0;
+		char b[32];
+
+		for (size_t i = 0; i < nd; i++) {
+			for (size_t k = 0; k < disks[i].plan.nimages; k++) {
+				struct stat sb;
+
+				if (lstat(disks[i].plan.images[k].src, &sb) == 0) {
+					left += (unsigned long long)sb.st_blocks * 512ULL;
+					nleft++;
+				}
+			}
+		}
+		if (nleft)
+			printf("source: %zu image%s left (%s); 'snapmove cleanup %lld' deletes "
+			       "those no domain or image uses\n", nleft, nleft == 1 ? "" : "s",
+			       sm_format_bytes(left, b, sizeof(b)), job->id);
 	}
 	if (sm_journal_step_list(j, job->id, &steps, &ns) == 0) {
 		printf("phases:\n");

@@ -17,14 +17,17 @@
 
 static void move_usage(FILE *f)
 {
-	fprintf(f, "usage: snapmove move DOMAIN --dest DIR [--disk TARGET]... "
+	fprintf(f, "usage: snapmove move DOMAIN (--dest DIR | --dest-pool POOL) [--disk TARGET]... "
 		   "[--bandwidth MIB]\n"
 		   "                     [--keep-overlay] [--quiesce] [--dry-run] [--no-verify]\n"
 		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
-		   "                     [--parallel N] [--copy-shared] [--flatten]\n\n"
+		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
+		   "                     [--delete-source]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
+		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
+		   "                    the pools involved are refreshed afterwards\n"
 		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
 		   "                    writable file-backed disk\n"
 		   "  --bandwidth MIB   limit the copy, the mirror and the commit to MIB MiB/s\n"
@@ -51,7 +54,9 @@ static void move_usage(FILE *f)
 		   "                    (by default they stay where they are, and the moved\n"
 		   "                    chain points at them)\n"
 		   "  --flatten         one image at the destination instead of the chain\n"
-		   "                    (qemu-img convert; a resumed conversion starts over)\n");
+		   "                    (qemu-img convert; a resumed conversion starts over)\n"
+		   "  --delete-source   after the move, delete the source images no domain or\n"
+		   "                    image uses (otherwise 'snapmove cleanup JOB' does)\n");
 }
 
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
@@ -72,6 +77,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "parallel", required_argument, NULL, 'p' },
 		{ "copy-shared", no_argument, NULL, 'S' },
 		{ "flatten", no_argument, NULL, 'F' },
+		{ "dest-pool", required_argument, NULL, 'P' },
+		{ "delete-source", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -165,6 +172,12 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'F':
 			o.flatten = true;
 			break;
+		case 'P':
+			o.dest_pool = optarg;
+			break;
+		case 'D':
+			o.delete_source = true;
+			break;
 		case 'h':
 			move_usage(stdout);
 			free(disks);
@@ -184,10 +197,10 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		return sm_cli_usage_error("move", "unexpected argument '%s'", argv[optind + 1]);
 	}
 	o.domain = argv[optind];
-	if (!o.dest) {
+	if (!o.dest == !o.dest_pool) {
 		free(disks);
-		return sm_cli_usage_error("move", "move needs --dest DIR, the directory to "
-					  "move the disks to");
+		return sm_cli_usage_error("move", "move needs either --dest DIR, the directory "
+					  "to move the disks to, or --dest-pool POOL");
 	}
 
 	sm_cli_catch_signals();

@@ -5,6 +5,7 @@
 #include "job_run.h"
 #include "chain/image.h"
 #include "copy/checksum.h"
+#include "pool.h"
 #include "run.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
@@ -981,8 +982,31 @@ int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n)
 	return 0;
 }
 
+/* Pools over the directories a job wrote or emptied see the change now. */
+static void refresh_pools(struct sm_jobctx *c)
+{
+	size_t cap = 1, n = 0;
+	char **dirs;
+
+	for (size_t i = 0; i < c->nplans; i++)
+		cap += c->plans[i].nimages + 1;
+	dirs = sm_xcalloc(cap, sizeof(*dirs));
+	dirs[n++] = sm_xstrdup(c->dest);
+	for (size_t i = 0; i < c->nplans; i++) {
+		dirs[n++] = sm_path_dirname(c->plans[i].src_overlay);
+		for (size_t k = 0; k < c->plans[i].nimages; k++)
+			dirs[n++] = sm_path_dirname(c->plans[i].images[k].src);
+	}
+	if (sm_pool_refresh_dirs(sm_virt_conn(c->v), (const char *const *)dirs, n) < 0)
+		sm_progress_say(c->pr, "warning: %s", sm_error_message());
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+	free(dirs);
+}
+
 int sm_job_close(struct sm_jobctx *c, enum sm_job_state state)
 {
+	refresh_pools(c);
 	enum sm_phase last = state == SM_JOB_DONE ? SM_PHASE_DONE : SM_PHASE_LAST;
 
 	if (last == SM_PHASE_DONE &&

@@ -581,6 +581,11 @@ int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name
 	return rc == SQLITE_DONE ? 0 : db_error(j, "cannot read jobs");
 }
 
+int sm_journal_job_delete(struct sm_journal *j, long long job_id)
+{
+	return IN_TX(j, run(j, "DELETE FROM job WHERE id = ?", "i", job_id));
+}
+
 const char *sm_journal_path(const struct sm_journal *j)
 {
 	return j->path;

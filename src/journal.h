@@ -130,6 +130,8 @@ int sm_journal_file_state(struct sm_journal *j, long long job_id, const char *pa
 int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
 					  long long **ids, size_t *n);
 const char *sm_journal_path(const struct sm_journal *j);
+/* Delete a job and everything recorded of it. */
+int sm_journal_job_delete(struct sm_journal *j, long long job_id);
 /* The id the next job will get (unless another process inserts first). */
 int sm_journal_next_job_id(struct sm_journal *j, long long *id);
 /* Queries.  Return 1 found, 0 not found, -1 error. */

@@ -22,6 +22,8 @@ static const struct {
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },
 	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
 	{ "verify", sm_cmd_verify, "re-read a finished job's copies and compare checksums" },
+	{ "cleanup", sm_cmd_cleanup, "delete a finished move's unused source images" },
+	{ "forget", sm_cmd_forget, "remove a finished job from the journal" },
 	{ "chain", sm_cmd_chain, "show the live backing chain of a domain's disks" },
 	{ "copy", sm_cmd_copy, "copy one image file as move does (sparse, verified)" },
 };

@@ -8,7 +8,9 @@
 #include "chain/plan.h"
 #include "chain/usage.h"
 #include "job_run.h"
+#include "cleanup.h"
 #include "lock.h"
+#include "pool.h"
 #include "snapshot/blockjob.h"
 #include "util.h"
 
@@ -39,6 +41,7 @@ struct move {
 	size_t nplans;
 	long long job;
 	struct sm_usage usage;  /* who uses which image, for shared images */
+	char *pool_dir;         /* --dest-pool's target directory */
 };
 
 static void move_release(struct move *m)
@@ -47,6 +50,7 @@ static void move_release(struct move *m)
 		sm_plan_disk_release(&m->plans[i]);
 	free(m->plans);
 	free(m->dest);
+	free(m->pool_dir);
 	sm_domain_disks_release(&m->live);
 	sm_usage_release(&m->usage);
 	if (m->dom)
@@ -153,38 +157,52 @@ error:
 	return -1;
 }
 
+static const char *dest_arg(const struct move *m)
+{
+	return m->pool_dir ? m->pool_dir : m->o->dest;
+}
+
 static int check_dest(struct move *m)
 {
 	char resolved[PATH_MAX];
 	struct stat sb;
 
-	if (!realpath(m->o->dest, resolved)) {
+	if (m->o->dest_pool) {
+		SM_AUTOFREE char *dir = NULL;
+
+		if (sm_pool_dest_dir(sm_virt_conn(m->v), m->o->dest_pool, &dir) < 0)
+			return -1;
+		/* From here on the pool's directory is the destination. */
+		free(m->pool_dir);
+		m->pool_dir = sm_steal(&dir);
+	}
+	if (!realpath(dest_arg(m), resolved)) {
 		if (errno == ENOENT)
 			sm_error("destination '%s' does not exist; create it first "
-				 "(mkdir -p %s) or choose another --dest", m->o->dest, m->o->dest);
+				 "(mkdir -p %s) or choose another --dest", dest_arg(m), dest_arg(m));
 		else
 			sm_error("cannot resolve destination '%s': %s; choose a --dest that is an "
-				 "existing directory", m->o->dest, strerror(errno));
+				 "existing directory", dest_arg(m), strerror(errno));
 		return -1;
 	}
 	if (stat(resolved, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 		sm_error("destination '%s' is not a directory; --dest takes the directory "
-			 "the images move to", m->o->dest);
+			 "the images move to", dest_arg(m));
 		return -1;
 	}
 	if (access(resolved, W_OK | X_OK) < 0) {
 		if (errno == EROFS)
 			sm_error("destination '%s' is on a read-only file system; remount it "
-				 "read-write or choose another --dest", m->o->dest);
+				 "read-write or choose another --dest", dest_arg(m));
 		else
 			sm_error("destination '%s' is not writable (%s); fix its permissions or "
-				 "choose another --dest", m->o->dest, strerror(errno));
+				 "choose another --dest", dest_arg(m), strerror(errno));
 		return -1;
 	}
 	if (geteuid() == 0 && !(sb.st_mode & S_IXOTH)) {
 		sm_error("destination '%s' cannot be entered by other users (mode %04o) and "
 			 "QEMU runs as its own user; 'chmod o+x %s' or choose another --dest",
-			 m->o->dest, (unsigned)(sb.st_mode & 07777), m->o->dest);
+			 dest_arg(m), (unsigned)(sb.st_mode & 07777), dest_arg(m));
 		return -1;
 	}
 	m->dest = sm_xstrdup(resolved);
@@ -640,6 +658,21 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 	if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0 || sm_job_close(&c, SM_JOB_DONE) < 0)
 		goto cleanup;
 	print_result(&c, sm_monotonic() - t0);
+	if (o->delete_source) {
+		unsigned long long freed = 0;
+		char b[32];
+
+		if (sm_cleanup_run(v, j, m.job, pr, &freed) < 0) {
+			sm_progress_say(pr, "warning: the move is done but its source was not "
+					"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
+					m.job);
+		} else {
+			printf("deleted the source: %s freed\n", sm_format_bytes(freed, b, sizeof(b)));
+		}
+	} else {
+		printf("the source images stay; 'snapmove cleanup %lld' deletes those nothing "
+		       "uses\n", m.job);
+	}
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 

@@ -20,7 +20,8 @@
 
 struct sm_move_opts {
 	const char *domain;
-	const char *dest;
+	const char *dest;          /* or dest_pool */
+	const char *dest_pool;     /* a libvirt storage pool (dir, fs, netfs) */
 	const char *const *disks;  /* --disk targets; none means every candidate */
 	size_t ndisks;
 	unsigned long long bandwidth_mib;  /* 0: unlimited */
@@ -35,6 +36,7 @@ struct sm_move_opts {
 	unsigned parallel;                 /* 0: from the destination's devices */
 	bool copy_shared;                  /* copy backing images others use too */
 	bool flatten;                      /* one image at the destination */
+	bool delete_source;                /* then delete the unused source images */
 };
 
 enum sm_move_result {
