@@ -13,11 +13,13 @@
  */
 #include "chain/image.h"
 #include "job_run.h"
+#include "hooks.h"
 #include "lock.h"
 #include "reconcile.h"
 #include "resume.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
+#include "events.h"
 #include "util.h"
 
 #include <errno.h>
@@ -230,19 +232,19 @@ static void print_outcome(const struct undo *u)
 {
 	const struct sm_jobctx *c = u->c;
 
-	printf("aborted job %lld of domain %s\n", c->job, c->domain_name);
+	fprintf(sm_human(), "aborted job %lld of domain %s\n", c->job, c->domain_name);
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		printf("  %s now:", p->target);
+		fprintf(sm_human(), "  %s now:", p->target);
 		if (u->via == SM_ABORT_STREAM)
-			printf(" %s (qcow2, the original image streamed into it) <-", p->src_overlay);
+			fprintf(sm_human(), " %s (qcow2, the original image streamed into it) <-", p->src_overlay);
 		for (size_t k = u->via == SM_ABORT_STREAM ? 1 : 0; k < p->nimages; k++)
-			printf("%s %s (%s)", k > (u->via == SM_ABORT_STREAM ? 1u : 0u) ? " <-" : "",
+			fprintf(sm_human(), "%s %s (%s)", k > (u->via == SM_ABORT_STREAM ? 1u : 0u) ? " <-" : "",
 			       p->images[k].src, p->images[k].format);
 		if (p->kept)
-			printf(" <- %s (%s)", p->kept, p->kept_format);
-		printf("\n");
+			fprintf(sm_human(), " <- %s (%s)", p->kept, p->kept_format);
+		fprintf(sm_human(), "\n");
 	}
 }
 
@@ -295,11 +297,16 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	}
 	if (sm_job_close(&c, SM_JOB_ABORTED) < 0)
 		goto cleanup;
+	sm_hooks_run(&c, "after_abort");
 	print_outcome(&u);
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 
 cleanup:
+	if (c.job)
+		sm_job_emit_result(&c, ret == SM_MOVE_OK ? "aborted" : sm_move_status_name(ret),
+				   sm_move_exit_code(ret),
+				   ret == SM_MOVE_OK ? NULL : sm_error_message());
 	sm_job_unlock(&lock, 0);
 	sm_jobctx_release(&c);
 	return ret;

@@ -10,6 +10,8 @@ enum {
 	SM_EXIT_FAILED = 1,   /* failed after changing something; the job says where */
 	SM_EXIT_USAGE = 2,    /* bad command line */
 	SM_EXIT_REFUSED = 3,  /* refused before changing anything */
+	SM_EXIT_VETOED = 4,   /* a before_* hook vetoed a step; the job stopped cleanly */
+	SM_EXIT_INTERRUPTED = 5,  /* SIGINT/SIGTERM; the job stopped at a safe point */
 };
 
 struct sm_cli {
@@ -39,6 +41,8 @@ struct sm_journal;
 int sm_cli_resolve_job(struct sm_journal *j, const char *arg, long long *id);
 /* SIGINT and SIGTERM set sm_interrupted: the job stops at a safe point. */
 void sm_cli_catch_signals(void);
+/* Under --json: the result event of a command refused before any job. */
+void sm_cli_emit_refused(void);
 /* After a job stopped: the commands to finish or undo it. */
 void sm_cli_print_next_steps(long long job);
 

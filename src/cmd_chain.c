@@ -4,6 +4,7 @@
 #include "chain/chain.h"
 #include "chain/image.h"
 #include "cli.h"
+#include "events.h"
 #include "util.h"
 #include "virt.h"
 
@@ -11,6 +12,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+
+static struct json_object *disk_json(const struct sm_disk *d)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *chain = json_object_new_array();
+	char *why = sm_disk_unmovable_reason(d);
+
+	json_object_object_add(o, "target", json_object_new_string(d->target));
+	json_object_object_add(o, "device", json_object_new_string(d->device));
+	json_object_object_add(o, "movable", json_object_new_boolean(!why));
+	json_object_object_add(o, "reason", why ? json_object_new_string(why) : NULL);
+	free(why);
+	for (size_t i = 0; i < d->nchain; i++) {
+		const struct sm_image *img = &d->chain[i];
+		struct json_object *im = json_object_new_object();
+		struct sm_image_info info = { 0 };
+		struct stat sb;
+
+		json_object_object_add(im, "path", img->path ? json_object_new_string(img->path) : NULL);
+		json_object_object_add(im, "type", json_object_new_string(img->type));
+		json_object_object_add(im, "format", img->format ? json_object_new_string(img->format)
+								   : NULL);
+		if (sm_str_eq(img->type, "file") && img->path && img->format &&
+		    sm_image_info(img->path, img->format, &info) == 0)
+			json_object_object_add(im, "virtual_size",
+					       json_object_new_int64((int64_t)info.virtual_size));
+		if (img->path && stat(img->path, &sb) == 0)
+			json_object_object_add(im, "allocated",
+					       json_object_new_int64((int64_t)sb.st_blocks * 512));
+		sm_image_info_release(&info);
+		json_object_array_add(chain, im);
+	}
+	json_object_object_add(o, "chain", chain);
+	if (d->mirror_job) {
+		struct json_object *job = json_object_new_object();
+
+		json_object_object_add(job, "type", json_object_new_string(d->mirror_job));
+		json_object_object_add(job, "ready", json_object_new_boolean(d->mirror_ready));
+		json_object_object_add(job, "target", d->mirror_path ?
+				       json_object_new_string(d->mirror_path) : NULL);
+		json_object_object_add(o, "block_job", job);
+	}
+	return o;
+}
 
 static void print_disk(const struct sm_disk *d)
 {
@@ -45,6 +90,7 @@ int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sm_virt *v = NULL;
@@ -55,6 +101,10 @@ int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv)
 	int c, ret = SM_EXIT_FAILED;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			sm_events_enable(true);
+			continue;
+		}
 		if (c == 'h') {
 			printf("usage: snapmove chain DOMAIN [TARGET]\n\nShow the live backing "
 			       "chain of each disk (or of TARGET): path, type, format, virtual "
@@ -78,9 +128,21 @@ int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv)
 		ret = SM_EXIT_REFUSED;
 		goto cleanup;
 	}
-	for (size_t i = 0; i < disks.ndisks; i++)
-		if (!target || sm_str_eq(disks.disks[i].target, target))
-			print_disk(&disks.disks[i]);
+	if (sm_events_enabled()) {
+		struct json_object *doc = json_object_new_object();
+		struct json_object *arr = json_object_new_array();
+
+		json_object_object_add(doc, "domain", json_object_new_string(argv[optind]));
+		for (size_t i = 0; i < disks.ndisks; i++)
+			if (!target || sm_str_eq(disks.disks[i].target, target))
+				json_object_array_add(arr, disk_json(&disks.disks[i]));
+		json_object_object_add(doc, "disks", arr);
+		sm_json_print(doc);
+	} else {
+		for (size_t i = 0; i < disks.ndisks; i++)
+			if (!target || sm_str_eq(disks.disks[i].target, target))
+				print_disk(&disks.disks[i]);
+	}
 	ret = SM_EXIT_OK;
 
 cleanup:

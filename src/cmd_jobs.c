@@ -2,6 +2,7 @@
  * show it.  Nothing here changes a job.
  */
 #include "cli.h"
+#include "events.h"
 #include "journal.h"
 #include "util.h"
 
@@ -26,6 +27,52 @@ static char *format_time(double t, char *buf, size_t len)
 	return buf;
 }
 
+static struct json_object *jstr(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static bool unfinished(const char *state)
+{
+	return !sm_str_eq(state, "done") && !sm_str_eq(state, "aborted");
+}
+
+static struct json_object *job_json(struct sm_journal *j, const struct sm_job_row *r)
+{
+	struct json_object *o = json_object_new_object();
+	struct sm_disk_row *disks = NULL;
+	struct json_object *targets = json_object_new_array();
+	size_t nd = 0;
+
+	json_object_object_add(o, "job", json_object_new_int64(r->id));
+	json_object_object_add(o, "domain", jstr(r->domain_name));
+	json_object_object_add(o, "domain_uuid", jstr(r->domain_uuid));
+	json_object_object_add(o, "persistent", json_object_new_boolean(r->persistent));
+	json_object_object_add(o, "state", jstr(r->state));
+	json_object_object_add(o, "phase", jstr(r->phase));
+	json_object_object_add(o, "dest", jstr(r->dest_dir));
+	json_object_object_add(o, "error", jstr(r->error));
+	json_object_object_add(o, "created", json_object_new_double(r->created_at));
+	json_object_object_add(o, "finished", r->finished_at > 0
+				  ? json_object_new_double(r->finished_at) : NULL);
+	if (sm_journal_disk_list(j, r->id, &disks, &nd) == 0)
+		for (size_t i = 0; i < nd; i++)
+			json_object_array_add(targets, json_object_new_string(disks[i].target));
+	sm_disk_rows_free(disks, nd);
+	json_object_object_add(o, "disks", targets);
+	if (unfinished(r->state)) {
+		struct json_object *next = json_object_new_object();
+		char cmd[64];
+
+		snprintf(cmd, sizeof(cmd), "snapmove resume %lld", r->id);
+		json_object_object_add(next, "resume", json_object_new_string(cmd));
+		snprintf(cmd, sizeof(cmd), "snapmove abort %lld", r->id);
+		json_object_object_add(next, "abort", json_object_new_string(cmd));
+		json_object_object_add(o, "next", next);
+	}
+	return o;
+}
+
 static int open_journal(const struct sm_cli *cli, struct sm_journal **j)
 {
 	SM_AUTOFREE char *db = cli->db_path ? sm_xstrdup(cli->db_path)
@@ -44,11 +91,16 @@ static int simple_args(const char *cmd, int argc, char **argv, int min, int max,
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			sm_events_enable(true);
+			continue;
+		}
 		if (c == 'h') {
 			printf("%s", usage);
 			*ret = SM_EXIT_OK;
@@ -101,6 +153,18 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 		sm_journal_free(j);
 		return SM_EXIT_FAILED;
 	}
+	if (sm_events_enabled()) {
+		struct json_object *doc = json_object_new_object();
+		struct json_object *arr = json_object_new_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(arr, job_json(j, &jobs[i]));
+		json_object_object_add(doc, "jobs", arr);
+		sm_json_print(doc);
+		sm_job_rows_free(jobs, n);
+		sm_journal_free(j);
+		return ret;
+	}
 	if (n == 0)
 		printf("no jobs\n");
 	else
@@ -113,7 +177,7 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 		printf("%-5lld %-20s %-8s %-11s %-12s %-19s %s\n", jobs[i].id,
 		       jobs[i].domain_name, jobs[i].state, jobs[i].phase, disks,
 		       format_time(jobs[i].created_at, t, sizeof(t)), jobs[i].dest_dir);
-		if (!sm_str_eq(jobs[i].state, "done") && !sm_str_eq(jobs[i].state, "aborted"))
+		if (unfinished(jobs[i].state))
 			printf("      finish: snapmove resume %lld   undo: snapmove abort %lld\n",
 			       jobs[i].id, jobs[i].id);
 	}
@@ -122,8 +186,79 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 	return ret;
 }
 
+static void print_status_json(struct sm_journal *j, const struct sm_job_row *job)
+{
+	struct json_object *doc = job_json(j, job);
+	struct json_object *disks = json_object_new_array();
+	struct json_object *phases = json_object_new_array();
+	struct json_object *files = json_object_new_array();
+	struct sm_disk_row *d = NULL;
+	struct sm_step_row *st = NULL;
+	struct sm_file_row *f = NULL;
+	size_t nd = 0, ns = 0, nf = 0;
+
+	if (sm_journal_disk_list(j, job->id, &d, &nd) == 0) {
+		for (size_t i = 0; i < nd; i++) {
+			struct json_object *o = json_object_new_object();
+			struct json_object *imgs = json_object_new_array();
+
+			json_object_object_add(o, "target", jstr(d[i].target));
+			json_object_object_add(o, "state", jstr(d[i].state));
+			json_object_object_add(o, "error", jstr(d[i].error));
+			json_object_object_add(o, "sync_writes", json_object_new_boolean(d[i].sync_writes));
+			json_object_object_add(o, "kept", jstr(d[i].plan.kept));
+			for (size_t k = 0; k < d[i].plan.nimages; k++) {
+				struct json_object *im = json_object_new_object();
+
+				json_object_object_add(im, "source", jstr(d[i].plan.images[k].src));
+				json_object_object_add(im, "destination", jstr(d[i].plan.images[k].dst));
+				json_object_object_add(im, "format", jstr(d[i].plan.images[k].format));
+				json_object_object_add(im, "dest_format",
+						       jstr(d[i].plan.images[k].dst_format));
+				json_object_array_add(imgs, im);
+			}
+			json_object_object_add(o, "images", imgs);
+			json_object_array_add(disks, o);
+		}
+	}
+	if (sm_journal_step_list(j, job->id, &st, &ns) == 0) {
+		for (size_t i = 0; i < ns; i++) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "phase", jstr(st[i].phase));
+			json_object_object_add(o, "started", json_object_new_double(st[i].started_at));
+			json_object_object_add(o, "seconds", st[i].finished_at > 0
+					       ? json_object_new_double(st[i].finished_at -
+									st[i].started_at) : NULL);
+			json_object_object_add(o, "error", jstr(st[i].error));
+			json_object_array_add(phases, o);
+		}
+	}
+	if (sm_journal_file_list(j, job->id, &f, &nf) == 0) {
+		for (size_t i = 0; i < nf; i++) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "path", jstr(f[i].path));
+			json_object_object_add(o, "role", jstr(f[i].role));
+			json_object_object_add(o, "state", jstr(f[i].state));
+			json_object_array_add(files, o);
+		}
+	}
+	json_object_object_add(doc, "disk_states", disks);
+	json_object_object_add(doc, "phases", phases);
+	json_object_object_add(doc, "files", files);
+	sm_disk_rows_free(d, nd);
+	sm_step_rows_free(st, ns);
+	sm_file_rows_free(f, nf);
+	sm_json_print(doc);
+}
+
 static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 {
+	if (sm_events_enabled()) {
+		print_status_json(j, job);
+		return;
+	}
 	struct sm_disk_row *disks = NULL;
 	struct sm_step_row *steps = NULL;
 	struct sm_file_row *files = NULL;

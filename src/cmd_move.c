@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "journal.h"
+#include "events.h"
 #include "job_run.h"
 #include "move.h"
 #include "progress.h"
@@ -68,6 +69,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "keep-overlay", no_argument, NULL, 'o' },
 		{ "quiesce", no_argument, NULL, 'q' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "no-verify", no_argument, NULL, 'V' },
 		{ "dest-format", required_argument, NULL, 'f' },
@@ -91,6 +93,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	struct sm_virt *v = NULL;
 	struct sm_progress pr;
 	long long job = 0;
+	enum sm_move_result result;
 	int c, ret = SM_EXIT_REFUSED;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -116,6 +119,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			break;
 		case 'n':
 			o.dry_run = true;
+			break;
+		case 'j':
+			sm_events_enable(true);
 			break;
 		case 'v':
 			o.verify = true;
@@ -212,20 +218,26 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	sm_progress_init(&pr, stderr, false);
-	switch (sm_move(v, j, &o, &pr, &job)) {
+	result = sm_move(v, j, &o, &pr, &job);
+	switch (result) {
 	case SM_MOVE_OK:
 		ret = SM_EXIT_OK;
 		break;
 	case SM_MOVE_REFUSED:
 		sm_cli_print_error();
+		sm_cli_emit_refused();
 		fprintf(stderr, "snapmove: nothing was changed\n");
 		ret = SM_EXIT_REFUSED;
 		break;
 	case SM_MOVE_FAILED:
+	case SM_MOVE_VETOED:
+	case SM_MOVE_INTERRUPTED:
 		sm_cli_print_error();
-		if (job)
+		if (job && result != SM_MOVE_VETOED)
 			sm_cli_print_next_steps(job);
-		ret = SM_EXIT_FAILED;
+		else if (job)
+			fprintf(stderr, "snapmove: job %lld stopped before changing anything\n", job);
+		ret = sm_move_exit_code(result);
 		break;
 	}
 

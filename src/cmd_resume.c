@@ -3,6 +3,7 @@
  * or the name of a domain with exactly one unfinished job.
  */
 #include "cli.h"
+#include "events.h"
 #include "job_run.h"
 #include "journal.h"
 #include "resume.h"
@@ -59,6 +60,20 @@ void sm_cli_catch_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+void sm_cli_emit_refused(void)
+{
+	struct json_object *o;
+
+	if (!sm_events_enabled())
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "job", NULL);
+	json_object_object_add(o, "status", json_object_new_string("refused"));
+	json_object_object_add(o, "exit", json_object_new_int(SM_EXIT_REFUSED));
+	json_object_object_add(o, "error", json_object_new_string(sm_error_message()));
+	sm_event_emit("result", o);
+}
+
 void sm_cli_print_next_steps(long long job)
 {
 	fprintf(stderr, "snapmove: job %lld stopped; the domain runs on a consistent chain.\n"
@@ -76,6 +91,7 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 	struct sm_virt *v = NULL;
 	struct sm_progress pr;
 	long long id = 0;
+	enum sm_move_result result;
 	int ret = SM_EXIT_REFUSED;
 
 	(void)cmd;
@@ -86,18 +102,22 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 		goto cleanup;
 	}
 	sm_progress_init(&pr, stderr, false);
-	switch (abort_job ? sm_abort(v, j, id, via, &pr) : sm_resume(v, j, id, &pr)) {
+	result = abort_job ? sm_abort(v, j, id, via, &pr) : sm_resume(v, j, id, &pr);
+	switch (result) {
 	case SM_MOVE_OK:
 		ret = SM_EXIT_OK;
 		break;
 	case SM_MOVE_REFUSED:
 		sm_cli_print_error();
+		sm_cli_emit_refused();
 		fprintf(stderr, "snapmove: nothing was changed\n");
 		break;
 	case SM_MOVE_FAILED:
+	case SM_MOVE_VETOED:
+	case SM_MOVE_INTERRUPTED:
 		sm_cli_print_error();
 		sm_cli_print_next_steps(id);
-		ret = SM_EXIT_FAILED;
+		ret = sm_move_exit_code(result);
 		break;
 	}
 
@@ -111,11 +131,16 @@ int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			sm_events_enable(true);
+			continue;
+		}
 		if (c == 'h') {
 			printf("usage: snapmove resume JOB\n\nFinish a move that stopped half-way "
 			       "(snapmove, libvirtd, QEMU or the host died,\nor it failed).  JOB is "
@@ -136,6 +161,7 @@ int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "via", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum sm_abort_via via = SM_ABORT_COMMIT;
@@ -151,6 +177,9 @@ int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv)
 			else
 				return sm_cli_usage_error("abort", "--via takes commit or stream, "
 							  "not '%s'", optarg);
+			break;
+		case 'j':
+			sm_events_enable(true);
 			break;
 		case 'h':
 			printf("usage: snapmove abort JOB [--via commit|stream]\n\nPut the domain "

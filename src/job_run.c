@@ -5,6 +5,8 @@
 #include "job_run.h"
 #include "chain/image.h"
 #include "copy/checksum.h"
+#include "events.h"
+#include "hooks.h"
 #include "pool.h"
 #include "run.h"
 #include "snapshot/blockjob.h"
@@ -131,6 +133,7 @@ static void disk_fail(struct sm_jobctx *c, size_t i)
 	c->failed[i] = sm_xstrdup(why);
 	sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i], why);
 	sm_progress_say(c->pr, "  %s: stopped: %s", c->plans[i].target, why);
+	sm_event_warning(c->job, c->plans[i].target, why);
 	if (c->dom && (c->mirroring[i] || c->committing[i]) &&
 	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
 		c->mirroring[i] = c->committing[i] = false;
@@ -197,6 +200,7 @@ static int phase_snapshot(struct sm_jobctx *c)
 			return -1;
 	if (sm_snapshot_create(c->dom, &c->live, c->plans, c->nplans, c->job, c->quiesce) < 0)
 		return -1;
+	c->acted = true;
 	sm_crash_point("snapshot:unjournaled");
 	if (SM_JOURNAL_TX(c->j, journal_snapshotted(c)) < 0)
 		return -1;
@@ -339,6 +343,7 @@ static int phase_mirror(struct sm_jobctx *c)
 struct copy_ctx {
 	struct sm_jobctx *c;
 	const char *target;
+	const char *image;  /* source path */
 	size_t depth;
 	int slot;  /* progress line */
 };
@@ -348,6 +353,7 @@ static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
 	struct copy_ctx *cc = opaque;
 
 	sm_progress_slot(cc->c->pr, cc->slot, p->done, p->total, p->rate);
+	sm_event_progress(cc->c->job, cc->target, "copy", cc->image, p->done, p->total, p->rate);
 	return !sm_interrupted;
 }
 
@@ -433,7 +439,8 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 	const struct sm_plan_image *img = &p->images[k];
 	SM_AUTOFREE char *label = sm_xasprintf("copy %s %s", p->target,
 					       sm_path_basename(img->src));
-	struct copy_ctx cc = { .c = c, .target = p->target, .depth = k, .slot = (int)i };
+	struct copy_ctx cc = { .c = c, .target = p->target, .image = img->src, .depth = k,
+			       .slot = (int)i };
 	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done };
 	struct sm_copy_req req = {
 		.src = img->src,
@@ -567,6 +574,7 @@ static bool job_progress(void *ctx, const char *target, unsigned long long cur,
 	double now = sm_monotonic();
 
 	sm_progress_update(c->pr, label, cur, end);
+	sm_event_progress(c->job, target, c->label, NULL, cur, end, -1);
 	if (sm_interrupted)
 		return false;
 	if (!c->watching)
@@ -698,6 +706,7 @@ static int phase_pivot(struct sm_jobctx *c)
 			continue;
 		}
 		c->mirroring[i] = false;
+		c->acted = true;
 		sm_crash_point("pivot:unjournaled");
 		if (sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
 			return -1;
@@ -862,6 +871,14 @@ static int run_test_hook(const struct sm_jobctx *c, enum sm_phase phase)
 	return sm_run(argv, NULL);
 }
 
+static bool needs_pivot(const struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++)
+		if (todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED))
+			return true;
+	return false;
+}
+
 static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 {
 	phase_fn fn = phase_function(phase);
@@ -873,8 +890,13 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 	}
 	if (!fn)
 		return 0;
+	c->phase_name = sm_phase_name(phase);
+	c->acted = false;
+	if (phase == SM_PHASE_PIVOT && needs_pivot(c) && sm_hooks_run(c, "before_pivot") < 0)
+		return -1;
 	if (sm_journal_phase_start(c->j, c->job, phase) < 0)
 		return -1;
+	sm_event_phase(c->job, sm_phase_name(phase), "start", NULL);
 	snprintf(point, sizeof(point), "%s:start", sm_phase_name(phase));
 	sm_crash_point(point);
 	sm_progress_say(c->pr, "%s", sm_phase_describe(phase));
@@ -883,13 +905,21 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 
 		snprintf(msg, sizeof(msg), "%s", sm_error_message());
 		sm_journal_phase_finish(c->j, c->job, phase, msg);
+		sm_event_phase(c->job, sm_phase_name(phase), "failed", msg);
 		sm_error("%s", msg);
 		return -1;
 	}
 	sm_progress_end(c->pr);
 	snprintf(point, sizeof(point), "%s:done", sm_phase_name(phase));
 	sm_crash_point(point);
-	return sm_journal_phase_finish(c->j, c->job, phase, NULL);
+	if (sm_journal_phase_finish(c->j, c->job, phase, NULL) < 0)
+		return -1;
+	sm_event_phase(c->job, sm_phase_name(phase), "done", NULL);
+	if (c->acted && phase == SM_PHASE_SNAPSHOT)
+		sm_hooks_run(c, "after_snapshot");
+	if (c->acted && phase == SM_PHASE_PIVOT)
+		sm_hooks_run(c, "after_pivot");
+	return 0;
 }
 
 /* Where a disk stands, in words, for the report of a stopped job. */
@@ -952,6 +982,7 @@ static void fail_job(struct sm_jobctx *c)
 	}
 	sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
 	report_disks(c);
+	sm_hooks_run(c, "on_failure");
 	sm_error("%s", msg);
 }
 
@@ -1057,4 +1088,82 @@ unsigned sm_job_default_parallel(const char *dest)
 		return count_leaves(parent, 0);
 	}
 	return count_leaves(sys, 0);
+}
+
+static struct json_object *chain_json(const char *const *paths, const char *const *formats,
+				      size_t n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t k = 0; k < n; k++) {
+		struct json_object *img = json_object_new_object();
+
+		json_object_object_add(img, "path", json_object_new_string(paths[k]));
+		json_object_object_add(img, "format", json_object_new_string(formats[k] ? formats[k] : ""));
+		json_object_array_add(a, img);
+	}
+	return a;
+}
+
+void sm_job_emit_result(const struct sm_jobctx *c, const char *status, int exit_code,
+			const char *error)
+{
+	struct json_object *o, *disks;
+	struct sm_domain_disks now = { 0 };
+	char *xml = NULL;
+
+	if (!sm_events_enabled())
+		return;
+	if (c->dom && (xml = virDomainGetXMLDesc(c->dom, virDomainIsActive(c->dom) == 1 ? 0 :
+						 VIR_DOMAIN_XML_INACTIVE)))
+		sm_chain_parse(xml, &now);
+	free(xml);
+	o = json_object_new_object();
+	json_object_object_add(o, "job", json_object_new_int64(c->job));
+	json_object_object_add(o, "domain", json_object_new_string(c->domain_name));
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "exit", json_object_new_int(exit_code));
+	if (error)
+		json_object_object_add(o, "error", json_object_new_string(error));
+	disks = json_object_new_array();
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+		const struct sm_disk *d = sm_domain_disks_find(&now, p->target);
+		const char **paths = sm_xcalloc(p->nimages + 1, sizeof(*paths));
+		const char **formats = sm_xcalloc(p->nimages + 1, sizeof(*formats));
+		struct json_object *disk = json_object_new_object();
+		size_t n = 0;
+
+		for (size_t k = 0; k < p->nimages; k++) {
+			paths[n] = p->images[k].src;
+			formats[n++] = p->images[k].format;
+		}
+		if (p->kept) {
+			paths[n] = p->kept;
+			formats[n++] = p->kept_format;
+		}
+		json_object_object_add(disk, "target", json_object_new_string(p->target));
+		json_object_object_add(disk, "state",
+				       json_object_new_string(sm_disk_state_name(c->state[i])));
+		if (c->failed && c->failed[i])
+			json_object_object_add(disk, "error", json_object_new_string(c->failed[i]));
+		json_object_object_add(disk, "before", chain_json(paths, formats, n));
+		free(paths);
+		free(formats);
+		if (d) {
+			paths = sm_xcalloc(d->nchain + 1, sizeof(*paths));
+			formats = sm_xcalloc(d->nchain + 1, sizeof(*formats));
+			for (size_t k = 0; k < d->nchain; k++) {
+				paths[k] = d->chain[k].path ? d->chain[k].path : "";
+				formats[k] = d->chain[k].format;
+			}
+			json_object_object_add(disk, "after", chain_json(paths, formats, d->nchain));
+			free(paths);
+			free(formats);
+		}
+		json_object_array_add(disks, disk);
+	}
+	json_object_object_add(o, "disks", disks);
+	sm_domain_disks_release(&now);
+	sm_event_emit("result", o);
 }

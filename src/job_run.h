@@ -66,6 +66,9 @@ struct sm_jobctx {
 	unsigned long long best_remaining;
 	double ready_within;
 	unsigned parallel;             /* copies at once */
+	bool vetoed;                   /* a before_* hook said no */
+	bool acted;                    /* the running phase changed something */
+	const char *phase_name;        /* the running phase, for hooks */
 	const char *label;             /* progress label of the current wait */
 };
 
@@ -79,6 +82,11 @@ void sm_jobctx_release(struct sm_jobctx *c);
  * journal, an interrupt) stops all.  Either way the job is recorded as failed
  * (resumable), each disk's place is reported, and -1 returned. */
 int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n);
+
+/* The final "result" event (--json): status, exit code, error, and each
+ * disk's chain before and now. */
+void sm_job_emit_result(const struct sm_jobctx *c, const char *status, int exit_code,
+			const char *error);
 
 /* The last step of every path: the job is done; prints nothing. */
 int sm_job_close(struct sm_jobctx *c, enum sm_job_state state);

@@ -586,6 +586,16 @@ int sm_journal_job_delete(struct sm_journal *j, long long job_id)
 	return IN_TX(j, run(j, "DELETE FROM job WHERE id = ?", "i", job_id));
 }
 
+int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
+			const char *hook, int exit_status, bool timed_out, double started,
+			double seconds, const char *err)
+{
+	return IN_TX(j, run(j, "INSERT INTO hook_run (job_id, point, hook, exit_status, "
+			    "timed_out, started_at, seconds, stderr) VALUES (?,?,?,?,?,?,?,?)",
+			    "issiidds", job_id, point, hook, (long long)exit_status,
+			    (long long)timed_out, started, seconds, err));
+}
+
 const char *sm_journal_path(const struct sm_journal *j)
 {
 	return j->path;

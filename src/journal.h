@@ -130,6 +130,10 @@ int sm_journal_file_state(struct sm_journal *j, long long job_id, const char *pa
 int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
 					  long long **ids, size_t *n);
 const char *sm_journal_path(const struct sm_journal *j);
+/* A hook ran (err: the start of its stderr). */
+int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
+			const char *hook, int exit_status, bool timed_out, double started,
+			double seconds, const char *err);
 /* Delete a job and everything recorded of it. */
 int sm_journal_job_delete(struct sm_journal *j, long long job_id);
 /* The id the next job will get (unless another process inserts first). */

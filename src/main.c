@@ -2,6 +2,8 @@
  * (git's builtin dispatch).  Commands live in cmd_*.c.
  */
 #include "cli.h"
+#include "events.h"
+#include "hooks.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -60,10 +62,16 @@ static void usage(FILE *f)
 		   "qemu:///system)\n"
 		   "  --db PATH          journal (default: /var/lib/snapmove/journal.db for root,\n"
 		   "                     $XDG_STATE_HOME/snapmove/journal.db otherwise)\n"
-		   "  -h, --help         this text; 'snapmove COMMAND --help' for a command\n"
+		   "  --json             machine-readable output: JSON lines of events on stdout\n"
+		   "                     (move, resume, abort), a JSON document (list, status,\n"
+		   "                     chain, move --dry-run); human text on stderr\n"
+		   "  --hooks-dir DIR    hook programs (default /etc/snapmove/hooks.d)\n"
+		   "  --hook-timeout SEC a hook running longer is killed (default 60)\n"
+		   "  -h, --help         this text; 'snapmove help COMMAND' for a command\n"
 		   "  --version          print the version\n\n"
-		   "exit status: 0 done, 1 failed after changes (see 'snapmove status JOB'),\n"
-		   "2 usage error, 3 refused before changing anything.\n");
+		   "exit status: 0 done, 1 failed after changes (the job is resumable),\n"
+		   "2 usage error, 3 refused before changing anything, 4 vetoed by a hook,\n"
+		   "5 interrupted by SIGINT or SIGTERM (the job is resumable).\n");
 }
 
 int main(int argc, char **argv)
@@ -71,11 +79,16 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "db", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "hooks-dir", required_argument, NULL, 'H' },
+		{ "hook-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sm_cli cli = { 0 };
+	const char *hooks_dir = NULL;
+	unsigned long long timeout = 60;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
@@ -85,6 +98,17 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			cli.db_path = optarg;
+			break;
+		case 'j':
+			sm_events_enable(true);
+			break;
+		case 'H':
+			hooks_dir = optarg;
+			break;
+		case 'T':
+			if (sm_parse_ull(optarg, &timeout) < 0 || timeout == 0 || timeout > 86400)
+				return sm_cli_usage_error(NULL, "--hook-timeout takes seconds (1 to "
+							  "86400), not '%s'", optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -97,11 +121,23 @@ int main(int argc, char **argv)
 			return SM_EXIT_USAGE;
 		}
 	}
+	sm_hooks_configure(hooks_dir, (double)timeout);
 	if (optind >= argc) {
 		usage(stderr);
 		return SM_EXIT_USAGE;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 < argc) {
+			for (size_t i = 0; i < SM_ARRAY_LEN(commands); i++) {
+				if (strcmp(argv[optind + 1], commands[i].name) == 0) {
+					char *sub[] = { argv[optind + 1], (char *)"--help", NULL };
+
+					optind = 0;
+					return commands[i].fn(&cli, 2, sub);
+				}
+			}
+			return sm_cli_usage_error(NULL, "no command '%s'", argv[optind + 1]);
+		}
 		usage(stdout);
 		return SM_EXIT_OK;
 	}

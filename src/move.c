@@ -9,9 +9,11 @@
 #include "chain/usage.h"
 #include "job_run.h"
 #include "cleanup.h"
+#include "hooks.h"
 #include "lock.h"
 #include "pool.h"
 #include "snapshot/blockjob.h"
+#include "events.h"
 #include "util.h"
 
 #include <errno.h>
@@ -506,10 +508,10 @@ error:
 static void print_chain(const char *label, const char *target, const char *const *paths,
 			const char *const *formats, size_t n)
 {
-	printf("  %s %s:", target, label);
+	fprintf(sm_human(), "  %s %s:", target, label);
 	for (size_t i = 0; i < n; i++)
-		printf("%s %s (%s)", i ? " <-" : "", paths[i], formats[i]);
-	printf("\n");
+		fprintf(sm_human(), "%s %s (%s)", i ? " <-" : "", paths[i], formats[i]);
+	fprintf(sm_human(), "\n");
 }
 
 static void print_plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bool after)
@@ -535,14 +537,91 @@ static void print_plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bo
 	free(formats);
 }
 
+static struct json_object *plan_chain_json(const struct sm_plan_disk *p, bool after,
+					    bool keep_overlay)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t k = 0; k <= p->nimages; k++) {
+		struct json_object *img;
+		const char *path, *format;
+
+		if (k == 0 && after && keep_overlay) {
+			path = p->dst_overlay;
+			format = "qcow2";
+		} else if (k == p->nimages) {
+			if (!p->kept || (after && p->flat))
+				break;
+			path = p->kept;
+			format = p->kept_format;
+		} else {
+			path = after ? p->images[k].dst : p->images[k].src;
+			format = after ? p->images[k].dst_format : p->images[k].format;
+		}
+		img = json_object_new_object();
+		json_object_object_add(img, "path", json_object_new_string(path));
+		json_object_object_add(img, "format", json_object_new_string(format));
+		json_object_array_add(a, img);
+		if (k == 0 && after && keep_overlay) {
+			img = json_object_new_object();
+			json_object_object_add(img, "path", json_object_new_string(p->images[0].dst));
+			json_object_object_add(img, "format",
+					       json_object_new_string(p->images[0].dst_format));
+			json_object_array_add(a, img);
+		}
+	}
+	return a;
+}
+
+static void print_dry_run_json(const struct move *m, unsigned long long need,
+			       unsigned long long avail)
+{
+	struct json_object *doc = json_object_new_object();
+	struct json_object *disks = json_object_new_array();
+	unsigned long long bytes = 0;
+
+	json_object_object_add(doc, "dry_run", json_object_new_boolean(true));
+	json_object_object_add(doc, "domain", json_object_new_string(m->o->domain));
+	json_object_object_add(doc, "domain_uuid", json_object_new_string(m->uuid));
+	json_object_object_add(doc, "persistent", json_object_new_boolean(m->persistent));
+	json_object_object_add(doc, "dest", json_object_new_string(m->dest));
+	for (size_t i = 0; i < m->nplans; i++) {
+		const struct sm_plan_disk *p = &m->plans[i];
+		struct json_object *d = json_object_new_object();
+		unsigned long long b = 0;
+
+		for (size_t k = 0; k < p->nimages; k++)
+			b += p->images[k].allocated;
+		bytes += b;
+		json_object_object_add(d, "target", json_object_new_string(p->target));
+		json_object_object_add(d, "before", plan_chain_json(p, false, false));
+		json_object_object_add(d, "after", plan_chain_json(p, true, m->o->keep_overlay));
+		json_object_object_add(d, "bytes", json_object_new_int64((int64_t)b));
+		if (p->kept && !p->flat) {
+			json_object_object_add(d, "kept", json_object_new_string(p->kept));
+			json_object_object_add(d, "kept_user", json_object_new_string(p->kept_user));
+		}
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(doc, "disks", disks);
+	json_object_object_add(doc, "bytes_to_copy", json_object_new_int64((int64_t)bytes));
+	json_object_object_add(doc, "dest_needs", json_object_new_int64((int64_t)need));
+	json_object_object_add(doc, "dest_free", json_object_new_int64((int64_t)avail));
+	sm_json_print(doc);
+}
+
 static void print_dry_run(const struct move *m, unsigned long long need,
 			  unsigned long long avail)
 {
+	if (sm_events_enabled()) {
+		print_dry_run_json(m, need, avail);
+		return;
+	}
 	char b[32], n[32], a[32];
 	unsigned long long bytes = 0;
 
-	printf("dry run: nothing was changed\n");
-	printf("domain %s (%s), %s\n", m->o->domain, m->uuid,
+	fprintf(sm_human(), "dry run: nothing was changed\n");
+	fprintf(sm_human(), "domain %s (%s), %s\n", m->o->domain, m->uuid,
 	       m->persistent ? "persistent" : "transient");
 	for (size_t i = 0; i < m->nplans; i++) {
 		print_plan_chain(m->o->keep_overlay, &m->plans[i], false);
@@ -552,11 +631,11 @@ static void print_dry_run(const struct move *m, unsigned long long need,
 	}
 	for (size_t i = 0; i < m->nplans; i++)
 		if (m->plans[i].kept && !m->plans[i].flat)
-			printf("  %s keeps '%s' (and what is below it) where it is: it is also "
+			fprintf(sm_human(), "  %s keeps '%s' (and what is below it) where it is: it is also "
 			       "used by %s (--copy-shared copies it)\n", m->plans[i].target,
 			       m->plans[i].kept, m->plans[i].kept_user);
-	printf("bytes to copy: %s\n", sm_format_bytes(bytes, b, sizeof(b)));
-	printf("destination %s: needs %s, %s free\n", m->dest,
+	fprintf(sm_human(), "bytes to copy: %s\n", sm_format_bytes(bytes, b, sizeof(b)));
+	fprintf(sm_human(), "destination %s: needs %s, %s free\n", m->dest,
 	       sm_format_bytes(need, n, sizeof(n)), sm_format_bytes(avail, a, sizeof(a)));
 }
 
@@ -565,7 +644,7 @@ static void print_result(const struct sm_jobctx *c, double seconds)
 	SM_AUTOFREE char *xml = sm_virt_domain_xml(c->dom, false);
 	struct sm_domain_disks now;
 
-	printf("moved domain %s in %.1f s (job %lld)\n", c->domain_name, seconds, c->job);
+	fprintf(sm_human(), "moved domain %s in %.1f s (job %lld)\n", c->domain_name, seconds, c->job);
 	if (!xml || sm_chain_parse(xml, &now) < 0)
 		return;
 	for (size_t i = 0; i < c->nplans; i++) {
@@ -655,8 +734,19 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 	sm_progress_say(pr, "job %lld: moving %zu disk%s of %s to %s", m.job, m.nplans,
 			m.nplans == 1 ? "" : "s", o->domain, m.dest);
 	to_jobctx(&m, &c);
-	if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0 || sm_job_close(&c, SM_JOB_DONE) < 0)
+	if (sm_hooks_run(&c, "before_move") < 0) {
+		/* Nothing was touched: the job ends here, so it blocks nothing. */
+		sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, sm_error_message());
+		ret = SM_MOVE_VETOED;
 		goto cleanup;
+	}
+	if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0) {
+		ret = c.vetoed ? SM_MOVE_VETOED : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
+		goto cleanup;
+	}
+	if (sm_job_close(&c, SM_JOB_DONE) < 0)
+		goto cleanup;
+	sm_hooks_run(&c, "after_move");
 	print_result(&c, sm_monotonic() - t0);
 	if (o->delete_source) {
 		unsigned long long freed = 0;
@@ -667,18 +757,45 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 					"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
 					m.job);
 		} else {
-			printf("deleted the source: %s freed\n", sm_format_bytes(freed, b, sizeof(b)));
+			fprintf(sm_human(), "deleted the source: %s freed\n", sm_format_bytes(freed, b, sizeof(b)));
 		}
 	} else {
-		printf("the source images stay; 'snapmove cleanup %lld' deletes those nothing "
+		fprintf(sm_human(), "the source images stay; 'snapmove cleanup %lld' deletes those nothing "
 		       "uses\n", m.job);
 	}
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 
 cleanup:
+	if (c.job)
+		sm_job_emit_result(&c, sm_move_status_name(ret), sm_move_exit_code(ret),
+				   ret == SM_MOVE_OK ? NULL : sm_error_message());
 	sm_job_unlock(&lock, 0);
 	sm_jobctx_release(&c);
 	move_release(&m);
 	return ret;
+}
+
+const char *sm_move_status_name(enum sm_move_result r)
+{
+	switch (r) {
+	case SM_MOVE_OK: return "done";
+	case SM_MOVE_REFUSED: return "refused";
+	case SM_MOVE_FAILED: return "failed";
+	case SM_MOVE_VETOED: return "vetoed";
+	case SM_MOVE_INTERRUPTED: return "interrupted";
+	}
+	return "failed";
+}
+
+int sm_move_exit_code(enum sm_move_result r)
+{
+	switch (r) {
+	case SM_MOVE_OK: return 0;
+	case SM_MOVE_FAILED: return 1;
+	case SM_MOVE_REFUSED: return 3;
+	case SM_MOVE_VETOED: return 4;
+	case SM_MOVE_INTERRUPTED: return 5;
+	}
+	return 1;
 }

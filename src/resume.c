@@ -6,9 +6,11 @@
 #include "resume.h"
 #include "chain/image.h"
 #include "job_run.h"
+#include "hooks.h"
 #include "lock.h"
 #include "reconcile.h"
 #include "snapshot/define.h"
+#include "events.h"
 #include "util.h"
 
 #include <errno.h>
@@ -54,18 +56,18 @@ static void print_chain_of(const char *target, const char *what, const char *top
 			   const char *top_format, const struct sm_plan_disk *p, bool dst,
 			   size_t from)
 {
-	printf("  %s: %s\n    %s (%s)", target, what, top, top_format);
+	fprintf(sm_human(), "  %s: %s\n    %s (%s)", target, what, top, top_format);
 	for (size_t k = from; k < p->nimages; k++)
-		printf(" <- %s (%s)", dst ? p->images[k].dst : p->images[k].src,
+		fprintf(sm_human(), " <- %s (%s)", dst ? p->images[k].dst : p->images[k].src,
 		       dst ? p->images[k].dst_format : p->images[k].format);
 	if (p->kept)
-		printf(" <- %s (%s)", p->kept, p->kept_format);
-	printf("\n");
+		fprintf(sm_human(), " <- %s (%s)", p->kept, p->kept_format);
+	fprintf(sm_human(), "\n");
 }
 
 void sm_job_report_gone(const struct sm_jobctx *c)
 {
-	printf("domain '%s' (%s) no longer exists: a transient domain that was shut down "
+	fprintf(sm_human(), "domain '%s' (%s) no longer exists: a transient domain that was shut down "
 	       "or destroyed has no definition to rewrite.  Its data is here:\n",
 	       c->domain_name, c->uuid);
 	for (size_t i = 0; i < c->nplans; i++) {
@@ -87,7 +89,7 @@ void sm_job_report_gone(const struct sm_jobctx *c)
 			print_chain_of(p->target, "the original chain, unchanged", p->images[0].src,
 				       p->images[0].format, p, false, 1);
 	}
-	printf("Start a domain named '%s' on those files, then run 'snapmove resume %lld' "
+	fprintf(sm_human(), "Start a domain named '%s' on those files, then run 'snapmove resume %lld' "
 	       "or 'snapmove abort %lld'.\n", c->domain_name, c->job, c->job);
 }
 
@@ -195,19 +197,19 @@ cleanup:
 
 static void print_outcome(const struct sm_jobctx *c, const char *what)
 {
-	printf("%s job %lld of domain %s\n", what, c->job, c->domain_name);
+	fprintf(sm_human(), "%s job %lld of domain %s\n", what, c->job, c->domain_name);
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 		bool ovl = c->keep_overlay;
 
-		printf("  %s now:", p->target);
+		fprintf(sm_human(), "  %s now:", p->target);
 		if (ovl)
-			printf(" %s (qcow2) <-", p->dst_overlay);
+			fprintf(sm_human(), " %s (qcow2) <-", p->dst_overlay);
 		for (size_t k = 0; k < p->nimages; k++)
-			printf("%s %s (%s)", k ? " <-" : "", p->images[k].dst, p->images[k].dst_format);
+			fprintf(sm_human(), "%s %s (%s)", k ? " <-" : "", p->images[k].dst, p->images[k].dst_format);
 		if (p->kept)
-			printf(" <- %s (%s)", p->kept, p->kept_format);
-		printf("\n");
+			fprintf(sm_human(), " <- %s (%s)", p->kept, p->kept_format);
+		fprintf(sm_human(), "\n");
 	}
 }
 
@@ -239,8 +241,11 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	if (sm_journal_job_finish(j, c.job, SM_JOB_RUNNING, NULL) < 0)
 		goto cleanup;
 	if (c.running) {
-		if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0)
+		if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0) {
+			ret = c.vetoed ? SM_MOVE_VETOED
+			      : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
 			goto cleanup;
+		}
 	} else if (resume_offline(&c) < 0) {
 		char msg[2048];
 
@@ -251,11 +256,15 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	}
 	if (sm_job_close(&c, SM_JOB_DONE) < 0)
 		goto cleanup;
+	sm_hooks_run(&c, "after_move");
 	print_outcome(&c, "finished");
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 
 cleanup:
+	if (c.job)
+		sm_job_emit_result(&c, sm_move_status_name(ret), sm_move_exit_code(ret),
+				   ret == SM_MOVE_OK ? NULL : sm_error_message());
 	sm_job_unlock(&lock, 0);
 	sm_jobctx_release(&c);
 	return ret;

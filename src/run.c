@@ -4,6 +4,8 @@
 #include "run.h"
 #include "util.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -44,7 +46,7 @@ static void buf_append(struct buf *b, const char *p, size_t n)
 	b->data[b->len] = '\0';
 }
 
-static void child_exec(const char *const *argv, int out_fd, int err_fd)
+static void child_exec(const char *const *argv, const char *const *env, int out_fd, int err_fd)
 {
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -53,14 +55,22 @@ static void child_exec(const char *const *argv, int out_fd, int err_fd)
 	dup2(out_fd, STDOUT_FILENO);
 	dup2(err_fd, STDERR_FILENO);
 	setenv("LC_ALL", "C", 1);
+	for (size_t i = 0; env && env[i]; i++)
+		putenv((char *)env[i]);
 	signal(SIGPIPE, SIG_DFL);
+	/* Its own process group, so a time limit kills whatever it started. */
+	setpgid(0, 0);
 	execvp(argv[0], (char *const *)argv);
 	dprintf(STDERR_FILENO, "cannot run '%s': %s\n", argv[0], strerror(errno));
 	_exit(127);
 }
 
-static int real_runner(const char *const *argv, struct sm_run_result *res)
+/* Run argv with env added, capture its output; kill its process group after
+ * timeout seconds (0: none) and set *timed_out. */
+static int spawn_capture(const char *const *argv, const char *const *env, double timeout,
+			 struct sm_run_result *res, bool *timed_out)
 {
+	double deadline = timeout > 0 ? sm_monotonic() + timeout : 0;
 	int out_pipe[2], err_pipe[2];
 	struct buf out = { 0 }, err = { 0 };
 	struct pollfd fds[2];
@@ -76,7 +86,7 @@ static int real_runner(const char *const *argv, struct sm_run_result *res)
 	}
 	pid = fork();
 	if (pid == 0)
-		child_exec(argv, out_pipe[1], err_pipe[1]);
+		child_exec(argv, env, out_pipe[1], err_pipe[1]);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	if (pid < 0) {
@@ -88,10 +98,27 @@ static int real_runner(const char *const *argv, struct sm_run_result *res)
 
 	fds[0] = (struct pollfd){ .fd = out_pipe[0], .events = POLLIN };
 	fds[1] = (struct pollfd){ .fd = err_pipe[0], .events = POLLIN };
+	if (timed_out)
+		*timed_out = false;
 	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
 		char chunk[8192];
+		int wait_ms = -1, rc;
 
-		if (poll(fds, 2, -1) < 0) {
+		if (deadline) {
+			double left = deadline - sm_monotonic();
+
+			if (left <= 0) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+				if (timed_out)
+					*timed_out = true;
+				deadline = 0;
+				continue;
+			}
+			wait_ms = (int)(left * 1000) + 1;
+		}
+		rc = poll(fds, 2, wait_ms);
+		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -120,6 +147,18 @@ static int real_runner(const char *const *argv, struct sm_run_result *res)
 pipe_failed:
 	sm_error("cannot create a pipe for '%s': %s", argv[0], strerror(errno));
 	return -1;
+}
+
+static int real_runner(const char *const *argv, struct sm_run_result *res)
+{
+	return spawn_capture(argv, NULL, 0, res, NULL);
+}
+
+int sm_run_limited(const char *const *argv, const char *const *env, double timeout,
+		   struct sm_run_result *res, bool *timed_out)
+{
+	memset(res, 0, sizeof(*res));
+	return spawn_capture(argv, env, timeout, res, timed_out);
 }
 
 /* A copy of s without trailing newlines and blanks. */

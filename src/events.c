@@ -1,0 +1,157 @@
+/* events.c: JSON event lines on stdout, thread-safe, throttled progress. */
+#include "events.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static bool enabled;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct throttle {
+	char key[96];
+	double last;
+};
+static struct throttle throttles[32];
+
+void sm_events_enable(bool on)
+{
+	enabled = on;
+}
+
+bool sm_events_enabled(void)
+{
+	return enabled;
+}
+
+FILE *sm_human(void)
+{
+	return enabled ? stderr : stdout;
+}
+
+void sm_json_print(struct json_object *doc)
+{
+	fputs(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
+						  JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	json_object_put(doc);
+}
+
+void sm_event_emit(const char *type, struct json_object *obj)
+{
+	if (!enabled) {
+		json_object_put(obj);
+		return;
+	}
+	json_object_object_add(obj, "event", json_object_new_string(type));
+	json_object_object_add(obj, "time", json_object_new_double(sm_now()));
+	pthread_mutex_lock(&lock);
+	fputs(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	pthread_mutex_unlock(&lock);
+	json_object_put(obj);
+}
+
+static struct json_object *with_job(long long job)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "job", json_object_new_int64(job));
+	return o;
+}
+
+void sm_event_phase(long long job, const char *phase, const char *status, const char *error)
+{
+	struct json_object *o;
+
+	if (!enabled)
+		return;
+	o = with_job(job);
+	json_object_object_add(o, "phase", json_object_new_string(phase));
+	json_object_object_add(o, "status", json_object_new_string(status));
+	if (error)
+		json_object_object_add(o, "error", json_object_new_string(error));
+	sm_event_emit("phase", o);
+}
+
+/* true when this disk and kind may report now. */
+static bool may_report(const char *disk, const char *kind, bool last)
+{
+	char key[96];
+	double now = sm_monotonic();
+	bool ok = true;
+	size_t i, free_slot = SM_ARRAY_LEN(throttles);
+
+	snprintf(key, sizeof(key), "%s/%s", disk ? disk : "", kind);
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < SM_ARRAY_LEN(throttles); i++) {
+		if (strcmp(throttles[i].key, key) == 0)
+			break;
+		if (!throttles[i].key[0] && free_slot == SM_ARRAY_LEN(throttles))
+			free_slot = i;
+	}
+	if (i == SM_ARRAY_LEN(throttles) && free_slot < SM_ARRAY_LEN(throttles)) {
+		i = free_slot;
+		snprintf(throttles[i].key, sizeof(throttles[i].key), "%s", key);
+		throttles[i].last = 0;
+	}
+	if (i < SM_ARRAY_LEN(throttles)) {
+		if (!last && now - throttles[i].last < 0.1)
+			ok = false;
+		else
+			throttles[i].last = now;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+void sm_event_progress(long long job, const char *disk, const char *kind, const char *image,
+		       unsigned long long done, unsigned long long total, double rate)
+{
+	struct json_object *o;
+
+	if (!enabled || !may_report(disk, kind, done >= total))
+		return;
+	o = with_job(job);
+	if (disk)
+		json_object_object_add(o, "disk", json_object_new_string(disk));
+	json_object_object_add(o, "kind", json_object_new_string(kind));
+	if (image)
+		json_object_object_add(o, "image", json_object_new_string(image));
+	json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
+	json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
+	json_object_object_add(o, "rate", json_object_new_double(rate > 0 ? rate : 0));
+	sm_event_emit("progress", o);
+}
+
+void sm_event_warning(long long job, const char *disk, const char *message)
+{
+	struct json_object *o;
+
+	if (!enabled)
+		return;
+	o = with_job(job);
+	if (disk)
+		json_object_object_add(o, "disk", json_object_new_string(disk));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	sm_event_emit("warning", o);
+}
+
+void sm_event_hook(long long job, const char *point, const char *hook, int exit_status,
+		   bool timed_out, double seconds)
+{
+	struct json_object *o;
+
+	if (!enabled)
+		return;
+	o = with_job(job);
+	json_object_object_add(o, "point", json_object_new_string(point));
+	json_object_object_add(o, "hook", json_object_new_string(hook));
+	json_object_object_add(o, "exit", json_object_new_int(exit_status));
+	json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
+	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+	sm_event_emit("hook", o);
+}
