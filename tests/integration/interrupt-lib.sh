@@ -133,8 +133,9 @@ ic_def_source() {
 # and STATE the domain's state now: running, or "shut off" after an offline
 # finish (then the domain must start from the files its definition names).
 # Checks the files of src/ and dst/, the persistent definition, the job's
-# state, the live chain and block jobs, then a last write, and every write of
-# $C/patterns on the final image.
+# state, the live chain and block jobs, then a last write, the chain after a
+# cold start from the persistent definition, and every write of $C/patterns
+# on the final image.
 ic_check() {
 	local result=$1 state=${2:-running} top base src dst job
 	case "$result" in
@@ -178,6 +179,14 @@ $base raw" "live chain ($result)"
 		assert_eq "$(ic_def_source)" "$top" "persistent definition, domain running ($result)"
 	ic_write 0x41 7M
 	virsh -q destroy "$DOM" >/dev/null
+	if [ "$persistent" = yes ] && [ "$state" = running ]; then
+		# A cold start from the definition gives the same chain.
+		virsh -q start "$DOM" >/dev/null || fail "the domain does not start again ($result)"
+		wait_domain_running "$DOM"
+		assert_eq "$(live_chain "$DOM" vda)" "$top qcow2
+$base raw" "live chain after a restart from the definition ($result)"
+		virsh -q destroy "$DOM" >/dev/null
+	fi
 	local pat off len
 	while read -r pat off len; do
 		check_pattern "$top" qcow2 "$pat" "$off" "$len"
