@@ -24,7 +24,7 @@ static void move_usage(FILE *f)
 		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
-		   "                     [--delete-source]\n\n"
+		   "                     [--delete-source] [--offline]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
@@ -57,7 +57,9 @@ static void move_usage(FILE *f)
 		   "  --flatten         one image at the destination instead of the chain\n"
 		   "                    (qemu-img convert; a resumed conversion starts over)\n"
 		   "  --delete-source   after the move, delete the source images no domain or\n"
-		   "                    image uses (otherwise 'snapmove cleanup JOB' does)\n");
+		   "                    image uses (otherwise 'snapmove cleanup JOB' does)\n"
+		   "  --offline         the domain is shut off: copy its chains and rewrite its\n"
+		   "                    definition (it must stay off meanwhile)\n");
 }
 
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
@@ -81,6 +83,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "flatten", no_argument, NULL, 'F' },
 		{ "dest-pool", required_argument, NULL, 'P' },
 		{ "delete-source", no_argument, NULL, 'D' },
+		{ "offline", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -183,6 +186,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			break;
 		case 'D':
 			o.delete_source = true;
+			break;
+		case 'O':
+			o.offline = true;
 			break;
 		case 'h':
 			move_usage(stdout);

@@ -596,6 +596,67 @@ int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *poin
 			    (long long)timed_out, started, seconds, err));
 }
 
+int sm_journal_sql(struct sm_journal *j, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	st = prepare_v(j, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_error(j, "cannot write");
+}
+
+long long sm_journal_last_id(struct sm_journal *j)
+{
+	return sqlite3_last_insert_rowid(j->db);
+}
+
+int sm_journal_query(struct sm_journal *j, const char *sql, const char *types,
+		     struct sm_journal_rows *rows, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc;
+
+	memset(rows, 0, sizeof(*rows));
+	va_start(ap, rows);
+	st = prepare_v(j, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return -1;
+	rows->ncols = (size_t)sqlite3_column_count(st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rows->cells = sm_xrealloc(rows->cells, (rows->nrows + 1) * rows->ncols *
+					  sizeof(*rows->cells));
+		for (size_t c = 0; c < rows->ncols; c++) {
+			const unsigned char *t = sqlite3_column_text(st, (int)c);
+
+			rows->cells[rows->nrows * rows->ncols + c] = sm_xstrdup(t ? (const char *)t : "");
+		}
+		rows->nrows++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		sm_journal_rows_release(rows);
+		return db_error(j, "cannot read");
+	}
+	return 0;
+}
+
+void sm_journal_rows_release(struct sm_journal_rows *rows)
+{
+	for (size_t i = 0; i < rows->nrows * rows->ncols; i++)
+		free(rows->cells[i]);
+	free(rows->cells);
+	memset(rows, 0, sizeof(*rows));
+}
+
 const char *sm_journal_path(const struct sm_journal *j)
 {
 	return j->path;

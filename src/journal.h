@@ -130,6 +130,20 @@ int sm_journal_file_state(struct sm_journal *j, long long job_id, const char *pa
 int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
 					  long long **ids, size_t *n);
 const char *sm_journal_path(const struct sm_journal *j);
+
+/* Plain statements for the tables of modules with simple records (the
+ * rebalance): types as in the binding helper ('i' long long, 's' string,
+ * 'd' double).  Rows come back as text, NULL as "". */
+struct sm_journal_rows {
+	char **cells;  /* nrows * ncols */
+	size_t nrows;
+	size_t ncols;
+};
+int sm_journal_sql(struct sm_journal *j, const char *sql, const char *types, ...);
+long long sm_journal_last_id(struct sm_journal *j);
+int sm_journal_query(struct sm_journal *j, const char *sql, const char *types,
+		     struct sm_journal_rows *rows, ...);
+void sm_journal_rows_release(struct sm_journal_rows *rows);
 /* A hook ran (err: the start of its stderr). */
 int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
 			const char *hook, int exit_status, bool timed_out, double started,

@@ -19,6 +19,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "move", sm_cmd_move, "move disks of a running domain to another directory" },
+	{ "rebalance", sm_cmd_rebalance, "drain a storage or even out free space across several" },
 	{ "resume", sm_cmd_resume, "finish a move that stopped half-way" },
 	{ "abort", sm_cmd_abort, "undo a move that stopped half-way" },
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },

@@ -10,6 +10,7 @@
 #include "job_run.h"
 #include "cleanup.h"
 #include "hooks.h"
+#include "resume.h"
 #include "lock.h"
 #include "pool.h"
 #include "snapshot/blockjob.h"
@@ -74,11 +75,14 @@ static int check_domain(struct move *m)
 		sm_virt_error("cannot tell whether domain '%s' runs", m->o->domain);
 		return -1;
 	}
-	if (!active) {
-		sm_error("domain '%s' is not running; snapmove moves the disks of running "
-			 "domains (offline moves come in a later version): start it with "
-			 "'virsh start %s' or copy its images while it is off",
-			 m->o->domain, m->o->domain);
+	if (!active && !m->o->offline) {
+		sm_error("domain '%s' is not running; move it offline with --offline, or start "
+			 "it ('virsh start %s') to move it live", m->o->domain, m->o->domain);
+		return -1;
+	}
+	if (active && m->o->offline) {
+		sm_error("domain '%s' is running; --offline is for shut-off domains: leave "
+			 "--offline out to move it live", m->o->domain);
 		return -1;
 	}
 	m->persistent = virDomainIsPersistent(m->dom) == 1;
@@ -86,9 +90,30 @@ static int check_domain(struct move *m)
 		sm_virt_error("cannot read the UUID of domain '%s'", m->o->domain);
 		return -1;
 	}
-	xml = sm_virt_domain_xml(m->dom, false);
+	xml = sm_virt_domain_xml(m->dom, m->o->offline);
 	if (!xml || sm_chain_parse(xml, &m->live) < 0)
 		return -1;
+	/* A definition names only the top image: the headers tell the rest. */
+	for (size_t i = 0; m->o->offline && i < m->live.ndisks; i++) {
+		struct sm_disk *d = &m->live.disks[i];
+		char *why;
+
+		if (!sm_str_eq(d->device, "disk") || d->nchain == 0 || d->readonly ||
+		    !sm_str_eq(d->chain[0].type, "file"))
+			continue;
+		why = sm_image_follow_chain(d);
+		if (!why)
+			continue;
+		d->chain_known = false;  /* not a candidate */
+		for (size_t k = 0; k < m->o->ndisks; k++) {
+			if (sm_str_eq(d->target, m->o->disks[k])) {
+				sm_error("disk '%s': %s", d->target, why);
+				free(why);
+				return -1;
+			}
+		}
+		free(why);
+	}
 	return 0;
 }
 
@@ -222,7 +247,7 @@ static int check_disk_free(struct move *m, const struct sm_disk *d)
 			 m->o->domain, d->target);
 		return -1;
 	}
-	rc = sm_blockjob_running(m->dom, d->target);
+	rc = m->o->offline ? 0 : sm_blockjob_running(m->dom, d->target);
 	if (rc < 0)
 		return -1;
 	if (rc > 0) {
@@ -685,7 +710,7 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 	c->verify = m->o->verify;
 	c->copy_method = m->o->copy_method;
 	c->dom = sm_steal(&m->dom);
-	c->running = true;
+	c->running = !m->o->offline;
 	c->live = m->live;
 	memset(&m->live, 0, sizeof(m->live));
 	sm_jobctx_alloc(c, m->nplans);
@@ -740,7 +765,8 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 		ret = SM_MOVE_VETOED;
 		goto cleanup;
 	}
-	if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0) {
+	if (o->offline ? sm_job_complete_offline(&c) < 0
+		       : sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0) {
 		ret = c.vetoed ? SM_MOVE_VETOED : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
 		goto cleanup;
 	}

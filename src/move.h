@@ -37,6 +37,7 @@ struct sm_move_opts {
 	bool copy_shared;                  /* copy backing images others use too */
 	bool flatten;                      /* one image at the destination */
 	bool delete_source;                /* then delete the unused source images */
+	bool offline;                      /* the domain is shut off: copy, redefine */
 };
 
 enum sm_move_result {

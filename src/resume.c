@@ -170,12 +170,18 @@ static int resume_offline(struct sm_jobctx *c)
 	struct sm_define_disk *defs = sm_xcalloc(c->nplans, sizeof(*defs));
 	int rewritten, ret = -1;
 
-	sm_progress_say(c->pr, "domain '%s' is not running: finishing the move offline",
-			c->domain_name);
+	sm_progress_say(c->pr, "domain '%s' is not running: moving offline", c->domain_name);
 	for (size_t i = 0; i < c->nplans; i++) {
 		defs[i].target = c->plans[i].target;
 		if (resume_disk_offline(c, i, &defs[i].path, &defs[i].format) < 0)
 			goto cleanup;
+	}
+	/* Started while we copied: its images changed under the copy. */
+	if (c->dom && virDomainIsActive(c->dom) == 1) {
+		sm_error("domain '%s' was started during the offline move, so the copies may "
+			 "miss its writes; undo the job with 'snapmove abort %lld' and move it "
+			 "live", c->domain_name, c->job);
+		goto cleanup;
 	}
 	if (c->persistent && c->dom &&
 	    sm_define_sync(sm_virt_conn(c->v), c->dom, defs, c->nplans, &rewritten) < 0)
@@ -193,6 +199,19 @@ static int resume_offline(struct sm_jobctx *c)
 cleanup:
 	free(defs);
 	return ret;
+}
+
+int sm_job_complete_offline(struct sm_jobctx *c)
+{
+	if (resume_offline(c) < 0) {
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg), "%s", sm_error_message());
+		sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
+		sm_error("%s", msg);
+		return -1;
+	}
+	return 0;
 }
 
 static void print_outcome(const struct sm_jobctx *c, const char *what)

@@ -19,6 +19,11 @@ enum sm_abort_via {
 	SM_ABORT_STREAM,  /* block stream of the original image into the overlay */
 };
 
+struct sm_jobctx;
+/* Move a shut-off domain's disks: copy, rewrite the definition, clean up;
+ * on failure the job is recorded as failed (resumable). */
+int sm_job_complete_offline(struct sm_jobctx *c);
+
 enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long job_id,
 			      struct sm_progress *pr);
 enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long job_id,

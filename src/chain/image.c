@@ -2,6 +2,7 @@
  * It does not copy data (copy/) or change a running domain (snapshot/).
  */
 #include "chain/image.h"
+#include "chain/chain.h"
 #include "run.h"
 #include "util.h"
 
@@ -196,3 +197,44 @@ int sm_image_rebase_safe(const char *path, const char *format, const char *backi
 
 	return sm_run(backing ? with : flat, NULL);
 }
+
+/* Fill the chain of a shut-off domain's disk from the image headers, with
+ * the formats they record (never probed). */
+char *sm_image_follow_chain(struct sm_disk *d)
+{
+	for (size_t depth = 0; depth < 64; depth++) {
+		struct sm_image *img = &d->chain[d->nchain - 1];
+		struct sm_image_info info;
+		SM_AUTOFREE char *dir = NULL;
+		char *next;
+
+		if (!img->path || !img->format)
+			return sm_xasprintf("its image has no path or format in the definition");
+		if (sm_image_info(img->path, img->format, &info) < 0)
+			return sm_xstrdup(sm_error_message());
+		if (!info.backing) {
+			sm_image_info_release(&info);
+			d->chain_known = true;
+			return NULL;
+		}
+		if (!info.backing_format) {
+			char *why = sm_xasprintf("'%s' does not record its backing file's format; "
+						 "set it with 'qemu-img rebase -u -F FORMAT'",
+						 img->path);
+
+			sm_image_info_release(&info);
+			return why;
+		}
+		dir = sm_path_dirname(img->path);
+		next = info.backing[0] == '/' ? sm_xstrdup(info.backing)
+					      : sm_path_join(dir, info.backing);
+		d->chain = sm_xrealloc(d->chain, (d->nchain + 1) * sizeof(*d->chain));
+		d->chain[d->nchain++] = (struct sm_image){
+			.path = next, .type = sm_xstrdup("file"),
+			.format = sm_xstrdup(info.backing_format),
+		};
+		sm_image_info_release(&info);
+	}
+	return sm_xstrdup("its backing chain is deeper than 64 images");
+}
+

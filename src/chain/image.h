@@ -43,4 +43,10 @@ int sm_image_rebase_safe(const char *path, const char *format, const char *backi
 int sm_image_compare(const char *a, const char *a_format, const char *b,
 		     const char *b_format);
 
+struct sm_disk;
+/* Complete the chain of a disk from a persistent definition (which names
+ * only the top image) by following the image headers, with the backing
+ * formats they record; never probed.  NULL when done, else why not (to free). */
+char *sm_image_follow_chain(struct sm_disk *d);
+
 #endif

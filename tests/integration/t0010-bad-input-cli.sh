@@ -24,8 +24,8 @@ expect_usage() {
 }
 
 note "usage errors"
-expect_usage "move needs --dest DIR" move "$dom"
-expect_usage "move needs --dest DIR" move "$dom" --disk vda
+expect_usage "move needs either --dest DIR" move "$dom"
+expect_usage "move needs either --dest DIR" move "$dom" --disk vda
 expect_usage "move needs a DOMAIN" move --dest "$T/dst"
 expect_usage "move needs a DOMAIN" move
 expect_usage "--bandwidth takes a whole number of MiB/s, not 'abc'" \
@@ -86,13 +86,22 @@ make_domain_xml "$off" defined "<disk type='file' device='disk'>
   <target dev='vda' bus='virtio'/></disk>"
 save_state off "$off" vda "$T/offsrc" "$T/dst"
 expect_refused "domain '$off' is not running" sm move "$off" --dest "$T/dst"
-assert_contains "$T/err" "offline moves come in a later version"
-assert_contains "$T/err" "start it with 'virsh start $off'"
+assert_contains "$T/err" "move it offline with --offline"
+assert_contains "$T/err" "start it ('virsh start $off') to move it live"
 assert_unchanged off
 assert_eq "$(virsh domstate "$off")" "shut off" "state of the shut-off domain"
 # Named with --disk it is refused the same way.
 expect_refused "domain '$off' is not running" sm move "$off" --dest "$T/dst" --disk vda
 assert_unchanged off
+# --offline moves it: the definition points at the copy, which holds the data.
+mkdir -m 755 "$T/offdst"
+"$SNAPMOVE" --db "$T/off.db" move "$off" --dest "$T/offdst" --offline >/dev/null 2>"$T/off.err" ||
+	{ cat "$T/off.err" >&2; fail "the offline move failed"; }
+assert_eq "$(virsh dumpxml --inactive "$off" |
+	xmllint --xpath "string(//devices/disk[target/@dev='vda']/source/@file)" -)" \
+	"$T/offdst/off.qcow2" "definition after an offline move"
+check_pattern "$T/offdst/off.qcow2" qcow2 0x22 0 1M
+assert_eq "$(virsh domstate "$off")" "shut off" "state after an offline move"
 
 # The running domain was never touched by any of the above.
 assert_unchanged run
