@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve hook-sync copy-chunk pivot collapse
+ic_reserve snapshot hook-sync copy-chunk pivot collapse
 
 # The resume of a domain that is shut off says so and leaves it shut off.
 resume_offline() {
@@ -17,6 +17,15 @@ resume_offline() {
 	assert_contains "$T/out" "vda now: $C/dst/top.qcow2 (qcow2) <- $C/dst/base.raw (raw)"
 	ic_check done "shut off"
 }
+
+case_snapshot() {
+	ic_setup snapshot
+	ic_move 137 SNAPMOVE_TEST_CRASH_AT=snapshot:start
+	ic_write 0x31 6M flush   # into the original top image
+	virsh -q destroy "$DOM" >/dev/null
+	resume_offline
+}
+run_case "snapmove killed before the snapshot, then the domain destroyed: resume offline" case_snapshot
 
 case_hook_sync() {
 	ic_setup hook-sync

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve hook-sync copy-chunk pivot
+ic_reserve snapshot hook-sync copy-chunk pivot
 
 abort_offline() {
 	expect_exit 0 smc abort 1
@@ -16,6 +16,15 @@ abort_offline() {
 	assert_contains "$T/out" "vda now: $C/src/top.qcow2 (qcow2) <- $C/src/base.raw (raw)"
 	ic_check aborted "shut off"
 }
+
+case_snapshot() {
+	ic_setup snapshot
+	ic_move 137 SNAPMOVE_TEST_CRASH_AT=snapshot:start
+	ic_write 0x31 6M flush   # into the original top image
+	virsh -q destroy "$DOM" >/dev/null
+	abort_offline
+}
+run_case "snapmove killed before the snapshot, then the domain destroyed: abort offline" case_snapshot
 
 case_hook_sync() {
 	ic_setup hook-sync
