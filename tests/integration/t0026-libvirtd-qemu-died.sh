@@ -5,7 +5,8 @@
 # the domain is shut off and 'snapmove resume' finishes offline; every guest
 # write acknowledged and flushed before the kill is there.  Each both after
 # snapmove itself was killed and while it waits in a phase.  See
-# interrupt-lib.sh.
+# interrupt-lib.sh.  It kills the host's libvirtd: other tests running on the
+# same libvirtd at that moment fail, so run it alone.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
