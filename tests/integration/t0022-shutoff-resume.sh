@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve snapshot hook-sync copy-chunk pivot collapse
+ic_reserve snapshot hook-sync copy-chunk pivot-unjournaled pivot collapse
 
 # The resume of a domain that is shut off says so and leaves it shut off.
 resume_offline() {
@@ -52,6 +52,18 @@ case_copy_chunk() {
 	resume_offline
 }
 run_case "snapmove killed mid-copy, then the domain destroyed: resume offline" case_copy_chunk
+
+# The pivot went through but snapmove died before journaling it: the
+# definition, which libvirt updated, says where the newest writes are.
+case_pivot_unjournaled() {
+	ic_setup pivot-unjournaled
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=pivot:unjournaled
+	ic_write 0x31 6M flush   # into the destination overlay
+	virsh -q destroy "$DOM" >/dev/null
+	resume_offline
+}
+run_case "destroyed after an unjournaled pivot: resume offline" case_pivot_unjournaled
 
 case_pivot() {
 	ic_setup pivot

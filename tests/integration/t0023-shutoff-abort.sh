@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve snapshot hook-sync copy-chunk pivot
+ic_reserve snapshot hook-sync copy-chunk pivot-unjournaled pivot
 
 abort_offline() {
 	expect_exit 0 smc abort 1
@@ -45,6 +45,18 @@ case_copy_chunk() {
 	abort_offline
 }
 run_case "snapmove killed mid-copy, then the domain destroyed: abort offline" case_copy_chunk
+
+# The pivot went through but snapmove died before journaling it: the
+# definition, which libvirt updated, says where the newest writes are.
+case_pivot_unjournaled() {
+	ic_setup pivot-unjournaled
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=pivot:unjournaled
+	ic_write 0x31 6M flush   # into the destination overlay
+	virsh -q destroy "$DOM" >/dev/null
+	abort_offline
+}
+run_case "destroyed after an unjournaled pivot: abort offline" case_pivot_unjournaled
 
 case_pivot() {
 	ic_setup pivot
