@@ -19,6 +19,11 @@ struct sm_cli {
 	const char *db_path;  /* --db, NULL for the default */
 };
 
+/* Options of a command that takes only --help, --json and between min and
+ * max operands (from optind).  -1 when the command is over: *ret is then
+ * its exit status. */
+int sm_cli_simple_args(const char *cmd, int argc, char **argv, int min, int max,
+		       const char *usage, int *ret);
 /* Print "snapmove: error: <message>" for the last recorded error. */
 void sm_cli_print_error(void);
 /* Print a usage error with a pointer to help; returns SM_EXIT_USAGE. */

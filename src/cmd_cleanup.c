@@ -11,24 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* -1 to go on; otherwise the exit status (help shown, or a usage error). */
 static int one_job_arg(const char *cmd, int argc, char **argv, const char *help)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			printf("%s", help);
-			return SM_EXIT_OK;
-		}
-		return sm_cli_usage_error(cmd, "bad option");
-	}
-	if (argc - optind != 1)
-		return sm_cli_usage_error(cmd, "%s needs one JOB", cmd);
-	return -1;
+	return sm_cli_simple_args(cmd, argc, argv, 1, 1, help, &ret) < 0 ? ret : -1;
 }
 
 int sm_cmd_cleanup(const struct sm_cli *cli, int argc, char **argv)

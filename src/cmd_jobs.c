@@ -85,37 +85,6 @@ static int open_journal(const struct sm_cli *cli, struct sm_journal **j)
 	return 0;
 }
 
-/* Parse the arguments of a command that takes only --help and fixed operands. */
-static int simple_args(const char *cmd, int argc, char **argv, int min, int max,
-		       const char *usage, int *ret)
-{
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'j') {
-			sm_events_enable(true);
-			continue;
-		}
-		if (c == 'h') {
-			printf("%s", usage);
-			*ret = SM_EXIT_OK;
-			return -1;
-		}
-		*ret = sm_cli_usage_error(cmd, "bad option");
-		return -1;
-	}
-	if (argc - optind < min || argc - optind > max) {
-		*ret = sm_cli_usage_error(cmd, "wrong number of arguments");
-		return -1;
-	}
-	return 0;
-}
-
 static char *job_disks(struct sm_journal *j, long long id)
 {
 	struct sm_disk_row *disks = NULL;
@@ -143,7 +112,7 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 	size_t n = 0;
 	int ret = SM_EXIT_OK;
 
-	if (simple_args("list", argc, argv, 0, 0, "usage: snapmove list\n\nList the journal's "
+	if (sm_cli_simple_args("list", argc, argv, 0, 0, "usage: snapmove list\n\nList the journal's "
 			"jobs, unfinished ones first.\n", &ret) < 0)
 		return ret;
 	if (open_journal(cli, &j) < 0)
@@ -336,7 +305,7 @@ int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv)
 	long long id;
 	int ret = SM_EXIT_OK, rc;
 
-	if (simple_args("status", argc, argv, 1, 1, "usage: snapmove status JOB\n\nShow a "
+	if (sm_cli_simple_args("status", argc, argv, 1, 1, "usage: snapmove status JOB\n\nShow a "
 			"job (a number, or a domain with one unfinished job): state, phase,\ndisks, phase timings and the files it made.\n",
 			&ret) < 0)
 		return ret;

@@ -16,72 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sm_cli_resolve_job(struct sm_journal *j, const char *arg, long long *id)
-{
-	unsigned long long n;
-	long long *ids = NULL;
-	size_t count = 0;
-
-	if (sm_parse_ull(arg, &n) == 0) {
-		*id = (long long)n;
-		return 0;
-	}
-	if (sm_journal_unfinished_jobs_for_domain(j, arg, &ids, &count) < 0)
-		return -1;
-	if (count == 1) {
-		*id = ids[0];
-		free(ids);
-		return 0;
-	}
-	if (count == 0)
-		sm_error("'%s' is neither a job number nor a domain with an unfinished job; see "
-			 "'snapmove list'", arg);
-	else
-		sm_error("domain '%s' has %zu unfinished jobs (%lld and %lld%s); name the job "
-			 "by number, see 'snapmove list'", arg, count, ids[0], ids[1],
-			 count > 2 ? " and more" : "");
-	free(ids);
-	return -1;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	sm_interrupted = 1;
-}
-
-void sm_cli_catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-void sm_cli_emit_refused(void)
-{
-	struct json_object *o;
-
-	if (!sm_events_enabled())
-		return;
-	o = json_object_new_object();
-	json_object_object_add(o, "job", NULL);
-	json_object_object_add(o, "status", json_object_new_string("refused"));
-	json_object_object_add(o, "exit", json_object_new_int(SM_EXIT_REFUSED));
-	json_object_object_add(o, "error", json_object_new_string(sm_error_message()));
-	sm_event_emit("result", o);
-}
-
-void sm_cli_print_next_steps(long long job)
-{
-	fprintf(stderr, "snapmove: job %lld stopped; the domain runs on a consistent chain.\n"
-		"  finish it:  snapmove resume %lld\n"
-		"  undo it:    snapmove abort %lld\n"
-		"  details:    snapmove status %lld\n", job, job, job, job);
-}
-
 static int run_job_command(const struct sm_cli *cli, const char *cmd, const char *arg,
 			   bool abort_job, enum sm_abort_via via)
 {
@@ -129,30 +63,16 @@ cleanup:
 
 int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'j') {
-			sm_events_enable(true);
-			continue;
-		}
-		if (c == 'h') {
-			printf("usage: snapmove resume JOB\n\nFinish a move that stopped half-way "
+	if (sm_cli_simple_args("resume", argc, argv, 1, 1,
+			       "usage: snapmove resume JOB\n\nFinish a move that stopped half-way "
 			       "(snapmove, libvirtd, QEMU or the host died,\nor it failed).  JOB is "
 			       "a job number or a domain with one unfinished job.\nIt compares the "
 			       "journal with libvirt and the files and goes on from where\neach "
-			       "disk really is: live if the domain runs, offline if it is shut off.\n");
-			return SM_EXIT_OK;
-		}
-		return sm_cli_usage_error("resume", "bad option");
-	}
-	if (argc - optind != 1)
-		return sm_cli_usage_error("resume", "resume needs one JOB");
+			       "disk really is: live if the domain runs, offline if it is shut off.\n",
+			       &ret) < 0)
+		return ret;
 	return run_job_command(cli, "resume", argv[optind], false, SM_ABORT_COMMIT);
 }
 

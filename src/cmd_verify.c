@@ -87,10 +87,6 @@ static int check_active(const char *path, const char *format)
 
 int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	SM_AUTOFREE char *db = cli->db_path ? sm_xstrdup(cli->db_path)
 					    : sm_journal_default_path();
 	struct sm_journal *j = NULL;
@@ -99,20 +95,16 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 	size_t nd = 0;
 	unsigned long long bytes = 0;
 	long long id;
-	int c, bad = 0, ret = SM_EXIT_FAILED;
+	int bad = 0, ret = SM_EXIT_FAILED;
 	char b[32];
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			printf("usage: snapmove verify JOB\n\nRe-read a finished job's copies from "
+	if (sm_cli_simple_args("verify", argc, argv, 1, 1,
+			       "usage: snapmove verify JOB\n\nRe-read a finished job's copies from "
 			       "the storage and compare each chunk\nwith the checksum journaled "
-			       "when it was copied.  Exit 0 when all match,\n1 when any differs.\n");
-			return SM_EXIT_OK;
-		}
-		return sm_cli_usage_error("verify", "bad option");
-	}
-	if (argc - optind != 1)
-		return sm_cli_usage_error("verify", "verify needs one JOB");
+			       "when it was copied.  Exit 0 when all match,\n1 when any differs.\n",
+			       &ret) < 0)
+		return ret;
+	ret = SM_EXIT_FAILED;
 	if (sm_journal_open(db, &j) < 0 || sm_cli_resolve_job(j, argv[optind], &id) < 0 ||
 	    sm_journal_job_get(j, id, &job) < 0) {
 		sm_cli_print_error();

@@ -111,22 +111,27 @@ static sqlite3_stmt *prepare(struct sm_journal *j, const char *sql, const char *
 }
 
 /* Run one statement that returns no rows. */
-static int run(struct sm_journal *j, const char *sql, const char *types, ...)
+static int run_v(struct sm_journal *j, const char *sql, const char *types, va_list ap)
 {
-	sqlite3_stmt *st;
-	va_list ap;
+	sqlite3_stmt *st = prepare_v(j, sql, types, ap);
 	int rc;
 
-	va_start(ap, types);
-	st = prepare_v(j, sql, types, ap);
-	va_end(ap);
 	if (!st)
 		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_error(j, "cannot write");
-	return 0;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_error(j, "cannot write");
+}
+
+static int run(struct sm_journal *j, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = run_v(j, sql, types, ap);
+	va_end(ap);
+	return rc;
 }
 
 static char *col_text(sqlite3_stmt *st, int i)
@@ -598,18 +603,13 @@ int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *poin
 
 int sm_journal_sql(struct sm_journal *j, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st;
 	va_list ap;
 	int rc;
 
 	va_start(ap, types);
-	st = prepare_v(j, sql, types, ap);
+	rc = run_v(j, sql, types, ap);
 	va_end(ap);
-	if (!st)
-		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_error(j, "cannot write");
+	return rc;
 }
 
 long long sm_journal_last_id(struct sm_journal *j)

@@ -31,25 +31,6 @@ static const struct {
 	{ "copy", sm_cmd_copy, "copy one image file as move does (sparse, verified)" },
 };
 
-void sm_cli_print_error(void)
-{
-	fflush(stdout);
-	fprintf(stderr, "snapmove: error: %s\n", sm_error_message());
-}
-
-int sm_cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("snapmove: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "; see 'snapmove %s%s--help'\n", cmd ? cmd : "", cmd ? " " : "");
-	return SM_EXIT_USAGE;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: snapmove [-c URI] [--db PATH] COMMAND [ARGS]\n\n"

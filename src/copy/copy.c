@@ -174,6 +174,17 @@ static bool report(struct copier *c, bool force)
 	return true;
 }
 
+/* n more bytes are copied: count them, keep to the rate, report; false when
+ * the copy was cancelled. */
+static bool copied(struct copier *c, unsigned long long n)
+{
+	c->res->read_bytes += n;
+	c->res->copied_bytes += n;
+	c->in_chunk += n;
+	sm_ratelimit_wait(&c->rl, n);
+	return report(c, false);
+}
+
 static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
 {
 	while (len > 0) {
@@ -259,12 +270,8 @@ static int copy_readwrite(struct copier *c, off_t off, off_t end, struct sm_chec
 			write_error(c);
 			return -1;
 		}
-		c->res->read_bytes += (unsigned long long)n;
-		c->res->copied_bytes += (unsigned long long)n;
-		c->in_chunk += (unsigned long long)n;
 		off += n;
-		sm_ratelimit_wait(&c->rl, (unsigned long long)n);
-		if (!report(c, false))
+		if (!copied(c, (unsigned long long)n))
 			return -1;
 	}
 	return 0;
@@ -293,12 +300,8 @@ static int copy_range(struct copier *c, off_t off, off_t end)
 			sm_error("cannot read '%s': file shrank while copying", c->req->src);
 			return -1;
 		}
-		c->res->read_bytes += (unsigned long long)n;
-		c->res->copied_bytes += (unsigned long long)n;
-		c->in_chunk += (unsigned long long)n;
 		off += n;
-		sm_ratelimit_wait(&c->rl, (unsigned long long)n);
-		if (!report(c, false))
+		if (!copied(c, (unsigned long long)n))
 			return -1;
 	}
 	return 0;

@@ -1,0 +1,132 @@
+/* cli.c: what the command handlers share: printing errors (the only place
+ * that does), usage errors, the JOB argument, signals, the simple option
+ * loop of commands that take --help, --json and fixed operands.
+ */
+#include "cli.h"
+#include "events.h"
+#include "job_run.h"
+#include "journal.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sm_cli_print_error(void)
+{
+	fflush(stdout);
+	fprintf(stderr, "snapmove: error: %s\n", sm_error_message());
+}
+
+int sm_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("snapmove: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see 'snapmove %s%s--help'\n", cmd ? cmd : "", cmd ? " " : "");
+	return SM_EXIT_USAGE;
+}
+
+int sm_cli_simple_args(const char *cmd, int argc, char **argv, int min, int max,
+		       const char *usage, int *ret)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			sm_events_enable(true);
+			continue;
+		}
+		if (c == 'h') {
+			printf("%s", usage);
+			*ret = SM_EXIT_OK;
+			return -1;
+		}
+		*ret = sm_cli_usage_error(cmd, "bad option");
+		return -1;
+	}
+	if (argc - optind < min || argc - optind > max) {
+		*ret = sm_cli_usage_error(cmd, "wrong number of arguments");
+		return -1;
+	}
+	return 0;
+}
+
+int sm_cli_resolve_job(struct sm_journal *j, const char *arg, long long *id)
+{
+	unsigned long long n;
+	long long *ids = NULL;
+	size_t count = 0;
+
+	if (sm_parse_ull(arg, &n) == 0) {
+		*id = (long long)n;
+		return 0;
+	}
+	if (sm_journal_unfinished_jobs_for_domain(j, arg, &ids, &count) < 0)
+		return -1;
+	if (count == 1) {
+		*id = ids[0];
+		free(ids);
+		return 0;
+	}
+	if (count == 0)
+		sm_error("'%s' is neither a job number nor a domain with an unfinished job; see "
+			 "'snapmove list'", arg);
+	else
+		sm_error("domain '%s' has %zu unfinished jobs (%lld and %lld%s); name the job "
+			 "by number, see 'snapmove list'", arg, count, ids[0], ids[1],
+			 count > 2 ? " and more" : "");
+	free(ids);
+	return -1;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	sm_interrupted = 1;
+}
+
+void sm_cli_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+void sm_cli_emit_refused(void)
+{
+	struct json_object *o;
+
+	if (!sm_events_enabled())
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "job", NULL);
+	json_object_object_add(o, "status", json_object_new_string("refused"));
+	json_object_object_add(o, "exit", json_object_new_int(SM_EXIT_REFUSED));
+	json_object_object_add(o, "error", json_object_new_string(sm_error_message()));
+	sm_event_emit("result", o);
+}
+
+void sm_cli_print_next_steps(long long job)
+{
+	fprintf(stderr, "snapmove: job %lld stopped; the domain runs on a consistent chain.\n"
+		"  finish it:  snapmove resume %lld\n"
+		"  undo it:    snapmove abort %lld\n"
+		"  details:    snapmove status %lld\n", job, job, job, job);
+}
+
