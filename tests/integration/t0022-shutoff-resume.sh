@@ -12,7 +12,8 @@ ic_reserve snapshot hook-sync copy-chunk pivot-unjournaled pivot collapse
 # The resume of a domain that is shut off says so and leaves it shut off.
 resume_offline() {
 	expect_exit 0 smc resume 1
-	assert_contains "$T/err" "domain '$DOM' is not running: finishing the move offline"
+	assert_contains "$T/err" "domain '$DOM' is not running"
+	assert_contains "$T/err" "offline"
 	assert_contains "$T/out" "finished job 1 of domain $DOM"
 	assert_contains "$T/out" "vda now: $C/dst/top.qcow2 (qcow2) <- $C/dst/base.raw (raw)"
 	ic_check done "shut off"

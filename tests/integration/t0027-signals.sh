@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SIGINT or SIGTERM to snapmove during a move (or a resume): it stops at the
-# next safe point, exits 1 and prints the commands to resume or abort the job,
+# next safe point, exits 5 ("interrupted", see 'snapmove --help') and prints the commands to resume or abort the job,
 # which is 'failed' with an error saying it was interrupted.  The domain runs
 # on a consistent chain (its overlay over the original images, no block job),
 # and 'snapmove resume' then finishes the move.  The signal comes from a hook
@@ -30,7 +30,7 @@ $C/src/base.raw raw" "live chain after the signal"
 case_int_copy() {
 	ic_setup int-copy
 	ic_hook "copy=write 0x21 3M; kill -INT \$PPID" "sync=write 0x22 4M"
-	ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
+	ic_move 5 SNAPMOVE_TEST_HOOK="$C/hook"
 	check_stopped "$C/move.out" "$C/move.err"
 	ic_write 0x31 6M
 	expect_exit 0 smc resume 1
@@ -41,7 +41,7 @@ run_case "SIGINT during the copy" case_int_copy
 case_term_sync() {
 	ic_setup term-sync
 	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M; kill -TERM \$PPID"
-	ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
+	ic_move 5 SNAPMOVE_TEST_HOOK="$C/hook"
 	check_stopped "$C/move.out" "$C/move.err"
 	ic_write 0x31 6M
 	expect_exit 0 smc resume 1
@@ -54,7 +54,7 @@ case_term_resume() {
 	ic_move 137 SNAPMOVE_TEST_CRASH_AT=copy:chunk
 	ic_write 0x31 6M
 	ic_hook "sync=write 0x22 4M; kill -TERM \$PPID"
-	SNAPMOVE_TEST_HOOK=$C/hook expect_exit 1 smc resume 1
+	SNAPMOVE_TEST_HOOK=$C/hook expect_exit 5 smc resume 1
 	check_stopped "$T/out" "$T/err"
 	ic_write 0x32 9M
 	expect_exit 0 smc resume 1
