@@ -1,0 +1,131 @@
+# rebalance-lib.sh: helpers for the 'snapmove rebalance' tests (t007*),
+# sourced after lib.sh: storages as small tmpfs mounts, their free space as
+# statvfs says it, the plan a rebalance printed, and the journal's view of
+# the moves.
+
+# rb_storages NAME:SIZE...: a tmpfs of SIZE mounted on $T/NAME, mode 0755 so
+# QEMU can use it.  Call it outside run_case (it adds to SM_MOUNTS).
+rb_storages() {
+	local m dir
+	for m in "$@"; do
+		dir=$T/${m%%:*}
+		mkdir -m 755 "$dir"
+		mount -t tmpfs -o "size=${m#*:}" tmpfs "$dir"
+		chmod 755 "$dir"
+		SM_MOUNTS+=("$dir")
+	done
+}
+
+# free_bytes DIR: the bytes available to an unprivileged writer, as statvfs
+# (f_bavail * f_frsize) says; what snapmove reads.
+free_bytes() {
+	local a s
+	read -r a s < <(stat -f -c '%a %S' "$1")
+	echo $((a * s))
+}
+
+# top_image DOM TARGET: the active image of a disk, live.
+top_image() {
+	live_chain "$1" "$2" | awk 'NR == 1 { print $1 }'
+}
+
+# rb_sql SQL: one query against this test's journal, '|' between columns.
+rb_sql() {
+	sqlite3 -batch "$DB" "$1"
+}
+
+# jobs_of DOM TARGET [STATE]: how many jobs the journal holds for a disk.
+jobs_of() {
+	local where="job.domain_name = '$1' AND disk.target = '$2'"
+	[ -z "${3:-}" ] || where+=" AND job.state = '$3'"
+	rb_sql "SELECT count(*) FROM job JOIN disk ON disk.job_id = job.id WHERE $where"
+}
+
+# rb_plan FILE: the plan a human rebalance printed in FILE, as JSON on stdout:
+# {"moves": [{seq, domain, disk, from, to, bytes, offline}], "storages":
+# [{name, size, free_before, free_after}], "nmoves", "bytes"}, sizes in bytes
+# as printed (0.1 of a unit).
+rb_plan() {
+	python3 - "$1" <<'PY'
+import json, re, sys
+units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+def size(num, unit):
+    return float(num) * units[unit]
+moves, storages, total, nmoves = [], [], None, None
+section = None
+for line in open(sys.argv[1]):
+    f = line.split()
+    if not f:
+        continue
+    if f[:2] == ["#", "DOMAIN"]:
+        section = "moves"
+        continue
+    if f[:2] == ["STORAGE", "SIZE"]:
+        section = "storages"
+        continue
+    m = re.match(r"^(\d+) moves?, ([\d.]+) (\S+) in all$", line.strip())
+    if m:
+        nmoves, total = int(m.group(1)), size(m.group(2), m.group(3))
+        section = None
+        continue
+    if section == "moves" and f[0].isdigit():
+        moves.append({"seq": int(f[0]), "domain": f[1], "disk": f[2], "from": f[3],
+                      "to": f[4], "bytes": size(f[5], f[6]), "offline": "(offline)" in f})
+    elif section == "storages" and len(f) == 7:
+        storages.append({"name": f[0], "size": size(f[1], f[2]),
+                         "free_before": size(f[3], f[4]), "free_after": size(f[5], f[6])})
+json.dump({"moves": moves, "storages": storages, "nmoves": nmoves, "bytes": total},
+          sys.stdout)
+PY
+}
+
+# rb_check_plan PLAN_JSON TOLERANCE_BYTES DIR...: the plan's figures against
+# statvfs now: each storage's free space before is what statvfs says (within
+# TOLERANCE), and its free space after is before, plus the bytes moved out,
+# minus the bytes moved in (within the printed rounding); the moves add up.
+rb_check_plan() {
+	local plan=$1 tol=$2 d frees=""
+	shift 2
+	for d in "$@"; do
+		frees+="$d=$(free_bytes "$d") "
+	done
+	python3 - "$plan" "$tol" $frees <<'PY' || fail "the plan does not match statvfs (above)"
+import json, sys
+plan = json.load(open(sys.argv[1]))
+tol = float(sys.argv[2])
+statvfs = dict(a.split("=") for a in sys.argv[3:])
+round_err = 0.051 * (1 << 20)   # printed to 0.1 MiB
+bad = []
+st = {s["name"]: s for s in plan["storages"]}
+if sorted(st) != sorted(statvfs):
+    bad.append("storages %s, expected %s" % (sorted(st), sorted(statvfs)))
+for name, free in statvfs.items():
+    s = st.get(name)
+    if not s:
+        continue
+    if abs(s["free_before"] - int(free)) > tol + round_err:
+        bad.append("%s: free before %d, statvfs says %s" % (name, s["free_before"], free))
+    delta = sum(m["bytes"] for m in plan["moves"] if m["from"] == name) - \
+        sum(m["bytes"] for m in plan["moves"] if m["to"] == name)
+    n = 2 + sum(1 for m in plan["moves"] if name in (m["from"], m["to"]))
+    if abs(s["free_after"] - (s["free_before"] + delta)) > n * round_err:
+        bad.append("%s: free after %d, expected %d + %d" % (name, s["free_after"],
+                   s["free_before"], delta))
+if plan["nmoves"] != len(plan["moves"]):
+    bad.append("%s moves announced, %d in the table" % (plan["nmoves"], len(plan["moves"])))
+if abs(plan["bytes"] - sum(m["bytes"] for m in plan["moves"])) > (2 + len(plan["moves"])) * round_err:
+    bad.append("%s bytes announced, the moves add up to %d" %
+               (plan["bytes"], sum(m["bytes"] for m in plan["moves"])))
+for b in bad:
+    print("plan: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+}
+
+# pyjson FILE EXPR: evaluate EXPR with "doc" the JSON document in FILE; print it.
+pyjson() {
+	python3 -c 'import json, sys
+doc = json.load(open(sys.argv[1]))
+r = eval(sys.argv[2])
+print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)' "$1" "$2"
+}
