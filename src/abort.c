@@ -189,16 +189,30 @@ static const char *original_format(const struct sm_jobctx *c, size_t i)
 	return c->plans[i].images[0].format;
 }
 
+static const char *original_backing(const struct sm_jobctx *c, size_t i)
+{
+	return c->plans[i].nimages > 1 ? c->plans[i].images[1].src : c->plans[i].kept;
+}
+
+/* After a stream the domain runs on the overlay, unless the disk never got
+ * one (the job stopped before the snapshot). */
 static const char *overlay_path(const struct sm_jobctx *c, size_t i)
 {
-	return c->plans[i].src_overlay;
+	return c->state[i] == SM_DISK_PLANNED ? original_path(c, i) : c->plans[i].src_overlay;
 }
 
 static const char *overlay_format(const struct sm_jobctx *c, size_t i)
 {
-	(void)c;
-	(void)i;
-	return "qcow2";
+	return c->state[i] == SM_DISK_PLANNED ? original_format(c, i) : "qcow2";
+}
+
+/* What the overlay's header points at after a stream: the image below the
+ * original active one. */
+static const char *overlay_backing(const struct sm_jobctx *c, size_t i)
+{
+	if (c->state[i] == SM_DISK_PLANNED)
+		return c->plans[i].nimages > 1 ? c->plans[i].images[1].src : c->plans[i].kept;
+	return stream_base(&c->plans[i]);
 }
 
 /* Remove every file the job created that the domain no longer uses. */
@@ -235,15 +249,21 @@ static void print_outcome(const struct undo *u)
 	fprintf(sm_human(), "aborted job %lld of domain %s\n", c->job, c->domain_name);
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
+		bool streamed = u->via == SM_ABORT_STREAM && c->state[i] != SM_DISK_PLANNED;
+		const char *sep = "";
 
 		fprintf(sm_human(), "  %s now:", p->target);
-		if (u->via == SM_ABORT_STREAM)
-			fprintf(sm_human(), " %s (qcow2, the original image streamed into it) <-", p->src_overlay);
-		for (size_t k = u->via == SM_ABORT_STREAM ? 1 : 0; k < p->nimages; k++)
-			fprintf(sm_human(), "%s %s (%s)", k > (u->via == SM_ABORT_STREAM ? 1u : 0u) ? " <-" : "",
-			       p->images[k].src, p->images[k].format);
+		if (streamed) {
+			fprintf(sm_human(), " %s (qcow2, the original image streamed into it)",
+				p->src_overlay);
+			sep = " <-";
+		}
+		for (size_t k = streamed ? 1 : 0; k < p->nimages; k++) {
+			fprintf(sm_human(), "%s %s (%s)", sep, p->images[k].src, p->images[k].format);
+			sep = " <-";
+		}
 		if (p->kept)
-			fprintf(sm_human(), " <- %s (%s)", p->kept, p->kept_format);
+			fprintf(sm_human(), "%s %s (%s)", sep, p->kept, p->kept_format);
 		fprintf(sm_human(), "\n");
 	}
 }
@@ -259,7 +279,8 @@ static int run_abort(struct undo *u)
 		sm_crash_point("abort:disk");
 	}
 	if (sm_job_define(c, stream ? overlay_path : original_path,
-			  stream ? overlay_format : original_format) < 0)
+			  stream ? overlay_format : original_format,
+			  stream ? overlay_backing : original_backing) < 0)
 		return -1;
 	return remove_created(u);
 }

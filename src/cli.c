@@ -124,9 +124,9 @@ void sm_cli_emit_refused(void)
 
 void sm_cli_print_next_steps(long long job)
 {
-	fprintf(stderr, "snapmove: job %lld stopped; the domain runs on a consistent chain.\n"
+	fprintf(stderr, "snapmove: job %lld stopped; 'snapmove status %lld' shows where each "
+		"disk is.\n"
 		"  finish it:  snapmove resume %lld\n"
-		"  undo it:    snapmove abort %lld\n"
-		"  details:    snapmove status %lld\n", job, job, job, job);
+		"  undo it:    snapmove abort %lld\n", job, job, job, job);
 }
 

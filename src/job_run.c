@@ -48,6 +48,7 @@ void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans)
 	c->committing = sm_xcalloc(nplans, sizeof(*c->committing));
 	c->failed = sm_xcalloc(nplans, sizeof(*c->failed));
 	c->sync_mode = sm_xcalloc(nplans, sizeof(*c->sync_mode));
+	c->pivoting = sm_xcalloc(nplans, sizeof(*c->pivoting));
 	c->parallel = 1;
 	c->converge_timeout = 30;
 }
@@ -85,6 +86,7 @@ void sm_jobctx_release(struct sm_jobctx *c)
 		free(c->failed[i]);
 	free(c->failed);
 	free(c->sync_mode);
+	free(c->pivoting);
 	free(c->domain_name);
 	free(c->dest);
 	sm_domain_disks_release(&c->live);
@@ -276,8 +278,27 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 
 	if (ours_exists(c, p->dst_overlay, &exists) < 0)
 		return -1;
-	if (exists && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
+	if (exists && c->pivoting[i]) {
+		/* A pivot was under way when snapmove stopped: if it happened, this
+		 * overlay got the guest's writes since.  Keep it. */
+		SM_AUTOFREE char *kept = sm_xasprintf("%s.kept", p->dst_overlay);
+
+		if (rename(p->dst_overlay, kept) < 0) {
+			sm_error("cannot keep '%s' aside: %s", p->dst_overlay, strerror(errno));
+			return -1;
+		}
+		sm_job_file(c, kept, "kept_overlay", "created");
+		sm_progress_say(c->pr, "warning: %s: a pivot was under way when snapmove stopped "
+				"and the domain now runs on the source overlay; the destination "
+				"overlay, which may hold writes made after that pivot, is kept as "
+				"'%s'", p->target, kept);
+		sm_event_warning(c->job, p->target, "a destination overlay that may hold writes "
+				 "was kept aside");
+		c->pivoting[i] = false;
+		sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
+	} else if (exists && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) {
 		return -1;
+	}
 	if (sm_job_file(c, p->dst_overlay, "dst_overlay", "creating") < 0 ||
 	    sm_image_create(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
 			    p->images[0].dst_format) < 0)
@@ -701,6 +722,9 @@ static int phase_pivot(struct sm_jobctx *c)
 
 		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED))
 			continue;
+		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, true) < 0)
+			return -1;
+		c->pivoting[i] = true;
 		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0) {
 			disk_fail(c, i);
 			continue;
@@ -708,8 +732,13 @@ static int phase_pivot(struct sm_jobctx *c)
 		c->mirroring[i] = false;
 		c->acted = true;
 		sm_crash_point("pivot:unjournaled");
-		if (sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
+		if (SM_JOURNAL_TX(c->j, sm_journal_disk_set_state(c->j, c->job, p->target,
+								  SM_DISK_PIVOTED, NULL) < 0 ||
+				  sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0
+				  ? -1 : 0) < 0)
 			return -1;
+		c->state[i] = SM_DISK_PIVOTED;
+		c->pivoting[i] = false;
 	}
 	return 0;
 }
@@ -781,7 +810,8 @@ static int phase_collapse(struct sm_jobctx *c)
 /* ---- finalize ---- */
 
 int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jobctx *, size_t),
-		  const char *(*format_of)(const struct sm_jobctx *, size_t))
+		  const char *(*format_of)(const struct sm_jobctx *, size_t),
+		  const char *(*backing_of)(const struct sm_jobctx *, size_t))
 {
 	struct sm_define_disk *defs = sm_xcalloc(c->nplans, sizeof(*defs));
 	int rewritten = 0, ret = 0;
@@ -790,6 +820,8 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
 		defs[i].target = c->plans[i].target;
 		defs[i].path = path_of(c, i);
 		defs[i].format = format_of(c, i);
+		defs[i].check_backing = backing_of != NULL;
+		defs[i].backing = backing_of ? backing_of(c, i) : NULL;
 	}
 	if (c->persistent && c->dom)
 		ret = sm_define_sync(sm_virt_conn(c->v), c->dom, defs, c->nplans, &rewritten);
@@ -818,7 +850,7 @@ static const char *define_format(const struct sm_jobctx *c, size_t i)
 
 static int phase_finalize(struct sm_jobctx *c)
 {
-	if (sm_job_define(c, define_path, define_format) < 0)
+	if (sm_job_define(c, define_path, define_format, NULL) < 0)
 		return -1;
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];

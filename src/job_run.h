@@ -58,6 +58,7 @@ struct sm_jobctx {
 	bool *committing;              /* an active commit runs */
 	char **failed;                 /* per disk: why it stopped, NULL while fine */
 	bool *sync_mode;               /* per disk: its mirror is write-blocking */
+	bool *pivoting;                /* per disk: a pivot may have happened unjournaled */
 	/* The convergence watch of the current wait (phase sync). */
 	bool watching;
 	bool stalled;
@@ -101,9 +102,11 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
 /* Create the missing destination images of disk i. */
 int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i);
-/* Make the persistent definition name, for each disk, path_of(c, i). */
+/* Make the persistent definition name, for each disk, path_of(c, i) (and,
+ * with backing_of, no recorded backing image other than backing_of(c, i)). */
 int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jobctx *, size_t),
-		  const char *(*format_of)(const struct sm_jobctx *, size_t));
+		  const char *(*format_of)(const struct sm_jobctx *, size_t),
+		  const char *(*backing_of)(const struct sm_jobctx *, size_t));
 /* The active image a disk ends on after a completed move. */
 const char *sm_job_final_path(const struct sm_jobctx *c, size_t i);
 const char *sm_job_final_format(const struct sm_jobctx *c, size_t i);

@@ -455,6 +455,13 @@ static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state 
 		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now, now, job_id);
 }
 
+int sm_journal_disk_set_pivoting(struct sm_journal *j, long long job_id, const char *target,
+				  bool on)
+{
+	return IN_TX(j, run(j, "UPDATE disk SET pivoting = ? WHERE job_id = ? AND target = ?",
+			    "iis", (long long)on, job_id, target));
+}
+
 int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
 				    bool on)
 {
@@ -796,6 +803,7 @@ static void fill_disk(sqlite3_stmt *st, void *p)
 	r->plan.kept_format = col_text(st, 8);
 	r->plan.kept_user = col_text(st, 9);
 	r->plan.flat = sqlite3_column_int(st, 10);
+	r->pivoting = sqlite3_column_int(st, 11);
 }
 
 static void fill_image(sqlite3_stmt *st, void *p)
@@ -817,7 +825,7 @@ int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_
 			 size_t *n)
 {
 	if (collect(j, prepare(j, "SELECT target, state, src_overlay, dst_overlay, error, "
-			       "virtual_size, sync_writes, kept, kept_format, kept_user, flat FROM disk WHERE job_id = ? ORDER BY target", "i",
+			       "virtual_size, sync_writes, kept, kept_format, kept_user, flat, pivoting FROM disk WHERE job_id = ? ORDER BY target", "i",
 			       job_id),
 		    sizeof(**out), fill_disk, (void **)out, n) < 0)
 		return -1;

@@ -53,6 +53,7 @@ struct sm_disk_row {
 	char *dst_overlay;
 	char *error;
 	bool sync_writes;          /* its mirror runs in write-blocking mode */
+	bool pivoting;             /* a pivot was asked for and not yet journaled */
 	struct sm_plan_disk plan;  /* images and paths as journaled */
 };
 
@@ -104,6 +105,10 @@ int sm_journal_image_set_state(struct sm_journal *j, long long job_id, const cha
 			       unsigned long long bytes_copied);
 int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
 			  const char *error);
+/* A pivot of the disk is under way (set before asking libvirt, cleared once
+ * the pivot is journaled). */
+int sm_journal_disk_set_pivoting(struct sm_journal *j, long long job_id, const char *target,
+				 bool on);
 /* The disk's mirror was (re)started in write-blocking mode. */
 int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
 				    bool on);

@@ -122,6 +122,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 		memset(&disks[i].plan, 0, sizeof(disks[i].plan));
 		c->state[i] = s < 0 ? SM_DISK_PLANNED : (enum sm_disk_state)s;
 		c->sync_mode[i] = disks[i].sync_writes;
+		c->pivoting[i] = disks[i].pivoting;
 	}
 	sm_disk_rows_free(disks, n);
 
@@ -183,6 +184,11 @@ int sm_reconcile(struct sm_jobctx *c)
 					sm_disk_state_name(o.state));
 		c->mirroring[i] = o.mirroring;
 		c->committing[i] = o.committing;
+		if (c->pivoting[i] && d && o.state >= SM_DISK_PIVOTED) {
+			c->pivoting[i] = false;
+			if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)
+				goto cleanup;
+		}
 		if (sm_job_disk_state(c, i, o.state) < 0)
 			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */

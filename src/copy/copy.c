@@ -148,7 +148,7 @@ static void write_error(const struct copier *c)
 {
 	if (errno == ENOSPC || errno == EDQUOT)
 		sm_error("the destination is full while copying '%s' to '%s'; free space "
-			 "there, then move again", c->req->src, c->req->dst);
+			 "there, then resume the job ('snapmove resume')", c->req->src, c->req->dst);
 	else
 		sm_error("cannot write '%s': %s", c->req->dst, strerror(errno));
 }

@@ -94,6 +94,10 @@ static int count_stale(const char *xml, const struct sm_define_disk *disks, size
 		if (!d || d->nchain == 0 || !sm_str_eq(d->chain[0].path, disks[i].path) ||
 		    !sm_str_eq(d->chain[0].format, disks[i].format))
 			stale++;
+		/* A <backingStore> libvirt recorded must not name the old chain. */
+		else if (disks[i].check_backing && d->nchain > 1 &&
+			 !sm_str_eq(d->chain[1].path, disks[i].backing))
+			stale++;
 	}
 	sm_domain_disks_release(&parsed);
 	return stale;

@@ -6,12 +6,15 @@
 #define SM_DEFINE_H
 
 #include <libvirt/libvirt.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sm_define_disk {
 	const char *target;
 	const char *path;    /* active image the definition must name */
 	const char *format;
+	bool check_backing;  /* a recorded <backingStore> must name backing */
+	const char *backing; /* the image below path, NULL for none */
 };
 
 /* Rewrite <source file>, <driver type> and drop stale <backingStore> of each
