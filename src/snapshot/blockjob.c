@@ -153,6 +153,17 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 				continue;
 			status = sm_virt_job_event_status(v, targets[i]);
 			if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
+				/* An old event outlives a job lost since (domain destroyed,
+				 * libvirtd restarted): the job must still be there. */
+				int rc = sm_blockjob_running(dom, targets[i]);
+
+				if (rc < 0)
+					goto cleanup;
+				if (rc == 0) {
+					sm_error("the block job on disk '%s' is gone (was the domain "
+						 "shut down or the job cancelled?)", targets[i]);
+					goto cleanup;
+				}
 				ready[i] = true;
 				nready++;
 				continue;
