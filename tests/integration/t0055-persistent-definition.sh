@@ -133,7 +133,8 @@ case_offline_resume() {
 	write_flush vdb 0x35 5M
 	virsh -q destroy "$DOM" >/dev/null
 	expect_exit 0 sm resume 1
-	assert_contains "$T/err" "domain '$DOM' is not running: finishing the move offline"
+	assert_contains "$T/err" "domain '$DOM' is not running: "
+	grep -q "offline" "$T/err" || { cat "$T/err" >&2; fail "the resume does not say it works offline"; }
 	assert_contains "$T/out" "finished job 1 of domain $DOM"
 	assert_eq "$(virsh domstate "$DOM")" "shut off" "domain state after the offline resume"
 	assert_eq "$(ls "$C/dst" | tr '\n' ' ')" "b.img base.raw top.qcow2 " "files moved"
