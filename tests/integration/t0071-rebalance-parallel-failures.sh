@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# 'snapmove rebalance' running its moves: --max-parallel 2 runs two at once
+# (never more), each with its share of --bandwidth, all done; a move that
+# fails (a test hook fails one domain's copy) does not stop the others, the
+# rebalance says which failed and exits 1, and --resume finishes it with the
+# same job; --stop-on-error starts nothing after the first failure, and
+# --resume goes on from there.  Four running domains, one disk each, drained
+# from one storage to another and back; every guest's data is checked at the
+# end.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/rebalance-lib.sh"
+
+rb_storages s1:300M s2:400M s3:500M
+S1=$T/s1 S2=$T/s2 S3=$T/s3
+DOMS=()
+# Sizes differ so the drain order (largest first) is known: p1, p2, p3, p4.
+for x in 1:24 2:20 3:16 4:12; do
+	dom=$(dom_name "p${x%%:*}")
+	DOMS+=("$dom")
+	new_image "$S1/p${x%%:*}.qcow2" qcow2 128M "0x${x%%:*}${x%%:*}" 0 "${x#*:}M"
+	make_domain "$dom" transient "vda:$S1/p${x%%:*}.qcow2:qcow2"
+	guest_write "$dom" vda 0xee 100M 64k
+done
+P1=${DOMS[0]} P2=${DOMS[1]}
+sm list >/dev/null   # the journal, for the queries before the first rebalance
+
+# The test hook fails the copy of the domain named in $T/victim (if any).
+cat >"$T/hook" <<HOOK
+#!/bin/bash
+[ "\$1" = copy ] && [ -s '$T/victim' ] || exit 0
+dom=\$(sqlite3 -batch -cmd '.timeout 10000' '$DB' "SELECT domain_name FROM job WHERE id = \$2")
+if [ "\$dom" = "\$(cat '$T/victim')" ]; then
+	echo "test hook fails the copy of \$dom" >&2
+	exit 1
+fi
+HOOK
+chmod 755 "$T/hook"
+export SNAPMOVE_TEST_HOOK=$T/hook
+
+# all_on DIR: every domain runs from DIR.
+all_on() {
+	local dom
+	for dom in "${DOMS[@]}"; do
+		[ "$(dirname "$(top_image "$dom" vda)")" = "$1" ] ||
+			fail "$dom runs from $(top_image "$dom" vda), not from $1"
+	done
+}
+
+# The moves of the last rebalance: "seq domain state job" lines.
+last_moves() {
+	rb_sql "SELECT seq, domain, state, coalesce(job_id, 0) FROM rebalance_move WHERE
+		rebalance_id = (SELECT max(id) FROM rebalance) ORDER BY seq" | tr '|' ' '
+}
+
+case_parallel() {
+	local jobs0
+	jobs0=$(rb_sql 'SELECT count(*) FROM job')
+	expect_exit 0 sm rebalance --storage "$S1" --storage "$S3" --drain "$S1" \
+		--max-parallel 2 --bandwidth 16
+	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	all_on "$S3"
+	assert_eq "$(ls -A "$S1")" "" "what is left on s1"
+	assert_eq "$(rb_sql "SELECT max_parallel, bandwidth_mib FROM rebalance")" "2|16" \
+		"the rebalance's options in the journal"
+	# Each move got half of the 16 MiB/s.
+	assert_eq "$(rb_sql "SELECT group_concat(DISTINCT bandwidth_mib) FROM job WHERE id > $jobs0")" \
+		8 "each job's bandwidth"
+	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0 AND state = 'done'")" 4 \
+		"done jobs"
+	# From the journal: at most two jobs ran at any time, and two did at once.
+	rb_sql "SELECT created_at, finished_at FROM job WHERE id > $jobs0" | python3 -c '
+import sys
+spans = [tuple(map(float, l.split("|"))) for l in sys.stdin if l.strip()]
+most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+sys.exit(0 if most == 2 else "%d jobs ran at once at most, expected 2: %s" % (most, spans))' ||
+		fail "jobs at once"
+}
+run_case "--max-parallel 2 --bandwidth 16: two at once, 8 MiB/s each, all done" case_parallel
+
+case_one_fails() {
+	local job
+	echo "$P2" >"$T/victim"
+	expect_exit 1 sm rebalance --storage "$S3" --storage "$S2" --drain "$S3" --max-parallel 2
+	assert_contains "$T/err" "$P2 vda: FAILED"
+	assert_contains "$T/err" "3 of 4 moves done, 1 failed"
+	assert_contains "$T/err" "snapmove rebalance --resume"
+	last_moves >"$T/moves"
+	assert_eq "$(awk '{ print $2, $3 }' "$T/moves" | sort)" \
+		"$(printf '%s done\n' "${DOMS[@]}" | sed "s/^$P2 done/$P2 failed/" | sort)" \
+		"the moves' states"
+	assert_eq "$(rb_sql "SELECT state FROM rebalance WHERE id = (SELECT max(id) FROM rebalance)")" \
+		failed "the rebalance's state"
+	rb_sql "SELECT error FROM rebalance_move WHERE domain = '$P2' AND
+		rebalance_id = (SELECT max(id) FROM rebalance)" >"$T/error"
+	assert_contains "$T/error" "exit 1"
+	assert_contains "$T/error" "test hook fails the copy"
+	assert_contains "$T/error" ".rebalance-"
+	for dom in "${DOMS[@]}"; do
+		[ "$dom" = "$P2" ] && continue
+		[ "$(dirname "$(top_image "$dom" vda)")" = "$S2" ] || fail "$dom is not on s2"
+	done
+	job=$(awk -v d="$P2" '$2 == d { print $4 }' "$T/moves")
+	[ "$job" -gt 0 ] || fail "no job recorded for the failed move"
+	assert_eq "$(rb_sql "SELECT state FROM job WHERE id = $job")" failed "the failed job"
+	# The cause gone, --resume resumes that job and finishes the rebalance.
+	: >"$T/victim"
+	expect_exit 0 sm rebalance --resume
+	assert_contains "$T/err" "resuming its job"
+	all_on "$S2"
+	assert_eq "$(rb_sql "SELECT state FROM job WHERE id = $job")" done "the resumed job"
+	assert_eq "$(jobs_of "$P2" vda)" 2 "jobs of $P2 (one per rebalance)"
+	assert_eq "$(last_moves | awk '{ print $3 }' | sort -u)" done "the moves' states after --resume"
+	assert_eq "$(rb_sql "SELECT state FROM rebalance WHERE id = (SELECT max(id) FROM rebalance)")" \
+		done "the rebalance's state after --resume"
+	expect_exit 3 sm rebalance --resume
+	assert_contains "$T/err" "no unfinished rebalance"
+	# The resumed move deleted its source too, as every move of a rebalance
+	# does (the plan counts on the space).
+	assert_eq "$(ls -A "$S3")" "" "what is left on s3 after --resume"
+}
+run_case "one move fails, the others finish; --resume finishes it" case_one_fails
+
+case_stop_on_error() {
+	local jobs0
+	jobs0=$(rb_sql 'SELECT count(*) FROM job')
+	echo "$P1" >"$T/victim"   # the largest: the first move
+	expect_exit 1 sm rebalance --storage "$S2" --storage "$S1" --drain "$S2" --stop-on-error
+	assert_contains "$T/err" "$P1 vda: FAILED"
+	assert_contains "$T/err" "0 of 4 moves done, 1 failed"
+	assert_eq "$(last_moves | awk '{ print $1, $3 }' | tr '\n' ' ')" \
+		"1 failed 2 planned 3 planned 4 planned " "the moves after --stop-on-error"
+	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0")" 1 "jobs started"
+	for dom in "${DOMS[@]:1}"; do
+		[ "$(dirname "$(top_image "$dom" vda)")" = "$S2" ] || fail "$dom moved after the failure"
+	done
+	: >"$T/victim"
+	expect_exit 0 sm rebalance --resume
+	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	all_on "$S1"
+	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0")" 4 "jobs after --resume"
+	assert_eq "$(ls -A "$S2")" "" "what is left on s2 after --resume"
+}
+run_case "--stop-on-error starts nothing after a failure; --resume goes on" case_stop_on_error
+
+case_data() {
+	local i=1 dom
+	for dom in "${DOMS[@]}"; do
+		live_chain "$dom" vda >"$T/chain.$i"
+		virsh -q destroy "$dom" >/dev/null
+		read -r top fmt <"$T/chain.$i"
+		assert_eq "$(wc -l <"$T/chain.$i")" 1 "images in $dom's chain"
+		check_pattern "$top" "$fmt" "0x$i$i" 0 "$(((7 - i) * 4))M"
+		check_pattern "$top" "$fmt" 0xee 100M 64k
+		i=$((i + 1))
+	done
+}
+run_case "every guest's data is intact" case_data
+
+cases_done
