@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# An interrupted 'snapmove rebalance' and '--resume', four running domains
+# drained from one storage to the next three times:
+#  - SIGINT to the rebalance while its second move runs: that move finishes,
+#    no other starts, exit 5; '--resume' runs the other two with the
+#    rebalance's own --bandwidth share and skips the moves already done;
+#  - Ctrl-C (SIGINT to the whole process group): the same, as the rebalance
+#    means its children to ignore SIGINT;
+#  - SIGKILL: the move in flight (a child process) finishes alone, and
+#    '--resume' finds it done in the journal.
+# No move runs twice (one job per disk and rebalance), sources are deleted,
+# and every guest's data is intact.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/rebalance-lib.sh"
+
+rb_storages s1:300M s2:400M s3:500M
+S1=$T/s1 S2=$T/s2 S3=$T/s3
+DOMS=()
+for x in 1:24 2:20 3:16 4:12; do
+	dom=$(dom_name "p${x%%:*}")
+	DOMS+=("$dom")
+	new_image "$S1/p${x%%:*}.qcow2" qcow2 128M "0x${x%%:*}${x%%:*}" 0 "${x#*:}M"
+	make_domain "$dom" transient "vda:$S1/p${x%%:*}.qcow2:qcow2"
+	guest_write "$dom" vda 0xee 100M 64k
+done
+sm list >/dev/null   # the journal, for the queries before the first rebalance
+
+# wait_for SQL WANT SECONDS: poll the journal until SQL gives WANT.
+wait_for() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[ "$(sqlite3 -batch -cmd '.timeout 5000' "$DB" "$1" 2>/dev/null)" = "$2" ] && return 0
+		sleep 0.1
+	done
+	fail "waited $3 s for '$1' to give '$2'; it gives '$(rb_sql "$1")'"
+}
+
+# moves_of ID: "seq domain state job" for each move of rebalance ID.
+moves_of() {
+	rb_sql "SELECT seq, domain, state, coalesce(job_id, 0) FROM rebalance_move WHERE
+		rebalance_id = $1 ORDER BY seq" | tr '|' ' '
+}
+
+# start_rebalance FILE ARGS...: a rebalance in the background, in a session of
+# its own (so that a signal to its process group is what a terminal's Ctrl-C
+# sends: to the rebalance and to its child moves); sets PID.
+start_rebalance() {
+	local out=$1
+	shift
+	setsid "$SNAPMOVE" --db "$DB" rebalance "$@" >"$out.out" 2>"$out.err" &
+	PID=$!
+}
+
+# wait_second_move ID JOBS0: until the second move of rebalance ID runs and
+# its job (a job after JOBS0) exists.
+wait_second_move() {
+	wait_for "SELECT count(*) FROM rebalance_move m JOIN job ON job.domain_name = m.domain
+		WHERE m.rebalance_id = $1 AND m.seq = 2 AND m.state = 'running' AND
+		job.state = 'running' AND job.id > $2" 1 30
+}
+
+# all_on DIR: every domain runs from DIR, one image each.
+all_on() {
+	local dom
+	for dom in "${DOMS[@]}"; do
+		[ "$(dirname "$(top_image "$dom" vda)")" = "$1" ] ||
+			fail "$dom runs from $(top_image "$dom" vda), not from $1"
+	done
+}
+
+# SIGINT to the rebalance alone while its second move runs: that move
+# finishes, no other starts, exit 5; --resume runs the other two.
+case_sigint() {
+	local rc=0 id jobs0
+	jobs0=$(rb_sql "SELECT count(*) FROM job")
+	start_rebalance "$T/r1" --storage "$S1" --storage "$S2" --drain "$S1" --max-parallel 1 \
+		--bandwidth 6
+	wait_for "SELECT count(*) FROM rebalance WHERE state = 'running'" 1 10
+	id=$(rb_sql "SELECT max(id) FROM rebalance")
+	wait_second_move "$id" "$jobs0"
+	kill -INT "$PID"
+	wait "$PID" || rc=$?
+	assert_eq "$rc" 5 "exit status of the interrupted rebalance"
+	assert_contains "$T/r1.err" "interrupted: 'snapmove rebalance --resume' goes on"
+	moves_of "$id" >"$T/moves.1"
+	# The move in flight finished; nothing started after it.
+	assert_eq "$(awk '{ print $1, $3 }' "$T/moves.1" | tr '\n' ' ')" \
+		"1 done 2 done 3 planned 4 planned " "the moves after SIGINT"
+	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0")" 2 "jobs after SIGINT"
+	for i in 0 1; do
+		[ "$(dirname "$(top_image "${DOMS[i]}" vda)")" = "$S2" ] || fail "${DOMS[i]} is not on s2"
+	done
+	for i in 2 3; do
+		[ "$(dirname "$(top_image "${DOMS[i]}" vda)")" = "$S1" ] || fail "${DOMS[i]} left s1"
+	done
+	assert_eq "$(rb_sql "SELECT state FROM rebalance WHERE id = $id")" failed \
+		"the interrupted rebalance's state"
+
+	expect_exit 0 sm rebalance --resume
+	assert_contains "$T/err" "resuming rebalance $id"
+	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	moves_of "$id" >"$T/moves.2"
+	assert_eq "$(awk '{ print $3 }' "$T/moves.2" | sort -u)" done "the moves after --resume"
+	# The moves done before kept their jobs; none ran twice.
+	assert_eq "$(head -n2 "$T/moves.2")" "$(head -n2 "$T/moves.1")" "the first two moves"
+	for dom in "${DOMS[@]}"; do
+		assert_eq "$(jobs_of "$dom" vda)" 1 "jobs of $dom"
+	done
+	all_on "$S2"
+	assert_eq "$(ls -A "$S1")" "" "what is left on s1"
+	assert_eq "$(rb_sql "SELECT state FROM rebalance WHERE id = $id")" done \
+		"the resumed rebalance's state"
+	# The resumed moves keep the rebalance's --bandwidth (recorded in the
+	# journal), as the first two did.
+	assert_eq "$(rb_sql "SELECT group_concat(bandwidth_mib, ' ') FROM (SELECT bandwidth_mib
+		FROM job WHERE id > $jobs0 ORDER BY id)")" "6 6 6 6" \
+		"each job's bandwidth (--bandwidth 6, one at a time)"
+}
+run_case "SIGINT to the rebalance during its second move, then --resume" case_sigint
+
+# Ctrl-C reaches the whole process group: the rebalance means to decide when
+# to stop (its children ignore SIGINT), so the move in flight still finishes.
+case_ctrl_c() {
+	local rc=0 id jobs0
+	jobs0=$(rb_sql "SELECT count(*) FROM job")
+	start_rebalance "$T/r2" --storage "$S2" --storage "$S3" --drain "$S2" --bandwidth 6
+	wait_for "SELECT count(*) FROM rebalance WHERE state = 'running'" 1 10
+	id=$(rb_sql "SELECT max(id) FROM rebalance")
+	wait_second_move "$id" "$jobs0"
+	kill -INT -- "-$PID"
+	wait "$PID" || rc=$?
+	moves_of "$id" >"$T/moves.3"
+	# Whatever happened, --resume brings every disk over.
+	expect_exit 0 sm rebalance --resume
+	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	all_on "$S3"
+	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0")" 4 \
+		"jobs of the rebalance (one per disk)"
+	assert_eq "$rc" 5 "exit status of the interrupted rebalance"
+	assert_eq "$(awk '{ print $1, $3 }' "$T/moves.3" | tr '\n' ' ')" \
+		"1 done 2 done 3 planned 4 planned " \
+		"the moves after Ctrl-C (the rebalance says: $(tail -n3 "$T/r2.err"))"
+	assert_eq "$(ls -A "$S2")" "" "what is left on s2"
+}
+run_case "Ctrl-C (SIGINT to the process group) during the second move, then --resume" case_ctrl_c
+
+case_sigkill() {
+	local rc=0 id jobs0 job
+	jobs0=$(rb_sql "SELECT count(*) FROM job")
+	start_rebalance "$T/r3" --storage "$S3" --storage "$S1" --drain "$S3" --bandwidth 6
+	wait_for "SELECT count(*) FROM rebalance WHERE state = 'running'" 1 10
+	id=$(rb_sql "SELECT max(id) FROM rebalance")
+	wait_second_move "$id" "$jobs0"
+	kill -KILL "$PID"
+	wait "$PID" || rc=$?
+	assert_eq "$rc" 137 "exit status of the killed rebalance"
+	job=$(rb_sql "SELECT max(id) FROM job")
+	# Its child goes on alone and finishes the move.
+	wait_for "SELECT state FROM job WHERE id = $job" done 60
+	moves_of "$id" >"$T/moves.3"
+	assert_eq "$(awk '{ print $1, $3 }' "$T/moves.3" | tr '\n' ' ')" \
+		"1 done 2 running 3 planned 4 planned " "the journal after SIGKILL"
+
+	expect_exit 0 sm rebalance --resume
+	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	moves_of "$id" >"$T/moves.4"
+	assert_eq "$(awk '{ print $3 }' "$T/moves.4" | sort -u)" done "the moves after --resume"
+	assert_eq "$(awk '$1 == 2 { print $4 }' "$T/moves.4")" "$job" "the second move's job"
+	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0")" 4 \
+		"jobs of this rebalance (one per disk)"
+	all_on "$S1"
+	assert_eq "$(ls -A "$S3")" "" "what is left on s3"
+}
+run_case "SIGKILL during the second move, its child finishes, then --resume" case_sigkill
+
+case_data() {
+	local i=1 dom
+	for dom in "${DOMS[@]}"; do
+		live_chain "$dom" vda >"$T/chain.$i"
+		virsh -q destroy "$dom" >/dev/null
+		read -r top fmt <"$T/chain.$i"
+		assert_eq "$(wc -l <"$T/chain.$i")" 1 "images in $dom's chain"
+		check_pattern "$top" "$fmt" "0x$i$i" 0 "$(((7 - i) * 4))M"
+		check_pattern "$top" "$fmt" 0xee 100M 64k
+		i=$((i + 1))
+	done
+}
+run_case "every guest's data is intact" case_data
+
+cases_done
