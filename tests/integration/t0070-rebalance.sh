@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # 'snapmove rebalance' over three storages (tmpfs of 300, 400 and 500 MiB)
 # and four running domains whose disks hold 4 to 200 MiB of data, two of
-# them overlays over one shared raw template: a dry run (human and --json)
-# explains the plan against statvfs and changes nothing; impossible goals
-# are refused, naming the storage, before anything moves; --target-free
-# leaves every storage at its share with the bytes the plan said; a drain
-# empties the storage of all but the shared template, every VM runs from
-# where the plan said with all its data, and each move is one done job.
+# them overlays over one shared raw template, and a fifth whose disk's chain
+# spans two storages: a dry run (human and --json, a storage named by its
+# pool) explains the plan against statvfs and changes nothing; impossible
+# goals are refused, naming the storage (and the disk), before anything
+# moves; --target-free leaves every storage at its share with the bytes the
+# plan said; a drain empties the storage of all but the shared template,
+# every VM runs from where the plan said with all its data, and each move is
+# one done job.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/rebalance-lib.sh"
 
@@ -23,17 +25,27 @@ new_overlay "$S1/c-vda.qcow2" "$S1/tmpl.raw" raw 0xc1 32M 4M
 new_image "$S3/c-vdb.qcow2" qcow2 128M 0xc2 0 25M
 new_overlay "$S1/d-vda.qcow2" "$S1/tmpl.raw" raw 0xd1 32M 6M
 new_image "$S2/d-vdb.qcow2" qcow2 128M 0xd2 0 20M
+new_image "$S3/e-base.raw" raw 32M 0xe1 0 2M
+new_overlay "$S2/e-vda.qcow2" "$S3/e-base.raw" raw 0xe2 4M 1M
 make_domain "$A" transient "vda:$S1/a-vda.qcow2:qcow2" "vdb:$S2/a-vdb.qcow2:qcow2"
 make_domain "$B" transient "vda:$S1/b-vda.raw:raw" "vdb:$S3/b-vdb.qcow2:qcow2"
 make_domain "$C" transient "vda:$S1/c-vda.qcow2:qcow2" "vdb:$S3/c-vdb.qcow2:qcow2"
 make_domain "$D" transient "vda:$S1/d-vda.qcow2:qcow2" "vdb:$S2/d-vdb.qcow2:qcow2"
+E=$(dom_name e)
+make_domain "$E" transient "vda:$S2/e-vda.qcow2:qcow2"
+# s3 is also the dir pool $POOL.
+POOL=smt-0070-$$
+virsh -q pool-define-as "$POOL" dir --target "$S3" >/dev/null
+defer "virsh -q pool-destroy '$POOL'; virsh -q pool-undefine '$POOL'"
+virsh -q pool-start "$POOL" >/dev/null
 # What the guests wrote live, before any rebalance: 64k of 0xee past the data.
-DISKS="$A:vda $A:vdb $B:vda $B:vdb $C:vda $C:vdb $D:vda $D:vdb"
+DISKS="$A:vda $A:vdb $B:vda $B:vdb $C:vda $C:vdb $D:vda $D:vdb $E:vda"
 live_off() {  # DOM:TARGET
 	case "$1" in
 	"$B:vda") echo 60M ;;
 	"$B:vdb") echo 300M ;;
 	"$C:vda" | "$D:vda") echo 50M ;;
+	"$E:vda") echo 20M ;;
 	*) echo 100M ;;
 	esac
 }
@@ -74,7 +86,9 @@ case_json_dry_run() {
 		'["bytes", "dry_run", "moves", "not_movable", "storages"]' "document keys"
 	assert_eq "$(pyjson "$T/plan.json" '" ".join(sorted(m["domain"] + ":" + m["disk"] for m in doc["moves"]))')" \
 		"$A:vda $B:vda $C:vda $D:vda" "the disks a drain of s1 moves"
-	assert_eq "$(pyjson "$T/plan.json" 'doc["not_movable"]')" "[]" "not movable"
+	assert_eq "$(pyjson "$T/plan.json" '[(u["domain"], u["disk"]) for u in doc["not_movable"]]')" \
+		"[[\"$E\", \"vda\"]]" "not movable"
+	assert_contains "$T/plan.json" "its chain spans several file systems"
 	# Each move's bytes are the allocated bytes of what moves: the overlays of
 	# C and D, not the template they share.
 	for x in "$A a-vda.qcow2" "$B b-vda.raw" "$C c-vda.qcow2" "$D d-vda.qcow2"; do
@@ -121,6 +135,14 @@ if bad:
     print("\n".join(bad), file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
+	# A storage named by its pool: the same plan, under the pool's name.
+	expect_exit 0 sm --json rebalance --storage "$S1" --storage "$S2" --storage "$POOL" \
+		--drain "$S1" --dry-run
+	assert_eq "$(pyjson "$T/out" '[s["name"] + "=" + s["dir"] for s in doc["storages"]][2]')" \
+		"$POOL=$S3" "the pool storage"
+	assert_eq "$(pyjson "$T/out" '[(m["domain"], m["disk"], m["to"]) for m in doc["moves"]]')" \
+		"$(pyjson "$T/plan.json" '[(m["domain"], m["disk"], m["to"]) for m in doc["moves"]]' |
+			sed "s|\"$S3\"|\"$POOL\"|g")" "the moves with s3 named by its pool"
 	# --exclude and --include choose the domains.
 	expect_exit 0 sm --json rebalance "${ALL[@]}" --drain "$S1" --dry-run --exclude "$A"
 	assert_eq "$(pyjson "$T/out" 'sorted(m["domain"] for m in doc["moves"])')" \
@@ -156,6 +178,14 @@ case_impossible() {
 	# s3 is the furthest from 99% (495 MiB): the planner names it.
 	assert_contains "$T/err" "snapmove: error: cannot reach 99% free on '$S3'"
 	assert_contains "$T/err" "nothing was moved"
+	# E's vda (on s2) has its base on s3: it cannot move, so s2 cannot drain.
+	expect_exit 3 sm rebalance "${ALL[@]}" --drain "$S2"
+	assert_contains "$T/err" "snapmove: error: cannot drain '$S2': disk vda of domain '$E' cannot be moved: its chain spans several file systems"
+	# Two names of one file system.
+	mkdir -p "$S1/sub"
+	expect_exit 3 sm rebalance --storage "$S1" --storage "$S1/sub" --target-free 10
+	rmdir "$S1/sub"
+	assert_contains "$T/err" "storages '$S1' and '$S1/sub' are on one file system"
 	# A drain name that is not one of the storages.
 	expect_exit 3 sm rebalance --storage "$S1" --storage "$S2" --drain "$S3"
 	assert_contains "$T/err" "'$S3'"
@@ -189,6 +219,8 @@ check_all_data() {
 		"$D:vda") check_pattern "$top" "$fmt" 0x77 0 20M
 			check_pattern "$top" "$fmt" 0xd1 32M 6M ;;
 		"$D:vdb") check_pattern "$top" "$fmt" 0xd2 0 20M ;;
+		"$E:vda") check_pattern "$top" "$fmt" 0xe1 0 2M
+			check_pattern "$top" "$fmt" 0xe2 4M 1M ;;
 		esac
 		check_pattern "$top" "$fmt" 0xee "$(live_off "$dd")" 64k
 	done
@@ -277,8 +309,17 @@ PY
 		assert_eq "$(live_chain "$dom" vda | sed -n 2p)" "$S1/tmpl.raw raw" "$dom's vda base"
 	done
 	assert_contains "$T/drain.err" "4 of 4 moves done, 0 failed"
-	check_all_data
 }
-run_case "drain s1: all but the shared template moves, data intact" case_drain
+run_case "drain s1: all but the shared template moves" case_drain
+
+# Under --target-free, a disk that cannot move is listed with its reason.
+case_not_movable_listed() {
+	expect_exit 0 sm rebalance "${ALL[@]}" --target-free 10 --dry-run
+	assert_contains "$T/out" "nothing to move: the goal is already met"
+	assert_contains "$T/out" "not movable: $E disk vda on $S2: its chain spans several file systems"
+}
+run_case "a disk that cannot move is listed as such" case_not_movable_listed
+
+run_case "every disk's data is intact" check_all_data
 
 cases_done
