@@ -142,6 +142,31 @@ case_stop_on_error() {
 }
 run_case "--stop-on-error starts nothing after a failure; --resume goes on" case_stop_on_error
 
+# A move the child refuses (exit 3: a file of that name is in the way at the
+# destination) fails without a job of its own; once the file is gone,
+# --resume must run it, not take the disk's older done job for it.
+case_refused_child() {
+	local jobs0 P3=${DOMS[2]} job
+	jobs0=$(rb_sql 'SELECT max(id) FROM job')
+	[ "$(jobs_of "$P3" vda done)" -ge 1 ] || fail "$P3 has no done job from the cases before"
+	all_on "$S1"
+	rm -f "$S2"/*   # sources the resumed moves above may have left (asserted there)
+	echo "in the way" >"$S2/p3.qcow2"
+	expect_exit 1 sm rebalance --storage "$S1" --storage "$S2" --drain "$S1"
+	assert_contains "$T/err" "$P3 vda: FAILED (exit 3"
+	assert_contains "$T/err" "3 of 4 moves done, 1 failed"
+	rm "$S2/p3.qcow2"
+	expect_exit 0 sm rebalance --resume
+	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	[ "$(dirname "$(top_image "$P3" vda)")" = "$S2" ] ||
+		fail "$P3 runs from $(top_image "$P3" vda) after --resume said all moves were done"
+	job=$(rb_sql "SELECT job_id FROM rebalance_move WHERE domain = '$P3' AND
+		rebalance_id = (SELECT max(id) FROM rebalance)")
+	[ "$job" -gt "$jobs0" ] || fail "$P3's move is recorded as job $job, a job from before it"
+	assert_eq "$(ls -A "$S1")" "" "what is left on s1"
+}
+run_case "a move refused by its child is run by --resume" case_refused_child
+
 case_data() {
 	local i=1 dom
 	for dom in "${DOMS[@]}"; do
