@@ -377,4 +377,37 @@ done" "job states in the list"
 run_case "keep-overlay, dest-format, flatten, a shared template; list and status --json of every job" \
 	case_scenarios
 
+# The examples of docs/events.md are valid too.
+case_doc_examples() {
+	"$SM_PY" - "$TOP/docs/events.md" "$T/doc" <<'PY' || fail "cannot extract the examples of docs/events.md"
+import json, os, re, sys
+text = open(sys.argv[1]).read()
+os.makedirs(sys.argv[2])
+n = 0
+for block in re.findall(r"```json\n(.*?)\n```", text, re.S):
+    n += 1
+    if block.startswith('{"'):
+        name = "events"
+    else:
+        doc = json.loads(block)
+        name = ("list" if "jobs" in doc else "dry_run" if "dry_run" in doc
+                else "status" if "disk_states" in doc else "chain")
+    with open(os.path.join(sys.argv[2], "%02d.%s" % (n, name)), "w") as f:
+        f.write(block + "\n")
+sys.exit(0 if n >= 9 else 1)
+PY
+	local f kinds=""
+	for f in "$T"/doc/*; do
+		kinds+="${f##*.} "
+		if [ "${f##*.}" = events ]; then
+			assert_events "$f"
+		else
+			assert_document "${f##*.}" "$f"
+		fi
+	done
+	assert_eq "$(tr ' ' '\n' <<<"$kinds" | sed '/^$/d' | sort -u | tr '\n' ' ')" \
+		"chain dry_run events list status " "kinds of examples in docs/events.md"
+}
+run_case "the examples of docs/events.md match the schema" case_doc_examples
+
 cases_done
