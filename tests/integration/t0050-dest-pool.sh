@@ -53,15 +53,18 @@ new_overlay "$T/src/top.qcow2" base.raw raw 0x12 1M 1M
 new_image "$T/src/d2.qcow2" qcow2 64M 0x13 0 1M
 new_image "$T/src/d3.qcow2" qcow2 64M 0x14 0 1M
 new_image "$T/src/d4.qcow2" qcow2 64M 0x15 0 1M
+new_image "$T/src/d5.qcow2" qcow2 64M 0x16 0 1M
 virsh -q pool-refresh "$SRC" >/dev/null
 dom=$(dom_name)
 dom2=$(dom_name 2)
 dom3=$(dom_name 3)
 dom4=$(dom_name 4)
+dom5=$(dom_name 5)
 make_domain "$dom" persistent "vda:$T/src/top.qcow2:qcow2"
 make_domain "$dom2" transient "vda:$T/src/d2.qcow2:qcow2"
 make_domain "$dom3" transient "vda:$T/src/d3.qcow2:qcow2"
 make_domain "$dom4" transient "vda:$T/src/d4.qcow2:qcow2"
+make_domain "$dom5" persistent "vda:$T/src/d5.qcow2:qcow2"
 
 # A hook that refreshes both pools during the copy (so they list this job's
 # overlays and half-copied images) and saves their listings.
@@ -96,7 +99,7 @@ case_move_into_pool() {
 	assert_contains "$T/during.dst" "base.raw"
 	# ...and list what is there now, without a pool-refresh by anyone else.
 	assert_eq "$(pool_vols "$DST")" "base.raw top.qcow2" "destination pool's volumes"
-	assert_eq "$(pool_vols "$SRC")" "base.raw d2.qcow2 d3.qcow2 d4.qcow2 top.qcow2" \
+	assert_eq "$(pool_vols "$SRC")" "base.raw d2.qcow2 d3.qcow2 d4.qcow2 d5.qcow2 top.qcow2" \
 		"source pool's volumes after the move"
 	assert_eq "$(ls "$T/pool" | tr '\n' ' ')" "base.raw top.qcow2 " "files in the pool's directory"
 	assert_eq "$(live_chain "$dom" vda)" "$T/pool/top.qcow2 qcow2
@@ -113,7 +116,7 @@ $T/pool/base.raw raw" "live chain"
 	expect_exit 0 sm cleanup 1
 	assert_contains "$T/err" "deleted $T/src/top.qcow2"
 	assert_contains "$T/err" "deleted $T/src/base.raw"
-	assert_eq "$(pool_vols "$SRC")" "d2.qcow2 d3.qcow2 d4.qcow2" "source pool after cleanup"
+	assert_eq "$(pool_vols "$SRC")" "d2.qcow2 d3.qcow2 d4.qcow2 d5.qcow2" "source pool after cleanup"
 	assert_eq "$(pool_vols "$DST")" "base.raw top.qcow2" "destination pool after cleanup"
 
 	virsh -q destroy "$dom" >/dev/null
@@ -129,7 +132,7 @@ case_delete_source() {
 	assert_absent "$T/src/d2.qcow2"
 	assert_eq "$(live_chain "$dom2" vda)" "$T/pool/d2.qcow2 qcow2" "live chain of $dom2"
 	assert_eq "$(pool_vols "$DST")" "base.raw d2.qcow2 top.qcow2" "destination pool's volumes"
-	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2" "source pool after --delete-source"
+	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2 d5.qcow2" "source pool after --delete-source"
 	virsh -q destroy "$dom2" >/dev/null
 	check_pattern "$T/pool/d2.qcow2" qcow2 0x13 0 1M
 }
@@ -146,12 +149,32 @@ case_abort() {
 	assert_absent "$T/pool/d3.qcow2"
 	assert_eq "$(live_chain "$dom3" vda)" "$T/src/d3.qcow2 qcow2" "live chain after abort"
 	assert_eq "$(pool_vols "$DST")" "base.raw d2.qcow2 top.qcow2" "destination pool after abort"
-	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2" "source pool after abort"
+	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2 d5.qcow2" "source pool after abort"
 	virsh -q destroy "$dom3" >/dev/null
 	check_pattern "$T/src/d3.qcow2" qcow2 0x14 0 1M
 	check_pattern "$T/src/d3.qcow2" qcow2 0x21 2M 64k
 }
 run_case "an aborted move into a pool: the pools list neither overlay nor copy" case_abort
+
+case_resume() {
+	# A move into a pool that fails at the sync, then resume: the pools are
+	# right when the resume ends.
+	make_refresh_hook "$dom5" sync
+	SNAPMOVE_TEST_HOOK=$T/hook expect_exit 1 sm move "$dom5" --dest-pool "$DST"
+	assert_contains "$T/during.dst" "d5.qcow2.snapmove-"
+	assert_contains "$T/during.src" "d5.qcow2.snapmove-"
+	expect_exit 0 sm resume "$dom5"
+	assert_eq "$(live_chain "$dom5" vda)" "$T/pool/d5.qcow2 qcow2" "live chain after resume"
+	assert_eq "$(live_chain "$dom5" vda --inactive)" "$T/pool/d5.qcow2 qcow2" \
+		"definition after resume"
+	assert_eq "$(pool_vols "$DST")" "base.raw d2.qcow2 d5.qcow2 top.qcow2" \
+		"destination pool after resume"
+	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2 d5.qcow2" "source pool after resume"
+	virsh -q destroy "$dom5" >/dev/null
+	check_pattern "$T/pool/d5.qcow2" qcow2 0x16 0 1M
+	check_pattern "$T/pool/d5.qcow2" qcow2 0x21 2M 64k
+}
+run_case "a failed move into a pool, resumed: the pools are right at the end" case_resume
 
 # ---- refused pools: exit 3, nothing changed ----
 
@@ -174,6 +197,8 @@ case_refused() {
 	expect_refused_unchanged refused \
 		"storage pool '$OFF' is not active; start it with 'virsh pool-start $OFF'" \
 		sm move "$dom4" --dest-pool "$OFF"
+	expect_refused_unchanged refused "is already in the destination" \
+		sm move "$dom4" --dest-pool "$SRC"
 	expect_refused_unchanged refused \
 		"no storage pool named '$POOL_PREFIX-none'; see 'virsh pool-list --all'" \
 		sm move "$dom4" --dest-pool "$POOL_PREFIX-none"
@@ -181,10 +206,10 @@ case_refused() {
 	expect_exit 2 sm move "$dom4" --dest "$T/pool" --dest-pool "$DST"
 	assert_unchanged refused
 	assert_eq "$(virsh domstate "$dom4")" running "$dom4 state"
-	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2" "source pool after the refusals"
+	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2 d5.qcow2" "source pool after the refusals"
 	assert_eq "$(virsh pool-info "$OFF" | sed -n 's/^State: *//p')" inactive \
 		"the inactive pool stays inactive"
 }
-run_case "logical, disk, inactive and missing pools are refused" case_refused
+run_case "logical, disk, inactive, missing and source pools are refused" case_refused
 
 cases_done
