@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# --json: every line snapmove writes on stdout during move, resume and abort is
-# one event that docs/events.schema.json accepts, in the documented order, with
-# progress throttled and a final result whose chains are the real ones; human
-# text goes to stderr.  list, status, chain and move --dry-run print one valid
-# document.  Both spellings work: 'snapmove --json move' and 'move ... --json'.
+# --json: every line snapmove writes on stdout during move (live and
+# --offline), resume, abort and rebalance is one event that
+# docs/events.schema.json accepts, in the documented order, with progress
+# throttled and a final result whose chains are the real ones; human text goes
+# to stderr.  list, status, chain, move --dry-run and rebalance --dry-run print
+# one valid document, and so do the examples of docs/events.md.  Both
+# spellings work: 'snapmove --json move' and 'move ... --json'.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/json-lib.sh"
 
@@ -67,6 +69,22 @@ new_overlay "$T/s/s.qcow2" "$T/tpl/template.raw" raw 0x32 1M 1M
 new_overlay "$T/s/other.qcow2" "$T/tpl/template.raw" raw 0x33 1M 1M
 make_domain "$(dom_name s)" persistent "vda:$T/s/s.qcow2:qcow2"
 make_domain "$(dom_name other)" transient "vda:$T/s/other.qcow2:qcow2"
+# OFF: shut off, moved with --offline.
+mkdir -m 755 "$T/off" "$T/off-dst"
+new_image "$T/off/off.qcow2" qcow2 64M 0x41 0 2M
+make_domain_xml "$(dom_name off)" defined "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$T/off/off.qcow2'/><target dev='vda' bus='virtio'/></disk>"
+# Two storages (separate file systems) for a rebalance of RBA (running) and
+# RBB (shut off).
+for x in rb1 rb2; do
+	mkdir -m 755 "$T/$x"
+	mount -t tmpfs -o size=200M tmpfs "$T/$x"
+	chmod 755 "$T/$x"
+	SM_MOUNTS+=("$T/$x")
+done
+new_image "$T/rb1/rba.qcow2" qcow2 64M 0x51 0 8M
+new_image "$T/rb1/rbb.qcow2" qcow2 64M 0x52 0 4M
+make_domain "$(dom_name rba)" transient "vda:$T/rb1/rba.qcow2:qcow2"
+make_domain_xml "$(dom_name rbb)" defined "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$T/rb1/rbb.qcow2'/><target dev='vda' bus='virtio'/></disk>"
 
 case_move() {
 	local before_a before_b out=$T/a.out err=$T/a.err
@@ -327,6 +345,57 @@ $T/dry/base.qcow2" "dry run --keep-overlay: below the overlay"
 }
 run_case "move --dry-run --json: the plan, nothing changed" case_dry_run
 
+case_offline() {
+	local dom
+	dom=$(dom_name off)
+	expect_exit 0 sm --json move "$dom" --dest "$T/off-dst" --offline
+	assert_events "$T/out"
+	assert_result "$T/out" done 0
+	assert_eq "$(jev "$T/out" 'len(ev("phase"))')" 0 "phase events of an offline move"
+	assert_eq "$(result_chain "$T/out" vda before)" "$T/off/off.qcow2 qcow2" "before, offline"
+	assert_eq "$(result_chain "$T/out" vda after)" "$T/off-dst/off.qcow2 qcow2" "after, offline"
+	assert_eq "$(live_chain "$dom" vda --inactive)" "$T/off-dst/off.qcow2 qcow2" "definition after an offline move"
+}
+run_case "move --offline --json" case_offline
+
+case_rebalance() {
+	local a b
+	a=$(dom_name rba)
+	b=$(dom_name rbb)
+	expect_exit 0 sm --json rebalance --storage "$T/rb1" --storage "$T/rb2" --drain "$T/rb1" \
+		--include-offline --dry-run
+	cp "$T/out" "$T/rb-dry.json"
+	assert_document rebalance_dry_run "$T/rb-dry.json"
+	assert_eq "$(jdoc "$T/rb-dry.json" 'sorted(m["domain"] + ":" + str(m["live"]) for m in doc["moves"])')" \
+		"$a:True
+$b:False" "moves of the rebalance dry run"
+	assert_eq "$(ls "$T/rb1" | tr '\n' ' ')" "rba.qcow2 rbb.qcow2 " "rb1 after the dry run"
+
+	expect_exit 0 sm --json rebalance --storage "$T/rb1" --storage "$T/rb2" --drain "$T/rb1" \
+		--include-offline --max-parallel 2
+	cp "$T/out" "$T/rb.out"
+	assert_events "$T/rb.out"
+	assert_eq "$(jev "$T/rb.out" 'events[0]["event"]')" rebalance_plan "first event of a rebalance"
+	assert_eq "$(jev "$T/rb.out" 'len(ev("rebalance_plan"))')" 1 "plan events"
+	# One result per planned move, each done, and each job's events in order.
+	assert_eq "$(jev "$T/rb.out" 'sorted(e["domain"] + ":" + e["status"] for e in ev("result"))')" \
+		"$a:done
+$b:done" "results of the rebalance's moves"
+	local job
+	for job in $(jev "$T/rb.out" '[str(e["job"]) for e in ev("result")]'); do
+		jev "$T/rb.out" "[e for e in events if e.get('job') == $job]" >"$T/rb-job.out"
+		assert_eq "$(jev "$T/rb-job.out" 'events[-1]["event"]')" result "last event of job $job"
+		if [ "$(jev "$T/rb-job.out" 'events[-1]["domain"]')" = "$a" ]; then
+			assert_eq "$(phases_of "$T/rb-job.out")" "$MOVE_PHASES" "phases of job $job"
+		else
+			assert_eq "$(phases_of "$T/rb-job.out")" "" "phases of the offline job $job"
+		fi
+	done
+	assert_eq "$(live_chain "$a" vda)" "$T/rb2/rba.qcow2 qcow2" "chain of $a after the rebalance"
+	assert_eq "$(live_chain "$b" vda --inactive)" "$T/rb2/rbb.qcow2 qcow2" "chain of $b after the rebalance"
+}
+run_case "rebalance --json: the plan, then each move's events" case_rebalance
+
 # More kinds of jobs, for the result event and status --json of each.
 case_scenarios() {
 	local dom
@@ -390,7 +459,8 @@ for block in re.findall(r"```json\n(.*?)\n```", text, re.S):
         name = "events"
     else:
         doc = json.loads(block)
-        name = ("list" if "jobs" in doc else "dry_run" if "dry_run" in doc
+        name = ("list" if "jobs" in doc else "rebalance_dry_run" if "moves" in doc
+                else "dry_run" if "dry_run" in doc
                 else "status" if "disk_states" in doc else "chain")
     with open(os.path.join(sys.argv[2], "%02d.%s" % (n, name)), "w") as f:
         f.write(block + "\n")
@@ -406,7 +476,7 @@ PY
 		fi
 	done
 	assert_eq "$(tr ' ' '\n' <<<"$kinds" | sed '/^$/d' | sort -u | tr '\n' ' ')" \
-		"chain dry_run events list status " "kinds of examples in docs/events.md"
+		"chain dry_run events list rebalance_dry_run status " "kinds of examples in docs/events.md"
 }
 run_case "the examples of docs/events.md match the schema" case_doc_examples
 

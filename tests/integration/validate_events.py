@@ -5,7 +5,7 @@
                                              object that is a valid event
   validate_events.py document NAME FILE...  each FILE holds one JSON document
                                              valid as definitions/NAME_document
-                                             (NAME: list, status, chain, dry_run)
+                                             (NAME: list, status, chain, dry_run, rebalance_dry_run)
 
 Exit 0 when all is valid, 1 when anything is not (each problem on stderr with
 its file and line), 2 on a usage error.  Uses python3-jsonschema (Debian).
@@ -99,7 +99,7 @@ def main(argv):
         schema = load_schema()
         v = validator(schema)
         by_kind = {k: validator(schema, k + "_event")
-                   for k in ("phase", "progress", "warning", "hook", "result")}
+                   for k in ("phase", "progress", "warning", "hook", "result", "rebalance_plan")}
         bad = sum(check_events(v, p, by_kind) for p in argv[1:])
     elif len(argv) >= 3 and argv[0] == "document":
         v = validator(load_schema(), argv[1] + "_document")
