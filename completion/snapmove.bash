@@ -1,14 +1,15 @@
 # bash completion for snapmove(1)                          -*- shell-script -*-
 #
 # Commands, the options of each command, and their values: domain names
-# (virsh list --all) where a DOMAIN goes, the chosen domain's disk targets
-# (virsh domblklist) for --disk and chain's TARGET, job numbers (snapmove list
-# --json) for the job commands, storage pools for --dest-pool, directories
-# and files where paths go.  -c/--connect and --db on the command line are
+# (virsh list --all) where a DOMAIN goes and for rebalance's --include and
+# --exclude, the chosen domain's disk targets (virsh domblklist) for --disk
+# and chain's TARGET, job numbers (snapmove list --json) for the job
+# commands, storage pools for --dest-pool and --storage, the storages already
+# named for --drain, directories and files where paths go.  -c/--connect and --db on the command line are
 # passed on to virsh and snapmove.  Works with or without the bash-completion
 # package.
 
-_snapmove_commands="move resume abort list status verify cleanup forget chain copy help"
+_snapmove_commands="move rebalance resume abort list status verify cleanup forget chain copy help"
 _snapmove_global_opts="-c --connect --db --json --hooks-dir --hook-timeout -h --help --version"
 
 # Options of each command; those that take a value are listed again in
@@ -18,7 +19,11 @@ _snapmove_cmd_opts() {
 	move)
 		echo "--dest --dest-pool --disk --bandwidth --keep-overlay --quiesce --dry-run" \
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
-			"--converge-timeout --parallel --copy-shared --flatten --delete-source --help" ;;
+			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline" \
+			"--help" ;;
+	rebalance)
+		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \
+			"--include-offline --stop-on-error --dry-run --resume --json --help" ;;
 	resume | list | status | chain) echo "--json --help" ;;
 	abort) echo "--via --json --help" ;;
 	verify | cleanup | forget) echo "--help" ;;
@@ -31,7 +36,10 @@ _snapmove_takes_value() {  # COMMAND OPTION
 	-c | --connect | --db | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
 	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel)
 		[ "$1" = move ] ;;
-	--bandwidth | --copy-method) [ "$1" = move ] || [ "$1" = copy ] ;;
+	--bandwidth) [ "$1" = move ] || [ "$1" = copy ] || [ "$1" = rebalance ] ;;
+	--copy-method) [ "$1" = move ] || [ "$1" = copy ] ;;
+	--storage | --drain | --target-free | --max-parallel | --include | --exclude)
+		[ "$1" = rebalance ] ;;
 	--chunk-size) [ "$1" = copy ] ;;
 	--via) [ "$1" = abort ] ;;
 	*) return 1 ;;
@@ -87,7 +95,7 @@ _snapmove_paths() {  # -d or -f
 
 _snapmove() {
 	local cur prev cword i w cmd="" domain="" npos=0
-	local -a words pos=() chosen=()
+	local -a words pos=() chosen=() storages=()
 	local _snapmove_uri="" _snapmove_db="" _snapmove_prog
 
 	# Split the line ourselves: bash splits at ':' (COMP_WORDBREAKS), which
@@ -116,6 +124,7 @@ _snapmove() {
 				-c | --connect) _snapmove_uri=${words[i]} ;;
 				--db) _snapmove_db=${words[i]} ;;
 				--disk) chosen+=("${words[i]}") ;;
+				--storage) storages+=("${words[i]}") ;;
 				esac
 			fi ;;
 		*)
@@ -137,6 +146,12 @@ qemu:///session" ;;
 		--db) _snapmove_paths -f ;;
 		--hooks-dir | --dest) _snapmove_paths -d ;;
 		--dest-pool) _snapmove_compgen "$(_snapmove_pools)" ;;
+		--storage)
+			local IFS=$'\n'
+			type compopt &>/dev/null && compopt -o filenames 2>/dev/null
+			COMPREPLY=($(compgen -d -- "$cur") $(compgen -W "$(_snapmove_pools)" -- "$cur")) ;;
+		--drain) _snapmove_compgen "$(printf '%s\n' "${storages[@]}")" ;;
+		--include | --exclude) _snapmove_compgen "$(_snapmove_domains)" ;;
 		--disk)
 			local d all=""
 			for d in $(_snapmove_disks "$domain"); do

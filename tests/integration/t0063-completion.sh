@@ -34,7 +34,7 @@ SM="$SNAPMOVE --db $DB"
 
 # Commands and options.
 expect_comp "snapmove mo" move
-expect_comp "snapmove " "abort chain cleanup copy forget help list move resume status verify"
+expect_comp "snapmove " "abort chain cleanup copy forget help list move rebalance resume status verify"
 expect_comp "snapmove --js" --json
 expect_comp "snapmove --hook" "--hook-timeout --hooks-dir"
 expect_comp "snapmove --json st" status
@@ -46,6 +46,10 @@ expect_comp "snapmove abort 2 --" "--help --json --via"
 expect_comp "snapmove copy a --ch" --chunk-size
 expect_comp "snapmove list --" "--help --json"
 expect_comp "snapmove verify --" --help
+expect_comp "snapmove move $dom --off" --offline
+expect_comp "snapmove re" "rebalance resume"
+expect_comp "snapmove rebalance --st" "--stop-on-error --storage"
+expect_comp "snapmove rebalance --storage $T/src --storage $T/dst --drain " "$T/dst $T/src"
 
 # Option values.
 expect_comp "snapmove move $dom --dest-format " "qcow2 raw"
@@ -54,6 +58,7 @@ expect_comp "snapmove move $dom --sync-writes o" "off on"
 expect_comp "snapmove abort 2 --via " "commit stream"
 expect_comp "snapmove move $dom --dest $T/ds" "$T/dst $T/dst2"
 expect_comp "snapmove --hooks-dir $T/sr" "$T/src"
+expect_comp "snapmove rebalance --storage $T/ds" "$T/dst $T/dst2"
 touch "$T/other-journal.db"
 expect_comp "snapmove --db $T/other-j" "$T/other-journal.db"
 # bash replaces what follows the last ':' only.
@@ -72,6 +77,8 @@ expect_comp "snapmove --json move --dry-run $dom --disk vda --disk " vdb
 expect_comp "snapmove chain $dom " "vda vdb"
 expect_comp "snapmove chain $dom vda " ""
 expect_comp "snapmove move nosuchdomain-$$ --disk " ""
+expect_comp "snapmove rebalance --storage $T/src --include $dom" "$dom"
+expect_comp "snapmove rebalance --exclude $dom" "$dom"
 
 # Job numbers, from this journal (--db), by what each command takes.
 expect_comp "$SM resume " 2
