@@ -89,6 +89,11 @@ bench: setup
 install: $(BUILD)/snapmove
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/snapmove $(DESTDIR)$(PREFIX)/bin/snapmove
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 man/snapmove.1 $(DESTDIR)$(PREFIX)/share/man/man1/snapmove.1
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 completion/snapmove.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/snapmove
 
 clean:
 	rm -rf build build-sanitize

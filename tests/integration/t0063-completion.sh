@@ -89,3 +89,24 @@ expect_comp "$SM cleanup " 1
 expect_comp "$SM forget " 1
 expect_comp "$SNAPMOVE --db=$DB status " "1 2"
 expect_comp "$SM status 1 " ""
+
+# Every command and option the help texts name is known to the completion
+# and to the man page (man/snapmove.1 spells '-' as '\-').
+cmds=$("$SNAPMOVE" --help | awk '/^commands:/ { on = 1; next } /^$/ { on = 0 } on { print $1 }')
+for c in $cmds; do
+	[[ " $_snapmove_commands " == *" $c "* ]] || fail "completion does not know command '$c'"
+	grep -q "^\.SS $c\b" "$TOP/man/snapmove.1" || fail "man page has no section for '$c'"
+	# options: at the start of a line, after '[', '(' or '|', or after
+	# "snapmove COMMAND" (not in "'move --x'")
+	for o in $("$SNAPMOVE" help "$c" | grep -oE -- '(^ *|[[(|] *|snapmove [a-z]+ )--[a-z][a-z-]*' |
+		sed 's/.*--/--/' | sort -u); do
+		[[ " $(_snapmove_cmd_opts "$c") " == *" $o "* ]] ||
+			fail "completion does not offer '$o' for '$c'"
+		grep -qF -- "${o//-/\\-}" "$TOP/man/snapmove.1" || fail "man page does not name '$o' ($c)"
+	done
+done
+for o in $("$SNAPMOVE" --help | grep -oE -- '^ +(-[a-z], )?--[a-z][a-z-]*' | sed 's/.*--/--/' |
+	sort -u); do
+	[[ " $_snapmove_global_opts " == *" $o "* ]] || fail "completion does not offer global '$o'"
+	grep -qF -- "${o//-/\\-}" "$TOP/man/snapmove.1" || fail "man page does not name '$o'"
+done
