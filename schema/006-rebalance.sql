@@ -11,6 +11,7 @@ CREATE TABLE rebalance (
 	max_parallel INTEGER NOT NULL,
 	bandwidth_mib INTEGER NOT NULL,
 	stop_on_error INTEGER NOT NULL,
+	job_floor   INTEGER NOT NULL,        -- the highest job id before it began
 	created_at  REAL NOT NULL,
 	finished_at REAL
 );

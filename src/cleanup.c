@@ -59,6 +59,26 @@ static int job_done(struct sm_journal *j, long long job_id)
 	return ret;
 }
 
+/* Append the images below a flattened disk's top (from the qcow2 headers)
+ * to its plan, as if each had been moved. */
+void sm_cleanup_expand_flat(struct sm_plan_disk *p)
+{
+	char *cur = sm_xstrdup(p->images[0].src);
+
+	for (int depth = 0; depth < 64; depth++) {
+		char *next = sm_qcow2_backing_path(cur);
+
+		free(cur);
+		if (!next)
+			return;
+		p->images = sm_xrealloc(p->images, (p->nimages + 1) * sizeof(*p->images));
+		memset(&p->images[p->nimages], 0, sizeof(*p->images));
+		p->images[p->nimages++].src = sm_xstrdup(next);
+		cur = next;
+	}
+	free(cur);
+}
+
 int sm_cleanup_plan(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		    struct sm_cleanup_item **items, size_t *n)
 {
@@ -75,6 +95,12 @@ int sm_cleanup_plan(struct sm_virt *v, struct sm_journal *j, long long job_id,
 	    sm_usage_scan_domains(sm_virt_conn(v), &usage) < 0)
 		goto cleanup;
 	for (size_t i = 0; i < nd; i++) {
+		struct sm_plan_disk *p = &disks[i].plan;
+
+		/* A flattened disk moved its whole chain: the source chain below
+		 * the top is the job's too (shared images are kept below). */
+		if (p->flat)
+			sm_cleanup_expand_flat(p);
 		for (size_t k = 0; k < disks[i].plan.nimages; k++) {
 			const char *src = disks[i].plan.images[k].src;
 			SM_AUTOFREE char *dir = sm_path_dirname(src);

@@ -27,6 +27,10 @@ void sm_cleanup_items_free(struct sm_cleanup_item *items, size_t n);
 /* Delete what can go; *freed gets the bytes freed. */
 int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		   struct sm_progress *pr, unsigned long long *freed);
+/* A flattened disk's plan lists only the top image: add the source images
+ * below it (from the qcow2 headers), which the move made unused too. */
+struct sm_plan_disk;
+void sm_cleanup_expand_flat(struct sm_plan_disk *p);
 /* Remove a finished job from the journal (done or aborted only). */
 int sm_job_forget(struct sm_journal *j, long long job_id);
 

@@ -1,6 +1,7 @@
 /* cmd_jobs.c: 'snapmove list' and 'snapmove status JOB': read the journal and
  * show it.  Nothing here changes a job.
  */
+#include "cleanup.h"
 #include "cli.h"
 #include "events.h"
 #include "journal.h"
@@ -262,6 +263,8 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 		char b[32];
 
 		for (size_t i = 0; i < nd; i++) {
+			if (disks[i].plan.flat)
+				sm_cleanup_expand_flat(&disks[i].plan);
 			for (size_t k = 0; k < disks[i].plan.nimages; k++) {
 				struct stat sb;
 

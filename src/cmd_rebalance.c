@@ -148,7 +148,7 @@ int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv)
 	case SM_REBALANCE_REFUSED:
 		sm_cli_print_error();
 		sm_cli_emit_refused();
-		fprintf(stderr, "snapmove: nothing was moved\n");
+		fprintf(stderr, "snapmove: nothing was changed\n");
 		break;
 	case SM_REBALANCE_FAILED:
 		fprintf(stderr, "snapmove: some moves did not finish; 'snapmove rebalance --resume' "

@@ -715,6 +715,22 @@ static int phase_sync(struct sm_jobctx *c)
 	return 0;
 }
 
+/* Whether disk i's active image is path, by the live XML. */
+static bool still_on(struct sm_jobctx *c, size_t i, const char *path)
+{
+	SM_AUTOFREE char *xml = virDomainGetXMLDesc(c->dom, 0);
+	struct sm_domain_disks now;
+	const struct sm_disk *d;
+	bool on = false;
+
+	if (!xml || sm_chain_parse(xml, &now) < 0)
+		return false;
+	d = sm_domain_disks_find(&now, c->plans[i].target);
+	on = d && d->nchain > 0 && sm_str_eq(d->chain[0].path, path);
+	sm_domain_disks_release(&now);
+	return on;
+}
+
 static int phase_pivot(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
@@ -726,6 +742,16 @@ static int phase_pivot(struct sm_jobctx *c)
 			return -1;
 		c->pivoting[i] = true;
 		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0) {
+			char msg[2048];
+
+			/* Refused: if the domain still runs on the source overlay,
+			 * no pivot is under way any more. */
+			snprintf(msg, sizeof(msg), "%s", sm_error_message());
+			if (still_on(c, i, p->src_overlay)) {
+				c->pivoting[i] = false;
+				sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
+			}
+			sm_error("%s", msg);
 			disk_fail(c, i);
 			continue;
 		}

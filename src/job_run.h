@@ -46,6 +46,7 @@ struct sm_jobctx {
 	enum sm_copy_method copy_method;
 	enum sm_sync_writes sync_writes;
 	double converge_timeout;       /* seconds without progress before a switch */
+	bool delete_source;            /* delete the unused source images when done */
 
 	virDomainPtr dom;              /* NULL when the domain is gone */
 	bool running;                  /* the domain runs (live operations) */

@@ -166,10 +166,9 @@ static int make_parent_dir(const char *path)
 	return make_dirs(dir, path);
 }
 
-static int upgrade_schema(struct sm_journal *j)
+static int read_version(struct sm_journal *j, int *version)
 {
 	sqlite3_stmt *st = prepare(j, "PRAGMA user_version", "");
-	int version;
 
 	if (!st)
 		return -1;
@@ -177,27 +176,39 @@ static int upgrade_schema(struct sm_journal *j)
 		sqlite3_finalize(st);
 		return db_error(j, "cannot read the schema version");
 	}
-	version = sqlite3_column_int(st, 0);
+	*version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Bring the schema up to date in one write transaction, reading the version
+ * inside it: two snapmove processes opening a new or old journal at once
+ * take turns, and the second finds nothing left to do. */
+static int upgrade_schema(struct sm_journal *j)
+{
+	int version;
+
+	if (sm_journal_begin(j) < 0)
+		return -1;
+	if (read_version(j, &version) < 0)
+		goto error;
 	if (version > (int)SM_ARRAY_LEN(schema_sql)) {
 		sm_error("journal '%s' has schema version %d but this snapmove knows only "
 			 "up to %zu; use a newer snapmove", j->path, version,
 			 SM_ARRAY_LEN(schema_sql));
-		return -1;
+		goto error;
 	}
 	for (size_t v = (size_t)version; v < SM_ARRAY_LEN(schema_sql); v++) {
 		SM_AUTOFREE char *bump = sm_xasprintf("PRAGMA user_version = %zu", v + 1);
 
-		if (sm_journal_begin(j) < 0)
-			return -1;
-		if (exec(j, schema_sql[v]) < 0 || exec(j, bump) < 0) {
-			sm_journal_rollback(j);
-			return -1;
-		}
-		if (sm_journal_commit(j) < 0)
-			return -1;
+		if (exec(j, schema_sql[v]) < 0 || exec(j, bump) < 0)
+			goto error;
 	}
-	return 0;
+	return sm_journal_commit(j);
+
+error:
+	sm_journal_rollback(j);
+	return -1;
 }
 
 int sm_journal_open(const char *path, struct sm_journal **out)
@@ -325,14 +336,14 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 
 	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, state, phase, pid, created_at, updated_at) VALUES "
-		"(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiiissdssidd",
+		"converge_timeout, delete_source, state, phase, pid, created_at, updated_at) "
+		"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiiissdissidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
 		job->sync_writes ? job->sync_writes : "auto",
 		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
-		sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
+		(long long)job->delete_source, sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
 		(long long)getpid(), now, now) < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(j->db);
@@ -706,7 +717,8 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
-	"coalesce(finished_at, 0), verify, dest_format, sync_writes, converge_timeout"
+	"coalesce(finished_at, 0), verify, dest_format, sync_writes, converge_timeout, " \
+	"delete_source"
 
 static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
 {
@@ -728,6 +740,7 @@ static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
 	r->dest_format = col_text(st, 15);
 	r->sync_writes = col_text(st, 16);
 	r->converge_timeout = sqlite3_column_double(st, 17);
+	r->delete_source = sqlite3_column_int(st, 18);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)

@@ -37,6 +37,7 @@ struct sm_job_row {
 	bool verify;
 	char *dest_format;  /* NULL: keep each image's format */
 	char *sync_writes;  /* auto, on, off */
+	bool delete_source; /* delete the unused source images when done */
 	double converge_timeout;
 	char *state;
 	char *phase;

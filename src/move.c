@@ -488,6 +488,7 @@ static int open_job(struct move *m)
 		.dest_format = (char *)m->o->dest_format,
 		.sync_writes = (char *)sm_sync_writes_name((enum sm_sync_writes)m->o->sync_writes),
 		.converge_timeout = m->o->converge_timeout,
+		.delete_source = m->o->delete_source,
 	};
 
 	if (sm_journal_begin(m->j) < 0)

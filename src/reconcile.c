@@ -105,6 +105,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	c->keep_overlay = job.keep_overlay;
 	c->quiesce = job.quiesce;
 	c->verify = job.verify;
+	c->delete_source = job.delete_source;
 	job_timeout = job.converge_timeout > 0 ? job.converge_timeout : 30;
 	c->copy_method = SM_COPY_AUTO;
 	if (sm_sync_writes_from_name(job.sync_writes) >= 0)

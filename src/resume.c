@@ -6,6 +6,7 @@
 #include "resume.h"
 #include "chain/image.h"
 #include "job_run.h"
+#include "cleanup.h"
 #include "hooks.h"
 #include "lock.h"
 #include "reconcile.h"
@@ -282,6 +283,18 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 		goto cleanup;
 	sm_hooks_run(&c, "after_move");
 	print_outcome(&c, "finished");
+	if (c.delete_source) {
+		unsigned long long freed = 0;
+		char b[32];
+
+		if (sm_cleanup_run(v, j, c.job, pr, &freed) < 0)
+			sm_progress_say(pr, "warning: the move is done but its source was not "
+					"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
+					c.job);
+		else
+			fprintf(sm_human(), "deleted the source: %s freed\n",
+				sm_format_bytes(freed, b, sizeof(b)));
+	}
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 

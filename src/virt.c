@@ -26,6 +26,7 @@ struct sm_virt {
 	char watch_uuid[VIR_UUID_STRING_BUFLEN];
 	struct {
 		char target[64];
+		int type;    /* the job type waited for; -1: any */
 		int status;
 	} events[SM_MAX_EVENT_DISKS];
 	size_t nevents;
@@ -81,9 +82,12 @@ static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk,
 			break;
 	if (i == v->nevents && v->nevents < SM_MAX_EVENT_DISKS) {
 		snprintf(v->events[i].target, sizeof(v->events[i].target), "%s", disk);
+		v->events[i].type = -1;
 		v->nevents++;
 	}
-	if (i < v->nevents)
+	/* A late event of an earlier job (the mirror just pivoted) is not news
+	 * about the job started since. */
+	if (i < v->nevents && (v->events[i].type < 0 || v->events[i].type == type))
 		v->events[i].status = status;
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
@@ -197,12 +201,22 @@ void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom)
 	pthread_mutex_unlock(&v->lock);
 }
 
-void sm_virt_job_event_reset(struct sm_virt *v, const char *target)
+void sm_virt_job_event_reset(struct sm_virt *v, const char *target, int type)
 {
+	size_t i;
+
 	pthread_mutex_lock(&v->lock);
-	for (size_t i = 0; i < v->nevents; i++)
+	for (i = 0; i < v->nevents; i++)
 		if (strcmp(v->events[i].target, target) == 0)
-			v->events[i].status = -1;
+			break;
+	if (i == v->nevents && v->nevents < SM_MAX_EVENT_DISKS) {
+		snprintf(v->events[i].target, sizeof(v->events[i].target), "%s", target);
+		v->nevents++;
+	}
+	if (i < v->nevents) {
+		v->events[i].status = -1;
+		v->events[i].type = type;
+	}
 	pthread_mutex_unlock(&v->lock);
 }
 

@@ -30,9 +30,10 @@ char *sm_virt_domain_xml(virDomainPtr dom, bool inactive);
 /* Block-job events of one domain, per disk target.  Choose the domain first;
  * events of other domains are ignored. */
 void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom);
-/* Forget the last event for a disk before starting a job on it; then poll
- * the last status seen (-1 while none). */
-void sm_virt_job_event_reset(struct sm_virt *v, const char *target);
+/* Forget the last event for a disk before starting a job of type (a
+ * virDomainBlockJobType) on it; events of other job types are ignored from
+ * then on.  Then poll the last status seen (-1 while none). */
+void sm_virt_job_event_reset(struct sm_virt *v, const char *target, int type);
 int sm_virt_job_event_status(struct sm_virt *v, const char *target);
 /* Sleep until an event arrives or timeout_ms passes. */
 void sm_virt_job_event_wait(struct sm_virt *v, int timeout_ms);

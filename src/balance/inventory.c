@@ -175,13 +175,13 @@ int sm_inventory_take(struct sm_virt *v, struct sm_journal *j,
 	for (int i = 0; i < n; i++) {
 		const char *name = virDomainGetName(doms[i]);
 		bool running = virDomainIsActive(doms[i]) == 1;
+		bool excluded;
 		char uuid[VIR_UUID_STRING_BUFLEN] = "";
 		struct sm_domain_disks disks;
 		char *xml;
 
-		if ((o->ninclude && !listed(o->include, o->ninclude, name)) ||
-		    listed(o->exclude, o->nexclude, name))
-			continue;
+		excluded = (o->ninclude && !listed(o->include, o->ninclude, name)) ||
+			   listed(o->exclude, o->nexclude, name);
 		if (!running && (!o->include_offline || virDomainIsPersistent(doms[i]) != 1))
 			continue;
 		virDomainGetUUIDString(doms[i], uuid);
@@ -191,8 +191,19 @@ int sm_inventory_take(struct sm_virt *v, struct sm_journal *j,
 			continue;
 		}
 		free(xml);
-		for (size_t k = 0; k < disks.ndisks; k++)
+		for (size_t k = 0; k < disks.ndisks; k++) {
+			size_t before = out->nunits;
+
 			add_unit(out, devs, &usage, name, running, &disks.disks[k], j, uuid, doms[i]);
+			/* Excluded disks stay, and are shown as such in the plan. */
+			if (excluded && out->nunits > before) {
+				struct sm_unit *u = &out->units[out->nunits - 1];
+
+				free(u->why_not);
+				u->why_not = sm_xstrdup("excluded with --include/--exclude");
+				u->excluded = true;
+			}
+		}
 		sm_domain_disks_release(&disks);
 	}
 	ret = 0;

@@ -68,7 +68,7 @@ static int drain(struct sim *s, size_t d)
 	int ret = -1;
 
 	for (size_t u = 0; u < s->nunits; u++) {
-		if (s->units[u].storage != (int)d)
+		if (s->units[u].storage != (int)d || s->units[u].excluded)
 			continue;
 		if (s->units[u].why_not) {
 			sm_error("cannot drain '%s': disk %s of domain '%s' cannot be moved: %s",
@@ -82,8 +82,17 @@ static int drain(struct sim *s, size_t d)
 	for (size_t i = 0; i < n; i++) {
 		int t = best_target(s, order[i], (int)d, NULL);
 
+		if (t < 0 && s->free[d] < s->margin) {
+			sm_error("cannot drain '%s': it has %s free and moving disk %s of domain "
+				 "'%s' off it needs %s there for the disk's temporary overlay; free "
+				 "some space on it first", s->st[d].name,
+				 sm_format_bytes(s->free[d], a, sizeof(a)), s->units[order[i]].disk,
+				 s->units[order[i]].domain, sm_format_bytes(s->margin, b, sizeof(b)));
+			goto cleanup;
+		}
 		if (t < 0) {
 			unsigned long long most = 0;
+			char c[32];
 
 			for (size_t k = 0; k < s->nst; k++)
 				if (k != d && s->free[k] > most)
@@ -94,7 +103,7 @@ static int drain(struct sim *s, size_t d)
 				 s->units[order[i]].domain,
 				 sm_format_bytes(s->units[order[i]].bytes, a, sizeof(a)),
 				 sm_format_bytes(s->margin, b, sizeof(b)),
-				 sm_format_bytes(most, a, sizeof(a)));
+				 sm_format_bytes(most, c, sizeof(c)));
 			goto cleanup;
 		}
 		add_move(s, order[i], (size_t)t);

@@ -35,6 +35,7 @@ struct sm_unit {
 	int storage;                /* index into the storages, -1: none of them */
 	unsigned long long bytes;   /* allocated bytes that move (shared images stay) */
 	char *why_not;              /* why it cannot move, or NULL */
+	bool excluded;              /* left alone on purpose (--exclude): not a blocker */
 };
 
 struct sm_balance_move {

@@ -3,6 +3,7 @@
  */
 #include "balance/rebalance.h"
 #include "balance/plan.h"
+#include "cleanup.h"
 #include "events.h"
 #include "job_run.h"
 #include "util.h"
@@ -22,6 +23,7 @@
 
 struct rmove {
 	long long seq;
+	long long job_floor;  /* jobs up to this id existed before it started */
 	char *domain;
 	char *disk;
 	bool running;
@@ -143,13 +145,15 @@ static int journal_plan(struct sm_journal *j, const struct sm_rebalance_opts *o,
 {
 	SM_AUTOFREE char *goal = o->drain ? sm_xasprintf("drain %s", o->drain)
 					  : sm_xasprintf("target-free %.0f", o->target_free);
+	long long floor;
 
 	if (sm_journal_begin(j) < 0)
 		return -1;
-	if (sm_journal_sql(j, "INSERT INTO rebalance (goal, state, max_parallel, bandwidth_mib, "
-			   "stop_on_error, created_at) VALUES (?,?,?,?,?,?)", "ssiiid", goal,
-			   "running", (long long)o->max_parallel, (long long)o->bandwidth_mib,
-			   (long long)o->stop_on_error, sm_now()) < 0)
+	if (sm_journal_next_job_id(j, &floor) < 0 ||
+	    sm_journal_sql(j, "INSERT INTO rebalance (goal, state, max_parallel, bandwidth_mib, "
+			   "stop_on_error, job_floor, created_at) VALUES (?,?,?,?,?,?,?)", "ssiiiid",
+			   goal, "running", (long long)o->max_parallel, (long long)o->bandwidth_mib,
+			   (long long)o->stop_on_error, floor - 1, sm_now()) < 0)
 		goto error;
 	*id = sm_journal_last_id(j);
 	for (size_t i = 0; i < p->nmoves; i++) {
@@ -214,9 +218,9 @@ static void set_move(struct sm_journal *j, long long id, struct rmove *m, const 
 					state, m->job ? m->job : 0, error, id, m->seq));
 }
 
-/* The newest job of a domain's disk, and its state. */
+/* The newest job of a domain's disk above id floor, and its state. */
 static long long latest_job(struct sm_journal *j, const char *domain, const char *disk,
-			    char **state, char **error)
+			    long long floor, char **state, char **error)
 {
 	struct sm_journal_rows rows;
 	long long id = 0;
@@ -224,8 +228,8 @@ static long long latest_job(struct sm_journal *j, const char *domain, const char
 	*state = *error = NULL;
 	if (sm_journal_query(j, "SELECT job.id, job.state, coalesce(job.error, '') FROM job JOIN "
 			     "disk ON disk.job_id = job.id WHERE job.domain_name = ? AND "
-			     "disk.target = ? ORDER BY job.id DESC LIMIT 1", "ss", &rows, domain,
-			     disk) < 0)
+			     "disk.target = ? AND job.id > ? ORDER BY job.id DESC LIMIT 1", "ssi",
+			     &rows, domain, disk, floor) < 0)
 		return 0;
 	if (rows.nrows == 1) {
 		id = atoll(rows.cells[0]);
@@ -234,6 +238,18 @@ static long long latest_job(struct sm_journal *j, const char *domain, const char
 	}
 	sm_journal_rows_release(&rows);
 	return id;
+}
+
+static void job_state(struct sm_journal *j, long long job, char **state, char **error)
+{
+	struct sm_job_row row;
+
+	*state = *error = NULL;
+	if (sm_journal_job_get(j, job, &row) == 1) {
+		*state = sm_steal(&row.state);
+		*error = sm_steal(&row.error);
+		sm_job_row_release(&row);
+	}
 }
 
 /* ---- running the moves ---- */
@@ -280,14 +296,17 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 	argv[n] = NULL;
 	pid = fork();
 	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		/* Its own process group: a Ctrl-C at the terminal stops the
+		 * rebalance (which lets running moves finish), not the moves. */
+		setpgid(0, 0);
 
 		if (fd >= 0) {
 			if (!sm_events_enabled())
 				dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
-		signal(SIGINT, SIG_IGN);  /* the rebalance decides when to stop */
 		execv("/proc/self/exe", (char *const *)argv);
 		_exit(127);
 	}
@@ -307,8 +326,8 @@ static bool can_start(const struct rmove *m, size_t i)
 	return true;
 }
 
-static int run_moves(struct sm_journal *j, const struct sm_rebalance_opts *o, long long id,
-		     struct rmove *m, size_t n, struct sm_progress *pr)
+static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_rebalance_opts *o,
+		     long long id, struct rmove *m, size_t n, struct sm_progress *pr)
 {
 	unsigned max = o->max_parallel ? o->max_parallel : 1;
 	unsigned long long share = o->bandwidth_mib ? (o->bandwidth_mib + max - 1) / max : 0;
@@ -328,6 +347,8 @@ static int run_moves(struct sm_journal *j, const struct sm_rebalance_opts *o, lo
 			}
 			if (!can_start(m, next))
 				break;
+			if (!m[next].job && sm_journal_next_job_id(j, &m[next].job_floor) == 0)
+				m[next].job_floor--;
 			m[next].pid = spawn_move(o, j, id, &m[next], share);
 			if (m[next].pid < 0)
 				return -1;
@@ -347,6 +368,8 @@ static int run_moves(struct sm_journal *j, const struct sm_rebalance_opts *o, lo
 			pid_t pid = waitpid(-1, &status, 0);
 			SM_AUTOFREE char *state = NULL;
 			SM_AUTOFREE char *error = NULL;
+			unsigned long long freed = 0;
+			bool resumed;
 
 			if (pid < 0) {
 				if (errno == EINTR)
@@ -358,9 +381,17 @@ static int run_moves(struct sm_journal *j, const struct sm_rebalance_opts *o, lo
 					continue;
 				m[i].pid = 0;
 				running--;
-				m[i].job = latest_job(j, m[i].domain, m[i].disk, &state, &error);
+				resumed = m[i].job != 0;
+				m[i].job = resumed ? m[i].job
+						   : latest_job(j, m[i].domain, m[i].disk,
+								m[i].job_floor, &state, &error);
+				if (resumed)
+					job_state(j, m[i].job, &state, &error);
 				if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
 				    sm_str_eq(state, "done")) {
+					/* A resumed job was not told to delete its source. */
+					if (resumed && sm_cleanup_run(v, j, m[i].job, pr, &freed) < 0)
+						sm_progress_say(pr, "warning: %s", sm_error_message());
 					set_move(j, id, &m[i], "done", NULL);
 					done++;
 					sm_progress_say(pr, "[%lld/%zu] %s %s: done in %.1f s (job %lld)",
@@ -387,6 +418,27 @@ static int run_moves(struct sm_journal *j, const struct sm_rebalance_opts *o, lo
 			failed, sm_interrupted ? " (interrupted: 'snapmove rebalance --resume' "
 			"goes on)" : "");
 	return failed || done < n ? 1 : 0;
+}
+
+/* The options the rebalance was planned with (a resume keeps them), and the
+ * highest job id from before its first move. */
+static int load_options(struct sm_journal *j, long long id, const struct sm_rebalance_opts *o,
+			struct sm_rebalance_opts *eff, long long *floor)
+{
+	struct sm_journal_rows rows;
+
+	*eff = *o;
+	if (sm_journal_query(j, "SELECT max_parallel, bandwidth_mib, stop_on_error, job_floor "
+			     "FROM rebalance WHERE id = ?", "i", &rows, id) < 0)
+		return -1;
+	if (rows.nrows == 1) {
+		eff->max_parallel = (unsigned)atoi(rows.cells[0]);
+		eff->bandwidth_mib = strtoull(rows.cells[1], NULL, 10);
+		eff->stop_on_error = atoi(rows.cells[2]);
+		*floor = atoll(rows.cells[3]);
+	}
+	sm_journal_rows_release(&rows);
+	return 0;
 }
 
 static void finish(struct sm_journal *j, long long id, bool ok)
@@ -416,8 +468,9 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 	struct sm_balance_plan plan = { 0 };
 	struct sm_balance_goal goal = { .drain = -1, .target_free = o->target_free };
 	struct rmove *moves = NULL;
+	struct sm_rebalance_opts eff;
 	size_t nmoves = 0;
-	long long id = 0;
+	long long id = 0, floor = 0;
 	enum sm_rebalance_result ret = SM_REBALANCE_REFUSED;
 	int rc;
 
@@ -455,7 +508,7 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 			goto cleanup;
 	}
 	ret = SM_REBALANCE_FAILED;
-	if (load_moves(j, id, &moves, &nmoves) < 0)
+	if (load_options(j, id, o, &eff, &floor) < 0 || load_moves(j, id, &moves, &nmoves) < 0)
 		goto cleanup;
 	/* Moves a dead rebalance left running: their jobs say how they ended. */
 	for (size_t i = 0; i < nmoves; i++) {
@@ -464,13 +517,19 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 
 		if (!sm_str_eq(moves[i].state, "running") && !sm_str_eq(moves[i].state, "failed"))
 			continue;
-		moves[i].job = latest_job(j, moves[i].domain, moves[i].disk, &state, &error);
+		/* Only a job started for this move counts: one created after the
+		 * rebalance was planned. */
+		moves[i].job = moves[i].job ? moves[i].job
+					    : latest_job(j, moves[i].domain, moves[i].disk, floor,
+							 &state, &error);
+		if (moves[i].job && !state)
+			job_state(j, moves[i].job, &state, &error);
 		if (sm_str_eq(state, "done"))
 			set_move(j, id, &moves[i], "done", NULL);
 		else if (!state || sm_str_eq(state, "aborted"))
 			moves[i].job = 0;  /* never started, or undone: start it afresh */
 	}
-	rc = run_moves(j, o, id, moves, nmoves, pr);
+	rc = run_moves(v, j, &eff, id, moves, nmoves, pr);
 	if (rc < 0)
 		goto cleanup;
 	finish(j, id, rc == 0);

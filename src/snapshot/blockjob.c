@@ -54,7 +54,7 @@ int sm_blockjob_mirror_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 		params[0].value.ul = bandwidth_mib << 20;
 		nparams = 1;
 	}
-	sm_virt_job_event_reset(v, target);
+	sm_virt_job_event_reset(v, target, VIR_DOMAIN_BLOCK_JOB_TYPE_COPY);
 	if (virDomainBlockCopy(dom, target, xml, params, nparams, flags) < 0) {
 		sm_virt_error("cannot start the mirror of disk '%s' onto '%s'", target,
 			      dst_overlay);
@@ -68,11 +68,13 @@ int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 {
 	/* An explicit base: without one an active commit merges down to the
 	 * bottom of the chain, rewriting base images and shared templates. */
-	sm_virt_job_event_reset(v, target);
+	sm_virt_job_event_reset(v, target, VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT);
 	if (virDomainBlockCommit(dom, target, base_path, NULL, bandwidth_mib,
 				 VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0) {
-		sm_virt_error("cannot start the commit of disk '%s' into '%s'", target,
-			      base_path);
+		sm_virt_error("cannot start the commit of disk '%s' into '%s' (if another "
+			      "block job runs on it, wait for it or run 'virsh blockjob %s %s "
+			      "--abort', then resume)", target, base_path, virDomainGetName(dom),
+			      target);
 		return -1;
 	}
 	return 0;
@@ -81,7 +83,7 @@ int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 int sm_blockjob_stream_start(struct sm_virt *v, virDomainPtr dom, const char *target,
 			     const char *base_path, unsigned long long bandwidth_mib)
 {
-	sm_virt_job_event_reset(v, target);
+	sm_virt_job_event_reset(v, target, VIR_DOMAIN_BLOCK_JOB_TYPE_PULL);
 	if (virDomainBlockRebase(dom, target, base_path, bandwidth_mib, 0) < 0) {
 		sm_virt_error("cannot start the block stream of disk '%s'", target);
 		return -1;

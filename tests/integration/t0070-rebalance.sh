@@ -172,12 +172,12 @@ case_impossible() {
 	expect_exit 3 sm rebalance --storage "$S1" --storage "$S3" --drain "$S3"
 	assert_contains "$T/err" "snapmove: error: cannot drain '$S3'"
 	assert_contains "$T/err" "disk vdb of domain '$B'"
-	assert_contains "$T/err" "nothing was moved"
+	assert_contains "$T/err" "nothing was changed"
 	[ ! -s "$T/out" ] || { cat "$T/out" >&2; fail "a refused rebalance printed a plan"; }
 	expect_exit 3 sm rebalance "${ALL[@]}" --target-free 99
 	# s3 is the furthest from 99% (495 MiB): the planner names it.
 	assert_contains "$T/err" "snapmove: error: cannot reach 99% free on '$S3'"
-	assert_contains "$T/err" "nothing was moved"
+	assert_contains "$T/err" "nothing was changed"
 	# E's vda (on s2) has its base on s3: it cannot move, so s2 cannot drain.
 	expect_exit 3 sm rebalance "${ALL[@]}" --drain "$S2"
 	assert_contains "$T/err" "snapmove: error: cannot drain '$S2': disk vda of domain '$E' cannot be moved: its chain spans several file systems"

@@ -23,7 +23,7 @@ static const char *const inactive_xml =
 
 static void rewrites_only_named_disks(void **state)
 {
-	struct sm_define_disk d[] = { { "vda", "/dst/a&b.qcow2", "qcow2" } };
+	struct sm_define_disk d[] = { { .target = "vda", .path = "/dst/a&b.qcow2", .format = "qcow2" } };
 	char *out = sm_define_rewrite_xml(inactive_xml, d, 1);
 	struct sm_domain_disks disks;
 	const struct sm_disk *vda, *vdb, *sda;
@@ -50,7 +50,7 @@ static void rewrites_only_named_disks(void **state)
 
 static void block_source_becomes_file(void **state)
 {
-	struct sm_define_disk d[] = { { "vdb", "/dst/b.img", "raw" } };
+	struct sm_define_disk d[] = { { .target = "vdb", .path = "/dst/b.img", .format = "raw" } };
 	char *out = sm_define_rewrite_xml(inactive_xml, d, 1);
 	struct sm_domain_disks disks;
 	const struct sm_disk *vdb;
@@ -67,7 +67,7 @@ static void block_source_becomes_file(void **state)
 
 static void malformed_is_refused(void **state)
 {
-	struct sm_define_disk d[] = { { "vda", "/dst/a.qcow2", "qcow2" } };
+	struct sm_define_disk d[] = { { .target = "vda", .path = "/dst/a.qcow2", .format = "qcow2" } };
 
 	(void)state;
 	assert_null(sm_define_rewrite_xml("<domain><devices><disk>", d, 1));
