@@ -119,6 +119,7 @@ int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv)
 	if (sm_virt_open(cli->uri, &v) < 0 || !(dom = sm_virt_domain(v, argv[optind])) ||
 	    !(xml = sm_virt_domain_xml(dom, false)) || sm_chain_parse(xml, &disks) < 0) {
 		sm_cli_print_error();
+		ret = SM_EXIT_REFUSED;
 		goto cleanup;
 	}
 	if (target && !sm_domain_disks_find(&disks, target)) {

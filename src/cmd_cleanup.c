@@ -4,6 +4,7 @@
  */
 #include "cleanup.h"
 #include "cli.h"
+#include "events.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -43,7 +44,7 @@ int sm_cmd_cleanup(const struct sm_cli *cli, int argc, char **argv)
 		sm_cli_print_error();
 		goto cleanup;
 	}
-	printf("job %lld: freed %s at the source\n", id, sm_format_bytes(freed, b, sizeof(b)));
+	fprintf(sm_human(), "job %lld: freed %s at the source\n", id, sm_format_bytes(freed, b, sizeof(b)));
 	ret = SM_EXIT_OK;
 
 cleanup:
@@ -72,7 +73,7 @@ int sm_cmd_forget(const struct sm_cli *cli, int argc, char **argv)
 		sm_cli_print_error();
 		goto cleanup;
 	}
-	printf("forgot job %lld\n", id);
+	fprintf(sm_human(), "forgot job %lld\n", id);
 	ret = SM_EXIT_OK;
 
 cleanup:

@@ -3,6 +3,7 @@
  * benchmarks.  DST is created; it must not exist.  No journal is kept.
  */
 #include "cli.h"
+#include "events.h"
 #include "copy/copy.h"
 #include "progress.h"
 #include "util.h"
@@ -115,7 +116,7 @@ int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
 		return SM_EXIT_FAILED;
 	}
 	sm_progress_end(&c.pr);
-	printf("copied %s to %s: %s of data in %.2f s (%s/s) by %s%s\n", req.src, req.dst,
+	fprintf(sm_human(), "copied %s to %s: %s of data in %.2f s (%s/s) by %s%s\n", req.src, req.dst,
 	       sm_format_bytes(res.data_bytes, b, sizeof(b)), res.seconds,
 	       sm_format_bytes(res.seconds > 0 ? (unsigned long long)((double)res.data_bytes /
 								    res.seconds) : 0, r, sizeof(r)),

@@ -62,6 +62,20 @@ static void move_usage(FILE *f)
 		   "                    definition (it must stay off meanwhile)\n");
 }
 
+/* A before_move veto ends its job at once (aborted); a later one leaves it
+ * resumable. */
+static bool job_aborted(struct sm_journal *j, long long job)
+{
+	struct sm_job_row row;
+	bool aborted = false;
+
+	if (sm_journal_job_get(j, job, &row) == 1) {
+		aborted = sm_str_eq(row.state, "aborted");
+		sm_job_row_release(&row);
+	}
+	return aborted;
+}
+
 int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -220,6 +234,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	db = cli->db_path ? sm_xstrdup(cli->db_path) : sm_journal_default_path();
 	if (sm_journal_open(db, &j) < 0 || sm_virt_open(cli->uri, &v) < 0) {
 		sm_cli_print_error();
+		sm_cli_emit_refused();
 		fprintf(stderr, "snapmove: nothing was changed\n");
 		goto cleanup;
 	}
@@ -239,10 +254,10 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	case SM_MOVE_VETOED:
 	case SM_MOVE_INTERRUPTED:
 		sm_cli_print_error();
-		if (job && result != SM_MOVE_VETOED)
-			sm_cli_print_next_steps(job);
-		else if (job)
+		if (job && result == SM_MOVE_VETOED && job_aborted(j, job))
 			fprintf(stderr, "snapmove: job %lld stopped before changing anything\n", job);
+		else if (job)
+			sm_cli_print_next_steps(job);
 		ret = sm_move_exit_code(result);
 		break;
 	}

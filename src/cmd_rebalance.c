@@ -139,6 +139,7 @@ int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv)
 	ret = SM_EXIT_REFUSED;
 	if (sm_journal_open(db, &j) < 0 || sm_virt_open(cli->uri, &v) < 0) {
 		sm_cli_print_error();
+		sm_cli_emit_refused();
 		goto cleanup;
 	}
 	switch (sm_rebalance(v, j, &o, &pr)) {

@@ -33,6 +33,7 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 	if (sm_journal_open(db, &j) < 0 || sm_cli_resolve_job(j, arg, &id) < 0 ||
 	    sm_virt_open(cli->uri, &v) < 0) {
 		sm_cli_print_error();
+		sm_cli_emit_refused();
 		goto cleanup;
 	}
 	sm_progress_init(&pr, stderr, false);

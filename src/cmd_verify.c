@@ -7,6 +7,7 @@
  * the guest's writes; it is checked for consistency (qemu-img check) instead.
  */
 #include "cli.h"
+#include "events.h"
 #include "copy/checksum.h"
 #include "copy/copy.h"
 #include "journal.h"
@@ -41,7 +42,7 @@ static int verify_image(struct sm_journal *j, long long job, const char *target,
 	if (sm_journal_chunk_list(j, job, target, depth, &chunks, &n) < 0)
 		return -1;
 	if (n == 0) {
-		printf("  %s: no chunk checksums journaled (converted with qemu-img, or not "
+		fprintf(sm_human(), "  %s: no chunk checksums journaled (converted with qemu-img, or not "
 		       "copied); skipped\n", path);
 		free(chunks);
 		return 0;
@@ -57,13 +58,13 @@ static int verify_image(struct sm_journal *j, long long job, const char *target,
 		}
 		*bytes += chunks[i].data_bytes;
 		if (got != want) {
-			printf("  %s: chunk %llu (offset %llu, %llu bytes) DIFFERS from the copy\n",
+			fprintf(sm_human(), "  %s: chunk %llu (offset %llu, %llu bytes) DIFFERS from the copy\n",
 			       path, chunks[i].index, chunks[i].offset, chunks[i].length);
 			bad++;
 		}
 	}
 	if (!bad)
-		printf("  %s: %zu chunk%s match\n", path, n, n == 1 ? "" : "s");
+		fprintf(sm_human(), "  %s: %zu chunk%s match\n", path, n, n == 1 ? "" : "s");
 	free(chunks);
 	return bad ? 1 : 0;
 }
@@ -73,15 +74,15 @@ static int check_active(const char *path, const char *format)
 	const char *argv[] = { "qemu-img", "check", "-U", "-q", "-f", format, path, NULL };
 
 	if (!sm_str_eq(format, "qcow2")) {
-		printf("  %s: written since the move (%s has no metadata to check)\n", path,
+		fprintf(sm_human(), "  %s: written since the move (%s has no metadata to check)\n", path,
 		       format);
 		return 0;
 	}
 	if (sm_run(argv, NULL) < 0) {
-		printf("  %s: qemu-img check found problems: %s\n", path, sm_error_message());
+		fprintf(sm_human(), "  %s: qemu-img check found problems: %s\n", path, sm_error_message());
 		return 1;
 	}
-	printf("  %s: written since the move; qemu-img check finds it consistent\n", path);
+	fprintf(sm_human(), "  %s: written since the move; qemu-img check finds it consistent\n", path);
 	return 0;
 }
 
@@ -127,11 +128,11 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 		sm_cli_print_error();
 		goto cleanup;
 	}
-	printf("job %lld: verifying the copies of %s\n", id, job.domain_name);
+	fprintf(sm_human(), "job %lld: verifying the copies of %s\n", id, job.domain_name);
 	for (size_t i = 0; i < nd; i++) {
 		const struct sm_plan_disk *p = &disks[i].plan;
 
-		printf("%s:\n", p->target);
+		fprintf(sm_human(), "%s:\n", p->target);
 		for (size_t k = 0; k < p->nimages; k++) {
 			int rc = k > 0 || job.keep_overlay
 					 ? verify_image(j, id, p->target, k, p->images[k].dst, &bytes)
@@ -144,7 +145,7 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 			bad += rc;
 		}
 	}
-	printf("%s: %s re-read from the storage\n", bad ? "MISMATCH" : "ok",
+	fprintf(sm_human(), "%s: %s re-read from the storage\n", bad ? "MISMATCH" : "ok",
 	       sm_format_bytes(bytes, b, sizeof(b)));
 	ret = bad ? SM_EXIT_FAILED : SM_EXIT_OK;
 

@@ -4,8 +4,10 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool enabled;
+static bool result_sent;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct throttle {
@@ -22,6 +24,11 @@ void sm_events_enable(bool on)
 bool sm_events_enabled(void)
 {
 	return enabled;
+}
+
+bool sm_event_result_sent(void)
+{
+	return result_sent;
 }
 
 FILE *sm_human(void)
@@ -47,10 +54,19 @@ void sm_event_emit(const char *type, struct json_object *obj)
 	json_object_object_add(obj, "event", json_object_new_string(type));
 	json_object_object_add(obj, "time", json_object_new_double(sm_now()));
 	pthread_mutex_lock(&lock);
-	fputs(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-						  JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
-	fputc('\n', stdout);
-	fflush(stdout);
+	if (strcmp(type, "result") == 0)
+		result_sent = true;
+	{
+		/* One write per line, so lines of processes sharing stdout (a
+		 * rebalance's moves) do not interleave. */
+		SM_AUTOFREE char *line = sm_xasprintf(
+			"%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+
+		fflush(stdout);
+		if (write(STDOUT_FILENO, line, strlen(line)) < 0)
+			(void)0;  /* stdout gone: nothing to tell */
+	}
 	pthread_mutex_unlock(&lock);
 	json_object_put(obj);
 }

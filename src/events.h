@@ -15,6 +15,8 @@
 
 void sm_events_enable(bool on);
 bool sm_events_enabled(void);
+/* Whether a "result" event went out (a command emits one at most). */
+bool sm_event_result_sent(void);
 /* Where human-readable results go: stdout, or stderr under --json. */
 FILE *sm_human(void);
 

@@ -33,6 +33,16 @@ static const char *dir_of_hooks(void)
 	return hooks_dir ? hooks_dir : SM_HOOKS_DIR;
 }
 
+const char *sm_hooks_dir(void)
+{
+	return dir_of_hooks();
+}
+
+double sm_hooks_timeout(void)
+{
+	return hooks_timeout;
+}
+
 /* Why a hook file or folder cannot run as root, or NULL. */
 static const char *unsafe(const struct stat *sb, bool want_dir)
 {
@@ -280,6 +290,7 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 refused:
 	if (!is_before(point)) {
 		sm_progress_say(c->pr, "warning: %s", sm_error_message());
+		sm_event_warning(c->job, NULL, sm_error_message());
 		return 0;
 	}
 	c->vetoed = true;

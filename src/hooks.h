@@ -21,6 +21,9 @@ struct sm_jobctx;
 
 /* Set the hooks directory (NULL: the default) and the time limit. */
 void sm_hooks_configure(const char *dir, double timeout);
+/* The configured directory and time limit (for child snapmove processes). */
+const char *sm_hooks_dir(void);
+double sm_hooks_timeout(void);
 /* Run the hooks of point for job c.  For a before_* point returns -1 with an
  * error naming the hook and its stderr when one vetoes (and sets
  * c->vetoed); otherwise 0, reporting failures as warnings. */

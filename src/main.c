@@ -38,14 +38,14 @@ static void usage(FILE *f)
 		   "same host, live, with a journal that records every step.\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < SM_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\noptions:\n"
 		   "  -c, --connect URI  libvirt URI (default: $LIBVIRT_DEFAULT_URI, else "
 		   "qemu:///system)\n"
 		   "  --db PATH          journal (default: /var/lib/snapmove/journal.db for root,\n"
 		   "                     $XDG_STATE_HOME/snapmove/journal.db otherwise)\n"
 		   "  --json             machine-readable output: JSON lines of events on stdout\n"
-		   "                     (move, resume, abort), a JSON document (list, status,\n"
+		   "                     (move, resume, abort, rebalance), a JSON document (list, status,\n"
 		   "                     chain, move --dry-run); human text on stderr\n"
 		   "  --hooks-dir DIR    hook programs (default /etc/snapmove/hooks.d)\n"
 		   "  --hook-timeout SEC a hook running longer is killed (default 60)\n"

@@ -71,6 +71,7 @@ static int spawn_capture(const char *const *argv, const char *const *env, double
 			 struct sm_run_result *res, bool *timed_out)
 {
 	double deadline = timeout > 0 ? sm_monotonic() + timeout : 0;
+	bool exited = false;
 	int out_pipe[2], err_pipe[2];
 	struct buf out = { 0 }, err = { 0 };
 	struct pollfd fds[2];
@@ -102,7 +103,14 @@ static int spawn_capture(const char *const *argv, const char *const *env, double
 		*timed_out = false;
 	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
 		char chunk[8192];
-		int wait_ms = -1, rc;
+		int wait_ms = 200, rc;
+
+		/* The program ended but something it started in the background
+		 * still holds its output open: that is not the program's time. */
+		if (!exited && waitpid(pid, &wstatus, WNOHANG) == pid) {
+			exited = true;
+			kill(-pid, SIGKILL);
+		}
 
 		if (deadline) {
 			double left = deadline - sm_monotonic();
@@ -115,7 +123,8 @@ static int spawn_capture(const char *const *argv, const char *const *env, double
 				deadline = 0;
 				continue;
 			}
-			wait_ms = (int)(left * 1000) + 1;
+			if (left * 1000 < wait_ms)
+				wait_ms = (int)(left * 1000) + 1;
 		}
 		rc = poll(fds, 2, wait_ms);
 		if (rc < 0) {
@@ -137,7 +146,7 @@ static int spawn_capture(const char *const *argv, const char *const *env, double
 			}
 		}
 	}
-	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+	while (!exited && waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	res->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 	res->out = out.data ? out.data : sm_xstrdup("");

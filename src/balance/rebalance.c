@@ -5,6 +5,7 @@
 #include "balance/plan.h"
 #include "cleanup.h"
 #include "events.h"
+#include "hooks.h"
 #include "job_run.h"
 #include "util.h"
 
@@ -257,8 +258,8 @@ static void job_state(struct sm_journal *j, long long job, char **state, char **
 static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j, long long id,
 			const struct rmove *m, unsigned long long share_mib)
 {
-	char bw[32];
-	const char *argv[24];
+	char bw[32], timeout[32];
+	const char *argv[32];
 	size_t n = 0;
 	SM_AUTOFREE char *log = sm_xasprintf("%s.rebalance-%lld-%lld.log", sm_journal_path(j), id,
 					    m->seq);
@@ -274,6 +275,11 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 	}
 	if (sm_events_enabled())
 		argv[n++] = "--json";
+	snprintf(timeout, sizeof(timeout), "%.0f", sm_hooks_timeout());
+	argv[n++] = "--hooks-dir";
+	argv[n++] = sm_hooks_dir();
+	argv[n++] = "--hook-timeout";
+	argv[n++] = timeout;
 	if (m->job) {
 		argv[n++] = "resume";
 		argv[n++] = job;
