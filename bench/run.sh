@@ -3,11 +3,27 @@
 # inputs, per-round figures, medians and ratios.  Run by 'make bench' after
 # setup and build; not part of 'make check'.  BENCH_ROUNDS=N changes the
 # number of rounds (at least 3 for figures worth quoting), BENCH_SETTLE=S the
-# pause after each page-cache drop; arguments pick benchmarks by name
+# pause after each page-cache drop, BENCH_WAIT_QUIET=S waits up to S seconds
+# for a quiet machine first; arguments pick benchmarks by name
 # (bash bench/run.sh copy scale).  Exits non-zero when any benchmark failed.
 set -u
 cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (domains on qemu:///system, drop_caches)" >&2; exit 2; }
+
+# BENCH_WAIT_QUIET=S: first wait up to S seconds for a quiet machine: no
+# test suite of this project running (they start domains and copy images)
+# and a one-minute load average below 1.
+busy() {
+	pgrep -f "tests/integration/" >/dev/null ||
+		awk '{ exit !($1 >= 1) }' /proc/loadavg
+}
+quiet_wait=${BENCH_WAIT_QUIET:-0}
+while [ "$quiet_wait" -gt 0 ] && busy; do
+	sleep 5
+	quiet_wait=$((quiet_wait - 5))
+done
+busy && [ "${BENCH_WAIT_QUIET:-0}" -gt 0 ] &&
+	echo "bench: warning: the machine is still busy after ${BENCH_WAIT_QUIET} s; running anyway"
 
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(copy move scale)
