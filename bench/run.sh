@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh: run the benchmarks in order (copy, move, scale), each printing its
+# run.sh: run the benchmarks in order (copy, move, scale, resume), each printing its
 # inputs, per-round figures, medians and ratios.  Run by 'make bench' after
 # setup and build; not part of 'make check'.  BENCH_ROUNDS=N changes the
 # number of rounds (at least 3 for figures worth quoting), BENCH_SETTLE=S the
@@ -26,7 +26,7 @@ busy && [ "${BENCH_WAIT_QUIET:-0}" -gt 0 ] &&
 	echo "bench: warning: the machine is still busy after ${BENCH_WAIT_QUIET} s; running anyway"
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(copy move scale)
+[ ${#names[@]} -gt 0 ] || names=(copy move scale resume)
 
 echo "== snapmove benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
