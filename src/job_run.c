@@ -367,6 +367,8 @@ struct copy_ctx {
 	const char *image;  /* source path */
 	size_t depth;
 	int slot;  /* progress line */
+	struct sm_copy_chunk *held;  /* hole chunks not journaled yet */
+	size_t nheld, cap;
 };
 
 static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
@@ -392,11 +394,43 @@ static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
 	return SM_JOURNAL_TX(c->j, sm_journal_chunk_done(c->j, c->job, target, depth, &jc));
 }
 
+/* Journal the chunks held back (holes) and k, in one transaction. */
+static int flush_chunks(struct copy_ctx *cc, const struct sm_copy_chunk *k)
+{
+	struct sm_jobctx *c = cc->c;
+	int rc;
+
+	if (sm_journal_begin(c->j) < 0)
+		return -1;
+	rc = 0;
+	for (size_t i = 0; rc == 0 && i < cc->nheld; i++)
+		rc = journal_chunk(c, cc->target, cc->depth, &cc->held[i]);
+	if (rc == 0 && k)
+		rc = journal_chunk(c, cc->target, cc->depth, k);
+	if (rc < 0) {
+		sm_journal_rollback(c->j);
+		return -1;
+	}
+	cc->nheld = 0;
+	return sm_journal_commit(c->j);
+}
+
 static int copy_chunk_done(void *opaque, const struct sm_copy_chunk *k)
 {
 	struct copy_ctx *cc = opaque;
 
-	if (journal_chunk(cc->c, cc->target, cc->depth, k) < 0)
+	/* A chunk that is all hole costs nothing to walk again: hold its row
+	 * back and write it with the next chunk that has data, so a sparse
+	 * terabyte does not cost a journal commit (an fsync) per 64 MiB. */
+	if (k->data_bytes == 0) {
+		if (cc->nheld == cc->cap) {
+			cc->cap = cc->cap ? cc->cap * 2 : 64;
+			cc->held = sm_xrealloc(cc->held, cc->cap * sizeof(*cc->held));
+		}
+		cc->held[cc->nheld++] = *k;
+		return 0;
+	}
+	if (flush_chunks(cc, k) < 0)
 		return -1;
 	if (k->index >= 1)
 		sm_crash_point("copy:chunk");
@@ -476,6 +510,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 	unsigned long long chunks = 0;
 	char b[32], r[32];
 	double t0 = sm_monotonic();
+	int rc;
 
 	if (sm_journal_image_progress(c->j, c->job, p->target, k, &state, &chunks) < 0)
 		return -1;
@@ -492,7 +527,11 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		res.data_bytes = res.copied_bytes = img->allocated;
 		res.method = SM_COPY_METHOD_LAST;
 	} else {
-		if (sm_copy_run(&req, &ops, &cc, &res) < 0 ||
+		rc = sm_copy_run(&req, &ops, &cc, &res);
+		if (rc == 0)
+			rc = flush_chunks(&cc, NULL);
+		free(cc.held);
+		if (rc < 0 ||
 		    sm_journal_image_set_method(c->j, c->job, p->target, k,
 						sm_copy_method_name(res.method), req.chunk_size) < 0)
 			return -1;

@@ -436,6 +436,10 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 		}
 		if (c->ops && c->ops->after_write)
 			c->ops->after_write(c->ctx, c->out, &chunk, attempt);
+		/* A hole of a fresh copy: nothing was written, nothing to sync
+		 * or read back (a 1 TiB sparse image is mostly such chunks). */
+		if (chunk.data_bytes == 0 && !resumed && !(c->ops && c->ops->after_write))
+			break;
 		if (sync_out(c) < 0)
 			return -1;
 		if (!c->req->verify)
