@@ -242,7 +242,7 @@ verdict() {  # TEXT VALUE OP LIMIT
 print_machine() {
 	echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
 	echo "work dir: $W on $(df -T "$W" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
-	echo "snapmove: $("$SNAPMOVE" --version 2>&1 | head -n1) ($(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+	echo "snapmove: $("$SNAPMOVE" --version 2>&1 | head -n1), binary built $(date -u -r "$SNAPMOVE_BUILT" "+%F %T UTC" 2>/dev/null), sha256 $(sha256sum "$SNAPMOVE" | cut -c1-12); tree at $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo "?")$(git -C "$TOP" diff --quiet HEAD -- src 2>/dev/null || echo " with uncommitted changes in src/")"
 	echo "page cache dropped before each timed run: $(can_drop_caches && echo yes || echo 'no (not writable)')"
 	echo "free page reporting (virtio balloon): $(free_page_reporting && echo yes || echo no); settle after each drop: $SETTLE s"
 	echo "rounds: $ROUNDS (tools rotate their order each round)"
