@@ -6,6 +6,7 @@
 #include "events.h"
 #include "job_run.h"
 #include "journal.h"
+#include "move.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -130,3 +131,26 @@ void sm_cli_print_next_steps(long long job)
 		"  undo it:    snapmove abort %lld\n", job, job, job, job);
 }
 
+
+int sm_cli_report(enum sm_move_result result, long long job, bool nothing_changed)
+{
+	switch (result) {
+	case SM_MOVE_OK:
+		return SM_EXIT_OK;
+	case SM_MOVE_REFUSED:
+		sm_cli_print_error();
+		sm_cli_emit_refused();
+		fprintf(stderr, "snapmove: nothing was changed\n");
+		return SM_EXIT_REFUSED;
+	case SM_MOVE_FAILED:
+	case SM_MOVE_VETOED:
+	case SM_MOVE_INTERRUPTED:
+		sm_cli_print_error();
+		if (job && nothing_changed)
+			fprintf(stderr, "snapmove: job %lld stopped before changing anything\n", job);
+		else if (job)
+			sm_cli_print_next_steps(job);
+		break;
+	}
+	return sm_move_exit_code(result);
+}

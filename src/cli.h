@@ -4,6 +4,8 @@
 #ifndef SM_CLI_H
 #define SM_CLI_H
 
+#include <stdbool.h>
+
 /* Exit codes.  Stable: engines depend on them. */
 enum {
 	SM_EXIT_OK = 0,       /* the command did what was asked */
@@ -49,6 +51,10 @@ int sm_cli_resolve_job(struct sm_journal *j, const char *arg, long long *id);
 void sm_cli_catch_signals(void);
 /* Under --json: the result event of a command refused before any job. */
 void sm_cli_emit_refused(void);
+enum sm_move_result;
+/* Print how a move, resume or abort ended and return its exit status;
+ * nothing_changed: the job was stopped before it touched anything. */
+int sm_cli_report(enum sm_move_result result, long long job, bool nothing_changed);
 /* After a job stopped: the commands to finish or undo it. */
 void sm_cli_print_next_steps(long long job);
 

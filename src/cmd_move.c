@@ -240,27 +240,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	}
 	sm_progress_init(&pr, stderr, false);
 	result = sm_move(v, j, &o, &pr, &job);
-	switch (result) {
-	case SM_MOVE_OK:
-		ret = SM_EXIT_OK;
-		break;
-	case SM_MOVE_REFUSED:
-		sm_cli_print_error();
-		sm_cli_emit_refused();
-		fprintf(stderr, "snapmove: nothing was changed\n");
-		ret = SM_EXIT_REFUSED;
-		break;
-	case SM_MOVE_FAILED:
-	case SM_MOVE_VETOED:
-	case SM_MOVE_INTERRUPTED:
-		sm_cli_print_error();
-		if (job && result == SM_MOVE_VETOED && job_aborted(j, job))
-			fprintf(stderr, "snapmove: job %lld stopped before changing anything\n", job);
-		else if (job)
-			sm_cli_print_next_steps(job);
-		ret = sm_move_exit_code(result);
-		break;
-	}
+	ret = sm_cli_report(result, job, job && result == SM_MOVE_VETOED && job_aborted(j, job));
 
 cleanup:
 	sm_virt_free(v);

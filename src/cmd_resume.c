@@ -38,23 +38,7 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 	}
 	sm_progress_init(&pr, stderr, false);
 	result = abort_job ? sm_abort(v, j, id, via, &pr) : sm_resume(v, j, id, &pr);
-	switch (result) {
-	case SM_MOVE_OK:
-		ret = SM_EXIT_OK;
-		break;
-	case SM_MOVE_REFUSED:
-		sm_cli_print_error();
-		sm_cli_emit_refused();
-		fprintf(stderr, "snapmove: nothing was changed\n");
-		break;
-	case SM_MOVE_FAILED:
-	case SM_MOVE_VETOED:
-	case SM_MOVE_INTERRUPTED:
-		sm_cli_print_error();
-		sm_cli_print_next_steps(id);
-		ret = sm_move_exit_code(result);
-		break;
-	}
+	ret = sm_cli_report(result, id, false);
 
 cleanup:
 	sm_virt_free(v);

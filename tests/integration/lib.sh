@@ -84,23 +84,7 @@ make_domain() {
 		disks+="<disk type='file' device='disk'><driver name='qemu' type='$fmt'/>"
 		disks+="<source file='$path'/><target dev='$target' bus='virtio'/></disk>"
 	done
-	cat >"$T/$name.xml" <<XML
-<domain type='$(domain_type)'>
-  <name>$name</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>$disks<video><model type='none'/></video>
-  <memballoon model='none'/></devices>
-</domain>
-XML
-	SM_DOMAINS+=("$name")
-	if [ "$kind" = persistent ]; then
-		virsh -q define "$T/$name.xml" >/dev/null
-		virsh -q start "$name" >/dev/null
-	else
-		virsh -q create "$T/$name.xml" >/dev/null
-	fi
+	make_domain_xml "$name" "$kind" "$disks"
 }
 
 # A unique domain name for this test.
