@@ -4,8 +4,12 @@
  * crash having lost at most one chunk.
  *
  * Paths: a reflink clone (FICLONE) when both files share a file system that
- * supports it, copy_file_range otherwise, a buffered read/write loop as the
- * fallback; AUTO picks the first that works and the result says which ran.
+ * supports it; otherwise an O_DIRECT read/write loop, a reader thread keeping
+ * requests in flight while the data read is checksummed and written (no page
+ * cache: on this kind of host the page cache, not the disk, is what a copy
+ * waits for); a buffered read/write loop where O_DIRECT cannot be used
+ * (tmpfs).  AUTO picks the first that works and the result says which ran.
+ * copy_file_range and the buffered loop can be asked for by name.
  * Only data extents (SEEK_DATA/SEEK_HOLE) are read or written: holes stay
  * holes.  Formats are not this module's business: a qcow2 file is bytes here.
  */
@@ -22,6 +26,7 @@ enum sm_copy_method {
 	SM_COPY_REFLINK,
 	SM_COPY_FILE_RANGE,
 	SM_COPY_READWRITE,
+	SM_COPY_DIRECT,
 	SM_COPY_METHOD_LAST
 };
 
@@ -58,7 +63,9 @@ struct sm_copy_req {
 	const char *dst;               /* must exist; never followed if a symlink */
 	unsigned long long chunk_size; /* 0: SM_COPY_CHUNK */
 	unsigned long long bandwidth;  /* bytes/s; 0: unlimited */
-	bool verify;                   /* re-read each durable chunk and compare */
+	bool verify;                   /* re-read each durable chunk and compare
+					* (from the storage on the direct path,
+					* from the page cache on the others) */
 	enum sm_copy_method method;
 	unsigned long long resume_chunks;  /* chunks [0, n) are durable already */
 };

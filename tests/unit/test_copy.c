@@ -338,7 +338,7 @@ static void copy_ok(const struct sm_copy_req *req, struct recorder *r,
 /* The method AUTO should pick here; SM_COPY_METHOD_LAST: do not check. */
 static enum sm_copy_method auto_method(struct fixture *f)
 {
-	return on_ext4(f) ? SM_COPY_READWRITE : SM_COPY_METHOD_LAST;
+	return on_ext4(f) ? SM_COPY_DIRECT : SM_COPY_METHOD_LAST;
 }
 
 /* Copy src to a fresh empty dst by method in chunks of chunk_size (0: the
@@ -603,7 +603,8 @@ static void test_missing_destination(void **state)
 
 static void test_method_names(void **state)
 {
-	static const char *const names[] = { "auto", "reflink", "copy_file_range", "readwrite" };
+	static const char *const names[] = { "auto", "reflink", "copy_file_range", "readwrite",
+						   "direct" };
 
 	(void)state;
 	assert_int_equal(SM_ARRAY_LEN(names), SM_COPY_METHOD_LAST);
@@ -638,7 +639,7 @@ static void test_method_file_range(void **state)
 	copy_and_check(f, "cfr.img", SM_COPY_FILE_RANGE, 1 * MiB, SM_COPY_FILE_RANGE, &res);
 }
 
-/* ext4 has no reflinks: AUTO tries a clone, then copies by read/write. */
+/* ext4 has no reflinks: AUTO tries a clone, then copies by direct I/O. */
 static void test_method_auto_falls_back(void **state)
 {
 	struct fixture *f = *state;
@@ -647,7 +648,7 @@ static void test_method_auto_falls_back(void **state)
 	if (!on_ext4(f))
 		skip();
 	make_sparse_40(f, "auto.img");
-	copy_and_check(f, "auto.img", SM_COPY_AUTO, 0, SM_COPY_READWRITE, &res);
+	copy_and_check(f, "auto.img", SM_COPY_AUTO, 0, SM_COPY_DIRECT, &res);
 }
 
 static void test_method_reflink_refused(void **state)
