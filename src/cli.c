@@ -113,7 +113,7 @@ void sm_cli_emit_refused(void)
 {
 	struct json_object *o;
 
-	if (!sm_events_enabled() || sm_event_result_sent())
+	if (!sm_events_wanted() || sm_event_result_sent())
 		return;
 	o = json_object_new_object();
 	json_object_object_add(o, "job", NULL);

@@ -1,12 +1,17 @@
-/* events.c: JSON event lines on stdout, thread-safe, throttled progress. */
+/* events.c: JSON event lines on stdout and/or in the events file,
+ * thread-safe, throttled progress. */
 #include "events.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static bool enabled;
+static int file_fd = -1;
 static bool result_sent;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -24,6 +29,31 @@ void sm_events_enable(bool on)
 bool sm_events_enabled(void)
 {
 	return enabled;
+}
+
+int sm_events_open_file(void)
+{
+	const char *path = getenv("SNAPMOVE_EVENTS_FILE");
+
+	if (!path || !*path || file_fd >= 0)
+		return 0;
+	file_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (file_fd < 0) {
+		sm_error("cannot open the events file '%s' (SNAPMOVE_EVENTS_FILE): %s; fix the "
+			 "path or unset the variable", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static bool wanted(void)
+{
+	return enabled || file_fd >= 0;
+}
+
+bool sm_events_wanted(void)
+{
+	return wanted();
 }
 
 bool sm_event_result_sent(void)
@@ -47,7 +77,7 @@ void sm_json_print(struct json_object *doc)
 
 void sm_event_emit(const char *type, struct json_object *obj)
 {
-	if (!enabled) {
+	if (!wanted()) {
 		json_object_put(obj);
 		return;
 	}
@@ -63,9 +93,15 @@ void sm_event_emit(const char *type, struct json_object *obj)
 			"%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 
-		fflush(stdout);
-		if (write(STDOUT_FILENO, line, strlen(line)) < 0)
-			(void)0;  /* stdout gone: nothing to tell */
+		if (enabled) {
+			fflush(stdout);
+			if (write(STDOUT_FILENO, line, strlen(line)) < 0)
+				(void)0;  /* stdout gone: nothing to tell */
+		}
+		/* O_APPEND and one write: the lines of several processes
+		 * sharing the file (a rebalance's moves) stay whole. */
+		if (file_fd >= 0 && write(file_fd, line, strlen(line)) < 0)
+			(void)0;  /* a full disk must not stop the move */
 	}
 	pthread_mutex_unlock(&lock);
 	json_object_put(obj);
@@ -83,7 +119,7 @@ void sm_event_phase(long long job, const char *phase, const char *status, const 
 {
 	struct json_object *o;
 
-	if (!enabled)
+	if (!wanted())
 		return;
 	o = with_job(job);
 	json_object_object_add(o, "phase", json_object_new_string(phase));
@@ -129,7 +165,7 @@ void sm_event_progress(long long job, const char *disk, const char *kind, const 
 {
 	struct json_object *o;
 
-	if (!enabled || !may_report(disk, kind, done >= total))
+	if (!wanted() || !may_report(disk, kind, done >= total))
 		return;
 	o = with_job(job);
 	if (disk)
@@ -147,7 +183,7 @@ void sm_event_warning(long long job, const char *disk, const char *message)
 {
 	struct json_object *o;
 
-	if (!enabled)
+	if (!wanted())
 		return;
 	o = with_job(job);
 	if (disk)
@@ -161,7 +197,7 @@ void sm_event_hook(long long job, const char *point, const char *hook, int exit_
 {
 	struct json_object *o;
 
-	if (!enabled)
+	if (!wanted())
 		return;
 	o = with_job(job);
 	json_object_object_add(o, "point", json_object_new_string(point));

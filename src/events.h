@@ -3,6 +3,8 @@
  * event; docs/events.schema.json is the schema the tests check each line
  * against.  When --json is off every call here does nothing.
  *
+ * With SNAPMOVE_EVENTS_FILE set, the same lines are appended to that file too.
+ *
  * Human text goes to sm_human(): stdout normally, stderr under --json, so
  * stdout stays parseable.
  */
@@ -14,7 +16,13 @@
 #include <stdio.h>
 
 void sm_events_enable(bool on);
+/* Whether stdout carries JSON (--json). */
 bool sm_events_enabled(void);
+/* Open $SNAPMOVE_EVENTS_FILE, when set, to append every event to as well,
+ * with or without --json: a machine log beside the human display. */
+int sm_events_open_file(void);
+/* Whether events are produced at all: --json or the events file. */
+bool sm_events_wanted(void);
 /* Whether a "result" event went out (a command emits one at most). */
 bool sm_event_result_sent(void);
 /* Where human-readable results go: stdout, or stderr under --json. */

@@ -1209,7 +1209,7 @@ void sm_job_emit_result(const struct sm_jobctx *c, const char *status, int exit_
 	struct sm_domain_disks now = { 0 };
 	char *xml = NULL;
 
-	if (!sm_events_enabled())
+	if (!sm_events_wanted())
 		return;
 	if (c->dom && (xml = virDomainGetXMLDesc(c->dom, virDomainIsActive(c->dom) == 1 ? 0 :
 						 VIR_DOMAIN_XML_INACTIVE)))

@@ -104,6 +104,10 @@ int main(int argc, char **argv)
 		}
 	}
 	sm_hooks_configure(hooks_dir, (double)timeout);
+	if (sm_events_open_file() < 0) {
+		sm_cli_print_error();
+		return SM_EXIT_USAGE;
+	}
 	if (optind >= argc) {
 		usage(stderr);
 		return SM_EXIT_USAGE;

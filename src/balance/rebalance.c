@@ -447,6 +447,35 @@ static int load_options(struct sm_journal *j, long long id, const struct sm_reba
 	return 0;
 }
 
+/* The last event of a rebalance: how it ended and each move's job.  The
+ * moves' own "result" events came before it, one per job. */
+static void emit_result(long long id, const struct rmove *m, size_t n, int rc)
+{
+	struct json_object *o, *moves;
+	const char *status = rc == 0 ? "done" : sm_interrupted ? "interrupted" : "failed";
+	int exit_code = rc == 0 ? 0 : sm_interrupted ? 5 : 1;
+
+	if (!sm_events_wanted())
+		return;
+	o = json_object_new_object();
+	moves = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *mo = json_object_new_object();
+
+		json_object_object_add(mo, "seq", json_object_new_int64(m[i].seq));
+		json_object_object_add(mo, "domain", json_object_new_string(m[i].domain));
+		json_object_object_add(mo, "disk", json_object_new_string(m[i].disk));
+		json_object_object_add(mo, "job", m[i].job ? json_object_new_int64(m[i].job) : NULL);
+		json_object_object_add(mo, "status", json_object_new_string(m[i].state));
+		json_object_array_add(moves, mo);
+	}
+	json_object_object_add(o, "rebalance", id ? json_object_new_int64(id) : NULL);
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "exit", json_object_new_int(exit_code));
+	json_object_object_add(o, "moves", moves);
+	sm_event_emit("rebalance_result", o);
+}
+
 static void finish(struct sm_journal *j, long long id, bool ok)
 {
 	SM_JOURNAL_TX(j, sm_journal_sql(j, "UPDATE rebalance SET state = ?, finished_at = ? "
@@ -497,7 +526,7 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 		if (sm_balance_plan(inv.storages, inv.nstorages, inv.units, inv.nunits, &goal,
 				    SM_BALANCE_MARGIN, &plan) < 0)
 			goto cleanup;
-		if (sm_events_enabled())
+		if (o->dry_run ? sm_events_enabled() : sm_events_wanted())
 			print_plan_json(&inv, &plan, o->dry_run);
 		if (!o->dry_run || !sm_events_enabled())
 			print_plan(&inv, &plan);
@@ -507,6 +536,7 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 			goto cleanup;
 		}
 		if (plan.nmoves == 0) {
+			emit_result(0, NULL, 0, 0);
 			ret = SM_REBALANCE_OK;
 			goto cleanup;
 		}
@@ -539,6 +569,7 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 	if (rc < 0)
 		goto cleanup;
 	finish(j, id, rc == 0);
+	emit_result(id, moves, nmoves, rc);
 	ret = rc == 0 ? SM_REBALANCE_OK : SM_REBALANCE_FAILED;
 
 cleanup:

@@ -3,9 +3,7 @@
 # validate_events.py with Debian's python3-jsonschema (Debian's python3 first:
 # another python3 on PATH may not have it).
 
-SM_PY=/usr/bin/python3
-[ -x "$SM_PY" ] || SM_PY=python3
-SM_VALIDATE=$TOP/tests/integration/validate_events.py
+# SM_PY and SM_VALIDATE come from lib.sh.
 
 # assert_events FILE...: every line of each FILE is one valid event (and
 # there is at least one line).

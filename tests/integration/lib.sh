@@ -15,9 +15,40 @@ chmod 755 "$T"
 DB=$T/journal.db
 SM_DOMAINS=()
 SM_MOUNTS=()
+# Every event any snapmove of this test emits (with --json or not, rebalance
+# children too) is appended here and checked against docs/events.schema.json
+# when the test ends; so are the --json documents sm() saw (in $SM_DOCS).
+# Outside $T: tests compare listings of $T.
+SNAPMOVE_EVENTS_FILE=$(mktemp /var/tmp/snapmove-test-events.XXXXXX)
+export SNAPMOVE_EVENTS_FILE
+SM_DOCS=$(mktemp -d /var/tmp/snapmove-test-docs.XXXXXX)
+SM_PY=/usr/bin/python3
+[ -x "$SM_PY" ] || SM_PY=python3
+SM_VALIDATE=$TOP/tests/integration/validate_events.py
 
-sm_cleanup() {
-	local d m
+# Check what sm_check_output collected; 1 when something is invalid.
+sm_check_output() {
+	local rc=0 name docs
+	if [ -s "$SNAPMOVE_EVENTS_FILE" ]; then
+		"$SM_PY" "$SM_VALIDATE" events "$SNAPMOVE_EVENTS_FILE" || rc=1
+	fi
+	for name in list status chain dry_run rebalance_dry_run; do
+		docs=$(find "$SM_DOCS" -name "$name.*" | sort)
+		[ -n "$docs" ] || continue
+		# shellcheck disable=SC2086
+		"$SM_PY" "$SM_VALIDATE" document "$name" $docs || rc=1
+	done
+	[ $rc = 0 ] || echo "FAIL ($TNAME): snapmove's JSON output does not match" \
+		"docs/events.schema.json (above)" >&2
+	return $rc
+}
+
+sm_cleanup() {  # [EXIT STATUS]
+	local rc=${1:-$?} d m
+	if [ $rc = 0 ]; then
+		sm_check_output || rc=1
+	fi
+	rm -rf "$SNAPMOVE_EVENTS_FILE" "$SM_DOCS"
 	for d in "${SM_DOMAINS[@]}"; do
 		virsh -q destroy "$d" >/dev/null 2>&1 || true
 		virsh -q undefine "$d" >/dev/null 2>&1 || true
@@ -26,6 +57,7 @@ sm_cleanup() {
 		umount "$m" 2>/dev/null || true
 	done
 	rm -rf "$T"
+	exit $rc
 }
 trap sm_cleanup EXIT
 
@@ -38,9 +70,30 @@ note() {
 	echo "  - $*"
 }
 
-# Run snapmove with this test's journal.
+# Run snapmove with this test's journal.  The JSON document of a --json
+# list, status, chain or dry run is kept for sm_check_output.
 sm() {
-	"$SNAPMOVE" --db "$DB" "$@"
+	local a cmd="" json=false dry=false rc=0 doc
+	for a in "$@"; do
+		case "$a" in
+		--json) json=true ;;
+		--dry-run) dry=true ;;
+		-*) ;;
+		*) [ -n "$cmd" ] || cmd=$a ;;
+		esac
+	done
+	case "$json/$cmd/$dry" in
+	true/list/* | true/status/* | true/chain/*) doc=$cmd ;;
+	true/move/true) doc=dry_run ;;
+	true/rebalance/true) doc=rebalance_dry_run ;;
+	*) "$SNAPMOVE" --db "$DB" "$@"; return ;;
+	esac
+	doc=$(mktemp "$SM_DOCS/$doc.XXXXXX")
+	"$SNAPMOVE" --db "$DB" "$@" >"$doc" || rc=$?
+	cat "$doc"
+	# Refused or failed: no document to check.
+	[ $rc = 0 ] || rm -f "$doc"
+	return $rc
 }
 
 # Expect a command to exit with status $1; output goes to $T/out and $T/err.
@@ -247,14 +300,14 @@ defer() {
 }
 
 sm_cleanup_deferred() {
-	local d i
+	local rc=$? d i
 	for d in "${SM_DOMAINS[@]}"; do
 		virsh -q destroy "$d" >/dev/null 2>&1 || true
 	done
 	for ((i = ${#SM_DEFERRED[@]} - 1; i >= 0; i--)); do
 		eval "${SM_DEFERRED[i]}" >/dev/null 2>&1 || true
 	done
-	sm_cleanup
+	sm_cleanup "$rc"
 }
 
 # world_state DOM TARGET DIR...: what a refused command must leave as it was:
