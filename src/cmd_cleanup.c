@@ -39,7 +39,8 @@ int sm_cmd_cleanup(const struct sm_cli *cli, int argc, char **argv)
 		return ret;
 	ret = SM_EXIT_REFUSED;
 	sm_progress_init(&pr, stderr, false);
-	if (sm_journal_open(db, &j) < 0 || sm_cli_resolve_job(j, argv[optind], &id) < 0 ||
+	if (sm_journal_open_existing(db, &j, NULL) < 0 ||
+	    sm_cli_resolve_job(j, argv[optind], &id) < 0 ||
 	    sm_virt_open(cli->uri, &v) < 0 || sm_cleanup_run(v, j, id, &pr, &freed) < 0) {
 		sm_cli_print_error();
 		goto cleanup;
@@ -68,7 +69,8 @@ int sm_cmd_forget(const struct sm_cli *cli, int argc, char **argv)
 	if (ret >= 0)
 		return ret;
 	ret = SM_EXIT_REFUSED;
-	if (sm_journal_open(db, &j) < 0 || sm_cli_resolve_job(j, argv[optind], &id) < 0 ||
+	if (sm_journal_open_existing(db, &j, NULL) < 0 ||
+	    sm_cli_resolve_job(j, argv[optind], &id) < 0 ||
 	    sm_job_forget(j, id) < 0) {
 		sm_cli_print_error();
 		goto cleanup;

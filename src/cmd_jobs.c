@@ -74,12 +74,17 @@ static struct json_object *job_json(struct sm_journal *j, const struct sm_job_ro
 	return o;
 }
 
-static int open_journal(const struct sm_cli *cli, struct sm_journal **j)
+/* Open the journal, never creating it: 0, -1 (printed), or 1 when the
+ * default journal is missing and missing_ok (no job was ever run here). */
+static int open_journal(const struct sm_cli *cli, struct sm_journal **j, bool missing_ok)
 {
 	SM_AUTOFREE char *db = cli->db_path ? sm_xstrdup(cli->db_path)
 					    : sm_journal_default_path();
+	bool missing;
 
-	if (sm_journal_open(db, j) < 0) {
+	if (sm_journal_open_existing(db, j, &missing) < 0) {
+		if (missing && missing_ok && !cli->db_path)
+			return 1;
 		sm_cli_print_error();
 		return -1;
 	}
@@ -111,14 +116,15 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 	struct sm_journal *j = NULL;
 	struct sm_job_row *jobs = NULL;
 	size_t n = 0;
-	int ret = SM_EXIT_OK;
+	int ret = SM_EXIT_OK, rc;
 
 	if (sm_cli_simple_args("list", argc, argv, 0, 0, "usage: snapmove list\n\nList the journal's "
 			"jobs, unfinished ones first.\n", &ret) < 0)
 		return ret;
-	if (open_journal(cli, &j) < 0)
-		return SM_EXIT_FAILED;
-	if (sm_journal_job_list(j, &jobs, &n) < 0) {
+	rc = open_journal(cli, &j, true);
+	if (rc < 0)
+		return SM_EXIT_REFUSED;
+	if (rc == 0 && sm_journal_job_list(j, &jobs, &n) < 0) {
 		sm_cli_print_error();
 		sm_journal_free(j);
 		return SM_EXIT_FAILED;
@@ -312,8 +318,8 @@ int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv)
 			"job (a number, or a domain with one unfinished job): state, phase,\ndisks, phase timings and the files it made.\n",
 			&ret) < 0)
 		return ret;
-	if (open_journal(cli, &j) < 0)
-		return SM_EXIT_FAILED;
+	if (open_journal(cli, &j, false) < 0)
+		return SM_EXIT_REFUSED;
 	if (sm_cli_resolve_job(j, argv[optind], &id) < 0) {
 		sm_cli_print_error();
 		sm_journal_free(j);

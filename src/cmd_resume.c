@@ -30,7 +30,7 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 
 	(void)cmd;
 	sm_cli_catch_signals();
-	if (sm_journal_open(db, &j) < 0 || sm_cli_resolve_job(j, arg, &id) < 0 ||
+	if (sm_journal_open_existing(db, &j, NULL) < 0 || sm_cli_resolve_job(j, arg, &id) < 0 ||
 	    sm_virt_open(cli->uri, &v) < 0) {
 		sm_cli_print_error();
 		sm_cli_emit_refused();

@@ -211,6 +211,28 @@ error:
 	return -1;
 }
 
+int sm_journal_open_existing(const char *path, struct sm_journal **out, bool *missing)
+{
+	struct stat sb;
+
+	*out = NULL;
+	if (missing)
+		*missing = false;
+	if (stat(path, &sb) < 0) {
+		if (errno != ENOENT) {
+			sm_error("cannot open the journal '%s': %s; pass --db with a readable "
+				 "journal", path, strerror(errno));
+			return -1;
+		}
+		if (missing)
+			*missing = true;
+		sm_error("there is no journal at '%s'; check the --db path (the first "
+			 "'snapmove move' creates the journal)", path);
+		return -1;
+	}
+	return sm_journal_open(path, out);
+}
+
 int sm_journal_open(const char *path, struct sm_journal **out)
 {
 	struct sm_journal *j;

@@ -75,6 +75,10 @@ struct sm_file_row {
 char *sm_journal_default_path(void);
 /* Open (creating it and its directory when missing) and upgrade the schema. */
 int sm_journal_open(const char *path, struct sm_journal **out);
+/* The same for commands that only act on jobs already there (list, status,
+ * resume, abort, verify, cleanup, forget): a missing file is an error naming
+ * the path, and nothing is created.  *missing (when not NULL) is set then. */
+int sm_journal_open_existing(const char *path, struct sm_journal **out, bool *missing);
 void sm_journal_free(struct sm_journal *j);
 
 /* Transactions: BEGIN IMMEDIATE takes the write lock at once. */

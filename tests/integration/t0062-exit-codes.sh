@@ -127,6 +127,15 @@ case_3() {
 	# exits 1 for it).
 	refused chain nosuchdomain-$$
 	assert_unchanged three
+	# A mistyped --db: refused by every command that needs a journal
+	# already there, naming the path, and no journal made.
+	local cmd missing=$T/no-such-journal.db
+	for cmd in list "status 1" "resume 1" "abort 1" "verify 1" "cleanup 1" "forget 1"; do
+		# shellcheck disable=SC2086
+		expect_exit 3 "$SNAPMOVE" --db "$missing" $cmd
+		assert_contains "$T/err" "there is no journal at '$missing'"
+		assert_absent "$missing"
+	done
 }
 run_case "3: refused before changing anything" case_3
 
