@@ -162,6 +162,7 @@ qemu:///session" ;;
 qcow2" ;;
 		--copy-method) _snapmove_compgen "auto
 reflink
+direct
 copy_file_range
 readwrite" ;;
 		--sync-writes) _snapmove_compgen "auto

@@ -35,8 +35,8 @@ static void copy_usage(FILE *f)
 		   "                     [--copy-method METHOD] [--chunk-size MIB]\n\n"
 		   "Copy one image file as 'move' copies base images: data extents only (holes\n"
 		   "stay holes), in chunks that are each fdatasync'ed and verified.  DST must not\n"
-		   "exist.  Prints the path used (reflink, copy_file_range, readwrite), bytes and\n"
-		   "time.  No journal: an interrupted copy is started again.\n");
+		   "exist.  Prints the path used (reflink, direct, copy_file_range, readwrite),\n"
+		   "bytes and time.  No journal: an interrupted copy is started again.\n");
 }
 
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
@@ -73,7 +73,8 @@ int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
 			method = sm_copy_method_from_name(optarg);
 			if (method < 0)
 				return sm_cli_usage_error("copy", "--copy-method takes auto, reflink, "
-							  "copy_file_range or readwrite, not '%s'",
+							  "direct, copy_file_range or readwrite, "
+							  "not '%s'",
 							  optarg);
 			req.method = (enum sm_copy_method)method;
 			break;

@@ -41,8 +41,8 @@ static void move_usage(FILE *f)
 		   "                    the default, does)\n"
 		   "  --dest-format F   convert single-image disks to raw or qcow2 (qemu-img\n"
 		   "                    convert; a resumed conversion starts over)\n"
-		   "  --copy-method M   auto (default: reflink, else copy_file_range, else\n"
-		   "                    read/write), reflink, copy_file_range or readwrite\n"
+		   "  --copy-method M   auto (default: reflink, else direct, else readwrite),\n"
+		   "                    reflink, direct, copy_file_range or readwrite\n"
 		   "  --sync-writes M   auto (default): restart a mirror that does not converge\n"
 		   "                    under the guest's writes in write-blocking mode; on: use\n"
 		   "                    it from the start; off: never\n"
@@ -159,7 +159,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			if (method < 0) {
 				free(disks);
 				return sm_cli_usage_error("move", "--copy-method takes auto, reflink, "
-							  "copy_file_range or readwrite, not '%s'",
+							  "direct, copy_file_range or readwrite, "
+							  "not '%s'",
 							  optarg);
 			}
 			o.copy_method = (enum sm_copy_method)method;
