@@ -335,7 +335,25 @@ world_state() {
 		ls -A "$d"
 	done
 	echo "journal:"
-	sm list
+	journal_jobs
+}
+
+# journal_jobs: 'snapmove list' of this test's journal; "no jobs", as for an
+# empty one, while there is none ('list' refuses a missing --db, and a
+# refused move may create the journal: neither changes the jobs).
+journal_jobs() {
+	if [ -e "$DB" ]; then
+		sm list
+	else
+		echo "no jobs"
+	fi
+}
+
+# journal_init: this test's journal, empty, for tests that query it with
+# sqlite3 before their first move (only move and rebalance create it).
+journal_init() {
+	[ -e "$DB" ] || : >"$DB"
+	sm list >/dev/null
 }
 
 # save_state NAME DOM TARGET DIR... and assert_unchanged NAME: record the

@@ -66,6 +66,7 @@ rb_world() {
 	sm list
 	rb_sql "SELECT 'rebalances', count(*) FROM rebalance; SELECT 'moves', count(*) FROM rebalance_move"
 }
+journal_init   # for the queries of rb_world
 rb_world >"$T/world.0"
 assert_unchanged_world() {
 	rb_world >"$T/world.now"

@@ -22,7 +22,7 @@ for x in 1:24 2:20 3:16 4:12; do
 	guest_write "$dom" vda 0xee 100M 64k
 done
 P1=${DOMS[0]} P2=${DOMS[1]}
-sm list >/dev/null   # the journal, for the queries before the first rebalance
+journal_init   # for the queries before the first rebalance
 
 # The test hook fails the copy of the domain named in $T/victim (if any).
 cat >"$T/hook" <<HOOK

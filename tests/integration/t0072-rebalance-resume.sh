@@ -23,7 +23,7 @@ for x in 1:24 2:20 3:16 4:12; do
 	make_domain "$dom" transient "vda:$S1/p${x%%:*}.qcow2:qcow2"
 	guest_write "$dom" vda 0xee 100M 64k
 done
-sm list >/dev/null   # the journal, for the queries before the first rebalance
+journal_init   # for the queries before the first rebalance
 
 # wait_for SQL WANT SECONDS: poll the journal until SQL gives WANT.
 wait_for() {

@@ -23,7 +23,7 @@ disk_xml() {  # TARGET PATH
 }
 make_domain_xml "$O" defined "$(disk_xml vda "$S1/o-vda.qcow2")$(disk_xml vdb "$S1/o-vdb.qcow2")"
 assert_eq "$(virsh domstate "$O")" "shut off" "state of $O"
-sm list >/dev/null
+journal_init
 
 ARGS=(--storage "$S1" --storage "$S2" --drain "$S1")
 
