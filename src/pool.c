@@ -80,7 +80,8 @@ int sm_pool_dest_dir(virConnectPtr conn, const char *name, char **dir)
 		goto cleanup;
 	}
 	if (!path) {
-		sm_error("storage pool '%s' has no target path", name);
+		sm_error("storage pool '%s' has no target path; use --dest with a directory "
+			 "instead", name);
 		goto cleanup;
 	}
 	*dir = sm_steal(&path);
@@ -114,8 +115,10 @@ int sm_pool_refresh_dirs(virConnectPtr conn, const char *const *dirs, size_t n)
 				if (!same_dir(path, dirs[k]))
 					continue;
 				if (virStoragePoolRefresh(pools[i], 0) < 0) {
-					sm_virt_error("cannot refresh storage pool '%s'",
-						      virStoragePoolGetName(pools[i]));
+					sm_error("cannot refresh storage pool '%s': %s; run "
+						 "'virsh pool-refresh %s' so it lists the new files",
+						 virStoragePoolGetName(pools[i]), sm_virt_last_error(),
+						 virStoragePoolGetName(pools[i]));
 					ret = -1;
 				}
 				break;

@@ -38,16 +38,22 @@ static void quiet_error_handler(void *opaque, virErrorPtr err)
 	(void)err;
 }
 
+const char *sm_virt_last_error(void)
+{
+	const char *msg = virGetLastErrorMessage();
+
+	return msg ? msg : "unknown libvirt error";
+}
+
 void sm_virt_error(const char *fmt, ...)
 {
 	char what[1024];
-	const char *msg = virGetLastErrorMessage();
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	sm_error("%s: %s", what, msg ? msg : "unknown libvirt error");
+	sm_error("%s: %s", what, sm_virt_last_error());
 }
 
 static void *event_loop(void *opaque)
@@ -117,8 +123,8 @@ int sm_virt_open(const char *uri, struct sm_virt **out)
 	v->callback_id = -1;
 	v->conn = virConnectOpen(uri);
 	if (!v->conn) {
-		sm_virt_error("cannot connect to '%s'; is libvirtd running? (start it, or "
-			      "pass -c URI)", uri);
+		sm_error("cannot connect to '%s': %s; start libvirtd ('systemctl start "
+			 "libvirtd') or pass -c URI", uri, sm_virt_last_error());
 		sm_virt_free(v);
 		return -1;
 	}

@@ -21,6 +21,9 @@ const char *sm_virt_uri(struct sm_virt *v);
 
 /* Record libvirt's last error as "what: libvirt's message". */
 void sm_virt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Libvirt's last error message, for a message that says what to do after
+ * it: sm_error("cannot X: %s; do Y", ..., sm_virt_last_error()). */
+const char *sm_virt_last_error(void);
 
 /* Look a domain up by name or UUID; a clear error when there is none. */
 virDomainPtr sm_virt_domain(struct sm_virt *v, const char *name);

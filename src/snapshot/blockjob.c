@@ -71,10 +71,10 @@ int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 	sm_virt_job_event_reset(v, target, VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT);
 	if (virDomainBlockCommit(dom, target, base_path, NULL, bandwidth_mib,
 				 VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0) {
-		sm_virt_error("cannot start the commit of disk '%s' into '%s' (if another "
-			      "block job runs on it, wait for it or run 'virsh blockjob %s %s "
-			      "--abort', then resume)", target, base_path, virDomainGetName(dom),
-			      target);
+		sm_error("cannot start the commit of disk '%s' into '%s': %s; if another block "
+			 "job runs on it, wait for it or run 'virsh blockjob %s %s --abort', then "
+			 "resume the job", target, base_path, sm_virt_last_error(),
+			 virDomainGetName(dom), target);
 		return -1;
 	}
 	return 0;
@@ -91,6 +91,31 @@ int sm_blockjob_stream_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 	return 0;
 }
 
+/* The block job on target ended early: status is its last event. */
+static void job_ended(virDomainPtr dom, const char *target, int status)
+{
+	const char *name = virDomainGetName(dom);
+
+	switch (status) {
+	case VIR_DOMAIN_BLOCK_JOB_COMPLETED:
+		sm_error("the block job on disk '%s' completed before it was ready; see the "
+			 "domain's log '/var/log/libvirt/qemu/%s.log'", target, name);
+		break;
+	case VIR_DOMAIN_BLOCK_JOB_FAILED:
+		sm_error("the block job on disk '%s' failed; see the domain's log "
+			 "'/var/log/libvirt/qemu/%s.log'", target, name);
+		break;
+	case VIR_DOMAIN_BLOCK_JOB_CANCELED:
+		sm_error("the block job on disk '%s' was cancelled; see the domain's log "
+			 "'/var/log/libvirt/qemu/%s.log'", target, name);
+		break;
+	default:
+		sm_error("the block job on disk '%s' ended; see the domain's log "
+			 "'/var/log/libvirt/qemu/%s.log'", target, name);
+		break;
+	}
+}
+
 int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *target)
 {
 	for (;;) {
@@ -100,8 +125,7 @@ int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *targe
 		if (status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
 			return 0;
 		if (status == VIR_DOMAIN_BLOCK_JOB_FAILED || status == VIR_DOMAIN_BLOCK_JOB_CANCELED) {
-			sm_error("the block job on disk '%s' %s", target, status ==
-				 VIR_DOMAIN_BLOCK_JOB_FAILED ? "failed" : "was cancelled");
+			job_ended(dom, target, status);
 			return -1;
 		}
 		rc = sm_blockjob_running(dom, target);
@@ -127,16 +151,6 @@ static int xml_mirror_ready(virDomainPtr dom, const char *target)
 	ret = !disk || !disk->mirror_job ? -1 : disk->mirror_ready ? 1 : 0;
 	sm_domain_disks_release(&disks);
 	return ret;
-}
-
-static const char *event_status_name(int status)
-{
-	switch (status) {
-	case VIR_DOMAIN_BLOCK_JOB_COMPLETED: return "completed before it was ready";
-	case VIR_DOMAIN_BLOCK_JOB_FAILED: return "failed";
-	case VIR_DOMAIN_BLOCK_JOB_CANCELED: return "was cancelled";
-	default: return "ended";
-	}
 }
 
 int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *const *targets,
@@ -171,9 +185,7 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 				continue;
 			}
 			if (status >= 0) {
-				sm_error("the block job on disk '%s' %s; see the domain's log in "
-					 "/var/log/libvirt/qemu/", targets[i],
-					 event_status_name(status));
+				job_ended(dom, targets[i], status);
 				goto cleanup;
 			}
 			xr = xml_mirror_ready(dom, targets[i]);
