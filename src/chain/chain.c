@@ -206,11 +206,14 @@ char *sm_disk_unmovable_reason(const struct sm_disk *disk)
 	for (size_t i = 0; i < disk->nchain; i++) {
 		const struct sm_image *img = &disk->chain[i];
 
-		if (!sm_str_eq(img->type, "file") || !img->path)
-			return sm_xasprintf("disk '%s' %s is a %s source, not a file; snapmove "
+		if ((!sm_str_eq(img->type, "file") || !img->path) && i == 0)
+			return sm_xasprintf("disk '%s' image is a %s source, not a file; snapmove "
 					    "moves only file-backed chains, leave it out of --disk",
-					    disk->target, i == 0 ? "image" : "backing image",
-					    img->type);
+					    disk->target, img->type);
+		if (!sm_str_eq(img->type, "file") || !img->path)
+			return sm_xasprintf("disk '%s' backing image is a %s source, not a file; "
+					    "snapmove moves only file-backed chains, leave it out "
+					    "of --disk", disk->target, img->type);
 		if (!img->format)
 			return sm_xasprintf("disk '%s' image '%s' has no format in the domain "
 					    "XML; set <driver type=...> so snapmove never has to "

@@ -218,9 +218,10 @@ char *sm_image_follow_chain(struct sm_disk *d)
 			return NULL;
 		}
 		if (!info.backing_format) {
-			char *why = sm_xasprintf("'%s' does not record its backing file's format; "
-						 "set it with 'qemu-img rebase -u -F FORMAT'",
-						 img->path);
+			char *why = sm_xasprintf("image '%s' does not record the format of its "
+						 "backing file '%s'; set it with 'qemu-img rebase "
+						 "-u -b %s -F FORMAT %s'", img->path, info.backing,
+						 info.backing, img->path);
 
 			sm_image_info_release(&info);
 			return why;
