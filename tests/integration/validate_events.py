@@ -99,7 +99,8 @@ def main(argv):
         schema = load_schema()
         v = validator(schema)
         by_kind = {k: validator(schema, k + "_event")
-                   for k in ("phase", "progress", "warning", "hook", "result", "rebalance_plan")}
+                   for k in ("phase", "progress", "warning", "hook", "result", "rebalance_plan",
+                             "rebalance_result")}
         bad = sum(check_events(v, p, by_kind) for p in argv[1:])
     elif len(argv) >= 3 and argv[0] == "document":
         v = validator(load_schema(), argv[1] + "_document")
