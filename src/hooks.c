@@ -43,34 +43,57 @@ double sm_hooks_timeout(void)
 	return hooks_timeout;
 }
 
-/* Why a hook file or folder cannot run as root, or NULL. */
-static const char *unsafe(const struct stat *sb, bool want_dir)
-{
-	if (want_dir ? !S_ISDIR(sb->st_mode) : !S_ISREG(sb->st_mode))
-		return want_dir ? "not a directory" : "not a regular file";
-	if (sb->st_uid != 0)
-		return "not owned by root";
-	if (sb->st_mode & (S_IWGRP | S_IWOTH))
-		return "writable by group or others";
-	if (!want_dir && !(sb->st_mode & S_IXUSR))
-		return "not executable";
-	return NULL;
-}
-
+/* Hooks run as root: a hook or its folder must be root's own and writable by
+ * root alone; each refusal is one whole message with its fix. */
 static int check_path(const char *path, bool want_dir)
 {
 	struct stat sb;
-	const char *why;
 
 	if (lstat(path, &sb) < 0) {
-		sm_error("cannot read hook '%s': %s", path, strerror(errno));
+		if (want_dir)
+			sm_error("cannot read the hooks folder '%s': %s", path, strerror(errno));
+		else
+			sm_error("cannot read hook '%s': %s", path, strerror(errno));
 		return -1;
 	}
-	why = unsafe(&sb, want_dir);
-	if (why) {
-		sm_error("hook %s '%s' is %s; hooks run as root, so they must be root's own "
-			 "regular executables in root's own folders (chown root, chmod go-w)",
-			 want_dir ? "folder" : "file", path, why);
+	if (want_dir && !S_ISDIR(sb.st_mode)) {
+		sm_error("hook folder '%s' is not a directory; hooks run as root, so they must "
+			 "be root's own regular executables in root's own folders: make it a "
+			 "directory owned by root, or pass another --hooks-dir", path);
+		return -1;
+	}
+	if (!want_dir && !S_ISREG(sb.st_mode)) {
+		sm_error("hook file '%s' is not a regular file; hooks run as root, so they must "
+			 "be root's own regular executables in root's own folders: put the "
+			 "program itself there, not a link to it", path);
+		return -1;
+	}
+	if (sb.st_uid != 0) {
+		if (want_dir)
+			sm_error("hook folder '%s' is not owned by root; hooks run as root, so they "
+				 "must be root's own regular executables in root's own folders: "
+				 "'chown root %s'", path, path);
+		else
+			sm_error("hook file '%s' is not owned by root; hooks run as root, so they "
+				 "must be root's own regular executables in root's own folders: "
+				 "'chown root %s'", path, path);
+		return -1;
+	}
+	if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+		if (want_dir)
+			sm_error("hook folder '%s' is writable by group or others; hooks run as "
+				 "root, so they must be root's own regular executables in root's "
+				 "own folders: 'chmod go-w %s'", path, path);
+		else
+			sm_error("hook file '%s' is writable by group or others; hooks run as "
+				 "root, so they must be root's own regular executables in root's "
+				 "own folders: 'chmod go-w %s'", path, path);
+		return -1;
+	}
+	if (!want_dir && !(sb.st_mode & S_IXUSR)) {
+		sm_error("hook file '%s' is not executable; hooks run as root, so they must be "
+			 "root's own regular executables in root's own folders: 'chmod u+x %s'",
+			 path, path);
 		return -1;
 	}
 	return 0;
@@ -231,8 +254,8 @@ static int run_one(struct sm_jobctx *c, const char *point, const char *path, str
 	sm_event_hook(c->job, point, path, res.status, timed_out, secs);
 	rc = res.status == 0 && !timed_out ? 0 : 1;
 	if (timed_out)
-		sm_error("hook '%s' ran past its time limit of %.0f s and was killed", path,
-			 hooks_timeout);
+		sm_error("hook '%s' ran past its time limit of %.0f s and was killed; give it "
+			 "more time with --hook-timeout SEC", path, hooks_timeout);
 	else if (rc)
 		sm_error("hook '%s' exited %d: %s", path, res.status, err[0] ? err : "(no stderr)");
 	sm_run_result_release(&res);

@@ -354,7 +354,7 @@ case_unsafe_after() {
 	assert_events "$T/after7.out"
 	assert_contains "$T/err" "warning: hook file '$T/h-after/after_move/50-ok' is not executable"
 	assert_eq "$(jev "$T/after7.out" '[e["message"] for e in ev("warning")]')" \
-		"hook file '$T/h-after/after_move/50-ok' is not executable; hooks run as root, so they must be root's own regular executables in root's own folders (chown root, chmod go-w)" \
+		"hook file '$T/h-after/after_move/50-ok' is not executable; hooks run as root, so they must be root's own regular executables in root's own folders: 'chmod u+x $T/h-after/after_move/50-ok'" \
 		"warning event of a refused after_move hook"
 	assert_eq "$(live_chain "$dom" vda)" "$T/dst7/disk.qcow2 qcow2" "chain after the move"
 	chmod 757 "$T/h-after/after_move"
