@@ -282,18 +282,19 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 		/* A pivot was under way when snapmove stopped: if it happened, this
 		 * overlay got the guest's writes since.  Keep it. */
 		SM_AUTOFREE char *kept = sm_xasprintf("%s.kept", p->dst_overlay);
+		SM_AUTOFREE char *why = NULL;
 
 		if (rename(p->dst_overlay, kept) < 0) {
 			sm_error("cannot keep '%s' aside: %s", p->dst_overlay, strerror(errno));
 			return -1;
 		}
 		sm_job_file(c, kept, "kept_overlay", "created");
-		sm_progress_say(c->pr, "warning: %s: a pivot was under way when snapmove stopped "
-				"and the domain now runs on the source overlay; the destination "
-				"overlay, which may hold writes made after that pivot, is kept as "
-				"'%s'", p->target, kept);
-		sm_event_warning(c->job, p->target, "a destination overlay that may hold writes "
-				 "was kept aside");
+		why = sm_xasprintf("a pivot of disk '%s' was under way when snapmove stopped and "
+				   "the domain now runs on its source overlay; the destination "
+				   "overlay, which may hold writes made after that pivot, is kept "
+				   "as '%s'", p->target, kept);
+		sm_progress_say(c->pr, "warning: %s", why);
+		sm_event_warning(c->job, p->target, why);
 		c->pivoting[i] = false;
 		sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
 	} else if (exists && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) {
@@ -381,21 +382,23 @@ static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
 }
 
 static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
-			 const struct sm_copy_chunk *k)
+			 const struct sm_copy_chunk *k, bool verified)
 {
 	struct sm_journal_chunk jc = {
 		.index = k->index,
 		.offset = k->offset,
 		.length = k->length,
 		.data_bytes = k->data_bytes,
+		.verified = verified,
 	};
 
 	sm_checksum_hex(k->checksum, jc.checksum);
 	return SM_JOURNAL_TX(c->j, sm_journal_chunk_done(c->j, c->job, target, depth, &jc));
 }
 
-/* Journal the chunks held back (holes) and k, in one transaction. */
-static int flush_chunks(struct copy_ctx *cc, const struct sm_copy_chunk *k)
+/* Journal the chunks held back (holes) and k (verified, or durable with its
+ * check to come), in one transaction. */
+static int flush_chunks(struct copy_ctx *cc, const struct sm_copy_chunk *k, bool verified)
 {
 	struct sm_jobctx *c = cc->c;
 	int rc;
@@ -404,9 +407,9 @@ static int flush_chunks(struct copy_ctx *cc, const struct sm_copy_chunk *k)
 		return -1;
 	rc = 0;
 	for (size_t i = 0; rc == 0 && i < cc->nheld; i++)
-		rc = journal_chunk(c, cc->target, cc->depth, &cc->held[i]);
+		rc = journal_chunk(c, cc->target, cc->depth, &cc->held[i], true);
 	if (rc == 0 && k)
-		rc = journal_chunk(c, cc->target, cc->depth, k);
+		rc = journal_chunk(c, cc->target, cc->depth, k, verified);
 	if (rc < 0) {
 		sm_journal_rollback(c->j);
 		return -1;
@@ -430,10 +433,61 @@ static int copy_chunk_done(void *opaque, const struct sm_copy_chunk *k)
 		cc->held[cc->nheld++] = *k;
 		return 0;
 	}
-	if (flush_chunks(cc, k) < 0)
+	if (flush_chunks(cc, k, true) < 0)
 		return -1;
 	if (k->index >= 1)
 		sm_crash_point("copy:chunk");
+	return 0;
+}
+
+/* The direct path: k is durable, its check runs while the next chunk is
+ * copied; copy_chunk_done follows. */
+static int copy_chunk_durable(void *opaque, const struct sm_copy_chunk *k)
+{
+	struct copy_ctx *cc = opaque;
+
+	if (flush_chunks(cc, k, false) < 0)
+		return -1;
+	if (k->index >= 1)
+		sm_crash_point("copy:durable");
+	return 0;
+}
+
+/* The chunks a crash left durable but unverified, for the resumed copy to
+ * check (*out NULL when none). */
+static int unverified_chunks(struct sm_jobctx *c, const char *target, size_t depth,
+			     struct sm_copy_chunk **out, size_t *n)
+{
+	struct sm_journal_chunk *rows = NULL;
+	size_t nrows = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (sm_journal_chunk_list(c->j, c->job, target, depth, &rows, &nrows) < 0)
+		return -1;
+	for (size_t i = 0; i < nrows; i++) {
+		struct sm_copy_chunk k = {
+			.index = rows[i].index,
+			.offset = rows[i].offset,
+			.length = rows[i].length,
+			.data_bytes = rows[i].data_bytes,
+		};
+
+		if (rows[i].verified)
+			continue;
+		if (sm_checksum_parse(rows[i].checksum, &k.checksum) < 0) {
+			sm_error("journal '%s' holds a bad checksum for chunk %llu of disk '%s' "
+				 "in job %lld; abort the job ('snapmove abort %lld')",
+				 sm_journal_path(c->j), k.index, target, c->job, c->job);
+			free(rows);
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+		*out = sm_xrealloc(*out, (*n + 1) * sizeof(**out));
+		(*out)[(*n)++] = k;
+	}
+	free(rows);
 	return 0;
 }
 
@@ -468,7 +522,7 @@ static int rebase_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t
 	if (sm_copy_data_bytes_range(img->dst, 0, ck.length, &ck.data_bytes) < 0 ||
 	    sm_copy_checksum_range(img->dst, 0, ck.length, &ck.checksum) < 0)
 		return -1;
-	return journal_chunk(c, p->target, k, &ck);
+	return journal_chunk(c, p->target, k, &ck, true);
 }
 
 /* A --dest-format or --flatten conversion: qemu-img convert (through the
@@ -496,7 +550,9 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 					       sm_path_basename(img->src));
 	struct copy_ctx cc = { .c = c, .target = p->target, .image = img->src, .depth = k,
 			       .slot = (int)i };
-	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done };
+	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done,
+				   .chunk_durable = copy_chunk_durable };
+	SM_AUTOFREE struct sm_copy_chunk *unverified = NULL;
 	struct sm_copy_req req = {
 		.src = img->src,
 		.dst = img->dst,
@@ -516,8 +572,13 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		return -1;
 	if (state == SM_IMAGE_COPIED)
 		return 0;
-	if (state == SM_IMAGE_COPYING)
+	if (state == SM_IMAGE_COPYING) {
 		req.resume_chunks = chunks;
+		if (chunks && unverified_chunks(c, p->target, k, &unverified,
+						&req.nunverified) < 0)
+			return -1;
+		req.unverified = unverified;
+	}
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
 	sm_progress_start(c->pr, cc.slot, label);
@@ -529,7 +590,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 	} else {
 		rc = sm_copy_run(&req, &ops, &cc, &res);
 		if (rc == 0)
-			rc = flush_chunks(&cc, NULL);
+			rc = flush_chunks(&cc, NULL, true);
 		free(cc.held);
 		if (rc < 0 ||
 		    sm_journal_image_set_method(c->j, c->job, p->target, k,
@@ -982,7 +1043,8 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 	char point[64];
 
 	if (sm_interrupted) {
-		sm_error("interrupted before %s", sm_phase_describe(phase));
+		sm_error("job %lld was interrupted before its '%s' phase", c->job,
+			 sm_phase_name(phase));
 		return -1;
 	}
 	if (!fn)
@@ -1053,10 +1115,12 @@ static void report_disks(const struct sm_jobctx *c)
 		const char *path;
 		const char *what = where(c, i, &path);
 
-		sm_progress_say(c->pr, "  %s: %s (%s), %s%s%s", c->plans[i].target,
-				sm_disk_state_name(c->state[i]), path, what,
-				c->failed[i] ? "; stopped: " : "",
-				c->failed[i] ? c->failed[i] : "");
+		if (c->failed[i])
+			sm_progress_say(c->pr, "  %s: %s (%s), %s; stopped: %s", c->plans[i].target,
+					sm_disk_state_name(c->state[i]), path, what, c->failed[i]);
+		else
+			sm_progress_say(c->pr, "  %s: %s (%s), %s", c->plans[i].target,
+					sm_disk_state_name(c->state[i]), path, what);
 	}
 }
 

@@ -514,9 +514,10 @@ int sm_journal_chunk_done(struct sm_journal *j, long long job_id, const char *ta
 			  size_t depth, const struct sm_journal_chunk *c)
 {
 	return run(j, "INSERT OR REPLACE INTO chunk (job_id, target, depth, idx, offset, "
-		   "length, data_bytes, checksum) VALUES (?,?,?,?,?,?,?,?)", "isiiiiis", job_id,
-		   target, (long long)depth, (long long)c->index, (long long)c->offset,
-		   (long long)c->length, (long long)c->data_bytes, c->checksum);
+		   "length, data_bytes, checksum, verified) VALUES (?,?,?,?,?,?,?,?,?)",
+		   "isiiiiisi", job_id, target, (long long)depth, (long long)c->index,
+		   (long long)c->offset, (long long)c->length, (long long)c->data_bytes,
+		   c->checksum, (long long)c->verified);
 }
 
 static void fill_chunk(sqlite3_stmt *st, void *p)
@@ -529,13 +530,14 @@ static void fill_chunk(sqlite3_stmt *st, void *p)
 	c->length = (unsigned long long)sqlite3_column_int64(st, 2);
 	c->data_bytes = (unsigned long long)sqlite3_column_int64(st, 3);
 	snprintf(c->checksum, sizeof(c->checksum), "%s", sum ? (const char *)sum : "");
+	c->verified = sqlite3_column_int(st, 5) != 0;
 }
 
 int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *target,
 			  size_t depth, struct sm_journal_chunk **out, size_t *n)
 {
-	return collect(j, prepare(j, "SELECT idx, offset, length, data_bytes, checksum FROM "
-				  "chunk WHERE job_id = ? AND target = ? AND depth = ? ORDER BY idx",
+	return collect(j, prepare(j, "SELECT idx, offset, length, data_bytes, checksum, "
+				  "verified FROM chunk WHERE job_id = ? AND target = ? AND depth = ? ORDER BY idx",
 				  "isi", job_id, target, (long long)depth),
 		       sizeof(**out), fill_chunk, (void **)out, n);
 }

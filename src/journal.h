@@ -23,6 +23,7 @@ struct sm_journal_chunk {
 	unsigned long long length;
 	unsigned long long data_bytes;
 	char checksum[17];  /* hex */
+	bool verified;      /* false: durable, its check not done (see 009) */
 };
 
 struct sm_job_row {

@@ -59,6 +59,11 @@ struct range {
 	off_t start, end;
 };
 
+struct range_list {
+	struct range *v;
+	size_t n, cap;
+};
+
 struct copier {
 	const struct sm_copy_req *req;
 	const struct sm_copy_ops *ops;
@@ -78,17 +83,17 @@ struct copier {
 	struct sm_ratelimit rl;
 	double t0, last_progress;
 	enum sm_copy_method method;
-	struct range *ranges;
-	size_t nranges, cap;
+	struct range_list data;  /* the source's data in the current chunk */
+	struct verifier *verifier;  /* the direct path's check of the last chunk */
 };
 
 /* Data extents of fd in [from, to), widened to whole 4 KiB blocks (so the
  * checksum sees whole blocks) and clipped to the file.  Returns -1 on error. */
-static int collect_ranges(struct copier *c, int fd, off_t from, off_t to)
+static int collect_ranges(struct range_list *l, int fd, off_t from, off_t to)
 {
 	off_t pos = from;
 
-	c->nranges = 0;
+	l->n = 0;
 	while (pos < to) {
 		off_t s = lseek(fd, pos, SEEK_DATA), e;
 
@@ -109,29 +114,29 @@ static int collect_ranges(struct copier *c, int fd, off_t from, off_t to)
 			e += SM_BLOCK - e % SM_BLOCK;
 		if (e > to)
 			e = to;
-		if (c->nranges == c->cap) {
-			c->cap = c->cap ? c->cap * 2 : 16;
-			c->ranges = sm_xrealloc(c->ranges, c->cap * sizeof(*c->ranges));
+		if (l->n == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 16;
+			l->v = sm_xrealloc(l->v, l->cap * sizeof(*l->v));
 		}
-		c->ranges[c->nranges++] = (struct range){ s, e };
+		l->v[l->n++] = (struct range){ s, e };
 		pos = e;
 	}
 	return 0;
 }
 
-static unsigned long long ranges_bytes(const struct copier *c)
+static unsigned long long ranges_bytes(const struct range_list *l)
 {
 	unsigned long long n = 0;
 
-	for (size_t i = 0; i < c->nranges; i++)
-		n += (unsigned long long)(c->ranges[i].end - c->ranges[i].start);
+	for (size_t i = 0; i < l->n; i++)
+		n += (unsigned long long)(l->v[i].end - l->v[i].start);
 	return n;
 }
 
 int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
 			     unsigned long long length, unsigned long long *out)
 {
-	struct copier c = { 0 };
+	struct range_list l = { 0 };
 	struct stat sb;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	off_t end;
@@ -146,12 +151,12 @@ int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
 	}
 	end = length == 0 || (off_t)(offset + length) > sb.st_size ? sb.st_size
 								   : (off_t)(offset + length);
-	rc = collect_ranges(&c, fd, (off_t)offset, end);
+	rc = collect_ranges(&l, fd, (off_t)offset, end);
 	if (rc == 0)
-		*out = ranges_bytes(&c);
+		*out = ranges_bytes(&l);
 	else
 		sm_error("cannot walk the extents of '%s': %s", path, strerror(errno));
-	free(c.ranges);
+	free(l.v);
 	close(fd);
 	return rc;
 }
@@ -269,11 +274,13 @@ struct piece {
 	int err;      /* errno, or 0 for a short read (the file shrank) */
 };
 
-/* Reads the pieces of the ranges, in order, into the copier's direct buffers,
- * at most SM_DIRECT_DEPTH ahead of the consumer. */
+/* Reads the pieces of a range list, in order, into bufs, at most
+ * SM_DIRECT_DEPTH ahead of the consumer. */
 struct reader {
-	struct copier *c;
 	int fd;
+	const struct range_list *ranges;
+	char *const *bufs;
+	size_t unit;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -285,16 +292,15 @@ struct reader {
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
-	struct copier *c = r->c;
+	const struct range_list *l = r->ranges;
 
-	for (size_t i = 0; i < c->nranges; i++) {
-		for (off_t off = c->ranges[i].start; off < c->ranges[i].end;) {
-			size_t want = (size_t)(c->ranges[i].end - off) < c->dunit
-					      ? (size_t)(c->ranges[i].end - off) : c->dunit;
+	for (size_t i = 0; i < l->n; i++) {
+		for (off_t off = l->v[i].start; off < l->v[i].end;) {
+			size_t want = (size_t)(l->v[i].end - off) < r->unit
+					      ? (size_t)(l->v[i].end - off) : r->unit;
 			size_t ask = (want + SM_BLOCK - 1) / SM_BLOCK * SM_BLOCK;
-			unsigned slot;
 			struct piece p = { .off = off };
-
+			unsigned slot;
 			bool stop;
 
 			pthread_mutex_lock(&r->mu);
@@ -307,7 +313,7 @@ static void *reader_main(void *arg)
 				goto out;
 			/* The last piece of a file asks for whole blocks and
 			 * gets up to its end. */
-			p.got = pread_direct(r->fd, c->dbufs[slot], ask, off);
+			p.got = pread_direct(r->fd, r->bufs[slot], ask, off);
 			p.err = p.got < 0 ? errno : 0;
 			if (p.got > (ssize_t)want)
 				p.got = (ssize_t)want;
@@ -331,11 +337,14 @@ out:
 	return NULL;
 }
 
-static void reader_start(struct reader *r, struct copier *c, int fd)
+static void reader_start(struct reader *r, int fd, const struct range_list *ranges,
+			 char *const *bufs, size_t unit)
 {
 	memset(r, 0, sizeof(*r));
-	r->c = c;
 	r->fd = fd;
+	r->ranges = ranges;
+	r->bufs = bufs;
+	r->unit = unit;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	if (pthread_create(&r->thread, NULL, reader_main, r) != 0)
@@ -352,7 +361,7 @@ static const struct piece *reader_next(struct reader *r, char **buf)
 		pthread_cond_wait(&r->cv, &r->mu);
 	if (r->taken < r->filled) {
 		p = &r->pieces[r->taken % SM_DIRECT_DEPTH];
-		*buf = r->c->dbufs[r->taken % SM_DIRECT_DEPTH];
+		*buf = r->bufs[r->taken % SM_DIRECT_DEPTH];
 	}
 	pthread_mutex_unlock(&r->mu);
 	return p;
@@ -379,10 +388,8 @@ static void reader_finish(struct reader *r)
 	pthread_mutex_destroy(&r->mu);
 }
 
-static void read_error(const struct copier *c, int fd, const struct piece *p)
+static void read_error(const char *path, const struct piece *p)
 {
-	const char *path = fd == c->in || fd == c->in_direct ? c->req->src : c->req->dst;
-
 	if (p->err)
 		sm_error("cannot read '%s' at offset %lld: %s", path, (long long)p->off,
 			 strerror(p->err));
@@ -415,8 +422,11 @@ static int pwrite_direct(struct copier *c, const char *buf, size_t len, off_t of
 	return len ? pwrite_all(c->out, buf, len, off) : 0;
 }
 
-/* Checksum the current ranges of direct_fd with the reader thread. */
-static int checksum_direct(struct copier *c, int direct_fd, uint64_t *out)
+/* Checksum the ranges of fd (opened O_DIRECT) with a reader thread; *read
+ * (when not NULL) counts the bytes read. */
+static int checksum_direct(int fd, const char *path, const struct range_list *ranges,
+			   char *const *bufs, size_t unit, unsigned long long *read,
+			   uint64_t *out)
 {
 	struct sm_checksum sum;
 	struct reader r;
@@ -425,16 +435,16 @@ static int checksum_direct(struct copier *c, int direct_fd, uint64_t *out)
 	int ret = 0;
 
 	sm_checksum_init(&sum);
-	reader_start(&r, c, direct_fd);
+	reader_start(&r, fd, ranges, bufs, unit);
 	while ((p = reader_next(&r, &buf))) {
 		if (p->got < 0) {
-			read_error(c, direct_fd, p);
+			read_error(path, p);
 			ret = -1;
 			break;
 		}
 		sm_checksum_update(&sum, (unsigned long long)p->off, buf, (size_t)p->got);
-		if (direct_fd == c->in_direct)
-			c->res->read_bytes += (unsigned long long)p->got;
+		if (read)
+			*read += (unsigned long long)p->got;
 		reader_release(&r);
 	}
 	reader_finish(&r);
@@ -452,12 +462,12 @@ static int copy_direct(struct copier *c, struct sm_checksum *sum)
 	char *buf;
 	int ret = 0;
 
-	reader_start(&r, c, c->in_direct);
+	reader_start(&r, c->in_direct, &c->data, c->dbufs, c->dunit);
 	while ((p = reader_next(&r, &buf))) {
 		size_t got = (size_t)p->got;
 
 		if (p->got < 0) {
-			read_error(c, c->in_direct, p);
+			read_error(c->req->src, p);
 			ret = -1;
 			break;
 		}
@@ -477,20 +487,18 @@ static int copy_direct(struct copier *c, struct sm_checksum *sum)
 	return ret;
 }
 
-/* Checksum fd over the current ranges (by direct_fd, the same file opened
- * O_DIRECT, when not -1); counts source reads. */
-static int checksum_ranges(struct copier *c, int fd, int direct_fd, uint64_t *out)
+/* Checksum the current ranges of fd through the page cache; counts source
+ * reads. */
+static int checksum_buffered(struct copier *c, int fd, uint64_t *out)
 {
 	struct sm_checksum sum;
 	int ret = -1;
 
-	if (direct_fd >= 0)
-		return checksum_direct(c, direct_fd, out);
 	sm_checksum_init(&sum);
-	for (size_t i = 0; i < c->nranges; i++) {
-		for (off_t off = c->ranges[i].start; off < c->ranges[i].end;) {
-			size_t want = (size_t)(c->ranges[i].end - off) < c->unit
-					      ? (size_t)(c->ranges[i].end - off) : c->unit;
+	for (size_t i = 0; i < c->data.n; i++) {
+		for (off_t off = c->data.v[i].start; off < c->data.v[i].end;) {
+			size_t want = (size_t)(c->data.v[i].end - off) < c->unit
+					      ? (size_t)(c->data.v[i].end - off) : c->unit;
 			ssize_t n = pread_full(fd, c->buf, want, off);
 
 			if (n <= 0) {
@@ -567,7 +575,7 @@ static int copy_range(struct copier *c, off_t off, off_t end)
 }
 
 /* Copy the current ranges; *sum gets the source checksum (inline for
- * read/write, by a second read otherwise). */
+ * read/write and direct, by a second read otherwise). */
 static int copy_chunk_data(struct copier *c, uint64_t *sum)
 {
 	struct sm_checksum inline_sum;
@@ -581,8 +589,8 @@ static int copy_chunk_data(struct copier *c, uint64_t *sum)
 		}
 		goto cleanup;
 	}
-	for (size_t i = 0; i < c->nranges; i++) {
-		off_t s = c->ranges[i].start, e = c->ranges[i].end;
+	for (size_t i = 0; i < c->data.n; i++) {
+		off_t s = c->data.v[i].start, e = c->data.v[i].end;
 
 		if (c->method == SM_COPY_FILE_RANGE) {
 			int rc = copy_range(c, s, e);
@@ -600,7 +608,7 @@ static int copy_chunk_data(struct copier *c, uint64_t *sum)
 		*sum = sm_checksum_final(&inline_sum);
 		ret = 0;
 	} else {
-		ret = checksum_ranges(c, c->in, -1, sum);
+		ret = checksum_buffered(c, c->in, sum);
 	}
 
 cleanup:
@@ -642,37 +650,192 @@ static int sync_out(struct copier *c)
 	return 0;
 }
 
-/* Re-read the durable chunk and compare: 1 match, 0 not.  On the direct
- * path the read goes to the storage (O_DIRECT).  On the others it goes
- * through the page cache, so it checks what the copy path (our loop, the
- * kernel's copy_file_range or clone) put in the file, at the cost of memory
- * bandwidth only; 'snapmove verify' re-reads from the storage itself. */
-static int verify_chunk(struct copier *c, const struct sm_copy_chunk *chunk)
+/* ---- verification ---- */
+
+/* Re-read a durable chunk of the destination into scratch and compare with
+ * its checksum: 1 match, 0 not, -1 error.  The destination's own extents
+ * count: garbage where the source has a hole must show.  Holes and zero
+ * blocks checksum alike, so a good copy matches whatever the file system made
+ * of its extents.  On the direct path the read goes to the storage
+ * (O_DIRECT); on the others through the page cache, so it checks what the
+ * copy path (our loop, the kernel's copy_file_range or clone) put in the
+ * file, at the cost of memory bandwidth only ('snapmove verify' re-reads
+ * from the storage). */
+static int check_chunk(struct copier *c, const struct sm_copy_chunk *chunk, bool direct,
+		       struct range_list *scratch, char *const *bufs)
 {
-	struct range *src_ranges = c->ranges;
-	size_t n = c->nranges, cap = c->cap;
 	uint64_t got;
 	int rc;
 
-	/* The destination's own extents: garbage where the source has a hole
-	 * must count.  Holes and zero blocks checksum alike, so a good copy
-	 * matches whatever the file system made of its extents. */
-	c->ranges = NULL;
-	c->nranges = c->cap = 0;
-	rc = collect_ranges(c, c->out, (off_t)chunk->offset,
+	rc = collect_ranges(scratch, c->out, (off_t)chunk->offset,
 			    (off_t)(chunk->offset + chunk->length));
-	if (rc < 0)
+	if (rc < 0) {
 		sm_error("cannot walk the extents of '%s': %s", c->req->dst, strerror(errno));
-	else
-		rc = checksum_ranges(c, c->out,
-				     c->method == SM_COPY_DIRECT ? c->out_direct : -1, &got);
-	free(c->ranges);
-	c->ranges = src_ranges;
-	c->nranges = n;
-	c->cap = cap;
+		return -1;
+	}
+	if (direct) {
+		rc = checksum_direct(c->out_direct, c->req->dst, scratch, bufs, c->dunit, NULL,
+				     &got);
+	} else {
+		struct range_list keep = c->data;
+
+		c->data = *scratch;
+		rc = checksum_buffered(c, c->out, &got);
+		*scratch = c->data;
+		c->data = keep;
+	}
 	if (rc < 0)
 		return -1;
 	return got == chunk->checksum;
+}
+
+/* The direct path checks chunk N in a thread while chunk N+1 is copied: the
+ * destination's re-read overlaps the next chunk's reads and writes.  The
+ * chunk is journaled as durable (ops->chunk_durable) when it starts, and as
+ * done when it matched; a crash in between leaves it for the resume to
+ * check, not to copy again. */
+struct verifier {
+	struct copier *c;
+	struct sm_copy_chunk chunk;
+	struct range_list ranges;
+	char *bufs[SM_DIRECT_DEPTH];
+	pthread_t thread;
+	bool running;
+	int result;         /* of check_chunk */
+	char error[1024];   /* its error, from the thread's sm_error */
+};
+
+static void *verifier_main(void *arg)
+{
+	struct verifier *v = arg;
+
+	v->result = check_chunk(v->c, &v->chunk, true, &v->ranges, v->bufs);
+	if (v->result < 0)
+		snprintf(v->error, sizeof(v->error), "%s", sm_error_message());
+	return NULL;
+}
+
+static struct verifier *verifier_new(struct copier *c)
+{
+	struct verifier *v = sm_xcalloc(1, sizeof(*v));
+
+	v->c = c;
+	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
+		if (posix_memalign((void **)&v->bufs[i], 4096, c->dunit) != 0)
+			abort();
+	return v;
+}
+
+static void verifier_start(struct verifier *v, const struct sm_copy_chunk *chunk)
+{
+	v->chunk = *chunk;
+	v->running = true;
+	if (pthread_create(&v->thread, NULL, verifier_main, v) != 0)
+		abort();
+}
+
+/* Wait for the check under way: its check_chunk result (the error set on
+ * -1); 1 when none was running. */
+static int verifier_wait(struct verifier *v)
+{
+	if (!v || !v->running)
+		return 1;
+	pthread_join(v->thread, NULL);
+	v->running = false;
+	if (v->result < 0)
+		sm_error("%s", v->error);
+	return v->result;
+}
+
+static void verifier_free(struct verifier *v)
+{
+	if (!v)
+		return;
+	verifier_wait(v);
+	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
+		free(v->bufs[i]);
+	free(v->ranges.v);
+	free(v);
+}
+
+/* Check a durable chunk now, in this thread. */
+static int verify_now(struct copier *c, const struct sm_copy_chunk *chunk)
+{
+	struct range_list scratch = { 0 };
+	bool direct = c->method == SM_COPY_DIRECT;
+	int rc = check_chunk(c, chunk, direct, &scratch, c->dbufs);
+
+	free(scratch.v);
+	return rc;
+}
+
+static int chunk_done(struct copier *c, const struct sm_copy_chunk *chunk)
+{
+	c->res->chunks++;
+	if (c->ops && c->ops->chunk_done && c->ops->chunk_done(c->ctx, chunk) < 0)
+		return -1;
+	return 0;
+}
+
+/* The chunk [chunk->offset, +length) once more, by the plain path, after a
+ * mismatch; then checked at once.  The second mismatch stops the copy. */
+static int recopy_chunk(struct copier *c, struct sm_copy_chunk *chunk)
+{
+	off_t off = (off_t)chunk->offset, end = off + (off_t)chunk->length;
+	uint64_t sum;
+	int ok;
+
+	c->res->recopied++;
+	c->method = SM_COPY_READWRITE;
+	if (punch(c, off, end) < 0)
+		return -1;
+	if (collect_ranges(&c->data, c->in, off, end) < 0) {
+		sm_error("cannot walk the extents of '%s': %s", c->req->src, strerror(errno));
+		return -1;
+	}
+	/* Its bytes count as done already: progress does not count them twice. */
+	c->in_chunk = 0;
+	c->chunk_data = 0;
+	if (copy_chunk_data(c, &sum) < 0)
+		return -1;
+	/* The source's checksum stands; a source that changed is an error. */
+	if (sum != chunk->checksum) {
+		sm_error("'%s' changed while it was copied (chunk %llu, offset %llu); it must "
+			 "not be written during a move", c->req->src, chunk->index, chunk->offset);
+		return -1;
+	}
+	if (c->ops && c->ops->after_write)
+		c->ops->after_write(c->ctx, c->out, chunk, 1);
+	if (sync_out(c) < 0)
+		return -1;
+	ok = verify_now(c, chunk);
+	if (ok < 0)
+		return -1;
+	if (!ok) {
+		sm_error("verification of '%s' failed at chunk %llu (offset %llu): the copy "
+			 "differs from '%s' after a second try; check the destination "
+			 "storage", c->req->dst, chunk->index, chunk->offset, c->req->src);
+		return -1;
+	}
+	return 0;
+}
+
+/* The check of the chunk before this one is over: journal it done, or copy
+ * it once more after a mismatch. */
+static int finish_pending(struct copier *c)
+{
+	struct sm_copy_chunk chunk;
+	int ok;
+
+	if (!c->verifier || !c->verifier->running)
+		return 0;
+	chunk = c->verifier->chunk;
+	ok = verifier_wait(c->verifier);
+	if (ok < 0)
+		return -1;
+	if (!ok && recopy_chunk(c, &chunk) < 0)
+		return -1;
+	return chunk_done(c, &chunk);
 }
 
 static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
@@ -680,62 +843,69 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 	struct sm_copy_chunk chunk = { .index = index };
 	off_t off = (off_t)(index * c->chunk_size);
 	off_t end = off + (off_t)c->chunk_size > c->size ? c->size : off + (off_t)c->chunk_size;
+	int ok;
 
 	chunk.offset = (unsigned long long)off;
 	chunk.length = (unsigned long long)(end - off);
-	if (collect_ranges(c, c->in, off, end) < 0) {
+	if (collect_ranges(&c->data, c->in, off, end) < 0) {
 		sm_error("cannot walk the extents of '%s': %s", c->req->src, strerror(errno));
 		return -1;
 	}
-	chunk.data_bytes = ranges_bytes(c);
+	chunk.data_bytes = ranges_bytes(&c->data);
 	/* A chunk a crash interrupted may hold part of its data: start it over. */
 	if (resumed && punch(c, off, end) < 0)
 		return -1;
 	c->in_chunk = 0;
 	c->chunk_data = chunk.data_bytes;
-	for (int attempt = 0;; attempt++) {
-		int ok;
-
-		if (c->method == SM_COPY_REFLINK && attempt == 0) {
-			if (checksum_ranges(c, c->in, -1, &chunk.checksum) < 0)
-				return -1;
-		} else if (copy_chunk_data(c, &chunk.checksum) < 0) {
+	if (c->method == SM_COPY_REFLINK) {
+		if (checksum_buffered(c, c->in, &chunk.checksum) < 0)
 			return -1;
-		}
-		if (c->ops && c->ops->after_write)
-			c->ops->after_write(c->ctx, c->out, &chunk, attempt);
-		/* A hole of a fresh copy: nothing was written, nothing to sync
-		 * or read back (a 1 TiB sparse image is mostly such chunks). */
-		if (chunk.data_bytes == 0 && !resumed && !(c->ops && c->ops->after_write))
-			break;
-		if (sync_out(c) < 0)
-			return -1;
-		if (!c->req->verify)
-			break;
-		ok = verify_chunk(c, &chunk);
-		if (ok < 0)
-			return -1;
-		if (ok)
-			break;
-		if (attempt == 1) {
-			sm_error("verification of '%s' failed at chunk %llu (offset %llu): the copy "
-				 "differs from '%s' after a second try; check the destination "
-				 "storage", c->req->dst, index, chunk.offset, c->req->src);
-			return -1;
-		}
-		/* Copy the chunk once more, by the plain path. */
-		c->res->recopied++;
-		if (c->method != SM_COPY_READWRITE)
-			c->method = SM_COPY_READWRITE;
-		if (punch(c, off, end) < 0)
-			return -1;
+	} else if (copy_chunk_data(c, &chunk.checksum) < 0) {
+		return -1;
 	}
+	if (c->ops && c->ops->after_write)
+		c->ops->after_write(c->ctx, c->out, &chunk, 0);
 	c->done += chunk.data_bytes;
 	c->in_chunk = 0;
-	c->res->chunks++;
-	if (c->ops && c->ops->chunk_done && c->ops->chunk_done(c->ctx, &chunk) < 0)
+	/* A hole of a fresh copy: nothing was written, nothing to sync or read
+	 * back (a 1 TiB sparse image is mostly such chunks). */
+	if (chunk.data_bytes == 0 && !resumed && !(c->ops && c->ops->after_write)) {
+		if (finish_pending(c) < 0 || chunk_done(c, &chunk) < 0)
+			return -1;
+		return report(c, false) ? 0 : -1;
+	}
+	if (sync_out(c) < 0 || finish_pending(c) < 0)
+		return -1;
+	if (!c->req->verify) {
+		ok = 1;
+	} else if (c->method == SM_COPY_DIRECT) {
+		/* Durable: journal it so, and check it while the next chunk
+		 * is copied. */
+		if (c->ops && c->ops->chunk_durable && c->ops->chunk_durable(c->ctx, &chunk) < 0)
+			return -1;
+		verifier_start(c->verifier, &chunk);
+		return report(c, false) ? 0 : -1;
+	} else {
+		ok = verify_now(c, &chunk);
+	}
+	if (ok < 0 || (!ok && recopy_chunk(c, &chunk) < 0) || chunk_done(c, &chunk) < 0)
 		return -1;
 	return report(c, false) ? 0 : -1;
+}
+
+/* Check the chunks a crash left durable but unchecked (resume): 0 when they
+ * are done (re-copied where they did not match). */
+static int check_unverified(struct copier *c)
+{
+	for (size_t i = 0; i < c->req->nunverified; i++) {
+		struct sm_copy_chunk chunk = c->req->unverified[i];
+		int ok = verify_now(c, &chunk);
+
+		if (ok < 0 || (!ok && recopy_chunk(c, &chunk) < 0) || chunk_done(c, &chunk) < 0)
+			return -1;
+		c->res->reverified++;
+	}
+	return 0;
 }
 
 static int try_reflink(struct copier *c)
@@ -852,26 +1022,31 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 		for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 			if (posix_memalign((void **)&c.dbufs[i], 4096, c.dunit) != 0)
 				abort();
+		if (req->verify)
+			c.verifier = verifier_new(&c);
 	}
 	posix_fadvise(c.in, 0, 0, POSIX_FADV_SEQUENTIAL);
 
-	/* Chunks before first are durable: count them, do not touch them. */
+	/* Chunks before first are durable: count them, do not copy them. */
 	for (unsigned long long i = 0; i < first; i++) {
 		off_t off = (off_t)(i * c.chunk_size);
 		off_t end = off + (off_t)c.chunk_size > c.size ? c.size : off + (off_t)c.chunk_size;
 
-		if (collect_ranges(&c, c.in, off, end) < 0) {
+		if (collect_ranges(&c.data, c.in, off, end) < 0) {
 			sm_error("cannot walk the extents of '%s': %s", req->src, strerror(errno));
 			goto cleanup;
 		}
-		c.done += ranges_bytes(&c);
+		c.done += ranges_bytes(&c.data);
 	}
 	res->chunks_skipped = first;
+	if (req->verify && check_unverified(&c) < 0)
+		goto cleanup;
 	for (unsigned long long i = first; i < nchunks; i++)
 		if (do_chunk(&c, i, i == first && first > 0) < 0)
 			goto cleanup;
-	/* Even an empty file gets its size made durable. */
-	if (sync_out(&c) < 0)
+	/* The last chunk's check; even an empty file gets its size made
+	 * durable. */
+	if (finish_pending(&c) < 0 || sync_out(&c) < 0)
 		goto cleanup;
 	res->method = c.method;
 	res->seconds = sm_monotonic() - c.t0;
@@ -881,10 +1056,11 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 
 cleanup:
 	res->method = c.method;
+	verifier_free(c.verifier);
 	free(c.buf);
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		free(c.dbufs[i]);
-	free(c.ranges);
+	free(c.data.v);
 	if (c.in >= 0)
 		close(c.in);
 	if (c.out >= 0)
@@ -920,17 +1096,20 @@ int sm_copy_checksum_range(const char *path, unsigned long long offset,
 		for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 			if (posix_memalign((void **)&c.dbufs[i], 4096, c.dunit) != 0)
 				abort();
-	if (collect_ranges(&c, c.in, (off_t)offset, end) < 0) {
+	if (collect_ranges(&c.data, c.in, (off_t)offset, end) < 0) {
 		sm_error("cannot walk the extents of '%s': %s", path, strerror(errno));
 		goto cleanup;
 	}
-	ret = checksum_ranges(&c, c.in, c.in_direct, out);
+	if (c.in_direct >= 0)
+		ret = checksum_direct(c.in_direct, path, &c.data, c.dbufs, c.dunit, NULL, out);
+	else
+		ret = checksum_buffered(&c, c.in, out);
 
 cleanup:
 	free(c.buf);
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		free(c.dbufs[i]);
-	free(c.ranges);
+	free(c.data.v);
 	if (c.in >= 0)
 		close(c.in);
 	if (c.in_direct >= 0)

@@ -1,7 +1,10 @@
 /* copy.h: the out-of-band copier: one image file onto another outside QEMU,
  * byte-exact and sparse, in chunks that are each made durable, checksummed,
- * verified and reported before the next starts, so a copy can resume after a
- * crash having lost at most one chunk.
+ * verified and reported, so a copy can resume after a crash having lost at
+ * most one chunk.  On the direct path a chunk's verification runs while the
+ * next chunk is copied; the chunk is reported durable first (see
+ * chunk_durable), so the resume after a crash re-reads it instead of copying
+ * it again.
  *
  * Paths: a reflink clone (FICLONE) when both files share a file system that
  * supports it; otherwise an O_DIRECT read/write loop, a reader thread keeping
@@ -17,6 +20,7 @@
 #define SM_COPY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SM_COPY_CHUNK (64ULL << 20)
@@ -51,8 +55,14 @@ struct sm_copy_progress {
 struct sm_copy_ops {
 	/* At most ten times a second and once at the end; false cancels. */
 	bool (*progress)(void *ctx, const struct sm_copy_progress *p);
-	/* A chunk is durable and verified; journal it.  -1 stops the copy. */
+	/* A chunk is durable and verified (or durable, without verify); journal
+	 * it.  Called in index order.  -1 stops the copy. */
 	int (*chunk_done)(void *ctx, const struct sm_copy_chunk *c);
+	/* The direct path with verify: a chunk is durable, its check starts
+	 * (it runs while the next chunk is copied); chunk_done follows when it
+	 * matched.  Journal it as durable and unverified, so that a crash in
+	 * between costs a check on resume, not a copy.  May be NULL. */
+	int (*chunk_durable)(void *ctx, const struct sm_copy_chunk *c);
 	/* Tests only: called after a chunk's data is written, before it is
 	 * verified (attempt 0, then 1 for the one re-copy). */
 	void (*after_write)(void *ctx, int dst_fd, const struct sm_copy_chunk *c, int attempt);
@@ -68,6 +78,11 @@ struct sm_copy_req {
 					* from the page cache on the others) */
 	enum sm_copy_method method;
 	unsigned long long resume_chunks;  /* chunks [0, n) are durable already */
+	/* Of those, the ones journaled durable but not verified (chunk_durable
+	 * without chunk_done): checked first (the destination re-read, the
+	 * source not), re-copied if they differ, then reported done. */
+	const struct sm_copy_chunk *unverified;
+	size_t nunverified;
 };
 
 struct sm_copy_result {
@@ -79,6 +94,7 @@ struct sm_copy_result {
 	unsigned long long chunks;
 	unsigned long long chunks_skipped;  /* resumed over */
 	unsigned long long recopied;        /* chunks copied again after a mismatch */
+	unsigned long long reverified;      /* unverified chunks checked on resume */
 	double seconds;
 };
 
