@@ -298,7 +298,9 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 		goto cleanup;
 	if (!c.dom) {
 		sm_job_report_gone(&c);
-		sm_error("job %lld cannot be undone without its domain", job_id);
+		sm_error("job %lld cannot be undone: its domain '%s' no longer exists; start a "
+			 "domain of that name on the files listed, then run 'snapmove abort %lld'",
+			 job_id, c.domain_name, job_id);
 		ret = SM_MOVE_FAILED;
 		goto cleanup;
 	}

@@ -50,9 +50,14 @@ static int job_done(struct sm_journal *j, long long job_id)
 		sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
 	if (rc <= 0)
 		return -1;
-	if (!sm_str_eq(job.state, "done"))
-		sm_error("job %lld is %s: only the source of a finished move can be deleted",
-			 job_id, job.state);
+	if (sm_str_eq(job.state, "aborted"))
+		sm_error("job %lld is aborted: only the source of a finished move can be "
+			 "deleted, and an aborted job's source is its domain's disks again",
+			 job_id);
+	else if (!sm_str_eq(job.state, "done"))
+		sm_error("job %lld is %s: only the source of a finished move can be deleted; "
+			 "finish the move first with 'snapmove resume %lld'", job_id, job.state,
+			 job_id);
 	else
 		ret = 0;
 	sm_job_row_release(&job);

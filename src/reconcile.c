@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
-		      enum sm_disk_state journal_state, bool all_dst_exist, bool all_copied,
-		      struct sm_observed *out)
+int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
+		      const struct sm_disk *d, enum sm_disk_state journal_state,
+		      bool all_dst_exist, bool all_copied, struct sm_observed *out)
 {
 	const char *active;
 
@@ -22,8 +22,9 @@ int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
 		return 0;
 	}
 	if (d->nchain == 0) {
-		sm_error("disk '%s' has no image now; job cannot tell where its data went",
-			 p->target);
+		sm_error("disk '%s' of domain '%s' has no image now, so job %lld cannot tell "
+			 "where its data went; 'snapmove status %lld' lists the files the job "
+			 "made", p->target, c->domain_name, c->job, c->job);
 		return -1;
 	}
 	active = d->chain[0].path;
@@ -34,8 +35,8 @@ int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
 			out->committing = true;
 		else {
 			sm_error("disk '%s' has a block job snapmove did not start (%s); wait for "
-				 "it or cancel it with 'virsh blockjob DOM %s --abort'", p->target,
-				 d->mirror_job, p->target);
+				 "it or cancel it with 'virsh blockjob %s %s --abort'", p->target,
+				 d->mirror_job, c->domain_name, p->target);
 			return -1;
 		}
 	}
@@ -45,8 +46,10 @@ int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
 	} else if (sm_str_eq(active, p->src_overlay)) {
 		if (d->nchain > 1 && !sm_str_eq(d->chain[1].path, p->images[0].src)) {
 			sm_error("disk '%s' runs on the overlay '%s' but over '%s', not over its "
-				 "original image '%s'", p->target, active, d->chain[1].path,
-				 p->images[0].src);
+				 "original image '%s'; something else changed it, so job %lld stops "
+				 "here: see 'snapmove chain %s %s' and 'snapmove status %lld'",
+				 p->target, active, d->chain[1].path, p->images[0].src, c->job,
+				 c->domain_name, p->target, c->job);
 			return -1;
 		}
 		out->state = all_copied ? SM_DISK_COPIED
@@ -61,9 +64,9 @@ int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
 		out->state = journal_state == SM_DISK_DONE ? SM_DISK_DONE : SM_DISK_COLLAPSED;
 	} else {
 		sm_error("disk '%s' runs on '%s', which is neither its original image, its "
-			 "overlay nor its destination; something else changed it, so the job "
-			 "stops here: see 'snapmove chain' and 'snapmove status'", p->target,
-			 active);
+			 "overlay nor its destination; something else changed it, so job %lld "
+			 "stops here: see 'snapmove chain %s %s' and 'snapmove status %lld'",
+			 p->target, active, c->job, c->domain_name, p->target, c->job);
 		return -1;
 	}
 	return 0;
@@ -163,8 +166,9 @@ int sm_reconcile(struct sm_jobctx *c)
 		struct sm_observed o;
 
 		if (c->dom && !d) {
-			sm_error("domain '%s' has no disk '%s' any more; job %lld cannot go on",
-				 c->domain_name, p->target, c->job);
+			sm_error("domain '%s' has no disk '%s' any more, so job %lld cannot go on; "
+				 "'snapmove status %lld' lists the files the job made",
+				 c->domain_name, p->target, c->job, c->job);
 			goto cleanup;
 		}
 		for (size_t k = 0; k < p->nimages; k++) {
@@ -177,7 +181,7 @@ int sm_reconcile(struct sm_jobctx *c)
 			all_copied = all_copied && st == SM_IMAGE_COPIED;
 		}
 		all_copied = all_copied && all_dst;
-		if (sm_reconcile_disk(p, d, c->state[i], all_dst, all_copied, &o) < 0)
+		if (sm_reconcile_disk(c, p, d, c->state[i], all_dst, all_copied, &o) < 0)
 			goto cleanup;
 		if (o.state != c->state[i])
 			sm_progress_say(c->pr, "  %s: the journal said %s, libvirt and the files "

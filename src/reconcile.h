@@ -24,11 +24,12 @@ struct sm_observed {
 
 /* Work out a disk's state from what libvirt shows (d: the disk in the live
  * XML, or in the persistent one when the domain is off; NULL when there is no
- * definition) and what the journal and files say.  Pure; -1 with an error
- * when the disk is somewhere this job cannot explain. */
-int sm_reconcile_disk(const struct sm_plan_disk *p, const struct sm_disk *d,
-		      enum sm_disk_state journal_state, bool all_dst_exist, bool all_copied,
-		      struct sm_observed *out);
+ * definition) and what the journal and files say.  Pure (c gives the job and
+ * domain the errors name); -1 with an error when the disk is somewhere this
+ * job cannot explain. */
+int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
+		      const struct sm_disk *d, enum sm_disk_state journal_state,
+		      bool all_dst_exist, bool all_copied, struct sm_observed *out);
 
 /* Load job_id from the journal into c (plans, options, the domain if it
  * exists).  Returns 0, or -1 with an error (no such job). */

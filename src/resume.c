@@ -254,7 +254,9 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 		goto cleanup;
 	if (!c.dom) {
 		sm_job_report_gone(&c);
-		sm_error("job %lld cannot go on without its domain", job_id);
+		sm_error("job %lld cannot go on: its domain '%s' no longer exists; start a domain "
+			 "of that name on the files listed, then run 'snapmove resume %lld'",
+			 job_id, c.domain_name, job_id);
 		ret = SM_MOVE_FAILED;
 		goto cleanup;
 	}

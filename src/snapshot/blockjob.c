@@ -254,7 +254,9 @@ int sm_blockjob_pivot(virDomainPtr dom, const char *target, const char *expect_p
 int sm_blockjob_cancel(virDomainPtr dom, const char *target)
 {
 	if (virDomainBlockJobAbort(dom, target, 0) < 0) {
-		sm_virt_error("cannot cancel the block job on disk '%s'", target);
+		sm_error("cannot cancel the block job on disk '%s': %s; stop it with 'virsh "
+			 "blockjob %s %s --abort'", target, sm_virt_last_error(),
+			 virDomainGetName(dom), target);
 		return -1;
 	}
 	return 0;

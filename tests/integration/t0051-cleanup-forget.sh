@@ -247,7 +247,7 @@ case_forget() {
 	expect_exit 3 sm forget 2
 	assert_contains "$T/err" "job 2 is failed; finish it with 'snapmove resume 2' or undo it with 'snapmove abort 2' before forgetting it"
 	expect_exit 3 sm cleanup 2
-	assert_contains "$T/err" "job 2 is failed: only the source of a finished move can be deleted"
+	assert_contains "$T/err" "job 2 is failed: only the source of a finished move can be deleted; finish the move first with 'snapmove resume 2'"
 	assert_eq "$(ls "$C/src" | tr '\n' ' ')" "a.qcow2 b.qcow2 b.qcow2.snapmove-2.qcow2 " \
 		"source files after the refused cleanup"
 
