@@ -246,6 +246,7 @@ int sm_inventory_storage(const struct sm_inventory *inv, const char *name)
 		for (size_t i = 0; i < inv->nstorages; i++)
 			if (sm_str_eq(inv->storages[i].dir, resolved))
 				return (int)i;
-	sm_error("--drain names '%s', which is not one of the --storage given", name);
+	sm_error("--drain names '%s', which is not one of the --storage given; name it with "
+		 "--storage too", name);
 	return -1;
 }

@@ -71,9 +71,10 @@ static int drain(struct sim *s, size_t d)
 		if (s->units[u].storage != (int)d || s->units[u].excluded)
 			continue;
 		if (s->units[u].why_not) {
-			sm_error("cannot drain '%s': disk %s of domain '%s' cannot be moved: %s",
+			sm_error("cannot drain '%s': disk %s of domain '%s' cannot be moved: %s; "
+				 "to drain the rest, leave the domain out with --exclude %s",
 				 s->st[d].name, s->units[u].disk, s->units[u].domain,
-				 s->units[u].why_not);
+				 s->units[u].why_not, s->units[u].domain);
 			goto cleanup;
 		}
 		order[n++] = u;

@@ -317,7 +317,8 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 		_exit(127);
 	}
 	if (pid < 0)
-		sm_error("cannot start a move: %s", strerror(errno));
+		sm_error("cannot start the move of disk '%s' of domain '%s': %s", m->disk,
+			 m->domain, strerror(errno));
 	return pid;
 }
 
@@ -397,18 +398,24 @@ static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_re
 				    sm_str_eq(state, "done")) {
 					/* A resumed job was not told to delete its source. */
 					if (resumed && sm_cleanup_run(v, j, m[i].job, pr, &freed) < 0)
-						sm_progress_say(pr, "warning: %s", sm_error_message());
+						sm_progress_say(pr, "warning: job %lld is done but its "
+								"source was not deleted: %s; run "
+								"'snapmove cleanup %lld'", m[i].job,
+								sm_error_message(), m[i].job);
 					set_move(j, id, &m[i], "done", NULL);
 					done++;
 					sm_progress_say(pr, "[%lld/%zu] %s %s: done in %.1f s (job %lld)",
 							m[i].seq, n, m[i].domain, m[i].disk,
 							sm_monotonic() - m[i].started, m[i].job);
 				} else {
-					SM_AUTOFREE char *why = sm_xasprintf(
-						"exit %d%s%s; log: %s.rebalance-%lld-%lld.log",
-						WIFEXITED(status) ? WEXITSTATUS(status) : 128,
-						error && *error ? ": " : "", error ? error : "",
-						sm_journal_path(j), id, m[i].seq);
+					int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+					SM_AUTOFREE char *why =
+						error && *error
+						? sm_xasprintf("exit %d: %s; log: %s.rebalance-%lld-%lld.log",
+							       code, error, sm_journal_path(j), id,
+							       m[i].seq)
+						: sm_xasprintf("exit %d; log: %s.rebalance-%lld-%lld.log",
+							       code, sm_journal_path(j), id, m[i].seq);
 
 					set_move(j, id, &m[i], "failed", why);
 					failed++;
