@@ -35,6 +35,25 @@ int sm_cli_usage_error(const char *cmd, const char *fmt, ...)
 	return SM_EXIT_USAGE;
 }
 
+/* The operands of "usage: snapmove CMD OPERANDS\n...", e.g. "JOB". */
+static const char *usage_operands(const char *cmd, const char *usage)
+{
+	static char buf[128];
+	const char *p = strstr(usage, cmd);
+	size_t n;
+
+	if (!p)
+		return "more arguments";
+	p += strlen(cmd);
+	p += strspn(p, " ");
+	n = strcspn(p, "\n");
+	if (n == 0 || n >= sizeof(buf))
+		return "more arguments";
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 int sm_cli_simple_args(const char *cmd, int argc, char **argv, int min, int max,
 		       const char *usage, int *ret)
 {
@@ -58,8 +77,12 @@ int sm_cli_simple_args(const char *cmd, int argc, char **argv, int min, int max,
 		*ret = sm_cli_usage_error(cmd, "bad option");
 		return -1;
 	}
-	if (argc - optind < min || argc - optind > max) {
-		*ret = sm_cli_usage_error(cmd, "wrong number of arguments");
+	if (argc - optind > max) {
+		*ret = sm_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + max]);
+		return -1;
+	}
+	if (argc - optind < min) {
+		*ret = sm_cli_usage_error(cmd, "%s needs %s", cmd, usage_operands(cmd, usage));
 		return -1;
 	}
 	return 0;
