@@ -123,8 +123,13 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	if (!sm_str_eq(job.state, "done")) {
-		sm_error("job %lld is %s, not done; verify checks the copies of finished jobs",
-			 id, job.state);
+		if (sm_str_eq(job.state, "aborted"))
+			sm_error("job %lld is aborted, not done; verify checks the copies of "
+				 "finished jobs, and an aborted job's copies are gone", id);
+		else
+			sm_error("job %lld is %s, not done; verify checks the copies of finished "
+				 "jobs: finish it first with 'snapmove resume %lld'", id, job.state,
+				 id);
 		sm_cli_print_error();
 		ret = SM_EXIT_REFUSED;
 		goto cleanup;
