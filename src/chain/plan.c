@@ -28,8 +28,8 @@ int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *f
 	}
 	if (facts[0].shared) {
 		sm_error("disk '%s' image '%s' is also used by %s; snapmove cannot move an "
-			 "image another domain writes", disk->target, disk->chain[0].path,
-			 facts[0].shared);
+			 "image another domain writes, leave it out of --disk", disk->target,
+			 disk->chain[0].path, facts[0].shared);
 		return -1;
 	}
 	out->target = sm_xstrdup(disk->target);
