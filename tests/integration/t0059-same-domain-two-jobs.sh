@@ -64,7 +64,7 @@ setup() {  # NAME
 	DB=$C/j.db
 	DOM=$(dom_name "$1")
 	mkdir -m 755 "$C" "$C/src" "$C/dst"
-	expect_exit 0 sm list   # the journal exists before the two open it
+	journal_init   # the journal exists before the two open it
 	new_image "$C/src/base.raw" raw 64M 0x11 0 1M
 	new_overlay "$C/src/a.qcow2" base.raw raw 0x12 1M 1M
 	new_image "$C/src/b.img" raw 64M 0x13 0 1M
