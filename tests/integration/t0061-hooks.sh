@@ -111,9 +111,13 @@ after_move 0 False" "hook events"
 vdb $T/src1/data.raw $T/dst1/data.raw ${state[$p]}" "SNAPMOVE_CHAINS at $p"
 		assert_eq "$(jdoc "$rec/$p.chains" 'sorted(set(len(v) for v in doc.values()))')" 3 \
 			"fields of SNAPMOVE_CHAINS at $p"
+		# (SNAPMOVE_EVENTS_FILE is snapmove's own environment, passed on:
+		# lib.sh sets it for every test.)
 		assert_eq "$(sed 's/=.*//' "$rec/$p.env" | tr '\n' ' ')" \
-			"SNAPMOVE_CHAINS SNAPMOVE_DEST SNAPMOVE_DISKS SNAPMOVE_DOMAIN SNAPMOVE_DOMAIN_UUID SNAPMOVE_DOMXML SNAPMOVE_DST_CHAIN_vda SNAPMOVE_DST_CHAIN_vdb SNAPMOVE_HOOK SNAPMOVE_JOB SNAPMOVE_PHASE SNAPMOVE_SRC_CHAIN_vda SNAPMOVE_SRC_CHAIN_vdb " \
+			"SNAPMOVE_CHAINS SNAPMOVE_DEST SNAPMOVE_DISKS SNAPMOVE_DOMAIN SNAPMOVE_DOMAIN_UUID SNAPMOVE_DOMXML SNAPMOVE_DST_CHAIN_vda SNAPMOVE_DST_CHAIN_vdb SNAPMOVE_EVENTS_FILE SNAPMOVE_HOOK SNAPMOVE_JOB SNAPMOVE_PHASE SNAPMOVE_SRC_CHAIN_vda SNAPMOVE_SRC_CHAIN_vdb " \
 			"the SNAPMOVE_ variables at $p"
+		assert_eq "$(envval "$rec" $p SNAPMOVE_EVENTS_FILE)" "$SNAPMOVE_EVENTS_FILE" \
+			"SNAPMOVE_EVENTS_FILE at $p"
 		# The domain's XML, read-only, removed once the hooks ran.
 		assert_eq "$(cat "$rec/$p.xmlmode")" "444 root" "mode of SNAPMOVE_DOMXML at $p"
 		assert_absent "$(cat "$rec/$p.xmlpath")"
