@@ -381,6 +381,12 @@ $b:False" "moves of the rebalance dry run"
 	assert_eq "$(jev "$T/rb.out" 'sorted(e["domain"] + ":" + e["status"] for e in ev("result"))')" \
 		"$a:done
 $b:done" "results of the rebalance's moves"
+	# It ends with its rebalance_result: done, each move with its job.
+	assert_eq "$(jev "$T/rb.out" 'events[-1]["event"] + " " + events[-1]["status"] + " " + str(events[-1]["exit"])')" \
+		"rebalance_result done 0" "the last event of a rebalance"
+	assert_eq "$(jev "$T/rb.out" 'sorted("%s:%s:%s" % (m["domain"], m["job"], m["status"]) for m in events[-1]["moves"])')" \
+		"$(jev "$T/rb.out" 'sorted("%s:%s:done" % (e["domain"], e["job"]) for e in ev("result"))')" \
+		"the moves of the rebalance_result"
 	local job
 	for job in $(jev "$T/rb.out" '[str(e["job"]) for e in ev("result")]'); do
 		jev "$T/rb.out" "[e for e in events if e.get('job') == $job]" >"$T/rb-job.out"
