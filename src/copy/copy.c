@@ -224,7 +224,10 @@ static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
 	return 0;
 }
 
-static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
+/* Read len bytes at off, or up to the end of the file.  direct: fd is
+ * O_DIRECT, and a read that ends off a block boundary is the end of the file
+ * (another would be unaligned). */
+static ssize_t pread_upto(int fd, char *buf, size_t len, off_t off, bool direct)
 {
 	size_t got = 0;
 
@@ -239,34 +242,18 @@ static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
 		if (n == 0)
 			break;
 		got += (size_t)n;
+		if (direct && got % (size_t)SM_BLOCK)
+			break;
 	}
 	return (ssize_t)got;
+}
+
+static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
+{
+	return pread_upto(fd, buf, len, off, false);
 }
 
 /* ---- the direct path's reader thread ---- */
-
-/* pread_full for O_DIRECT: a read that ends off a block boundary is the end
- * of the file (another would be unaligned). */
-static ssize_t pread_direct(int fd, char *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got % (size_t)SM_BLOCK)
-			break;
-	}
-	return (ssize_t)got;
-}
 
 struct piece {
 	off_t off;
@@ -313,7 +300,7 @@ static void *reader_main(void *arg)
 				goto out;
 			/* The last piece of a file asks for whole blocks and
 			 * gets up to its end. */
-			p.got = pread_direct(r->fd, r->bufs[slot], ask, off);
+			p.got = pread_upto(r->fd, r->bufs[slot], ask, off, true);
 			p.err = p.got < 0 ? errno : 0;
 			if (p.got > (ssize_t)want)
 				p.got = (ssize_t)want;
