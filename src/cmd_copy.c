@@ -95,6 +95,7 @@ int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
 		return sm_cli_usage_error("copy", "copy needs SRC and DST");
 	req.src = argv[optind];
 	req.dst = argv[optind + 1];
+	req.retry = "run 'snapmove copy' again (a failed copy removes DST)";
 	if (access(req.src, R_OK) < 0) {
 		sm_error("cannot read '%s': %s", req.src, strerror(errno));
 		sm_cli_print_error();

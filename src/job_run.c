@@ -550,6 +550,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 					       sm_path_basename(img->src));
 	struct copy_ctx cc = { .c = c, .target = p->target, .image = img->src, .depth = k,
 			       .slot = (int)i };
+	SM_AUTOFREE char *retry = sm_xasprintf("resume the job ('snapmove resume %lld')", c->job);
 	struct sm_copy_ops ops = { .progress = copy_progress, .chunk_done = copy_chunk_done,
 				   .chunk_durable = copy_chunk_durable };
 	SM_AUTOFREE struct sm_copy_chunk *unverified = NULL;
@@ -560,6 +561,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		.bandwidth = c->bandwidth_mib << 20,
 		.verify = c->verify,
 		.method = c->copy_method,
+		.retry = retry,
 	};
 	struct sm_copy_result res = { 0 };
 	enum sm_image_state state;

@@ -42,7 +42,8 @@ char *sm_journal_default_path(void)
 
 static int db_error(struct sm_journal *j, const char *what)
 {
-	sm_error("journal '%s': %s: %s", j->path, what, sqlite3_errmsg(j->db));
+	sm_error("the journal '%s' failed (%s): %s; check the file system that holds it, "
+		 "then run the command again", j->path, what, sqlite3_errmsg(j->db));
 	return -1;
 }
 
@@ -54,7 +55,8 @@ static int exec(struct sm_journal *j, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		sm_error("journal '%s': %s", j->path, msg ? msg : sqlite3_errmsg(j->db));
+		sm_error("the journal '%s' refused a statement: %s", j->path,
+			 msg ? msg : sqlite3_errmsg(j->db));
 		sqlite3_free(msg);
 		return -1;
 	}

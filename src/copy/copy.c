@@ -170,7 +170,8 @@ static void write_error(const struct copier *c)
 {
 	if (errno == ENOSPC || errno == EDQUOT)
 		sm_error("the destination is full while copying '%s' to '%s'; free space "
-			 "there, then resume the job ('snapmove resume')", c->req->src, c->req->dst);
+			 "there, then %s", c->req->src, c->req->dst,
+			 c->req->retry ? c->req->retry : "run the command again");
 	else
 		sm_error("cannot write '%s': %s", c->req->dst, strerror(errno));
 }
@@ -205,6 +206,16 @@ static bool copied(struct copier *c, unsigned long long n)
 	c->in_chunk += n;
 	sm_ratelimit_wait(&c->rl, n);
 	return report(c, false);
+}
+
+/* A read that returned n <= 0 where data was expected. */
+static void shrank_or_error(const char *path, ssize_t n)
+{
+	if (n < 0)
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+	else
+		sm_error("'%s' shrank while it was copied; an image must not change during a "
+			 "move", path);
 }
 
 static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
@@ -381,8 +392,8 @@ static void read_error(const char *path, const struct piece *p)
 		sm_error("cannot read '%s' at offset %lld: %s", path, (long long)p->off,
 			 strerror(p->err));
 	else
-		sm_error("cannot read '%s' at offset %lld: the file shrank while it was copied",
-			 path, (long long)p->off);
+		sm_error("'%s' shrank while it was copied (at offset %lld); an image must not "
+			 "change during a move", path, (long long)p->off);
 }
 
 /* Write a piece the direct way; a partial block at the end of the file (or
@@ -489,8 +500,7 @@ static int checksum_buffered(struct copier *c, int fd, uint64_t *out)
 			ssize_t n = pread_full(fd, c->buf, want, off);
 
 			if (n <= 0) {
-				sm_error("cannot read '%s': %s", fd == c->in ? c->req->src : c->req->dst,
-					 n < 0 ? strerror(errno) : "file shrank while copying");
+				shrank_or_error(fd == c->in ? c->req->src : c->req->dst, n);
 				goto cleanup;
 			}
 			sm_checksum_update(&sum, (unsigned long long)off, c->buf, (size_t)n);
@@ -515,8 +525,7 @@ static int copy_readwrite(struct copier *c, off_t off, off_t end, struct sm_chec
 		ssize_t n = pread_full(c->in, c->buf, want, off);
 
 		if (n <= 0) {
-			sm_error("cannot read '%s': %s", c->req->src,
-				 n < 0 ? strerror(errno) : "file shrank while copying");
+			shrank_or_error(c->req->src, n);
 			return -1;
 		}
 		sm_checksum_update(sum, (unsigned long long)off, c->buf, (size_t)n);
@@ -551,7 +560,7 @@ static int copy_range(struct copier *c, off_t off, off_t end)
 			return -1;
 		}
 		if (n == 0) {
-			sm_error("cannot read '%s': file shrank while copying", c->req->src);
+			shrank_or_error(c->req->src, 0);
 			return -1;
 		}
 		off += n;

@@ -77,6 +77,9 @@ struct sm_copy_req {
 					* (from the storage on the direct path,
 					* from the page cache on the others) */
 	enum sm_copy_method method;
+	const char *retry;  /* the next step after a full destination, as in
+			     * "then resume the job ('snapmove resume 3')";
+			     * NULL: "then run the command again" */
 	unsigned long long resume_chunks;  /* chunks [0, n) are durable already */
 	/* Of those, the ones journaled durable but not verified (chunk_durable
 	 * without chunk_done): checked first (the destination re-read, the
