@@ -747,7 +747,10 @@ static void verifier_free(struct verifier *v)
 {
 	if (!v)
 		return;
-	verifier_wait(v);
+	/* A check still running when the copy failed: its result does not
+	 * matter, and its error must not replace the copy's. */
+	if (v->running)
+		pthread_join(v->thread, NULL);
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		free(v->bufs[i]);
 	free(v->ranges.v);
@@ -774,7 +777,9 @@ static int chunk_done(struct copier *c, const struct sm_copy_chunk *chunk)
 }
 
 /* The chunk [chunk->offset, +length) once more, by the plain path, after a
- * mismatch; then checked at once.  The second mismatch stops the copy. */
+ * mismatch; then checked at once.  The second mismatch stops the copy.  The
+ * rest of the copy stays on the plain (buffered) path: a copy that came out
+ * wrong once does not trust its faster path again. */
 static int recopy_chunk(struct copier *c, struct sm_copy_chunk *chunk)
 {
 	off_t off = (off_t)chunk->offset, end = off + (off_t)chunk->length;
@@ -928,7 +933,7 @@ static int open_direct(struct copier *c)
 		return 0;
 	if (c->req->method == SM_COPY_DIRECT) {
 		sm_error("cannot open '%s' with O_DIRECT: %s; its file system does not support "
-			 "direct I/O (tmpfs does not); leave the copy method on auto",
+			 "direct I/O; leave the copy method on auto",
 			 c->in_direct < 0 ? c->req->src : c->req->dst, strerror(errno));
 		return -1;
 	}
@@ -982,6 +987,10 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 	if (c.rl.bytes_per_slice && c.rl.bytes_per_slice < c.dunit)
 		c.dunit = c.unit;
 
+	/* Direct I/O asked for by name: refused before the destination is
+	 * touched. */
+	if (req->method == SM_COPY_DIRECT && open_direct(&c) < 0)
+		goto cleanup;
 	if (first == 0) {
 		/* Fresh: drop what the destination held, then size it, all holes. */
 		if (ftruncate(c.out, 0) < 0 || ftruncate(c.out, c.size) < 0) {
@@ -1006,7 +1015,7 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 		if (rc > 0)
 			c.method = SM_COPY_DIRECT;
 	}
-	if (c.method == SM_COPY_DIRECT) {
+	if (c.method == SM_COPY_DIRECT && c.in_direct < 0) {
 		int rc = open_direct(&c);
 
 		if (rc < 0)
@@ -1084,8 +1093,10 @@ int sm_copy_checksum_range(const char *path, unsigned long long offset,
 		sm_error("cannot read '%s': %s", path, strerror(errno));
 		goto cleanup;
 	}
-	/* From the storage where it can (O_DIRECT), else the page cache. */
-	c.in_direct = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	/* From the storage where it can (O_DIRECT, from a block boundary),
+	 * else the page cache. */
+	if (offset % SM_CHECKSUM_BLOCK == 0)
+		c.in_direct = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	end = (off_t)(offset + length) > sb.st_size ? sb.st_size : (off_t)(offset + length);
 	c.buf = sm_xmalloc(c.unit);
 	if (c.in_direct >= 0)

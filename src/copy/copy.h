@@ -11,7 +11,7 @@
  * requests in flight while the data read is checksummed and written (no page
  * cache: on this kind of host the page cache, not the disk, is what a copy
  * waits for); a buffered read/write loop where O_DIRECT cannot be used
- * (tmpfs).  AUTO picks the first that works and the result says which ran.
+ * (FUSE, older tmpfs).  AUTO picks the first that works and the result says which ran.
  * copy_file_range and the buffered loop can be asked for by name.
  * Only data extents (SEEK_DATA/SEEK_HOLE) are read or written: holes stay
  * holes.  Formats are not this module's business: a qcow2 file is bytes here.
