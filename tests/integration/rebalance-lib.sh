@@ -129,3 +129,92 @@ doc = json.load(open(sys.argv[1]))
 r = eval(sys.argv[2])
 print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)' "$1" "$2"
 }
+
+# ev_mark: how many lines the test's events file holds now.  ev_since MARK
+# FILE: the lines written to it after MARK (the events of the commands run
+# since, moves of a rebalance without --json included), into FILE.
+ev_mark() {
+	wc -l <"$SNAPMOVE_EVENTS_FILE"
+}
+
+ev_since() {
+	tail -n +"$(($1 + 1))" "$SNAPMOVE_EVENTS_FILE" >"$2"
+}
+
+# rb_result EVENTS STATUS EXIT MOVES [REBALANCE]: the events of one run of a
+# rebalance (a file) end with its one rebalance_result event, saying STATUS
+# and EXIT, for rebalance REBALANCE (default the journal's newest; "null"
+# for a plan with no move, whose moves must be empty), with MOVES
+# ("SEQ:STATUS ..." in seq order) and each move's domain, disk and job as
+# the journal's rebalance_move has them.  A move "done" names a done job of
+# its domain, a "planned" one no job, a "failed" one a failed job or none
+# (refused before it had one); every job with a result event in EVENTS is
+# one of these moves', ended as the move says.
+rb_result() {
+	local ev=$1 status=$2 exit=$3 moves=$4 id=${5:-}
+	[ -n "$id" ] || id=$(rb_sql 'SELECT max(id) FROM rebalance')
+	if [ "$id" = null ]; then
+		: >"$T/rb-result.moves"
+	else
+		rb_sql "SELECT seq, domain, disk, coalesce(job_id, 0), state FROM rebalance_move
+			WHERE rebalance_id = $id ORDER BY seq" >"$T/rb-result.moves"
+	fi
+	rb_sql "SELECT id, domain_name, state FROM job" >"$T/rb-result.jobs"
+	"$SM_PY" - "$ev" "$status" "$exit" "$moves" "$id" "$T/rb-result.moves" \
+		"$T/rb-result.jobs" <<'PY' || fail "the rebalance_result event of $ev (above)"
+import json, sys
+path, status, exit_, want, rid, moves_f, jobs_f = sys.argv[1:]
+events = [json.loads(l) for l in open(path) if l.strip()]
+journal = [l.rstrip("\n").split("|") for l in open(moves_f) if l.strip()]
+jobs = {int(l.split("|")[0]): l.rstrip("\n").split("|")[1:] for l in open(jobs_f) if l.strip()}
+bad = []
+rr = [e for e in events if e["event"] == "rebalance_result"]
+if len(rr) != 1:
+    bad.append("%d rebalance_result events, expected 1" % len(rr))
+elif events[-1] is not rr[0]:
+    bad.append("the rebalance_result is not the last event: %s" % json.dumps(events[-1]))
+if rr:
+    r = rr[-1]
+    got = {"status": r["status"], "exit": r["exit"], "rebalance": r["rebalance"]}
+    exp = {"status": status, "exit": int(exit_), "rebalance": None if rid == "null" else int(rid)}
+    if got != exp:
+        bad.append("%s, expected %s" % (got, exp))
+    ms = r["moves"]
+    if " ".join("%d:%s" % (m["seq"], m["status"]) for m in ms) != want:
+        bad.append("moves %s, expected %s" % (" ".join("%d:%s" % (m["seq"], m["status"])
+                                                       for m in ms), want))
+    rows = [[str(m["seq"]), m["domain"], m["disk"], str(m["job"] or 0), m["status"]] for m in ms]
+    if rows != journal:
+        bad.append("moves %s, the journal has %s" % (rows, journal))
+    for m in ms:
+        job = jobs.get(m["job"]) if m["job"] is not None else None
+        if m["job"] is not None and (job is None or job[0] != m["domain"]):
+            bad.append("move %d: job %s is not a job of %s: %s" % (m["seq"], m["job"],
+                                                                   m["domain"], job))
+        elif m["status"] == "done" and (job is None or job[1] != "done"):
+            bad.append("move %d is done, its job %s is %s" % (m["seq"], m["job"], job))
+        elif m["status"] == "planned" and m["job"] is not None:
+            bad.append("move %d is planned, with job %s" % (m["seq"], m["job"]))
+        elif m["status"] == "failed" and job is not None and job[1] != "failed":
+            bad.append("move %d failed, its job %s is %s" % (m["seq"], m["job"], job))
+    by_job = {m["job"]: m for m in ms if m["job"] is not None}
+    for e in events:
+        if e["event"] != "result" or e["job"] is None:
+            continue
+        m = by_job.get(e["job"])
+        if m is None:
+            bad.append("job %s has a result event and is no move's" % e["job"])
+        elif (e["status"] == "done") != (m["status"] == "done"):
+            bad.append("job %s ended %s, its move says %s" % (e["job"], e["status"], m["status"]))
+for b in bad:
+    print("rebalance_result: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+}
+
+# rb_no_result EVENTS: no rebalance_result event in EVENTS (a dry run, a
+# refusal, a killed rebalance).
+rb_no_result() {
+	[ "$(jev "$1" 'len(ev("rebalance_result"))')" = 0 ] ||
+		{ cat "$1" >&2; fail "a rebalance_result event in $1"; }
+}
