@@ -8,8 +8,11 @@
 # moves; --target-free leaves every storage at its share with the bytes the
 # plan said; a drain empties the storage of all but the shared template,
 # every VM runs from where the plan said with all its data, and each move is
-# one done job.
+# one done job.  A rebalance that ran ends its events (on --json's stdout and
+# in SNAPMOVE_EVENTS_FILE) with a rebalance_result naming each move's job; a
+# dry run or a refusal writes none.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/json-lib.sh"
 . "$(dirname "$0")/rebalance-lib.sh"
 
 rb_storages s1:300M s2:400M s3:500M
@@ -79,6 +82,8 @@ alloc() {
 }
 
 case_json_dry_run() {
+	local mark
+	mark=$(ev_mark)
 	expect_exit 0 sm --json rebalance "${ALL[@]}" --drain "$S1" --dry-run
 	python3 -m json.tool "$T/out" >/dev/null || fail "--json --dry-run is not one JSON document"
 	cp "$T/out" "$T/plan.json"
@@ -153,11 +158,15 @@ PY
 	assert_eq "$(pyjson "$T/out" 'sorted(m["domain"] for m in doc["moves"])')" \
 		"[\"$B\", \"$C\"]" "moves with --include $C --include $B"
 	assert_unchanged_world "--json --dry-run"
+	ev_since "$mark" "$T/dry.events"
+	[ ! -s "$T/dry.events" ] || { cat "$T/dry.events" >&2; fail "dry runs wrote events"; }
 }
 run_case "--json --dry-run: the plan as one JSON document, checked against statvfs" \
 	case_json_dry_run
 
 case_dry_run() {
+	local mark
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance "${ALL[@]}" --drain "$S1" --dry-run
 	assert_contains "$T/out" "dry run: nothing was changed"
 	rb_plan "$T/out" >"$T/plan.dry"
@@ -165,10 +174,14 @@ case_dry_run() {
 	rb_check_plan "$T/plan.dry" $((64 << 10)) "$S1" "$S2" "$S3"
 	assert_unchanged_world "--dry-run"
 	assert_eq "$(rb_sql 'SELECT count(*) FROM job')" 0 "jobs after dry runs"
+	ev_since "$mark" "$T/dry.events"
+	[ ! -s "$T/dry.events" ] || { cat "$T/dry.events" >&2; fail "a dry run wrote events"; }
 }
 run_case "--dry-run prints the plan and changes nothing" case_dry_run
 
 case_impossible() {
+	local mark
+	mark=$(ev_mark)
 	# s3's 200 MiB disk does not fit in s1 (200 MiB free, 80 MiB margin).
 	expect_exit 3 sm rebalance --storage "$S1" --storage "$S3" --drain "$S3"
 	assert_contains "$T/err" "snapmove: error: cannot drain '$S3'"
@@ -192,6 +205,11 @@ case_impossible() {
 	assert_contains "$T/err" "'$S3'"
 	assert_unchanged_world "an impossible goal"
 	assert_eq "$(rb_sql 'SELECT count(*) FROM job')" 0 "jobs after refusals"
+	# Each refusal ends with a refused result (no job), not a rebalance_result.
+	ev_since "$mark" "$T/refused.events"
+	rb_no_result "$T/refused.events"
+	assert_eq "$(jev "$T/refused.events" '" ".join("%s:%s:%s" % (e["event"], e["status"], e["job"]) for e in events)')" \
+		"$(printf 'result:refused:None %.0s' 1 2 3 4 5 | sed 's/ $//')" "the events of five refusals"
 }
 run_case "impossible goals are refused before anything moves" case_impossible
 
@@ -228,8 +246,9 @@ check_all_data() {
 }
 
 case_target_free() {
-	local before2 before3 bytes
+	local before2 before3 bytes mark
 	before2=$(free_bytes "$S2") before3=$(free_bytes "$S3")
+	mark=$(ev_mark)
 	# s3 (about 275 of 500 MiB free) is short of 58%; its smallest disk that
 	# covers the shortfall is C's vdb (25 MiB), and only s2 keeps its share
 	# with it (s1 would need 25 + 80 + 174 MiB free).
@@ -239,6 +258,13 @@ case_target_free() {
 	assert_eq "$(pyjson "$T/plan.tf" '[(m["domain"], m["disk"], m["from"], m["to"]) for m in doc["moves"]]')" \
 		"[[\"$C\", \"vdb\", \"$S3\", \"$S2\"]]" "the --target-free plan"
 	bytes=$(pyjson "$T/plan.tf" 'doc["bytes"]')
+	# It ends with its rebalance_result, and the events file got the same
+	# lines as stdout (the move's own included).
+	cp "$T/out" "$T/tf.events"
+	rb_result "$T/tf.events" done 0 "1:done"
+	ev_since "$mark" "$T/tf.file"
+	diff -u <(sort "$T/tf.events") <(sort "$T/tf.file") >&2 ||
+		fail "the events file differs from --json's stdout (above)"
 	assert_eq "$(pyjson "$T/plan.tf" 'doc["moves"][0]["bytes"]')" "$bytes" "bytes of the move"
 	assert_eq "$(top_image "$C" vdb)" "$S2/c-vdb.qcow2" "C's vdb after --target-free"
 	assert_absent "$S3/c-vdb.qcow2"
@@ -255,18 +281,31 @@ sys.exit(0 if abs(d - b) <= (1 << 20) else "s2 lost %d bytes, the plan said %d" 
 	assert_eq "$(jobs_of "$C" vdb done)" 1 "done jobs of C's vdb"
 	assert_eq "$(rb_sql 'SELECT count(*) FROM job')" 1 "jobs"
 	assert_eq "$(rb_sql "SELECT goal, state FROM rebalance")" "target-free 58|done" "rebalance"
-	# Met now: nothing more to do.
+	# Met now: nothing more to do, a rebalance_result with no rebalance and
+	# no move.
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance "${ALL[@]}" --target-free 58
 	assert_contains "$T/out" "nothing to move: the goal is already met"
+	ev_since "$mark" "$T/met.events"
+	rb_result "$T/met.events" done 0 "" null
 	assert_eq "$(rb_sql 'SELECT count(*) FROM job')" 1 "jobs after the second --target-free"
 }
 run_case "--target-free 58: every storage keeps 58% free, the plan's bytes moved" case_target_free
 
 case_drain() {
-	local dd n
+	local dd n mark
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance "${ALL[@]}" --drain "$S1"
 	cp "$T/out" "$T/drain.out"
 	cp "$T/err" "$T/drain.err"
+	# Without --json: events in the file only, the moves' too.
+	ev_since "$mark" "$T/drain.events"
+	rb_result "$T/drain.events" done 0 "1:done 2:done 3:done 4:done"
+	assert_eq "$(jev "$T/drain.events" 'len(ev("rebalance_plan"))')" 1 "rebalance_plan events of the drain"
+	assert_eq "$(jev "$T/drain.events" 'len(ev("result"))')" 4 "result events of the drain's moves"
+	if grep -n '^[[:space:]]*{\|"event"' "$T/drain.out" "$T/drain.err" >&2; then
+		fail "JSON on stdout or stderr of a rebalance without --json (above)"
+	fi
 	rb_plan "$T/drain.out" >"$T/plan.drain"
 	n=$(pyjson "$T/plan.drain" 'doc["nmoves"]')
 	assert_eq "$n" 4 "moves of the drain"

@@ -9,8 +9,12 @@
 #  - SIGKILL: the move in flight (a child process) finishes alone, and
 #    '--resume' finds it done in the journal.
 # No move runs twice (one job per disk and rebalance), sources are deleted,
-# and every guest's data is intact.
+# and every guest's data is intact.  An interrupted rebalance ends its events
+# with a rebalance_result "interrupted" (exit 5: the moves done with their
+# jobs, the others planned), a killed one with none, and each --resume with
+# "done" (exit 0) and every move's job.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/json-lib.sh"
 . "$(dirname "$0")/rebalance-lib.sh"
 
 rb_storages s1:300M s2:400M s3:500M
@@ -71,8 +75,9 @@ all_on() {
 # SIGINT to the rebalance alone while its second move runs: that move
 # finishes, no other starts, exit 5; --resume runs the other two.
 case_sigint() {
-	local rc=0 id jobs0
+	local rc=0 id jobs0 mark
 	jobs0=$(rb_sql "SELECT count(*) FROM job")
+	mark=$(ev_mark)
 	start_rebalance "$T/r1" --storage "$S1" --storage "$S2" --drain "$S1" --max-parallel 1 \
 		--bandwidth 6
 	wait_for "SELECT count(*) FROM rebalance WHERE state = 'running'" 1 10
@@ -82,6 +87,8 @@ case_sigint() {
 	wait "$PID" || rc=$?
 	assert_eq "$rc" 5 "exit status of the interrupted rebalance"
 	assert_contains "$T/r1.err" "interrupted: 'snapmove rebalance --resume' goes on"
+	ev_since "$mark" "$T/r1.events"
+	rb_result "$T/r1.events" interrupted 5 "1:done 2:done 3:planned 4:planned" "$id"
 	moves_of "$id" >"$T/moves.1"
 	# The move in flight finished; nothing started after it.
 	assert_eq "$(awk '{ print $1, $3 }' "$T/moves.1" | tr '\n' ' ')" \
@@ -96,9 +103,17 @@ case_sigint() {
 	assert_eq "$(rb_sql "SELECT state FROM rebalance WHERE id = $id")" failed \
 		"the interrupted rebalance's state"
 
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance --resume
 	assert_contains "$T/err" "resuming rebalance $id"
 	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	ev_since "$mark" "$T/r1-resume.events"
+	rb_result "$T/r1-resume.events" done 0 "1:done 2:done 3:done 4:done" "$id"
+	# The first two moves keep their jobs; the resume ran the other two.
+	assert_eq "$(jev "$T/r1-resume.events" '[m["job"] for m in ev("rebalance_result")[0]["moves"][:2]]')" \
+		"$(jev "$T/r1.events" '[m["job"] for m in ev("rebalance_result")[0]["moves"][:2]]')" \
+		"the first two moves' jobs after --resume"
+	assert_eq "$(jev "$T/r1-resume.events" 'len(ev("result"))')" 2 "the jobs --resume ran"
 	moves_of "$id" >"$T/moves.2"
 	assert_eq "$(awk '{ print $3 }' "$T/moves.2" | sort -u)" done "the moves after --resume"
 	# The moves done before kept their jobs; none ran twice.
@@ -121,8 +136,9 @@ run_case "SIGINT to the rebalance during its second move, then --resume" case_si
 # Ctrl-C reaches the whole process group: the rebalance means to decide when
 # to stop (its children ignore SIGINT), so the move in flight still finishes.
 case_ctrl_c() {
-	local rc=0 id jobs0
+	local rc=0 id jobs0 mark rr=0
 	jobs0=$(rb_sql "SELECT count(*) FROM job")
+	mark=$(ev_mark)
 	start_rebalance "$T/r2" --storage "$S2" --storage "$S3" --drain "$S2" --bandwidth 6
 	wait_for "SELECT count(*) FROM rebalance WHERE state = 'running'" 1 10
 	id=$(rb_sql "SELECT max(id) FROM rebalance")
@@ -130,9 +146,15 @@ case_ctrl_c() {
 	kill -INT -- "-$PID"
 	wait "$PID" || rc=$?
 	moves_of "$id" >"$T/moves.3"
+	# Checked now against the journal, reported after the --resume.
+	ev_since "$mark" "$T/r2.events"
+	(rb_result "$T/r2.events" interrupted 5 "1:done 2:done 3:planned 4:planned" "$id") || rr=$?
 	# Whatever happened, --resume brings every disk over.
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance --resume
 	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	ev_since "$mark" "$T/r2-resume.events"
+	rb_result "$T/r2-resume.events" done 0 "1:done 2:done 3:done 4:done" "$id"
 	all_on "$S3"
 	assert_eq "$(rb_sql "SELECT count(*) FROM job WHERE id > $jobs0")" 4 \
 		"jobs of the rebalance (one per disk)"
@@ -140,13 +162,15 @@ case_ctrl_c() {
 	assert_eq "$(awk '{ print $1, $3 }' "$T/moves.3" | tr '\n' ' ')" \
 		"1 done 2 done 3 planned 4 planned " \
 		"the moves after Ctrl-C (the rebalance says: $(tail -n3 "$T/r2.err"))"
+	[ "$rr" = 0 ] || fail "the rebalance_result of the rebalance stopped by Ctrl-C (above)"
 	assert_eq "$(ls -A "$S2")" "" "what is left on s2"
 }
 run_case "Ctrl-C (SIGINT to the process group) during the second move, then --resume" case_ctrl_c
 
 case_sigkill() {
-	local rc=0 id jobs0 job
+	local rc=0 id jobs0 job mark
 	jobs0=$(rb_sql "SELECT count(*) FROM job")
+	mark=$(ev_mark)
 	start_rebalance "$T/r3" --storage "$S3" --storage "$S1" --drain "$S3" --bandwidth 6
 	wait_for "SELECT count(*) FROM rebalance WHERE state = 'running'" 1 10
 	id=$(rb_sql "SELECT max(id) FROM rebalance")
@@ -160,9 +184,17 @@ case_sigkill() {
 	moves_of "$id" >"$T/moves.3"
 	assert_eq "$(awk '{ print $1, $3 }' "$T/moves.3" | tr '\n' ' ')" \
 		"1 done 2 running 3 planned 4 planned " "the journal after SIGKILL"
+	# Killed: no rebalance_result (its moves' events are there).
+	ev_since "$mark" "$T/r3.events"
+	rb_no_result "$T/r3.events"
 
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance --resume
 	assert_contains "$T/err" "4 of 4 moves done, 0 failed"
+	ev_since "$mark" "$T/r3-resume.events"
+	rb_result "$T/r3-resume.events" done 0 "1:done 2:done 3:done 4:done" "$id"
+	assert_eq "$(jev "$T/r3-resume.events" '[m["job"] for m in ev("rebalance_result")[0]["moves"] if m["seq"] == 2]')" \
+		"$job" "the second move's job in the rebalance_result"
 	moves_of "$id" >"$T/moves.4"
 	assert_eq "$(awk '{ print $3 }' "$T/moves.4" | sort -u)" done "the moves after --resume"
 	assert_eq "$(awk '$1 == 2 { print $4 }' "$T/moves.4")" "$job" "the second move's job"

@@ -5,8 +5,11 @@
 # definition is rewritten), and the domain then starts from the new storage
 # with all its data; a running domain on the same storage moves live beside
 # them.  With --max-parallel 2 the shut-off domain's two disks are the first
-# two moves and start together: both must end up in its definition.
+# two moves and start together: both must end up in its definition.  The
+# rebalance ends its events with a rebalance_result "done" naming the job of
+# each move, offline ones included.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/json-lib.sh"
 . "$(dirname "$0")/rebalance-lib.sh"
 
 rb_storages s1:300M s2:400M
@@ -40,7 +43,7 @@ case_without_flag() {
 run_case "without --include-offline a shut-off domain is not planned" case_without_flag
 
 case_with_flag() {
-	local bytes
+	local bytes mark
 	expect_exit 0 sm --json rebalance "${ARGS[@]}" --dry-run --include-offline
 	cp "$T/out" "$T/json"
 	assert_eq "$(pyjson "$T/out" '" ".join(sorted("%s:%s:%s" % (m["domain"], m["disk"], m["live"]) for m in doc["moves"]))')" \
@@ -56,8 +59,14 @@ case_with_flag() {
 	# The two largest are the shut-off domain's two disks: they start together.
 	assert_eq "$(pyjson "$T/json" '" ".join(m["domain"] + ":" + m["disk"] for m in doc["moves"])')" \
 		"$O:vda $O:vdb $R:vda" "the order of the moves"
+	mark=$(ev_mark)
 	expect_exit 0 sm rebalance "${ARGS[@]}" --include-offline --max-parallel 2
 	assert_contains "$T/err" "3 of 3 moves done, 0 failed"
+	ev_since "$mark" "$T/events"
+	rb_result "$T/events" done 0 "1:done 2:done 3:done"
+	assert_eq "$(jev "$T/events" '" ".join("%s:%s:%s" % (m["domain"], m["disk"], m["job"]) for m in ev("rebalance_result")[0]["moves"])')" \
+		"$O:vda:$(rb_sql "SELECT id FROM job WHERE domain_name = '$O' AND id IN (SELECT job_id FROM disk WHERE target = 'vda')") $O:vdb:$(rb_sql "SELECT id FROM job WHERE domain_name = '$O' AND id IN (SELECT job_id FROM disk WHERE target = 'vdb')") $R:vda:$(rb_sql "SELECT id FROM job WHERE domain_name = '$R'")" \
+		"the moves and their jobs in the rebalance_result"
 	assert_eq "$(ls -A "$S1")" "" "what is left on s1"
 	assert_eq "$(virsh domstate "$O")" "shut off" "state of $O after the move"
 	assert_eq "$(jobs_of "$O" vda done) $(jobs_of "$O" vdb done) $(jobs_of "$R" vda done)" \
