@@ -576,10 +576,13 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 	if (rc < 0)
 		goto cleanup;
 	finish(j, id, rc == 0);
-	emit_result(id, moves, nmoves, rc);
 	ret = rc == 0 ? SM_REBALANCE_OK : SM_REBALANCE_FAILED;
 
 cleanup:
+	/* A rebalance that ran (it has a number) ends with its result, also
+	 * when it could not go on (no fork, a journal error). */
+	if (id > 0 && ret != SM_REBALANCE_REFUSED)
+		emit_result(id, moves, nmoves, ret == SM_REBALANCE_OK ? 0 : 1);
 	rmoves_free(moves, nmoves);
 	sm_balance_plan_release(&plan);
 	sm_inventory_release(&inv);
