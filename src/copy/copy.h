@@ -24,6 +24,10 @@
 #include <stdint.h>
 
 #define SM_COPY_CHUNK (64ULL << 20)
+/* The most one O_DIRECT request of the direct path reads or writes. */
+#ifndef SM_COPY_DIRECT_UNIT
+#define SM_COPY_DIRECT_UNIT (8u << 20)
+#endif
 
 enum sm_copy_method {
 	SM_COPY_AUTO,

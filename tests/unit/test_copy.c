@@ -35,8 +35,8 @@
 
 #define MAX_CHUNKS 64
 #define MAX_PATHS 64
-/* copy.c's SM_DIRECT_UNIT: the most one O_DIRECT request reads. */
-#define DIRECT_UNIT (4 * MiB)
+/* The most one O_DIRECT request reads. */
+#define DIRECT_UNIT ((off_t)SM_COPY_DIRECT_UNIT)
 
 enum direct_io {
 	DIRECT_UNKNOWN,
