@@ -349,6 +349,14 @@ journal_jobs() {
 	fi
 }
 
+# The journal is shared with snapmove processes that may be writing (a
+# child move still running after its rebalance was killed): queries wait for
+# their locks as snapmove does (10 s) instead of failing with "database is
+# locked".
+sqlite3() {
+	command sqlite3 -cmd '.timeout 10000' "$@"
+}
+
 # journal_init: this test's journal, empty, for tests that query it with
 # sqlite3 before their first move (only move and rebalance create it).
 journal_init() {
