@@ -218,3 +218,36 @@ rb_no_result() {
 	[ "$(jev "$1" 'len(ev("rebalance_result"))')" = 0 ] ||
 		{ cat "$1" >&2; fail "a rebalance_result event in $1"; }
 }
+
+# rb_four_domains: storages s1 (300M), s2 (400M) and s3 (500M) as $S1..$S3,
+# and four transient domains on s1 in DOMS: p1..p4, with 24, 20, 16 and 12 MiB
+# of pattern 0x11..0x44 at 0 (sizes differ so the drain order, largest first,
+# is known) and a guest write of 0xee at 100M.
+rb_four_domains() {
+	local x dom
+	rb_storages s1:300M s2:400M s3:500M
+	S1=$T/s1 S2=$T/s2 S3=$T/s3
+	DOMS=()
+	for x in 1:24 2:20 3:16 4:12; do
+		dom=$(dom_name "p${x%%:*}")
+		DOMS+=("$dom")
+		new_image "$S1/p${x%%:*}.qcow2" qcow2 128M "0x${x%%:*}${x%%:*}" 0 "${x#*:}M"
+		make_domain "$dom" transient "vda:$S1/p${x%%:*}.qcow2:qcow2"
+		guest_write "$dom" vda 0xee 100M 64k
+	done
+}
+
+# rb_case_data: each of rb_four_domains' domains runs on a one-image chain
+# holding its data (the domains are destroyed to read it).
+rb_case_data() {
+	local i=1 dom top fmt
+	for dom in "${DOMS[@]}"; do
+		live_chain "$dom" vda >"$T/chain.$i"
+		virsh -q destroy "$dom" >/dev/null
+		read -r top fmt <"$T/chain.$i"
+		assert_eq "$(wc -l <"$T/chain.$i")" 1 "images in $dom's chain"
+		check_pattern "$top" "$fmt" "0x$i$i" 0 "$(((7 - i) * 4))M"
+		check_pattern "$top" "$fmt" 0xee 100M 64k
+		i=$((i + 1))
+	done
+}

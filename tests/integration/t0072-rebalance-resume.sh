@@ -17,16 +17,7 @@
 . "$(dirname "$0")/json-lib.sh"
 . "$(dirname "$0")/rebalance-lib.sh"
 
-rb_storages s1:300M s2:400M s3:500M
-S1=$T/s1 S2=$T/s2 S3=$T/s3
-DOMS=()
-for x in 1:24 2:20 3:16 4:12; do
-	dom=$(dom_name "p${x%%:*}")
-	DOMS+=("$dom")
-	new_image "$S1/p${x%%:*}.qcow2" qcow2 128M "0x${x%%:*}${x%%:*}" 0 "${x#*:}M"
-	make_domain "$dom" transient "vda:$S1/p${x%%:*}.qcow2:qcow2"
-	guest_write "$dom" vda 0xee 100M 64k
-done
+rb_four_domains
 journal_init   # for the queries before the first rebalance
 
 # wait_for SQL WANT SECONDS: poll the journal until SQL gives WANT.
@@ -205,18 +196,6 @@ case_sigkill() {
 }
 run_case "SIGKILL during the second move, its child finishes, then --resume" case_sigkill
 
-case_data() {
-	local i=1 dom
-	for dom in "${DOMS[@]}"; do
-		live_chain "$dom" vda >"$T/chain.$i"
-		virsh -q destroy "$dom" >/dev/null
-		read -r top fmt <"$T/chain.$i"
-		assert_eq "$(wc -l <"$T/chain.$i")" 1 "images in $dom's chain"
-		check_pattern "$top" "$fmt" "0x$i$i" 0 "$(((7 - i) * 4))M"
-		check_pattern "$top" "$fmt" 0xee 100M 64k
-		i=$((i + 1))
-	done
-}
-run_case "every guest's data is intact" case_data
+run_case "every guest's data is intact" rb_case_data
 
 cases_done
