@@ -274,30 +274,6 @@ static unsigned long long allocated_bytes(const char *path)
 	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_blocks * 512ULL : 0;
 }
 
-/* Users of an image that do not make it shared: this disk itself, and the
- * images of its own chain pointing at each other. */
-struct self {
-	struct move *m;
-	const struct sm_disk *disk;
-};
-
-static int is_self(const char *user, void *ctx)
-{
-	struct self *s = ctx;
-	SM_AUTOFREE char *me = sm_xasprintf("domain '%s' disk %s", s->m->o->domain,
-					    s->disk->target);
-
-	if (sm_str_eq(user, me))
-		return 1;
-	for (size_t k = 0; k < s->disk->nchain; k++) {
-		SM_AUTOFREE char *img = sm_xasprintf("image '%s'", s->disk->chain[k].path);
-
-		if (sm_str_eq(user, img))
-			return 1;
-	}
-	return 0;
-}
-
 /* Who uses which image: every domain's chains, and the backing references
  * among the files of the selected disks' source directories. */
 static int scan_usage(struct move *m, const struct sm_disk *const *sel, size_t nsel)
@@ -332,11 +308,9 @@ static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 		facts[i].backing = infos[i].backing;
 		facts[i].virtual_size = infos[i].virtual_size;
 		facts[i].allocated = allocated_bytes(img->path);
-		if (!m->o->copy_shared) {
-			struct self self = { .m = m, .disk = d };
-
-			facts[i].shared = sm_usage_other_user(&m->usage, img->path, is_self, &self);
-		}
+		if (!m->o->copy_shared)
+			facts[i].shared = sm_usage_other_than_disk(&m->usage, img->path,
+								   m->o->domain, d);
 		if (i + 1 < d->nchain && !infos[i].backing) {
 			sm_error("image '%s' of disk '%s' has no backing file in its header but "
 				 "libvirt reports '%s' below it; check the chain with 'qemu-img "

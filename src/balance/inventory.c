@@ -82,32 +82,10 @@ static int storage_of(const dev_t *devs, size_t n, const char *path)
 	return -1;
 }
 
-struct self {
-	const char *domain;
-	const struct sm_disk *disk;
-};
-
-static int is_self(const char *user, void *ctx)
-{
-	struct self *s = ctx;
-	SM_AUTOFREE char *me = sm_xasprintf("domain '%s' disk %s", s->domain, s->disk->target);
-
-	if (sm_str_eq(user, me))
-		return 1;
-	for (size_t k = 0; k < s->disk->nchain; k++) {
-		SM_AUTOFREE char *img = sm_xasprintf("image '%s'", s->disk->chain[k].path);
-
-		if (sm_str_eq(user, img))
-			return 1;
-	}
-	return 0;
-}
-
 static void add_unit(struct sm_inventory *inv, const dev_t *devs, const struct sm_usage *u,
 		     const char *domain, bool running, struct sm_disk *d,
 		     struct sm_journal *j, const char *uuid, virDomainPtr dom)
 {
-	struct self self = { .domain = domain, .disk = d };
 	struct sm_unit *unit;
 	char *why = NULL;
 	long long other;
@@ -137,7 +115,7 @@ static void add_unit(struct sm_inventory *inv, const dev_t *devs, const struct s
 	for (size_t k = 0; !why && k < d->nchain; k++) {
 		struct stat sb;
 
-		if (k > 0 && sm_usage_other_user(u, d->chain[k].path, is_self, &self))
+		if (k > 0 && sm_usage_other_than_disk(u, d->chain[k].path, domain, d))
 			break;  /* shared: it and what is below it stay */
 		if (storage_of(devs, inv->nstorages, d->chain[k].path) != st) {
 			unit->why_not = sm_xasprintf("its chain spans several file systems ('%s')",

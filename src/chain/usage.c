@@ -194,3 +194,32 @@ const char *sm_usage_other_user(const struct sm_usage *u, const char *path,
 			return u->uses[i].user;
 	return NULL;
 }
+
+struct self {
+	const char *domain;
+	const struct sm_disk *disk;
+};
+
+static int is_self(const char *user, void *ctx)
+{
+	struct self *s = ctx;
+	SM_AUTOFREE char *me = sm_xasprintf("domain '%s' disk %s", s->domain, s->disk->target);
+
+	if (sm_str_eq(user, me))
+		return 1;
+	for (size_t k = 0; k < s->disk->nchain; k++) {
+		SM_AUTOFREE char *img = sm_xasprintf("image '%s'", s->disk->chain[k].path);
+
+		if (sm_str_eq(user, img))
+			return 1;
+	}
+	return 0;
+}
+
+const char *sm_usage_other_than_disk(const struct sm_usage *u, const char *path,
+				     const char *domain, const struct sm_disk *disk)
+{
+	struct self self = { .domain = domain, .disk = disk };
+
+	return sm_usage_other_user(u, path, is_self, &self);
+}

@@ -38,6 +38,11 @@ void sm_usage_release(struct sm_usage *u);
 /* A user of path other than those for which skip(user, ctx) is true, or NULL. */
 const char *sm_usage_other_user(const struct sm_usage *u, const char *path,
 				int (*skip)(const char *user, void *ctx), void *ctx);
+struct sm_disk;
+/* A user of path other than disk (of domain) itself and the images of its
+ * own chain (they point at each other), or NULL: path is shared when not. */
+const char *sm_usage_other_than_disk(const struct sm_usage *u, const char *path,
+				     const char *domain, const struct sm_disk *disk);
 /* The backing file name a qcow2 header records (NULL: none, or not qcow2),
  * resolved against the image's directory when relative. */
 char *sm_qcow2_backing_path(const char *path);
