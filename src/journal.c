@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const schema_sql[] = {
@@ -235,10 +238,45 @@ int sm_journal_open_existing(const char *path, struct sm_journal **out, bool *mi
 	return sm_journal_open(path, out);
 }
 
+/* SQLite does not wait on every lock a fresh journal's setup takes: two
+ * processes switching a new file to WAL at once can get "database is locked"
+ * at once, busy timeout or not.  So the setup (the switch to WAL and the schema
+ * upgrade) runs under a flock on the journal's directory, waited for up to the
+ * same 10 s as SQLite's busy timeout.  A lock on the directory, not on the
+ * journal: closing any other descriptor of the journal file would drop
+ * SQLite's own POSIX locks on it.  Returns the descriptor to pass to
+ * unlock_setup, or -1 when the directory cannot be locked (then the setup runs
+ * unserialized, as it did before). */
+static int lock_setup(const char *path)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	double deadline = sm_monotonic() + 10.0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+		if ((errno != EWOULDBLOCK && errno != EINTR) || sm_monotonic() > deadline) {
+			close(fd);
+			return -1;
+		}
+		nanosleep(&pause, NULL);
+	}
+	return fd;
+}
+
+static void unlock_setup(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 int sm_journal_open(const char *path, struct sm_journal **out)
 {
 	struct sm_journal *j;
-	int rc;
+	int rc, setup_lock;
 
 	*out = NULL;
 	if (make_parent_dir(path) < 0)
@@ -262,9 +300,11 @@ int sm_journal_open(const char *path, struct sm_journal **out)
 		return -1;
 	}
 	sqlite3_busy_timeout(j->db, 10000);
-	if (exec(j, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-		 "PRAGMA foreign_keys = ON") < 0 ||
-	    upgrade_schema(j) < 0) {
+	setup_lock = lock_setup(path);
+	rc = exec(j, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+		  "PRAGMA foreign_keys = ON") < 0 || upgrade_schema(j) < 0 ? -1 : 0;
+	unlock_setup(setup_lock);
+	if (rc < 0) {
 		char msg[2048];
 
 		snprintf(msg, sizeof(msg), "%s", sm_error_message());

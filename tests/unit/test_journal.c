@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <sqlite3.h>
+#include <sys/wait.h>
 
 #define UUID_A "6f1c2a5e-3b7d-4c0e-9a51-0d2f6b8e4c11"
 #define UUID_B "0b9e5f3a-2c44-4d7e-8f10-3a6c9d1e2b77"
@@ -205,6 +206,55 @@ static void test_open_creates_schema(void **state)
 	assert_query(f->path, "PRAGMA user_version", version);
 	assert_query(f->path, "SELECT count(*) FROM image", "2");
 	free(version);
+}
+
+/* Many processes open one journal that does not exist yet, all at the same
+ * moment (two 'snapmove move' commands started together on a fresh host):
+ * every one must get it, none 'database is locked'.  Released by one write to
+ * a pipe each child blocks on, and repeated with a fresh path each round. */
+static void test_open_concurrent_creation(void **state)
+{
+	struct fixture *f = *state;
+	enum { ROUNDS = 20, PROCS = 6 };
+
+	for (int round = 0; round < ROUNDS; round++) {
+		char *path;
+		pid_t pids[PROCS];
+		int go[2];
+
+		assert_int_not_equal(asprintf(&path, "%s/r%d/journal.db", f->dir, round), -1);
+		assert_int_equal(pipe(go), 0);
+		for (int i = 0; i < PROCS; i++) {
+			pids[i] = fork();
+			assert_true(pids[i] >= 0);
+			if (pids[i] == 0) {
+				struct sm_journal *j;
+				char c;
+
+				close(go[1]);
+				if (read(go[0], &c, 1) != 0)
+					_exit(3);
+				if (sm_journal_open(path, &j) != 0) {
+					fprintf(stderr, "round %d, process %d: %s\n", round, i,
+						sm_error_message());
+					_exit(1);
+				}
+				sm_journal_free(j);
+				_exit(0);
+			}
+		}
+		close(go[0]);
+		close(go[1]);  /* every child's read returns 0 at once */
+		for (int i = 0; i < PROCS; i++) {
+			int status;
+
+			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+			assert_true(WIFEXITED(status));
+			assert_int_equal(WEXITSTATUS(status), 0);
+		}
+		assert_query(path, "PRAGMA journal_mode", "wal");
+		free(path);
+	}
 }
 
 static void test_open_newer_schema_refused(void **state)
@@ -831,6 +881,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_open_creates_schema),
+		T(test_open_concurrent_creation),
 		T(test_open_newer_schema_refused),
 		T(test_open_not_a_database),
 		T(test_open_parent_not_creatable),
