@@ -26,7 +26,7 @@
 #define SM_COPY_CHUNK (64ULL << 20)
 /* The most one O_DIRECT request of the direct path reads or writes. */
 #ifndef SM_COPY_DIRECT_UNIT
-#define SM_COPY_DIRECT_UNIT (8u << 20)
+#define SM_COPY_DIRECT_UNIT (16u << 20)
 #endif
 
 enum sm_copy_method {

@@ -1034,7 +1034,9 @@ static void test_direct_odd_sizes(void **state)
 
 		snprintf(name, sizeof(name), "odd%zu.img", i);
 		make_sparse(path_in(f, name), cases[i].size, &cases[i].ext, 1, 59 + (unsigned)i);
-		copy_and_check(f, name, SM_COPY_DIRECT, 0, SM_COPY_DIRECT, &res);
+		/* One chunk, large enough for more requests than are read ahead. */
+		copy_and_check(f, name, SM_COPY_DIRECT, 8 * (unsigned long long)DIRECT_UNIT,
+			       SM_COPY_DIRECT, &res);
 		assert_int_equal(res.chunks, 1);
 	}
 }
@@ -1794,7 +1796,7 @@ static void test_direct_unit(void **state)
 }
 
 /* The source shrinks under the copy (at the first report, when the direct
- * reader has read at most 4 requests, 16 MiB): the read error stops the copy
+ * reader has read at most 4 requests): the read error stops the copy
  * with the source named, the reader thread with it. */
 static void test_source_shrinks(void **state)
 {
@@ -1802,7 +1804,9 @@ static void test_source_shrinks(void **state)
 	const struct extent ext[] = { { 0, 5 * DIRECT_UNIT } };
 	char *src = path_in(f, "shrinks.img");
 	char *dst = path_in(f, "shrinks.copy");
-	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f) };
+	/* One chunk for the whole file: none is done before the shrink. */
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
+				   .chunk_size = 8 * (unsigned long long)DIRECT_UNIT };
 	struct sm_copy_result res;
 	struct recorder r;
 
