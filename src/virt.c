@@ -3,6 +3,7 @@
  */
 #include "virt.h"
 #include "util.h"
+#include <errno.h>
 
 #include <libvirt/virterror.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@ struct sm_virt {
 		int status;
 	} events[SM_MAX_EVENT_DISKS];
 	size_t nevents;
+	unsigned long seq;  /* events seen so far, of any disk */
 };
 
 static void quiet_error_handler(void *opaque, virErrorPtr err)
@@ -95,6 +97,7 @@ static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk,
 	 * about the job started since. */
 	if (i < v->nevents && (v->events[i].type < 0 || v->events[i].type == type))
 		v->events[i].status = status;
+	v->seq++;
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
 }
@@ -238,7 +241,17 @@ int sm_virt_job_event_status(struct sm_virt *v, const char *target)
 	return status;
 }
 
-void sm_virt_job_event_wait(struct sm_virt *v, int timeout_ms)
+unsigned long sm_virt_job_event_seq(struct sm_virt *v)
+{
+	unsigned long seq;
+
+	pthread_mutex_lock(&v->lock);
+	seq = v->seq;
+	pthread_mutex_unlock(&v->lock);
+	return seq;
+}
+
+void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_ms)
 {
 	struct timespec ts;
 
@@ -250,6 +263,8 @@ void sm_virt_job_event_wait(struct sm_virt *v, int timeout_ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&v->lock);
-	pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+	while (v->seq == seen)
+		if (pthread_cond_timedwait(&v->cond, &v->lock, &ts) == ETIMEDOUT)
+			break;
 	pthread_mutex_unlock(&v->lock);
 }

@@ -38,7 +38,11 @@ void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom);
  * then on.  Then poll the last status seen (-1 while none). */
 void sm_virt_job_event_reset(struct sm_virt *v, const char *target, int type);
 int sm_virt_job_event_status(struct sm_virt *v, const char *target);
-/* Sleep until an event arrives or timeout_ms passes. */
-void sm_virt_job_event_wait(struct sm_virt *v, int timeout_ms);
+/* How many events have arrived: taken before looking at the state, and given
+ * to sm_virt_job_event_wait, so an event that comes between the look and the
+ * wait ends the wait at once instead of being slept through. */
+unsigned long sm_virt_job_event_seq(struct sm_virt *v);
+/* Sleep until an event after the seen'th arrives or timeout_ms passes. */
+void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_ms);
 
 #endif

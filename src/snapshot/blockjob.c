@@ -119,6 +119,7 @@ static void job_ended(virDomainPtr dom, const char *target, int status)
 int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *target)
 {
 	for (;;) {
+		unsigned long seen = sm_virt_job_event_seq(v);
 		int status = sm_virt_job_event_status(v, target);
 		int rc;
 
@@ -133,7 +134,7 @@ int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *targe
 			return -1;
 		if (rc == 0)
 			return 0;  /* finished before we looked */
-		sm_virt_job_event_wait(v, 500);
+		sm_virt_job_event_wait(v, seen, 500);
 	}
 }
 
@@ -161,6 +162,8 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 	int ret = -1;
 
 	while (nready < n) {
+		unsigned long seen = sm_virt_job_event_seq(v);
+
 		for (size_t i = 0; i < n; i++) {
 			int status, xr;
 			virDomainBlockJobInfo info;
@@ -209,7 +212,7 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 			}
 		}
 		if (nready < n)
-			sm_virt_job_event_wait(v, 500);
+			sm_virt_job_event_wait(v, seen, 500);
 	}
 	ret = 0;
 
