@@ -381,19 +381,26 @@ static bool copy_progress(void *opaque, const struct sm_copy_progress *p)
 	return !sm_interrupted;
 }
 
-static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
-			 const struct sm_copy_chunk *k, bool verified)
+static void journal_row(const struct sm_copy_chunk *k, bool verified,
+			struct sm_journal_chunk *out)
 {
-	struct sm_journal_chunk jc = {
+	*out = (struct sm_journal_chunk){
 		.index = k->index,
 		.offset = k->offset,
 		.length = k->length,
 		.data_bytes = k->data_bytes,
 		.verified = verified,
 	};
+	sm_checksum_hex(k->checksum, out->checksum);
+}
 
-	sm_checksum_hex(k->checksum, jc.checksum);
-	return SM_JOURNAL_TX(c->j, sm_journal_chunk_done(c->j, c->job, target, depth, &jc));
+static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
+			 const struct sm_copy_chunk *k, bool verified)
+{
+	struct sm_journal_chunk jc;
+
+	journal_row(k, verified, &jc);
+	return sm_journal_chunks_done(c->j, c->job, target, depth, &jc, 1);
 }
 
 /* Journal the chunks held back (holes) and k (verified, or durable with its
@@ -401,21 +408,20 @@ static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
 static int flush_chunks(struct copy_ctx *cc, const struct sm_copy_chunk *k, bool verified)
 {
 	struct sm_jobctx *c = cc->c;
+	struct sm_journal_chunk *rows = sm_xcalloc(cc->nheld + 1, sizeof(*rows));
+	size_t n = 0;
 	int rc;
 
-	if (sm_journal_begin(c->j) < 0)
+	for (size_t i = 0; i < cc->nheld; i++)
+		journal_row(&cc->held[i], true, &rows[n++]);
+	if (k)
+		journal_row(k, verified, &rows[n++]);
+	rc = sm_journal_chunks_done(c->j, c->job, cc->target, cc->depth, rows, n);
+	free(rows);
+	if (rc < 0)
 		return -1;
-	rc = 0;
-	for (size_t i = 0; rc == 0 && i < cc->nheld; i++)
-		rc = journal_chunk(c, cc->target, cc->depth, &cc->held[i], true);
-	if (rc == 0 && k)
-		rc = journal_chunk(c, cc->target, cc->depth, k, verified);
-	if (rc < 0) {
-		sm_journal_rollback(c->j);
-		return -1;
-	}
 	cc->nheld = 0;
-	return sm_journal_commit(c->j);
+	return 0;
 }
 
 static int copy_chunk_done(void *opaque, const struct sm_copy_chunk *k)

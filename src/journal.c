@@ -552,14 +552,49 @@ int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const ch
 			    (long long)chunk_size, job_id, target, (long long)depth));
 }
 
-int sm_journal_chunk_done(struct sm_journal *j, long long job_id, const char *target,
-			  size_t depth, const struct sm_journal_chunk *c)
+int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *target,
+			   size_t depth, const struct sm_journal_chunk *c, size_t n)
 {
-	return run(j, "INSERT OR REPLACE INTO chunk (job_id, target, depth, idx, offset, "
-		   "length, data_bytes, checksum, verified) VALUES (?,?,?,?,?,?,?,?,?)",
-		   "isiiiiisi", job_id, target, (long long)depth, (long long)c->index,
-		   (long long)c->offset, (long long)c->length, (long long)c->data_bytes,
-		   c->checksum, (long long)c->verified);
+	sqlite3_stmt *st;
+	int ret = 0;
+
+	if (n == 0)
+		return 0;
+	/* One statement for all n rows: a sparse terabyte journals thousands of
+	 * hole chunks at once, and preparing a statement per row cost more than
+	 * the copy of its data. */
+	if (sm_journal_begin(j) < 0)
+		return -1;
+	st = prepare(j, "INSERT OR REPLACE INTO chunk (job_id, target, depth, idx, offset, "
+		     "length, data_bytes, checksum, verified) VALUES (?,?,?,?,?,?,?,?,?)",
+		     "isi", job_id, target, (long long)depth);
+	if (!st) {
+		sm_journal_rollback(j);
+		return -1;
+	}
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		int rc;
+
+		sqlite3_reset(st);
+		if (sqlite3_bind_int64(st, 4, (sqlite3_int64)c[i].index) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 5, (sqlite3_int64)c[i].offset) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 6, (sqlite3_int64)c[i].length) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 7, (sqlite3_int64)c[i].data_bytes) != SQLITE_OK ||
+		    sqlite3_bind_text(st, 8, c[i].checksum, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_int(st, 9, c[i].verified) != SQLITE_OK) {
+			ret = db_error(j, "cannot bind a value");
+			break;
+		}
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			ret = db_error(j, "cannot write");
+	}
+	sqlite3_finalize(st);
+	if (ret < 0) {
+		sm_journal_rollback(j);
+		return -1;
+	}
+	return sm_journal_commit(j);
 }
 
 static void fill_chunk(sqlite3_stmt *st, void *p)

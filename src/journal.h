@@ -121,8 +121,9 @@ int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, cons
 /* The copier's records: the path a copy used, and each durable chunk. */
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size);
-int sm_journal_chunk_done(struct sm_journal *j, long long job_id, const char *target,
-			  size_t depth, const struct sm_journal_chunk *c);
+/* Record n chunks of an image (durable, or verified), in one transaction. */
+int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *target,
+			   size_t depth, const struct sm_journal_chunk *c, size_t n);
 int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *target,
 			  size_t depth, struct sm_journal_chunk **out, size_t *n);
 /* Drop an image's chunks (a copy that starts over). */

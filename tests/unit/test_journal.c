@@ -779,6 +779,62 @@ static void test_names_stored_in_journal(void **state)
 	}
 }
 
+/* Chunks journaled in batches, as a sparse image's hole chunks are: every row
+ * of a batch is there, a later row for the same chunk replaces the earlier one
+ * (durable, then verified), a batch for an image the job does not have is
+ * refused, and a batch inside a transaction that rolls back leaves nothing. */
+static void test_chunks_done_batch(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 3000 };
+	struct sm_journal_chunk *rows = calloc(N, sizeof(*rows)), *got = NULL;
+	struct sm_journal_chunk bad[2];
+	size_t n = 0;
+	long long id;
+
+	assert_non_null(rows);
+	open_journal(f);
+	id = insert_job(f->j, UUID_A, (const char *const[]){ "vda" }, 1);
+	for (size_t i = 0; i < N; i++) {
+		rows[i] = (struct sm_journal_chunk){ .index = i, .offset = i << 26,
+						     .length = 1ULL << 26, .verified = true };
+		snprintf(rows[i].checksum, sizeof(rows[i].checksum), "%016zx", i * 7919);
+	}
+	rows[N - 1].data_bytes = 4096;
+	rows[N - 1].verified = false;
+	assert_int_equal(sm_journal_chunks_done(f->j, id, "vda", 1, rows, 0), 0);
+	assert_int_equal(sm_journal_chunks_done(f->j, id, "vda", 1, rows, N), 0);
+	assert_query(f->path, "SELECT count(*) FROM chunk", "3000");
+	assert_query(f->path, "SELECT count(*) FROM chunk WHERE verified = 0", "1");
+
+	/* The last chunk's check matched: its row is replaced, not doubled. */
+	rows[N - 1].verified = true;
+	assert_int_equal(sm_journal_chunks_done(f->j, id, "vda", 1, &rows[N - 1], 1), 0);
+	assert_int_equal(sm_journal_chunk_list(f->j, id, "vda", 1, &got, &n), 0);
+	assert_int_equal(n, N);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(got[i].index, i);
+		assert_int_equal(got[i].offset, (unsigned long long)i << 26);
+		assert_string_equal(got[i].checksum, rows[i].checksum);
+		assert_true(got[i].verified);
+	}
+	assert_int_equal(got[N - 1].data_bytes, 4096);
+
+	bad[0] = rows[0];
+	bad[1] = rows[1];
+	bad[0].index = N + 5;
+	bad[1].index = N + 6;
+	assert_int_equal(sm_journal_chunks_done(f->j, id, "vdz", 1, bad, 2), -1);
+	assert_contains(sm_error_message(), "FOREIGN KEY");
+	assert_query(f->path, "SELECT count(*) FROM chunk", "3000");
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	assert_int_equal(sm_journal_chunks_done(f->j, id, "vda", 1, bad, 2), 0);
+	sm_journal_rollback(f->j);
+	assert_query(f->path, "SELECT count(*) FROM chunk", "3000");
+	free(got);
+	free(rows);
+}
+
 static void test_phase_names(void **state)
 {
 	static const char *const want[] = {
@@ -894,6 +950,7 @@ int main(void)
 		T(test_rollback_leaves_no_job),
 		T(test_inner_rollback_fails_outer),
 		T(test_names_stored_in_journal),
+		T(test_chunks_done_batch),
 		cmocka_unit_test(test_phase_names),
 		cmocka_unit_test(test_job_state_names),
 		cmocka_unit_test(test_disk_and_image_state_names),
