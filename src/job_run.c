@@ -368,7 +368,7 @@ struct copy_ctx {
 	const char *image;  /* source path */
 	size_t depth;
 	int slot;  /* progress line */
-	struct sm_copy_chunk *held;  /* hole chunks not journaled yet */
+	struct sm_journal_chunk *held;  /* rows of hole chunks not journaled yet */
 	size_t nheld, cap;
 };
 
@@ -403,23 +403,29 @@ static int journal_chunk(struct sm_jobctx *c, const char *target, size_t depth,
 	return sm_journal_chunks_done(c->j, c->job, target, depth, &jc, 1);
 }
 
-/* Journal the chunks held back (holes) and k (verified, or durable with its
- * check to come), in one transaction. */
+/* Add k's row to the rows held back for the next journal write. */
+static void hold_row(struct copy_ctx *cc, const struct sm_copy_chunk *k, bool verified)
+{
+	if (cc->nheld == cc->cap) {
+		cc->cap = cc->cap ? cc->cap * 2 : 64;
+		cc->held = sm_xrealloc(cc->held, cc->cap * sizeof(*cc->held));
+	}
+	journal_row(k, verified, &cc->held[cc->nheld++]);
+}
+
+/* Journal the chunks held back (holes) and k, if any (verified, or durable
+ * with its check to come), in one transaction. */
 static int flush_chunks(struct copy_ctx *cc, const struct sm_copy_chunk *k, bool verified)
 {
 	struct sm_jobctx *c = cc->c;
-	struct sm_journal_chunk *rows = sm_xcalloc(cc->nheld + 1, sizeof(*rows));
-	size_t n = 0;
-	int rc;
 
-	for (size_t i = 0; i < cc->nheld; i++)
-		journal_row(&cc->held[i], true, &rows[n++]);
 	if (k)
-		journal_row(k, verified, &rows[n++]);
-	rc = sm_journal_chunks_done(c->j, c->job, cc->target, cc->depth, rows, n);
-	free(rows);
-	if (rc < 0)
+		hold_row(cc, k, verified);
+	if (sm_journal_chunks_done(c->j, c->job, cc->target, cc->depth, cc->held, cc->nheld) < 0) {
+		if (k)
+			cc->nheld--;  /* k is not held back: it is journaled again or not at all */
 		return -1;
+	}
 	cc->nheld = 0;
 	return 0;
 }
@@ -432,11 +438,7 @@ static int copy_chunk_done(void *opaque, const struct sm_copy_chunk *k)
 	 * back and write it with the next chunk that has data, so a sparse
 	 * terabyte does not cost a journal commit (an fsync) per 64 MiB. */
 	if (k->data_bytes == 0) {
-		if (cc->nheld == cc->cap) {
-			cc->cap = cc->cap ? cc->cap * 2 : 64;
-			cc->held = sm_xrealloc(cc->held, cc->cap * sizeof(*cc->held));
-		}
-		cc->held[cc->nheld++] = *k;
+		hold_row(cc, k, true);
 		return 0;
 	}
 	if (flush_chunks(cc, k, true) < 0)

@@ -5,13 +5,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -583,7 +583,7 @@ int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *t
 		    sqlite3_bind_text(st, 8, c[i].checksum, -1, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_bind_int(st, 9, c[i].verified) != SQLITE_OK) {
 			ret = db_error(j, "cannot bind a value");
-			break;
+			continue;
 		}
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE)

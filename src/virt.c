@@ -3,8 +3,8 @@
  */
 #include "virt.h"
 #include "util.h"
-#include <errno.h>
 
+#include <errno.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
 #include <stdarg.h>
