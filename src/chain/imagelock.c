@@ -1,0 +1,124 @@
+/* imagelock.c: probe QEMU's image locks and name the processes holding a file.
+ * See imagelock.h.  It answers "is this file in use right now"; whether that use
+ * is allowed is the caller's decision.
+ */
+#include "chain/imagelock.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* QEMU's block/file-posix.c: RAW_LOCK_PERM_BASE 100, RAW_LOCK_SHARED_BASE 200,
+ * one byte per permission bit. */
+enum { QEMU_LOCK_FIRST = 100, QEMU_LOCK_LEN = 200 };
+
+int sm_imagelock_probe(const char *path, bool *locked)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = QEMU_LOCK_FIRST,
+		.l_len = QEMU_LOCK_LEN,
+	};
+	struct stat sb;
+	int fd, ret = -1;
+
+	*locked = false;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		sm_error("cannot open '%s' to look for QEMU's lock on it: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))) {
+		sm_error("'%s' is not a regular file or a block device; it cannot be an image",
+			 path);
+		goto cleanup;
+	}
+	/* F_OFD_GETLK reports a conflicting lock of either kind (OFD or POSIX). */
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+		sm_error("cannot look for QEMU's lock on '%s': %s", path, strerror(errno));
+		goto cleanup;
+	}
+	*locked = fl.l_type != F_UNLCK;
+	ret = 0;
+
+cleanup:
+	close(fd);
+	return ret;
+}
+
+/* The command name of pid, "?" when unreadable. */
+static char *comm_of(const char *pid)
+{
+	SM_AUTOFREE char *p = sm_xasprintf("/proc/%s/comm", pid);
+	char buf[64] = "?";
+	FILE *f = fopen(p, "re");
+
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+	return sm_xstrdup(buf);
+}
+
+static bool pid_has_open(const char *pid, dev_t dev, ino_t ino)
+{
+	SM_AUTOFREE char *fds = sm_xasprintf("/proc/%s/fd", pid);
+	DIR *d = opendir(fds);
+	struct dirent *e;
+	bool found = false;
+
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		struct stat sb;
+
+		if (e->d_name[0] == '.')
+			continue;
+		/* stat through the magic link: the open file itself. */
+		if (fstatat(dirfd(d), e->d_name, &sb, 0) == 0 && sb.st_dev == dev &&
+		    sb.st_ino == ino)
+			found = true;
+	}
+	closedir(d);
+	return found;
+}
+
+char *sm_imagelock_holders(const char *path)
+{
+	struct stat want;
+	DIR *proc;
+	struct dirent *e;
+	char *list = NULL;
+
+	if (stat(path, &want) < 0)
+		return NULL;
+	proc = opendir("/proc");
+	if (!proc)
+		return NULL;
+	while ((e = readdir(proc))) {
+		SM_AUTOFREE char *comm = NULL;
+		char *more;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		if (atoi(e->d_name) == getpid() ||
+		    !pid_has_open(e->d_name, want.st_dev, want.st_ino))
+			continue;
+		comm = comm_of(e->d_name);
+		more = list ? sm_xasprintf("%s, %s (pid %s)", list, comm, e->d_name)
+			    : sm_xasprintf("%s (pid %s)", comm, e->d_name);
+		free(list);
+		list = more;
+	}
+	closedir(proc);
+	return list;
+}
