@@ -172,7 +172,7 @@ static int abort_disk_offline(struct undo *u, size_t i)
 	if (u->via == SM_ABORT_STREAM)
 		return sm_image_rebase_safe(p->src_overlay, "qcow2", stream_base(p),
 					    stream_base_format(p));
-	if (sm_image_commit(p->src_overlay) < 0)
+	if (sm_image_commit(p->src_overlay, p->images[0].src, p->images[0].format) < 0)
 		return -1;
 	return sm_job_disk_state(c, i, SM_DISK_PLANNED);
 }
