@@ -545,15 +545,12 @@ static void chain_add(struct sm_disk *d, const struct sm_image *img)
 						   .format = sm_xstrdup(img->format) };
 }
 
-/* The chain a conversion reads, from the old active image down: as libvirt
- * reports it (domain running) or as the headers name it with the formats they
- * record (shut off), checked as at planning, and ending where the plan said. */
-static int source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
+int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
 			struct sm_domain_disks *out)
 {
 	const struct sm_image top = { .path = p->images[0].src, .format = p->images[0].format };
 	struct sm_disk *d = sm_xcalloc(1, sizeof(*d));
-	bool kept_seen = false;
+	bool kept_seen = !p->kept, planned = true;
 	char *why = NULL;
 
 	out->disks = d;
@@ -585,20 +582,28 @@ static int source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
 		why = sm_image_follow_chain(d);
 	}
 	if (!why)
-		why = sm_image_check_chain(d, !c->running, NULL);
+		why = sm_image_check_chain(d, false, NULL);
 	if (why) {
 		sm_error("%s", why);
 		free(why);
 		return -1;
 	}
-	for (size_t k = 1; k < d->nchain; k++)
-		if (sm_str_eq(d->chain[k].path, p->kept) &&
-		    sm_str_eq(d->chain[k].format, p->kept_format))
+	/* The images the job planned, then the one it kept (or nothing). */
+	for (size_t k = 0; k < d->nchain; k++) {
+		const struct sm_image *img = &d->chain[k];
+
+		if (k < p->nimages && (!sm_str_eq(img->path, p->images[k].src) ||
+				       !sm_str_eq(img->format, p->images[k].format)))
+			planned = false;
+		if (k >= p->nimages && sm_str_eq(img->path, p->kept) &&
+		    sm_str_eq(img->format, p->kept_format))
 			kept_seen = true;
-	if (d->nchain > 1 && !kept_seen) {
-		sm_error("the chain of disk '%s' below '%s' is not the one planned (it was '%s'); "
-			 "abort the job with 'snapmove abort %lld'", p->target, top.path,
-			 p->kept ? p->kept : "none", c->job);
+	}
+	if (!planned || d->nchain < p->nimages || !kept_seen ||
+	    (!p->kept && d->nchain != p->nimages)) {
+		sm_error("the chain of disk '%s' from '%s' down is no longer the one job %lld "
+			 "planned; see 'snapmove status %lld' and check it with 'qemu-img info "
+			 "--backing-chain'", p->target, top.path, c->job, c->job);
 		return -1;
 	}
 	return 0;
@@ -612,7 +617,7 @@ static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size
 	int ret = -1;
 
 	if (sm_journal_image_set_method(c->j, c->job, p->target, k, "convert", 0) < 0 ||
-	    source_chain(c, p, &src) < 0)
+	    sm_job_source_chain(c, p, &src) < 0)
 		goto cleanup;
 	d = &src.disks[0];
 	if (sm_image_convert(d->chain, d->nchain, img->dst, img->dst_format) < 0 ||

@@ -280,13 +280,16 @@ int sm_image_check(const char *path, const char *format)
 	return sm_run(argv, NULL);
 }
 
-int sm_image_rebase_safe(const char *path, const char *format, const char *backing,
+int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *backing,
 			 const char *backing_format)
 {
-	const char *with[] = { "qemu-img", "rebase", "-f", format, "-F", backing_format, "-b",
-			       backing, path, NULL };
-	const char *flat[] = { "qemu-img", "rebase", "-f", format, "-b", "", path, NULL };
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
+	const char *with[] = { "qemu-img", "rebase", "-f", chain[0].format, "-F", backing_format,
+			       "-b", backing, spec, NULL };
+	const char *flat[] = { "qemu-img", "rebase", "-f", chain[0].format, "-b", "", spec, NULL };
 
+	if (!spec)
+		return -1;
 	return sm_run(backing ? with : flat, NULL);
 }
 

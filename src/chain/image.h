@@ -50,9 +50,11 @@ int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 int sm_image_commit(const char *path, const char *backing, const char *backing_format);
 /* qemu-img check of the metadata of path alone (its backing file not opened). */
 int sm_image_check(const char *path, const char *format);
-/* Rebase path onto backing (NULL: no backing file) copying the data that
- * changes, as block stream does (qemu-img rebase, safe mode). */
-int sm_image_rebase_safe(const char *path, const char *format, const char *backing,
+/* Rebase chain[0] onto backing (absolute; NULL: no backing file) copying the
+ * data that changes, as block stream does (qemu-img rebase, safe mode).  The
+ * chain it is on now, chain[1..n-1], is read pinned (sm_image_chain_spec);
+ * the new backing file is opened with backing_format. */
+int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *backing,
 			 const char *backing_format);
 /* Compare the guest-visible contents of chain (pinned) and of the image b
  * alone (qemu-img compare). */

@@ -698,6 +698,14 @@ static void test_convert_compare_commit_check_pinned(void **state)
 	assert_argv((const char *const[]){ "qemu-img", "commit", "-q", "-f", "qcow2", ovl, NULL });
 	assert_contains(ovl, "\"backing\":null");
 
+	/* The rebase of a stream back reads the chain the overlay is on pinned. */
+	assert_int_equal(sm_image_rebase_safe(two, 2, "/s/mid.qcow2", "qcow2"), 0);
+	assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-F", "qcow2",
+					   "-b", "/s/mid.qcow2", ovl, NULL });
+	assert_int_equal(sm_image_rebase_safe(two, 2, NULL, NULL), 0);
+	assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-b", "", ovl,
+					   NULL });
+
 	free(alone);
 	alone = sm_image_chain_spec(&two[1], 1);
 	assert_int_equal(sm_image_check("/d/top.qcow2", "qcow2"), 0);
