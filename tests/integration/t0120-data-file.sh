@@ -54,6 +54,16 @@ case_live() {
 }
 run_case "live: a data-file image is refused, with or without --flatten" case_live
 
+case_chain() {
+	expect_exit 0 sm chain "$dom" vda
+	assert_contains "$T/out" "vda (disk): not movable: disk 'vda' image '$T/src/df.qcow2' $WHY '$T/src/df.data'"
+	expect_exit 0 sm --json chain "$domb"
+	python3 -c 'import json, sys; assert not json.load(sys.stdin)["disks"][0]["movable"]' \
+		<"$T/out" || fail "'chain --json' calls the data-file disk movable"
+	assert_contains "$T/out" "$WHY"
+}
+run_case "'snapmove chain' says why a data-file disk cannot move" case_chain
+
 case_below() {
 	save_state below "$domb" vda "$T/src" "$T/dst"
 	expect_refused_unchanged below \

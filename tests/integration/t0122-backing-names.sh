@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 
 mkdir -m 755 "$T/src" "$T/user" "$T/planted" "$T/real" "$T/tpl" "$T/dst" "$T/ok" \
-	"$T/vm" "$T/lv" "$T/ldst"
+	"$T/ok2" "$T/vm" "$T/lv" "$T/ldst"
 MARK="SMSECRET-$$-MARKER"
 for i in $(seq 1 4096); do echo "$MARK $i"; done >"$T/secret"
 truncate -s 64M "$T/secret"
@@ -16,7 +16,7 @@ chmod 600 "$T/secret"
 secret_sum=$(md5sum <"$T/secret")
 
 no_secret() {
-	! grep -rqaF "$MARK" "$T/dst" "$T/ok" "$T/ldst" || fail "the secret's content was copied"
+	! grep -rqaF "$MARK" "$T/dst" "$T/ok" "$T/ok2" "$T/ldst" || fail "the secret's content was copied"
 	assert_eq "$(md5sum <"$T/secret")" "$secret_sum" "the secret"
 }
 
@@ -81,6 +81,14 @@ case_plain_names() {
 	for spec in "0x41 0 1M" "0x42 1M 1M" "0x43 2M 1M"; do
 		# shellcheck disable=SC2086
 		check_pattern "$T/ok/top.qcow2" qcow2 $spec
+	done
+	# Flattened offline: qemu-img convert reads the chain found again, pinned.
+	expect_exit 0 sm move "$domo" --offline --dest "$T/ok2" --flatten
+	assert_eq "$(ls "$T/ok2")" top.qcow2 "flattened offline"
+	assert_eq "$(backing_of "$T/ok2/top.qcow2" qcow2)" "" "backing of the flattened image"
+	for spec in "0x41 0 1M" "0x42 1M 1M" "0x43 2M 1M"; do
+		# shellcheck disable=SC2086
+		check_pattern "$T/ok2/top.qcow2" qcow2 $spec
 	done
 }
 run_case "offline: '../' and absolute names of real files are followed" case_plain_names
