@@ -91,7 +91,7 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 		    const char *backing, const char *backing_format)
 {
 	char sizebuf[32];
-	const char *argv[12];
+	const char *argv[14];
 	size_t n = 0;
 	int fd;
 
