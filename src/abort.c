@@ -155,6 +155,28 @@ static int abort_disk_live(struct undo *u, size_t i)
 
 /* ---- offline ---- */
 
+/* Pull the original image into the source overlay (qemu-img rebase), the
+ * chain it reads pinned: the overlay over the job's source chain. */
+static int stream_back_offline(struct sm_jobctx *c, const struct sm_plan_disk *p)
+{
+	struct sm_domain_disks src = { 0 };
+	struct sm_image *chain = NULL;
+	int ret = -1;
+
+	if (sm_job_source_chain(c, p, &src) < 0)
+		goto cleanup;
+	chain = sm_xcalloc(src.disks[0].nchain + 1, sizeof(*chain));
+	chain[0] = (struct sm_image){ .path = p->src_overlay, .format = (char *)"qcow2" };
+	memcpy(chain + 1, src.disks[0].chain, src.disks[0].nchain * sizeof(*chain));
+	ret = sm_image_rebase_safe(chain, src.disks[0].nchain + 1, stream_base(p),
+				   stream_base_format(p));
+
+cleanup:
+	free(chain);
+	sm_domain_disks_release(&src);
+	return ret;
+}
+
 static int abort_disk_offline(struct undo *u, size_t i)
 {
 	struct sm_jobctx *c = u->c;
@@ -170,9 +192,8 @@ static int abort_disk_offline(struct undo *u, size_t i)
 	     sm_job_disk_state(c, i, SM_DISK_SNAPSHOTTED) < 0))
 		return -1;
 	if (u->via == SM_ABORT_STREAM)
-		return sm_image_rebase_safe(p->src_overlay, "qcow2", stream_base(p),
-					    stream_base_format(p));
-	if (sm_image_commit(p->src_overlay) < 0)
+		return stream_back_offline(c, p);
+	if (sm_image_commit(p->src_overlay, p->images[0].src, p->images[0].format) < 0)
 		return -1;
 	return sm_job_disk_state(c, i, SM_DISK_PLANNED);
 }

@@ -1,5 +1,6 @@
 /* cmd_chain.c: 'snapmove chain DOMAIN [TARGET]': the live backing chain of each
- * disk with formats, virtual and allocated sizes.  Read-only.
+ * disk with formats, virtual and allocated sizes, and why a disk cannot be
+ * moved.  Read-only.
  */
 #include "chain/chain.h"
 #include "chain/image.h"
@@ -13,11 +14,19 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+/* Why the disk cannot be moved (to free), or NULL: its XML, then its files. */
+static char *unmovable_reason(const struct sm_disk *d)
+{
+	char *why = sm_disk_unmovable_reason(d);
+
+	return why ? why : sm_image_check_chain(d, false, NULL);
+}
+
 static struct json_object *disk_json(const struct sm_disk *d)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *chain = json_object_new_array();
-	char *why = sm_disk_unmovable_reason(d);
+	char *why = unmovable_reason(d);
 
 	json_object_object_add(o, "target", json_object_new_string(d->target));
 	json_object_object_add(o, "device", json_object_new_string(d->device));
@@ -59,7 +68,7 @@ static struct json_object *disk_json(const struct sm_disk *d)
 
 static void print_disk(const struct sm_disk *d)
 {
-	char *why = sm_disk_unmovable_reason(d);
+	char *why = unmovable_reason(d);
 
 	printf("%s (%s)%s%s\n", d->target, d->device, why ? ": not movable: " : "",
 	       why ? why : "");

@@ -6,6 +6,7 @@
  * too.  The active image of a collapsed disk received the final commit and
  * the guest's writes; it is checked for consistency (qemu-img check) instead.
  */
+#include "chain/image.h"
 #include "cli.h"
 #include "events.h"
 #include "copy/checksum.h"
@@ -71,14 +72,12 @@ static int verify_image(struct sm_journal *j, long long job, const char *target,
 
 static int check_active(const char *path, const char *format)
 {
-	const char *argv[] = { "qemu-img", "check", "-U", "-q", "-f", format, path, NULL };
-
 	if (!sm_str_eq(format, "qcow2")) {
 		fprintf(sm_human(), "  %s: written since the move (%s has no metadata to check)\n", path,
 		       format);
 		return 0;
 	}
-	if (sm_run(argv, NULL) < 0) {
+	if (sm_image_check(path, format) < 0) {
 		fprintf(sm_human(), "  %s: qemu-img check found problems: %s\n", path, sm_error_message());
 		return 1;
 	}

@@ -537,17 +537,99 @@ static int rebase_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t
  * whole backing chain) into the image created for the mirror, then (with
  * verify) qemu-img compare of the contents.  It has no chunk journal: a
  * resumed conversion starts over. */
+static void chain_add(struct sm_disk *d, const struct sm_image *img)
+{
+	d->chain = sm_xrealloc(d->chain, (d->nchain + 1) * sizeof(*d->chain));
+	d->chain[d->nchain++] = (struct sm_image){ .path = sm_xstrdup(img->path),
+						   .type = sm_xstrdup("file"),
+						   .format = sm_xstrdup(img->format) };
+}
+
+int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
+			struct sm_domain_disks *out)
+{
+	const struct sm_image top = { .path = p->images[0].src, .format = p->images[0].format };
+	struct sm_disk *d = sm_xcalloc(1, sizeof(*d));
+	bool kept_seen = !p->kept, planned = true;
+	char *why = NULL;
+
+	out->disks = d;
+	out->ndisks = 1;
+	d->target = sm_xstrdup(p->target);
+	d->device = sm_xstrdup("disk");
+	if (c->running) {
+		SM_AUTOFREE char *xml = sm_virt_domain_xml(c->dom, false);
+		struct sm_domain_disks now;
+		const struct sm_disk *live;
+		size_t at = 0;
+
+		if (!xml || sm_chain_parse(xml, &now) < 0)
+			return -1;
+		live = sm_domain_disks_find(&now, p->target);
+		while (live && at < live->nchain && !sm_str_eq(live->chain[at].path, top.path))
+			at++;
+		if (!live || at == live->nchain || !live->chain_known) {
+			sm_error("disk '%s' no longer runs on a chain holding '%s'; see 'snapmove "
+				 "status %lld'", p->target, top.path, c->job);
+			sm_domain_disks_release(&now);
+			return -1;
+		}
+		for (size_t k = at; k < live->nchain; k++)
+			chain_add(d, &live->chain[k]);
+		sm_domain_disks_release(&now);
+	} else {
+		chain_add(d, &top);
+		why = sm_image_follow_chain(d);
+	}
+	if (!why)
+		why = sm_image_check_chain(d, false, NULL);
+	if (why) {
+		sm_error("%s", why);
+		free(why);
+		return -1;
+	}
+	/* The images the job planned, then the one it kept (or nothing). */
+	for (size_t k = 0; k < d->nchain; k++) {
+		const struct sm_image *img = &d->chain[k];
+
+		if (k < p->nimages && (!sm_str_eq(img->path, p->images[k].src) ||
+				       !sm_str_eq(img->format, p->images[k].format)))
+			planned = false;
+		if (k >= p->nimages && sm_str_eq(img->path, p->kept) &&
+		    sm_str_eq(img->format, p->kept_format))
+			kept_seen = true;
+	}
+	if (!planned || d->nchain < p->nimages || !kept_seen ||
+	    (!p->kept && d->nchain != p->nimages)) {
+		sm_error("the chain of disk '%s' from '%s' down is no longer the one job %lld "
+			 "planned; see 'snapmove status %lld' and check it with 'qemu-img info "
+			 "--backing-chain'", p->target, top.path, c->job, c->job);
+		return -1;
+	}
+	return 0;
+}
+
 static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k)
 {
 	const struct sm_plan_image *img = &p->images[k];
+	struct sm_domain_disks src = { 0 };
+	const struct sm_disk *d;
+	int ret = -1;
 
 	if (sm_journal_image_set_method(c->j, c->job, p->target, k, "convert", 0) < 0 ||
-	    sm_image_convert(img->src, img->format, img->dst, img->dst_format) < 0 ||
+	    sm_job_source_chain(c, p, &src) < 0)
+		goto cleanup;
+	d = &src.disks[0];
+	if (sm_image_convert(d->chain, d->nchain, img->dst, img->dst_format) < 0 ||
 	    sync_file(img->dst) < 0)
-		return -1;
-	if (c->verify && sm_image_compare(img->src, img->format, img->dst, img->dst_format) < 0)
-		return -1;
-	return 0;
+		goto cleanup;
+	if (c->verify && sm_image_compare(d->chain, d->nchain, img->dst, img->dst_format) < 0)
+		goto cleanup;
+	ret = 0;
+
+cleanup:
+	sm_domain_disks_release(&src);
+	return ret;
 }
 
 static int copy_image(struct sm_jobctx *c, size_t i, size_t k)

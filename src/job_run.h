@@ -101,6 +101,12 @@ int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const c
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
+/* The chain of plan p from its old active image down, to read from: as libvirt
+ * reports it (domain running) or as the headers name it with the formats they
+ * record (shut off), checked (sm_image_check_chain), and starting with the
+ * images the job planned and holding the one it kept. */
+int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
+			struct sm_domain_disks *out);
 /* Create the missing destination images of disk i. */
 int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i);
 /* Make the persistent definition name, for each disk, path_of(c, i) (and,

@@ -300,23 +300,24 @@ static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 	struct sm_plan_image_facts *facts = sm_xcalloc(d->nchain, sizeof(*facts));
 	int ret = -1;
 
+	/* The chain acted on is libvirt's (live) or the headers' with pinned
+	 * formats (offline), and every header must agree with it. */
+	char *why = sm_image_check_chain(d, m->o->offline, infos);
+
+	if (why) {
+		sm_error("%s", why);
+		free(why);
+		goto cleanup;
+	}
 	for (size_t i = 0; i < d->nchain; i++) {
 		const struct sm_image *img = &d->chain[i];
 
-		if (sm_image_info(img->path, img->format, &infos[i]) < 0)
-			goto cleanup;
 		facts[i].backing = infos[i].backing;
 		facts[i].virtual_size = infos[i].virtual_size;
 		facts[i].allocated = allocated_bytes(img->path);
 		if (!m->o->copy_shared)
 			facts[i].shared = sm_usage_other_than_disk(&m->usage, img->path,
 								   m->o->domain, d);
-		if (i + 1 < d->nchain && !infos[i].backing) {
-			sm_error("image '%s' of disk '%s' has no backing file in its header but "
-				 "libvirt reports '%s' below it; check the chain with 'qemu-img "
-				 "info --backing-chain'", img->path, d->target, d->chain[i + 1].path);
-			goto cleanup;
-		}
 	}
 	ret = sm_plan_disk(d, facts, m->dest, job_id, out);
 

@@ -164,7 +164,7 @@ static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final
 		return 0;
 	}
 	if (c->state[i] == SM_DISK_PIVOTED &&
-	    (sm_image_commit(p->dst_overlay) < 0 ||
+	    (sm_image_commit(p->dst_overlay, p->images[0].dst, p->images[0].dst_format) < 0 ||
 	     sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
 	     sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0))
 		return -1;

@@ -1,4 +1,6 @@
-/* image.c: qemu-img info, create and unsafe rebase, formats always explicit.
+/* image.c: qemu-img info, create and unsafe rebase, formats always explicit,
+ * and the check that a chain is what snapmove may act on (no symbolic links,
+ * no external data files, headers that agree with the chain).
  * It does not copy data (copy/) or change a running domain (snapshot/).
  */
 #include "chain/image.h"
@@ -8,11 +10,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int sm_image_info_parse(const char *json, struct sm_image_info *out)
@@ -41,6 +47,12 @@ int sm_image_info_parse(const char *json, struct sm_image_info *out)
 	if (json_object_object_get_ex(root, "backing-filename-format", &v) &&
 	    json_object_is_type(v, json_type_string))
 		out->backing_format = sm_xstrdup(json_object_get_string(v));
+	/* qcow2's external data file: "format-specific": {"data": {"data-file"}}. */
+	if (json_object_object_get_ex(root, "format-specific", &v) &&
+	    json_object_object_get_ex(v, "data", &v) &&
+	    json_object_object_get_ex(v, "data-file", &v) &&
+	    json_object_is_type(v, json_type_string))
+		out->data_file = sm_xstrdup(json_object_get_string(v));
 	ret = 0;
 
 cleanup:
@@ -71,14 +83,15 @@ void sm_image_info_release(struct sm_image_info *info)
 		return;
 	free(info->backing);
 	free(info->backing_format);
-	info->backing = info->backing_format = NULL;
+	free(info->data_file);
+	info->backing = info->backing_format = info->data_file = NULL;
 }
 
 int sm_image_create(const char *path, const char *format, unsigned long long size,
 		    const char *backing, const char *backing_format)
 {
 	char sizebuf[32];
-	const char *argv[12];
+	const char *argv[14];
 	size_t n = 0;
 	int fd;
 
@@ -106,6 +119,8 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 	argv[n++] = "-f";
 	argv[n++] = format;
 	if (backing) {
+		/* -u: the size is given, so the backing chain is not opened. */
+		argv[n++] = "-u";
 		argv[n++] = "-F";
 		argv[n++] = backing_format;
 		argv[n++] = "-b";
@@ -141,61 +156,157 @@ static bool direct_io_works(const char *path)
 	return true;
 }
 
-int sm_image_convert(const char *src, const char *src_format, const char *dst,
+/* Formats whose images can have a backing file ("backing" in their options). */
+static bool format_has_backing(const char *format)
+{
+	return sm_str_eq(format, "qcow2") || sm_str_eq(format, "qed") ||
+	       sm_str_eq(format, "vmdk") || sm_str_eq(format, "qcow");
+}
+
+static struct json_object *chain_node(const struct sm_image *chain, size_t n, size_t i)
+{
+	struct json_object *node = json_object_new_object();
+	struct json_object *file = json_object_new_object();
+
+	json_object_object_add(file, "driver", json_object_new_string("file"));
+	json_object_object_add(file, "filename", json_object_new_string(chain[i].path));
+	json_object_object_add(node, "driver", json_object_new_string(chain[i].format));
+	json_object_object_add(node, "file", file);
+	if (format_has_backing(chain[i].format))
+		json_object_object_add(node, "backing",
+				       i + 1 < n ? chain_node(chain, n, i + 1) : NULL);
+	return node;
+}
+
+char *sm_image_chain_spec(const struct sm_image *chain, size_t n)
+{
+	struct json_object *root;
+	char *spec;
+
+	if (n == 0) {
+		sm_error("no image to open");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!chain[i].path || !chain[i].format) {
+			sm_error("image %zu of the chain has no path or format", i);
+			return NULL;
+		}
+		if (i + 1 < n && !format_has_backing(chain[i].format)) {
+			sm_error("image '%s' is %s, which has no backing file, but the chain "
+				 "goes on below it ('%s')", chain[i].path, chain[i].format,
+				 chain[i + 1].path);
+			return NULL;
+		}
+	}
+	root = chain_node(chain, n, 0);
+	spec = sm_xasprintf("json:%s", json_object_to_json_string_ext(
+				    root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+	return spec;
+}
+
+int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 		     const char *dst_format)
 {
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
 	const char *argv[16];
-	size_t n = 0;
+	size_t k = 0;
 
-	argv[n++] = "qemu-img";
-	argv[n++] = "convert";
-	argv[n++] = "-n";
-	argv[n++] = "-f";
-	argv[n++] = src_format;
-	argv[n++] = "-O";
-	argv[n++] = dst_format;
-	if (direct_io_works(src) && direct_io_works(dst)) {
-		argv[n++] = "-t";
-		argv[n++] = "none";
-		argv[n++] = "-T";
-		argv[n++] = "none";
+	if (!spec)
+		return -1;
+	argv[k++] = "qemu-img";
+	argv[k++] = "convert";
+	argv[k++] = "-n";
+	argv[k++] = "-f";
+	argv[k++] = chain[0].format;
+	argv[k++] = "-O";
+	argv[k++] = dst_format;
+	if (direct_io_works(chain[0].path) && direct_io_works(dst)) {
+		argv[k++] = "-t";
+		argv[k++] = "none";
+		argv[k++] = "-T";
+		argv[k++] = "none";
 	}
-	argv[n++] = src;
-	argv[n++] = dst;
-	argv[n] = NULL;
+	argv[k++] = spec;
+	argv[k++] = dst;
+	argv[k] = NULL;
 	return sm_run(argv, NULL);
 }
 
-int sm_image_compare(const char *a, const char *a_format, const char *b,
+int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,
 		     const char *b_format)
 {
-	const char *argv[] = { "qemu-img", "compare", "-U", "-f", a_format, "-F", b_format,
-			       a, b, NULL };
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
+	const struct sm_image alone = { .path = (char *)b, .format = (char *)b_format };
+	SM_AUTOFREE char *bspec = sm_image_chain_spec(&alone, 1);
+	const char *argv[] = { "qemu-img", "compare", "-U", "-f", chain[0].format, "-F", b_format,
+			       spec, bspec, NULL };
 	struct sm_run_result res;
-	int rc = sm_run(argv, &res);
+	int rc;
 
+	if (!spec || !bspec)
+		return -1;
+	rc = sm_run(argv, &res);
 	if (rc < 0 && res.status == 1)
 		sm_error("verification failed: '%s' and '%s' differ (%s); check the "
-			 "destination storage", a, b, res.out);
+			 "destination storage", chain[0].path, b, res.out);
 	sm_run_result_release(&res);
 	return rc;
 }
 
-int sm_image_commit(const char *path)
+int sm_image_commit(const char *path, const char *backing, const char *backing_format)
 {
-	const char *argv[] = { "qemu-img", "commit", "-q", "-f", "qcow2", path, NULL };
+	const struct sm_image chain[] = {
+		{ .path = (char *)path, .format = (char *)"qcow2" },
+		{ .path = (char *)backing, .format = (char *)backing_format },
+	};
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, 2);
+	const char *argv[] = { "qemu-img", "commit", "-q", "-f", "qcow2", spec, NULL };
 
+	if (!spec)
+		return -1;
 	return sm_run(argv, NULL);
 }
 
-int sm_image_rebase_safe(const char *path, const char *format, const char *backing,
+int sm_image_check(const char *path, const char *format)
+{
+	const struct sm_image alone = { .path = (char *)path, .format = (char *)format };
+	SM_AUTOFREE char *spec = sm_image_chain_spec(&alone, 1);
+	const char *argv[] = { "qemu-img", "check", "-U", "-q", "-f", format, spec, NULL };
+
+	if (!spec)
+		return -1;
+	return sm_run(argv, NULL);
+}
+
+int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *backing,
 			 const char *backing_format)
 {
-	const char *with[] = { "qemu-img", "rebase", "-f", format, "-F", backing_format, "-b",
-			       backing, path, NULL };
-	const char *flat[] = { "qemu-img", "rebase", "-f", format, "-b", "", path, NULL };
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
+	const char *with[] = { "qemu-img", "rebase", "-f", chain[0].format, "-F", backing_format,
+			       "-b", backing, spec, NULL };
+	const char *flat[] = { "qemu-img", "rebase", "-f", chain[0].format, "-b", "", spec, NULL };
 
+	if (!spec)
+		return -1;
 	return sm_run(backing ? with : flat, NULL);
+}
+
+char *sm_image_backing_resolve(const char *image_path, const char *backing)
+{
+	const char *colon = strchr(backing, ':');
+	const char *slash = strchr(backing, '/');
+	SM_AUTOFREE char *dir = NULL;
+
+	/* QEMU reads "proto:..." as a protocol when the colon comes before any
+	 * slash; "json:{...}" is one too. */
+	if (!backing[0] || (colon && (!slash || colon < slash)))
+		return NULL;
+	if (backing[0] == '/')
+		return sm_xstrdup(backing);
+	dir = sm_path_dirname(image_path);
+	return sm_path_join(dir, backing);
 }
 
 /* Fill the chain of a shut-off domain's disk from the image headers, with
@@ -205,7 +316,6 @@ char *sm_image_follow_chain(struct sm_disk *d)
 	for (size_t depth = 0; depth < 64; depth++) {
 		struct sm_image *img = &d->chain[d->nchain - 1];
 		struct sm_image_info info;
-		SM_AUTOFREE char *dir = NULL;
 		char *next;
 
 		if (!img->path || !img->format)
@@ -226,9 +336,15 @@ char *sm_image_follow_chain(struct sm_disk *d)
 			sm_image_info_release(&info);
 			return why;
 		}
-		dir = sm_path_dirname(img->path);
-		next = info.backing[0] == '/' ? sm_xstrdup(info.backing)
-					      : sm_path_join(dir, info.backing);
+		next = sm_image_backing_resolve(img->path, info.backing);
+		if (!next) {
+			char *why = sm_xasprintf("image '%s' names its backing file '%s' through a "
+						 "protocol, not as a file; snapmove moves only chains "
+						 "of files", img->path, info.backing);
+
+			sm_image_info_release(&info);
+			return why;
+		}
 		d->chain = sm_xrealloc(d->chain, (d->nchain + 1) * sizeof(*d->chain));
 		d->chain[d->nchain++] = (struct sm_image){
 			.path = next, .type = sm_xstrdup("file"),
@@ -239,3 +355,187 @@ char *sm_image_follow_chain(struct sm_disk *d)
 	return sm_xstrdup("its backing chain is deeper than 64 images");
 }
 
+/* abs with "." and ".." and repeated slashes taken out, as written (no
+ * symbolic link followed). */
+static char *path_normalize(const char *abs)
+{
+	char *out = sm_xcalloc(1, strlen(abs) + 2);
+	size_t len = 0;
+	const char *p = abs;
+
+	while (*p) {
+		const char *end;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		end = strchrnul(p, '/');
+		n = (size_t)(end - p);
+		if (n == 0 || (n == 1 && p[0] == '.')) {
+			/* nothing */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			if (len > 0)
+				len--;
+		} else {
+			out[len++] = '/';
+			memcpy(out + len, p, n);
+			len += n;
+		}
+		p = end;
+	}
+	if (len == 0)
+		out[len++] = '/';
+	out[len] = '\0';
+	return out;
+}
+
+/* Whether the user uid (with the groups of its passwd entry, or gid alone)
+ * may read a file of this owner and mode, by its permission bits. */
+static bool readable_by(uid_t uid, gid_t gid, const struct stat *sb)
+{
+	struct passwd *pw = getpwuid(uid);
+	gid_t groups[256];
+	int ngroups = SM_ARRAY_LEN(groups);
+
+	if (sb->st_uid == uid)
+		return sb->st_mode & S_IRUSR;
+	if (sb->st_mode & S_IROTH)
+		return true;
+	if (!(sb->st_mode & S_IRGRP))
+		return false;
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0) {
+		groups[0] = gid;
+		ngroups = 1;
+	}
+	for (int i = 0; i < ngroups; i++)
+		if (groups[i] == sb->st_gid)
+			return true;
+	return false;
+}
+
+/* The checks of a backing file found through the header of the image above
+ * it (offline): its name is its real path, and the owner of that image may
+ * read it. */
+static char *check_header_name(const struct sm_disk *d, const struct sm_image *above,
+			       const char *name, const struct sm_image *img,
+			       const struct stat *above_sb, const struct stat *sb)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(above->path);
+	char real_dir[PATH_MAX], real[PATH_MAX];
+	SM_AUTOFREE char *joined = NULL;
+	SM_AUTOFREE char *want = NULL;
+
+	if (!realpath(dir, real_dir) || !realpath(img->path, real))
+		return sm_xasprintf("disk '%s' backing file '%s' cannot be resolved: %s",
+				    d->target, img->path, strerror(errno));
+	joined = name[0] == '/' ? sm_xstrdup(name) : sm_path_join(real_dir, name);
+	want = path_normalize(joined);
+	if (!sm_str_eq(want, real))
+		return sm_xasprintf("disk '%s' image '%s' names its backing file '%s' through a "
+				    "symbolic link (the file is '%s'); snapmove follows only "
+				    "names that are the files' real paths: point the header at "
+				    "the file with 'qemu-img rebase -u -b %s -F %s %s'",
+				    d->target, above->path, name, real, real, img->format,
+				    above->path);
+	if (above_sb->st_uid != 0 && !readable_by(above_sb->st_uid, above_sb->st_gid, sb))
+		return sm_xasprintf("disk '%s' image '%s' belongs to uid %u, who may not read "
+				    "its backing file '%s'; snapmove, as root, does not follow "
+				    "it: check where the image came from and fix its backing "
+				    "file with 'qemu-img rebase -u'", d->target, above->path,
+				    (unsigned)above_sb->st_uid, img->path);
+	return NULL;
+}
+
+static char *check_member(const struct sm_disk *d, size_t i, bool from_headers,
+			  struct sm_image_info *info, struct stat *sbs)
+{
+	const struct sm_image *img = &d->chain[i];
+	SM_AUTOFREE char *next = NULL;
+	struct stat nsb;
+
+	if (lstat(img->path, &sbs[i]) < 0)
+		return sm_xasprintf("disk '%s' image '%s' cannot be read: %s", d->target,
+				    img->path, strerror(errno));
+	if (S_ISLNK(sbs[i].st_mode))
+		return sm_xasprintf("disk '%s' image '%s' is a symbolic link; snapmove acts only "
+				    "on the image files themselves: name the file it points to "
+				    "instead", d->target, img->path);
+	if (!S_ISREG(sbs[i].st_mode))
+		return sm_xasprintf("disk '%s' image '%s' is not a regular file; snapmove moves "
+				    "only file images, leave it out of --disk", d->target,
+				    img->path);
+	if (from_headers && i > 0) {
+		char *why = check_header_name(d, &d->chain[i - 1], info[-1].backing, img,
+					      &sbs[i - 1], &sbs[i]);
+
+		if (why)
+			return why;
+	}
+	if (sm_image_info(img->path, img->format, info) < 0)
+		return sm_xstrdup(sm_error_message());
+	if (info->data_file)
+		return sm_xasprintf("disk '%s' image '%s' keeps its data in the external data "
+				    "file '%s', which snapmove does not move; with the domain "
+				    "shut off, make it a self-contained image ('qemu-img convert "
+				    "-f %s -O qcow2 %s NEW' and point the domain at NEW), or move "
+				    "it with 'virsh blockcopy'", d->target, img->path,
+				    info->data_file, img->format, img->path);
+	if (i + 1 == d->nchain) {
+		if (info->backing)
+			return sm_xasprintf("disk '%s' image '%s' names a backing file '%s' that "
+					    "libvirt does not report; check the chain with 'qemu-img "
+					    "info --backing-chain' and 'virsh dumpxml'", d->target,
+					    img->path, info->backing);
+		return NULL;
+	}
+	if (!info->backing)
+		return sm_xasprintf("image '%s' of disk '%s' has no backing file in its header "
+				    "but libvirt reports '%s' below it; check the chain with "
+				    "'qemu-img info --backing-chain'", img->path, d->target,
+				    d->chain[i + 1].path);
+	next = sm_image_backing_resolve(img->path, info->backing);
+	if (!next)
+		return sm_xasprintf("disk '%s' image '%s' names its backing file '%s' through a "
+				    "protocol, not as a file; snapmove moves only chains of files",
+				    d->target, img->path, info->backing);
+	if (stat(next, &nsb) < 0 || stat(d->chain[i + 1].path, &sbs[i + 1]) < 0 ||
+	    nsb.st_dev != sbs[i + 1].st_dev || nsb.st_ino != sbs[i + 1].st_ino)
+		return sm_xasprintf("disk '%s' image '%s' names '%s' as its backing file but "
+				    "libvirt reports '%s' below it; check the chain with 'qemu-img "
+				    "info --backing-chain' and 'virsh dumpxml'", d->target,
+				    img->path, info->backing, d->chain[i + 1].path);
+	if (info->backing_format && !sm_str_eq(info->backing_format, d->chain[i + 1].format))
+		return sm_xasprintf("disk '%s' image '%s' records its backing file '%s' as %s "
+				    "but libvirt opened it as %s; check the chain with 'qemu-img "
+				    "info --backing-chain' and 'virsh dumpxml'", d->target,
+				    img->path, info->backing, info->backing_format,
+				    d->chain[i + 1].format);
+	return NULL;
+}
+
+char *sm_image_check_chain(const struct sm_disk *d, bool from_headers,
+			   struct sm_image_info *infos)
+{
+	struct sm_image_info *own = infos ? infos : sm_xcalloc(d->nchain, sizeof(*own));
+	struct stat *sbs = sm_xcalloc(d->nchain, sizeof(*sbs));
+	char *why = NULL;
+
+	for (size_t i = 0; i < d->nchain && !why; i++) {
+		const struct sm_image *img = &d->chain[i];
+
+		if (!sm_str_eq(img->type, "file") || !img->path || !img->format)
+			why = sm_xasprintf("disk '%s' has an image that is not a file with a known "
+					   "format; leave it out of --disk", d->target);
+		else
+			why = check_member(d, i, from_headers, &own[i], sbs);
+	}
+	if (!infos) {
+		for (size_t i = 0; i < d->nchain; i++)
+			sm_image_info_release(&own[i]);
+		free(own);
+	}
+	free(sbs);
+	return why;
+}

@@ -2,16 +2,23 @@
  * makes to image headers, through qemu-img.
  *
  * qemu-img is always told the format (-f, -F): a guest can write a qcow2 header
- * into a raw image, so snapmove never lets it probe.
+ * into a raw image, so snapmove never lets it probe.  Where qemu-img reads data
+ * through a backing chain (convert, compare, commit, check) it gets the whole
+ * chain as a json: filename naming every file and format, ending in
+ * "backing": null, so no header decides what it opens.
  */
 #ifndef SM_IMAGE_H
 #define SM_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 struct sm_image_info {
 	unsigned long long virtual_size;
 	unsigned long long actual_size;   /* allocated bytes on the host */
 	char *backing;                    /* the backing pointer as stored, or NULL */
 	char *backing_format;
+	char *data_file;                  /* a qcow2 external data file, or NULL */
 };
 
 /* Read an image's header (qemu-img info -U --output=json -f FORMAT). */
@@ -28,25 +35,51 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 int sm_image_rebase_unsafe(const char *path, const char *format, const char *backing,
 			   const char *backing_format);
 
-/* Convert src into the existing image dst (qemu-img convert -n), formats
- * explicit, bypassing the host cache where both files allow it. */
-int sm_image_convert(const char *src, const char *src_format, const char *dst,
+struct sm_image;
+/* "json:{...}": chain[0] over chain[1] ... over chain[n - 1] over nothing,
+ * every file and format named (BlockdevOptions).  NULL with an error when a
+ * format cannot have a backing file and the chain goes on below it. */
+char *sm_image_chain_spec(const struct sm_image *chain, size_t n);
+/* Convert the data of chain (chain[0] and what is below it, pinned as by
+ * sm_image_chain_spec) into the existing image dst (qemu-img convert -n),
+ * bypassing the host cache where both files allow it. */
+int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 		     const char *dst_format);
-/* Commit the qcow2 image path into its immediate backing file (qemu-img
- * commit; never deeper). */
-int sm_image_commit(const char *path);
-/* Rebase path onto backing (NULL: no backing file) copying the data that
- * changes, as block stream does (qemu-img rebase, safe mode). */
-int sm_image_rebase_safe(const char *path, const char *format, const char *backing,
+/* Commit the qcow2 image path into its immediate backing file backing (qemu-img
+ * commit; never deeper: nothing below backing is opened). */
+int sm_image_commit(const char *path, const char *backing, const char *backing_format);
+/* qemu-img check of the metadata of path alone (its backing file not opened). */
+int sm_image_check(const char *path, const char *format);
+/* Rebase chain[0] onto backing (absolute; NULL: no backing file) copying the
+ * data that changes, as block stream does (qemu-img rebase, safe mode).  The
+ * chain it is on now, chain[1..n-1], is read pinned (sm_image_chain_spec);
+ * the new backing file is opened with backing_format. */
+int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *backing,
 			 const char *backing_format);
-/* Compare the guest-visible contents of two images (qemu-img compare). */
-int sm_image_compare(const char *a, const char *a_format, const char *b,
+/* Compare the guest-visible contents of chain (pinned) and of the image b
+ * alone (qemu-img compare). */
+int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,
 		     const char *b_format);
+
+/* The file a backing name in image_path's header names: absolute as written,
+ * relative against image_path's directory.  NULL for a protocol name
+ * ("nbd:...", "json:{...}", "file:x"): not a plain file name. */
+char *sm_image_backing_resolve(const char *image_path, const char *backing);
 
 struct sm_disk;
 /* Complete the chain of a disk from a persistent definition (which names
  * only the top image) by following the image headers, with the backing
  * formats they record; never probed.  NULL when done, else why not (to free). */
 char *sm_image_follow_chain(struct sm_disk *d);
+/* Whether snapmove may act on the chain of d: every member a regular file
+ * (not a symbolic link), without an external data file, and each header's
+ * backing pointer naming the next member (same file, same format when it
+ * records one) and the bottom's none.  from_headers: the chain was found by
+ * sm_image_follow_chain (offline), so each backing name must also be the real
+ * path of its file (no symbolic link in it) and, when the image naming it is
+ * not root's, readable by that image's owner.  Fills infos[i] (qemu-img info of
+ * chain[i]; release them) when not NULL.  NULL when it may, else why not. */
+char *sm_image_check_chain(const struct sm_disk *d, bool from_headers,
+			   struct sm_image_info *infos);
 
 #endif

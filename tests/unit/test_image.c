@@ -4,11 +4,13 @@
  */
 #include "unit.h"
 
+#include "chain/chain.h"
 #include "chain/image.h"
 #include "run.h"
 #include "util.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 
 #define INFO_JSON                                                              \
 	"{\"virtual-size\": 67108864, \"filename\": \"/a/disk.qcow2\", "      \
@@ -295,8 +297,9 @@ static void test_create_with_backing(void **state)
 	assert_string_equal(arg_after("-b"), "base.raw");
 	assert_string_equal(fake.argv[fake.argc - 2], path);
 	assert_string_equal(fake.argv[fake.argc - 1], "67108864");
-	assert_argv((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
-					   "-b", "base.raw", path, "67108864", NULL });
+	/* -u: the size is given, so qemu-img opens no backing file. */
+	assert_argv((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F",
+					   "raw", "-b", "base.raw", path, "67108864", NULL });
 	assert_int_equal(lstat(path, &sb), 0);
 	assert_true(S_ISREG(sb.st_mode));
 	free(path);
@@ -578,6 +581,343 @@ static void test_real_qemu_img(void **state)
 	free(other);
 }
 
+
+/* qcow2's external data file is reported, so a chain holding one is refused. */
+static void test_info_parse_data_file(void **state)
+{
+	struct sm_image_info info;
+
+	(void)state;
+	assert_int_equal(sm_image_info_parse(
+		"{\"virtual-size\": 16777216, \"filename\": \"df.qcow2\", \"format\": \"qcow2\", "
+		"\"format-specific\": {\"type\": \"qcow2\", \"data\": {\"compat\": \"1.1\", "
+		"\"data-file\": \"/host/d.raw\", \"data-file-raw\": true}}, "
+		"\"dirty-flag\": false}", &info), 0);
+	assert_string_equal(info.data_file, "/host/d.raw");
+	assert_null(info.backing);
+	sm_image_info_release(&info);
+	assert_null(info.data_file);
+	/* Odd shapes are no data file, not a crash. */
+	assert_int_equal(sm_image_info_parse("{\"virtual-size\": 1, \"format-specific\": "
+					     "{\"data\": {\"data-file\": 7}}}", &info), 0);
+	assert_null(info.data_file);
+	sm_image_info_release(&info);
+	assert_int_equal(sm_image_info_parse("{\"virtual-size\": 1, \"format-specific\": "
+					     "\"x\"}", &info), 0);
+	assert_null(info.data_file);
+	sm_image_info_release(&info);
+}
+
+/* The json: filename of a chain names every file and format and ends in
+ * "backing": null; a format without backing files gets no "backing" key. */
+static void test_chain_spec(void **state)
+{
+	const struct sm_image chain[] = {
+		{ .path = (char *)"/a/top,x\"y.qcow2", .format = (char *)"qcow2" },
+		{ .path = (char *)"/b/mid:1.qcow2", .format = (char *)"qcow2" },
+		{ .path = (char *)"/c/base.raw", .format = (char *)"raw" },
+	};
+	char *spec = sm_image_chain_spec(chain, 3);
+	struct json_object *root, *node, *v;
+
+	(void)state;
+	assert_non_null(spec);
+	assert_true(strncmp(spec, "json:{", 6) == 0);
+	root = json_tokener_parse(spec + 5);
+	assert_non_null(root);
+	node = root;
+	for (size_t i = 0; i < 3; i++) {
+		assert_true(json_object_object_get_ex(node, "driver", &v));
+		assert_string_equal(json_object_get_string(v), chain[i].format);
+		assert_true(json_object_object_get_ex(node, "file", &v));
+		assert_string_equal(json_object_get_string(
+			json_object_object_get(v, "driver")), "file");
+		assert_string_equal(json_object_get_string(
+			json_object_object_get(v, "filename")), chain[i].path);
+		if (i < 2) {
+			assert_true(json_object_object_get_ex(node, "backing", &node));
+			assert_non_null(node);
+		}
+	}
+	/* raw at the bottom: no "backing" key at all. */
+	assert_false(json_object_object_get_ex(node, "backing", &v));
+	json_object_put(root);
+	free(spec);
+
+	/* qcow2 at the bottom: "backing": null, its header's name not followed. */
+	spec = sm_image_chain_spec(chain, 2);
+	assert_contains(spec, "\"backing\":null");
+	root = json_tokener_parse(spec + 5);
+	node = json_object_object_get(root, "backing");
+	assert_true(json_object_object_get_ex(node, "backing", &v));
+	assert_null(v);
+	json_object_put(root);
+	free(spec);
+
+	/* A raw image with something below it is not a chain. */
+	sm_error_clear();
+	spec = sm_image_chain_spec(&chain[2], 1);
+	assert_string_equal(spec, "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\","
+			    "\"filename\":\"/c/base.raw\"}}");
+	free(spec);
+	assert_null(sm_image_chain_spec((const struct sm_image[]){ chain[2], chain[0] }, 2));
+	assert_contains(sm_error_message(), "has no backing file");
+	assert_null(sm_image_chain_spec(chain, 0));
+}
+
+static const struct sm_image test_chain3[] = {
+	{ .path = (char *)"/s/top.qcow2", .format = (char *)"qcow2" },
+	{ .path = (char *)"/s/mid.qcow2", .format = (char *)"qcow2" },
+	{ .path = (char *)"/t/base.raw", .format = (char *)"raw" },
+};
+
+/* Every call that reads through a chain gets it pinned, never a bare path. */
+static void test_convert_compare_commit_check_pinned(void **state)
+{
+	SM_AUTOFREE char *spec = sm_image_chain_spec(test_chain3, 3);
+	SM_AUTOFREE char *alone = NULL;
+	SM_AUTOFREE char *ovl = NULL;
+	const struct sm_image one = { .path = (char *)"/d/top.qcow2", .format = (char *)"raw" };
+	const struct sm_image two[] = {
+		{ .path = (char *)"/d/ovl.qcow2", .format = (char *)"qcow2" },
+		{ .path = (char *)"/d/top.qcow2", .format = (char *)"qcow2" },
+	};
+
+	(void)state;
+	assert_int_equal(sm_image_convert(test_chain3, 3, "/d/top.qcow2", "raw"), 0);
+	assert_argv((const char *const[]){ "qemu-img", "convert", "-n", "-f", "qcow2", "-O",
+					   "raw", spec, "/d/top.qcow2", NULL });
+
+	alone = sm_image_chain_spec(&one, 1);
+	assert_int_equal(sm_image_compare(test_chain3, 3, "/d/top.qcow2", "raw"), 0);
+	assert_argv((const char *const[]){ "qemu-img", "compare", "-U", "-f", "qcow2", "-F",
+					   "raw", spec, alone, NULL });
+
+	ovl = sm_image_chain_spec(two, 2);
+	assert_int_equal(sm_image_commit("/d/ovl.qcow2", "/d/top.qcow2", "qcow2"), 0);
+	assert_argv((const char *const[]){ "qemu-img", "commit", "-q", "-f", "qcow2", ovl, NULL });
+	assert_contains(ovl, "\"backing\":null");
+
+	/* The rebase of a stream back reads the chain the overlay is on pinned. */
+	assert_int_equal(sm_image_rebase_safe(two, 2, "/s/mid.qcow2", "qcow2"), 0);
+	assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-F", "qcow2",
+					   "-b", "/s/mid.qcow2", ovl, NULL });
+	assert_int_equal(sm_image_rebase_safe(two, 2, NULL, NULL), 0);
+	assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-b", "", ovl,
+					   NULL });
+
+	free(alone);
+	alone = sm_image_chain_spec(&two[1], 1);
+	assert_int_equal(sm_image_check("/d/top.qcow2", "qcow2"), 0);
+	assert_argv((const char *const[]){ "qemu-img", "check", "-U", "-q", "-f", "qcow2", alone,
+					   NULL });
+	assert_contains(alone, "\"backing\":null");
+}
+
+static void assert_resolves(const char *image, const char *backing, const char *want)
+{
+	char *got = sm_image_backing_resolve(image, backing);
+
+	if (!want) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_backing_resolve(void **state)
+{
+	(void)state;
+	assert_resolves("/a/b/top.qcow2", "base.raw", "/a/b/base.raw");
+	assert_resolves("/a/b/top.qcow2", "../t/base.raw", "/a/b/../t/base.raw");
+	assert_resolves("/a/b/top.qcow2", "/abs/base.raw", "/abs/base.raw");
+	assert_resolves("/a/b/top.qcow2", "/abs/with:colon.raw", "/abs/with:colon.raw");
+	assert_resolves("/a/b/top.qcow2", "dir/with:colon.raw", "/a/b/dir/with:colon.raw");
+	assert_resolves("/a/b/top.qcow2", "nbd:localhost:10809", NULL);
+	assert_resolves("/a/b/top.qcow2", "file:/etc/shadow", NULL);
+	assert_resolves("/a/b/top.qcow2", "json:{\"driver\":\"raw\"}", NULL);
+	assert_resolves("/a/b/top.qcow2", "", NULL);
+}
+
+/* ---- sm_image_check_chain against real images ---- */
+
+static bool have_qemu_img(void)
+{
+	sm_run_set_runner(NULL);
+	return sm_run((const char *const[]){ "qemu-img", "--version", NULL }, NULL) == 0;
+}
+
+static void qimg(const char *const *argv)
+{
+	assert_int_equal(sm_run(argv, NULL), 0);
+}
+
+static struct sm_disk *disk_of(const char *const *paths, const char *const *formats, size_t n)
+{
+	struct sm_disk *d = calloc(1, sizeof(*d));
+
+	assert_non_null(d);
+	d->target = sm_xstrdup("vda");
+	d->device = sm_xstrdup("disk");
+	d->chain_known = true;
+	d->chain = sm_xcalloc(n, sizeof(*d->chain));
+	d->nchain = n;
+	for (size_t i = 0; i < n; i++)
+		d->chain[i] = (struct sm_image){ .path = sm_xstrdup(paths[i]),
+						 .type = sm_xstrdup("file"),
+						 .format = sm_xstrdup(formats[i]) };
+	return d;
+}
+
+static void disk_free(struct sm_disk *d)
+{
+	struct sm_domain_disks dd = { .disks = d, .ndisks = 1 };
+
+	sm_domain_disks_release(&dd);
+}
+
+static void expect_chain(struct sm_disk *d, bool from_headers, const char *want)
+{
+	char *why = sm_image_check_chain(d, from_headers, NULL);
+
+	if (!want) {
+		if (why)
+			print_error("refused: %s\n", why);
+		assert_null(why);
+	} else {
+		assert_non_null(why);
+		assert_contains(why, want);
+		free(why);
+	}
+	disk_free(d);
+}
+
+static void test_check_chain(void **state)
+{
+	const char *dir = test_dir(state);
+	SM_AUTOFREE char *base = sm_path_join(dir, "base.raw");
+	SM_AUTOFREE char *other = sm_path_join(dir, "other.raw");
+	SM_AUTOFREE char *top = sm_path_join(dir, "top.qcow2");
+	SM_AUTOFREE char *link = sm_path_join(dir, "link.raw");
+	SM_AUTOFREE char *df = sm_path_join(dir, "df.qcow2");
+	SM_AUTOFREE char *dfraw = sm_path_join(dir, "df.raw");
+	SM_AUTOFREE char *opt = sm_xasprintf("data_file=%s", dfraw);
+	SM_AUTOFREE char *sub = sm_path_join(dir, "sub");
+	SM_AUTOFREE char *viatop = sm_path_join(dir, "sub/via.qcow2");
+	SM_AUTOFREE char *viabase = sm_path_join(dir, "sub/../base.raw");
+	SM_AUTOFREE char *fifo = sm_path_join(dir, "fifo");
+
+	if (!have_qemu_img())
+		skip();
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "raw", base, "1M", NULL });
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "raw", other, "1M", NULL });
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+				    "base.raw", top, NULL });
+	/* As libvirt reports it, and as the headers name it. */
+	expect_chain(disk_of((const char *[]){ top, base }, (const char *[]){ "qcow2", "raw" }, 2),
+		     false, NULL);
+	expect_chain(disk_of((const char *[]){ top, base }, (const char *[]){ "qcow2", "raw" }, 2),
+		     true, NULL);
+	/* The bottom's header names a file libvirt does not report. */
+	expect_chain(disk_of((const char *[]){ top }, (const char *[]){ "qcow2" }, 1), false,
+		     "names a backing file 'base.raw' that libvirt does not report");
+	/* The header names another file, or records another format. */
+	expect_chain(disk_of((const char *[]){ top, other }, (const char *[]){ "qcow2", "raw" }, 2),
+		     false, "names 'base.raw' as its backing file but libvirt reports");
+	expect_chain(disk_of((const char *[]){ top, base }, (const char *[]){ "qcow2", "qcow2" }, 2),
+		     false, "records its backing file 'base.raw' as raw but libvirt opened it as qcow2");
+	/* A raw image is data: a qcow2 header in it names nothing. */
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+				    "/etc/shadow", other, "1M", NULL });
+	expect_chain(disk_of((const char *[]){ other }, (const char *[]){ "raw" }, 1), false, NULL);
+	/* A symbolic link, a FIFO. */
+	assert_int_equal(symlink("base.raw", link), 0);
+	expect_chain(disk_of((const char *[]){ link }, (const char *[]){ "raw" }, 1), false,
+		     "is a symbolic link");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	expect_chain(disk_of((const char *[]){ fifo }, (const char *[]){ "raw" }, 1), false,
+		     "is not a regular file");
+	/* An external data file. */
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-o", opt, df, "1M",
+				    NULL });
+	expect_chain(disk_of((const char *[]){ df }, (const char *[]){ "qcow2" }, 1), false,
+		     "keeps its data in the external data file");
+	/* Offline: a name through a symbolic link is refused, "../" to the real
+	 * file is not. */
+	assert_int_equal(mkdir(sub, 0755), 0);
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw",
+				    "-b", "../link.raw", viatop, "1M", NULL });
+	SM_AUTOFREE char *vialink = sm_path_join(dir, "sub/../link.raw");
+	expect_chain(disk_of((const char *[]){ viatop, vialink }, (const char *[]){ "qcow2", "raw" },
+			     2), true, "is a symbolic link");
+	SM_AUTOFREE char *dirlink = sm_path_join(dir, "dirlink");
+	SM_AUTOFREE char *viadir = sm_path_join(dir, "sub/../dirlink/base.raw");
+	assert_int_equal(symlink(".", dirlink), 0);
+	qimg((const char *const[]){ "qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "raw",
+				    "-b", "../dirlink/base.raw", viatop, NULL });
+	expect_chain(disk_of((const char *[]){ viatop, viadir }, (const char *[]){ "qcow2", "raw" },
+			     2), true, "through a symbolic link");
+	/* Live, libvirt has opened that very file: a directory link is fine. */
+	expect_chain(disk_of((const char *[]){ viatop, viadir }, (const char *[]){ "qcow2", "raw" },
+			     2), false, NULL);
+	qimg((const char *const[]){ "qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "raw",
+				    "-b", "../base.raw", viatop, NULL });
+	expect_chain(disk_of((const char *[]){ viatop, viabase }, (const char *[]){ "qcow2", "raw" },
+			     2), true, NULL);
+	/* Offline: an image of another user naming a file that user may not read. */
+	if (geteuid() == 0) {
+		assert_int_equal(chmod(base, 0600), 0);
+		assert_int_equal(chown(viatop, 65534, 65534), 0);
+		expect_chain(disk_of((const char *[]){ viatop, viabase },
+				     (const char *[]){ "qcow2", "raw" }, 2), true,
+			     "belongs to uid 65534, who may not read its backing file");
+		/* Live, libvirt has opened it already: not this check's business. */
+		expect_chain(disk_of((const char *[]){ viatop, viabase },
+				     (const char *[]){ "qcow2", "raw" }, 2), false, NULL);
+		assert_int_equal(chmod(base, 0644), 0);
+		expect_chain(disk_of((const char *[]){ viatop, viabase },
+				     (const char *[]){ "qcow2", "raw" }, 2), true, NULL);
+	}
+}
+
+/* sm_image_follow_chain pins each backing format and never follows a
+ * protocol name. */
+static void test_follow_chain(void **state)
+{
+	const char *dir = test_dir(state);
+	SM_AUTOFREE char *base = sm_path_join(dir, "base.raw");
+	SM_AUTOFREE char *top = sm_path_join(dir, "top.qcow2");
+	struct sm_disk *d;
+	char *why;
+
+	if (!have_qemu_img())
+		skip();
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+				    "-b", "/etc/shadow", base, "1M", NULL });
+	qimg((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw",
+				    "-b", "base.raw", top, "1M", NULL });
+	d = disk_of((const char *[]){ top }, (const char *[]){ "qcow2" }, 1);
+	d->chain_known = false;
+	assert_null(sm_image_follow_chain(d));
+	/* base.raw holds a qcow2 header; read as the raw image it is recorded as,
+	 * its "backing file" is not followed. */
+	assert_int_equal(d->nchain, 2);
+	assert_true(d->chain_known);
+	assert_string_equal(d->chain[1].format, "raw");
+	disk_free(d);
+
+	qimg((const char *const[]){ "qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "raw",
+				    "-b", "nbd:localhost:10809", top, NULL });
+	d = disk_of((const char *[]){ top }, (const char *[]){ "qcow2" }, 1);
+	why = sm_image_follow_chain(d);
+	assert_non_null(why);
+	assert_contains(why, "through a protocol");
+	free(why);
+	disk_free(d);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -599,6 +939,12 @@ int main(void)
 		T(test_real_runner_big_output),
 		T(test_real_runner_signal_and_missing),
 		T(test_real_qemu_img),
+		T(test_info_parse_data_file),
+		T(test_chain_spec),
+		T(test_convert_compare_commit_check_pinned),
+		T(test_backing_resolve),
+		T(test_check_chain),
+		T(test_follow_chain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
