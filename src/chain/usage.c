@@ -1,66 +1,43 @@
 /* usage.c: find every user of an image file on the connection and in a
- * directory.  It reads XML and qcow2 headers only; it changes nothing.
+ * directory.  It reads the domains' XML and asks qemu-img what image headers
+ * name (never parsing a header itself); it changes nothing.
  */
 #include "chain/usage.h"
 #include "chain/chain.h"
+#include "run.h"
 #include "util.h"
 #include "virt.h"
 
 #include <dirent.h>
+#include <json-c/json.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static uint64_t be64(const unsigned char *p)
+/* The file a backing name written in an image's header means, as QEMU
+ * resolves it: a 'file:' prefix dropped, a relative name against the image's
+ * folder.  NULL for names of other protocols and json: names. */
+char *sm_usage_backing_path(const char *image, const char *backing)
 {
-	uint64_t v = 0;
+	SM_AUTOFREE char *dir = NULL;
 
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint32_t be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-char *sm_qcow2_backing_path(const char *path)
-{
-	unsigned char hdr[20];
-	char name[1024];
-	uint64_t off;
-	uint32_t len;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *dir, *out;
-
-	if (fd < 0)
+	if (!backing || !*backing)
 		return NULL;
-	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    memcmp(hdr, "QFI\xfb", 4) != 0) {
-		close(fd);
+	if (strncmp(backing, "file:", 5) == 0)
+		backing += 5;
+	else if (backing[0] != '/' && strchr(backing, ':') &&
+		 strcspn(backing, ":") < strcspn(backing, "/"))
+		return NULL;  /* nbd:, json:{...}: not a file in a folder */
+	if (!*backing)
 		return NULL;
-	}
-	off = be64(hdr + 8);
-	len = be32(hdr + 16);
-	if (off == 0 || len == 0 || len >= sizeof(name) ||
-	    pread(fd, name, len, (off_t)off) != (ssize_t)len) {
-		close(fd);
-		return NULL;
-	}
-	close(fd);
-	name[len] = '\0';
-	if (name[0] == '/' || strchr(name, ':'))
-		return name[0] == '/' ? sm_xstrdup(name) : NULL;
-	dir = sm_path_dirname(path);
-	out = sm_path_join(dir, name);
-	free(dir);
-	return out;
+	if (backing[0] == '/')
+		return sm_xstrdup(backing);
+	dir = sm_path_dirname(image);
+	return sm_path_join(dir, backing);
 }
 
 static void add_use(struct sm_usage *u, const char *path, const char *user)
@@ -76,19 +53,81 @@ static void add_use(struct sm_usage *u, const char *path, const char *user)
 	};
 }
 
-/* Follow a chain from path through qcow2 headers, at most depth images. */
-static void add_chain_from_headers(struct sm_usage *u, const char *path, const char *user)
+/* The users qemu-img finds beyond what libvirt said: every file named in
+ * the JSON qemu-img info printed (one image, or the array of --backing-chain),
+ * each image's backing name resolved as QEMU does.  skip_top: the first
+ * image is the user itself. */
+static void add_from_info_json(struct sm_usage *u, const char *json, const char *user,
+			       bool skip_top)
 {
-	SM_AUTOFREE char *cur = sm_xstrdup(path);
+	struct json_object *root = json_tokener_parse(json), *v;
+	size_t n;
 
-	for (int depth = 0; cur && depth < 64; depth++) {
-		char *next = sm_qcow2_backing_path(cur);
+	if (!root)
+		return;
+	n = json_object_is_type(root, json_type_array) ? json_object_array_length(root) : 1;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *img = json_object_is_type(root, json_type_array)
+					  ? json_object_array_get_idx(root, i) : root;
+		const char *file = NULL;
 
-		if (depth > 0)
-			add_use(u, cur, user);
-		free(cur);
-		cur = next;
+		if (!img || !json_object_is_type(img, json_type_object))
+			continue;
+		if (json_object_object_get_ex(img, "filename", &v) &&
+		    json_object_is_type(v, json_type_string))
+			file = json_object_get_string(v);
+		if (file && (i > 0 || !skip_top)) {
+			SM_AUTOFREE char *p = sm_usage_backing_path("/", file);
+
+			add_use(u, p, user);
+		}
+		if (!file)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			const char *key = k ? "full-backing-filename" : "backing-filename";
+			SM_AUTOFREE char *p = NULL;
+
+			if (json_object_object_get_ex(img, key, &v) &&
+			    json_object_is_type(v, json_type_string) &&
+			    (p = sm_usage_backing_path(file, json_object_get_string(v))))
+				add_use(u, p, user);
+		}
 	}
+	json_object_put(root);
+}
+
+/* Ask qemu-img what path's header names, with its format when known.
+ *
+ * INVARIANT: what this finds only ever adds users, so it can only keep a file
+ * that would otherwise be deleted, never get one deleted: the files snapmove
+ * deletes come from the journal alone (src/srcfile.c).  That is why a file of
+ * unknown format may be probed here (format NULL): a raw image dressed as
+ * qcow2 by its guest then names a "backing file" that is merely kept. */
+static void add_from_qemu_img(struct sm_usage *u, const char *path, const char *format,
+			      bool chain, const char *user)
+{
+	const char *argv[9];
+	struct sm_run_result res;
+	size_t n = 0;
+
+	argv[n++] = "qemu-img";
+	argv[n++] = "info";
+	argv[n++] = "-U";
+	argv[n++] = "--output=json";
+	if (chain)
+		argv[n++] = "--backing-chain";
+	if (format) {
+		argv[n++] = "-f";
+		argv[n++] = format;
+	}
+	argv[n++] = path;
+	argv[n] = NULL;
+	if (sm_run(argv, &res) == 0)
+		add_from_info_json(u, res.out, user, true);
+	else if (chain)  /* a broken chain: its first link at least */
+		add_from_qemu_img(u, path, format, false, user);
+	sm_run_result_release(&res);
+	sm_error_clear();
 }
 
 static void add_domain_xml(struct sm_usage *u, const char *name, const char *xml)
@@ -103,9 +142,11 @@ static void add_domain_xml(struct sm_usage *u, const char *name, const char *xml
 
 		for (size_t k = 0; k < d->nchain; k++)
 			add_use(u, d->chain[k].path, user);
-		/* A definition lists only the top image: the rest is in its headers. */
+		/* A definition lists only the top image: qemu-img follows the rest
+		 * as QEMU would open it (file: and relative names, other folders). */
 		if (d->nchain > 0 && !d->chain_known && d->chain[d->nchain - 1].path)
-			add_chain_from_headers(u, d->chain[d->nchain - 1].path, user);
+			add_from_qemu_img(u, d->chain[d->nchain - 1].path,
+					  d->chain[d->nchain - 1].format, true, user);
 		if (d->mirror_path)
 			add_use(u, d->mirror_path, user);
 	}
@@ -140,6 +181,27 @@ int sm_usage_scan_domains(virConnectPtr conn, struct sm_usage *u)
 	return 0;
 }
 
+/* A filter, never a parser: the files whose first bytes are the magic of an
+ * image format that can have a backing file (qcow, qcow2, QED, VMDK).  A file
+ * it skips could name no backing file to QEMU anyway. */
+static bool may_name_a_backing_file(int dfd, const char *name)
+{
+	static const char *const magics[] = { "QFI\xfb", "QED", "KDMV", "COWD",
+					      "# Disk DescriptorFile" };
+	char buf[32] = { 0 };
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	ssize_t got;
+
+	if (fd < 0)
+		return false;
+	got = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	for (size_t i = 0; got > 0 && i < SM_ARRAY_LEN(magics); i++)
+		if ((size_t)got >= strlen(magics[i]) && memcmp(buf, magics[i], strlen(magics[i])) == 0)
+			return true;
+	return false;
+}
+
 int sm_usage_scan_dir(const char *dir, struct sm_usage *u)
 {
 	DIR *d = opendir(dir);
@@ -151,7 +213,6 @@ int sm_usage_scan_dir(const char *dir, struct sm_usage *u)
 	}
 	while ((e = readdir(d))) {
 		SM_AUTOFREE char *path = NULL;
-		SM_AUTOFREE char *backing = NULL;
 		SM_AUTOFREE char *user = NULL;
 		struct stat sb;
 
@@ -160,11 +221,10 @@ int sm_usage_scan_dir(const char *dir, struct sm_usage *u)
 		path = sm_path_join(dir, e->d_name);
 		if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode))
 			continue;
-		backing = sm_qcow2_backing_path(path);
-		if (!backing)
+		if (!may_name_a_backing_file(dirfd(d), e->d_name))
 			continue;
 		user = sm_xasprintf("image '%s'", path);
-		add_use(u, backing, user);
+		add_from_qemu_img(u, path, NULL, false, user);
 	}
 	closedir(d);
 	return 0;
