@@ -53,80 +53,77 @@ static void add_use(struct sm_usage *u, const char *path, const char *user)
 	};
 }
 
-/* The users qemu-img finds beyond what libvirt said: every file named in
- * the JSON qemu-img info printed (one image, or the array of --backing-chain),
- * each image's backing name resolved as QEMU does.  skip_top: the first
- * image is the user itself. */
-static void add_from_info_json(struct sm_usage *u, const char *json, const char *user,
-			       bool skip_top)
+/* One image's backing names from the JSON qemu-img info printed, each
+ * resolved as QEMU does, added as used by user.  Returns the backing file to
+ * follow (to free; NULL at the bottom or for a name that is not a file), and
+ * in *next_format the format its header records (NULL: not recorded). */
+static char *add_backing_from_json(struct sm_usage *u, const char *image, const char *json,
+				   const char *user, char **next_format)
 {
 	struct json_object *root = json_tokener_parse(json), *v;
-	size_t n;
+	char *next = NULL;
 
+	*next_format = NULL;
 	if (!root)
-		return;
-	n = json_object_is_type(root, json_type_array) ? json_object_array_length(root) : 1;
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *img = json_object_is_type(root, json_type_array)
-					  ? json_object_array_get_idx(root, i) : root;
-		const char *file = NULL;
-
-		if (!img || !json_object_is_type(img, json_type_object))
-			continue;
-		if (json_object_object_get_ex(img, "filename", &v) &&
-		    json_object_is_type(v, json_type_string))
-			file = json_object_get_string(v);
-		if (file && (i > 0 || !skip_top)) {
-			SM_AUTOFREE char *p = sm_usage_backing_path("/", file);
-
-			add_use(u, p, user);
-		}
-		if (!file)
-			continue;
+		return NULL;
+	if (json_object_is_type(root, json_type_object)) {
 		for (int k = 0; k < 2; k++) {
 			const char *key = k ? "full-backing-filename" : "backing-filename";
-			SM_AUTOFREE char *p = NULL;
+			char *p;
 
-			if (json_object_object_get_ex(img, key, &v) &&
-			    json_object_is_type(v, json_type_string) &&
-			    (p = sm_usage_backing_path(file, json_object_get_string(v))))
-				add_use(u, p, user);
+			if (!json_object_object_get_ex(root, key, &v) ||
+			    !json_object_is_type(v, json_type_string) ||
+			    !(p = sm_usage_backing_path(image, json_object_get_string(v))))
+				continue;
+			add_use(u, p, user);
+			if (!next)
+				next = p;
+			else
+				free(p);
 		}
+		if (next && json_object_object_get_ex(root, "backing-filename-format", &v) &&
+		    json_object_is_type(v, json_type_string))
+			*next_format = sm_xstrdup(json_object_get_string(v));
 	}
 	json_object_put(root);
+	return next;
 }
 
-/* Ask qemu-img what path's header names, with its format when known.
+/* Add the backing files below path (depth images at most; 1: its own backing
+ * file only), reading each header with qemu-img, the format given when known.
  *
  * INVARIANT: what this finds only ever adds users, so it can only keep a file
  * that would otherwise be deleted, never get one deleted: the files snapmove
  * deletes come from the journal alone (src/srcfile.c).  That is why a file of
  * unknown format may be probed here (format NULL): a raw image dressed as
- * qcow2 by its guest then names a "backing file" that is merely kept. */
-static void add_from_qemu_img(struct sm_usage *u, const char *path, const char *format,
-			      bool chain, const char *user)
+ * qcow2 by its guest then names a "backing file" that is merely kept.  Only
+ * regular files are read, one header at a time: qemu-img never opens a
+ * backing file (no protocol, no device) on snapmove's behalf. */
+static void add_backing_chain(struct sm_usage *u, const char *path, const char *format,
+			      int depth, const char *user)
 {
-	const char *argv[9];
-	struct sm_run_result res;
-	size_t n = 0;
+	char *cur = sm_xstrdup(path), *fmt = sm_xstrdup_or_null(format);
 
-	argv[n++] = "qemu-img";
-	argv[n++] = "info";
-	argv[n++] = "-U";
-	argv[n++] = "--output=json";
-	if (chain)
-		argv[n++] = "--backing-chain";
-	if (format) {
-		argv[n++] = "-f";
-		argv[n++] = format;
+	for (int level = 0; cur && level < depth; level++) {
+		const char *with[] = { "qemu-img", "info", "-U", "--output=json", "-f", fmt, cur,
+				       NULL };
+		const char *probe[] = { "qemu-img", "info", "-U", "--output=json", cur, NULL };
+		struct sm_run_result res;
+		struct stat sb;
+		char *next = NULL, *next_fmt = NULL;
+
+		if (stat(cur, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			if (sm_run(fmt ? with : probe, &res) == 0)
+				next = add_backing_from_json(u, cur, res.out, user, &next_fmt);
+			sm_run_result_release(&res);
+		}
+		free(cur);
+		free(fmt);
+		cur = next;
+		fmt = next_fmt;
 	}
-	argv[n++] = path;
-	argv[n] = NULL;
-	if (sm_run(argv, &res) == 0)
-		add_from_info_json(u, res.out, user, true);
-	else if (chain)  /* a broken chain: its first link at least */
-		add_from_qemu_img(u, path, format, false, user);
-	sm_run_result_release(&res);
+	free(cur);
+	free(fmt);
 	sm_error_clear();
 }
 
@@ -145,8 +142,8 @@ static void add_domain_xml(struct sm_usage *u, const char *name, const char *xml
 		/* A definition lists only the top image: qemu-img follows the rest
 		 * as QEMU would open it (file: and relative names, other folders). */
 		if (d->nchain > 0 && !d->chain_known && d->chain[d->nchain - 1].path)
-			add_from_qemu_img(u, d->chain[d->nchain - 1].path,
-					  d->chain[d->nchain - 1].format, true, user);
+			add_backing_chain(u, d->chain[d->nchain - 1].path,
+					  d->chain[d->nchain - 1].format, 64, user);
 		if (d->mirror_path)
 			add_use(u, d->mirror_path, user);
 	}
@@ -224,7 +221,7 @@ int sm_usage_scan_dir(const char *dir, struct sm_usage *u)
 		if (!may_name_a_backing_file(dirfd(d), e->d_name))
 			continue;
 		user = sm_xasprintf("image '%s'", path);
-		add_from_qemu_img(u, path, NULL, false, user);
+		add_backing_chain(u, path, NULL, 1, user);
 	}
 	closedir(d);
 	return 0;
