@@ -1,5 +1,6 @@
 /* cleanup.c: delete the source images of a done job that nothing uses, and
- * forget finished jobs.  Never a file another domain or image refers to.
+ * forget finished jobs.  Only files the job journaled as its source chain
+ * (src/srcfile.c), never a file another domain or image refers to.
  */
 #include "cleanup.h"
 #include "chain/usage.h"
@@ -15,9 +16,10 @@
 
 void sm_cleanup_items_free(struct sm_cleanup_item *items, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; items && i < n; i++) {
 		free(items[i].path);
 		free(items[i].blocker);
+		sm_srcfile_release(&items[i].file);
 	}
 	free(items);
 }
@@ -64,87 +66,86 @@ static int job_done(struct sm_journal *j, long long job_id)
 	return ret;
 }
 
-/* Append the images below a flattened disk's top (from the qcow2 headers)
- * to its plan, as if each had been moved. */
-void sm_cleanup_expand_flat(struct sm_plan_disk *p)
+void sm_cleanup_block(struct sm_cleanup_item *items, size_t n, const struct sm_usage *u)
 {
-	char *cur = sm_xstrdup(p->images[0].src);
+	struct candidates c = { .items = items, .n = n };
+	bool changed = true;
 
-	for (int depth = 0; depth < 64; depth++) {
-		char *next = sm_qcow2_backing_path(cur);
+	/* Until nothing changes: an image is blocked when a user other than a
+	 * candidate still going away uses it.  Users only ever block. */
+	while (changed) {
+		changed = false;
+		for (size_t i = 0; i < n; i++) {
+			const char *user;
 
-		free(cur);
-		if (!next)
-			return;
-		p->images = sm_xrealloc(p->images, (p->nimages + 1) * sizeof(*p->images));
-		memset(&p->images[p->nimages], 0, sizeof(*p->images));
-		p->images[p->nimages++].src = sm_xstrdup(next);
-		cur = next;
+			if (items[i].blocker)
+				continue;
+			user = sm_usage_other_user(u, items[i].path, is_candidate, &c);
+			if (user) {
+				items[i].blocker = sm_xstrdup(user);
+				changed = true;
+			}
+		}
 	}
-	free(cur);
+}
+
+/* The job's journaled source images; a job journaled before snapmove
+ * recorded them (schema 010) has none and is refused. */
+static int source_images(struct sm_journal *j, long long job_id, struct sm_srcfile **files,
+			 size_t *n)
+{
+	if (sm_srcfile_list(j, job_id, "image", files, n) < 0)
+		return -1;
+	if (*n == 0) {
+		sm_error("job %lld did not journal which files its source chain was made of (an "
+			 "older snapmove ran it), so snapmove deletes none; check with 'snapmove "
+			 "status %lld' and delete them by hand", job_id, job_id);
+		return -1;
+	}
+	return 0;
 }
 
 int sm_cleanup_plan(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		    struct sm_cleanup_item **items, size_t *n)
 {
-	struct sm_disk_row *disks = NULL;
+	struct sm_srcfile *files = NULL;
 	struct sm_usage usage = { 0 };
-	struct candidates c = { 0 };
-	size_t nd = 0;
-	bool changed = true;
+	struct sm_cleanup_item *c = NULL;
+	size_t nf = 0, nc = 0;
 	int ret = -1;
 
 	*items = NULL;
 	*n = 0;
-	if (job_done(j, job_id) < 0 || sm_journal_disk_list(j, job_id, &disks, &nd) < 0 ||
+	if (job_done(j, job_id) < 0 || source_images(j, job_id, &files, &nf) < 0 ||
 	    sm_usage_scan_domains(sm_virt_conn(v), &usage) < 0)
 		goto cleanup;
-	for (size_t i = 0; i < nd; i++) {
-		struct sm_plan_disk *p = &disks[i].plan;
+	c = sm_xcalloc(nf + 1, sizeof(*c));
+	for (size_t i = 0; i < nf; i++) {
+		SM_AUTOFREE char *dir = sm_path_dirname(files[i].path);
+		struct stat sb;
 
-		/* A flattened disk moved its whole chain: the source chain below
-		 * the top is the job's too (shared images are kept below). */
-		if (p->flat)
-			sm_cleanup_expand_flat(p);
-		for (size_t k = 0; k < disks[i].plan.nimages; k++) {
-			const char *src = disks[i].plan.images[k].src;
-			SM_AUTOFREE char *dir = sm_path_dirname(src);
-			struct stat sb;
-
-			if (lstat(src, &sb) < 0)
-				continue;  /* deleted already */
-			c.items = sm_xrealloc(c.items, (c.n + 1) * sizeof(*c.items));
-			c.items[c.n++] = (struct sm_cleanup_item){
-				.path = sm_xstrdup(src),
-				.bytes = (unsigned long long)sb.st_blocks * 512ULL,
-			};
-			if (sm_usage_scan_dir(dir, &usage) < 0)
-				goto cleanup;
-		}
+		/* Only these files can be deleted: the journal's, never a file an
+		 * image header names. */
+		if (lstat(files[i].path, &sb) < 0)
+			continue;  /* deleted already */
+		c[nc] = (struct sm_cleanup_item){
+			.path = sm_xstrdup(files[i].path),
+			.bytes = (unsigned long long)sb.st_blocks * 512ULL,
+			.file = files[i],
+		};
+		memset(&files[i], 0, sizeof(files[i]));
+		nc++;
+		if (sm_usage_scan_dir(dir, &usage) < 0)
+			goto cleanup;
 	}
-	/* Until nothing changes: an image is blocked when a user other than a
-	 * candidate still going away uses it. */
-	while (changed) {
-		changed = false;
-		for (size_t i = 0; i < c.n; i++) {
-			const char *user;
-
-			if (c.items[i].blocker)
-				continue;
-			user = sm_usage_other_user(&usage, c.items[i].path, is_candidate, &c);
-			if (user) {
-				c.items[i].blocker = sm_xstrdup(user);
-				changed = true;
-			}
-		}
-	}
-	*items = sm_steal(&c.items);
-	*n = c.n;
+	sm_cleanup_block(c, nc, &usage);
+	*items = sm_steal(&c);
+	*n = nc;
 	ret = 0;
 
 cleanup:
-	sm_cleanup_items_free(c.items, c.items ? c.n : 0);
-	sm_disk_rows_free(disks, nd);
+	sm_cleanup_items_free(c, nc);
+	sm_srcfiles_free(files, nf);
 	sm_usage_release(&usage);
 	return ret;
 }
@@ -164,6 +165,8 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		return -1;
 	dirs = sm_xcalloc(n + 1, sizeof(*dirs));
 	for (size_t i = 0; i < n; i++) {
+		int rc;
+
 		if (items[i].blocker) {
 			sm_progress_say(pr, "  kept %s: used by %s", items[i].path, items[i].blocker);
 			continue;
@@ -171,18 +174,25 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		if (SM_JOURNAL_TX(j, sm_journal_file_set(j, job_id, items[i].path, "src_image",
 							 "deleting")) < 0)
 			goto cleanup;
-		if (unlink(items[i].path) < 0 && errno != ENOENT) {
-			sm_error("cannot delete '%s': %s", items[i].path, strerror(errno));
-			goto cleanup;
+		rc = sm_srcfile_unlink(&items[i].file);
+		if (rc < 0) {
+			sm_progress_say(pr, "  kept %s: %s", items[i].path, sm_error_message());
+			sm_error_clear();
 		}
 		if (SM_JOURNAL_TX(j, sm_journal_file_set(j, job_id, items[i].path, "src_image",
-							 "deleted")) < 0)
+							 rc < 0 ? "kept" : "deleted")) < 0)
 			goto cleanup;
+		if (rc <= 0)
+			continue;
 		*freed += items[i].bytes;
 		dirs[ndirs++] = sm_path_dirname(items[i].path);
 		sm_progress_say(pr, "  deleted %s (%s)", items[i].path,
 				sm_format_bytes(items[i].bytes, b, sizeof(b)));
 	}
+	if (n)
+		sm_progress_say(pr, "  (an image that no domain defines, in a folder other than "
+				"the source's, is not seen: one that used a deleted image as its "
+				"backing file cannot be opened any more)");
 	if (ndirs && sm_pool_refresh_dirs(sm_virt_conn(v), (const char *const *)dirs, ndirs) < 0)
 		sm_progress_say(pr, "warning: %s", sm_error_message());
 	ret = 0;

@@ -268,17 +268,19 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 		size_t nleft = 0;
 		char b[32];
 
-		for (size_t i = 0; i < nd; i++) {
-			if (disks[i].plan.flat)
-				sm_cleanup_expand_flat(&disks[i].plan);
-			for (size_t k = 0; k < disks[i].plan.nimages; k++) {
+		struct sm_srcfile *src = NULL;
+		size_t nsrc = 0;
+
+		if (sm_srcfile_list(j, job->id, "image", &src, &nsrc) == 0) {
+			for (size_t k = 0; k < nsrc; k++) {
 				struct stat sb;
 
-				if (lstat(disks[i].plan.images[k].src, &sb) == 0) {
+				if (lstat(src[k].path, &sb) == 0) {
 					left += (unsigned long long)sb.st_blocks * 512ULL;
 					nleft++;
 				}
 			}
+			sm_srcfiles_free(src, nsrc);
 		}
 		if (nleft)
 			printf("source: %zu image%s left (%s); 'snapmove cleanup %lld' deletes "

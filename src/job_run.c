@@ -12,6 +12,7 @@
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
 #include "snapshot/snapshot.h"
+#include "srcfile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -155,6 +156,8 @@ static int journal_snapshotted(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++)
 		if (sm_journal_file_set(c->j, c->job, c->plans[i].src_overlay, "src_overlay",
 					"created") < 0 ||
+		    sm_srcfile_snapshotted(c->j, c->job, c->plans[i].target,
+					   c->plans[i].src_overlay) < 0 ||
 		    sm_journal_disk_set_state(c->j, c->job, c->plans[i].target,
 					      SM_DISK_SNAPSHOTTED, NULL) < 0)
 			return -1;
@@ -1066,6 +1069,31 @@ static const char *define_format(const struct sm_jobctx *c, size_t i)
 	return "qcow2";
 }
 
+/* The source overlay goes only while it is still the file the snapshot made
+ * and no process has it open (src/srcfile.c); otherwise it stays, with a
+ * warning.  A job journaled before 010 has no identity for it. */
+static int remove_src_overlay(struct sm_jobctx *c, size_t i)
+{
+	const char *path = c->plans[i].src_overlay;
+	struct sm_srcfile f;
+	int rc = sm_srcfile_get(c->j, c->job, path, &f);
+
+	if (rc <= 0)
+		return rc < 0 ? -1 : sm_job_remove_file(c, path, "src_overlay");
+	rc = sm_srcfile_unlink(&f);
+	sm_srcfile_release(&f);
+	if (rc < 0) {
+		SM_AUTOFREE char *why = sm_xasprintf("source overlay '%s' kept: %s", path,
+						     sm_error_message());
+
+		sm_progress_say(c->pr, "  warning: %s", why);
+		sm_event_warning(c->job, c->plans[i].target, why);
+		sm_error_clear();
+		return sm_job_file(c, path, "src_overlay", "kept");
+	}
+	return sm_job_file(c, path, "src_overlay", "removed");
+}
+
 static int phase_finalize(struct sm_jobctx *c)
 {
 	if (sm_job_define(c, define_path, define_format, NULL) < 0)
@@ -1077,7 +1105,7 @@ static int phase_finalize(struct sm_jobctx *c)
 			continue;
 		if (c->state[i] == SM_DISK_PIVOTED && !c->keep_overlay)
 			continue;  /* its collapse failed */
-		if (sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0 ||
+		if (remove_src_overlay(c, i) < 0 ||
 		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
 		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
 			return -1;

@@ -14,6 +14,7 @@
 #include "lock.h"
 #include "pool.h"
 #include "snapshot/blockjob.h"
+#include "srcfile.h"
 #include "events.h"
 #include "util.h"
 
@@ -45,6 +46,8 @@ struct move {
 	long long job;
 	struct sm_usage usage;  /* who uses which image, for shared images */
 	char *pool_dir;         /* --dest-pool's target directory */
+	struct sm_srcfile *srcs;  /* the source files the job may delete, as planned */
+	size_t nsrcs;
 };
 
 static void move_release(struct move *m)
@@ -56,6 +59,7 @@ static void move_release(struct move *m)
 	free(m->pool_dir);
 	sm_domain_disks_release(&m->live);
 	sm_usage_release(&m->usage);
+	sm_srcfiles_free(m->srcs, m->nsrcs);
 	if (m->dom)
 		virDomainFree(m->dom);
 }
@@ -408,6 +412,27 @@ static int check_space(struct move *m, unsigned long long *need_out,
 	return 0;
 }
 
+/* The files the job may delete later, with who they are now: the moved
+ * images of d's chain as libvirt reported it (the whole chain when it is
+ * flattened: its data is all at the destination). */
+static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
+{
+	for (size_t k = 0; k < nmoved; k++) {
+		struct sm_srcfile f;
+
+		if (!d->chain[k].path)
+			continue;
+		if (sm_srcfile_identify(d->chain[k].path, &f) < 0)
+			return -1;
+		f.target = sm_xstrdup(d->target);
+		f.role = sm_xstrdup("image");
+		f.format = sm_xstrdup_or_null(d->chain[k].format);
+		m->srcs = sm_xrealloc(m->srcs, (m->nsrcs + 1) * sizeof(*m->srcs));
+		m->srcs[m->nsrcs++] = f;
+	}
+	return 0;
+}
+
 static int validate(struct move *m, unsigned long long *need, unsigned long long *avail)
 {
 	const struct sm_disk **sel = NULL;
@@ -429,6 +454,9 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 		    plan_disk(m, sel[i], next_id, &m->plans[i]) < 0)
 			goto cleanup;
 		m->nplans++;
+		if (note_sources(m, sel[i], m->o->flatten ? sel[i]->nchain
+							   : m->plans[i].nimages) < 0)
+			goto cleanup;
 		if (m->o->flatten)
 			sm_plan_flatten(&m->plans[i]);
 		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
@@ -496,6 +524,9 @@ static int open_job(struct move *m)
 		    sm_journal_disk_insert(m->j, m->job, p) < 0)
 			goto error;
 	}
+	for (size_t i = 0; i < m->nsrcs; i++)
+		if (sm_srcfile_journal(m->j, m->job, &m->srcs[i]) < 0)
+			goto error;
 	if (sm_journal_commit(m->j) < 0)
 		goto error;
 	return 0;

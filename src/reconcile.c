@@ -2,6 +2,7 @@
  * It changes nothing but the journal's record of where each disk stands.
  */
 #include "reconcile.h"
+#include "srcfile.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -198,7 +199,8 @@ int sm_reconcile(struct sm_jobctx *c)
 			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */
 		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&
-		    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
+		    (sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0 ||
+		     sm_srcfile_snapshotted(c->j, c->job, p->target, p->src_overlay) < 0))
 			goto cleanup;
 	}
 	ret = 0;

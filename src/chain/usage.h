@@ -8,8 +8,12 @@
  * followed through the qcow2 headers) and every backing reference among the
  * qcow2 files of a directory, and answers "who else uses this file?".
  * Files are compared by device and inode, so symlinks and '..' do not hide a
- * user.  qcow2 headers are read directly (magic and backing name only): a
- * raw image that looks like qcow2 can only make snapmove more careful.
+ * user.  Headers are read by qemu-img, never by hand: with the format libvirt
+ * gives for a domain's disk, and probed for a file of unknown format in a
+ * directory.  What it finds only ever adds users: it can keep a file, never
+ * get one deleted (the files snapmove deletes come from the journal alone).
+ * A raw image that looks like qcow2 can only make snapmove more careful.
+ * Not seen: an overlay that no domain defines in a folder that is not scanned.
  */
 #ifndef SM_USAGE_H
 #define SM_USAGE_H
@@ -32,7 +36,7 @@ struct sm_usage {
 
 /* Every image of every domain's disks on conn (running and defined). */
 int sm_usage_scan_domains(virConnectPtr conn, struct sm_usage *u);
-/* The backing references of the qcow2 files in dir. */
+/* The backing references of the image files in dir (probed by qemu-img). */
 int sm_usage_scan_dir(const char *dir, struct sm_usage *u);
 void sm_usage_release(struct sm_usage *u);
 /* A user of path other than those for which skip(user, ctx) is true, or NULL. */
@@ -43,8 +47,9 @@ struct sm_disk;
  * own chain (they point at each other), or NULL: path is shared when not. */
 const char *sm_usage_other_than_disk(const struct sm_usage *u, const char *path,
 				     const char *domain, const struct sm_disk *disk);
-/* The backing file name a qcow2 header records (NULL: none, or not qcow2),
- * resolved against the image's directory when relative. */
-char *sm_qcow2_backing_path(const char *path);
+/* The file the backing name written in image's header means, as QEMU
+ * resolves it ('file:' dropped, relative to the image's folder), or NULL for
+ * another protocol or a json: name. */
+char *sm_usage_backing_path(const char *image, const char *backing);
 
 #endif
