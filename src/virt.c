@@ -42,12 +42,20 @@ static void quiet_error_handler(void *opaque, virErrorPtr err)
 
 const char *sm_virt_last_error(void)
 {
-	const char *msg = virGetLastErrorMessage();
+	virErrorPtr err = virGetLastError();
 
-	return msg ? msg : "unknown libvirt error";
+	/* virGetLastErrorMessage() says "no error" when there is none: that
+	 * happens when a libvirt call came between the failure and here. */
+	return err && err->message ? err->message
+	       : "libvirt gave no reason (its error was lost)";
 }
 
-void sm_virt_error(const char *fmt, ...)
+char *sm_virt_last_error_dup(void)
+{
+	return sm_xstrdup(sm_virt_last_error());
+}
+
+void sm_virt_error_saved(virErrorPtr saved, const char *fmt, ...)
 {
 	char what[1024];
 	va_list ap;
@@ -55,7 +63,9 @@ void sm_virt_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	sm_error("%s: %s", what, sm_virt_last_error());
+	sm_error("%s: %s", what, saved && saved->message ? saved->message
+		 : "libvirt gave no reason (its error was lost)");
+	virFreeError(saved);
 }
 
 static void *event_loop(void *opaque)

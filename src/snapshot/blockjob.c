@@ -71,10 +71,11 @@ int sm_blockjob_commit_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 	sm_virt_job_event_reset(v, target, VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT);
 	if (virDomainBlockCommit(dom, target, base_path, NULL, bandwidth_mib,
 				 VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0) {
+		SM_AUTOFREE char *why = sm_virt_last_error_dup();
+
 		sm_error("cannot start the commit of disk '%s' into '%s': %s; if another block "
 			 "job runs on it, wait for it or run 'virsh blockjob %s %s --abort', then "
-			 "resume the job", target, base_path, sm_virt_last_error(),
-			 virDomainGetName(dom), target);
+			 "resume the job", target, base_path, why, virDomainGetName(dom), target);
 		return -1;
 	}
 	return 0;
@@ -257,9 +258,10 @@ int sm_blockjob_pivot(virDomainPtr dom, const char *target, const char *expect_p
 int sm_blockjob_cancel(virDomainPtr dom, const char *target)
 {
 	if (virDomainBlockJobAbort(dom, target, 0) < 0) {
+		SM_AUTOFREE char *why = sm_virt_last_error_dup();
+
 		sm_error("cannot cancel the block job on disk '%s': %s; stop it with 'virsh "
-			 "blockjob %s %s --abort'", target, sm_virt_last_error(),
-			 virDomainGetName(dom), target);
+			 "blockjob %s %s --abort'", target, why, virDomainGetName(dom), target);
 		return -1;
 	}
 	return 0;
