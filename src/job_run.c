@@ -8,6 +8,7 @@
 #include "events.h"
 #include "hooks.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "run.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
@@ -49,6 +50,7 @@ void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans)
 	c->failed = sm_xcalloc(nplans, sizeof(*c->failed));
 	c->sync_mode = sm_xcalloc(nplans, sizeof(*c->sync_mode));
 	c->pivoting = sm_xcalloc(nplans, sizeof(*c->pivoting));
+	c->foreign = sm_xcalloc(nplans, sizeof(*c->foreign));
 	c->parallel = 1;
 	c->converge_timeout = 30;
 }
@@ -87,6 +89,7 @@ void sm_jobctx_release(struct sm_jobctx *c)
 	free(c->failed);
 	free(c->sync_mode);
 	free(c->pivoting);
+	free(c->foreign);
 	free(c->domain_name);
 	free(c->dest);
 	sm_domain_disks_release(&c->live);
@@ -106,8 +109,58 @@ int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const c
 	return SM_JOURNAL_TX(c->j, sm_journal_file_set(c->j, c->job, path, role, state));
 }
 
+/* Whether image is path (by name, or by device and inode). */
+static bool same_file(const char *image, const char *path, const struct stat *sb)
+{
+	struct stat ib;
+
+	if (!image)
+		return false;
+	if (sm_str_eq(image, path))
+		return true;
+	return sb && stat(image, &ib) == 0 && ib.st_dev == sb->st_dev && ib.st_ino == sb->st_ino;
+}
+
+/* A file the job made may still hold data a disk of the running domain
+ * needs (someone took a snapshot over it, committed or copied it): then it
+ * stays.  -1 with an error when it is in a live chain or the chains cannot
+ * be read. */
+static int check_unused(struct sm_jobctx *c, const char *path)
+{
+	SM_AUTOFREE char *xml = NULL;
+	struct sm_domain_disks now = { 0 };
+	struct stat sb;
+	bool exists = stat(path, &sb) == 0;
+	int ret = 0;
+
+	if (!c->dom || virDomainIsActive(c->dom) != 1 || !exists)
+		return 0;
+	xml = sm_virt_domain_xml(c->dom, false);
+	if (!xml || sm_chain_parse(xml, &now) < 0) {
+		sm_error("cannot make sure no disk of domain '%s' uses '%s' before removing it: "
+			 "%s; it stays: run 'snapmove resume %lld' once libvirt answers", c->domain_name,
+			 path, sm_error_message(), c->job);
+		return -1;
+	}
+	for (size_t d = 0; d < now.ndisks && ret == 0; d++)
+		for (size_t k = 0; k < now.disks[d].nchain; k++) {
+			if (!same_file(now.disks[d].chain[k].path, path, &sb))
+				continue;
+			sm_error("'%s' is still in the chain of disk '%s' of domain '%s', so job %lld "
+				 "keeps it (the chain changed under the job); see 'snapmove chain %s "
+				 "%s' and 'snapmove status %lld'", path, now.disks[d].target,
+				 c->domain_name, c->job, c->domain_name, now.disks[d].target, c->job);
+			ret = -1;
+			break;
+		}
+	sm_domain_disks_release(&now);
+	return ret;
+}
+
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
 {
+	if (check_unused(c, path) < 0)
+		return -1;
 	if (unlink(path) < 0 && errno != ENOENT) {
 		sm_error("cannot remove '%s': %s", path, strerror(errno));
 		return -1;
@@ -146,6 +199,136 @@ static bool todo(const struct sm_jobctx *c, size_t i, enum sm_disk_state from,
 		 enum sm_disk_state to)
 {
 	return !c->failed[i] && c->state[i] >= from && c->state[i] < to;
+}
+
+/* ---- the chain each phase expects ---- */
+
+/* What the journal says disk i runs on, its role in words, and the image
+ * right below it (NULL: not checked). */
+static const char *expected_top(const struct sm_jobctx *c, size_t i, const char **role,
+				const char **below)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+
+	*below = NULL;
+	switch (c->state[i]) {
+	case SM_DISK_PLANNED:
+		*role = "original image";
+		return p->images[0].src;
+	case SM_DISK_SNAPSHOTTED:
+	case SM_DISK_DEST_CREATED:
+	case SM_DISK_MIRRORING:
+	case SM_DISK_COPIED:
+	case SM_DISK_READY:
+		*role = "overlay";
+		*below = p->images[0].src;
+		return p->src_overlay;
+	case SM_DISK_PIVOTED:
+		*role = "destination overlay";
+		*below = p->images[0].dst;
+		return p->dst_overlay;
+	case SM_DISK_COLLAPSED:
+	case SM_DISK_DONE:
+	case SM_DISK_STATE_LAST:
+		break;
+	}
+	if (c->keep_overlay && c->state[i] == SM_DISK_DONE) {
+		*role = "destination overlay";
+		*below = p->images[0].dst;
+		return p->dst_overlay;
+	}
+	*role = "moved image";
+	return p->images[0].dst;
+}
+
+/* Disk d is not on top (its role for the job): say what changed. */
+static void chain_changed(const struct sm_jobctx *c, size_t i, const struct sm_disk *d,
+			  const char *top, const char *role)
+{
+	const char *target = c->plans[i].target;
+	const char *now = d->nchain > 0 && d->chain[0].path ? d->chain[0].path : "(no file)";
+
+	for (size_t k = 1; k < d->nchain; k++) {
+		if (!sm_str_eq(d->chain[k].path, top))
+			continue;
+		sm_error("disk '%s' is now on '%s', not on the job's %s '%s': somebody took a "
+			 "snapshot during the move; job %lld stops this disk and deleted nothing; "
+			 "fold the snapshot back with 'virsh blockcommit %s %s --active --base %s "
+			 "--pivot', then run 'snapmove resume %lld' (or 'snapmove abort %lld')",
+			 target, now, role, top, c->job, c->domain_name, target, top, c->job, c->job);
+		return;
+	}
+	sm_error("disk '%s' is now on '%s', not on the job's %s '%s': something else changed "
+		 "its chain during the move (a block commit, copy or pull, or a new source); "
+		 "job %lld stops this disk and deleted nothing: see 'snapmove chain %s %s' and "
+		 "'snapmove status %lld'", target, now, role, top, c->job, c->domain_name, target,
+		 c->job);
+}
+
+/* Before a phase acts on disk i: the live chain must be the one the journal
+ * expects (its top and the image below it), with no block job but the one
+ * snapmove runs there; the same check resume and abort make
+ * (sm_reconcile_disk) refuses what no state of the job explains.  -1 with
+ * an error naming what changed. */
+static int check_chain(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	SM_AUTOFREE char *xml = sm_virt_domain_xml(c->dom, false);
+	struct sm_domain_disks now = { 0 };
+	const struct sm_disk *d;
+	const char *role, *below;
+	const char *top = expected_top(c, i, &role, &below);
+	const char *job = c->mirroring[i] ? "copy" : c->committing[i] ? "active-commit" : NULL;
+	struct sm_observed o;
+	int ret = -1;
+
+	if (!xml || sm_chain_parse(xml, &now) < 0)
+		return -1;
+	d = sm_domain_disks_find(&now, p->target);
+	if (!d) {
+		sm_error("domain '%s' has no disk '%s' any more, so job %lld cannot go on; "
+			 "'snapmove status %lld' lists the files the job made", c->domain_name,
+			 p->target, c->job, c->job);
+		goto cleanup;
+	}
+	if (d->nchain == 0 || !sm_str_eq(d->chain[0].path, top)) {
+		chain_changed(c, i, d, top, role);
+		goto cleanup;
+	}
+	if (sm_reconcile_disk(c, p, d, c->state[i], true, true, &o) < 0)
+		goto cleanup;
+	if (below && (d->nchain < 2 || !sm_str_eq(d->chain[1].path, below))) {
+		sm_error("disk '%s' runs on the job's %s '%s' but over '%s', not over '%s': "
+			 "something else changed its chain during the move; job %lld stops this "
+			 "disk and deleted nothing: see 'snapmove chain %s %s' and 'snapmove "
+			 "status %lld'", p->target, role, top, d->nchain > 1 && d->chain[1].path ?
+			 d->chain[1].path : "(nothing)", below, c->job, c->domain_name, p->target,
+			 c->job);
+		goto cleanup;
+	}
+	if (d->mirror_job && !sm_str_eq(d->mirror_job, job)) {
+		sm_error("disk '%s' has a block job snapmove did not start ('%s'); job %lld stops "
+			 "this disk: wait for that job or cancel it with 'virsh blockjob %s %s "
+			 "--abort', then run 'snapmove resume %lld'", p->target, d->mirror_job,
+			 c->job, c->domain_name, p->target, c->job);
+		goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	sm_domain_disks_release(&now);
+	return ret;
+}
+
+/* check_chain, and on a mismatch stop disk i (its own block job cancelled,
+ * its definition left as libvirt keeps it).  false when it stopped. */
+static bool chain_ok(struct sm_jobctx *c, size_t i)
+{
+	if (check_chain(c, i) == 0)
+		return true;
+	c->foreign[i] = true;
+	disk_fail(c, i);
+	return false;
 }
 
 /* ---- snapshot ---- */
@@ -335,7 +518,8 @@ static int phase_mirror(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->mirroring[i])
+		if (!todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->mirroring[i] ||
+		    !chain_ok(c, i))
 			continue;
 		/* Always onto a fresh overlay: a mirror that was lost (libvirtd or
 		 * QEMU restart, a shutdown with TRANSIENT_JOB) may have left clusters
@@ -352,6 +536,11 @@ static int phase_mirror(struct sm_jobctx *c)
 			continue;
 		}
 		c->mirroring[i] = true;
+		/* A snapshot taken between the check and the start would make
+		 * this a mirror of the wrong image: look again (libvirt refuses
+		 * snapshots of a disk with a block job from now on). */
+		if (!chain_ok(c, i))
+			continue;
 		sm_crash_point("mirror:unjournaled");
 		if (c->state[i] < SM_DISK_MIRRORING &&
 		    sm_job_disk_state(c, i, SM_DISK_MIRRORING) < 0)
@@ -846,7 +1035,7 @@ static int phase_pivot(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED))
+		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED) || !chain_ok(c, i))
 			continue;
 		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, true) < 0)
 			return -1;
@@ -914,7 +1103,8 @@ static int wait_commit(struct sm_jobctx *c, size_t i)
 static int phase_collapse(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->committing[i])
+		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->committing[i] ||
+		    !chain_ok(c, i))
 			continue;
 		if (sm_blockjob_commit_start(c->v, c->dom, c->plans[i].target,
 					     c->plans[i].images[0].dst, c->bandwidth_mib) < 0)
@@ -927,10 +1117,15 @@ static int phase_collapse(struct sm_jobctx *c)
 
 		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED))
 			continue;
-		if (wait_commit(c, i) < 0 ||
-		    sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0) {
+		if (wait_commit(c, i) < 0) {
 			if (sm_interrupted)
 				return -1;
+			disk_fail(c, i);
+			continue;
+		}
+		if (!chain_ok(c, i))
+			continue;
+		if (sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0) {
 			disk_fail(c, i);
 			continue;
 		}
@@ -951,16 +1146,20 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
 {
 	struct sm_define_disk *defs = sm_xcalloc(c->nplans, sizeof(*defs));
 	int rewritten = 0, ret = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < c->nplans; i++) {
-		defs[i].target = c->plans[i].target;
-		defs[i].path = path_of(c, i);
-		defs[i].format = format_of(c, i);
-		defs[i].check_backing = backing_of != NULL;
-		defs[i].backing = backing_of ? backing_of(c, i) : NULL;
+		if (!path_of(c, i))
+			continue;
+		defs[n].target = c->plans[i].target;
+		defs[n].path = path_of(c, i);
+		defs[n].format = format_of(c, i);
+		defs[n].check_backing = backing_of != NULL;
+		defs[n].backing = backing_of ? backing_of(c, i) : NULL;
+		n++;
 	}
-	if (c->persistent && c->dom)
-		ret = sm_define_sync(sm_virt_conn(c->v), c->dom, defs, c->nplans, &rewritten);
+	if (c->persistent && c->dom && n)
+		ret = sm_define_sync(sm_virt_conn(c->v), c->dom, defs, n, &rewritten);
 	if (ret == 0 && rewritten)
 		sm_progress_say(c->pr, "  rewrote the persistent definition: libvirt had not "
 				"pointed it at the chain the domain uses");
@@ -972,6 +1171,8 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
  * disk, the overlay the domain runs on for one that failed. */
 static const char *define_path(const struct sm_jobctx *c, size_t i)
 {
+	if (c->foreign[i])
+		return NULL;  /* someone else's chain now: libvirt keeps it */
 	if (!c->failed[i] || c->state[i] >= SM_DISK_COLLAPSED)
 		return sm_job_final_path(c, i);
 	return c->state[i] >= SM_DISK_PIVOTED ? c->plans[i].dst_overlay : c->plans[i].src_overlay;
@@ -986,6 +1187,9 @@ static const char *define_format(const struct sm_jobctx *c, size_t i)
 
 static int phase_finalize(struct sm_jobctx *c)
 {
+	for (size_t i = 0; i < c->nplans; i++)
+		if (todo(c, i, SM_DISK_PIVOTED, SM_DISK_DONE))
+			chain_ok(c, i);
 	if (sm_job_define(c, define_path, define_format, NULL) < 0)
 		return -1;
 	for (size_t i = 0; i < c->nplans; i++) {
