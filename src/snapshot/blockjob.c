@@ -117,11 +117,85 @@ static void job_ended(virDomainPtr dom, const char *target, int status)
 	}
 }
 
+void sm_jobwatch_init(struct sm_jobwatch *w, double now)
+{
+	*w = (struct sm_jobwatch){
+		.seen_at = now,
+		.moved_at = now,
+		.lost_after = SM_BLOCKJOB_LOST_AFTER,
+		.stuck_after = SM_BLOCKJOB_STUCK_AFTER,
+	};
+}
+
+enum sm_jobwatch_verdict sm_jobwatch_step(struct sm_jobwatch *w, double now, bool exists,
+					  unsigned long long cur, unsigned long long end)
+{
+	if (!exists)
+		return now - w->seen_at >= w->lost_after ? SM_JOBWATCH_LOST : SM_JOBWATCH_WAIT;
+	w->seen_at = now;
+	if (!w->have || cur != w->cur || end != w->end) {
+		w->have = true;
+		w->cur = cur;
+		w->end = end;
+		w->moved_at = now;
+		return SM_JOBWATCH_WAIT;
+	}
+	return now - w->moved_at >= w->stuck_after ? SM_JOBWATCH_STUCK : SM_JOBWATCH_WAIT;
+}
+
+static void interrupted(const char *target)
+{
+	sm_error("interrupted while waiting for the block job on disk '%s'", target);
+}
+
+/* libvirt shows a job on target that QEMU has not had for w's bound. */
+static void job_lost(virDomainPtr dom, const char *target, const struct sm_jobwatch *w)
+{
+	SM_AUTOFREE char *xml = virDomainGetXMLDesc(dom, 0);
+	struct sm_domain_disks disks = { 0 };
+	const struct sm_disk *d = NULL;
+	const char *name = virDomainGetName(dom);
+
+	if (xml && sm_chain_parse(xml, &disks) == 0)
+		d = sm_domain_disks_find(&disks, target);
+	if (d && d->mirror_pivoting && d->nchain > 0)
+		sm_error("libvirt shows the '%s' job of disk '%s' pivoting, but QEMU has had no "
+			 "block job on that disk for %.0f s: libvirtd was probably restarted during "
+			 "the pivot and lost track of it, so resuming cannot make progress; QEMU "
+			 "writes to '%s' if the pivot happened, else to '%s': ask it with 'virsh "
+			 "qemu-monitor-command %s --hmp info block', commit or delete neither file, "
+			 "and restart libvirtd so it reads QEMU's state again before resuming",
+			 d->mirror_job, target, w->lost_after,
+			 d->mirror_path ? d->mirror_path : "(unknown)",
+			 d->chain[0].path ? d->chain[0].path : "(unknown)", name);
+	else
+		sm_error("libvirt shows a '%s' job on disk '%s', but QEMU has had no block job on "
+			 "that disk for %.0f s (it ended and libvirt missed it: was libvirtd "
+			 "restarted?), so waiting cannot make progress; restart libvirtd so it reads "
+			 "QEMU's state again, then resume the job",
+			 d && d->mirror_job ? d->mirror_job : "block", target, w->lost_after);
+	sm_domain_disks_release(&disks);
+}
+
+static void job_stuck(virDomainPtr dom, const char *target, const struct sm_jobwatch *w)
+{
+	const char *name = virDomainGetName(dom);
+
+	sm_error("the block job on disk '%s' has made no progress for %.0f s (%llu of %llu "
+		 "bytes); see 'virsh blockjob %s %s --info' and the domain's log "
+		 "'/var/log/libvirt/qemu/%s.log', then resume the job", target, w->stuck_after,
+		 w->cur, w->end, name, target, name);
+}
+
 int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *target)
 {
+	struct sm_jobwatch w;
+
+	sm_jobwatch_init(&w, sm_monotonic());
 	for (;;) {
 		unsigned long seen = sm_virt_job_event_seq(v);
 		int status = sm_virt_job_event_status(v, target);
+		virDomainBlockJobInfo info;
 		int rc;
 
 		if (status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
@@ -130,11 +204,22 @@ int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *targe
 			job_ended(dom, target, status);
 			return -1;
 		}
-		rc = sm_blockjob_running(dom, target);
-		if (rc < 0)
+		if (sm_interrupted) {
+			interrupted(target);
 			return -1;
+		}
+		rc = virDomainGetBlockJobInfo(dom, target, &info, 0);
+		if (rc < 0) {
+			sm_virt_error("cannot read the block job of disk '%s'", target);
+			return -1;
+		}
 		if (rc == 0)
 			return 0;  /* finished before we looked */
+		if (sm_jobwatch_step(&w, sm_monotonic(), true, info.cur, info.end) ==
+		    SM_JOBWATCH_STUCK) {
+			job_stuck(dom, target, &w);
+			return -1;
+		}
 		sm_virt_job_event_wait(v, seen, 500);
 	}
 }
@@ -159,24 +244,30 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 			   size_t n, sm_blockjob_progress_fn progress, void *ctx)
 {
 	bool *ready = sm_xcalloc(n, sizeof(*ready));
+	struct sm_jobwatch *watch = sm_xcalloc(n, sizeof(*watch));
 	size_t nready = 0;
 	int ret = -1;
 
+	for (size_t i = 0; i < n; i++)
+		sm_jobwatch_init(&watch[i], sm_monotonic());
 	while (nready < n) {
 		unsigned long seen = sm_virt_job_event_seq(v);
 
 		for (size_t i = 0; i < n; i++) {
-			int status, xr;
+			int status, xr, rc;
 			virDomainBlockJobInfo info;
 
 			if (ready[i])
 				continue;
+			if (sm_interrupted) {
+				interrupted(targets[i]);
+				goto cleanup;
+			}
 			status = sm_virt_job_event_status(v, targets[i]);
 			if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
 				/* An old event outlives a job lost since (domain destroyed,
 				 * libvirtd restarted): the job must still be there. */
-				int rc = sm_blockjob_running(dom, targets[i]);
-
+				rc = sm_blockjob_running(dom, targets[i]);
 				if (rc < 0)
 					goto cleanup;
 				if (rc == 0) {
@@ -205,8 +296,25 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 					 "down or the job cancelled?)", targets[i]);
 				goto cleanup;
 			}
-			if (progress && virDomainGetBlockJobInfo(dom, targets[i], &info, 0) == 1 &&
-			    !progress(ctx, targets[i], info.cur, info.end)) {
+			/* The XML shows a job that is not ready: QEMU must run it,
+			 * and it must move. */
+			rc = virDomainGetBlockJobInfo(dom, targets[i], &info, 0);
+			if (rc < 0) {
+				sm_virt_error("cannot read the block job of disk '%s'", targets[i]);
+				goto cleanup;
+			}
+			switch (sm_jobwatch_step(&watch[i], sm_monotonic(), rc == 1,
+						 rc == 1 ? info.cur : 0, rc == 1 ? info.end : 0)) {
+			case SM_JOBWATCH_WAIT:
+				break;
+			case SM_JOBWATCH_LOST:
+				job_lost(dom, targets[i], &watch[i]);
+				goto cleanup;
+			case SM_JOBWATCH_STUCK:
+				job_stuck(dom, targets[i], &watch[i]);
+				goto cleanup;
+			}
+			if (progress && rc == 1 && !progress(ctx, targets[i], info.cur, info.end)) {
 				sm_error("interrupted while waiting for the block job on disk '%s'",
 					 targets[i]);
 				goto cleanup;
@@ -219,6 +327,7 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 
 cleanup:
 	free(ready);
+	free(watch);
 	return ret;
 }
 
