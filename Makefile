@@ -6,7 +6,7 @@ DESTDIR ?=
 BUILD ?= build$(if $(SANITIZE),-sanitize)
 
 CC ?= cc
-PKGS = libvirt libxml-2.0 sqlite3 json-c libxxhash
+PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -178,20 +179,54 @@ const char *sm_job_final_format(const struct sm_jobctx *c, size_t i)
 	return c->keep_overlay ? "qcow2" : c->plans[i].images[0].dst_format;
 }
 
+/* Stop disk i's block job, unless it has ended by itself: a job that failed
+ * (ENOSPC) is concluded in QEMU until libvirt dismisses it, and cancelling
+ * or pivoting it only fails ("cannot accept command verb").  0 when no job
+ * of ours runs any more. */
+static int stop_job(struct sm_jobctx *c, size_t i)
+{
+	if (!c->dom || (!c->mirroring[i] && !c->committing[i]))
+		return 0;
+	if (sm_blockjob_ended(c->v, c->plans[i].target) ||
+	    sm_blockjob_running(c->dom, c->plans[i].target) == 0 ||
+	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0) {
+		c->mirroring[i] = c->committing[i] = false;
+		return 0;
+	}
+	return -1;
+}
+
 /* Disk i failed on its own: record why, stop its block job so the domain
  * stays on a consistent chain for it, and let the other disks go on. */
 static void disk_fail(struct sm_jobctx *c, size_t i)
 {
-	const char *why = sm_error_message();
+	SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
 
 	free(c->failed[i]);
 	c->failed[i] = sm_xstrdup(why);
 	sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i], why);
 	sm_progress_say(c->pr, "  %s: stopped: %s", c->plans[i].target, why);
 	sm_event_warning(c->job, c->plans[i].target, why);
-	if (c->dom && (c->mirroring[i] || c->committing[i]) &&
-	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
-		c->mirroring[i] = c->committing[i] = false;
+	stop_job(c, i);
+	sm_error("%s", why);
+}
+
+/* A block job writing to the destination failed: name the destination's
+ * free space, and when QEMU says it is full, what to do. */
+static void add_dest_space(struct sm_jobctx *c)
+{
+	SM_AUTOFREE char *msg = sm_xstrdup(sm_error_message());
+	struct statvfs sv;
+	char b[32];
+
+	if (statvfs(c->dest, &sv) < 0)
+		return;
+	sm_format_bytes((unsigned long long)sv.f_bavail * sv.f_frsize, b, sizeof(b));
+	if (strstr(msg, "No space left on device"))
+		sm_error("%s: the destination '%s' is full (%s free); make room there, then run "
+			 "'snapmove resume %lld'", msg, c->dest, b, c->job);
+	else
+		sm_error("%s (the destination '%s' has %s free)", msg, c->dest, b);
 }
 
 /* Disks a phase works on: not failed, and in [from, to). */
@@ -1005,6 +1040,8 @@ static int phase_sync(struct sm_jobctx *c)
 		if (rc < 0) {
 			if (sm_interrupted)
 				return -1;
+			if (sm_blockjob_ended(c->v, c->plans[i].target))
+				add_dest_space(c);
 			disk_fail(c, i);
 			continue;
 		}
@@ -1037,6 +1074,12 @@ static int phase_pivot(struct sm_jobctx *c)
 
 		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED) || !chain_ok(c, i))
 			continue;
+		/* A mirror that failed after it was ready is not pivoted. */
+		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
+			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
 		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, true) < 0)
 			return -1;
 		c->pivoting[i] = true;
@@ -1050,7 +1093,12 @@ static int phase_pivot(struct sm_jobctx *c)
 				c->pivoting[i] = false;
 				sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
 			}
-			sm_error("%s", msg);
+			/* The job failed between the look and the pivot: its cause. */
+			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
+			    sm_blockjob_ended(c->v, p->target))
+				add_dest_space(c);
+			else
+				sm_error("%s", msg);
 			disk_fail(c, i);
 			continue;
 		}
@@ -1120,12 +1168,26 @@ static int phase_collapse(struct sm_jobctx *c)
 		if (wait_commit(c, i) < 0) {
 			if (sm_interrupted)
 				return -1;
+			if (sm_blockjob_ended(c->v, p->target))
+				add_dest_space(c);
 			disk_fail(c, i);
 			continue;
 		}
 		if (!chain_ok(c, i))
 			continue;
+		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
+			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
 		if (sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0) {
+			SM_AUTOFREE char *msg = sm_xstrdup(sm_error_message());
+
+			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
+			    sm_blockjob_ended(c->v, p->target))
+				add_dest_space(c);
+			else
+				sm_error("%s", msg);
 			disk_fail(c, i);
 			continue;
 		}
@@ -1347,14 +1409,9 @@ static void fail_job(struct sm_jobctx *c)
 
 	snprintf(msg, sizeof(msg), "%s", sm_error_message());
 	sm_progress_end(c->pr);
-	for (size_t i = 0; c->dom && i < c->nplans; i++) {
-		if (!c->mirroring[i] && !c->committing[i])
-			continue;
-		if (sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
-			c->mirroring[i] = c->committing[i] = false;
-		else
+	for (size_t i = 0; c->dom && i < c->nplans; i++)
+		if (stop_job(c, i) < 0)
 			sm_progress_say(c->pr, "warning: %s", sm_error_message());
-	}
 	sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
 	report_disks(c);
 	sm_hooks_run(c, "on_failure");

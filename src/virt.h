@@ -10,6 +10,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct sm_virt;
 
@@ -52,6 +53,9 @@ void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom);
  * then on.  Then poll the last status seen (-1 while none). */
 void sm_virt_job_event_reset(struct sm_virt *v, const char *target, int type);
 int sm_virt_job_event_status(struct sm_virt *v, const char *target);
+/* QEMU's error text of target's job that failed since the reset (from its
+ * BLOCK_JOB_COMPLETED monitor event), into buf; false when there is none. */
+bool sm_virt_job_error(struct sm_virt *v, const char *target, char *buf, size_t len);
 /* How many events have arrived: taken before looking at the state, and given
  * to sm_virt_job_event_wait, so an event that comes between the look and the
  * wait ends the wait at once instead of being slept through. */

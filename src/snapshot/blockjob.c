@@ -92,19 +92,28 @@ int sm_blockjob_stream_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 	return 0;
 }
 
-/* The block job on target ended early: status is its last event. */
-static void job_ended(virDomainPtr dom, const char *target, int status)
+/* The block job on target ended early: status is its last event.  QEMU's
+ * own error text comes with its BLOCK_JOB_COMPLETED event, which may come
+ * a little after libvirt's: it is waited for up to a second. */
+static void job_ended(struct sm_virt *v, virDomainPtr dom, const char *target, int status)
 {
 	const char *name = virDomainGetName(dom);
+	char why[256] = "";
 
+	if (status == VIR_DOMAIN_BLOCK_JOB_FAILED)
+		for (int i = 0; i < 10 && !sm_virt_job_error(v, target, why, sizeof(why)); i++)
+			sm_virt_job_event_wait(v, sm_virt_job_event_seq(v), 100);
 	switch (status) {
 	case VIR_DOMAIN_BLOCK_JOB_COMPLETED:
 		sm_error("the block job on disk '%s' completed before it was ready; see the "
 			 "domain's log '/var/log/libvirt/qemu/%s.log'", target, name);
 		break;
 	case VIR_DOMAIN_BLOCK_JOB_FAILED:
-		sm_error("the block job on disk '%s' failed; see the domain's log "
-			 "'/var/log/libvirt/qemu/%s.log'", target, name);
+		if (why[0])
+			sm_error("the block job on disk '%s' failed: QEMU says '%s'", target, why);
+		else
+			sm_error("the block job on disk '%s' failed; see the domain's log "
+				 "'/var/log/libvirt/qemu/%s.log'", target, name);
 		break;
 	case VIR_DOMAIN_BLOCK_JOB_CANCELED:
 		sm_error("the block job on disk '%s' was cancelled; see the domain's log "
@@ -115,6 +124,41 @@ static void job_ended(virDomainPtr dom, const char *target, int status)
 			 "'/var/log/libvirt/qemu/%s.log'", target, name);
 		break;
 	}
+}
+
+bool sm_blockjob_ended(struct sm_virt *v, const char *target)
+{
+	int status = sm_virt_job_event_status(v, target);
+
+	return status == VIR_DOMAIN_BLOCK_JOB_FAILED || status == VIR_DOMAIN_BLOCK_JOB_CANCELED ||
+	       status == VIR_DOMAIN_BLOCK_JOB_COMPLETED;
+}
+
+int sm_blockjob_alive(struct sm_virt *v, virDomainPtr dom, const char *target)
+{
+	int rc;
+
+	/* A job that failed may still be listed, concluded, until libvirt has
+	 * dismissed it: its event says first. */
+	if (sm_blockjob_ended(v, target)) {
+		job_ended(v, dom, target, sm_virt_job_event_status(v, target));
+		return -1;
+	}
+	rc = sm_blockjob_running(dom, target);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		/* Gone: its event may be on the way. */
+		for (int i = 0; i < 10 && !sm_blockjob_ended(v, target); i++)
+			sm_virt_job_event_wait(v, sm_virt_job_event_seq(v), 100);
+		if (sm_blockjob_ended(v, target))
+			job_ended(v, dom, target, sm_virt_job_event_status(v, target));
+		else
+			sm_error("the block job on disk '%s' is gone (was the domain shut down or "
+				 "the job cancelled?)", target);
+		return -1;
+	}
+	return 0;
 }
 
 void sm_jobwatch_init(struct sm_jobwatch *w, double now)
@@ -201,7 +245,7 @@ int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *targe
 		if (status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
 			return 0;
 		if (status == VIR_DOMAIN_BLOCK_JOB_FAILED || status == VIR_DOMAIN_BLOCK_JOB_CANCELED) {
-			job_ended(dom, target, status);
+			job_ended(v, dom, target, status);
 			return -1;
 		}
 		if (sm_interrupted) {
@@ -280,7 +324,7 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 				continue;
 			}
 			if (status >= 0) {
-				job_ended(dom, targets[i], status);
+				job_ended(v, dom, targets[i], status);
 				goto cleanup;
 			}
 			xr = xml_mirror_ready(dom, targets[i]);

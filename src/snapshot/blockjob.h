@@ -65,6 +65,12 @@ typedef bool (*sm_blockjob_progress_fn)(void *ctx, const char *target,
 /* Wait until the jobs on every target are ready to pivot. */
 int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *const *targets,
 			   size_t n, sm_blockjob_progress_fn progress, void *ctx);
+/* Whether target's job has ended (failed, cancelled or completed) by its
+ * last event: such a job must be neither pivoted nor cancelled. */
+bool sm_blockjob_ended(struct sm_virt *v, const char *target);
+/* 0 when target's job still runs; else -1 with why it ended (QEMU's error
+ * text for a failed job). */
+int sm_blockjob_alive(struct sm_virt *v, virDomainPtr dom, const char *target);
 /* Pivot target's job and check the disk's active image is now expect_path. */
 int sm_blockjob_pivot(virDomainPtr dom, const char *target, const char *expect_path);
 /* Cancel target's job without pivoting; the disk stays on its current image. */
