@@ -488,6 +488,35 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 					   0) < 0 ? -1 : 0);
 }
 
+/* The size of disk i now (virsh blockresize may have changed it since the
+ * plan: QEMU refuses it while a block job runs, not between jobs).  The
+ * overlays follow it: a mirror onto a target of another size fails at
+ * once.  The change is said and journaled. */
+static int follow_size(struct sm_jobctx *c, size_t i)
+{
+	struct sm_plan_disk *p = &c->plans[i];
+	virDomainBlockInfo info;
+	char was[32], now[32];
+	SM_AUTOFREE char *why = NULL;
+
+	if (!c->dom || !c->running)
+		return 0;
+	if (virDomainGetBlockInfo(c->dom, p->target, &info, 0) < 0) {
+		sm_virt_error("cannot read the size of disk '%s'", p->target);
+		return -1;
+	}
+	if (info.capacity == p->virtual_size)
+		return 0;
+	why = sm_xasprintf("disk '%s' was resized from %s to %s during the move (virsh "
+			   "blockresize); its destination overlay follows the new size", p->target,
+			   sm_format_bytes(p->virtual_size, was, sizeof(was)),
+			   sm_format_bytes(info.capacity, now, sizeof(now)));
+	sm_progress_say(c->pr, "  %s", why);
+	sm_event_warning(c->job, p->target, why);
+	p->virtual_size = info.capacity;
+	return sm_journal_disk_set_size(c->j, c->job, p->target, info.capacity);
+}
+
 /* (Re)create the destination overlay: a new, empty mirror target. */
 static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 {
@@ -562,7 +591,7 @@ static int phase_mirror(struct sm_jobctx *c)
 		 * overlay anyway. */
 		if (c->sync_writes == SM_SYNC_WRITES_ON)
 			c->sync_mode[i] = true;
-		if (create_dst_overlay(c, i) < 0 ||
+		if (follow_size(c, i) < 0 || create_dst_overlay(c, i) < 0 ||
 		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
 					     c->bandwidth_mib, c->persistent, c->sync_mode[i]) < 0 ||
 		    (c->sync_mode[i] &&
