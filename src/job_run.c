@@ -602,9 +602,22 @@ static int phase_mirror(struct sm_jobctx *c)
 		c->mirroring[i] = true;
 		/* A snapshot taken between the check and the start would make
 		 * this a mirror of the wrong image: look again (libvirt refuses
-		 * snapshots of a disk with a block job from now on). */
-		if (!chain_ok(c, i))
+		 * snapshots of a disk with a block job from now on).  A mirror
+		 * that failed at once (libvirt shows <mirror job=''> for it a
+		 * moment) is reported by its own cause. */
+		if (check_chain(c, i) < 0) {
+			SM_AUTOFREE char *msg = sm_xstrdup(sm_error_message());
+
+			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
+			    sm_blockjob_ended(c->v, p->target)) {
+				add_dest_space(c);
+			} else {
+				sm_error("%s", msg);
+				c->foreign[i] = true;
+			}
+			disk_fail(c, i);
 			continue;
+		}
 		sm_crash_point("mirror:unjournaled");
 		if (c->state[i] < SM_DISK_MIRRORING &&
 		    sm_job_disk_state(c, i, SM_DISK_MIRRORING) < 0)
