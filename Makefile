@@ -6,7 +6,7 @@ DESTDIR ?=
 BUILD ?= build$(if $(SANITIZE),-sanitize)
 
 CC ?= cc
-PKGS = libvirt libxml-2.0 sqlite3 json-c libxxhash
+PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -30,7 +30,7 @@ LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
 CLI_SRCS = src/main.c src/cli.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c src/cmd_copy.c src/cmd_resume.c src/cmd_verify.c src/cmd_cleanup.c \
 	   src/cmd_rebalance.c
-UNIT_TESTS = test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile
+UNIT_TESTS = test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS = $(CLI_SRCS:%.c=$(BUILD)/%.o)

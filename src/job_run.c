@@ -8,6 +8,7 @@
 #include "events.h"
 #include "hooks.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "run.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -50,6 +52,7 @@ void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans)
 	c->failed = sm_xcalloc(nplans, sizeof(*c->failed));
 	c->sync_mode = sm_xcalloc(nplans, sizeof(*c->sync_mode));
 	c->pivoting = sm_xcalloc(nplans, sizeof(*c->pivoting));
+	c->foreign = sm_xcalloc(nplans, sizeof(*c->foreign));
 	c->parallel = 1;
 	c->converge_timeout = 30;
 }
@@ -88,6 +91,7 @@ void sm_jobctx_release(struct sm_jobctx *c)
 	free(c->failed);
 	free(c->sync_mode);
 	free(c->pivoting);
+	free(c->foreign);
 	free(c->domain_name);
 	free(c->dest);
 	sm_domain_disks_release(&c->live);
@@ -107,8 +111,58 @@ int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const c
 	return SM_JOURNAL_TX(c->j, sm_journal_file_set(c->j, c->job, path, role, state));
 }
 
+/* Whether image is path (by name, or by device and inode). */
+static bool same_file(const char *image, const char *path, const struct stat *sb)
+{
+	struct stat ib;
+
+	if (!image)
+		return false;
+	if (sm_str_eq(image, path))
+		return true;
+	return sb && stat(image, &ib) == 0 && ib.st_dev == sb->st_dev && ib.st_ino == sb->st_ino;
+}
+
+/* A file the job made may still hold data a disk of the running domain
+ * needs (someone took a snapshot over it, committed or copied it): then it
+ * stays.  -1 with an error when it is in a live chain or the chains cannot
+ * be read. */
+static int check_unused(struct sm_jobctx *c, const char *path)
+{
+	SM_AUTOFREE char *xml = NULL;
+	struct sm_domain_disks now = { 0 };
+	struct stat sb;
+	bool exists = stat(path, &sb) == 0;
+	int ret = 0;
+
+	if (!c->dom || virDomainIsActive(c->dom) != 1 || !exists)
+		return 0;
+	xml = sm_virt_domain_xml(c->dom, false);
+	if (!xml || sm_chain_parse(xml, &now) < 0) {
+		sm_error("cannot make sure no disk of domain '%s' uses '%s' before removing it: "
+			 "%s; it stays: run 'snapmove resume %lld' once libvirt answers", c->domain_name,
+			 path, sm_error_message(), c->job);
+		return -1;
+	}
+	for (size_t d = 0; d < now.ndisks && ret == 0; d++)
+		for (size_t k = 0; k < now.disks[d].nchain; k++) {
+			if (!same_file(now.disks[d].chain[k].path, path, &sb))
+				continue;
+			sm_error("'%s' is still in the chain of disk '%s' of domain '%s', so job %lld "
+				 "keeps it (the chain changed under the job); see 'snapmove chain %s "
+				 "%s' and 'snapmove status %lld'", path, now.disks[d].target,
+				 c->domain_name, c->job, c->domain_name, now.disks[d].target, c->job);
+			ret = -1;
+			break;
+		}
+	sm_domain_disks_release(&now);
+	return ret;
+}
+
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
 {
+	if (check_unused(c, path) < 0)
+		return -1;
 	if (unlink(path) < 0 && errno != ENOENT) {
 		sm_error("cannot remove '%s': %s", path, strerror(errno));
 		return -1;
@@ -126,20 +180,54 @@ const char *sm_job_final_format(const struct sm_jobctx *c, size_t i)
 	return c->keep_overlay ? "qcow2" : c->plans[i].images[0].dst_format;
 }
 
+/* Stop disk i's block job, unless it has ended by itself: a job that failed
+ * (ENOSPC) is concluded in QEMU until libvirt dismisses it, and cancelling
+ * or pivoting it only fails ("cannot accept command verb").  0 when no job
+ * of ours runs any more. */
+static int stop_job(struct sm_jobctx *c, size_t i)
+{
+	if (!c->dom || (!c->mirroring[i] && !c->committing[i]))
+		return 0;
+	if (sm_blockjob_ended(c->v, c->plans[i].target) ||
+	    sm_blockjob_running(c->dom, c->plans[i].target) == 0 ||
+	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0) {
+		c->mirroring[i] = c->committing[i] = false;
+		return 0;
+	}
+	return -1;
+}
+
 /* Disk i failed on its own: record why, stop its block job so the domain
  * stays on a consistent chain for it, and let the other disks go on. */
 static void disk_fail(struct sm_jobctx *c, size_t i)
 {
-	const char *why = sm_error_message();
+	SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
 
 	free(c->failed[i]);
 	c->failed[i] = sm_xstrdup(why);
 	sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i], why);
 	sm_progress_say(c->pr, "  %s: stopped: %s", c->plans[i].target, why);
 	sm_event_warning(c->job, c->plans[i].target, why);
-	if (c->dom && (c->mirroring[i] || c->committing[i]) &&
-	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
-		c->mirroring[i] = c->committing[i] = false;
+	stop_job(c, i);
+	sm_error("%s", why);
+}
+
+/* A block job writing to the destination failed: name the destination's
+ * free space, and when QEMU says it is full, what to do. */
+static void add_dest_space(struct sm_jobctx *c)
+{
+	SM_AUTOFREE char *msg = sm_xstrdup(sm_error_message());
+	struct statvfs sv;
+	char b[32];
+
+	if (statvfs(c->dest, &sv) < 0)
+		return;
+	sm_format_bytes((unsigned long long)sv.f_bavail * sv.f_frsize, b, sizeof(b));
+	if (strstr(msg, "No space left on device"))
+		sm_error("%s: the destination '%s' is full (%s free); make room there, then run "
+			 "'snapmove resume %lld'", msg, c->dest, b, c->job);
+	else
+		sm_error("%s (the destination '%s' has %s free)", msg, c->dest, b);
 }
 
 /* Disks a phase works on: not failed, and in [from, to). */
@@ -147,6 +235,136 @@ static bool todo(const struct sm_jobctx *c, size_t i, enum sm_disk_state from,
 		 enum sm_disk_state to)
 {
 	return !c->failed[i] && c->state[i] >= from && c->state[i] < to;
+}
+
+/* ---- the chain each phase expects ---- */
+
+/* What the journal says disk i runs on, its role in words, and the image
+ * right below it (NULL: not checked). */
+static const char *expected_top(const struct sm_jobctx *c, size_t i, const char **role,
+				const char **below)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+
+	*below = NULL;
+	switch (c->state[i]) {
+	case SM_DISK_PLANNED:
+		*role = "original image";
+		return p->images[0].src;
+	case SM_DISK_SNAPSHOTTED:
+	case SM_DISK_DEST_CREATED:
+	case SM_DISK_MIRRORING:
+	case SM_DISK_COPIED:
+	case SM_DISK_READY:
+		*role = "overlay";
+		*below = p->images[0].src;
+		return p->src_overlay;
+	case SM_DISK_PIVOTED:
+		*role = "destination overlay";
+		*below = p->images[0].dst;
+		return p->dst_overlay;
+	case SM_DISK_COLLAPSED:
+	case SM_DISK_DONE:
+	case SM_DISK_STATE_LAST:
+		break;
+	}
+	if (c->keep_overlay && c->state[i] == SM_DISK_DONE) {
+		*role = "destination overlay";
+		*below = p->images[0].dst;
+		return p->dst_overlay;
+	}
+	*role = "moved image";
+	return p->images[0].dst;
+}
+
+/* Disk d is not on top (its role for the job): say what changed. */
+static void chain_changed(const struct sm_jobctx *c, size_t i, const struct sm_disk *d,
+			  const char *top, const char *role)
+{
+	const char *target = c->plans[i].target;
+	const char *now = d->nchain > 0 && d->chain[0].path ? d->chain[0].path : "(no file)";
+
+	for (size_t k = 1; k < d->nchain; k++) {
+		if (!sm_str_eq(d->chain[k].path, top))
+			continue;
+		sm_error("disk '%s' is now on '%s', not on the job's %s '%s': somebody took a "
+			 "snapshot during the move; job %lld stops this disk and deleted nothing; "
+			 "fold the snapshot back with 'virsh blockcommit %s %s --active --base %s "
+			 "--pivot', then run 'snapmove resume %lld' (or 'snapmove abort %lld')",
+			 target, now, role, top, c->job, c->domain_name, target, top, c->job, c->job);
+		return;
+	}
+	sm_error("disk '%s' is now on '%s', not on the job's %s '%s': something else changed "
+		 "its chain during the move (a block commit, copy or pull, or a new source); "
+		 "job %lld stops this disk and deleted nothing: see 'snapmove chain %s %s' and "
+		 "'snapmove status %lld'", target, now, role, top, c->job, c->domain_name, target,
+		 c->job);
+}
+
+/* Before a phase acts on disk i: the live chain must be the one the journal
+ * expects (its top and the image below it), with no block job but the one
+ * snapmove runs there; the same check resume and abort make
+ * (sm_reconcile_disk) refuses what no state of the job explains.  -1 with
+ * an error naming what changed. */
+static int check_chain(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	SM_AUTOFREE char *xml = sm_virt_domain_xml(c->dom, false);
+	struct sm_domain_disks now = { 0 };
+	const struct sm_disk *d;
+	const char *role, *below;
+	const char *top = expected_top(c, i, &role, &below);
+	const char *job = c->mirroring[i] ? "copy" : c->committing[i] ? "active-commit" : NULL;
+	struct sm_observed o;
+	int ret = -1;
+
+	if (!xml || sm_chain_parse(xml, &now) < 0)
+		return -1;
+	d = sm_domain_disks_find(&now, p->target);
+	if (!d) {
+		sm_error("domain '%s' has no disk '%s' any more, so job %lld cannot go on; "
+			 "'snapmove status %lld' lists the files the job made", c->domain_name,
+			 p->target, c->job, c->job);
+		goto cleanup;
+	}
+	if (d->nchain == 0 || !sm_str_eq(d->chain[0].path, top)) {
+		chain_changed(c, i, d, top, role);
+		goto cleanup;
+	}
+	if (sm_reconcile_disk(c, p, d, c->state[i], true, true, &o) < 0)
+		goto cleanup;
+	if (below && (d->nchain < 2 || !sm_str_eq(d->chain[1].path, below))) {
+		sm_error("disk '%s' runs on the job's %s '%s' but over '%s', not over '%s': "
+			 "something else changed its chain during the move; job %lld stops this "
+			 "disk and deleted nothing: see 'snapmove chain %s %s' and 'snapmove "
+			 "status %lld'", p->target, role, top, d->nchain > 1 && d->chain[1].path ?
+			 d->chain[1].path : "(nothing)", below, c->job, c->domain_name, p->target,
+			 c->job);
+		goto cleanup;
+	}
+	if (d->mirror_job && !sm_str_eq(d->mirror_job, job)) {
+		sm_error("disk '%s' has a block job snapmove did not start ('%s'); job %lld stops "
+			 "this disk: wait for that job or cancel it with 'virsh blockjob %s %s "
+			 "--abort', then run 'snapmove resume %lld'", p->target, d->mirror_job,
+			 c->job, c->domain_name, p->target, c->job);
+		goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	sm_domain_disks_release(&now);
+	return ret;
+}
+
+/* check_chain, and on a mismatch stop disk i (its own block job cancelled,
+ * its definition left as libvirt keeps it).  false when it stopped. */
+static bool chain_ok(struct sm_jobctx *c, size_t i)
+{
+	if (check_chain(c, i) == 0)
+		return true;
+	c->foreign[i] = true;
+	disk_fail(c, i);
+	return false;
 }
 
 /* ---- snapshot ---- */
@@ -273,6 +491,35 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 					   0) < 0 ? -1 : 0);
 }
 
+/* The size of disk i now (virsh blockresize may have changed it since the
+ * plan: QEMU refuses it while a block job runs, not between jobs).  The
+ * overlays follow it: a mirror onto a target of another size fails at
+ * once.  The change is said and journaled. */
+static int follow_size(struct sm_jobctx *c, size_t i)
+{
+	struct sm_plan_disk *p = &c->plans[i];
+	virDomainBlockInfo info;
+	char was[32], now[32];
+	SM_AUTOFREE char *why = NULL;
+
+	if (!c->dom || !c->running)
+		return 0;
+	if (virDomainGetBlockInfo(c->dom, p->target, &info, 0) < 0) {
+		sm_virt_error("cannot read the size of disk '%s'", p->target);
+		return -1;
+	}
+	if (info.capacity == p->virtual_size)
+		return 0;
+	why = sm_xasprintf("disk '%s' was resized from %s to %s during the move (virsh "
+			   "blockresize); its destination overlay follows the new size", p->target,
+			   sm_format_bytes(p->virtual_size, was, sizeof(was)),
+			   sm_format_bytes(info.capacity, now, sizeof(now)));
+	sm_progress_say(c->pr, "  %s", why);
+	sm_event_warning(c->job, p->target, why);
+	p->virtual_size = info.capacity;
+	return sm_journal_disk_set_size(c->j, c->job, p->target, info.capacity);
+}
+
 /* (Re)create the destination overlay: a new, empty mirror target. */
 static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 {
@@ -338,7 +585,8 @@ static int phase_mirror(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->mirroring[i])
+		if (!todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->mirroring[i] ||
+		    !chain_ok(c, i))
 			continue;
 		/* Always onto a fresh overlay: a mirror that was lost (libvirtd or
 		 * QEMU restart, a shutdown with TRANSIENT_JOB) may have left clusters
@@ -346,7 +594,7 @@ static int phase_mirror(struct sm_jobctx *c)
 		 * overlay anyway. */
 		if (c->sync_writes == SM_SYNC_WRITES_ON)
 			c->sync_mode[i] = true;
-		if (create_dst_overlay(c, i) < 0 ||
+		if (follow_size(c, i) < 0 || create_dst_overlay(c, i) < 0 ||
 		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
 					     c->bandwidth_mib, c->persistent, c->sync_mode[i]) < 0 ||
 		    (c->sync_mode[i] &&
@@ -355,6 +603,24 @@ static int phase_mirror(struct sm_jobctx *c)
 			continue;
 		}
 		c->mirroring[i] = true;
+		/* A snapshot taken between the check and the start would make
+		 * this a mirror of the wrong image: look again (libvirt refuses
+		 * snapshots of a disk with a block job from now on).  A mirror
+		 * that failed at once (libvirt shows <mirror job=''> for it a
+		 * moment) is reported by its own cause. */
+		if (check_chain(c, i) < 0) {
+			SM_AUTOFREE char *msg = sm_xstrdup(sm_error_message());
+
+			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
+			    sm_blockjob_ended(c->v, p->target)) {
+				add_dest_space(c);
+			} else {
+				sm_error("%s", msg);
+				c->foreign[i] = true;
+			}
+			disk_fail(c, i);
+			continue;
+		}
 		sm_crash_point("mirror:unjournaled");
 		if (c->state[i] < SM_DISK_MIRRORING &&
 		    sm_job_disk_state(c, i, SM_DISK_MIRRORING) < 0)
@@ -901,6 +1167,8 @@ static int phase_sync(struct sm_jobctx *c)
 		if (rc < 0) {
 			if (sm_interrupted)
 				return -1;
+			if (sm_blockjob_ended(c->v, c->plans[i].target))
+				add_dest_space(c);
 			disk_fail(c, i);
 			continue;
 		}
@@ -931,8 +1199,14 @@ static int phase_pivot(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED))
+		if (!todo(c, i, SM_DISK_READY, SM_DISK_PIVOTED) || !chain_ok(c, i))
 			continue;
+		/* A mirror that failed after it was ready is not pivoted. */
+		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
+			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
 		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, true) < 0)
 			return -1;
 		c->pivoting[i] = true;
@@ -946,7 +1220,12 @@ static int phase_pivot(struct sm_jobctx *c)
 				c->pivoting[i] = false;
 				sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
 			}
-			sm_error("%s", msg);
+			/* The job failed between the look and the pivot: its cause. */
+			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
+			    sm_blockjob_ended(c->v, p->target))
+				add_dest_space(c);
+			else
+				sm_error("%s", msg);
 			disk_fail(c, i);
 			continue;
 		}
@@ -999,7 +1278,8 @@ static int wait_commit(struct sm_jobctx *c, size_t i)
 static int phase_collapse(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->committing[i])
+		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->committing[i] ||
+		    !chain_ok(c, i))
 			continue;
 		if (sm_blockjob_commit_start(c->v, c->dom, c->plans[i].target,
 					     c->plans[i].images[0].dst, c->bandwidth_mib) < 0)
@@ -1012,10 +1292,29 @@ static int phase_collapse(struct sm_jobctx *c)
 
 		if (!todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED))
 			continue;
-		if (wait_commit(c, i) < 0 ||
-		    sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0) {
+		if (wait_commit(c, i) < 0) {
 			if (sm_interrupted)
 				return -1;
+			if (sm_blockjob_ended(c->v, p->target))
+				add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
+		if (!chain_ok(c, i))
+			continue;
+		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
+			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
+		if (sm_blockjob_pivot(c->dom, p->target, p->images[0].dst) < 0) {
+			SM_AUTOFREE char *msg = sm_xstrdup(sm_error_message());
+
+			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
+			    sm_blockjob_ended(c->v, p->target))
+				add_dest_space(c);
+			else
+				sm_error("%s", msg);
 			disk_fail(c, i);
 			continue;
 		}
@@ -1036,16 +1335,20 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
 {
 	struct sm_define_disk *defs = sm_xcalloc(c->nplans, sizeof(*defs));
 	int rewritten = 0, ret = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < c->nplans; i++) {
-		defs[i].target = c->plans[i].target;
-		defs[i].path = path_of(c, i);
-		defs[i].format = format_of(c, i);
-		defs[i].check_backing = backing_of != NULL;
-		defs[i].backing = backing_of ? backing_of(c, i) : NULL;
+		if (!path_of(c, i))
+			continue;
+		defs[n].target = c->plans[i].target;
+		defs[n].path = path_of(c, i);
+		defs[n].format = format_of(c, i);
+		defs[n].check_backing = backing_of != NULL;
+		defs[n].backing = backing_of ? backing_of(c, i) : NULL;
+		n++;
 	}
-	if (c->persistent && c->dom)
-		ret = sm_define_sync(sm_virt_conn(c->v), c->dom, defs, c->nplans, &rewritten);
+	if (c->persistent && c->dom && n)
+		ret = sm_define_sync(sm_virt_conn(c->v), c->dom, defs, n, &rewritten);
 	if (ret == 0 && rewritten)
 		sm_progress_say(c->pr, "  rewrote the persistent definition: libvirt had not "
 				"pointed it at the chain the domain uses");
@@ -1057,6 +1360,8 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
  * disk, the overlay the domain runs on for one that failed. */
 static const char *define_path(const struct sm_jobctx *c, size_t i)
 {
+	if (c->foreign[i])
+		return NULL;  /* someone else's chain now: libvirt keeps it */
 	if (!c->failed[i] || c->state[i] >= SM_DISK_COLLAPSED)
 		return sm_job_final_path(c, i);
 	return c->state[i] >= SM_DISK_PIVOTED ? c->plans[i].dst_overlay : c->plans[i].src_overlay;
@@ -1096,6 +1401,9 @@ static int remove_src_overlay(struct sm_jobctx *c, size_t i)
 
 static int phase_finalize(struct sm_jobctx *c)
 {
+	for (size_t i = 0; i < c->nplans; i++)
+		if (todo(c, i, SM_DISK_PIVOTED, SM_DISK_DONE))
+			chain_ok(c, i);
 	if (sm_job_define(c, define_path, define_format, NULL) < 0)
 		return -1;
 	for (size_t i = 0; i < c->nplans; i++) {
@@ -1253,14 +1561,9 @@ static void fail_job(struct sm_jobctx *c)
 
 	snprintf(msg, sizeof(msg), "%s", sm_error_message());
 	sm_progress_end(c->pr);
-	for (size_t i = 0; c->dom && i < c->nplans; i++) {
-		if (!c->mirroring[i] && !c->committing[i])
-			continue;
-		if (sm_blockjob_cancel(c->dom, c->plans[i].target) == 0)
-			c->mirroring[i] = c->committing[i] = false;
-		else
+	for (size_t i = 0; c->dom && i < c->nplans; i++)
+		if (stop_job(c, i) < 0)
 			sm_progress_say(c->pr, "warning: %s", sm_error_message());
-	}
 	sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
 	report_disks(c);
 	sm_hooks_run(c, "on_failure");

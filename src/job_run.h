@@ -60,6 +60,7 @@ struct sm_jobctx {
 	char **failed;                 /* per disk: why it stopped, NULL while fine */
 	bool *sync_mode;               /* per disk: its mirror is write-blocking */
 	bool *pivoting;                /* per disk: a pivot may have happened unjournaled */
+	bool *foreign;                 /* per disk: someone else changed its chain */
 	/* The convergence watch of the current wait (phase sync). */
 	bool watching;
 	bool stalled;
@@ -97,7 +98,8 @@ int sm_job_close(struct sm_jobctx *c, enum sm_job_state state);
 int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s);
 /* Record a file's fate in the journal. */
 int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state);
-/* Remove a file the job created, and journal it. */
+/* Remove a file the job created, and journal it; refused while a disk of
+ * the running domain has it in its chain. */
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
@@ -110,7 +112,8 @@ int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
 /* Create the missing destination images of disk i. */
 int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i);
 /* Make the persistent definition name, for each disk, path_of(c, i) (and,
- * with backing_of, no recorded backing image other than backing_of(c, i)). */
+ * with backing_of, no recorded backing image other than backing_of(c, i));
+ * a disk whose path_of is NULL is left as it is. */
 int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jobctx *, size_t),
 		  const char *(*format_of)(const struct sm_jobctx *, size_t),
 		  const char *(*backing_of)(const struct sm_jobctx *, size_t));

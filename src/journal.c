@@ -544,6 +544,13 @@ int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, cons
 			    "iis", (long long)on, job_id, target));
 }
 
+int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char *target,
+			     unsigned long long virtual_size)
+{
+	return IN_TX(j, run(j, "UPDATE disk SET virtual_size = ? WHERE job_id = ? AND target = ?",
+			    "iis", (long long)virtual_size, job_id, target));
+}
+
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size)
 {

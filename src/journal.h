@@ -118,6 +118,9 @@ int sm_journal_disk_set_pivoting(struct sm_journal *j, long long job_id, const c
 /* The disk's mirror was (re)started in write-blocking mode. */
 int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
 				    bool on);
+/* The disk was resized during the move: its overlays take this size. */
+int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char *target,
+			     unsigned long long virtual_size);
 /* The copier's records: the path a copy used, and each durable chunk. */
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size);

@@ -115,9 +115,11 @@ int sm_pool_refresh_dirs(virConnectPtr conn, const char *const *dirs, size_t n)
 				if (!same_dir(path, dirs[k]))
 					continue;
 				if (virStoragePoolRefresh(pools[i], 0) < 0) {
+					SM_AUTOFREE char *why = sm_virt_last_error_dup();
+
 					sm_error("cannot refresh storage pool '%s': %s; run "
 						 "'virsh pool-refresh %s' so it lists the new files",
-						 virStoragePoolGetName(pools[i]), sm_virt_last_error(),
+						 virStoragePoolGetName(pools[i]), why,
 						 virStoragePoolGetName(pools[i]));
 					ret = -1;
 				}

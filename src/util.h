@@ -46,6 +46,10 @@ int sm_parse_ull(const char *s, unsigned long long *out);
 double sm_now(void);
 /* Seconds from a monotonic clock. */
 double sm_monotonic(void);
+
+/* Set by SIGINT/SIGTERM (cli.c): every wait and loop stops at its next
+ * safe point.  Defined in job_run.c. */
+extern volatile int sm_interrupted;
 /* "1.5 GiB" style; returns buf. */
 char *sm_format_bytes(unsigned long long n, char *buf, size_t len);
 

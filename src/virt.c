@@ -5,6 +5,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <json-c/json.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@ struct sm_virt {
 	virConnectPtr conn;
 	char *uri;
 	int callback_id;
+	int qmp_callback_id;
 	pthread_t loop;
 	bool loop_running;
 	volatile bool stop;
@@ -29,6 +32,7 @@ struct sm_virt {
 		char target[64];
 		int type;    /* the job type waited for; -1: any */
 		int status;
+		char error[256];  /* QEMU's error of the job that failed, "" if none */
 	} events[SM_MAX_EVENT_DISKS];
 	size_t nevents;
 	unsigned long seq;  /* events seen so far, of any disk */
@@ -42,12 +46,20 @@ static void quiet_error_handler(void *opaque, virErrorPtr err)
 
 const char *sm_virt_last_error(void)
 {
-	const char *msg = virGetLastErrorMessage();
+	virErrorPtr err = virGetLastError();
 
-	return msg ? msg : "unknown libvirt error";
+	/* virGetLastErrorMessage() says "no error" when there is none: that
+	 * happens when a libvirt call came between the failure and here. */
+	return err && err->message ? err->message
+	       : "libvirt gave no reason (its error was lost)";
 }
 
-void sm_virt_error(const char *fmt, ...)
+char *sm_virt_last_error_dup(void)
+{
+	return sm_xstrdup(sm_virt_last_error());
+}
+
+void sm_virt_error_saved(virErrorPtr saved, const char *fmt, ...)
 {
 	char what[1024];
 	va_list ap;
@@ -55,7 +67,9 @@ void sm_virt_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	sm_error("%s: %s", what, sm_virt_last_error());
+	sm_error("%s: %s", what, saved && saved->message ? saved->message
+		 : "libvirt gave no reason (its error was lost)");
+	virFreeError(saved);
 }
 
 static void *event_loop(void *opaque)
@@ -91,6 +105,7 @@ static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk,
 	if (i == v->nevents && v->nevents < SM_MAX_EVENT_DISKS) {
 		snprintf(v->events[i].target, sizeof(v->events[i].target), "%s", disk);
 		v->events[i].type = -1;
+		v->events[i].error[0] = '\0';
 		v->nevents++;
 	}
 	/* A late event of an earlier job (the mirror just pivoted) is not news
@@ -100,6 +115,72 @@ static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk,
 	v->seq++;
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
+}
+
+/* The disk target in a job name of libvirt's, TYPE-TARGET-NODE
+ * ("copy-vda-libvirt-3-format", "commit-vda-libvirt-1-format"), into buf. */
+static bool job_target(const char *job, char *buf, size_t len)
+{
+	const char *t = job ? strchr(job, '-') : NULL;
+	size_t n;
+
+	if (!t)
+		return false;
+	t++;
+	n = strcspn(t, "-");
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(buf, t, n);
+	buf[n] = '\0';
+	return true;
+}
+
+/* QEMU's BLOCK_JOB_COMPLETED carries the job's error text ("No space left
+ * on device"), which libvirt 9's BLOCK_JOB_2 event drops and nothing keeps
+ * once libvirt has dismissed the job. */
+static void on_qmp_event(virConnectPtr conn, virDomainPtr dom, const char *event,
+			 long long seconds, unsigned int micros, const char *details, void *opaque)
+{
+	struct sm_virt *v = opaque;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	char target[64];
+	struct json_object *o, *dev, *err;
+
+	(void)conn;
+	(void)seconds;
+	(void)micros;
+	if (!details || strcmp(event, "BLOCK_JOB_COMPLETED") != 0 ||
+	    virDomainGetUUIDString(dom, uuid) < 0)
+		return;
+	o = json_tokener_parse(details);
+	if (!o)
+		return;
+	if (json_object_object_get_ex(o, "device", &dev) &&
+	    json_object_object_get_ex(o, "error", &err) &&
+	    job_target(json_object_get_string(dev), target, sizeof(target))) {
+		size_t i;
+
+		pthread_mutex_lock(&v->lock);
+		for (i = 0; i < v->nevents; i++)
+			if (strcmp(v->events[i].target, target) == 0)
+				break;
+		if (strcmp(uuid, v->watch_uuid) == 0 && i == v->nevents &&
+		    v->nevents < SM_MAX_EVENT_DISKS) {
+			snprintf(v->events[i].target, sizeof(v->events[i].target), "%s", target);
+			v->events[i].type = -1;
+			v->events[i].status = -1;
+			v->events[i].error[0] = '\0';
+			v->nevents++;
+		}
+		if (strcmp(uuid, v->watch_uuid) == 0 && i < v->nevents) {
+			snprintf(v->events[i].error, sizeof(v->events[i].error), "%s",
+				 json_object_get_string(err));
+			v->seq++;
+			pthread_cond_broadcast(&v->cond);
+		}
+		pthread_mutex_unlock(&v->lock);
+	}
+	json_object_put(o);
 }
 
 static void wake_loop(int timer, void *opaque)
@@ -124,6 +205,7 @@ int sm_virt_open(const char *uri, struct sm_virt **out)
 	pthread_cond_init(&v->cond, NULL);
 	v->uri = sm_xstrdup(uri);
 	v->callback_id = -1;
+	v->qmp_callback_id = -1;
 	v->conn = virConnectOpen(uri);
 	if (!v->conn) {
 		sm_error("cannot connect to '%s': %s; start libvirtd ('systemctl start "
@@ -145,6 +227,11 @@ int sm_virt_open(const char *uri, struct sm_virt **out)
 		sm_virt_free(v);
 		return -1;
 	}
+	/* Only for QEMU's error texts: a connection without it still works. */
+	v->qmp_callback_id = virConnectDomainQemuMonitorEventRegister(
+		v->conn, NULL, "BLOCK_JOB_COMPLETED", on_qmp_event, v, NULL, 0);
+	if (v->qmp_callback_id < 0)
+		virResetLastError();
 	*out = v;
 	return 0;
 }
@@ -155,6 +242,8 @@ void sm_virt_free(struct sm_virt *v)
 		return;
 	if (v->conn && v->callback_id >= 0)
 		virConnectDomainEventDeregisterAny(v->conn, v->callback_id);
+	if (v->conn && v->qmp_callback_id >= 0)
+		virConnectDomainQemuMonitorEventDeregister(v->conn, v->qmp_callback_id);
 	if (v->conn)
 		virConnectClose(v->conn);
 	if (v->loop_running) {
@@ -225,6 +314,7 @@ void sm_virt_job_event_reset(struct sm_virt *v, const char *target, int type)
 	if (i < v->nevents) {
 		v->events[i].status = -1;
 		v->events[i].type = type;
+		v->events[i].error[0] = '\0';
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -239,6 +329,20 @@ int sm_virt_job_event_status(struct sm_virt *v, const char *target)
 			status = v->events[i].status;
 	pthread_mutex_unlock(&v->lock);
 	return status;
+}
+
+bool sm_virt_job_error(struct sm_virt *v, const char *target, char *buf, size_t len)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->nevents && !found; i++)
+		if (strcmp(v->events[i].target, target) == 0 && v->events[i].error[0]) {
+			snprintf(buf, len, "%s", v->events[i].error);
+			found = true;
+		}
+	pthread_mutex_unlock(&v->lock);
+	return found;
 }
 
 unsigned long sm_virt_job_event_seq(struct sm_virt *v)

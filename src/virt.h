@@ -8,7 +8,9 @@
 #define SM_VIRT_H
 
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct sm_virt;
 
@@ -19,11 +21,24 @@ void sm_virt_free(struct sm_virt *v);
 virConnectPtr sm_virt_conn(struct sm_virt *v);
 const char *sm_virt_uri(struct sm_virt *v);
 
-/* Record libvirt's last error as "what: libvirt's message". */
-void sm_virt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Record libvirt's last error as "what: libvirt's message".  Every public
+ * libvirt call resets libvirt's last error, virDomainGetName() too: the error
+ * is saved (as libvirt's virErrorPreserveLast does) before the arguments are
+ * evaluated, so sm_virt_error("... '%s'", virDomainGetName(dom)) keeps it. */
+#define sm_virt_error(...)                                                    \
+	({                                                                    \
+		virErrorPtr sm_virt_saved_ = virSaveLastError();              \
+		sm_virt_error_saved(sm_virt_saved_, __VA_ARGS__);             \
+	})
+/* sm_virt_error with an error saved by virSaveLastError(), which it frees. */
+void sm_virt_error_saved(virErrorPtr saved, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Libvirt's last error message, for a message that says what to do after
- * it: sm_error("cannot X: %s; do Y", ..., sm_virt_last_error()). */
+ * it: sm_error("cannot X: %s; do Y", ..., sm_virt_last_error()).  Take it
+ * before any other libvirt call, in a variable when the message needs one
+ * (sm_virt_last_error_dup): the order of arguments is unspecified. */
 const char *sm_virt_last_error(void);
+char *sm_virt_last_error_dup(void);
 
 /* Look a domain up by name or UUID; a clear error when there is none. */
 virDomainPtr sm_virt_domain(struct sm_virt *v, const char *name);
@@ -38,6 +53,9 @@ void sm_virt_watch_domain(struct sm_virt *v, virDomainPtr dom);
  * then on.  Then poll the last status seen (-1 while none). */
 void sm_virt_job_event_reset(struct sm_virt *v, const char *target, int type);
 int sm_virt_job_event_status(struct sm_virt *v, const char *target);
+/* QEMU's error text of target's job that failed since the reset (from its
+ * BLOCK_JOB_COMPLETED monitor event), into buf; false when there is none. */
+bool sm_virt_job_error(struct sm_virt *v, const char *target, char *buf, size_t len);
 /* How many events have arrived: taken before looking at the state, and given
  * to sm_virt_job_event_wait, so an event that comes between the look and the
  * wait ends the wait at once instead of being slept through. */

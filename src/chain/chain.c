@@ -104,6 +104,7 @@ static void parse_disk(xmlNodePtr node, struct sm_disk *disk)
 		if (!disk->mirror_job)
 			disk->mirror_job = sm_xstrdup("copy");
 		disk->mirror_ready = sm_str_eq(ready, "yes");
+		disk->mirror_pivoting = sm_str_eq(ready, "pivot");
 		disk->mirror_path = prop(mirror, "file");
 		if (!disk->mirror_path && child(mirror, "source"))
 			disk->mirror_path = prop(child(mirror, "source"), "file");

@@ -27,6 +27,7 @@ struct sm_disk {
 	size_t nchain;
 	char *mirror_job;       /* job of a <mirror> element, NULL without one */
 	bool mirror_ready;
+	bool mirror_pivoting;   /* ready='pivot': libvirt asked QEMU to pivot */
 	char *mirror_path;
 };
 

@@ -32,12 +32,45 @@ int sm_blockjob_stream_start(struct sm_virt *v, virDomainPtr dom, const char *ta
 /* Wait until target's job has completed by itself (a stream). */
 int sm_blockjob_wait_done(struct sm_virt *v, virDomainPtr dom, const char *target);
 
+/* How long a wait goes on without news, in seconds.  A wait ends at once on
+ * SIGINT/SIGTERM (sm_interrupted). */
+#define SM_BLOCKJOB_LOST_AFTER 30.0    /* libvirt shows a job QEMU does not run */
+#define SM_BLOCKJOB_STUCK_AFTER 600.0  /* the job runs; neither cur nor end moves */
+
+/* What a wait has seen of one disk's job; pure, so the bounds are unit
+ * tested with a made-up clock. */
+struct sm_jobwatch {
+	double seen_at;      /* when the job last existed (or the wait began) */
+	double moved_at;     /* when cur or end last changed (or the wait began) */
+	unsigned long long cur, end;
+	bool have;           /* cur and end were seen */
+	double lost_after, stuck_after;
+};
+
+enum sm_jobwatch_verdict {
+	SM_JOBWATCH_WAIT,    /* keep waiting */
+	SM_JOBWATCH_LOST,    /* no block job for lost_after seconds */
+	SM_JOBWATCH_STUCK,   /* no progress for stuck_after seconds */
+};
+
+void sm_jobwatch_init(struct sm_jobwatch *w, double now);
+/* One look at the job at time now: exists says whether libvirt reports a
+ * block job on the disk (then with cur and end). */
+enum sm_jobwatch_verdict sm_jobwatch_step(struct sm_jobwatch *w, double now, bool exists,
+					  unsigned long long cur, unsigned long long end);
+
 /* Called about once a second while waiting; return false to stop waiting. */
 typedef bool (*sm_blockjob_progress_fn)(void *ctx, const char *target,
 					unsigned long long cur, unsigned long long end);
 /* Wait until the jobs on every target are ready to pivot. */
 int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *const *targets,
 			   size_t n, sm_blockjob_progress_fn progress, void *ctx);
+/* Whether target's job has ended (failed, cancelled or completed) by its
+ * last event: such a job must be neither pivoted nor cancelled. */
+bool sm_blockjob_ended(struct sm_virt *v, const char *target);
+/* 0 when target's job still runs; else -1 with why it ended (QEMU's error
+ * text for a failed job). */
+int sm_blockjob_alive(struct sm_virt *v, virDomainPtr dom, const char *target);
 /* Pivot target's job and check the disk's active image is now expect_path. */
 int sm_blockjob_pivot(virDomainPtr dom, const char *target, const char *expect_path);
 /* Cancel target's job without pivoting; the disk stays on its current image. */

@@ -74,11 +74,12 @@ int sm_snapshot_create(virDomainPtr dom, const struct sm_domain_disks *all,
 		flags |= VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE;
 	snap = virDomainSnapshotCreateXML(dom, xml, flags);
 	if (!snap) {
+		SM_AUTOFREE char *why = sm_virt_last_error_dup();
+
 		if (quiesce)
 			sm_error("cannot take the quiesced snapshot of domain '%s': %s; --quiesce "
 				 "needs the QEMU guest agent running in the guest: start it there "
-				 "before resuming the job", virDomainGetName(dom),
-				 sm_virt_last_error());
+				 "before resuming the job", virDomainGetName(dom), why);
 		else
 			sm_virt_error("cannot take the snapshot of domain '%s'",
 				      virDomainGetName(dom));
