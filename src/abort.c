@@ -296,6 +296,9 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	memset(&c, 0, sizeof(c));
 	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "abort") < 0)
 		goto cleanup;
+	/* libvirt's "shut off" is a claim: prove it before working offline. */
+	if (!c.running && sm_reconcile_job_off(&c, "abort") < 0)
+		goto cleanup;
 	if (!c.dom) {
 		sm_job_report_gone(&c);
 		sm_error("job %lld cannot be undone: its domain '%s' no longer exists; start a "

@@ -13,6 +13,7 @@
 #include "resume.h"
 #include "lock.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "snapshot/blockjob.h"
 #include "events.h"
 #include "util.h"
@@ -407,6 +408,35 @@ static int check_space(struct move *m, unsigned long long *need_out,
 	return 0;
 }
 
+/* --offline: libvirt's "shut off" is a claim; prove it (no QEMU runs the
+ * domain, none holds an image the move copies).  With --copy-shared, images
+ * below the active one may be open read-only in other domains: only the
+ * active images are probed then. */
+static int check_off(const struct move *m)
+{
+	size_t max = 0, n = 0;
+	const char **targets, **paths;
+	SM_AUTOFREE char *then = sm_xasprintf("snapmove move %s --offline", m->o->domain);
+	int ret;
+
+	for (size_t i = 0; i < m->nplans; i++)
+		max += m->plans[i].nimages;
+	targets = sm_xcalloc(max + 1, sizeof(*targets));
+	paths = sm_xcalloc(max + 1, sizeof(*paths));
+	for (size_t i = 0; i < m->nplans; i++) {
+		for (size_t k = 0; k < m->plans[i].nimages; k++) {
+			if (k > 0 && m->o->copy_shared)
+				break;
+			targets[n] = m->plans[i].target;
+			paths[n++] = m->plans[i].images[k].src;
+		}
+	}
+	ret = sm_reconcile_prove_off(m->o->domain, targets, paths, n, then);
+	free(targets);
+	free(paths);
+	return ret;
+}
+
 static int validate(struct move *m, unsigned long long *need, unsigned long long *avail)
 {
 	const struct sm_disk **sel = NULL;
@@ -436,6 +466,8 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 			goto cleanup;
 	}
 	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
+		goto cleanup;
+	if (m->o->offline && check_off(m) < 0)
 		goto cleanup;
 	ret = 0;
 

@@ -1,7 +1,10 @@
-/* reconcile.c: load a job and compare the journal with libvirt and the files.
- * It changes nothing but the journal's record of where each disk stands.
+/* reconcile.c: load a job and compare the journal with libvirt and the files,
+ * and prove a domain libvirt calls shut off really is (no QEMU runs it, none
+ * holds its images) before anything acts on it offline.  It changes nothing
+ * but the journal's record of where each disk stands.
  */
 #include "reconcile.h"
+#include "chain/imagelock.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -204,5 +207,71 @@ int sm_reconcile(struct sm_jobctx *c)
 	ret = 0;
 
 cleanup:
+	return ret;
+}
+
+int sm_reconcile_prove_off(const char *domain, const char *const *targets,
+			   const char *const *paths, size_t n, const char *then)
+{
+	int pid = sm_imagelock_domain_qemu(domain);
+
+	if (pid > 0) {
+		sm_error("domain '%s' is shut off for libvirt but a QEMU still runs it (pid %d): "
+			 "libvirtd lost the running domain, so nothing may touch its images "
+			 "offline; restart libvirtd so it finds the running domain again, then "
+			 "run '%s'; or stop that QEMU with 'kill %d' only if you accept losing "
+			 "the guest's state", domain, pid, then, pid);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		SM_AUTOFREE char *who = NULL;
+		struct stat sb;
+		bool locked;
+
+		if (lstat(paths[i], &sb) < 0)
+			continue;
+		if (sm_imagelock_probe(paths[i], &locked) < 0)
+			return -1;
+		if (!locked)
+			continue;
+		who = sm_imagelock_holders(paths[i]);
+		sm_error("image '%s' of disk '%s' is open in %s although domain '%s' is shut "
+			 "off, so nothing may touch it offline; if that is the domain's QEMU, "
+			 "restart libvirtd so it finds the running domain again, else stop that "
+			 "process; then run '%s'", paths[i], targets[i],
+			 who ? who : "a process this user cannot see", domain, then);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_reconcile_job_off(const struct sm_jobctx *c, const char *verb)
+{
+	size_t max = 0, n = 0;
+	const char **targets, **paths;
+	SM_AUTOFREE char *then = sm_xasprintf("snapmove %s %lld", verb, c->job);
+	int ret;
+
+	for (size_t i = 0; i < c->nplans; i++)
+		max += 3 + c->plans[i].nimages;
+	targets = sm_xcalloc(max + 1, sizeof(*targets));
+	paths = sm_xcalloc(max + 1, sizeof(*paths));
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		targets[n] = p->target;
+		paths[n++] = p->images[0].src;
+		targets[n] = p->target;
+		paths[n++] = p->src_overlay;
+		targets[n] = p->target;
+		paths[n++] = p->dst_overlay;
+		for (size_t k = 0; k < p->nimages; k++) {
+			targets[n] = p->target;
+			paths[n++] = p->images[k].dst;
+		}
+	}
+	ret = sm_reconcile_prove_off(c->domain_name, targets, paths, n, then);
+	free(targets);
+	free(paths);
 	return ret;
 }

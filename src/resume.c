@@ -252,6 +252,9 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	memset(&c, 0, sizeof(c));
 	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "resume") < 0)
 		goto cleanup;
+	/* libvirt's "shut off" is a claim: prove it before working offline. */
+	if (!c.running && sm_reconcile_job_off(&c, "resume") < 0)
+		goto cleanup;
 	if (!c.dom) {
 		sm_job_report_gone(&c);
 		sm_error("job %lld cannot go on: its domain '%s' no longer exists; start a domain "

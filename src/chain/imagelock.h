@@ -22,4 +22,11 @@ int sm_imagelock_probe(const char *path, bool *locked);
  * is found.  A process whose fds cannot be read is not listed. */
 char *sm_imagelock_holders(const char *path);
 
+/* The pid of a QEMU that runs the guest named domain (its command line has
+ * '-name guest=DOMAIN[,...]', libvirt's form), found through libvirt's pid
+ * file (/run/libvirt/qemu/DOMAIN.pid), else through every process's command
+ * line; 0 when none runs.  libvirt's view is not consulted: this is what
+ * proves a domain libvirt calls shut off really is. */
+int sm_imagelock_domain_qemu(const char *domain);
+
 #endif
