@@ -99,8 +99,9 @@ static int check_domain(struct move *m)
 		struct sm_disk *d = &m->live.disks[i];
 		char *why;
 
+		/* An encrypted one is refused for that (sm_disk_unmovable_reason). */
 		if (!sm_str_eq(d->device, "disk") || d->nchain == 0 || d->readonly ||
-		    !sm_str_eq(d->chain[0].type, "file"))
+		    !sm_str_eq(d->chain[0].type, "file") || d->encryption)
 			continue;
 		why = sm_image_follow_chain(d);
 		if (!why)
@@ -312,6 +313,14 @@ static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 		if (!m->o->copy_shared)
 			facts[i].shared = sm_usage_other_than_disk(&m->usage, img->path,
 								   m->o->domain, d);
+		if (infos[i].encrypted) {
+			sm_error("disk '%s' image '%s' is encrypted; snapmove cannot encrypt the "
+				 "overlays it makes with the disk's secret, so it does not move "
+				 "encrypted disks: leave it out of --disk and move it with 'virsh "
+				 "blockcopy' and an <encryption> element in the destination XML",
+				 d->target, img->path);
+			goto cleanup;
+		}
 		if (i + 1 < d->nchain && !infos[i].backing) {
 			sm_error("image '%s' of disk '%s' has no backing file in its header but "
 				 "libvirt reports '%s' below it; check the chain with 'qemu-img "

@@ -41,6 +41,9 @@ int sm_image_info_parse(const char *json, struct sm_image_info *out)
 	if (json_object_object_get_ex(root, "backing-filename-format", &v) &&
 	    json_object_is_type(v, json_type_string))
 		out->backing_format = sm_xstrdup(json_object_get_string(v));
+	if (json_object_object_get_ex(root, "encrypted", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		out->encrypted = json_object_get_boolean(v);
 	ret = 0;
 
 cleanup:
@@ -212,6 +215,13 @@ char *sm_image_follow_chain(struct sm_disk *d)
 			return sm_xasprintf("its image has no path or format in the definition");
 		if (sm_image_info(img->path, img->format, &info) < 0)
 			return sm_xstrdup(sm_error_message());
+		if (info.encrypted) {
+			sm_image_info_release(&info);
+			return sm_xasprintf("image '%s' is encrypted; snapmove cannot encrypt the "
+					    "overlays it makes with the disk's secret, so it does "
+					    "not move encrypted disks: leave it out of --disk",
+					    img->path);
+		}
 		if (!info.backing) {
 			sm_image_info_release(&info);
 			d->chain_known = true;

@@ -7,11 +7,14 @@
 #ifndef SM_IMAGE_H
 #define SM_IMAGE_H
 
+#include <stdbool.h>
+
 struct sm_image_info {
 	unsigned long long virtual_size;
 	unsigned long long actual_size;   /* allocated bytes on the host */
 	char *backing;                    /* the backing pointer as stored, or NULL */
 	char *backing_format;
+	bool encrypted;                   /* qemu-img says "encrypted": true */
 };
 
 /* Read an image's header (qemu-img info -U --output=json -f FORMAT). */
