@@ -310,7 +310,8 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	sm_progress_say(pr, "job %lld: aborting the move of %s (%s, via %s)", c.job,
 			c.domain_name, c.running ? "live" : "offline",
 			via == SM_ABORT_STREAM ? "stream" : "commit");
-	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0)
+	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0 ||
+	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0))
 		goto cleanup;
 	ret = SM_MOVE_FAILED;
 	if (run_abort(&u) < 0) {

@@ -4,6 +4,7 @@
  * but the journal's record of where each disk stands.
  */
 #include "reconcile.h"
+#include "chain/image.h"
 #include "chain/imagelock.h"
 #include "util.h"
 
@@ -274,4 +275,28 @@ int sm_reconcile_job_off(const struct sm_jobctx *c, const char *verb)
 	free(targets);
 	free(paths);
 	return ret;
+}
+
+int sm_reconcile_offline_pivots(const struct sm_jobctx *c, const char *verb)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (!c->pivoting[i] || c->state[i] >= SM_DISK_PIVOTED ||
+		    c->state[i] < SM_DISK_SNAPSHOTTED || !file_exists(p->dst_overlay) ||
+		    !file_exists(p->src_overlay))
+			continue;
+		if (sm_image_compare(p->src_overlay, "qcow2", p->dst_overlay, "qcow2") == 0)
+			continue;
+		sm_error("a pivot of disk '%s' onto '%s' was under way when job %lld stopped, "
+			 "the definition of domain '%s' still names the source overlay '%s', and "
+			 "the two overlays differ (or cannot be compared): if QEMU did pivot, the newest writes are in "
+			 "the destination overlay, else in the source one, and snapmove cannot "
+			 "tell which offline; if the domain ran on the destination overlay, "
+			 "point its definition at it ('virsh edit %s'), else remove it, then run "
+			 "'snapmove %s %lld'", p->target, p->dst_overlay, c->job, c->domain_name,
+			 p->src_overlay, c->domain_name, verb, c->job);
+		return -1;
+	}
+	return 0;
 }

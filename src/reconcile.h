@@ -46,6 +46,13 @@ int sm_reconcile(struct sm_jobctx *c);
  * once it is solved, e.g. "snapmove resume 12"); 0 when nothing does. */
 int sm_reconcile_prove_off(const char *domain, const char *const *targets,
 			   const char *const *paths, size_t n, const char *then);
+/* Offline, a disk whose mirror pivot was under way when the job stopped
+ * (journaled 'pivoting') and that libvirt's definition still shows on the
+ * source overlay: if QEMU did pivot, the guest's newest writes are in the
+ * destination overlay, which an offline resume or abort would overwrite or
+ * delete.  Fine when both overlays hold the same bytes; else -1 with an
+ * error naming both and what to do (verb: resume, abort). */
+int sm_reconcile_offline_pivots(const struct sm_jobctx *c, const char *verb);
 /* The same for every image job c writes or relies on: each disk's original
  * active image, both overlays and the destination copies (the shared images
  * it leaves in place may be open in other domains). */

@@ -10,16 +10,18 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve holder orphan offline-move
+ic_reserve holder orphan offline-move pivoting
 
 # Every file of the case with its checksum, and the job's state: what a
-# refused command must leave as it was.
+# refused command must leave as it was.  (The disk's state line is left out:
+# resume and abort correct the journal's record of it from what libvirt and
+# the files show before they decide anything.)
 snapshot_world() {
 	echo "state: $(virsh domstate "$DOM")"
 	echo "definition: $(ic_def_source)"
 	(cd "$C" && find src dst -type f | sort | xargs -r md5sum)
 	if [ -e "$C/j.db" ]; then
-		smc status 1 | sed -e 's/ ([0-9.]* s)//g'
+		smc status 1 | sed -e 's/ ([0-9.]* s)//g' | grep -v '^  vda: '
 	fi
 }
 
@@ -152,5 +154,37 @@ case_offline_move() {
 }
 run_case "move --offline refuses while a process holds the image or a QEMU runs the guest" \
 	case_offline_move
+
+# The pivot was under way (journaled 'pivoting') when libvirtd lost the
+# domain, its QEMU was stopped, and the definition still names the source
+# overlay: if QEMU did pivot, the destination overlay holds writes the source
+# one lacks, which an offline resume would overwrite (copying the source
+# overlay over it) and an abort delete.  Both refuse while the overlays
+# differ; with the destination overlay removed, as advised, resume finishes.
+case_pivoting() {
+	local ovl
+	ic_setup pivoting
+	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M"
+	ic_move 137 SNAPMOVE_TEST_HOOK="$C/hook" SNAPMOVE_TEST_CRASH_AT=pivot:start
+	virsh -q destroy "$DOM" >/dev/null
+	ovl=$C/dst/top.qcow2.snapmove-1.qcow2
+	sqlite3 "$C/j.db" "UPDATE disk SET pivoting = 1"
+	# As if the guest had written after QEMU pivoted onto it.
+	qemu-io -f qcow2 -c "write -P 0x66 8M 64k" "$ovl" >/dev/null
+	snapshot_world >"$C/world.before"
+	for action in resume abort; do
+		expect_refused "a pivot of disk 'vda' onto '$ovl' was under way when job 1 stopped" \
+			smc "$action" 1
+		assert_contains "$T/err" "still names the source overlay '$C/src/top.qcow2.snapmove-1.qcow2'"
+		assert_contains "$T/err" "then run 'snapmove $action 1'"
+		snapshot_world >"$C/world.after"
+		diff -u "$C/world.before" "$C/world.after" >&2 ||
+			fail "'$action' refused but changed something (diff above)"
+	done
+	rm "$ovl"
+	expect_exit 0 smc resume 1
+	ic_check done "shut off"
+}
+run_case "a pivot under way, the overlays differ: offline resume and abort refuse" case_pivoting
 
 cases_done
