@@ -18,14 +18,21 @@
 # is destroyed, and each acknowledged write is read back offline (qemu-io
 # read -P) through the chain its persistent definition names.
 #
+# CHAOS_AT=PHASE (pivot, collapse, ...) aims instead: libvirtd is killed a random
+# 0 to CHAOS_DELAY_MS (default 200) ms after the move starts that phase (from a
+# SNAPMOVE_TEST_HOOK), the window where libvirtd 9 can lose the domain.
+#
 # Prints per move: when the fault hit (ms after the start, the job's phase),
 # the move's exit status, each resume/abort and its status, the outcome, the
 # writes acknowledged and lost; then moves tried, faults injected (libvirtd
 # killed while the move ran), writes checked, writes lost (must be 0).
 #   CHAOS_MOVES=20 CHAOS_SEED=7 bash bench/chaos.sh
+#   CHAOS_MOVES=20 CHAOS_AT=pivot bash bench/chaos.sh
 . "$(dirname "$0")/lib.sh"
 
 MOVES=${CHAOS_MOVES:-50}
+AT=${CHAOS_AT:-}
+AT_DELAY_MS=${CHAOS_DELAY_MS:-200}
 SEED=${CHAOS_SEED:-$$}
 RANDOM=$SEED
 SIZE_MIB=128
@@ -144,9 +151,40 @@ one_move() {  # K WINDOW_MS (0: no fault, a calibration run)
 	WRITER=$!
 	sleep 1
 	t0=$(now_ns)
-	"$SNAPMOVE" --db "$D/j.db" move "$dom" --dest "$D/dst" >"$D/move.out" 2>"$D/move.err" &
-	mpid=$!
-	if [ "$window" -gt 0 ]; then
+	if [ -n "$AT" ] && [ "$window" -gt 0 ]; then
+		delay=$((RANDOM % AT_DELAY_MS))
+		cat >"$D/hook" <<HOOK
+#!/bin/bash
+[ "\$1" = "$AT" ] || exit 0
+setsid bash -c 'sleep $(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')
+	sqlite3 -cmd ".timeout 5000" "$D/j.db" "SELECT phase FROM job WHERE id = 1" >"$D/fault.phase"
+	kill -9 \$(pgrep -x libvirtd | head -n1)
+	sleep 0.05
+	libvirtd -d' </dev/null >/dev/null 2>&1 &
+touch "$D/faulted"
+HOOK
+		chmod 755 "$D/hook"
+		SNAPMOVE_TEST_HOOK=$D/hook "$SNAPMOVE" --db "$D/j.db" move "$dom" --dest "$D/dst" \
+			>"$D/move.out" 2>"$D/move.err" &
+		mpid=$!
+	else
+		"$SNAPMOVE" --db "$D/j.db" move "$dom" --dest "$D/dst" >"$D/move.out" 2>"$D/move.err" &
+		mpid=$!
+	fi
+	if [ -n "$AT" ] && [ "$window" -gt 0 ]; then
+		for _ in $(seq 1 3000); do
+			[ -e "$D/faulted" ] || ! kill -0 "$mpid" 2>/dev/null && break
+			sleep 0.1
+		done
+		if [ -e "$D/faulted" ]; then
+			sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 + 0.3 }')"
+			libvirtd_wait
+			fault="${delay} ms after '$AT' started ($(cat "$D/fault.phase" 2>/dev/null || echo ?))"
+			FAULTS=$((FAULTS + 1))
+		else
+			fault="none: the move never reached '$AT'"
+		fi
+	elif [ "$window" -gt 0 ]; then
 		delay=$((RANDOM * 32768 + RANDOM))
 		delay=$((delay % window))
 		sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')"
@@ -193,6 +231,18 @@ one_move() {  # K WINDOW_MS (0: no fault, a calibration run)
 			log+=" ($(grep -m1 'snapmove: error:' "$D/$verb.$tries.err" | cut -c17-140))"
 		fi
 		log+=";"
+		# libvirt missed a pivot QEMU made: do what the refusal says (stop
+		# the domain, point its definition at the destination overlay).
+		local onto
+		onto=$(sed -n "s/.*point its definition at '\([^']*\)' ('virsh edit.*/\1/p" \
+			"$D/$verb.$tries.err")
+		if [ -n "$onto" ]; then
+			log+=" missed pivot: destroy, definition onto the destination overlay;"
+			destroy_domain "$dom"
+			virsh dumpxml --inactive "$dom" |
+				sed "s|<source file='[^']*'|<source file='$onto'|" >"$D/redefine.xml"
+			virsh -q define "$D/redefine.xml" >/dev/null
+		fi
 		# libvirtd lost the running domain: stop its QEMU (cleanly: SIGTERM
 		# flushes and closes the images), as the refusal advises.
 		local orphan
@@ -259,7 +309,11 @@ echo "inputs: $MOVES moves of a ${SIZE_MIB} MiB qcow2-over-raw disk, guest writi
 MOVE_MS=0
 one_move 0 0
 WINDOW=${CHAOS_WINDOW_MS:-$MOVE_MS}
-echo "an undisturbed move took ${MOVE_MS} ms: libvirtd is killed at a random moment in [0, ${WINDOW}) ms"
+if [ -n "$AT" ]; then
+	echo "an undisturbed move took ${MOVE_MS} ms: libvirtd is killed 0 to ${AT_DELAY_MS} ms after '$AT' starts"
+else
+	echo "an undisturbed move took ${MOVE_MS} ms: libvirtd is killed at a random moment in [0, ${WINDOW}) ms"
+fi
 TRIED=0 FAULTS=0 CHECKED=0 LOST=0 STUCK=0 ORPHANS=0
 for k in $(seq 1 "$MOVES"); do
 	one_move "$k" "$WINDOW"

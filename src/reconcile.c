@@ -152,6 +152,37 @@ static bool file_exists(const char *path)
 	return lstat(path, &sb) == 0;
 }
 
+/* A pivot was under way (journaled) and libvirt shows the running domain on
+ * its source overlay: true, unless the pivot went through in QEMU while
+ * libvirtd was down and libvirt never saw it (it then reloads its old view).
+ * QEMU writing the source overlay proves libvirt right; no writer at all
+ * proves it wrong, and any block job libvirt started now would act on the
+ * wrong image. */
+static int check_pivot_seen(const struct sm_jobctx *c, size_t i, const struct sm_disk *d,
+			    const struct sm_observed *o)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	bool writing;
+
+	if (!c->running || !d || !c->pivoting[i] || o->state >= SM_DISK_PIVOTED ||
+	    o->state < SM_DISK_SNAPSHOTTED || !sm_str_eq(d->chain[0].path, p->src_overlay) ||
+	    !file_exists(p->dst_overlay))
+		return 0;
+	if (sm_imagelock_probe_write(p->src_overlay, &writing) < 0)
+		return -1;
+	if (writing)
+		return 0;
+	sm_error("libvirt shows disk '%s' of domain '%s' on '%s', but no process writes that "
+		 "file: the pivot onto '%s' that job %lld started went through in QEMU while "
+		 "libvirtd was down, and libvirt did not see it, so no block job may run on "
+		 "this disk now; stop the domain ('virsh shutdown %s', or 'virsh destroy %s', "
+		 "which lets QEMU flush), point its definition at '%s' ('virsh edit %s'), then "
+		 "run 'snapmove resume %lld'", p->target, c->domain_name, p->src_overlay,
+		 p->dst_overlay, c->job, c->domain_name, c->domain_name, p->dst_overlay,
+		 c->domain_name, c->job);
+	return -1;
+}
+
 int sm_reconcile(struct sm_jobctx *c)
 {
 	SM_AUTOFREE char *xml = NULL;
@@ -185,7 +216,8 @@ int sm_reconcile(struct sm_jobctx *c)
 			all_copied = all_copied && st == SM_IMAGE_COPIED;
 		}
 		all_copied = all_copied && all_dst;
-		if (sm_reconcile_disk(c, p, d, c->state[i], all_dst, all_copied, &o) < 0)
+		if (sm_reconcile_disk(c, p, d, c->state[i], all_dst, all_copied, &o) < 0 ||
+		    check_pivot_seen(c, i, d, &o) < 0)
 			goto cleanup;
 		if (o.state != c->state[i])
 			sm_progress_say(c->pr, "  %s: the journal said %s, libvirt and the files "

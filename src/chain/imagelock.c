@@ -18,13 +18,16 @@
  * one byte per permission bit. */
 enum { QEMU_LOCK_FIRST = 100, QEMU_LOCK_LEN = 200 };
 
-int sm_imagelock_probe(const char *path, bool *locked)
+/* QEMU's BLK_PERM_WRITE is bit 1: its permission byte is 101. */
+enum { QEMU_LOCK_WRITE = QEMU_LOCK_FIRST + 1 };
+
+static int probe_bytes(const char *path, off_t start, off_t len, bool *locked)
 {
 	struct flock fl = {
 		.l_type = F_WRLCK,
 		.l_whence = SEEK_SET,
-		.l_start = QEMU_LOCK_FIRST,
-		.l_len = QEMU_LOCK_LEN,
+		.l_start = start,
+		.l_len = len,
 	};
 	struct stat sb;
 	int fd, ret = -1;
@@ -52,6 +55,16 @@ int sm_imagelock_probe(const char *path, bool *locked)
 cleanup:
 	close(fd);
 	return ret;
+}
+
+int sm_imagelock_probe(const char *path, bool *locked)
+{
+	return probe_bytes(path, QEMU_LOCK_FIRST, QEMU_LOCK_LEN, locked);
+}
+
+int sm_imagelock_probe_write(const char *path, bool *writing)
+{
+	return probe_bytes(path, QEMU_LOCK_WRITE, 1, writing);
 }
 
 /* The command name of pid, "?" when unreadable. */

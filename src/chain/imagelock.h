@@ -16,6 +16,11 @@
 /* *locked: some process holds a lock on QEMU's lock bytes of path.
  * -1 (error recorded) when path cannot be opened or probed. */
 int sm_imagelock_probe(const char *path, bool *locked);
+/* *writing: some process holds QEMU's lock for the write permission of path
+ * (byte 101): a QEMU writes it, through a device or a block job's target.
+ * A node QEMU still has open but no longer writes (the old top after a
+ * pivot) holds none. */
+int sm_imagelock_probe_write(const char *path, bool *writing);
 
 /* The processes that have path open, as "qemu-system-x86 (pid 123)" joined by
  * ", " (same device and inode, found through /proc/PID/fd), or NULL when none
