@@ -183,6 +183,26 @@ static int check_pivot_seen(const struct sm_jobctx *c, size_t i, const struct sm
 	return -1;
 }
 
+/* libvirtd died during the snapshot: it had created the overlay (named after
+ * this job) but the domain does not run on it.  When no process has it open
+ * either, it holds nothing and is this job's to remove; else it is left for
+ * the snapshot phase to refuse. */
+static int adopt_leftover_overlay(struct sm_jobctx *c, const struct sm_plan_disk *p)
+{
+	SM_AUTOFREE char *state = NULL;
+	bool locked;
+
+	if (sm_journal_file_state(c->j, c->job, p->src_overlay, &state) < 0)
+		return -1;
+	if (sm_str_eq(state, "created"))
+		return 0;
+	if (sm_imagelock_probe(p->src_overlay, &locked) < 0 || locked)
+		return 0;
+	sm_progress_say(c->pr, "  %s: '%s' was made by an interrupted snapshot and nothing "
+			"uses it; it will be made again", p->target, p->src_overlay);
+	return sm_job_file(c, p->src_overlay, "src_overlay", "created");
+}
+
 int sm_reconcile(struct sm_jobctx *c)
 {
 	SM_AUTOFREE char *xml = NULL;
@@ -231,6 +251,9 @@ int sm_reconcile(struct sm_jobctx *c)
 				goto cleanup;
 		}
 		if (sm_job_disk_state(c, i, o.state) < 0)
+			goto cleanup;
+		if (o.state == SM_DISK_PLANNED && c->running && file_exists(p->src_overlay) &&
+		    adopt_leftover_overlay(c, p) < 0)
 			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */
 		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve holder orphan offline-move pivoting
+ic_reserve holder orphan offline-move pivoting leftover
 
 # Every file of the case with its checksum, and the job's state: what a
 # refused command must leave as it was.  (The disk's state line is left out:
@@ -186,5 +186,20 @@ case_pivoting() {
 	ic_check done "shut off"
 }
 run_case "a pivot under way, the overlays differ: offline resume and abort refuse" case_pivoting
+
+# libvirtd killed during the snapshot had created the overlay (named after
+# the job) without the domain ever running on it: nothing has it open, so
+# resume takes it as the job's own and takes the snapshot again.
+case_leftover() {
+	ic_setup leftover
+	ic_move 137 SNAPMOVE_TEST_CRASH_AT=snapshot:start
+	qemu-img create -q -f qcow2 -F qcow2 -b "$C/src/top.qcow2" \
+		"$C/src/top.qcow2.snapmove-1.qcow2"
+	ic_write 0x31 6M flush
+	expect_exit 0 smc resume 1
+	assert_contains "$T/err" "was made by an interrupted snapshot and nothing uses it"
+	ic_check done
+}
+run_case "an overlay left by a snapshot libvirtd died in: resume takes it again" case_leftover
 
 cases_done
