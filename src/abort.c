@@ -317,6 +317,9 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	memset(&c, 0, sizeof(c));
 	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "abort") < 0)
 		goto cleanup;
+	/* libvirt's "shut off" is a claim: prove it before working offline. */
+	if (!c.running && sm_reconcile_job_off(&c, "abort") < 0)
+		goto cleanup;
 	if (!c.dom) {
 		sm_job_report_gone(&c);
 		sm_error("job %lld cannot be undone: its domain '%s' no longer exists; start a "
@@ -328,7 +331,8 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	sm_progress_say(pr, "job %lld: aborting the move of %s (%s, via %s)", c.job,
 			c.domain_name, c.running ? "live" : "offline",
 			via == SM_ABORT_STREAM ? "stream" : "commit");
-	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0)
+	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0 ||
+	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0))
 		goto cleanup;
 	ret = SM_MOVE_FAILED;
 	if (run_abort(&u) < 0) {

@@ -13,6 +13,7 @@
 #include "resume.h"
 #include "lock.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "snapshot/blockjob.h"
 #include "srcfile.h"
 #include "events.h"
@@ -102,8 +103,9 @@ static int check_domain(struct move *m)
 		struct sm_disk *d = &m->live.disks[i];
 		char *why;
 
+		/* An encrypted one is refused for that (sm_disk_unmovable_reason). */
 		if (!sm_str_eq(d->device, "disk") || d->nchain == 0 || d->readonly ||
-		    !sm_str_eq(d->chain[0].type, "file"))
+		    !sm_str_eq(d->chain[0].type, "file") || d->encryption)
 			continue;
 		why = sm_image_follow_chain(d);
 		if (!why)
@@ -322,6 +324,14 @@ static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 		if (!m->o->copy_shared)
 			facts[i].shared = sm_usage_other_than_disk(&m->usage, img->path,
 								   m->o->domain, d);
+		if (infos[i].encrypted) {
+			sm_error("disk '%s' image '%s' is encrypted; snapmove cannot encrypt the "
+				 "overlays it makes with the disk's secret, so it does not move "
+				 "encrypted disks: leave it out of --disk and move it with 'virsh "
+				 "blockcopy' and an <encryption> element in the destination XML",
+				 d->target, img->path);
+			goto cleanup;
+		}
 	}
 	ret = sm_plan_disk(d, facts, m->dest, job_id, out);
 
@@ -433,6 +443,35 @@ static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
 	return 0;
 }
 
+/* --offline: libvirt's "shut off" is a claim; prove it (no QEMU runs the
+ * domain, none holds an image the move copies).  With --copy-shared, images
+ * below the active one may be open read-only in other domains: only the
+ * active images are probed then. */
+static int check_off(const struct move *m)
+{
+	size_t max = 0, n = 0;
+	const char **targets, **paths;
+	SM_AUTOFREE char *then = sm_xasprintf("snapmove move %s --offline", m->o->domain);
+	int ret;
+
+	for (size_t i = 0; i < m->nplans; i++)
+		max += m->plans[i].nimages;
+	targets = sm_xcalloc(max + 1, sizeof(*targets));
+	paths = sm_xcalloc(max + 1, sizeof(*paths));
+	for (size_t i = 0; i < m->nplans; i++) {
+		for (size_t k = 0; k < m->plans[i].nimages; k++) {
+			if (k > 0 && m->o->copy_shared)
+				break;
+			targets[n] = m->plans[i].target;
+			paths[n++] = m->plans[i].images[k].src;
+		}
+	}
+	ret = sm_reconcile_prove_off(m->o->domain, targets, paths, n, then);
+	free(targets);
+	free(paths);
+	return ret;
+}
+
 static int validate(struct move *m, unsigned long long *need, unsigned long long *avail)
 {
 	const struct sm_disk **sel = NULL;
@@ -465,6 +504,8 @@ static int validate(struct move *m, unsigned long long *need, unsigned long long
 			goto cleanup;
 	}
 	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
+		goto cleanup;
+	if (m->o->offline && check_off(m) < 0)
 		goto cleanup;
 	ret = 0;
 

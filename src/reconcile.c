@@ -1,8 +1,12 @@
-/* reconcile.c: load a job and compare the journal with libvirt and the files.
- * It changes nothing but the journal's record of where each disk stands.
+/* reconcile.c: load a job and compare the journal with libvirt and the files,
+ * and prove a domain libvirt calls shut off really is (no QEMU runs it, none
+ * holds its images) before anything acts on it offline.  It changes nothing
+ * but the journal's record of where each disk stands.
  */
 #include "reconcile.h"
 #include "srcfile.h"
+#include "chain/image.h"
+#include "chain/imagelock.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -149,6 +153,57 @@ static bool file_exists(const char *path)
 	return lstat(path, &sb) == 0;
 }
 
+/* A pivot was under way (journaled) and libvirt shows the running domain on
+ * its source overlay: true, unless the pivot went through in QEMU while
+ * libvirtd was down and libvirt never saw it (it then reloads its old view).
+ * QEMU writing the source overlay proves libvirt right; no writer at all
+ * proves it wrong, and any block job libvirt started now would act on the
+ * wrong image. */
+static int check_pivot_seen(const struct sm_jobctx *c, size_t i, const struct sm_disk *d,
+			    const struct sm_observed *o)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	bool writing;
+
+	if (!c->running || !d || !c->pivoting[i] || o->state >= SM_DISK_PIVOTED ||
+	    o->state < SM_DISK_SNAPSHOTTED || !sm_str_eq(d->chain[0].path, p->src_overlay) ||
+	    !file_exists(p->dst_overlay))
+		return 0;
+	if (sm_imagelock_probe_write(p->src_overlay, &writing) < 0)
+		return -1;
+	if (writing)
+		return 0;
+	sm_error("libvirt shows disk '%s' of domain '%s' on '%s', but no process writes that "
+		 "file: the pivot onto '%s' that job %lld started went through in QEMU while "
+		 "libvirtd was down, and libvirt did not see it, so no block job may run on "
+		 "this disk now; stop the domain ('virsh shutdown %s', or 'virsh destroy %s', "
+		 "which lets QEMU flush), point its definition at '%s' ('virsh edit %s'), then "
+		 "run 'snapmove resume %lld'", p->target, c->domain_name, p->src_overlay,
+		 p->dst_overlay, c->job, c->domain_name, c->domain_name, p->dst_overlay,
+		 c->domain_name, c->job);
+	return -1;
+}
+
+/* libvirtd died during the snapshot: it had created the overlay (named after
+ * this job) but the domain does not run on it.  When no process has it open
+ * either, it holds nothing and is this job's to remove; else it is left for
+ * the snapshot phase to refuse. */
+static int adopt_leftover_overlay(struct sm_jobctx *c, const struct sm_plan_disk *p)
+{
+	SM_AUTOFREE char *state = NULL;
+	bool locked;
+
+	if (sm_journal_file_state(c->j, c->job, p->src_overlay, &state) < 0)
+		return -1;
+	if (sm_str_eq(state, "created"))
+		return 0;
+	if (sm_imagelock_probe(p->src_overlay, &locked) < 0 || locked)
+		return 0;
+	sm_progress_say(c->pr, "  %s: '%s' was made by an interrupted snapshot and nothing "
+			"uses it; it will be made again", p->target, p->src_overlay);
+	return sm_job_file(c, p->src_overlay, "src_overlay", "created");
+}
+
 int sm_reconcile(struct sm_jobctx *c)
 {
 	SM_AUTOFREE char *xml = NULL;
@@ -182,7 +237,8 @@ int sm_reconcile(struct sm_jobctx *c)
 			all_copied = all_copied && st == SM_IMAGE_COPIED;
 		}
 		all_copied = all_copied && all_dst;
-		if (sm_reconcile_disk(c, p, d, c->state[i], all_dst, all_copied, &o) < 0)
+		if (sm_reconcile_disk(c, p, d, c->state[i], all_dst, all_copied, &o) < 0 ||
+		    check_pivot_seen(c, i, d, &o) < 0)
 			goto cleanup;
 		if (o.state != c->state[i])
 			sm_progress_say(c->pr, "  %s: the journal said %s, libvirt and the files "
@@ -197,6 +253,9 @@ int sm_reconcile(struct sm_jobctx *c)
 		}
 		if (sm_job_disk_state(c, i, o.state) < 0)
 			goto cleanup;
+		if (o.state == SM_DISK_PLANNED && c->running && file_exists(p->src_overlay) &&
+		    adopt_leftover_overlay(c, p) < 0)
+			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */
 		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&
 		    (sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0 ||
@@ -207,4 +266,123 @@ int sm_reconcile(struct sm_jobctx *c)
 
 cleanup:
 	return ret;
+}
+
+int sm_reconcile_prove_off(const char *domain, const char *const *targets,
+			   const char *const *paths, size_t n, const char *then)
+{
+	int pid = sm_imagelock_domain_qemu(domain);
+
+	if (pid > 0) {
+		sm_error("domain '%s' is shut off for libvirt but a QEMU still runs it (pid %d): "
+			 "libvirtd lost the running domain, so nothing may touch its images "
+			 "offline; restart libvirtd so it finds the running domain again, then "
+			 "run '%s'; or stop that QEMU with 'kill %d' only if you accept losing "
+			 "the guest's state", domain, pid, then, pid);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		SM_AUTOFREE char *who = NULL;
+		struct stat sb;
+		bool locked;
+
+		if (lstat(paths[i], &sb) < 0)
+			continue;
+		if (sm_imagelock_probe(paths[i], &locked) < 0)
+			return -1;
+		if (!locked)
+			continue;
+		who = sm_imagelock_holders(paths[i]);
+		sm_error("image '%s' of disk '%s' is open in %s although domain '%s' is shut "
+			 "off, so nothing may touch it offline; if that is the domain's QEMU, "
+			 "restart libvirtd so it finds the running domain again, else stop that "
+			 "process; then run '%s'", paths[i], targets[i],
+			 who ? who : "a process this user cannot see", domain, then);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_reconcile_job_off(const struct sm_jobctx *c, const char *verb)
+{
+	size_t max = 0, n = 0;
+	const char **targets, **paths;
+	SM_AUTOFREE char *then = sm_xasprintf("snapmove %s %lld", verb, c->job);
+	int ret;
+
+	for (size_t i = 0; i < c->nplans; i++)
+		max += 3 + c->plans[i].nimages;
+	targets = sm_xcalloc(max + 1, sizeof(*targets));
+	paths = sm_xcalloc(max + 1, sizeof(*paths));
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		targets[n] = p->target;
+		paths[n++] = p->images[0].src;
+		targets[n] = p->target;
+		paths[n++] = p->src_overlay;
+		targets[n] = p->target;
+		paths[n++] = p->dst_overlay;
+		for (size_t k = 0; k < p->nimages; k++) {
+			targets[n] = p->target;
+			paths[n++] = p->images[k].dst;
+		}
+	}
+	ret = sm_reconcile_prove_off(c->domain_name, targets, paths, n, then);
+	free(targets);
+	free(paths);
+	return ret;
+}
+
+/* Do the two overlays of p show the guest the same disk?  Each is read with
+ * the chain the plan gives it, formats pinned, down to the first image the
+ * job leaves in place (the same file on both sides). */
+static bool overlays_agree(const struct sm_plan_disk *p)
+{
+	size_t max = p->nimages + 2, na = 0, nb = 0;
+	struct sm_image *a = sm_xcalloc(max, sizeof(*a));
+	struct sm_image *b = sm_xcalloc(max, sizeof(*b));
+	bool same;
+
+	a[na++] = (struct sm_image){ .path = p->src_overlay, .format = (char *)"qcow2" };
+	b[nb++] = (struct sm_image){ .path = p->dst_overlay, .format = (char *)"qcow2" };
+	for (size_t k = 0; k < p->nimages; k++) {
+		a[na++] = (struct sm_image){ .path = p->images[k].src, .format = p->images[k].format };
+		if (!p->flat || k == 0)
+			b[nb++] = (struct sm_image){ .path = p->images[k].dst,
+						     .format = p->images[k].dst_format };
+	}
+	if (p->kept) {
+		a[na++] = (struct sm_image){ .path = p->kept, .format = p->kept_format };
+		if (!p->flat)
+			b[nb++] = (struct sm_image){ .path = p->kept, .format = p->kept_format };
+	}
+	same = sm_image_compare_chains(a, na, b, nb) == 0;
+	free(a);
+	free(b);
+	return same;
+}
+
+int sm_reconcile_offline_pivots(const struct sm_jobctx *c, const char *verb)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (!c->pivoting[i] || c->state[i] >= SM_DISK_PIVOTED ||
+		    c->state[i] < SM_DISK_SNAPSHOTTED || !file_exists(p->dst_overlay) ||
+		    !file_exists(p->src_overlay))
+			continue;
+		if (overlays_agree(p))
+			continue;
+		sm_error("a pivot of disk '%s' onto '%s' was under way when job %lld stopped, "
+			 "the definition of domain '%s' still names the source overlay '%s', and "
+			 "the two overlays differ (or cannot be compared): if QEMU did pivot, the newest writes are in "
+			 "the destination overlay, else in the source one, and snapmove cannot "
+			 "tell which offline; if the domain ran on the destination overlay, "
+			 "point its definition at it ('virsh edit %s'), else remove it, then run "
+			 "'snapmove %s %lld'", p->target, p->dst_overlay, c->job, c->domain_name,
+			 p->src_overlay, c->domain_name, verb, c->job);
+		return -1;
+	}
+	return 0;
 }

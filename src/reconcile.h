@@ -38,4 +38,24 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 /* Observe every disk and record the true states in c and the journal. */
 int sm_reconcile(struct sm_jobctx *c);
 
+/* Prove that domain, which libvirt calls shut off, really is before anything
+ * acts on its images offline: no QEMU runs a guest of that name (libvirtd
+ * can lose a running domain), and no process holds QEMU's lock on any of
+ * paths[0..n) (the images of disk targets[i]; a missing file is skipped).
+ * -1 with an error naming what runs and what to do (then: the command to run
+ * once it is solved, e.g. "snapmove resume 12"); 0 when nothing does. */
+int sm_reconcile_prove_off(const char *domain, const char *const *targets,
+			   const char *const *paths, size_t n, const char *then);
+/* Offline, a disk whose mirror pivot was under way when the job stopped
+ * (journaled 'pivoting') and that libvirt's definition still shows on the
+ * source overlay: if QEMU did pivot, the guest's newest writes are in the
+ * destination overlay, which an offline resume or abort would overwrite or
+ * delete.  Fine when both overlays hold the same bytes; else -1 with an
+ * error naming both and what to do (verb: resume, abort). */
+int sm_reconcile_offline_pivots(const struct sm_jobctx *c, const char *verb);
+/* The same for every image job c writes or relies on: each disk's original
+ * active image, both overlays and the destination copies (the shared images
+ * it leaves in place may be open in other domains). */
+int sm_reconcile_job_off(const struct sm_jobctx *c, const char *verb);
+
 #endif

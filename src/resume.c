@@ -252,6 +252,9 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	memset(&c, 0, sizeof(c));
 	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "resume") < 0)
 		goto cleanup;
+	/* libvirt's "shut off" is a claim: prove it before working offline. */
+	if (!c.running && sm_reconcile_job_off(&c, "resume") < 0)
+		goto cleanup;
 	if (!c.dom) {
 		sm_job_report_gone(&c);
 		sm_error("job %lld cannot go on: its domain '%s' no longer exists; start a domain "
@@ -262,7 +265,8 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	}
 	sm_progress_say(pr, "job %lld: resuming the move of %zu disk%s of %s to %s", c.job,
 			c.nplans, c.nplans == 1 ? "" : "s", c.domain_name, c.dest);
-	if (sm_reconcile(&c) < 0)
+	if (sm_reconcile(&c) < 0 ||
+	    (!c.running && sm_reconcile_offline_pivots(&c, "resume") < 0))
 		goto cleanup;
 	ret = SM_MOVE_FAILED;
 	if (sm_journal_job_finish(j, c.job, SM_JOB_RUNNING, NULL) < 0)

@@ -6,6 +6,7 @@
 #include "chain/image.h"
 #include "chain/usage.h"
 #include "pool.h"
+#include "reconcile.h"
 #include "snapshot/blockjob.h"
 #include "util.h"
 
@@ -96,7 +97,7 @@ static void add_unit(struct sm_inventory *inv, const dev_t *devs, const struct s
 	st = storage_of(devs, inv->nstorages, d->chain[0].path);
 	if (st < 0)
 		return;  /* not on a storage we were asked about */
-	if (!running && !d->chain_known)
+	if (!running && !d->chain_known && !d->encryption)
 		why = sm_image_follow_chain(d);
 	if (!why)
 		why = sm_disk_unmovable_reason(d);
@@ -106,6 +107,13 @@ static void add_unit(struct sm_inventory *inv, const dev_t *devs, const struct s
 		why = sm_xasprintf("it has an unfinished snapmove job %lld", other);
 	if (!why && running && (d->mirror_job || sm_blockjob_running(dom, d->target) > 0))
 		why = sm_xstrdup("it has a block job running");
+	if (!why && !running) {
+		/* libvirt's "shut off" is a claim: no QEMU may run it or hold its image. */
+		const char *t = d->target, *path = d->chain[0].path;
+
+		if (sm_reconcile_prove_off(domain, &t, &path, 1, "snapmove rebalance") < 0)
+			why = sm_xstrdup(sm_error_message());
+	}
 	inv->units = sm_xrealloc(inv->units, (inv->nunits + 1) * sizeof(*inv->units));
 	unit = &inv->units[inv->nunits++];
 	memset(unit, 0, sizeof(*unit));

@@ -49,6 +49,19 @@ static void chain_push(struct sm_disk *disk, char *type, char *path, char *forma
 	disk->chain[disk->nchain++] = (struct sm_image){ .type = type, .path = path, .format = format };
 }
 
+/* Note the first image of the chain with an <encryption> element (in its
+ * <source>, or, the older form, in the <disk> for the active image). */
+static void note_encryption(struct sm_disk *disk, xmlNodePtr enc, const char *path)
+{
+	char *format;
+
+	if (!enc || disk->encryption)
+		return;
+	format = prop(enc, "format");
+	disk->encryption = format ? format : sm_xstrdup("default");
+	disk->encrypted_path = sm_xstrdup(path ? path : "?");
+}
+
 static void parse_backing(struct sm_disk *disk, xmlNodePtr bs)
 {
 	while (bs) {
@@ -64,6 +77,9 @@ static void parse_backing(struct sm_disk *disk, xmlNodePtr bs)
 		chain_push(disk, type ? type : sm_xstrdup("file"),
 			   source_path(child(bs, "source"), type ? type : "file"),
 			   fmt ? prop(fmt, "type") : NULL);
+		if (child(bs, "source"))
+			note_encryption(disk, child(child(bs, "source"), "encryption"),
+					disk->chain[disk->nchain - 1].path);
 		next = child(bs, "backingStore");
 		bs = next;
 	}
@@ -95,8 +111,12 @@ static void parse_disk(xmlNodePtr node, struct sm_disk *disk)
 		chain_push(disk, type, path, driver ? prop(driver, "type") : NULL);
 	else
 		free(type);
-	if (disk->nchain > 0)
+	if (disk->nchain > 0) {
+		note_encryption(disk, source ? child(source, "encryption") : NULL,
+				disk->chain[0].path);
+		note_encryption(disk, child(node, "encryption"), disk->chain[0].path);
 		parse_backing(disk, child(node, "backingStore"));
+	}
 	if (mirror) {
 		char *ready = prop(mirror, "ready");
 
@@ -174,6 +194,8 @@ void sm_domain_disks_release(struct sm_domain_disks *d)
 		free(disk->alias);
 		free(disk->mirror_job);
 		free(disk->mirror_path);
+		free(disk->encryption);
+		free(disk->encrypted_path);
 	}
 	free(d->disks);
 	d->disks = NULL;
@@ -220,6 +242,13 @@ char *sm_disk_unmovable_reason(const struct sm_disk *disk)
 					    "XML; set <driver type=...> so snapmove never has to "
 					    "guess it", disk->target, img->path);
 	}
+	if (disk->encryption)
+		return sm_xasprintf("disk '%s' image '%s' is encrypted (%s); snapmove cannot "
+				    "encrypt the overlays it makes with the disk's secret, so "
+				    "it does not move encrypted disks: leave it out of --disk "
+				    "and move it with 'virsh blockcopy' and an <encryption> "
+				    "element in the destination XML", disk->target,
+				    disk->encrypted_path, disk->encryption);
 	if (!disk->chain_known)
 		return sm_xasprintf("libvirt did not report the whole backing chain of disk "
 				    "'%s'; check 'virsh dumpxml' shows its <backingStore> "

@@ -29,6 +29,8 @@ struct sm_disk {
 	bool mirror_ready;
 	bool mirror_pivoting;   /* ready='pivot': libvirt asked QEMU to pivot */
 	char *mirror_path;
+	char *encryption;       /* format of the first <encryption> in the chain (luks) */
+	char *encrypted_path;   /* the image it describes */
 };
 
 struct sm_domain_disks {
@@ -44,7 +46,7 @@ const struct sm_disk *sm_domain_disks_find(const struct sm_domain_disks *d, cons
 
 /* Why this disk cannot be moved, as a complete error message, or NULL when it
  * can (a writable, non-shared, file-backed disk of device 'disk' whose whole
- * chain is files with known formats).  The caller frees the message. */
+ * chain is unencrypted files with known formats).  The caller frees the message. */
 char *sm_disk_unmovable_reason(const struct sm_disk *disk);
 /* true for a disk snapmove moves when no --disk is given. */
 bool sm_disk_is_candidate(const struct sm_disk *disk);

@@ -53,6 +53,9 @@ int sm_image_info_parse(const char *json, struct sm_image_info *out)
 	    json_object_object_get_ex(v, "data-file", &v) &&
 	    json_object_is_type(v, json_type_string))
 		out->data_file = sm_xstrdup(json_object_get_string(v));
+	if (json_object_object_get_ex(root, "encrypted", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		out->encrypted = json_object_get_boolean(v);
 	ret = 0;
 
 cleanup:
@@ -234,13 +237,12 @@ int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 	return sm_run(argv, NULL);
 }
 
-int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,
-		     const char *b_format)
+int sm_image_compare_chains(const struct sm_image *a, size_t na, const struct sm_image *b,
+			    size_t nb)
 {
-	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
-	const struct sm_image alone = { .path = (char *)b, .format = (char *)b_format };
-	SM_AUTOFREE char *bspec = sm_image_chain_spec(&alone, 1);
-	const char *argv[] = { "qemu-img", "compare", "-U", "-f", chain[0].format, "-F", b_format,
+	SM_AUTOFREE char *spec = sm_image_chain_spec(a, na);
+	SM_AUTOFREE char *bspec = sm_image_chain_spec(b, nb);
+	const char *argv[] = { "qemu-img", "compare", "-U", "-f", a[0].format, "-F", b[0].format,
 			       spec, bspec, NULL };
 	struct sm_run_result res;
 	int rc;
@@ -250,9 +252,17 @@ int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,
 	rc = sm_run(argv, &res);
 	if (rc < 0 && res.status == 1)
 		sm_error("verification failed: '%s' and '%s' differ (%s); check the "
-			 "destination storage", chain[0].path, b, res.out);
+			 "destination storage", a[0].path, b[0].path, res.out);
 	sm_run_result_release(&res);
 	return rc;
+}
+
+int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,
+		     const char *b_format)
+{
+	const struct sm_image alone = { .path = (char *)b, .format = (char *)b_format };
+
+	return sm_image_compare_chains(chain, n, &alone, 1);
 }
 
 int sm_image_commit(const char *path, const char *backing, const char *backing_format)
@@ -322,6 +332,13 @@ char *sm_image_follow_chain(struct sm_disk *d)
 			return sm_xasprintf("its image has no path or format in the definition");
 		if (sm_image_info(img->path, img->format, &info) < 0)
 			return sm_xstrdup(sm_error_message());
+		if (info.encrypted) {
+			sm_image_info_release(&info);
+			return sm_xasprintf("image '%s' is encrypted; snapmove cannot encrypt the "
+					    "overlays it makes with the disk's secret, so it does "
+					    "not move encrypted disks: leave it out of --disk",
+					    img->path);
+		}
 		if (!info.backing) {
 			sm_image_info_release(&info);
 			d->chain_known = true;

@@ -19,6 +19,7 @@ struct sm_image_info {
 	char *backing;                    /* the backing pointer as stored, or NULL */
 	char *backing_format;
 	char *data_file;                  /* a qcow2 external data file, or NULL */
+	bool encrypted;                   /* qemu-img says "encrypted": true */
 };
 
 /* Read an image's header (qemu-img info -U --output=json -f FORMAT). */
@@ -60,6 +61,9 @@ int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *bac
  * alone (qemu-img compare). */
 int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,
 		     const char *b_format);
+/* Compare the guest-visible contents of two chains, each pinned. */
+int sm_image_compare_chains(const struct sm_image *a, size_t na, const struct sm_image *b,
+			    size_t nb);
 
 /* The file a backing name in image_path's header names: absolute as written,
  * relative against image_path's directory.  NULL for a protocol name

@@ -18,13 +18,16 @@
  * one byte per permission bit. */
 enum { QEMU_LOCK_FIRST = 100, QEMU_LOCK_LEN = 200 };
 
-int sm_imagelock_probe(const char *path, bool *locked)
+/* QEMU's BLK_PERM_WRITE is bit 1: its permission byte is 101. */
+enum { QEMU_LOCK_WRITE = QEMU_LOCK_FIRST + 1 };
+
+static int probe_bytes(const char *path, off_t start, off_t len, bool *locked)
 {
 	struct flock fl = {
 		.l_type = F_WRLCK,
 		.l_whence = SEEK_SET,
-		.l_start = QEMU_LOCK_FIRST,
-		.l_len = QEMU_LOCK_LEN,
+		.l_start = start,
+		.l_len = len,
 	};
 	struct stat sb;
 	int fd, ret = -1;
@@ -52,6 +55,16 @@ int sm_imagelock_probe(const char *path, bool *locked)
 cleanup:
 	close(fd);
 	return ret;
+}
+
+int sm_imagelock_probe(const char *path, bool *locked)
+{
+	return probe_bytes(path, QEMU_LOCK_FIRST, QEMU_LOCK_LEN, locked);
+}
+
+int sm_imagelock_probe_write(const char *path, bool *writing)
+{
+	return probe_bytes(path, QEMU_LOCK_WRITE, 1, writing);
 }
 
 /* The command name of pid, "?" when unreadable. */
@@ -121,4 +134,70 @@ char *sm_imagelock_holders(const char *path)
 	}
 	closedir(proc);
 	return list;
+}
+
+/* Does pid's command line say '-name guest=DOMAIN' (commas in the name are
+ * doubled, as libvirt writes them), with ',' or the end after it? */
+static bool runs_guest(const char *pid, const char *domain)
+{
+	SM_AUTOFREE char *p = sm_xasprintf("/proc/%s/cmdline", pid);
+	SM_AUTOFREE char *want = NULL;
+	char buf[8192];
+	size_t n, len, wlen = 0;
+	bool after_name = false, found = false;
+	FILE *f = fopen(p, "re");
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	want = sm_xcalloc(1, 2 * strlen(domain) + 7);
+	strcpy(want, "guest=");
+	wlen = 6;
+	for (const char *s = domain; *s; s++) {
+		want[wlen++] = *s;
+		if (*s == ',')
+			want[wlen++] = ',';
+	}
+	for (size_t off = 0; off < n && !found; off += len + 1) {
+		const char *arg = buf + off;
+
+		len = strlen(arg);
+		if (after_name && strncmp(arg, want, wlen) == 0 &&
+		    (arg[wlen] == '\0' || (arg[wlen] == ',' && arg[wlen + 1] != ',')))
+			found = true;
+		after_name = strcmp(arg, "-name") == 0;
+	}
+	return found;
+}
+
+int sm_imagelock_domain_qemu(const char *domain)
+{
+	SM_AUTOFREE char *pidfile = sm_xasprintf("/run/libvirt/qemu/%s.pid", domain);
+	char buf[32] = "";
+	DIR *proc;
+	struct dirent *e;
+	int pid = 0;
+	FILE *f = fopen(pidfile, "re");
+
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+		if (atoi(buf) > 0 && runs_guest(buf, domain))
+			return atoi(buf);
+	}
+	/* No pid file, or a stale one: look at every process. */
+	proc = opendir("/proc");
+	if (!proc)
+		return 0;
+	while (!pid && (e = readdir(proc))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || atoi(e->d_name) == getpid())
+			continue;
+		if (runs_guest(e->d_name, domain))
+			pid = atoi(e->d_name);
+	}
+	closedir(proc);
+	return pid;
 }

@@ -342,6 +342,40 @@ static void test_no_format_unmovable(void **state)
 	sm_domain_disks_release(&d);
 }
 
+/* An <encryption> element anywhere in the chain (in the active image's
+ * <source>, a backing image's <source>, or the <disk> itself, the older form)
+ * makes the disk unmovable, naming the image and the encryption format. */
+static void test_encrypted_unmovable(void **state)
+{
+	struct sm_domain_disks d;
+	const struct sm_disk *vda, *vdb, *vdc, *vdd;
+
+	(void)state;
+	parse_fixture("encrypted.xml", &d);
+	assert_int_equal(d.ndisks, 4);
+	vda = find(&d, "vda");
+	assert_true(vda->chain_known);
+	assert_string_equal(vda->encryption, "luks");
+	assert_string_equal(vda->encrypted_path, "/var/lib/libvirt/images/vm-enc.qcow2");
+	assert_unmovable(vda, "disk 'vda' image '/var/lib/libvirt/images/vm-enc.qcow2' is "
+			 "encrypted (luks)");
+	assert_unmovable(vda, "leave it out of --disk");
+	assert_false(sm_disk_is_candidate(vda));
+
+	vdb = find(&d, "vdb");
+	assert_int_equal(vdb->nchain, 2);
+	assert_string_equal(vdb->encrypted_path, "/var/lib/libvirt/images/vm-enc-base.qcow2");
+	assert_unmovable(vdb, "vm-enc-base.qcow2' is encrypted (luks)");
+
+	vdc = find(&d, "vdc");
+	assert_unmovable(vdc, "vm-enc-old.qcow2' is encrypted (qcow)");
+
+	vdd = find(&d, "vdd");
+	assert_null(vdd->encryption);
+	assert_movable(vdd);
+	sm_domain_disks_release(&d);
+}
+
 /* A failed parse returns -1, leaves out empty and records a message. */
 static void assert_parse_fails(const char *xml, const char *what)
 {
@@ -435,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_mirror),
 		cmocka_unit_test(test_inactive_chain_unknown),
 		cmocka_unit_test(test_no_format_unmovable),
+		cmocka_unit_test(test_encrypted_unmovable),
 		cmocka_unit_test(test_malformed_xml),
 		cmocka_unit_test(test_truncated_xml),
 		cmocka_unit_test(test_root_not_domain),

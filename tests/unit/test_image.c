@@ -256,6 +256,17 @@ static void test_info_parse(void **state)
 	assert_int_equal(info.actual_size, 200704);
 	assert_string_equal(info.backing, "../base/mid.qcow2");
 	assert_string_equal(info.backing_format, "qcow2");
+	assert_false(info.encrypted);
+	sm_image_info_release(&info);
+
+	/* A LUKS-encrypted qcow2 (qemu-img 7.2) says so. */
+	assert_int_equal(sm_image_info_parse(
+		"{\"virtual-size\": 67108864, \"filename\": \"enc.qcow2\", "
+		"\"format\": \"qcow2\", \"actual-size\": 2297856, "
+		"\"format-specific\": {\"type\": \"qcow2\", \"data\": {\"compat\": \"1.1\", "
+		"\"encrypt\": {\"format\": \"luks\", \"cipher-alg\": \"aes-256\"}}}, "
+		"\"encrypted\": true, \"dirty-flag\": false}", &info), 0);
+	assert_true(info.encrypted);
 	sm_image_info_release(&info);
 }
 

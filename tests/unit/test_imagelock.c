@@ -140,6 +140,62 @@ static void test_qemu_io_holds(void **state)
 	unit_rmtree(dir);
 }
 
+/* qemu-io holding an image, read-write or read-only (-r), until killed. */
+static pid_t qemu_io_in_child(const char *path, bool readonly, bool *locked)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		dup2(devnull, STDOUT_FILENO);
+		if (readonly)
+			execlp("qemu-io", "qemu-io", "-r", "-f", "raw", "-c", "sleep 20000", path,
+			       (char *)NULL);
+		else
+			execlp("qemu-io", "qemu-io", "-f", "raw", "-c", "sleep 20000", path,
+			       (char *)NULL);
+		_exit(127);
+	}
+	*locked = false;
+	for (int i = 0; i < 200 && !*locked; i++) {
+		assert_int_equal(sm_imagelock_probe(path, locked), 0);
+		if (!*locked)
+			usleep(25000);
+	}
+	return pid;
+}
+
+/* The write permission's byte tells a writer from a reader. */
+static void test_qemu_io_writes(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *path = new_file(dir, "img.raw");
+	bool locked, writing = true;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(sm_imagelock_probe_write(path, &writing), 0);
+	assert_false(writing);
+	pid = qemu_io_in_child(path, false, &locked);
+	assert_true(locked);
+	assert_int_equal(sm_imagelock_probe_write(path, &writing), 0);
+	assert_true(writing);
+	stop_child(pid);
+
+	pid = qemu_io_in_child(path, true, &locked);
+	assert_true(locked);
+	assert_int_equal(sm_imagelock_probe_write(path, &writing), 0);
+	assert_false(writing);
+	stop_child(pid);
+	assert_int_equal(sm_imagelock_probe_write(path, &writing), 0);
+	assert_false(writing);
+	assert_int_equal(sm_imagelock_probe_write("/nonexistent/img", &writing), -1);
+	free(path);
+	unit_rmtree(dir);
+}
+
 static void test_refuses_non_images(void **state)
 {
 	char *dir = unit_mkdtemp();
@@ -165,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_unlocked),
 		cmocka_unit_test(test_locked_by_another),
 		cmocka_unit_test(test_qemu_io_holds),
+		cmocka_unit_test(test_qemu_io_writes),
 		cmocka_unit_test(test_refuses_non_images),
 	};
 
