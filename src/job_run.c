@@ -1377,7 +1377,7 @@ static const char *define_format(const struct sm_jobctx *c, size_t i)
 /* The source overlay goes only while it is still the file the snapshot made
  * and no process has it open (src/srcfile.c); otherwise it stays, with a
  * warning.  A job journaled before 010 has no identity for it. */
-static int remove_src_overlay(struct sm_jobctx *c, size_t i)
+int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i)
 {
 	const char *path = c->plans[i].src_overlay;
 	struct sm_srcfile f;
@@ -1413,7 +1413,7 @@ static int phase_finalize(struct sm_jobctx *c)
 			continue;
 		if (c->state[i] == SM_DISK_PIVOTED && !c->keep_overlay)
 			continue;  /* its collapse failed */
-		if (remove_src_overlay(c, i) < 0 ||
+		if (sm_job_remove_src_overlay(c, i) < 0 ||
 		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
 		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
 			return -1;

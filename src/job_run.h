@@ -101,6 +101,9 @@ int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const c
 /* Remove a file the job created, and journal it; refused while a disk of
  * the running domain has it in its chain. */
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
+/* Remove disk i's source overlay at the end of a move, only while it is the
+ * file the snapshot made and open in no process (else kept, with a warning). */
+int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
 /* The chain of plan p from its old active image down, to read from: as libvirt

@@ -195,7 +195,7 @@ static int resume_offline(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0 ||
+		if (sm_job_remove_src_overlay(c, i) < 0 ||
 		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
 		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
 			goto cleanup;
