@@ -6,6 +6,7 @@
 #include "unit.h"
 
 #include "journal.h"
+#include "lock.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -1032,6 +1033,33 @@ static void test_open_refuses_links_and_strangers(void **state)
 	free(dir);
 }
 
+/* A job's lock beside the journal: a planted link is refused, an old 0644
+ * lock made 0600. */
+static void test_lock_file_checked(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_lock lock;
+	char *path, *victim;
+
+	open_journal(f);
+	assert_true(asprintf(&path, "%s.job-5.lock", f->path) > 0);
+	assert_true(asprintf(&victim, "%s/victim", f->dir) > 0);
+	close(open(victim, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(symlink(victim, path), 0);
+	sm_error_clear();
+	assert_int_equal(sm_job_lock(f->j, 5, &lock), -1);
+	assert_contains(sm_error_message(), "is a symbolic link");
+	assert_int_equal(unlink(path), 0);
+	close(open(path, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(sm_job_lock(f->j, 5, &lock), 0);
+	assert_int_equal(mode_of(path), 0600);
+	sm_job_unlock(&lock, 1);
+	assert_int_equal(access(path, F_OK), -1);
+	free(victim);
+	free(path);
+}
+
 /* list, status and verify read the journal read-only: a write fails, reads
  * work, and a journal of an older schema is upgraded first. */
 static void test_open_readonly(void **state)
@@ -1221,6 +1249,7 @@ int main(void)
 		T(test_open_tightens_files),
 		T(test_open_refuses_links_and_strangers),
 		T(test_open_readonly),
+		T(test_lock_file_checked),
 		T(test_malformed_rows),
 		cmocka_unit_test(test_phase_names),
 		cmocka_unit_test(test_job_state_names),
