@@ -1,5 +1,5 @@
 # snapmove: make, make check, make demo, make install (PREFIX, DESTDIR),
-# make SANITIZE=address,undefined check, make bench.
+# make SANITIZE=address,undefined check, make bench, make fuzz.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -114,7 +114,7 @@ fuzz: fuzz-build
 			-artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
 			$(FUZZ_BUILD)/corpus/$$c tests/fuzz/corpus/$$c >$(FUZZ_BUILD)/$$t.log 2>&1 \
 			|| { tail -n 40 $(FUZZ_BUILD)/$$t.log; fail=1; }; \
-		grep -E '^stat::number_of_executed_runs' $(FUZZ_BUILD)/$$t.log || true; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_BUILD)/$$t.log || true; \
 	done; exit $$fail
 
 install: $(BUILD)/snapmove
