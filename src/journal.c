@@ -52,7 +52,6 @@ static int db_error(struct sm_journal *j, const char *what)
 	return -1;
 }
 
-
 static int exec(struct sm_journal *j, const char *sql)
 {
 	char *msg = NULL;
@@ -155,7 +154,7 @@ static char *col_text(sqlite3_stmt *st, int i)
 struct row {
 	sqlite3_stmt *st;
 	long long job;
-	const char *what;  /* "" for the job row itself, else "disk 'vda'"... */
+	const char *what;  /* "" for the job row itself, else "disk: ", "image: "... */
 	char why[320];     /* the first problem; "" while none */
 };
 
