@@ -66,6 +66,8 @@ check_case() {
 		*) sm "$cmd" 1 >"$T/out" 2>"$T/err" || rc=$? ;;
 		esac
 		[ "$rc" -lt 128 ] || { cat "$T/err" >&2; fail "$name: '$cmd' died of signal $((rc - 128))"; }
+		# (a SANITIZE build reports leaks and undefined behaviour on stderr)
+		! grep -q 'Sanitizer\|runtime error' "$T/err" || { cat "$T/err" >&2; fail "$name: '$cmd': a sanitizer report"; }
 		case "$malformed" in
 		*" $cmd "*)
 			[ "$rc" != 0 ] || { cat "$T/out" >&2; fail "$name: '$cmd' exited 0"; }
