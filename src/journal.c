@@ -333,7 +333,7 @@ static int check_dir(const char *path, const char *dir, bool own)
 
 	if (fd < 0 || fstat(fd, &sb) < 0) {
 		sm_error("cannot open the journal '%s': cannot open its folder '%s': %s; pass "
-			 "--db with a path in a folder of your own", path, dir, strerror(errno));
+			 "--db with a writable path", path, dir, strerror(errno));
 		goto cleanup;
 	}
 	if (sb.st_uid != geteuid()) {
@@ -364,10 +364,11 @@ cleanup:
 }
 
 /* One of the journal's files (the database, its -wal and -shm, the job
- * locks, the rebalance logs): when it exists it must be a regular file of
- * the caller's with one link, not a symbolic link; it is made 0600 whatever
- * its mode was.  0 also when it does not exist. */
-int sm_journal_check_file(const char *file)
+ * locks, the rebalance logs; what: "journal" or "journal file"): when it
+ * exists it must be a regular file of the caller's with one link, not a
+ * symbolic link; it is made 0600 whatever its mode was.  0 also when it does
+ * not exist. */
+static int check_file(const char *file, const char *what)
 {
 	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	struct stat sb;
@@ -376,28 +377,28 @@ int sm_journal_check_file(const char *file)
 	if (fd < 0 && errno == ENOENT)
 		return 0;
 	if (fd < 0 && errno == ELOOP) {
-		sm_error("the journal file '%s' is a symbolic link; snapmove never follows one "
-			 "there: remove it ('rm %s')", file, file);
+		sm_error("cannot open the %s '%s': it is a symbolic link, and snapmove never "
+			 "follows one there; remove it ('rm %s')", what, file, file);
 		return -1;
 	}
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		sm_error("cannot open the journal file '%s': %s; pass --db with a path in a "
-			 "folder of your own", file, strerror(errno));
+		sm_error("cannot open the %s '%s': %s; pass --db with a writable path", what,
+			 file, strerror(errno));
 		goto cleanup;
 	}
 	if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
-		sm_error("the journal file '%s' is not a regular file with one link; remove it "
-			 "or pass --db with another path", file);
+		sm_error("cannot open the %s '%s': it is not a regular file with one link; "
+			 "remove it or pass --db with another path", what, file);
 		goto cleanup;
 	}
 	if (sb.st_uid != geteuid()) {
-		sm_error("the journal file '%s' belongs to uid %u, not to you (uid %u); "
-			 "'chown %u %s' if it is yours, or pass --db with another path", file,
-			 (unsigned)sb.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), file);
+		sm_error("cannot open the %s '%s': it belongs to uid %u, not to you (uid %u); "
+			 "'chown %u %s' if it is yours, or pass --db with another path", what,
+			 file, (unsigned)sb.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), file);
 		goto cleanup;
 	}
 	if ((sb.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0) {
-		sm_error("cannot make the journal file '%s' private (mode 0600): %s", file,
+		sm_error("cannot make the %s '%s' private (mode 0600): %s", what, file,
 			 strerror(errno));
 		goto cleanup;
 	}
@@ -407,6 +408,11 @@ cleanup:
 	if (fd >= 0)
 		close(fd);
 	return ret;
+}
+
+int sm_journal_check_file(const char *file)
+{
+	return check_file(file, "journal file");
 }
 
 /* The folder and the files of the journal at path, before SQLite opens it
@@ -426,7 +432,7 @@ static int prepare_files(const char *path, bool create)
 	for (size_t i = 0; i < SM_ARRAY_LEN(suffix); i++) {
 		SM_AUTOFREE char *f = sm_xasprintf("%s%s", path, suffix[i]);
 
-		if (sm_journal_check_file(f) < 0)
+		if (check_file(f, i == 0 ? "journal" : "journal file") < 0)
 			return -1;
 	}
 	if (create) {

@@ -64,13 +64,14 @@ rm -f "$DB-wal" "$DB-shm"
 echo secret >"$T/victim"
 chmod 644 "$T/victim"
 ln -s "$T/victim" "$DB-wal"
-refused "the journal file '$DB-wal' is a symbolic link" sm list
+refused "cannot open the journal file '$DB-wal': it is a symbolic link" sm list
 assert_eq "$(cat "$T/victim") $(stat -c %a "$T/victim")" "secret 644" "the link's target"
 rm "$DB-wal"
 
 note "a journal of another user is refused"
 chown nobody "$DB"
-refused "the journal file '$DB' belongs to uid $(id -u nobody), not to you (uid 0)" sm list
+refused "cannot open the journal '$DB': it belongs to uid $(id -u nobody), not to you (uid 0)" \
+	sm list
 chown root "$DB"
 
 note "a folder others can write is refused"
