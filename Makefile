@@ -1,5 +1,5 @@
 # snapmove: make, make check, make demo, make install (PREFIX, DESTDIR),
-# make SANITIZE=address,undefined check, make bench.
+# make SANITIZE=address,undefined check, make bench, make fuzz.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -76,6 +76,7 @@ integration: $(BUILD)/snapmove
 check: setup
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) fuzz FUZZ_TIME=15
 	$(MAKE) integration
 
 demo: setup
@@ -85,6 +86,36 @@ demo: setup
 bench: setup
 	$(MAKE) all
 	bash bench/run.sh
+
+# fuzz: libFuzzer targets for every parser of outside input (tests/fuzz/),
+# built with clang, ASan and UBSan in build-fuzz/; each runs FUZZ_TIME seconds
+# from its seed corpus and any crash fails (make check runs 15 s each;
+# make fuzz FUZZ_TIME=600 by hand).  Crashing inputs: build-fuzz/crashes/.
+FUZZ_CC ?= clang-14
+FUZZ_TIME ?= 60
+FUZZ_BUILD = build-fuzz
+FUZZ_TARGETS = fuzz_image_info fuzz_domain_xml fuzz_define_xml fuzz_journal_rows
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libsnapmove.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libsnapmove.a \
+		$(ALL_LDFLAGS) -fsanitize=fuzzer $(PKG_LIBS)
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+		LDFLAGS="$(FUZZ_SAN)" SANITIZE= $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/%)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/crashes
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+		c=$${t#fuzz_}; mkdir -p $(FUZZ_BUILD)/corpus/$$c; echo "== $$t ($(FUZZ_TIME) s)"; \
+		$(FUZZ_BUILD)/fuzz/$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
+			$(FUZZ_BUILD)/corpus/$$c tests/fuzz/corpus/$$c >$(FUZZ_BUILD)/$$t.log 2>&1 \
+			|| { tail -n 40 $(FUZZ_BUILD)/$$t.log; fail=1; }; \
+		grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_BUILD)/$$t.log || true; \
+	done; exit $$fail
 
 install: $(BUILD)/snapmove
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -96,9 +127,9 @@ install: $(BUILD)/snapmove
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/snapmove
 
 clean:
-	rm -rf build build-sanitize
+	rm -rf build build-sanitize build-fuzz
 
-.PHONY: all setup unit integration check demo bench install clean
+.PHONY: all setup unit integration check demo bench install clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -13,6 +13,7 @@ PACKAGES=(
 	qemu-system-x86 qemu-utils
 	libxml2-dev libxml2-utils libsqlite3-dev sqlite3 xfsprogs libjson-c-dev libxxhash-dev libcmocka-dev
 	python3-jsonschema
+	clang-14 libclang-rt-14-dev
 )
 
 say() { echo "setup: $*" >&2; }

@@ -4,6 +4,7 @@
  */
 #include "cleanup.h"
 #include "chain/usage.h"
+#include "lock.h"
 #include "pool.h"
 #include "util.h"
 
@@ -61,7 +62,7 @@ static int job_done(struct sm_journal *j, long long job_id)
 			 "finish the move first with 'snapmove resume %lld'", job_id, job.state,
 			 job_id);
 	else
-		ret = 0;
+		ret = sm_journal_job_check(j, job_id) < 0 ? -1 : 0;
 	sm_job_row_release(&job);
 	return ret;
 }
@@ -205,6 +206,21 @@ cleanup:
 	return ret;
 }
 
+/* A job whose journal rows are malformed cannot be resumed, aborted or
+ * cleaned up; forgetting it is the way out the error offers.  Only its
+ * records go (never a file), and not while a snapmove process runs it. */
+static int forget_malformed(struct sm_journal *j, long long job_id)
+{
+	struct sm_job_lock lock;
+	int ret;
+
+	if (sm_job_lock(j, job_id, &lock) < 0)
+		return -1;
+	ret = sm_journal_job_delete(j, job_id);
+	sm_job_unlock(&lock, ret == 0);
+	return ret;
+}
+
 int sm_job_forget(struct sm_journal *j, long long job_id)
 {
 	struct sm_job_row job;
@@ -212,8 +228,15 @@ int sm_job_forget(struct sm_journal *j, long long job_id)
 
 	if (rc == 0)
 		sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
+	if (rc == -2)  /* malformed: dropped whatever its state, files left as they are */
+		return forget_malformed(j, job_id);
 	if (rc <= 0)
 		return -1;
+	if (!sm_str_eq(job.state, "done") && !sm_str_eq(job.state, "aborted") &&
+	    sm_journal_job_check(j, job_id) == -2) {
+		sm_job_row_release(&job);
+		return forget_malformed(j, job_id);
+	}
 	if (!sm_str_eq(job.state, "done") && !sm_str_eq(job.state, "aborted"))
 		sm_error("job %lld is %s; finish it with 'snapmove resume %lld' or undo it with "
 			 "'snapmove abort %lld' before forgetting it", job_id, job.state, job_id,

@@ -64,7 +64,8 @@ int sm_cmd_forget(const struct sm_cli *cli, int argc, char **argv)
 	int ret = one_job_arg("forget", argc, argv,
 			      "usage: snapmove forget JOB\n\nRemove a finished (done or aborted) "
 			      "job from the journal.  The journal keeps\nfinished jobs for audit "
-			      "until then.\n");
+			      "until then.  A job whose journal rows are malformed\n(edited or "
+			      "damaged) is removed whatever its state.  No file is deleted.\n");
 
 	if (ret >= 0)
 		return ret;

@@ -82,13 +82,31 @@ static int open_journal(const struct sm_cli *cli, struct sm_journal **j, bool mi
 					    : sm_journal_default_path();
 	bool missing;
 
-	if (sm_journal_open_existing(db, j, &missing) < 0) {
+	if (sm_journal_open_readonly(db, j, &missing) < 0) {
 		if (missing && missing_ok && !cli->db_path)
 			return 1;
 		sm_cli_print_error();
 		return -1;
 	}
 	return 0;
+}
+
+/* Every row of the job reads back (a malformed one is an error naming the
+ * job), so nothing is printed of a job that cannot be shown whole. */
+static int job_readable(struct sm_journal *j, long long id, bool all)
+{
+	struct sm_disk_row *d = NULL;
+	struct sm_step_row *st = NULL;
+	struct sm_file_row *f = NULL;
+	size_t nd = 0, ns = 0, nf = 0;
+	int rc = sm_journal_disk_list(j, id, &d, &nd) < 0 ||
+		 (all && (sm_journal_step_list(j, id, &st, &ns) < 0 ||
+			  sm_journal_file_list(j, id, &f, &nf) < 0)) ? -1 : 0;
+
+	sm_disk_rows_free(d, nd);
+	sm_step_rows_free(st, ns);
+	sm_file_rows_free(f, nf);
+	return rc;
 }
 
 static char *job_disks(struct sm_journal *j, long long id)
@@ -128,6 +146,14 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 		sm_cli_print_error();
 		sm_journal_free(j);
 		return SM_EXIT_FAILED;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (job_readable(j, jobs[i].id, false) < 0) {
+			sm_cli_print_error();
+			sm_job_rows_free(jobs, n);
+			sm_journal_free(j);
+			return SM_EXIT_FAILED;
+		}
 	}
 	if (sm_events_enabled()) {
 		struct json_object *doc = json_object_new_object();
@@ -335,6 +361,10 @@ int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv)
 		sm_error("no job %lld in the journal; see 'snapmove list'", id);
 		sm_cli_print_error();
 		ret = SM_EXIT_REFUSED;
+	} else if (job_readable(j, id, true) < 0) {
+		sm_cli_print_error();
+		sm_job_row_release(&job);
+		ret = SM_EXIT_FAILED;
 	} else {
 		print_status(j, &job);
 		sm_job_row_release(&job);

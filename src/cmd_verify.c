@@ -105,7 +105,7 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 			       &ret) < 0)
 		return ret;
 	ret = SM_EXIT_FAILED;
-	if (sm_journal_open_existing(db, &j, NULL) < 0 ||
+	if (sm_journal_open_readonly(db, &j, NULL) < 0 ||
 	    sm_cli_resolve_job(j, argv[optind], &id) < 0) {
 		sm_cli_print_error();
 		ret = SM_EXIT_REFUSED;

@@ -26,6 +26,8 @@ struct sm_journal {
 	char *path;
 	int depth;    /* nesting of sm_journal_begin calls */
 	bool failed;  /* an inner level rolled back: the outer commit must too */
+	bool readonly;  /* opened with SQLITE_OPEN_READONLY (list, status, verify) */
+	bool malformed; /* a row read since sm_journal_job_check began was malformed */
 	/* Held from the outermost begin to its commit or rollback, so threads
 	 * (parallel copies) take turns with whole transactions. */
 	pthread_mutex_t tx_lock;
@@ -49,9 +51,6 @@ static int db_error(struct sm_journal *j, const char *what)
 		 "then run the command again", j->path, what, sqlite3_errmsg(j->db));
 	return -1;
 }
-
-static int collect(struct sm_journal *j, sqlite3_stmt *st, size_t elem_size,
-		   void (*fill)(sqlite3_stmt *, void *), void **out, size_t *n);
 
 static int exec(struct sm_journal *j, const char *sql)
 {
@@ -146,7 +145,162 @@ static char *col_text(sqlite3_stmt *st, int i)
 	return s ? sm_xstrdup((const char *)s) : NULL;
 }
 
-/* Create the directory dir and its missing parents for the journal at path. */
+/* ---- Reading rows back ----
+ * The journal is the caller's file, but it can be edited by hand or damaged.
+ * Every value is checked against what this version writes (its type, NULL or
+ * not, its range, a known name) before anything uses it; a row that fails is
+ * reported with its job and never used, so a command stops with a clear error
+ * instead of acting on it or crashing. */
+struct row {
+	sqlite3_stmt *st;
+	long long job;
+	const char *what;  /* "" for the job row itself, else "disk: ", "image: "... */
+	char why[320];     /* the first problem; "" while none */
+};
+
+static void row_bad(struct row *r, const char *fmt, ...) SM_ATTR_PRINTF(2, 3);
+
+static void row_bad(struct row *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->why[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+	for (char *c = r->why; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+}
+
+static const char *row_name(struct row *r, int i)
+{
+	const char *name = sqlite3_column_name(r->st, i);
+
+	return name ? name : "a column";
+}
+
+/* A text value; NULL for SQL NULL when null_ok (else a problem, as an empty
+ * text is). */
+static char *row_text(struct row *r, int i, bool null_ok)
+{
+	int type = sqlite3_column_type(r->st, i);
+	const unsigned char *s;
+
+	if (type == SQLITE_NULL) {
+		if (!null_ok)
+			row_bad(r, "%s%s is NULL", r->what, row_name(r, i));
+		return NULL;
+	}
+	if (type != SQLITE_TEXT) {
+		row_bad(r, "%s%s is not text", r->what, row_name(r, i));
+		return NULL;
+	}
+	s = sqlite3_column_text(r->st, i);
+	if (!s || (!null_ok && !*s)) {
+		row_bad(r, "%s%s is empty", r->what, row_name(r, i));
+		return NULL;
+	}
+	return sm_xstrdup((const char *)s);
+}
+
+static long long row_int(struct row *r, int i, long long min, long long max)
+{
+	int type = sqlite3_column_type(r->st, i);
+	long long v;
+
+	if (type != SQLITE_INTEGER) {
+		row_bad(r, "%s%s is %s", r->what, row_name(r, i),
+			type == SQLITE_NULL ? "NULL" : "not a whole number");
+		return min;
+	}
+	v = sqlite3_column_int64(r->st, i);
+	if (v < min || v > max) {
+		row_bad(r, "%s%s is out of range (%lld)", r->what, row_name(r, i), v);
+		return min;
+	}
+	return v;
+}
+
+static bool row_bool(struct row *r, int i)
+{
+	return row_int(r, i, 0, 1) != 0;
+}
+
+/* Sizes and offsets: never negative, and far from overflowing when added. */
+#define ROW_SIZE_MAX (1LL << 62)
+/* Times: seconds since the epoch, before the year 5000. */
+#define ROW_TIME_MAX 95617584000.0
+
+static double row_real(struct row *r, int i, double min, double max)
+{
+	int type = sqlite3_column_type(r->st, i);
+	double v;
+
+	if (type != SQLITE_INTEGER && type != SQLITE_FLOAT) {
+		row_bad(r, "%s%s is %s", r->what, row_name(r, i),
+			type == SQLITE_NULL ? "NULL" : "not a number");
+		return min;
+	}
+	v = sqlite3_column_double(r->st, i);
+	if (!(v >= min && v <= max)) {  /* NaN too */
+		row_bad(r, "%s%s is out of range (%g)", r->what, row_name(r, i), v);
+		return min;
+	}
+	return v;
+}
+
+static int disk_state_from_name(const char *name)
+{
+	for (int s = 0; s < SM_DISK_STATE_LAST; s++)
+		if (sm_str_eq(sm_disk_state_name((enum sm_disk_state)s), name))
+			return s;
+	return -1;
+}
+
+static int image_state_from_name(const char *name)
+{
+	for (int s = 0; s < SM_IMAGE_STATE_LAST; s++)
+		if (sm_str_eq(sm_image_state_name((enum sm_image_state)s), name))
+			return s;
+	return -1;
+}
+
+/* The --sync-writes choices (job_run.c's enum sm_sync_writes, by name). */
+static int sync_writes_from_name(const char *name)
+{
+	return sm_str_eq(name, "auto") || sm_str_eq(name, "on") || sm_str_eq(name, "off")
+	       ? 0 : -1;
+}
+
+/* A name of one of job.h's enums (what: "phase", "state"). */
+static char *row_enum(struct row *r, int i, const char *what,
+		      int (*from_name)(const char *))
+{
+	char *s = row_text(r, i, false);
+
+	if (s && from_name(s) < 0)
+		row_bad(r, "%sunknown %s '%.64s'", r->what, what, s);
+	return s;
+}
+
+/* The error for a row that failed (r->why). */
+static int row_malformed(struct sm_journal *j, const struct row *r)
+{
+	j->malformed = true;
+	sm_error("journal row of job %lld is malformed (%s); the journal may have been "
+		 "edited: 'snapmove forget %lld' or restore it (journal '%s')", r->job, r->why,
+		 r->job, j->path);
+	return -1;
+}
+
+static int collect(struct sm_journal *j, sqlite3_stmt *st, long long job, size_t elem_size,
+		   void (*fill)(struct row *, void *), void (*release)(void *, size_t),
+		   void **out, size_t *n);
+
+/* Create the directory dir and its missing parents for the journal at path,
+ * each 0700. */
 static int make_dirs(const char *dir, const char *journal)
 {
 	SM_AUTOFREE char *parent = sm_path_dirname(dir);
@@ -164,11 +318,135 @@ static int make_dirs(const char *dir, const char *journal)
 	return 0;
 }
 
-static int make_parent_dir(const char *path)
+/* The journal's folder.  It must be the caller's and writable by nobody else
+ * (who could otherwise plant links at the journal's, its -wal's, -shm's or
+ * locks' names before SQLite or snapmove opens them); that is what makes the
+ * checks of the files below race-free.  snapmove's own folder (the default
+ * one, /var/lib/snapmove for root) is made 0700 whatever it was; the folder
+ * of a --db path is the caller's choice and may be shared (a test's folder,
+ * a home), so it is checked, never changed. */
+static int check_dir(const char *path, const char *dir, bool own)
 {
-	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat sb;
+	int ret = -1;
 
-	return make_dirs(dir, path);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		sm_error("cannot open the journal '%s': cannot open its folder '%s': %s; pass "
+			 "--db with a writable path", path, dir, strerror(errno));
+		goto cleanup;
+	}
+	if (sb.st_uid != geteuid()) {
+		sm_error("the journal's folder '%s' belongs to uid %u, not to you (uid %u): "
+			 "whoever owns it could read or replace the journal; pass --db with a "
+			 "path in a folder of your own", dir, (unsigned)sb.st_uid,
+			 (unsigned)geteuid());
+		goto cleanup;
+	}
+	if (own && (sb.st_mode & 07777) != 0700) {
+		if (fchmod(fd, 0700) < 0) {
+			sm_error("cannot make the journal's folder '%s' private (mode 0700): %s; "
+				 "'chmod 700 %s'", dir, strerror(errno), dir);
+			goto cleanup;
+		}
+	} else if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+		sm_error("the journal's folder '%s' is writable by group or others, who could "
+			 "replace the journal's files; 'chmod go-w %s' or pass --db with a path "
+			 "in a folder of your own", dir, dir);
+		goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* One of the journal's files (the database, its -wal and -shm, the job
+ * locks, the rebalance logs; what: "journal" or "journal file"): when it
+ * exists it must be a regular file of the caller's with one link, not a
+ * symbolic link; it is made 0600 whatever its mode was.  0 also when it does
+ * not exist. */
+static int check_file(const char *file, const char *what)
+{
+	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat sb;
+	int ret = -1;
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 && errno == ELOOP) {
+		sm_error("cannot open the %s '%s': it is a symbolic link, and snapmove never "
+			 "follows one there; remove it ('rm %s')", what, file, file);
+		return -1;
+	}
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		sm_error("cannot open the %s '%s': %s; pass --db with a writable path", what,
+			 file, strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+		sm_error("cannot open the %s '%s': it is not a regular file with one link; "
+			 "remove it or pass --db with another path", what, file);
+		goto cleanup;
+	}
+	if (sb.st_uid != geteuid()) {
+		sm_error("cannot open the %s '%s': it belongs to uid %u, not to you (uid %u); "
+			 "'chown %u %s' if it is yours, or pass --db with another path", what,
+			 file, (unsigned)sb.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), file);
+		goto cleanup;
+	}
+	if ((sb.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0) {
+		sm_error("cannot make the %s '%s' private (mode 0600): %s", what, file,
+			 strerror(errno));
+		goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int sm_journal_check_file(const char *file)
+{
+	return check_file(file, "journal file");
+}
+
+/* The folder and the files of the journal at path, before SQLite opens it
+ * (see check_dir); create: make the database file, empty and 0600, when it
+ * is missing (SQLite gives its -wal and -shm the database's mode). */
+static int prepare_files(const char *path, bool create)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	SM_AUTOFREE char *def = sm_journal_default_path();
+	SM_AUTOFREE char *def_dir = sm_path_dirname(def);
+
+	if (create && make_dirs(dir, path) < 0)
+		return -1;
+	if (check_dir(path, dir, sm_str_eq(dir, def_dir)) < 0)
+		return -1;
+	for (size_t i = 0; i < SM_ARRAY_LEN(suffix); i++) {
+		SM_AUTOFREE char *f = sm_xasprintf("%s%s", path, suffix[i]);
+
+		if (check_file(f, i == 0 ? "journal" : "journal file") < 0)
+			return -1;
+	}
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+		if (fd >= 0)
+			close(fd);
+		else if (errno != EEXIST) {
+			sm_error("cannot create the journal '%s': %s; pass --db with a writable "
+				 "path", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int read_version(struct sm_journal *j, int *version)
@@ -216,28 +494,6 @@ error:
 	return -1;
 }
 
-int sm_journal_open_existing(const char *path, struct sm_journal **out, bool *missing)
-{
-	struct stat sb;
-
-	*out = NULL;
-	if (missing)
-		*missing = false;
-	if (stat(path, &sb) < 0) {
-		if (errno != ENOENT) {
-			sm_error("cannot open the journal '%s': %s; pass --db with a readable "
-				 "journal", path, strerror(errno));
-			return -1;
-		}
-		if (missing)
-			*missing = true;
-		sm_error("there is no journal at '%s'; check the --db path (the first "
-			 "'snapmove move' creates the journal)", path);
-		return -1;
-	}
-	return sm_journal_open(path, out);
-}
-
 /* SQLite does not wait on every lock a fresh journal's setup takes: two
  * processes switching a new file to WAL at once can get "database is locked"
  * at once, busy timeout or not.  So the setup (the switch to WAL and the schema
@@ -273,48 +529,130 @@ static void unlock_setup(int fd)
 		close(fd);
 }
 
+static struct sm_journal *journal_new(const char *path)
+{
+	struct sm_journal *j = sm_xcalloc(1, sizeof(*j));
+	pthread_mutexattr_t attr;
+
+	j->path = sm_xstrdup(path);
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&j->tx_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return j;
+}
+
+/* sqlite3_open_v2 with flags, never through a symbolic link. */
+static int open_db(struct sm_journal *j, int flags)
+{
+	int rc = sqlite3_open_v2(j->path, &j->db, flags | SQLITE_OPEN_NOFOLLOW |
+				 SQLITE_OPEN_FULLMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		sm_error("cannot open the journal '%s': %s; pass --db with a %s path", j->path,
+			 j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc),
+			 flags & SQLITE_OPEN_READONLY ? "readable" : "writable");
+		return -1;
+	}
+	sqlite3_busy_timeout(j->db, 10000);
+	return 0;
+}
+
+/* Replace the recorded error with "cannot open the journal" around it. */
+static void open_failed(const char *path)
+{
+	char msg[2048];
+
+	snprintf(msg, sizeof(msg), "%s", sm_error_message());
+	sm_error("cannot open the journal '%s' (%s); pass --db with a valid journal path",
+		 path, msg);
+}
+
 int sm_journal_open(const char *path, struct sm_journal **out)
 {
 	struct sm_journal *j;
 	int rc, setup_lock;
 
 	*out = NULL;
-	if (make_parent_dir(path) < 0)
+	if (prepare_files(path, true) < 0)
 		return -1;
-	j = sm_xcalloc(1, sizeof(*j));
-	j->path = sm_xstrdup(path);
-	{
-		pthread_mutexattr_t attr;
-
-		pthread_mutexattr_init(&attr);
-		pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&j->tx_lock, &attr);
-		pthread_mutexattr_destroy(&attr);
-	}
-	rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_FULLMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		sm_error("cannot open the journal '%s': %s; pass --db with a writable path",
-			 path, j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+	j = journal_new(path);
+	if (open_db(j, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) < 0) {
 		sm_journal_free(j);
 		return -1;
 	}
-	sqlite3_busy_timeout(j->db, 10000);
 	setup_lock = lock_setup(path);
 	rc = exec(j, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
 		  "PRAGMA foreign_keys = ON") < 0 || upgrade_schema(j) < 0 ? -1 : 0;
 	unlock_setup(setup_lock);
 	if (rc < 0) {
-		char msg[2048];
-
-		snprintf(msg, sizeof(msg), "%s", sm_error_message());
-		sm_error("cannot open the journal '%s' (%s); pass --db with a valid journal "
-			 "path", path, msg);
+		open_failed(path);
 		sm_journal_free(j);
 		return -1;
 	}
 	*out = j;
 	return 0;
+}
+
+/* Read-only: no schema change, no write.  A journal of an older schema is
+ * opened read-write once to be upgraded, as any other command would. */
+static int open_readonly(const char *path, struct sm_journal **out)
+{
+	struct sm_journal *j;
+	int version = 0;
+
+	if (prepare_files(path, false) < 0)
+		return -1;
+	j = journal_new(path);
+	j->readonly = true;
+	if (open_db(j, SQLITE_OPEN_READONLY) < 0) {
+		sm_journal_free(j);
+		return -1;
+	}
+	if (read_version(j, &version) < 0) {
+		open_failed(path);
+		sm_journal_free(j);
+		return -1;
+	}
+	if (version != (int)SM_ARRAY_LEN(schema_sql)) {
+		sm_journal_free(j);
+		return sm_journal_open(path, out);  /* upgraded, or refused when newer */
+	}
+	*out = j;
+	return 0;
+}
+
+static int open_existing(const char *path, struct sm_journal **out, bool *missing,
+			 bool readonly)
+{
+	struct stat sb;
+
+	*out = NULL;
+	if (missing)
+		*missing = false;
+	if (lstat(path, &sb) < 0) {
+		if (errno != ENOENT) {
+			sm_error("cannot open the journal '%s': %s; pass --db with a readable "
+				 "journal", path, strerror(errno));
+			return -1;
+		}
+		if (missing)
+			*missing = true;
+		sm_error("there is no journal at '%s'; check the --db path (the first "
+			 "'snapmove move' creates the journal)", path);
+		return -1;
+	}
+	return readonly ? open_readonly(path, out) : sm_journal_open(path, out);
+}
+
+int sm_journal_open_existing(const char *path, struct sm_journal **out, bool *missing)
+{
+	return open_existing(path, out, missing, false);
+}
+
+int sm_journal_open_readonly(const char *path, struct sm_journal **out, bool *missing)
+{
+	return open_existing(path, out, missing, true);
 }
 
 void sm_journal_free(struct sm_journal *j)
@@ -336,6 +674,13 @@ int sm_journal_begin(struct sm_journal *j)
 	if (j->depth++ > 0)
 		return 0;
 	j->failed = false;
+	if (j->readonly) {
+		sm_error("the journal '%s' was opened read-only; nothing can be written to it",
+			 j->path);
+		j->depth = 0;
+		pthread_mutex_unlock(&j->tx_lock);
+		return -1;
+	}
 	if (exec(j, "BEGIN IMMEDIATE") < 0) {
 		j->depth = 0;
 		pthread_mutex_unlock(&j->tx_lock);
@@ -604,17 +949,28 @@ int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *t
 	return sm_journal_commit(j);
 }
 
-static void fill_chunk(sqlite3_stmt *st, void *p)
+static void fill_chunk(struct row *rw, void *p)
 {
 	struct sm_journal_chunk *c = p;
-	const unsigned char *sum = sqlite3_column_text(st, 4);
+	char *sum;
 
-	c->index = (unsigned long long)sqlite3_column_int64(st, 0);
-	c->offset = (unsigned long long)sqlite3_column_int64(st, 1);
-	c->length = (unsigned long long)sqlite3_column_int64(st, 2);
-	c->data_bytes = (unsigned long long)sqlite3_column_int64(st, 3);
-	snprintf(c->checksum, sizeof(c->checksum), "%s", sum ? (const char *)sum : "");
-	c->verified = sqlite3_column_int(st, 5) != 0;
+	rw->what = "chunk: ";
+	c->index = (unsigned long long)row_int(rw, 0, 0, ROW_SIZE_MAX);
+	c->offset = (unsigned long long)row_int(rw, 1, 0, ROW_SIZE_MAX);
+	c->length = (unsigned long long)row_int(rw, 2, 1, 1LL << 40);
+	c->data_bytes = (unsigned long long)row_int(rw, 3, 0, (long long)c->length);
+	sum = row_text(rw, 4, false);
+	if (sum && (strlen(sum) != 16 || strspn(sum, "0123456789abcdef") != 16))
+		row_bad(rw, "chunk: checksum '%.20s' is not 16 hex digits", sum);
+	snprintf(c->checksum, sizeof(c->checksum), "%s", sum ? sum : "");
+	free(sum);
+	c->verified = row_bool(rw, 5);
+}
+
+static void release_chunks(void *p, size_t n)
+{
+	(void)n;
+	free(p);
 }
 
 int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *target,
@@ -623,7 +979,7 @@ int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *ta
 	return collect(j, prepare(j, "SELECT idx, offset, length, data_bytes, checksum, "
 				  "verified FROM chunk WHERE job_id = ? AND target = ? AND depth = ? ORDER BY idx",
 				  "isi", job_id, target, (long long)depth),
-		       sizeof(**out), fill_chunk, (void **)out, n);
+		       job_id, sizeof(**out), fill_chunk, release_chunks, (void **)out, n);
 }
 
 int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
@@ -655,14 +1011,19 @@ int sm_journal_image_progress(struct sm_journal *j, long long job_id, const char
 		return -1;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
+		struct row rw = { .st = st, .job = job_id, .what = "image: " };
+		char *name = row_enum(&rw, 0, "image state", image_state_from_name);
 		long long count = sqlite3_column_int64(st, 1);
 		long long next = sqlite3_column_int64(st, 2);
 
 		*state = SM_IMAGE_PLANNED;
-		for (int s = 0; s < SM_IMAGE_STATE_LAST; s++)
-			if (sm_str_eq(sm_image_state_name((enum sm_image_state)s), name))
-				*state = (enum sm_image_state)s;
+		if (rw.why[0]) {
+			free(name);
+			sqlite3_finalize(st);
+			return row_malformed(j, &rw);
+		}
+		*state = (enum sm_image_state)image_state_from_name(name);
+		free(name);
 		/* Chunks are journaled in order: the rows are a prefix, unless the
 		 * journal was edited; then trust none of them. */
 		*chunks_done = count == next ? (unsigned long long)count : 0;
@@ -825,35 +1186,40 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
-	"coalesce(finished_at, 0), verify, dest_format, sync_writes, converge_timeout, " \
-	"delete_source"
+	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
+	"converge_timeout, delete_source"
 
-static void job_from_row(sqlite3_stmt *st, struct sm_job_row *r)
+static void job_from_row(struct row *rw, struct sm_job_row *r)
 {
-	r->id = sqlite3_column_int64(st, 0);
-	r->domain_name = col_text(st, 1);
-	r->domain_uuid = col_text(st, 2);
-	r->persistent = sqlite3_column_int(st, 3);
-	r->dest_dir = col_text(st, 4);
-	r->bandwidth_mib = (unsigned long long)sqlite3_column_int64(st, 5);
-	r->keep_overlay = sqlite3_column_int(st, 6);
-	r->quiesce = sqlite3_column_int(st, 7);
-	r->state = col_text(st, 8);
-	r->phase = col_text(st, 9);
-	r->error = col_text(st, 10);
-	r->created_at = sqlite3_column_double(st, 11);
-	r->updated_at = sqlite3_column_double(st, 12);
-	r->finished_at = sqlite3_column_double(st, 13);
-	r->verify = sqlite3_column_int(st, 14);
-	r->dest_format = col_text(st, 15);
-	r->sync_writes = col_text(st, 16);
-	r->converge_timeout = sqlite3_column_double(st, 17);
-	r->delete_source = sqlite3_column_int(st, 18);
+	sqlite3_stmt *st = rw->st;
+
+	r->id = sqlite3_column_int64(st, 0);  /* INTEGER PRIMARY KEY: always one */
+	rw->job = r->id;
+	rw->what = "";
+	r->domain_name = row_text(rw, 1, false);
+	r->domain_uuid = row_text(rw, 2, false);
+	r->persistent = row_bool(rw, 3);
+	r->dest_dir = row_text(rw, 4, false);
+	r->bandwidth_mib = (unsigned long long)row_int(rw, 5, 0, 1LL << 30);
+	r->keep_overlay = row_bool(rw, 6);
+	r->quiesce = row_bool(rw, 7);
+	r->state = row_enum(rw, 8, "state", sm_job_state_from_name);
+	r->phase = row_enum(rw, 9, "phase", sm_phase_from_name);
+	r->error = row_text(rw, 10, true);
+	r->created_at = row_real(rw, 11, 0, ROW_TIME_MAX);
+	r->updated_at = row_real(rw, 12, 0, ROW_TIME_MAX);
+	r->finished_at = row_real(rw, 13, 0, ROW_TIME_MAX);
+	r->verify = row_bool(rw, 14);
+	r->dest_format = row_text(rw, 15, true);
+	r->sync_writes = row_enum(rw, 16, "sync_writes", sync_writes_from_name);
+	r->converge_timeout = row_real(rw, 17, 0, 1e9);
+	r->delete_source = row_bool(rw, 18);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
 {
 	sqlite3_stmt *st = prepare(j, "SELECT " JOB_COLUMNS " FROM job WHERE id = ?", "i", id);
+	struct row rw = { .st = st, .job = id, .what = "" };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -861,17 +1227,25 @@ int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *ou
 		return -1;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		job_from_row(st, out);
+		job_from_row(&rw, out);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_error(j, "cannot read jobs");
+	if (rw.why[0]) {
+		sm_job_row_release(out);
+		row_malformed(j, &rw);
+		return -2;
+	}
 	return rc == SQLITE_ROW;
 }
 
-/* Collect every row of st with fill(), growing an array of elem_size items. */
-static int collect(struct sm_journal *j, sqlite3_stmt *st, size_t elem_size,
-		   void (*fill)(sqlite3_stmt *, void *), void **out, size_t *n)
+/* Collect every row of st with fill(), growing an array of elem_size items;
+ * on a malformed row, release() what was collected and fail. */
+static int collect(struct sm_journal *j, sqlite3_stmt *st, long long job, size_t elem_size,
+		   void (*fill)(struct row *, void *), void (*release)(void *, size_t),
+		   void **out, size_t *n)
 {
+	struct row rw = { .st = st, .job = job, .what = "" };
 	char *arr = NULL;
 	size_t count = 0;
 	int rc;
@@ -883,10 +1257,16 @@ static int collect(struct sm_journal *j, sqlite3_stmt *st, size_t elem_size,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		arr = sm_xrealloc(arr, (count + 1) * elem_size);
 		memset(arr + count * elem_size, 0, elem_size);
-		fill(st, arr + count * elem_size);
+		fill(&rw, arr + count * elem_size);
 		count++;
+		if (rw.why[0])
+			break;
 	}
 	sqlite3_finalize(st);
+	if (rw.why[0]) {
+		release(arr, count);
+		return row_malformed(j, &rw);
+	}
 	*out = arr;
 	*n = count;
 	if (rc != SQLITE_DONE)
@@ -894,102 +1274,163 @@ static int collect(struct sm_journal *j, sqlite3_stmt *st, size_t elem_size,
 	return 0;
 }
 
-static void fill_job(sqlite3_stmt *st, void *p)
+static void fill_job(struct row *rw, void *p)
 {
-	job_from_row(st, p);
+	job_from_row(rw, p);
+}
+
+static void release_jobs(void *p, size_t n)
+{
+	sm_job_rows_free(p, n);
 }
 
 int sm_journal_job_list(struct sm_journal *j, struct sm_job_row **out, size_t *n)
 {
 	return collect(j, prepare(j, "SELECT " JOB_COLUMNS " FROM job ORDER BY "
-				  "(state IN ('done', 'aborted')), id DESC", ""),
-		       sizeof(**out), fill_job, (void **)out, n);
+				  "(state IN ('done', 'aborted')), id DESC", ""), 0,
+		       sizeof(**out), fill_job, release_jobs, (void **)out, n);
 }
 
-static void fill_disk(sqlite3_stmt *st, void *p)
+static void fill_disk(struct row *rw, void *p)
 {
 	struct sm_disk_row *r = p;
 
-	r->target = col_text(st, 0);
-	r->state = col_text(st, 1);
-	r->src_overlay = col_text(st, 2);
-	r->dst_overlay = col_text(st, 3);
-	r->error = col_text(st, 4);
-	r->plan.target = sm_xstrdup(r->target);
-	r->plan.src_overlay = sm_xstrdup(r->src_overlay);
-	r->plan.dst_overlay = sm_xstrdup(r->dst_overlay);
-	r->plan.virtual_size = (unsigned long long)sqlite3_column_int64(st, 5);
-	r->sync_writes = sqlite3_column_int(st, 6);
-	r->plan.kept = col_text(st, 7);
-	r->plan.kept_format = col_text(st, 8);
-	r->plan.kept_user = col_text(st, 9);
-	r->plan.flat = sqlite3_column_int(st, 10);
-	r->pivoting = sqlite3_column_int(st, 11);
+	rw->what = "disk: ";
+	r->target = row_text(rw, 0, false);
+	r->state = row_enum(rw, 1, "disk state", disk_state_from_name);
+	r->src_overlay = row_text(rw, 2, false);
+	r->dst_overlay = row_text(rw, 3, false);
+	r->error = row_text(rw, 4, true);
+	r->plan.target = sm_xstrdup_or_null(r->target);
+	r->plan.src_overlay = sm_xstrdup_or_null(r->src_overlay);
+	r->plan.dst_overlay = sm_xstrdup_or_null(r->dst_overlay);
+	r->plan.virtual_size = (unsigned long long)row_int(rw, 5, 0, ROW_SIZE_MAX);
+	r->sync_writes = row_bool(rw, 6);
+	r->plan.kept = row_text(rw, 7, true);
+	r->plan.kept_format = row_text(rw, 8, true);
+	r->plan.kept_user = row_text(rw, 9, true);
+	r->plan.flat = row_bool(rw, 10);
+	r->pivoting = row_bool(rw, 11);
 }
 
-static void fill_image(sqlite3_stmt *st, void *p)
+static void fill_image(struct row *rw, void *p)
 {
 	struct sm_plan_image *img = p;
 
-	img->src = col_text(st, 0);
-	img->dst = col_text(st, 1);
-	img->format = col_text(st, 2);
-	img->src_backing = col_text(st, 3);
-	img->dst_backing = col_text(st, 4);
-	img->dst_backing_format = col_text(st, 5);
-	img->virtual_size = (unsigned long long)sqlite3_column_int64(st, 6);
-	img->allocated = (unsigned long long)sqlite3_column_int64(st, 7);
-	img->dst_format = col_text(st, 8);
+	rw->what = "image: ";
+	img->src = row_text(rw, 0, false);
+	img->dst = row_text(rw, 1, false);
+	img->format = row_text(rw, 2, false);
+	img->src_backing = row_text(rw, 3, true);
+	img->dst_backing = row_text(rw, 4, true);
+	img->dst_backing_format = row_text(rw, 5, true);
+	img->virtual_size = (unsigned long long)row_int(rw, 6, 0, ROW_SIZE_MAX);
+	img->allocated = (unsigned long long)row_int(rw, 7, 0, ROW_SIZE_MAX);
+	img->dst_format = row_text(rw, 8, false);
+	(void)row_int(rw, 9, 0, ROW_SIZE_MAX);  /* depth, checked by the caller */
+}
+
+static void release_disks(void *p, size_t n)
+{
+	sm_disk_rows_free(p, n);
+}
+
+static void release_images(void *p, size_t n)
+{
+	struct sm_plan_disk d = { .images = p, .nimages = n };
+
+	sm_plan_disk_release(&d);
+}
+
+/* The image rows of one disk: depths 0, 1, ... without a gap, at least one. */
+static int disk_images(struct sm_journal *j, long long job_id, struct sm_plan_disk *plan)
+{
+	sqlite3_stmt *st = prepare(j, "SELECT src_path, dst_path, format, src_backing, "
+				   "dst_backing, dst_backing_format, virtual_size, allocated, "
+				   "coalesce(dst_format, format) AS dst_format, depth FROM image "
+				   "WHERE job_id = ? AND target = ? ORDER BY depth",
+				   "is", job_id, plan->target);
+	struct row rw = { .job = job_id };
+
+	if (!st)
+		return -1;
+	if (collect(j, st, job_id, sizeof(*plan->images), fill_image, release_images,
+		    (void **)&plan->images, &plan->nimages) < 0)
+		return -1;
+	if (plan->nimages == 0)
+		snprintf(rw.why, sizeof(rw.why), "disk '%.64s' has no image rows", plan->target);
+	st = prepare(j, "SELECT count(*) FROM image WHERE job_id = ? AND target = ? AND "
+		     "depth >= 0 AND depth < ? AND typeof(depth) = 'integer'", "isi", job_id,
+		     plan->target, (long long)plan->nimages);
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    (size_t)sqlite3_column_int64(st, 0) != plan->nimages)
+		if (!rw.why[0])
+			snprintf(rw.why, sizeof(rw.why), "the depths of the images of disk "
+				 "'%.64s' are not 0 to %zu", plan->target, plan->nimages - 1);
+	sqlite3_finalize(st);
+	return rw.why[0] ? row_malformed(j, &rw) : 0;
 }
 
 int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_row **out,
 			 size_t *n)
 {
 	if (collect(j, prepare(j, "SELECT target, state, src_overlay, dst_overlay, error, "
-			       "virtual_size, sync_writes, kept, kept_format, kept_user, flat, pivoting FROM disk WHERE job_id = ? ORDER BY target", "i",
-			       job_id),
-		    sizeof(**out), fill_disk, (void **)out, n) < 0)
+			       "virtual_size, sync_writes, kept, kept_format, kept_user, flat, "
+			       "pivoting FROM disk WHERE job_id = ? ORDER BY target", "i", job_id),
+		    job_id, sizeof(**out), fill_disk, release_disks, (void **)out, n) < 0)
 		return -1;
 	for (size_t i = 0; i < *n; i++) {
-		struct sm_plan_disk *plan = &(*out)[i].plan;
-
-		if (collect(j, prepare(j, "SELECT src_path, dst_path, format, src_backing, "
-				       "dst_backing, dst_backing_format, virtual_size, allocated, "
-				       "coalesce(dst_format, format) FROM image WHERE job_id = ? AND target = ? ORDER BY depth",
-				       "is", job_id, plan->target),
-			    sizeof(*plan->images), fill_image, (void **)&plan->images,
-			    &plan->nimages) < 0)
+		if (disk_images(j, job_id, &(*out)[i].plan) < 0) {
+			sm_disk_rows_free(*out, *n);
+			*out = NULL;
+			*n = 0;
 			return -1;
+		}
 	}
 	return 0;
 }
 
-static void fill_step(sqlite3_stmt *st, void *p)
+static void fill_step(struct row *rw, void *p)
 {
 	struct sm_step_row *r = p;
 
-	r->phase = col_text(st, 0);
-	r->target = col_text(st, 1);
-	r->started_at = sqlite3_column_double(st, 2);
-	r->finished_at = sqlite3_column_double(st, 3);
-	r->error = col_text(st, 4);
+	rw->what = "step: ";
+	r->phase = row_text(rw, 0, false);
+	r->target = row_text(rw, 1, true);
+	r->started_at = row_real(rw, 2, 0, ROW_TIME_MAX);
+	r->finished_at = row_real(rw, 3, 0, ROW_TIME_MAX);
+	r->error = row_text(rw, 4, true);
+}
+
+static void release_steps(void *p, size_t n)
+{
+	sm_step_rows_free(p, n);
 }
 
 int sm_journal_step_list(struct sm_journal *j, long long job_id, struct sm_step_row **out,
 			 size_t *n)
 {
 	return collect(j, prepare(j, "SELECT phase, target, started_at, coalesce(finished_at, "
-				  "0), error FROM step WHERE job_id = ? ORDER BY id", "i", job_id),
-		       sizeof(**out), fill_step, (void **)out, n);
+				  "0) AS finished_at, error FROM step WHERE job_id = ? ORDER BY id",
+				  "i", job_id),
+		       job_id, sizeof(**out), fill_step, release_steps, (void **)out, n);
 }
 
-static void fill_file(sqlite3_stmt *st, void *p)
+static void fill_file(struct row *rw, void *p)
 {
 	struct sm_file_row *r = p;
 
-	r->path = col_text(st, 0);
-	r->role = col_text(st, 1);
-	r->state = col_text(st, 2);
+	rw->what = "file: ";
+	r->path = row_text(rw, 0, false);
+	r->role = row_text(rw, 1, false);
+	r->state = row_text(rw, 2, false);
+}
+
+static void release_files(void *p, size_t n)
+{
+	sm_file_rows_free(p, n);
 }
 
 int sm_journal_file_list(struct sm_journal *j, long long job_id, struct sm_file_row **out,
@@ -997,7 +1438,32 @@ int sm_journal_file_list(struct sm_journal *j, long long job_id, struct sm_file_
 {
 	return collect(j, prepare(j, "SELECT path, role, state FROM file WHERE job_id = ? "
 				  "ORDER BY rowid", "i", job_id),
-		       sizeof(**out), fill_file, (void **)out, n);
+		       job_id, sizeof(**out), fill_file, release_files, (void **)out, n);
+}
+
+int sm_journal_job_check(struct sm_journal *j, long long job_id)
+{
+	struct sm_job_row job;
+	struct sm_disk_row *d = NULL;
+	struct sm_step_row *st = NULL;
+	struct sm_file_row *f = NULL;
+	size_t nd = 0, ns = 0, nf = 0;
+	int rc;
+
+	j->malformed = false;
+	rc = sm_journal_job_get(j, job_id, &job);
+	if (rc == 0)
+		sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
+	if (rc <= 0)
+		return rc == -2 ? -2 : -1;
+	sm_job_row_release(&job);
+	rc = sm_journal_disk_list(j, job_id, &d, &nd) < 0 ||
+	     sm_journal_step_list(j, job_id, &st, &ns) < 0 ||
+	     sm_journal_file_list(j, job_id, &f, &nf) < 0 ? -1 : 0;
+	sm_disk_rows_free(d, nd);
+	sm_step_rows_free(st, ns);
+	sm_file_rows_free(f, nf);
+	return rc < 0 && j->malformed ? -2 : rc;
 }
 
 void sm_job_row_release(struct sm_job_row *r)

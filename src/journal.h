@@ -74,12 +74,20 @@ struct sm_file_row {
 };
 
 char *sm_journal_default_path(void);
-/* Open (creating it and its directory when missing) and upgrade the schema. */
+/* Open (creating it and its directory when missing) and upgrade the schema.
+ * The folder must be the caller's and writable by nobody else (the default
+ * folder is made 0700); the files, never links, are made 0600. */
 int sm_journal_open(const char *path, struct sm_journal **out);
 /* The same for commands that only act on jobs already there (list, status,
  * resume, abort, verify, cleanup, forget): a missing file is an error naming
  * the path, and nothing is created.  *missing (when not NULL) is set then. */
 int sm_journal_open_existing(const char *path, struct sm_journal **out, bool *missing);
+/* The same, read-only (SQLITE_OPEN_READONLY), for the commands that only read
+ * (list, status, verify).  A journal of an older schema is upgraded first. */
+int sm_journal_open_readonly(const char *path, struct sm_journal **out, bool *missing);
+/* A file beside the journal (its locks, logs): when it exists it must be the
+ * caller's regular file, not a link; it is made 0600.  0 when it is missing. */
+int sm_journal_check_file(const char *file);
 void sm_journal_free(struct sm_journal *j);
 
 /* Transactions: BEGIN IMMEDIATE takes the write lock at once. */
@@ -167,10 +175,17 @@ int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *poin
 int sm_journal_job_delete(struct sm_journal *j, long long job_id);
 /* The id the next job will get (unless another process inserts first). */
 int sm_journal_next_job_id(struct sm_journal *j, long long *id);
-/* Queries.  Return 1 found, 0 not found, -1 error. */
+/* Queries.  Return 1 found, 0 not found, -1 error.  Rows are checked as they
+ * are read: a value this version never writes (NULL, a wrong type, out of
+ * range, an unknown name, a disk without images) is an error naming the job
+ * ("journal row of job 7 is malformed (...)"); sm_journal_job_get returns -2
+ * then. */
 int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,
 				       const char *target, long long *job_id);
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out);
+/* Read every row of a job (job, disks, images, steps, files): 0 all are
+ * well-formed, -2 one is malformed, -1 no such job or another error. */
+int sm_journal_job_check(struct sm_journal *j, long long job_id);
 /* Jobs, unfinished first, newest first within each group. */
 int sm_journal_job_list(struct sm_journal *j, struct sm_job_row **out, size_t *n);
 int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_row **out,

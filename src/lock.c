@@ -17,6 +17,11 @@ int sm_job_lock(struct sm_journal *j, long long job_id, struct sm_job_lock *out)
 	ssize_t n;
 
 	out->path = sm_xasprintf("%s.job-%lld.lock", sm_journal_path(j), job_id);
+	out->fd = -1;
+	/* A lock left by an older snapmove may be 0644: made 0600, and never
+	 * a link (the journal's folder is the caller's alone, see journal.c). */
+	if (sm_journal_check_file(out->path) < 0)
+		goto error;
 	out->fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out->fd < 0) {
 		sm_error("cannot open the lock of job %lld ('%s'): %s", job_id, out->path,

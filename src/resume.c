@@ -42,7 +42,8 @@ int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journ
 		return -1;
 	}
 	sm_job_row_release(&row);
-	if (sm_job_lock(j, job_id, lock) < 0)
+	/* Nothing is done for a job of which any row was edited or damaged. */
+	if (sm_journal_job_check(j, job_id) < 0 || sm_job_lock(j, job_id, lock) < 0)
 		return -1;
 	if (sm_jobctx_load(c, v, j, job_id, pr) < 0)
 		goto error;

@@ -300,9 +300,12 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 		}
 	}
 	argv[n] = NULL;
+	/* Its log lies beside the journal, and holds what the move printed. */
+	if (sm_journal_check_file(log) < 0)
+		return -1;
 	pid = fork();
 	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 		/* Its own process group: a Ctrl-C at the terminal stops the
 		 * rebalance (which lets running moves finish), not the moves. */

@@ -6,6 +6,7 @@
 #include "unit.h"
 
 #include "journal.h"
+#include "lock.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -931,6 +932,300 @@ static void test_default_path(void **state)
 	free(saved_home);
 }
 
+/* mode of path & 07777 */
+static unsigned mode_of(const char *path)
+{
+	struct stat sb;
+
+	assert_int_equal(lstat(path, &sb), 0);
+	return sb.st_mode & 07777;
+}
+
+/* A journal in a folder of the caller's (not the default one): a 0644 file
+ * and its -wal and -shm left by someone are made 0600; the folder, which may
+ * be shared with images, is left as it is. */
+static void test_open_tightens_files(void **state)
+{
+	struct fixture *f = *state;
+	char *dir, *path, *side;
+
+	assert_true(asprintf(&dir, "%s/shared", f->dir) > 0);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_true(asprintf(&path, "%s/journal.db", dir) > 0);
+	assert_int_equal(sm_journal_open(path, &f->j), 0);
+	assert_int_equal(mode_of(path), 0600);
+	sm_journal_free(f->j);
+	f->j = NULL;
+
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_true(asprintf(&side, "%s-shm", path) > 0);
+	close(open(side, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(chmod(side, 0644), 0);
+	assert_int_equal(sm_journal_open(path, &f->j), 0);
+	assert_int_equal(mode_of(path), 0600);
+	assert_int_equal(mode_of(side), 0600);
+	assert_int_equal(mode_of(dir), 0755);
+	free(side);
+	assert_true(asprintf(&side, "%s-wal", path) > 0);
+	assert_int_equal(mode_of(side), 0600);  /* made by SQLite with the db's mode */
+	free(side);
+	free(path);
+	free(dir);
+}
+
+/* A planted link at the journal's or its -wal's name is refused, and what
+ * it points at stays untouched; so is a journal of another uid and a folder
+ * others can write. */
+static void test_open_refuses_links_and_strangers(void **state)
+{
+	struct fixture *f = *state;
+	char *dir, *path, *victim, *wal;
+
+	assert_true(asprintf(&dir, "%s/j", f->dir) > 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_true(asprintf(&path, "%s/journal.db", dir) > 0);
+	assert_true(asprintf(&wal, "%s-wal", path) > 0);
+	assert_true(asprintf(&victim, "%s/victim", f->dir) > 0);
+	close(open(victim, O_WRONLY | O_CREAT, 0644));
+
+	assert_int_equal(symlink(victim, path), 0);
+	sm_error_clear();
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_contains(sm_error_message(), "is a symbolic link");
+	assert_int_equal(sm_journal_open_readonly(path, &f->j, NULL), -1);
+	assert_contains(sm_error_message(), "is a symbolic link");
+	assert_int_equal(unlink(path), 0);
+
+	assert_int_equal(symlink(victim, wal), 0);
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_contains(sm_error_message(), wal);
+	assert_contains(sm_error_message(), "is a symbolic link");
+	assert_int_equal(unlink(wal), 0);
+	assert_int_equal(mode_of(victim), 0644);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(victim, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+	}
+
+	assert_int_equal(sm_journal_open(path, &f->j), 0);
+	sm_journal_free(f->j);
+	f->j = NULL;
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_contains(sm_error_message(), "belongs to uid 65534");
+	assert_int_equal(chown(path, 0, 0), 0);
+
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_contains(sm_error_message(), "writable by group or others");
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	assert_int_equal(sm_journal_open(path, &f->j), -1);
+	assert_contains(sm_error_message(), "belongs to uid 65534, not to you");
+	assert_int_equal(chown(dir, 0, 0), 0);
+	assert_int_equal(sm_journal_open(path, &f->j), 0);
+	free(victim);
+	free(wal);
+	free(path);
+	free(dir);
+}
+
+/* A job's lock beside the journal: a planted link is refused, an old 0644
+ * lock made 0600. */
+static void test_lock_file_checked(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_lock lock;
+	char *path, *victim;
+
+	open_journal(f);
+	assert_true(asprintf(&path, "%s.job-5.lock", f->path) > 0);
+	assert_true(asprintf(&victim, "%s/victim", f->dir) > 0);
+	close(open(victim, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(symlink(victim, path), 0);
+	sm_error_clear();
+	assert_int_equal(sm_job_lock(f->j, 5, &lock), -1);
+	assert_contains(sm_error_message(), "is a symbolic link");
+	assert_int_equal(unlink(path), 0);
+	close(open(path, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(sm_job_lock(f->j, 5, &lock), 0);
+	assert_int_equal(mode_of(path), 0600);
+	sm_job_unlock(&lock, 1);
+	assert_int_equal(access(path, F_OK), -1);
+	free(victim);
+	free(path);
+}
+
+/* list, status and verify read the journal read-only: a write fails, reads
+ * work, and a journal of an older schema is upgraded first. */
+static void test_open_readonly(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row row;
+	long long id;
+	bool missing = false;
+
+	id = insert_job(open_journal(f), "uuid-ro", (const char *const[]){ "vda" }, 1);
+	sm_journal_free(f->j);
+	f->j = NULL;
+	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, &missing), 0);
+	assert_false(missing);
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
+	assert_string_equal(row.domain_name, "vm");
+	sm_job_row_release(&row);
+	sm_error_clear();
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_COPY), -1);
+	assert_contains(sm_error_message(), "read-only");
+	assert_query(f->path, "SELECT phase FROM job", "planned");
+	sm_journal_free(f->j);
+	f->j = NULL;
+
+	exec_sql(f->path, "PRAGMA user_version = 8; ALTER TABLE chunk DROP COLUMN verified");
+	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, NULL), 0);
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
+	sm_job_row_release(&row);
+	assert_query(f->path, "SELECT count(*) FROM pragma_table_info('chunk') WHERE "
+		     "name = 'verified'", "1");
+	sm_journal_free(f->j);
+	f->j = NULL;
+
+	sm_error_clear();
+	assert_int_equal(sm_journal_open_readonly("/nonexistent/j.db", &f->j, &missing), -1);
+	assert_true(missing);
+	assert_contains(sm_error_message(), "there is no journal");
+}
+
+/* Tamper with one value of job 1 and check the error of a getter. */
+static void tamper(struct fixture *f, const char *sql)
+{
+	sm_journal_free(f->j);
+	f->j = NULL;
+	exec_sql(f->path, sql);
+	open_journal(f);
+	sm_error_clear();
+}
+
+static void test_malformed_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row row, *rows;
+	struct sm_disk_row *disks;
+	struct sm_step_row *steps;
+	struct sm_journal_chunk *chunks;
+	struct sm_journal_chunk c = { .index = 0, .offset = 0, .length = 4096,
+				      .data_bytes = 4096, .checksum = "0123456789abcdef",
+				      .verified = true };
+	enum sm_image_state ist;
+	unsigned long long done;
+	size_t n;
+	long long id;
+
+	id = insert_job(open_journal(f), "uuid-m", (const char *const[]){ "vda" }, 1);
+	assert_int_equal(id, 1);
+	assert_int_equal(sm_journal_phase_start(f->j, id, SM_PHASE_COPY), 0);
+	assert_int_equal(sm_journal_chunks_done(f->j, id, "vda", 1, &c, 1), 0);
+	assert_int_equal(sm_journal_job_check(f->j, id), 0);
+
+	tamper(f, "UPDATE job SET phase = 'xyz'");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_null(row.domain_name);
+	assert_contains(sm_error_message(), "journal row of job 1 is malformed (unknown phase "
+			"'xyz'); the journal may have been edited: 'snapmove forget 1' or "
+			"restore it");
+	assert_int_equal(sm_journal_job_check(f->j, id), -2);
+	rows = NULL;
+	assert_int_equal(sm_journal_job_list(f->j, &rows, &n), -1);
+	assert_null(rows);
+	assert_int_equal(n, 0);
+	assert_contains(sm_error_message(), "journal row of job 1 is malformed");
+
+	tamper(f, "UPDATE job SET phase = 'copy', state = 'running\n\x1b[2J'");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(unknown state 'running??[2J')");
+
+	tamper(f, "UPDATE job SET state = 'failed', bandwidth_mib = -1");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(bandwidth_mib is out of range (-1))");
+	tamper(f, "UPDATE job SET bandwidth_mib = 0, updated_at = 'later'");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(updated_at is not a number)");
+	tamper(f, "UPDATE job SET updated_at = 1, keep_overlay = 2");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(keep_overlay is out of range (2))");
+	tamper(f, "UPDATE job SET keep_overlay = 0, sync_writes = 'sometimes'");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(unknown sync_writes 'sometimes')");
+	tamper(f, "UPDATE job SET sync_writes = 'auto', dest_dir = ''");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(dest_dir is empty)");
+	tamper(f, "UPDATE job SET dest_dir = '/mnt/fast', finished_at = 1e308 * 10");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
+	assert_contains(sm_error_message(), "(finished_at is out of range (inf))");
+	tamper(f, "UPDATE job SET finished_at = NULL");
+	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
+	sm_job_row_release(&row);
+
+	tamper(f, "UPDATE disk SET state = 'lost'");
+	disks = NULL;
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), -1);
+	assert_null(disks);
+	assert_int_equal(n, 0);
+	assert_contains(sm_error_message(), "(disk: unknown disk state 'lost')");
+	assert_int_equal(sm_journal_job_check(f->j, id), -2);
+	tamper(f, "UPDATE disk SET state = 'mirroring', pivoting = 'yes'");
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), -1);
+	assert_contains(sm_error_message(), "(disk: pivoting is not a whole number)");
+	tamper(f, "UPDATE disk SET pivoting = 0; UPDATE image SET allocated = -5 WHERE depth = 1");
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), -1);
+	assert_contains(sm_error_message(), "(image: allocated is out of range (-5))");
+	tamper(f, "UPDATE image SET allocated = 5, depth = 3 WHERE depth = 1");
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), -1);
+	assert_contains(sm_error_message(), "the depths of the images of disk 'vda' are not 0 to 1");
+	tamper(f, "UPDATE image SET depth = 1 WHERE depth = 3");
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(disks[0].plan.nimages, 2);
+	sm_disk_rows_free(disks, n);
+
+	tamper(f, "UPDATE image SET state = 'half' WHERE depth = 1");
+	assert_int_equal(sm_journal_image_progress(f->j, id, "vda", 1, &ist, &done), -1);
+	assert_contains(sm_error_message(), "(image: unknown image state 'half')");
+	tamper(f, "UPDATE image SET state = 'copying' WHERE depth = 1; "
+	       "UPDATE chunk SET data_bytes = 8192");
+	assert_int_equal(sm_journal_image_progress(f->j, id, "vda", 1, &ist, &done), 0);
+	assert_int_equal(ist, SM_IMAGE_COPYING);
+	chunks = NULL;
+	assert_int_equal(sm_journal_chunk_list(f->j, id, "vda", 1, &chunks, &n), -1);
+	assert_null(chunks);
+	assert_contains(sm_error_message(), "(chunk: data_bytes is out of range (8192))");
+	tamper(f, "UPDATE chunk SET data_bytes = 0, checksum = '0123456789ABCDEF'");
+	assert_int_equal(sm_journal_chunk_list(f->j, id, "vda", 1, &chunks, &n), -1);
+	assert_contains(sm_error_message(), "checksum '0123456789ABCDEF' is not 16 hex digits");
+	tamper(f, "UPDATE chunk SET checksum = '0123456789abcdef'");
+	assert_int_equal(sm_journal_chunk_list(f->j, id, "vda", 1, &chunks, &n), 0);
+	assert_int_equal(n, 1);
+	free(chunks);
+
+	tamper(f, "UPDATE step SET started_at = x'01'");
+	steps = NULL;
+	assert_int_equal(sm_journal_step_list(f->j, id, &steps, &n), -1);
+	assert_null(steps);
+	assert_contains(sm_error_message(), "(step: started_at is not a number)");
+	assert_int_equal(sm_journal_job_check(f->j, id), -2);
+	tamper(f, "UPDATE step SET started_at = 1; DELETE FROM image");
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), -1);
+	assert_contains(sm_error_message(), "(disk 'vda' has no image rows)");
+	assert_int_equal(sm_journal_job_check(f->j, id), -2);
+
+	/* A database error is not a malformed row. */
+	assert_int_equal(sm_journal_job_check(f->j, 99), -1);
+	assert_contains(sm_error_message(), "no job 99");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -951,6 +1246,11 @@ int main(void)
 		T(test_inner_rollback_fails_outer),
 		T(test_names_stored_in_journal),
 		T(test_chunks_done_batch),
+		T(test_open_tightens_files),
+		T(test_open_refuses_links_and_strangers),
+		T(test_open_readonly),
+		T(test_lock_file_checked),
+		T(test_malformed_rows),
 		cmocka_unit_test(test_phase_names),
 		cmocka_unit_test(test_job_state_names),
 		cmocka_unit_test(test_disk_and_image_state_names),
