@@ -16,16 +16,14 @@ make_domain "$dom" persistent "vda:$T/src/disk.qcow2:qcow2"
 
 # refused WHY HOOKS_DIR: a move with HOOKS_DIR is vetoed with WHY, its hook
 # never ran, nothing changed.
-NDST=0
 refused() {
 	local before dst
 	before=$(live_chain "$dom" vda)
-	NDST=$((NDST + 1))
-	dst=$T/dst$NDST
-	mkdir -m 755 "$dst"
+	dst=$(mktemp -d "$T/dst.XXXXXX")
+	chmod 755 "$dst"
 	rm -f "$T/ran"
 	expect_exit 4 sm --hooks-dir "$2" move "$dom" --dest "$dst"
-	assert_contains "$T/err" "snapmove: error: vetoed by a before_move hook: "
+	assert_contains "$T/err" "snapmove: error: "
 	assert_contains "$T/err" "$1"
 	assert_contains "$T/err" "hooks run as root"
 	assert_absent "$T/ran"
@@ -89,24 +87,37 @@ case_links() {
 run_case "a point folder or hook that is a link is refused; a linked hooks folder is followed" case_links
 
 case_swap() {
-	# 50-mark is checked, then (strace holds the check's answer back for
-	# 2 s) swapped for a link to 'evil', a program in a folder others can
-	# write.  What runs must be what was checked: the marker, not the evil.
-	mkdir -m 755 "$H/swap"
+	local tracer pid i held=0
+	# 50-mark is checked, then swapped for a link to 'evil' (a program in
+	# a folder others can write) while strace holds the answer of the
+	# check's stat (by path before, of the open file now) back for 3 s.
+	# What runs must be what was checked: the marker, not the evil.
+	mkdir -m 755 "$H/swap" "$T/dst-swap"
 	new_hook "$H/swap" before_move 50-mark "echo checked >>'$T/ran'"
 	printf '#!/bin/bash\necho evil >>%s\n' "$T/ran" >"$T/evil"
 	chmod 755 "$T/evil"
 	rm -f "$T/ran"
-	mkdir -m 755 "$T/dst-swap"
-	(
-		sleep 1
-		ln -s "$T/evil" "$H/swap/before_move/50-new"
-		mv -T "$H/swap/before_move/50-new" "$H/swap/before_move/50-mark"
-	) &
-	strace -f -qq -o /dev/null -P "$H/swap/before_move/50-mark" \
-		-e trace=lstat,newfstatat,fstat,statx -e inject=lstat,newfstatat,fstat,statx:delay_exit=2000000 \
-		"$SNAPMOVE" --db "$DB" --hooks-dir "$H/swap" move "$dom" --dest "$T/dst-swap" >"$T/out" 2>"$T/err" || true
-	wait
+	strace -f -qq --seccomp-bpf -o /dev/null -P "$H/swap/before_move/50-mark" \
+		-e trace=newfstatat,fstat,lstat,statx \
+		-e inject=newfstatat,fstat,lstat,statx:delay_exit=3000000:when=1 \
+		"$SNAPMOVE" --db "$DB" --hooks-dir "$H/swap" move "$dom" --dest "$T/dst-swap" \
+		>"$T/out" 2>"$T/err" &
+	tracer=$!
+	# Held: a thread of snapmove in a tracing stop for half a second.
+	for i in $(seq 1 600); do
+		pid=$(pgrep -P "$tracer" || true)
+		if [ -n "$pid" ] && ps -L -o stat= -p "$pid" | grep -q '^t'; then
+			held=$((held + 1))
+			[ $held -lt 5 ] || break
+		else
+			held=0
+		fi
+		sleep 0.1
+	done
+	ln -s "$T/evil" "$H/swap/before_move/50-new"
+	mv -T "$H/swap/before_move/50-new" "$H/swap/before_move/50-mark"
+	wait "$tracer" || true
+	[ $held = 5 ] || { cat "$T/err" >&2; fail "snapmove was never held at the hook's check"; }
 	assert_eq "$(cat "$T/ran" 2>/dev/null)" checked "what ran after the swap"
 }
 run_case "a hook swapped for a link after its check: the checked program runs" case_swap

@@ -47,8 +47,8 @@ new_hook "$H/hooks" before_move 50-env "tr '\\0' '\\n' </proc/\$\$/environ | sor
 case_env() {
 	env PATH="$T/bin:$PATH" LD_PRELOAD="$T/evil.so" BASH_ENV="$T/bash-env.sh" SECRET=x \
 		HOME="$T/home" LD_LIBRARY_PATH="$T/bin" \
-		bash -c '"$@" >"$0.out" 2>"$0.err"' "$T/move" \
-		"$SNAPMOVE" --db "$DB" --hooks-dir "$H/hooks" move "$dom" --dest "$T/dst" ||
+		"$SNAPMOVE" --db "$DB" --hooks-dir "$H/hooks" move "$dom" --dest "$T/dst" \
+		>"$T/move.out" 2>"$T/move.err" ||
 		{ cat "$T/move.out" "$T/move.err" >&2; fail "the move failed"; }
 	assert_eq "$(live_chain "$dom" vda)" "$T/dst/disk.qcow2 qcow2
 $T/dst/base.qcow2 qcow2" "the chain after the move"
