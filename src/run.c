@@ -232,6 +232,10 @@ static int collect(pid_t pid, int out_fd, int err_fd, double timeout, struct sm_
 	for (int i = 0; i < 3; i++)
 		if (fds[i].fd >= 0)
 			close(fds[i].fd);
+	if (!exited) {  /* poll failed: do not wait on a program that runs on */
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
 	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
 		;
 	res->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
