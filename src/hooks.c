@@ -1,5 +1,7 @@
 /* hooks.c: find, check and run the hooks of a point, with the job's facts in
- * their environment, a time limit, and a journal row per run.
+ * their environment, a time limit, and a journal row per run.  Every folder
+ * from / down and each hook is checked on an open file, and that file is what
+ * runs; starting it, the time limit and the pipes are run.c's.
  */
 #include "hooks.h"
 #include "events.h"
