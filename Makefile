@@ -1,9 +1,13 @@
 # snapmove: make, make check, make demo, make install (PREFIX, DESTDIR),
-# make SANITIZE=address,undefined check, make bench, make fuzz.
+# make SANITIZE=address,undefined check, make bench, make fuzz.  make integration
+# (and check) test build-test/snapmove, built with the test hooks (TEST_BUILD=1).
 
 PREFIX ?= /usr/local
 DESTDIR ?=
-BUILD ?= build$(if $(SANITIZE),-sanitize)
+# TEST_BUILD=1: the test hooks compiled in (SM_TEST_BUILD), in build-test/;
+# make integration builds and tests that binary.
+BUILD ?= build$(if $(SANITIZE),-sanitize)$(if $(TEST_BUILD),-test)
+TEST_BIN = build$(if $(SANITIZE),-sanitize)-test/snapmove
 
 CC ?= cc
 PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash
@@ -16,6 +20,9 @@ WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wvla \
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isrc -I$(BUILD) $(PKG_CFLAGS) -pthread
 ALL_LDFLAGS = $(LDFLAGS) -pthread
+ifneq ($(TEST_BUILD),)
+ALL_CFLAGS += -DSM_TEST_BUILD
+endif
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 ALL_LDFLAGS += -fsanitize=$(SANITIZE)
@@ -30,7 +37,7 @@ LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
 CLI_SRCS = src/main.c src/cli.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c src/cmd_copy.c src/cmd_resume.c src/cmd_verify.c src/cmd_cleanup.c \
 	   src/cmd_rebalance.c
-UNIT_TESTS = test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob
+UNIT_TESTS = test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS = $(CLI_SRCS:%.c=$(BUILD)/%.o)
@@ -70,7 +77,9 @@ unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integration: $(BUILD)/snapmove
-	SNAPMOVE=$(CURDIR)/$(BUILD)/snapmove bash tests/integration/run.sh $(T)
+	$(MAKE) TEST_BUILD=1 all
+	SNAPMOVE=$(CURDIR)/$(TEST_BIN) SNAPMOVE_RELEASE=$(CURDIR)/$(BUILD)/snapmove \
+		bash tests/integration/run.sh $(T)
 
 # check: set up the host, build, run every test.
 check: setup
@@ -127,7 +136,7 @@ install: $(BUILD)/snapmove
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/snapmove
 
 clean:
-	rm -rf build build-sanitize build-fuzz
+	rm -rf build build-sanitize build-fuzz build-test build-sanitize-test
 
 .PHONY: all setup unit integration check demo bench install clean fuzz fuzz-build
 .SECONDARY:

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static bool enabled;
@@ -31,18 +32,47 @@ bool sm_events_enabled(void)
 	return enabled;
 }
 
+/* The events file: never through a link (a planted one would lead root's
+ * appends anywhere), and only a file of the caller's own that others cannot
+ * write; a new one is 0600. */
 int sm_events_open_file(void)
 {
 	const char *path = getenv("SNAPMOVE_EVENTS_FILE");
+	struct stat sb;
+	int fd;
 
 	if (!path || !*path || file_fd >= 0)
 		return 0;
-	file_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (file_fd < 0) {
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == ELOOP) {
+		sm_error("the events file '%s' (SNAPMOVE_EVENTS_FILE) is a symbolic link; snapmove "
+			 "does not follow one there: name the file itself", path);
+		return -1;
+	}
+	if (fd < 0) {
 		sm_error("cannot open the events file '%s' (SNAPMOVE_EVENTS_FILE): %s; fix the "
 			 "path or unset the variable", path, strerror(errno));
 		return -1;
 	}
+	if (fstat(fd, &sb) < 0 || (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode))) {
+		sm_error("the events file '%s' (SNAPMOVE_EVENTS_FILE) is not a regular file or a "
+			 "pipe; name a file of your own", path);
+		close(fd);
+		return -1;
+	}
+	if (sb.st_uid != geteuid()) {
+		sm_error("the events file '%s' (SNAPMOVE_EVENTS_FILE) is not owned by you; name a "
+			 "file of your own, or one that does not exist yet", path);
+		close(fd);
+		return -1;
+	}
+	if (sb.st_mode & S_IWOTH) {
+		sm_error("the events file '%s' (SNAPMOVE_EVENTS_FILE) is writable by others; "
+			 "'chmod o-w %s', or name another file", path, path);
+		close(fd);
+		return -1;
+	}
+	file_fd = fd;
 	return 0;
 }
 

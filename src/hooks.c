@@ -1,5 +1,7 @@
 /* hooks.c: find, check and run the hooks of a point, with the job's facts in
- * their environment, a time limit, and a journal row per run.
+ * their environment, a time limit, and a journal row per run.  Every folder
+ * from / down and each hook is checked on an open file, and that file is what
+ * runs; starting it, the time limit and the pipes are run.c's.
  */
 #include "hooks.h"
 #include "events.h"
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,70 +46,178 @@ double sm_hooks_timeout(void)
 	return hooks_timeout;
 }
 
-/* Hooks run as root: a hook or its folder must be root's own and writable by
- * root alone; each refusal is one whole message with its fix. */
-static int check_path(const char *path, bool want_dir)
+/* What a checked path is: a hook, a hooks folder (HOOKS_DIR or a point's),
+ * or a folder above HOOKS_DIR. */
+enum hook_path {
+	HOOK_FILE,
+	HOOK_FOLDER,
+	HOOK_PARENT,
+};
+
+#define HOOK_RULE "hooks run as root, so they must be root's own regular executables in root's own folders"
+#define HOOK_MOVE "move the hooks folder to one only root can write (such as /etc/snapmove)"
+
+/* Hooks run as root: a hook, its folders and every folder above them must be
+ * root's own and writable by root alone (a sticky /tmp is not: whoever can
+ * write there can rename the folders below away); each refusal is one whole
+ * message with its fix.  hooks names HOOKS_DIR for a HOOK_PARENT. */
+static int check_stat(const struct stat *sb, const char *path, enum hook_path kind,
+		      const char *hooks)
+{
+	switch (kind) {
+	case HOOK_FILE:
+		if (!S_ISREG(sb->st_mode)) {
+			sm_error("hook file '%s' is not a regular file; " HOOK_RULE ": put the "
+				 "program itself there, not a link to it", path);
+			return -1;
+		}
+		if (sb->st_uid != 0) {
+			sm_error("hook file '%s' is not owned by root; " HOOK_RULE ": 'chown root %s'",
+				 path, path);
+			return -1;
+		}
+		if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
+			sm_error("hook file '%s' is writable by group or others; " HOOK_RULE ": "
+				 "'chmod go-w %s'", path, path);
+			return -1;
+		}
+		if (!(sb->st_mode & S_IXUSR)) {
+			sm_error("hook file '%s' is not executable; " HOOK_RULE ": 'chmod u+x %s'",
+				 path, path);
+			return -1;
+		}
+		return 0;
+	case HOOK_FOLDER:
+		if (!S_ISDIR(sb->st_mode)) {
+			sm_error("hook folder '%s' is not a directory; " HOOK_RULE ": make it a "
+				 "directory owned by root, or pass another --hooks-dir", path);
+			return -1;
+		}
+		if (sb->st_uid != 0) {
+			sm_error("hook folder '%s' is not owned by root; " HOOK_RULE ": 'chown root %s'",
+				 path, path);
+			return -1;
+		}
+		if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
+			sm_error("hook folder '%s' is writable by group or others; " HOOK_RULE ": "
+				 "'chmod go-w %s'", path, path);
+			return -1;
+		}
+		return 0;
+	case HOOK_PARENT:
+		if (!S_ISDIR(sb->st_mode)) {
+			sm_error("'%s' above the hooks folder '%s' is not a directory; " HOOK_RULE ": "
+				 HOOK_MOVE, path, hooks);
+			return -1;
+		}
+		if (sb->st_uid != 0) {
+			sm_error("folder '%s' above the hooks folder '%s' is not owned by root; "
+				 HOOK_RULE ": " HOOK_MOVE, path, hooks);
+			return -1;
+		}
+		if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
+			sm_error("folder '%s' above the hooks folder '%s' is writable by group or "
+				 "others; " HOOK_RULE ": " HOOK_MOVE, path, hooks);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* Open name in folder at (O_PATH, never following a link) and check it; the
+ * fd, or -1 with an error.  path names it in messages. */
+static int open_checked(int at, const char *name, const char *path, enum hook_path kind,
+			const char *hooks)
 {
 	struct stat sb;
+	int fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-	if (lstat(path, &sb) < 0) {
-		if (want_dir)
-			sm_error("cannot read the hooks folder '%s': %s", path, strerror(errno));
-		else
+	if (fd < 0) {
+		if (kind == HOOK_FILE)
 			sm_error("cannot read hook '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	if (want_dir && !S_ISDIR(sb.st_mode)) {
-		sm_error("hook folder '%s' is not a directory; hooks run as root, so they must "
-			 "be root's own regular executables in root's own folders: make it a "
-			 "directory owned by root, or pass another --hooks-dir", path);
-		return -1;
-	}
-	if (!want_dir && !S_ISREG(sb.st_mode)) {
-		sm_error("hook file '%s' is not a regular file; hooks run as root, so they must "
-			 "be root's own regular executables in root's own folders: put the "
-			 "program itself there, not a link to it", path);
-		return -1;
-	}
-	if (sb.st_uid != 0) {
-		if (want_dir)
-			sm_error("hook folder '%s' is not owned by root; hooks run as root, so they "
-				 "must be root's own regular executables in root's own folders: "
-				 "'chown root %s'", path, path);
 		else
-			sm_error("hook file '%s' is not owned by root; hooks run as root, so they "
-				 "must be root's own regular executables in root's own folders: "
-				 "'chown root %s'", path, path);
+			sm_error("cannot read the hooks folder '%s': %s", path, strerror(errno));
 		return -1;
 	}
-	if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
-		if (want_dir)
-			sm_error("hook folder '%s' is writable by group or others; hooks run as "
-				 "root, so they must be root's own regular executables in root's "
-				 "own folders: 'chmod go-w %s'", path, path);
-		else
-			sm_error("hook file '%s' is writable by group or others; hooks run as "
-				 "root, so they must be root's own regular executables in root's "
-				 "own folders: 'chmod go-w %s'", path, path);
+	if (fstat(fd, &sb) < 0) {
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+		close(fd);
 		return -1;
 	}
-	if (!want_dir && !(sb.st_mode & S_IXUSR)) {
-		sm_error("hook file '%s' is not executable; hooks run as root, so they must be "
-			 "root's own regular executables in root's own folders: 'chmod u+x %s'",
-			 path, path);
+	if (check_stat(&sb, path, kind, hooks) < 0) {
+		close(fd);
 		return -1;
 	}
-	return 0;
+	return fd;
 }
 
-static int name_order(const struct dirent **a, const struct dirent **b)
+int sm_hooks_open_folder(const char *dir)
 {
-	return strcmp((*a)->d_name, (*b)->d_name);
+	SM_AUTOFREE char *real = realpath(dir, NULL);
+	char *p, *next;
+	int fd;
+
+	if (!real) {
+		sm_error("cannot read the hooks folder '%s': %s", dir, strerror(errno));
+		return -1;
+	}
+	/* From / down, each folder opened in the one checked before it. */
+	fd = open_checked(AT_FDCWD, "/", "/", strcmp(real, "/") ? HOOK_PARENT : HOOK_FOLDER, dir);
+	for (p = real + 1; fd >= 0 && *p; p = next) {
+		int sub;
+
+		next = strchr(p, '/');
+		if (next)
+			*next++ = '\0';
+		else
+			next = p + strlen(p);
+		{
+			SM_AUTOFREE char *upto = sm_xasprintf("%.*s", (int)(p - real + (ptrdiff_t)strlen(p)), real);
+
+			sub = *next ? open_checked(fd, p, upto, HOOK_PARENT, dir)
+				    : open_checked(fd, p, dir, HOOK_FOLDER, dir);
+		}
+		close(fd);
+		fd = sub;
+		if (*next)
+			next[-1] = '/';
+	}
+	return fd;
 }
 
-static int visible(const struct dirent *e)
+static int name_order(const void *a, const void *b)
 {
-	return e->d_name[0] != '.';
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in folder fd not starting with '.', in order; NULL and *n = -1
+ * on error. */
+static char **list_hooks(int fd, const char *path, int *n)
+{
+	int rfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
+	struct dirent *e;
+	char **names = NULL;
+
+	*n = 0;
+	if (!d) {
+		sm_error("cannot read the hooks folder '%s': %s", path, strerror(errno));
+		if (rfd >= 0)
+			close(rfd);
+		*n = -1;
+		return NULL;
+	}
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		names = sm_xrealloc(names, (size_t)(*n + 1) * sizeof(*names));
+		names[(*n)++] = sm_xstrdup(e->d_name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(names, (size_t)*n, sizeof(*names), name_order);
+	return names;
 }
 
 struct env {
@@ -132,9 +243,32 @@ static void env_add(struct env *e, const char *fmt, ...)
 
 static void env_free(struct env *e)
 {
-	for (size_t i = 0; i < e->n; i++)
-		free(e->vars[i]);
-	free(e->vars);
+	sm_hooks_env_free(e->vars);
+	e->vars = NULL;
+	e->n = 0;
+}
+
+char **sm_hooks_env_new(const char *events_file, const char *const *facts)
+{
+	struct env e = { 0 };
+
+	env_add(&e, "PATH=%s", SM_RUN_PATH);
+	env_add(&e, "LC_ALL=C");
+	env_add(&e, "HOME=/root");
+	if (events_file && *events_file)
+		env_add(&e, "SNAPMOVE_EVENTS_FILE=%s", events_file);
+	for (size_t i = 0; facts && facts[i]; i++)
+		if (strncmp(facts[i], "SNAPMOVE_", 9) == 0 &&
+		    strncmp(facts[i], "SNAPMOVE_EVENTS_FILE=", 21) != 0 && strchr(facts[i], '='))
+			env_add(&e, "%s", facts[i]);
+	return e.vars;
+}
+
+void sm_hooks_env_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
 }
 
 static char *chain_list(const struct sm_jobctx *c, size_t i, bool dst)
@@ -234,17 +368,25 @@ static bool is_before(const char *point)
 	return strncmp(point, "before_", 7) == 0;
 }
 
-/* Run one hook; 0 it succeeded, 1 it failed (message recorded), -1 error. */
-static int run_one(struct sm_jobctx *c, const char *point, const char *path, struct env *e)
+/* Run the checked hook open at fd; 0 it succeeded, 1 it failed (message
+ * recorded), -1 error. */
+static int run_one(struct sm_jobctx *c, const char *point, const char *path, int fd,
+		   char **env)
 {
 	const char *argv[] = { path, point, NULL };
+	struct sm_spawn sp = {
+		.argv = argv,
+		.env = (const char *const *)env,
+		.exec_fd = fd,
+		.timeout = hooks_timeout,
+	};
 	struct sm_run_result res;
 	bool timed_out = false;
 	double t0 = sm_now(), m0 = sm_monotonic(), secs;
 	char err[512];
 	int rc;
 
-	if (sm_run_limited(argv, (const char *const *)e->vars, hooks_timeout, &res, &timed_out) < 0)
+	if (sm_run_spawn(&sp, &res, &timed_out) < 0)
 		return -1;
 	secs = sm_monotonic() - m0;
 	snprintf(err, sizeof(err), "%s", res.err ? res.err : "");
@@ -266,28 +408,40 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 {
 	SM_AUTOFREE char *dir = sm_path_join(dir_of_hooks(), point);
 	SM_AUTOFREE char *xml_path = NULL;
-	struct dirent **names = NULL;
-	struct env e = { 0 };
+	char **names = NULL, **env = NULL;
+	struct env facts = { 0 };
 	struct stat sb;
-	int n, ret = 0;
+	int n = 0, ret = 0, top, fd;
 
 	if (lstat(dir, &sb) < 0)
 		return 0;  /* no hooks for this point */
-	if (check_path(dir_of_hooks(), true) < 0 || check_path(dir, true) < 0)
+	/* Every folder from / down, each opened in the one checked before it,
+	 * and each hook opened there, checked and run as that open file: no
+	 * path is looked up twice. */
+	top = sm_hooks_open_folder(dir_of_hooks());
+	if (top < 0)
 		goto refused;
-	n = scandir(dir, &names, visible, name_order);
+	fd = open_checked(top, point, dir, HOOK_FOLDER, NULL);
+	close(top);
+	if (fd < 0)
+		goto refused;
+	names = list_hooks(fd, dir, &n);
 	if (n < 0) {
-		sm_error("cannot read the hooks folder '%s': %s", dir, strerror(errno));
+		close(fd);
 		goto refused;
 	}
 	if (n > 0) {
 		xml_path = write_domxml(c);
-		build_env(c, point, xml_path, &e);
+		build_env(c, point, xml_path, &facts);
+		env = sm_hooks_env_new(getenv("SNAPMOVE_EVENTS_FILE"), (const char *const *)facts.vars);
 	}
 	for (int i = 0; i < n && ret == 0; i++) {
-		SM_AUTOFREE char *path = sm_path_join(dir, names[i]->d_name);
-		int rc = check_path(path, false) < 0 ? 1 : run_one(c, point, path, &e);
+		SM_AUTOFREE char *path = sm_path_join(dir, names[i]);
+		int hook = open_checked(fd, names[i], path, HOOK_FILE, NULL);
+		int rc = hook < 0 ? 1 : run_one(c, point, path, hook, env);
 
+		if (hook >= 0)
+			close(hook);
 		if (rc == 0)
 			continue;
 		if (is_before(point)) {
@@ -302,12 +456,14 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 			sm_event_warning(c->job, NULL, sm_error_message());
 		}
 	}
+	close(fd);
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 	if (xml_path)
 		unlink(xml_path);
-	env_free(&e);
+	env_free(&facts);
+	sm_hooks_env_free(env);
 	return ret;
 
 refused:

@@ -139,7 +139,8 @@ void sm_job_report_gone(const struct sm_jobctx *c);
 int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 			const char *role, const char *backing, const char *backing_format);
 
-/* Test hooks (integration tests only, documented in docs/design.md):
+/* Test hooks (integration tests only, documented in docs/design.md), compiled
+ * in only with -DSM_TEST_BUILD (make integration's build-test/snapmove):
  * SNAPMOVE_TEST_CRASH_AT=POINT makes snapmove SIGKILL itself at POINT;
  * SNAPMOVE_TEST_HOOK=PROGRAM runs 'PROGRAM PHASE JOB' before each phase. */
 void sm_crash_point(const char *point);

@@ -1,13 +1,22 @@
-/* run.h: the one place snapmove starts other programs (qemu-img).
+/* run.h: the one place snapmove starts other programs (qemu-img, hooks, the
+ * test hook).
  *
- * The argv is passed straight to execvp (no shell), the child runs with LC_ALL=C,
- * and its stdout and stderr are captured.  Unit tests swap the runner for a fake
- * with sm_run_set_runner().
+ * The argv goes straight to execve (no shell).  A program named without a
+ * '/' (qemu-img) is looked up once in the system folders of SM_RUN_PATH,
+ * never in the caller's PATH, and every child gets an environment snapmove
+ * builds (by default LC_ALL=C and PATH=SM_RUN_PATH), never the caller's
+ * LD_*, BASH_ENV or secrets.  The child's argv and environment are built
+ * before fork; between fork and exec the child makes only async-signal-safe
+ * calls.  Its stdout and stderr are captured.  Unit tests swap the runner of
+ * sm_run for a fake with sm_run_set_runner().
  */
 #ifndef SM_RUN_H
 #define SM_RUN_H
 
 #include <stdbool.h>
+
+/* The folders programs are looked up in, and the PATH children get. */
+#define SM_RUN_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct sm_run_result {
 	int status;  /* exit status, or 128 + signal number */
@@ -17,18 +26,37 @@ struct sm_run_result {
 
 typedef int (*sm_runner)(const char *const *argv, struct sm_run_result *res);
 
-/* Run argv to completion.  Returns 0 when it ran and exited 0; otherwise records
- * an error naming the program and its stderr and returns -1.  res may be NULL;
- * when given it is filled in either way and must be released. */
+/* Run argv to completion with the default environment.  Returns 0 when it
+ * ran and exited 0; otherwise records an error naming the program and its
+ * stderr and returns -1.  res may be NULL; when given it is filled in either
+ * way and must be released. */
 int sm_run(const char *const *argv, struct sm_run_result *res);
+/* sm_run with env ("NAME=value" strings, NULL-terminated) as the child's
+ * whole environment, always the real runner.  For the test hook. */
+int sm_run_with_env(const char *const *argv, const char *const *env, struct sm_run_result *res);
 void sm_run_result_release(struct sm_run_result *res);
-/* Run a program (a hook) with env ("NAME=value" strings, NULL-terminated)
- * added to snapmove's, in its own process group, killed with everything it
- * started after timeout seconds (0: no limit; *timed_out tells).  Always the
- * real runner.  Returns 0 when it ran (whatever its exit status), -1 when it
- * could not be started.  res must be released. */
-int sm_run_limited(const char *const *argv, const char *const *env, double timeout,
-		   struct sm_run_result *res, bool *timed_out);
+
+/* One child, as the hooks start it. */
+struct sm_spawn {
+	const char *const *argv;
+	const char *const *env;  /* its whole environment; NULL: the default */
+	int exec_fd;             /* run this open file (fexecve), -1: argv[0] */
+	double timeout;          /* seconds, 0: no limit */
+};
+/* Start sp in its own process group and capture its output.  Once the
+ * program exits, what else is left in its process group is killed and its
+ * output is read for at most 0.2 s more (a daemon it started elsewhere may
+ * hold the pipes forever); past the timeout the group is killed (*timed_out
+ * set) and likewise let go of.  No signal ever goes to a reaped pid.  Always
+ * the real runner.  Returns 0 when it ran, whatever its exit status (127 and
+ * "cannot run" in res->err when the exec itself failed); -1 when it could
+ * not be started.  res must be released. */
+int sm_run_spawn(const struct sm_spawn *sp, struct sm_run_result *res, bool *timed_out);
+
+/* The absolute path of program name (no '/') in the folders of SM_RUN_PATH,
+ * looked up once and remembered; NULL with an error when none has it. */
+const char *sm_run_which(const char *name);
+
 /* Replace the runner (NULL restores the real one).  For tests. */
 void sm_run_set_runner(sm_runner fn);
 

@@ -6,6 +6,7 @@
 # failures are warnings; unsafe hooks are refused; every run is journaled.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/json-lib.sh"
+. "$(dirname "$0")/hooks-lib.sh"
 
 mkdir -m 755 "$T/dst7b"
 for x in 1 2 3 4 5 6 7; do
@@ -20,15 +21,6 @@ for x in 2 3 4 5 6 7; do
 	new_image "$T/src$x/disk.qcow2" qcow2 64M 0x21 0 1M
 	make_domain "$(dom_name "$x")" persistent "vda:$T/src$x/disk.qcow2:qcow2"
 done
-
-# new_hook DIR POINT NAME BODY: a root-owned 0755 hook (a bash script).
-new_hook() {
-	mkdir -p "$1/$2"
-	chmod 755 "$1" "$1/$2"
-	printf '#!/bin/bash\n%s\n' "$4" >"$1/$2/$3"
-	chown root:root "$1/$2/$3"
-	chmod 755 "$1/$2/$3"
-}
 
 # rec_hooks DIR REC POINT...: at each POINT a hook that records in REC the
 # point and its argument (REC/order), its SNAPMOVE_* environment
@@ -53,7 +45,7 @@ envval() {  # REC POINT NAME
 }
 
 hook_runs() {  # JOB: the journal's hook runs of JOB
-	sqlite3 "$DB" "select point, replace(hook, '$T/', ''), exit_status, timed_out from hook_run where job_id = $1 order by id"
+	sqlite3 "$DB" "select point, replace(hook, '$H/', ''), exit_status, timed_out from hook_run where job_id = $1 order by id"
 }
 
 xml_source() {  # XML_FILE TARGET: the disk's active image in a saved domain XML
@@ -63,7 +55,7 @@ xml_source() {  # XML_FILE TARGET: the disk's active image in a saved domain XML
 ALL_POINTS="before_move after_snapshot before_pivot after_pivot after_move after_abort on_failure"
 
 case_points_env() {
-	local h=$T/hooks1 rec=$T/rec1 dom=$dom1 uuid job p
+	local h=$H/hooks1 rec=$T/rec1 dom=$dom1 uuid job p
 	uuid=$(virsh domuuid "$dom" | sed -n 1p)
 	# shellcheck disable=SC2086
 	rec_hooks "$h" "$rec" $ALL_POINTS
@@ -147,7 +139,7 @@ run_case "a move runs before_move, after_snapshot, before_pivot, after_pivot, af
 	case_points_env
 
 case_failure_abort() {
-	local h=$T/hooks2 rec=$T/rec2 dom job
+	local h=$H/hooks2 rec=$T/rec2 dom job
 	dom=$(dom_name 2)
 	# shellcheck disable=SC2086
 	rec_hooks "$h" "$rec" $ALL_POINTS
@@ -174,7 +166,7 @@ on_failure" "hook events of a failed move"
 run_case "on_failure when a move fails, after_abort on abort" case_failure_abort
 
 case_veto_before_move() {
-	local h=$T/hooks3 rec=$T/rec3 dom job before
+	local h=$H/hooks3 rec=$T/rec3 dom job before
 	dom=$(dom_name 3)
 	before=$(live_chain "$dom" vda)
 	rec_hooks "$h" "$rec" before_move on_failure
@@ -218,7 +210,7 @@ run_case "a before_move veto: exit 4, nothing changed, the job aborted, later mo
 	case_veto_before_move
 
 case_veto_before_pivot() {
-	local h=$T/hooks4 dom job rc=0
+	local h=$H/hooks4 dom job rc=0
 	dom=$(dom_name 4)
 	new_hook "$h" before_pivot 50-veto 'echo "not during backups" >&2; exit 1'
 	expect_exit 4 sm --json --hooks-dir "$h" move "$dom" --dest "$T/dst4"
@@ -261,7 +253,7 @@ gone() {
 }
 
 case_timeout() {
-	local h=$T/hooks5 dom job t0 t1
+	local h=$H/hooks5 dom job t0 t1
 	dom=$(dom_name 5)
 	new_hook "$h" before_move 50-hang "sleep 300 & echo \$! >'$T/child.pid'; echo \$\$ >'$T/hook.pid'; sleep 300"
 	t0=$(date +%s)
@@ -284,7 +276,7 @@ case_timeout() {
 run_case "a hook past --hook-timeout is killed with its children and vetoes" case_timeout
 
 case_after_fails() {
-	local h=$T/hooks6 dom job
+	local h=$H/hooks6 dom job
 	dom=$(dom_name 6)
 	new_hook "$h" after_snapshot 50-fail 'echo "snapshot hook broke" >&2; exit 3'
 	new_hook "$h" after_move 50-fail 'echo "after hook broke" >&2; exit 2'
@@ -305,10 +297,10 @@ after_move|hooks6/after_move/60-fine|0|0" "hook_run rows (the next hook still ru
 }
 run_case "after_* hooks that fail are warnings; the move succeeds" case_after_fails
 
-# unsafe NAME WHY SETUP: with hooks dir $T/h-NAME prepared by SETUP (a shell
+# unsafe NAME WHY SETUP: with hooks dir $H/h-NAME prepared by SETUP (a shell
 # string run in it), a move is refused at before_move with WHY.
 unsafe() {
-	local name=$1 why=$2 setup=$3 h=$T/h-$1 dom
+	local name=$1 why=$2 setup=$3 h=$H/h-$1 dom
 	dom=$(dom_name 7)
 	new_hook "$h" before_move 50-ok 'exit 0'
 	(cd "$h" && eval "$setup")
@@ -324,20 +316,20 @@ unsafe() {
 case_unsafe() {
 	local dom
 	dom=$(dom_name 7)
-	unsafe owner "hook file '$T/h-owner/before_move/50-ok' is not owned by root" \
+	unsafe owner "hook file '$H/h-owner/before_move/50-ok' is not owned by root" \
 		"chown nobody before_move/50-ok"
-	unsafe group "hook file '$T/h-group/before_move/50-ok' is writable by group or others" \
+	unsafe group "hook file '$H/h-group/before_move/50-ok' is writable by group or others" \
 		"chmod 775 before_move/50-ok"
-	unsafe others "hook file '$T/h-others/before_move/50-ok' is writable by group or others" \
+	unsafe others "hook file '$H/h-others/before_move/50-ok' is writable by group or others" \
 		"chmod 757 before_move/50-ok"
-	unsafe folder "hook folder '$T/h-folder/before_move' is writable by group or others" \
+	unsafe folder "hook folder '$H/h-folder/before_move' is writable by group or others" \
 		"chmod 757 before_move"
-	unsafe top "hook folder '$T/h-top' is writable by group or others" "chmod 777 ."
-	unsafe symlink "hook file '$T/h-symlink/before_move/60-link' is not a regular file" \
+	unsafe top "hook folder '$H/h-top' is writable by group or others" "chmod 777 ."
+	unsafe symlink "hook file '$H/h-symlink/before_move/60-link' is not a regular file" \
 		"ln -s 50-ok before_move/60-link"
-	unsafe noexec "hook file '$T/h-noexec/before_move/50-ok' is not executable" \
+	unsafe noexec "hook file '$H/h-noexec/before_move/50-ok' is not executable" \
 		"chmod 644 before_move/50-ok"
-	unsafe folder-owner "hook folder '$T/h-folder-owner/before_move' is not owned by root" \
+	unsafe folder-owner "hook folder '$H/h-folder-owner/before_move' is not owned by root" \
 		"chown nobody before_move"
 	# Each refusal ended its job, which blocks nothing.
 	expect_exit 0 sm list --json
@@ -351,21 +343,21 @@ case_unsafe_after() {
 	dom=$(dom_name 7)
 	# At an after_* point the same refusal is a warning, on stderr and in
 	# --json (src/hooks.c's "refused:" path writes no warning event).
-	new_hook "$T/h-after" after_move 50-ok 'exit 0'
-	chmod 644 "$T/h-after/after_move/50-ok"
-	expect_exit 0 sm --json --hooks-dir "$T/h-after" move "$dom" --dest "$T/dst7"
+	new_hook "$H/h-after" after_move 50-ok 'exit 0'
+	chmod 644 "$H/h-after/after_move/50-ok"
+	expect_exit 0 sm --json --hooks-dir "$H/h-after" move "$dom" --dest "$T/dst7"
 	cp "$T/out" "$T/after7.out"
 	assert_events "$T/after7.out"
-	assert_contains "$T/err" "warning: hook file '$T/h-after/after_move/50-ok' is not executable"
+	assert_contains "$T/err" "warning: hook file '$H/h-after/after_move/50-ok' is not executable"
 	assert_eq "$(jev "$T/after7.out" '[e["message"] for e in ev("warning")]')" \
-		"hook file '$T/h-after/after_move/50-ok' is not executable; hooks run as root, so they must be root's own regular executables in root's own folders: 'chmod u+x $T/h-after/after_move/50-ok'" \
+		"hook file '$H/h-after/after_move/50-ok' is not executable; hooks run as root, so they must be root's own regular executables in root's own folders: 'chmod u+x $H/h-after/after_move/50-ok'" \
 		"warning event of a refused after_move hook"
 	assert_eq "$(live_chain "$dom" vda)" "$T/dst7/disk.qcow2 qcow2" "chain after the move"
-	chmod 757 "$T/h-after/after_move"
-	expect_exit 0 sm --json --hooks-dir "$T/h-after" move "$dom" --dest "$T/dst7b"
+	chmod 757 "$H/h-after/after_move"
+	expect_exit 0 sm --json --hooks-dir "$H/h-after" move "$dom" --dest "$T/dst7b"
 	cp "$T/out" "$T/after7b.out"
 	assert_events "$T/after7b.out"
-	assert_contains "$T/err" "warning: hook folder '$T/h-after/after_move' is writable by group or others"
+	assert_contains "$T/err" "warning: hook folder '$H/h-after/after_move' is writable by group or others"
 	assert_eq "$(jev "$T/after7b.out" 'len(ev("warning"))')" 1 \
 		"warning events of a refused after_move folder (src/hooks.c)"
 }

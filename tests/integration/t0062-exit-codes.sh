@@ -5,6 +5,7 @@
 # resumable).  Under --json the result event carries the same code.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/json-lib.sh"
+. "$(dirname "$0")/hooks-lib.sh"
 
 for x in 0 1 3 4 5 5t; do
 	mkdir -m 755 "$T/src$x" "$T/dst$x"
@@ -140,7 +141,7 @@ case_3() {
 run_case "3: refused before changing anything" case_3
 
 case_4() {
-	local dom h=$T/hooks4 job
+	local dom h=$H/hooks4 job
 	dom=$(dom_name 4)
 	mkdir -m 755 "$h" "$h/before_move"
 	printf '#!/bin/sh\necho "frozen" >&2\nexit 1\n' >"$h/before_move/50-veto"

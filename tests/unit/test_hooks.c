@@ -1,0 +1,282 @@
+/* test_hooks.c: what a hook may be and what it gets.  The environment of a
+ * hook (allow-listed, whatever the caller's holds), the folder checks from /
+ * down (as root: a sticky /tmp above, a group-writable folder, a link), and
+ * the spawner on real scripts: run as an open file, a daemon left on the
+ * pipes let go of, the time limit; qemu-img found only in system folders.
+ */
+#include "unit.h"
+
+#include "hooks.h"
+#include "run.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+
+static size_t env_count(char **env)
+{
+	size_t n = 0;
+
+	while (env && env[n])
+		n++;
+	return n;
+}
+
+static void test_env_allow_list(void **state)
+{
+	const char *facts[] = { "SNAPMOVE_JOB=7", "LD_PRELOAD=/evil.so", "SNAPMOVE_EVENTS_FILE=/other",
+				"SNAPMOVE_HOOK=before_move", "BASH_ENV=/x", "SNAPMOVE_NOVALUE", NULL };
+	char **env;
+
+	(void)state;
+	setenv("LD_PRELOAD", "/nonexistent.so", 1);
+	setenv("BASH_ENV", "/some/file", 1);
+	setenv("SECRET", "x", 1);
+	setenv("HOME", "/home/someone", 1);
+	env = sm_hooks_env_new("/var/log/ev", facts);
+	assert_int_equal(env_count(env), 6);
+	assert_string_equal(env[0], "PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+	assert_string_equal(env[1], "LC_ALL=C");
+	assert_string_equal(env[2], "HOME=/root");
+	assert_string_equal(env[3], "SNAPMOVE_EVENTS_FILE=/var/log/ev");
+	assert_string_equal(env[4], "SNAPMOVE_JOB=7");
+	assert_string_equal(env[5], "SNAPMOVE_HOOK=before_move");
+	sm_hooks_env_free(env);
+
+	/* No events file: no SNAPMOVE_EVENTS_FILE at all. */
+	env = sm_hooks_env_new("", NULL);
+	assert_int_equal(env_count(env), 3);
+	sm_hooks_env_free(env);
+	env = sm_hooks_env_new(NULL, NULL);
+	assert_int_equal(env_count(env), 3);
+	sm_hooks_env_free(env);
+	unsetenv("LD_PRELOAD");
+	unsetenv("BASH_ENV");
+	unsetenv("SECRET");
+}
+
+/* A private folder under root's /run (mode 0755), for the folder checks. */
+static char *root_dir(void)
+{
+	char *dir = sm_xstrdup("/run/snapmove-unit.XXXXXX");
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	return dir;
+}
+
+static void expect_refused(const char *dir, const char *why)
+{
+	sm_error_clear();
+	assert_int_equal(sm_hooks_open_folder(dir), -1);
+	assert_contains(sm_error_message(), why);
+}
+
+static void test_folders(void **state)
+{
+	char *top, *sub, *link, *hooks, *tmp, *why;
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	fd = sm_hooks_open_folder("/etc");
+	assert_true(fd >= 0);
+	close(fd);
+
+	/* Under /tmp: sticky, but writable by all. */
+	tmp = unit_mkdtemp();
+	why = sm_xasprintf("folder '/tmp' above the hooks folder '%s' is writable by group or others", tmp);
+	if (strncmp(tmp, "/tmp/", 5) == 0)
+		expect_refused(tmp, why);
+	free(why);
+	unit_rmtree(tmp);
+
+	top = root_dir();
+	fd = sm_hooks_open_folder(top);
+	assert_true(fd >= 0);
+	close(fd);
+	/* The hooks folder itself, then a folder above it. */
+	assert_int_equal(chmod(top, 0775), 0);
+	why = sm_xasprintf("hook folder '%s' is writable by group or others", top);
+	expect_refused(top, why);
+	free(why);
+	sub = sm_path_join(top, "a");
+	hooks = sm_path_join(sub, "hooks");
+	assert_int_equal(mkdir(sub, 0757), 0);
+	assert_int_equal(chmod(sub, 0757), 0);
+	assert_int_equal(mkdir(hooks, 0755), 0);
+	assert_int_equal(chmod(top, 0755), 0);
+	why = sm_xasprintf("folder '%s' above the hooks folder '%s' is writable by group or others",
+			   sub, hooks);
+	expect_refused(hooks, why);
+	free(why);
+	assert_int_equal(chmod(sub, 0755), 0);
+	assert_int_equal(chown(sub, 65534, 0), 0);
+	why = sm_xasprintf("folder '%s/a' above the hooks folder '%s/a/hooks' is not owned by root",
+			   top, top);
+	expect_refused(hooks, why);
+	free(why);
+	assert_int_equal(chown(sub, 0, 0), 0);
+	fd = sm_hooks_open_folder(hooks);
+	assert_true(fd >= 0);
+	close(fd);
+	/* A link (in a root-only folder) is resolved, then what it leads to is
+	 * checked all the way down. */
+	link = sm_path_join(top, "link");
+	assert_int_equal(symlink(hooks, link), 0);
+	fd = sm_hooks_open_folder(link);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(chmod(sub, 0777), 0);
+	why = sm_xasprintf("folder '%s' above the hooks folder '%s'", sub, link);
+	expect_refused(link, why);
+	free(why);
+	expect_refused("/nonexistent-snapmove-hooks", "cannot read the hooks folder");
+	free(link);
+	free(hooks);
+	free(sub);
+	unit_rmtree(top);
+}
+
+/* A root-owned 0755 script in dir; its name, to free. */
+static char *script(const char *dir, const char *name, const char *body)
+{
+	char *path = sm_path_join(dir, name);
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	fclose(f);
+	assert_int_equal(chmod(path, 0755), 0);
+	return path;
+}
+
+static int spawn(const char *path, double timeout, struct sm_run_result *res, bool *timed_out,
+		 double *secs)
+{
+	const char *argv[] = { path, "before_move", NULL };
+	const char *env[] = { "PATH=/usr/bin:/bin", "ONLY=this", NULL };
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	struct sm_spawn sp = { .argv = argv, .env = env, .exec_fd = fd, .timeout = timeout };
+	double t0 = sm_monotonic();
+	int rc;
+
+	assert_true(fd >= 0);
+	rc = sm_run_spawn(&sp, res, timed_out);
+	*secs = sm_monotonic() - t0;
+	close(fd);
+	return rc;
+}
+
+static void kill_daemon(const char *pidfile)
+{
+	char *s = unit_read_file(pidfile);
+	long pid = strtol(s, NULL, 10);
+
+	if (pid > 1)
+		kill((pid_t)pid, SIGKILL);
+	free(s);
+}
+
+static void test_spawn_script(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *path = script(dir, "hook", "echo \"$1 $ONLY ${SECRET:-none} $PATH\"; echo err >&2; exit 3");
+	struct sm_run_result res;
+	bool timed_out = true;
+	double secs;
+
+	(void)state;
+	setenv("SECRET", "x", 1);
+	assert_int_equal(spawn(path, 10, &res, &timed_out, &secs), 0);
+	unsetenv("SECRET");
+	assert_int_equal(res.status, 3);
+	assert_false(timed_out);
+	assert_string_equal(res.out, "before_move this none /usr/bin:/bin\n");
+	assert_string_equal(res.err, "err\n");
+	sm_run_result_release(&res);
+	free(path);
+	unit_rmtree(dir);
+}
+
+static void test_spawn_daemon(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *pidfile = sm_path_join(dir, "daemon.pid");
+	char *body = sm_xasprintf("setsid sleep 20 & echo $! >%s\n"
+				  "until [ \"$(ps -o sid= -p $! | tr -d ' ')\" = $! ]; do sleep 0.02; done\n"
+				  "echo left", pidfile);
+	char *path = script(dir, "hook", body);
+	struct sm_run_result res;
+	bool timed_out = true;
+	double secs;
+
+	(void)state;
+	/* Exits at once: let go of 0.2 s after, not when the daemon ends. */
+	assert_int_equal(spawn(path, 10, &res, &timed_out, &secs), 0);
+	assert_int_equal(res.status, 0);
+	assert_false(timed_out);
+	assert_true(secs < 3);
+	assert_string_equal(res.out, "left\n");
+	sm_run_result_release(&res);
+	kill_daemon(pidfile);
+	free(path);
+	free(body);
+
+	/* Past its limit: killed at 1 s and let go of at once. */
+	body = sm_xasprintf("setsid sleep 20 & echo $! >%s; sleep 20", pidfile);
+	path = script(dir, "hook2", body);
+	assert_int_equal(spawn(path, 1, &res, &timed_out, &secs), 0);
+	assert_true(timed_out);
+	assert_int_equal(res.status, 128 + SIGKILL);
+	assert_true(secs >= 1 && secs < 2);
+	sm_run_result_release(&res);
+	kill_daemon(pidfile);
+
+	/* A program that closes its output and runs on still has a limit. */
+	free(path);
+	path = script(dir, "hook3", "exec >&- 2>&-; sleep 20");
+	assert_int_equal(spawn(path, 1, &res, &timed_out, &secs), 0);
+	assert_true(timed_out);
+	assert_true(secs >= 1 && secs < 2);
+	sm_run_result_release(&res);
+	free(path);
+	free(body);
+	free(pidfile);
+	unit_rmtree(dir);
+}
+
+static void test_which(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *fake = script(dir, "snapmove-unit-fake", "exit 0");
+	char *path = sm_xasprintf("%s:%s", dir, getenv("PATH") ? getenv("PATH") : "");
+	const char *sh;
+
+	(void)state;
+	setenv("PATH", path, 1);
+	sh = sm_run_which("sh");
+	assert_non_null(sh);
+	assert_true(sh[0] == '/');
+	assert_ptr_equal(sm_run_which("sh"), sh);  /* looked up once */
+	sm_error_clear();
+	assert_null(sm_run_which("snapmove-unit-fake"));
+	assert_contains(sm_error_message(), "cannot find 'snapmove-unit-fake' in /usr/sbin:/usr/bin:/sbin:/bin");
+	free(path);
+	free(fake);
+	unit_rmtree(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_env_allow_list),
+		cmocka_unit_test(test_folders),
+		cmocka_unit_test(test_spawn_script),
+		cmocka_unit_test(test_spawn_daemon),
+		cmocka_unit_test(test_which),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
