@@ -1084,7 +1084,9 @@ static void test_open_readonly(void **state)
 	sm_journal_free(f->j);
 	f->j = NULL;
 
-	exec_sql(f->path, "PRAGMA user_version = 8; ALTER TABLE chunk DROP COLUMN verified");
+	/* A journal of schema 8: what 009 and later added is not there yet. */
+	exec_sql(f->path, "PRAGMA user_version = 8; ALTER TABLE chunk DROP COLUMN verified; "
+		 "DROP TABLE source_file");
 	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, NULL), 0);
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
 	sm_job_row_release(&row);
