@@ -35,9 +35,7 @@
  * rounds; 16 x 8, 32 x 4, 32 x 2, 16 x 2 and 4 x 8 were slower), at 128 MiB
  * per copy with its check (4 requests for the copy, 4 for the check). */
 #define SM_DIRECT_UNIT SM_COPY_DIRECT_UNIT
-#ifndef SM_DIRECT_DEPTH
-#define SM_DIRECT_DEPTH 4
-#endif
+#define SM_DIRECT_DEPTH SM_COPY_DIRECT_DEPTH
 
 const char *sm_copy_method_name(enum sm_copy_method m)
 {

@@ -28,6 +28,10 @@
 #ifndef SM_COPY_DIRECT_UNIT
 #define SM_COPY_DIRECT_UNIT (16u << 20)
 #endif
+/* How many requests the direct path's reader thread reads ahead. */
+#ifndef SM_COPY_DIRECT_DEPTH
+#define SM_COPY_DIRECT_DEPTH 4
+#endif
 
 enum sm_copy_method {
 	SM_COPY_AUTO,

@@ -1795,32 +1795,35 @@ static void test_direct_unit(void **state)
 	}
 }
 
-/* The source shrinks under the copy (at the first report, when the direct
- * reader has read at most 4 requests): the read error stops the copy
- * with the source named, the reader thread with it. */
+/* The source shrinks under the copy, at the first report.  By then the
+ * direct reader has read at most 1 + SM_COPY_DIRECT_DEPTH requests (the one
+ * taken, the others ahead of it): the file is two requests longer, so the
+ * last request is always read after the shrink.  The read error stops the
+ * copy with the source named, the reader thread with it. */
 static void test_source_shrinks(void **state)
 {
 	struct fixture *f = *state;
-	const struct extent ext[] = { { 0, 5 * DIRECT_UNIT } };
+	const off_t size = (SM_COPY_DIRECT_DEPTH + 2) * DIRECT_UNIT;
+	const struct extent ext[] = { { 0, size } };
 	char *src = path_in(f, "shrinks.img");
 	char *dst = path_in(f, "shrinks.copy");
 	/* One chunk for the whole file: none is done before the shrink. */
 	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
-				   .chunk_size = 8 * (unsigned long long)DIRECT_UNIT };
+				   .chunk_size = (unsigned long long)(size + DIRECT_UNIT) };
 	struct sm_copy_result res;
 	struct recorder r;
 
-	make_sparse(src, 5 * DIRECT_UNIT, ext, 1, 61);
+	make_sparse(src, size, ext, 1, 61);
 	make_file(dst, "");
 	rec_init(&r);
 	r.shrink = src;
-	r.shrink_to = 4 * DIRECT_UNIT + 2 * MiB + 5;
+	r.shrink_to = size - 2 * DIRECT_UNIT + 2 * MiB + 5;
 	assert_int_equal(run_copy(&req, &r, &res), -1);
 	assert_contains(sm_error_message(), src);
 	assert_contains(sm_error_message(), "shrank");
 	assert_int_equal(res.method, req.method);
 	assert_int_equal(r.nchunks, 0);
-	assert_true(res.copied_bytes < (unsigned long long)(5 * DIRECT_UNIT));
+	assert_true(res.copied_bytes < (unsigned long long)size);
 }
 
 /* A write fails in the middle of a chunk (the file size limit, as a full
