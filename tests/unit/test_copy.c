@@ -1876,6 +1876,98 @@ static void test_write_error(void **state)
 	assert_int_equal(res.copied_bytes, (unsigned long long)(limit - chunk));
 }
 
+/* sm_copy_run_fds copies between open files, never by name: the
+ * destination renamed away and another file put at its name (as another
+ * user can in a folder they write), the copy still lands in the file that
+ * was opened and the other file stays as it was.  The fds stay open. */
+static void test_fds_name_swapped(void **state)
+{
+	struct fixture *f = *state;
+	const struct extent ext[] = { { 0, 3 * MiB }, { 5 * MiB, 64 * KiB + 5 } };
+	char *src = path_in(f, "fds.img");
+	char *dst = path_in(f, "fds.copy");
+	char *moved = path_in(f, "fds.moved");
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
+				   .chunk_size = 2 * MiB };
+	struct sm_copy_result res;
+	int fds, threads, in, out, rc;
+	char *content;
+
+	make_sparse(src, 6 * MiB, ext, 2, 71);
+	make_file(dst, "");
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(dst, O_RDWR | O_CLOEXEC);
+	assert_true(in >= 0 && out >= 0);
+	assert_int_equal(rename(dst, moved), 0);
+	make_file(dst, "planted\n");
+	fds = count_entries("/proc/self/fd");
+	threads = count_entries("/proc/self/task");
+	sm_error_clear();
+	rc = sm_copy_run_fds(&req, in, out, NULL, NULL, &res);
+	assert_nothing_left(fds, threads);
+	if (rc != 0)
+		print_error("%s\n", sm_error_message());
+	assert_int_equal(rc, 0);
+	assert_int_equal(res.method, req.method);
+	assert_same_content(src, moved);
+	content = unit_read_file(dst);
+	assert_string_equal(content, "planted\n");
+	free(content);
+	/* Still the caller's. */
+	assert_true(fcntl(in, F_GETFD) >= 0 && fcntl(out, F_GETFD) >= 0);
+	close(in);
+	close(out);
+}
+
+/* Only regular files are copied: a directory, a character device, a FIFO
+ * as the source (or the destination) are refused at once, nothing written,
+ * no read that could block. */
+static void test_fds_not_regular(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = path_in(f, "a-dir");
+	char *fifo = path_in(f, "a-fifo");
+	char *file = path_in(f, "a-file");
+	char *dst = path_in(f, "not-regular.copy");
+	const char *srcs[] = { dir, "/dev/zero", fifo };
+	struct sm_copy_req req = { .dst = dst, .verify = true };
+	struct sm_copy_result res;
+	int out, in;
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	make_file(dst, "");
+	make_file(file, "data");
+	out = open(dst, O_RDWR | O_CLOEXEC);
+	assert_true(out >= 0);
+	for (size_t i = 0; i < SM_ARRAY_LEN(srcs); i++) {
+		in = open(srcs[i], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		assert_true(in >= 0);
+		req.src = srcs[i];
+		sm_error_clear();
+		assert_int_equal(sm_copy_run_fds(&req, in, out, NULL, NULL, &res), -1);
+		assert_contains(sm_error_message(), srcs[i]);
+		assert_contains(sm_error_message(), "not a regular file");
+		assert_int_equal(stat_of(dst).st_size, 0);
+		close(in);
+		/* The same by name. */
+		sm_error_clear();
+		assert_int_equal(sm_copy_run(&req, NULL, NULL, &res), -1);
+		assert_contains(sm_error_message(), "not a regular file");
+	}
+	close(out);
+	/* A destination that is not a regular file either. */
+	in = open(file, O_RDONLY | O_CLOEXEC);
+	out = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	req.src = file;
+	req.dst = dir;
+	sm_error_clear();
+	assert_int_equal(sm_copy_run_fds(&req, in, out, NULL, NULL, &res), -1);
+	assert_contains(sm_error_message(), dir);
+	close(in);
+	close(out);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 /* fn run by one copy path: "fn/readwrite" copies by SM_COPY_READWRITE. */
 static enum sm_copy_method by_auto = SM_COPY_AUTO, by_readwrite = SM_COPY_READWRITE,
@@ -1940,6 +2032,9 @@ int main(void)
 		TM(test_source_shrinks, direct),
 		TM(test_write_error, readwrite),
 		TM(test_write_error, direct),
+		TM(test_fds_name_swapped, readwrite),
+		TM(test_fds_name_swapped, direct),
+		T(test_fds_not_regular),
 	};
 	pthread_t t;
 
