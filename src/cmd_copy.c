@@ -112,9 +112,10 @@ static void copy_usage(FILE *f)
 	fprintf(f, "usage: snapmove copy SRC DST [--bandwidth MIB] [--no-verify]\n"
 		   "                     [--copy-method METHOD] [--chunk-size MIB]\n\n"
 		   "Copy one image file as 'move' copies base images: data extents only (holes\n"
-		   "stay holes), in chunks that are each fdatasync'ed and verified.  DST must not\n"
-		   "exist.  Prints the path used (reflink, direct, copy_file_range, readwrite),\n"
-		   "bytes and time.  No journal: an interrupted copy is started again.\n");
+		   "stay holes), in chunks that are each fdatasync'ed and verified.  SRC must be\n"
+		   "a regular file; DST must not exist, and gets SRC's owner and mode.  Prints\n"
+		   "the path used (reflink, direct, copy_file_range, readwrite), bytes and time.\n"
+		   "No journal: a failed or interrupted copy removes DST; start it again.\n");
 }
 
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)

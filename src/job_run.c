@@ -18,13 +18,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <pwd.h>
 #include <unistd.h>
 
 volatile int sm_interrupted;
@@ -245,9 +245,19 @@ cleanup:
 /* Copies of several disks run in threads. */
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Hold fd as path's file; a file made again under one name replaces the
+ * one held before. */
 static void hold_file(struct sm_jobctx *c, const char *path, int fd)
 {
 	pthread_mutex_lock(&held_lock);
+	for (size_t i = 0; i < c->nheld; i++) {
+		if (sm_str_eq(c->held[i].path, path)) {
+			close(c->held[i].fd);
+			c->held[i].fd = fd;
+			pthread_mutex_unlock(&held_lock);
+			return;
+		}
+	}
 	c->held = sm_xrealloc(c->held, (c->nheld + 1) * sizeof(*c->held));
 	c->held[c->nheld++] = (struct sm_held_file){ sm_xstrdup(path), fd };
 	pthread_mutex_unlock(&held_lock);
@@ -276,9 +286,11 @@ static bool owner_ok(uid_t uid, const char *src)
 	if (uid == 0 || (stat(src, &sb) == 0 && sb.st_uid == uid))
 		return true;
 	for (size_t i = 0; i < SM_ARRAY_LEN(qemu_users); i++) {
-		const struct passwd *pw = getpwnam(qemu_users[i]);
+		struct passwd pw, *found = NULL;
+		char buf[1024];
 
-		if (pw && pw->pw_uid == uid)
+		if (getpwnam_r(qemu_users[i], &pw, buf, sizeof(buf), &found) == 0 && found &&
+		    found->pw_uid == uid)
 			return true;
 	}
 	return false;
@@ -297,14 +309,16 @@ static int dest_fd(struct sm_jobctx *c, const char *path, const char *src)
 	if (fd >= 0)
 		return fd;
 	fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && errno == ELOOP)
-		errno = EMLINK;
+	if (fd < 0 && errno != ELOOP) {
+		sm_error("cannot open '%s' for writing: %s", path, strerror(errno));
+		return -1;
+	}
 	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
 	    !owner_ok(sb.st_uid, src)) {
 		sm_error("destination file '%s' is no longer the file job %lld created (%s); "
 			 "another user may have replaced it: remove it, then resume or abort "
 			 "the job", path, c->job,
-			 fd < 0 ? strerror(errno) : !S_ISREG(sb.st_mode) ? "not a regular file"
+			 fd < 0 ? "a symlink" : !S_ISREG(sb.st_mode) ? "not a regular file"
 			 : sb.st_nlink != 1 ? "it has other links" : "another user owns it");
 		if (fd >= 0)
 			close(fd);

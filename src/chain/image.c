@@ -96,7 +96,7 @@ int sm_image_create_fd(const char *path, const char *format, unsigned long long 
 {
 	SM_AUTOFREE char *fdpath = NULL;
 	char sizebuf[32];
-	const char *argv[12];
+	const char *argv[16];
 	size_t n = 0;
 	int fd;
 
