@@ -1,10 +1,13 @@
 /* cmd_copy.c: 'snapmove copy SRC DST': the out-of-band copier on its own, as
  * move runs it (sparse, chunked, verified), for offline copies and for the
- * benchmarks.  DST is created; it must not exist.  No journal is kept.
+ * benchmarks.  SRC must be a regular file; DST is created (it must not
+ * exist) with SRC's owner and mode, and removed when the copy fails or is
+ * interrupted (SIGINT, SIGTERM: exit 5).  No journal is kept.
  */
 #include "cli.h"
 #include "events.h"
 #include "copy/copy.h"
+#include "job_run.h"
 #include "progress.h"
 #include "util.h"
 
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct copy_cli {
@@ -26,7 +30,81 @@ static bool on_progress(void *ctx, const struct sm_copy_progress *p)
 	struct copy_cli *c = ctx;
 
 	sm_progress_update(&c->pr, c->label, p->done, p->total);
-	return true;
+	return !sm_interrupted;
+}
+
+/* Open SRC and make sure it is a regular file.  A symlink given on the
+ * command line is followed, as cp does: the command line is trusted, and
+ * what is checked is the open file, so a name swapped after the check
+ * changes nothing.  O_NONBLOCK: opening a FIFO must not wait for a writer. */
+static int open_source(const char *path, int *fd, struct stat *sb)
+{
+	*fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (*fd < 0) {
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(*fd, sb) < 0) {
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+		close(*fd);
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		sm_error("'%s' is %s, not a regular file; snapmove copy copies image files only",
+			 path, S_ISDIR(sb->st_mode) ? "a directory"
+			       : S_ISCHR(sb->st_mode) || S_ISBLK(sb->st_mode) ? "a device"
+			       : S_ISFIFO(sb->st_mode) ? "a FIFO" : "a special file");
+		close(*fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Create DST exclusively (never through a symlink, never over a file),
+ * 0600 first, then with SRC's owner (when root) and permission bits; the
+ * setuid, setgid and sticky bits are not copied.  The copy writes through
+ * the fd only.  *dir: DST's folder, to remove DST by. */
+static int create_dest(const char *path, const struct stat *src, int *dir, int *fd,
+		       struct stat *sb)
+{
+	SM_AUTOFREE char *parent = sm_path_dirname(path);
+
+	*dir = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dir < 0) {
+		sm_error("cannot create '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	*fd = openat(*dir, sm_path_basename(path),
+		     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		sm_error(errno == EEXIST ? "'%s' already exists; copy never overwrites, remove "
+					   "it or choose another DST"
+					 : "cannot create '%s': %s", path, strerror(errno));
+		close(*dir);
+		return -1;
+	}
+	if ((geteuid() == 0 && fchown(*fd, src->st_uid, src->st_gid) < 0) ||
+	    fchmod(*fd, src->st_mode & 0777) < 0 || fstat(*fd, sb) < 0) {
+		sm_error("cannot give '%s' the owner and mode of the source: %s", path,
+			 strerror(errno));
+		unlinkat(*dir, sm_path_basename(path), 0);  /* ours, just made */
+		close(*fd);
+		close(*dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Remove the DST this command created: only if its name still leads to the
+ * file it created (another user may have put something else there). */
+static int remove_dest(int dir, const char *path, const struct stat *made)
+{
+	struct stat now;
+
+	if (fstatat(dir, sm_path_basename(path), &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    now.st_dev != made->st_dev || now.st_ino != made->st_ino)
+		return -1;
+	return unlinkat(dir, sm_path_basename(path), 0);
 }
 
 static void copy_usage(FILE *f)
@@ -34,9 +112,10 @@ static void copy_usage(FILE *f)
 	fprintf(f, "usage: snapmove copy SRC DST [--bandwidth MIB] [--no-verify]\n"
 		   "                     [--copy-method METHOD] [--chunk-size MIB]\n\n"
 		   "Copy one image file as 'move' copies base images: data extents only (holes\n"
-		   "stay holes), in chunks that are each fdatasync'ed and verified.  DST must not\n"
-		   "exist.  Prints the path used (reflink, direct, copy_file_range, readwrite),\n"
-		   "bytes and time.  No journal: an interrupted copy is started again.\n");
+		   "stay holes), in chunks that are each fdatasync'ed and verified.  SRC must be\n"
+		   "a regular file; DST must not exist, and gets SRC's owner and mode.  Prints\n"
+		   "the path used (reflink, direct, copy_file_range, readwrite), bytes and time.\n"
+		   "No journal: a failed or interrupted copy removes DST; start it again.\n");
 }
 
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
@@ -54,8 +133,9 @@ int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
 	struct sm_copy_result res;
 	struct copy_cli c = { .label = "copy" };
 	unsigned long long v;
+	struct stat sb, dsb;
 	char b[32], r[32];
-	int opt, fd, method;
+	int opt, method, in, out, dir, rc;
 
 	(void)cli;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -96,28 +176,31 @@ int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv)
 	req.src = argv[optind];
 	req.dst = argv[optind + 1];
 	req.retry = "run 'snapmove copy' again (a failed copy removes DST)";
-	if (access(req.src, R_OK) < 0) {
-		sm_error("cannot read '%s': %s", req.src, strerror(errno));
+	if (open_source(req.src, &in, &sb) < 0) {
 		sm_cli_print_error();
 		return SM_EXIT_REFUSED;
 	}
-	fd = open(req.dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		sm_error(errno == EEXIST ? "'%s' already exists; copy never overwrites, remove "
-					   "it or choose another DST"
-					 : "cannot create '%s': %s", req.dst, strerror(errno));
+	if (create_dest(req.dst, &sb, &dir, &out, &dsb) < 0) {
+		close(in);
 		sm_cli_print_error();
 		return SM_EXIT_REFUSED;
 	}
-	close(fd);
+	sm_cli_catch_signals();
 	sm_progress_init(&c.pr, stderr, false);
-	if (sm_copy_run(&req, &ops, &c, &res) < 0) {
-		sm_progress_end(&c.pr);
-		unlink(req.dst);
-		sm_cli_print_error();
-		return SM_EXIT_FAILED;
-	}
+	rc = sm_copy_run_fds(&req, in, out, &ops, &c, &res);
 	sm_progress_end(&c.pr);
+	if (rc < 0) {
+		/* The copy's error stands; a DST that is no longer ours stays. */
+		remove_dest(dir, req.dst, &dsb);
+		close(in);
+		close(out);
+		close(dir);
+		sm_cli_print_error();
+		return sm_interrupted ? SM_EXIT_INTERRUPTED : SM_EXIT_FAILED;
+	}
+	close(in);
+	close(out);
+	close(dir);
 	fprintf(sm_human(), "copied %s to %s: %s of data in %.2f s (%s/s) by %s%s\n", req.src, req.dst,
 	       sm_format_bytes(res.data_bytes, b, sizeof(b)), res.seconds,
 	       sm_format_bytes(res.seconds > 0 ? (unsigned long long)((double)res.data_bytes /

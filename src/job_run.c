@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,11 @@
 #include <unistd.h>
 
 volatile int sm_interrupted;
+
+struct sm_held_file {
+	char *path;
+	int fd;
+};
 
 void sm_crash_point(const char *point)
 {
@@ -98,6 +104,11 @@ void sm_jobctx_release(struct sm_jobctx *c)
 	free(c->foreign);
 	free(c->domain_name);
 	free(c->dest);
+	for (size_t i = 0; i < c->nheld; i++) {
+		free(c->held[i].path);
+		close(c->held[i].fd);
+	}
+	free(c->held);
 	sm_domain_disks_release(&c->live);
 	if (c->dom)
 		virDomainFree(c->dom);
@@ -454,6 +465,109 @@ cleanup:
 	return ret;
 }
 
+/* ---- destination files, held open ---- */
+
+/* Copies of several disks run in threads. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Hold fd as path's file; a file made again under one name replaces the
+ * one held before. */
+static void hold_file(struct sm_jobctx *c, const char *path, int fd)
+{
+	pthread_mutex_lock(&held_lock);
+	for (size_t i = 0; i < c->nheld; i++) {
+		if (sm_str_eq(c->held[i].path, path)) {
+			close(c->held[i].fd);
+			c->held[i].fd = fd;
+			pthread_mutex_unlock(&held_lock);
+			return;
+		}
+	}
+	c->held = sm_xrealloc(c->held, (c->nheld + 1) * sizeof(*c->held));
+	c->held[c->nheld++] = (struct sm_held_file){ sm_xstrdup(path), fd };
+	pthread_mutex_unlock(&held_lock);
+}
+
+static int held_fd(struct sm_jobctx *c, const char *path)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&held_lock);
+	for (size_t i = 0; i < c->nheld && fd < 0; i++)
+		if (sm_str_eq(c->held[i].path, path))
+			fd = c->held[i].fd;
+	pthread_mutex_unlock(&held_lock);
+	return fd;
+}
+
+/* Whether uid may own a destination file this job made from src: root, the
+ * source's owner, or the user libvirt runs QEMU as (its DAC driver gives
+ * the images a domain opens to that user). */
+static bool owner_ok(uid_t uid, const char *src)
+{
+	static const char *const qemu_users[] = { "libvirt-qemu", "qemu" };
+	struct stat sb;
+
+	if (uid == 0 || (stat(src, &sb) == 0 && sb.st_uid == uid))
+		return true;
+	for (size_t i = 0; i < SM_ARRAY_LEN(qemu_users); i++) {
+		struct passwd pw, *found = NULL;
+		char buf[1024];
+
+		if (getpwnam_r(qemu_users[i], &pw, buf, sizeof(buf), &found) == 0 && found &&
+		    found->pw_uid == uid)
+			return true;
+	}
+	return false;
+}
+
+/* The fd of destination file path, made from src: held since this process
+ * created it, or (a resumed job) opened now, and then only if it is still
+ * what the job made: a regular file, not a link of any kind, owned as
+ * owner_ok says.  Another user who can write the folder could have put a
+ * symlink, a hard link to a file of root's, or a file of their own there. */
+static int dest_fd(struct sm_jobctx *c, const char *path, const char *src)
+{
+	struct stat sb;
+	int fd = held_fd(c, path);
+
+	if (fd >= 0)
+		return fd;
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno != ELOOP) {
+		sm_error("cannot open '%s' for writing: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+	    !owner_ok(sb.st_uid, src)) {
+		sm_error("destination file '%s' is no longer the file job %lld created (%s); "
+			 "another user may have replaced it: remove it, then resume or abort "
+			 "the job", path, c->job,
+			 fd < 0 ? "a symlink" : !S_ISREG(sb.st_mode) ? "not a regular file"
+			 : sb.st_nlink != 1 ? "it has other links" : "another user owns it");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	hold_file(c, path, fd);
+	return fd;
+}
+
+/* path still names the file fd is: else the copy made through fd would not
+ * be what the domain opens by that name. */
+static int still_named(struct sm_jobctx *c, const char *path, int fd)
+{
+	struct stat held, now;
+
+	if (fstat(fd, &held) == 0 && lstat(path, &now) == 0 && held.st_dev == now.st_dev &&
+	    held.st_ino == now.st_ino)
+		return 0;
+	sm_error("destination file '%s' was renamed or replaced while job %lld wrote it; "
+		 "another user can write its folder: remove what is there now, then resume "
+		 "or abort the job", path, c->job);
+	return -1;
+}
+
 /* ---- destination chain ---- */
 
 /* A destination image exists and is ours (the journal says we made it). */
@@ -479,16 +593,25 @@ static int ours_exists(struct sm_jobctx *c, const char *path, bool *exists)
 static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 {
 	const struct sm_plan_image *img = &c->plans[i].images[k];
+	struct stat like;
 	bool exists;
+	int fd;
 
 	if (ours_exists(c, img->dst, &exists) < 0)
 		return -1;
 	if (exists)
 		return 0;
-	if (sm_job_file(c, img->dst, "dst_image", "creating") < 0 ||
-	    sm_image_create(img->dst, img->dst_format, img->virtual_size, img->dst_backing,
-			    img->dst_backing_format) < 0)
+	if (stat(img->src, &like) < 0) {
+		sm_error("cannot read '%s': %s", img->src, strerror(errno));
 		return -1;
+	}
+	if (sm_job_file(c, img->dst, "dst_image", "creating") < 0)
+		return -1;
+	fd = sm_image_create_fd(img->dst, img->dst_format, img->virtual_size, img->dst_backing,
+				img->dst_backing_format, &like);
+	if (fd < 0)
+		return -1;
+	hold_file(c, img->dst, fd);
 	return SM_JOURNAL_TX(c->j,
 		sm_journal_file_set(c->j, c->job, img->dst, "dst_image", "created") < 0 ||
 		sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
@@ -528,7 +651,9 @@ static int follow_size(struct sm_jobctx *c, size_t i)
 static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 {
 	const struct sm_plan_disk *p = &c->plans[i];
+	struct stat like;
 	bool exists;
+	int fd;
 
 	if (ours_exists(c, p->dst_overlay, &exists) < 0)
 		return -1;
@@ -554,10 +679,18 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 	} else if (exists && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) {
 		return -1;
 	}
-	if (sm_job_file(c, p->dst_overlay, "dst_overlay", "creating") < 0 ||
-	    sm_image_create(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
-			    p->images[0].dst_format) < 0)
+	/* Owner and mode of the source overlay; QEMU alone writes it. */
+	if (stat(p->src_overlay, &like) < 0) {
+		sm_error("cannot read '%s': %s", p->src_overlay, strerror(errno));
 		return -1;
+	}
+	if (sm_job_file(c, p->dst_overlay, "dst_overlay", "creating") < 0)
+		return -1;
+	fd = sm_image_create_fd(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
+				p->images[0].dst_format, &like);
+	if (fd < 0)
+		return -1;
+	close(fd);
 	return sm_job_file(c, p->dst_overlay, "dst_overlay", "created");
 }
 
@@ -772,36 +905,34 @@ static int unverified_chunks(struct sm_jobctx *c, const char *target, size_t dep
 	return 0;
 }
 
-static int sync_file(const char *path)
+static int sync_fd(int fd, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc = fd < 0 ? -1 : fdatasync(fd);
-
-	if (rc < 0)
-		sm_error("cannot flush '%s': %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return rc;
+	if (fdatasync(fd) == 0)
+		return 0;
+	sm_error("cannot flush '%s': %s", path, strerror(errno));
+	return -1;
 }
 
 /* The copy's header still names the source backing file: point it at the
  * destination copy, as the empty image created for the mirror does, and
- * record the first chunk's new checksum (the header lives there). */
+ * record the first chunk's new checksum (the header lives there).  The copy
+ * is reached through fd (fdpath), never its name. */
 static int rebase_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k,
-		       unsigned long long chunk_size)
+		       unsigned long long chunk_size, int fd)
 {
 	const struct sm_plan_image *img = &p->images[k];
 	struct sm_copy_chunk ck = { .index = 0, .offset = 0, .length = chunk_size };
+	SM_AUTOFREE char *fdpath = sm_image_fd_path(fd);
 	struct stat sb;
 
-	if (sm_image_rebase_unsafe(img->dst, img->dst_format, img->dst_backing,
+	if (sm_image_rebase_unsafe(fdpath, img->dst_format, img->dst_backing,
 				   img->dst_backing_format) < 0 ||
-	    sync_file(img->dst) < 0)
+	    sync_fd(fd, img->dst) < 0)
 		return -1;
-	if (stat(img->dst, &sb) == 0 && (unsigned long long)sb.st_size < chunk_size)
+	if (fstat(fd, &sb) == 0 && (unsigned long long)sb.st_size < chunk_size)
 		ck.length = (unsigned long long)sb.st_size;
-	if (sm_copy_data_bytes_range(img->dst, 0, ck.length, &ck.data_bytes) < 0 ||
-	    sm_copy_checksum_range(img->dst, 0, ck.length, &ck.checksum) < 0)
+	if (sm_copy_data_bytes_range(fdpath, 0, ck.length, &ck.data_bytes) < 0 ||
+	    sm_copy_checksum_range(fdpath, 0, ck.length, &ck.checksum) < 0)
 		return -1;
 	return journal_chunk(c, p->target, k, &ck, true);
 }
@@ -882,9 +1013,10 @@ int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
 	return 0;
 }
 
-static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k)
+static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k, int fd)
 {
 	const struct sm_plan_image *img = &p->images[k];
+	SM_AUTOFREE char *fdpath = sm_image_fd_path(fd);
 	struct sm_domain_disks src = { 0 };
 	const struct sm_disk *d;
 	int ret = -1;
@@ -893,16 +1025,32 @@ static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size
 	    sm_job_source_chain(c, p, &src) < 0)
 		goto cleanup;
 	d = &src.disks[0];
-	if (sm_image_convert(d->chain, d->nchain, img->dst, img->dst_format) < 0 ||
-	    sync_file(img->dst) < 0)
+	if (sm_image_convert(d->chain, d->nchain, fdpath, img->dst_format) < 0 ||
+	    sync_fd(fd, img->dst) < 0)
 		goto cleanup;
-	if (c->verify && sm_image_compare(d->chain, d->nchain, img->dst, img->dst_format) < 0)
+	if (c->verify && sm_image_compare(d->chain, d->nchain, fdpath, img->dst_format) < 0)
 		goto cleanup;
 	ret = 0;
 
 cleanup:
 	sm_domain_disks_release(&src);
 	return ret;
+}
+
+/* sm_copy_run_fds from img->src onto the destination file fd. */
+static int copy_into(const struct sm_copy_req *req, int fd, const struct sm_copy_ops *ops,
+		     struct copy_ctx *cc, struct sm_copy_result *res)
+{
+	int in = open(req->src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	int rc;
+
+	if (in < 0) {
+		sm_error("cannot read '%s': %s", req->src, strerror(errno));
+		return -1;
+	}
+	rc = sm_copy_run_fds(req, in, fd, ops, cc, res);
+	close(in);
+	return rc;
 }
 
 static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
@@ -931,7 +1079,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 	unsigned long long chunks = 0;
 	char b[32], r[32];
 	double t0 = sm_monotonic();
-	int rc;
+	int rc, fd;
 
 	if (sm_journal_image_progress(c->j, c->job, p->target, k, &state, &chunks) < 0)
 		return -1;
@@ -944,16 +1092,19 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 			return -1;
 		req.unverified = unverified;
 	}
+	fd = dest_fd(c, img->dst, img->src);
+	if (fd < 0)
+		return -1;
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
 	sm_progress_start(c->pr, cc.slot, label);
 	if (p->flat || !sm_str_eq(img->format, img->dst_format)) {
-		if (convert_image(c, p, k) < 0)
+		if (convert_image(c, p, k, fd) < 0)
 			return -1;
 		res.data_bytes = res.copied_bytes = img->allocated;
 		res.method = SM_COPY_METHOD_LAST;
 	} else {
-		rc = sm_copy_run(&req, &ops, &cc, &res);
+		rc = copy_into(&req, fd, &ops, &cc, &res);
 		if (rc == 0)
 			rc = flush_chunks(&cc, NULL, true);
 		free(cc.held);
@@ -961,9 +1112,11 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		    sm_journal_image_set_method(c->j, c->job, p->target, k,
 						sm_copy_method_name(res.method), req.chunk_size) < 0)
 			return -1;
-		if (img->dst_backing && rebase_copy(c, p, k, req.chunk_size) < 0)
+		if (img->dst_backing && rebase_copy(c, p, k, req.chunk_size, fd) < 0)
 			return -1;
 	}
+	if (still_named(c, img->dst, fd) < 0)
+		return -1;
 	sm_progress_stop(c->pr, cc.slot);
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPIED,
 				       res.data_bytes) < 0)

@@ -73,6 +73,11 @@ struct sm_jobctx {
 	bool acted;                    /* the running phase changed something */
 	const char *phase_name;        /* the running phase, for hooks */
 	const char *label;             /* progress label of the current wait */
+	/* Destination files open since this process created (or first
+	 * checked) them: every later write goes through the fd, never the name
+	 * (job_run.c, under its lock). */
+	struct sm_held_file *held;
+	size_t nheld;
 };
 
 /* Allocate the per-disk arrays for nplans disks. */

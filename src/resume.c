@@ -110,7 +110,8 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 	struct sm_copy_result res;
 	struct stat sb;
 	SM_AUTOFREE char *state = NULL;
-	int fd;
+	SM_AUTOFREE char *fdpath = NULL;
+	int fd = -1, in = -1, ret = -1;
 
 	if (lstat(dst, &sb) == 0) {
 		if (sm_journal_file_state(c->j, c->job, dst, &state) < 0)
@@ -125,16 +126,40 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 	}
 	if (sm_job_file(c, dst, role, "creating") < 0)
 		return -1;
-	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* Claimed exclusively, root's alone, then the source overlay's owner
+	 * and mode; written through the fds only (see sm_image_create_fd). */
+	in = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0 || fstat(in, &sb) < 0) {
+		sm_error("cannot read '%s': %s", src, strerror(errno));
+		goto cleanup;
+	}
+	fd = open(dst, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		sm_error("cannot create '%s': %s", dst, strerror(errno));
-		return -1;
+		goto cleanup;
 	}
-	close(fd);
-	if (sm_job_file(c, dst, role, "created") < 0 || sm_copy_run(&req, NULL, NULL, &res) < 0 ||
-	    sm_image_rebase_unsafe(dst, "qcow2", backing, backing_format) < 0)
-		return -1;
-	return 0;
+	if (fchown(fd, sb.st_uid, sb.st_gid) < 0 || fchmod(fd, sb.st_mode & 0777) < 0) {
+		sm_error("cannot give '%s' the owner and mode of '%s': %s", dst, src,
+			 strerror(errno));
+		goto cleanup;
+	}
+	fdpath = sm_image_fd_path(fd);
+	if (sm_job_file(c, dst, role, "created") < 0 ||
+	    sm_copy_run_fds(&req, in, fd, NULL, NULL, &res) < 0 ||
+	    sm_image_rebase_unsafe(fdpath, "qcow2", backing, backing_format) < 0)
+		goto cleanup;
+	if (fdatasync(fd) < 0) {
+		sm_error("cannot flush '%s': %s", dst, strerror(errno));
+		goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	if (in >= 0)
+		close(in);
+	if (fd >= 0)
+		close(fd);
+	return ret;
 }
 
 /* ---- offline ---- */

@@ -90,11 +90,28 @@ void sm_image_info_release(struct sm_image_info *info)
 	info->backing = info->backing_format = info->data_file = NULL;
 }
 
-int sm_image_create(const char *path, const char *format, unsigned long long size,
-		    const char *backing, const char *backing_format)
+char *sm_image_fd_path(int fd)
 {
+	return sm_xasprintf("/proc/%ld/fd/%d", (long)getpid(), fd);
+}
+
+/* Remove path, which this process created as fd: only while the name still
+ * leads to that file. */
+static void unlink_ours(const char *path, int fd)
+{
+	struct stat made, now;
+
+	if (fstat(fd, &made) == 0 && lstat(path, &now) == 0 && made.st_dev == now.st_dev &&
+	    made.st_ino == now.st_ino)
+		unlink(path);
+}
+
+int sm_image_create_fd(const char *path, const char *format, unsigned long long size,
+		       const char *backing, const char *backing_format, const struct stat *like)
+{
+	SM_AUTOFREE char *fdpath = NULL;
 	char sizebuf[32];
-	const char *argv[14];
+	const char *argv[16];
 	size_t n = 0;
 	int fd;
 
@@ -102,9 +119,11 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 		sm_error("cannot create '%s' over '%s' without its format", path, backing);
 		return -1;
 	}
-	/* Claim the name exclusively first: qemu-img create would truncate an
-	 * existing file and follow a symlink. */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* Claim the name exclusively, never through a link, readable by root
+	 * alone until it has its owner and mode.  From here on the file is
+	 * reached through fd only: another user who can write the folder can
+	 * rename or replace the name, not what fd is. */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
 			sm_error("destination file '%s' already exists; remove it or choose "
@@ -113,8 +132,18 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 			sm_error("cannot create '%s': %s", path, strerror(errno));
 		return -1;
 	}
-	close(fd);
+	if (like && (fchown(fd, like->st_uid, like->st_gid) < 0 ||
+		     fchmod(fd, like->st_mode & 0777) < 0)) {
+		sm_error("cannot give '%s' the owner and mode of its source: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
 
+	/* qemu-img gets the file through /proc/PID/fd/N, which leads to fd's
+	 * file whatever happens to the name; -u: the backing file is not
+	 * opened (a relative name would be looked up beside /proc/PID/fd), its
+	 * name is written as given, relative to path's folder. */
+	fdpath = sm_image_fd_path(fd);
 	snprintf(sizebuf, sizeof(sizebuf), "%llu", size);
 	argv[n++] = "qemu-img";
 	argv[n++] = "create";
@@ -122,20 +151,33 @@ int sm_image_create(const char *path, const char *format, unsigned long long siz
 	argv[n++] = "-f";
 	argv[n++] = format;
 	if (backing) {
-		/* -u: the size is given, so the backing chain is not opened. */
-		argv[n++] = "-u";
 		argv[n++] = "-F";
 		argv[n++] = backing_format;
 		argv[n++] = "-b";
 		argv[n++] = backing;
+		argv[n++] = "-u";
 	}
-	argv[n++] = path;
+	argv[n++] = fdpath;
 	argv[n++] = sizebuf;
 	argv[n] = NULL;
-	if (sm_run(argv, NULL) < 0) {
-		unlink(path);
+	if (sm_run(argv, NULL) < 0)
+		goto fail;
+	return fd;
+
+fail:
+	unlink_ours(path, fd);
+	close(fd);
+	return -1;
+}
+
+int sm_image_create(const char *path, const char *format, unsigned long long size,
+		    const char *backing, const char *backing_format)
+{
+	int fd = sm_image_create_fd(path, format, size, backing, backing_format, NULL);
+
+	if (fd < 0)
 		return -1;
-	}
+	close(fd);
 	return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct stat;
+
 struct sm_image_info {
 	unsigned long long virtual_size;
 	unsigned long long actual_size;   /* allocated bytes on the host */
@@ -29,9 +31,19 @@ void sm_image_info_release(struct sm_image_info *info);
 int sm_image_info_parse(const char *json, struct sm_image_info *out);
 
 /* Create a new image; fails without touching anything when path exists or is a
- * symlink.  backing may be NULL; when given, backing_format is required. */
+ * symlink.  backing may be NULL; when given, backing_format is required.  The
+ * file is made 0600, root's, then given like's owner, group and permission
+ * bits (not setuid, setgid, sticky) before qemu-img writes it (like NULL:
+ * it stays root's 0600); qemu-img is handed /proc/PID/fd/N, never path.
+ * Returns an fd open read-write on the file, for every later write. */
+int sm_image_create_fd(const char *path, const char *format, unsigned long long size,
+		       const char *backing, const char *backing_format, const struct stat *like);
+/* sm_image_create_fd without a like, the fd closed: 0 or -1. */
 int sm_image_create(const char *path, const char *format, unsigned long long size,
 		    const char *backing, const char *backing_format);
+/* "/proc/PID/fd/FD": a name of fd's file that no other user can swap, for
+ * the programs this process starts (to free). */
+char *sm_image_fd_path(int fd);
 /* Rewrite the backing pointer in the header only (qemu-img rebase -u). */
 int sm_image_rebase_unsafe(const char *path, const char *format, const char *backing,
 			   const char *backing_format);

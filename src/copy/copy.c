@@ -35,9 +35,7 @@
  * rounds; 16 x 8, 32 x 4, 32 x 2, 16 x 2 and 4 x 8 were slower), at 128 MiB
  * per copy with its check (4 requests for the copy, 4 for the check). */
 #define SM_DIRECT_UNIT SM_COPY_DIRECT_UNIT
-#ifndef SM_DIRECT_DEPTH
-#define SM_DIRECT_DEPTH 4
-#endif
+#define SM_DIRECT_DEPTH SM_COPY_DIRECT_DEPTH
 
 const char *sm_copy_method_name(enum sm_copy_method m)
 {
@@ -947,13 +945,23 @@ static int try_reflink(struct copier *c)
 	return 1;
 }
 
+/* Open fd's file again, by the fd (never by its name, which another user may
+ * have swapped), with O_DIRECT. */
+static int reopen_direct(int fd, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, flags | O_DIRECT | O_CLOEXEC);
+}
+
 /* Open both files O_DIRECT for the direct path: 0, or 1 when a file system
  * here cannot (tmpfs), or -1 when the direct path was asked for by name. */
 static int open_direct(struct copier *c)
 {
-	c->in_direct = open(c->req->src, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	c->in_direct = reopen_direct(c->in, O_RDONLY);
 	if (c->in_direct >= 0)
-		c->out_direct = open(c->req->dst, O_RDWR | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+		c->out_direct = reopen_direct(c->out, O_RDWR);
 	if (c->in_direct >= 0 && c->out_direct >= 0)
 		return 0;
 	if (c->req->method == SM_COPY_DIRECT) {
@@ -971,9 +979,46 @@ static int open_direct(struct copier *c)
 int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, void *ctx,
 		struct sm_copy_result *res)
 {
-	struct copier c = { .req = req, .ops = ops, .ctx = ctx, .res = res, .in = -1, .out = -1,
-			    .in_direct = -1, .out_direct = -1 };
-	struct stat sb;
+	int in, out, ret;
+
+	memset(res, 0, sizeof(*res));
+	in = open(req->src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0) {
+		sm_error("cannot read '%s': %s", req->src, strerror(errno));
+		return -1;
+	}
+	out = open(req->dst, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (out < 0) {
+		sm_error("cannot open '%s' for writing: %s", req->dst, strerror(errno));
+		close(in);
+		return -1;
+	}
+	ret = sm_copy_run_fds(req, in, out, ops, ctx, res);
+	close(in);
+	close(out);
+	return ret;
+}
+
+/* fd is a regular file (a directory, a device, a FIFO are not images). */
+static int regular(int fd, const char *path, struct stat *sb)
+{
+	if (fstat(fd, sb) < 0) {
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		sm_error("'%s' is not a regular file; only image files can be copied", path);
+		return -1;
+	}
+	return 0;
+}
+
+int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
+		    const struct sm_copy_ops *ops, void *ctx, struct sm_copy_result *res)
+{
+	struct copier c = { .req = req, .ops = ops, .ctx = ctx, .res = res, .in = src_fd,
+			    .out = dst_fd, .in_direct = -1, .out_direct = -1 };
+	struct stat sb, dsb;
 	unsigned long long nchunks, first;
 	int ret = -1;
 
@@ -983,20 +1028,15 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 	c.chunk_size -= c.chunk_size % SM_CHECKSUM_BLOCK;
 	if (!c.chunk_size)
 		c.chunk_size = SM_CHECKSUM_BLOCK;
-	c.in = open(req->src, O_RDONLY | O_CLOEXEC);
-	if (c.in < 0 || fstat(c.in, &sb) < 0) {
-		sm_error("cannot read '%s': %s", req->src, strerror(errno));
+	if (regular(c.in, req->src, &sb) < 0 || regular(c.out, req->dst, &dsb) < 0)
 		goto cleanup;
-	}
-	c.out = open(req->dst, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (c.out < 0) {
-		sm_error("cannot open '%s' for writing: %s", req->dst, strerror(errno));
-		goto cleanup;
-	}
 	c.size = sb.st_size;
 	res->size = (unsigned long long)sb.st_size;
-	if (sm_copy_data_bytes(req->src, &res->data_bytes) < 0)
+	if (collect_ranges(&c.data, c.in, 0, c.size) < 0) {
+		sm_error("cannot walk the extents of '%s': %s", req->src, strerror(errno));
 		goto cleanup;
+	}
+	res->data_bytes = ranges_bytes(&c.data);
 	nchunks = (res->size + c.chunk_size - 1) / c.chunk_size;
 	first = req->resume_chunks < nchunks ? req->resume_chunks : nchunks;
 
@@ -1091,10 +1131,6 @@ cleanup:
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		free(c.dbufs[i]);
 	free(c.data.v);
-	if (c.in >= 0)
-		close(c.in);
-	if (c.out >= 0)
-		close(c.out);
 	if (c.in_direct >= 0)
 		close(c.in_direct);
 	if (c.out_direct >= 0)

@@ -28,6 +28,10 @@
 #ifndef SM_COPY_DIRECT_UNIT
 #define SM_COPY_DIRECT_UNIT (16u << 20)
 #endif
+/* How many requests the direct path's reader thread reads ahead. */
+#ifndef SM_COPY_DIRECT_DEPTH
+#define SM_COPY_DIRECT_DEPTH 4
+#endif
 
 enum sm_copy_method {
 	SM_COPY_AUTO,
@@ -74,7 +78,8 @@ struct sm_copy_ops {
 
 struct sm_copy_req {
 	const char *src;
-	const char *dst;               /* must exist; never followed if a symlink */
+	const char *dst;               /* must exist; never followed if a symlink
+					* (sm_copy_run_fds: names for messages) */
 	unsigned long long chunk_size; /* 0: SM_COPY_CHUNK */
 	unsigned long long bandwidth;  /* bytes/s; 0: unlimited */
 	bool verify;                   /* re-read each durable chunk and compare
@@ -110,8 +115,17 @@ struct sm_copy_result {
 int sm_copy_data_bytes(const char *path, unsigned long long *out);
 int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
 			     unsigned long long length, unsigned long long *out);
+/* Copy req->src onto req->dst, both opened by name (dst not followed if a
+ * symlink).  Both must be regular files. */
 int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, void *ctx,
 		struct sm_copy_result *res);
+/* The same between two open files, which stay open: src_fd read, dst_fd
+ * (O_RDWR) written; req->src and req->dst only name them in messages.  The
+ * files are never opened again by name (the direct path reopens them through
+ * /proc/self/fd), so a name another user swaps meanwhile changes nothing.
+ * Both must be regular files. */
+int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
+		    const struct sm_copy_ops *ops, void *ctx, struct sm_copy_result *res);
 /* Checksum the chunk of path at [offset, offset + length) as the copier does.
  * For 'snapmove verify'. */
 int sm_copy_checksum_range(const char *path, unsigned long long offset,

@@ -1795,32 +1795,35 @@ static void test_direct_unit(void **state)
 	}
 }
 
-/* The source shrinks under the copy (at the first report, when the direct
- * reader has read at most 4 requests): the read error stops the copy
- * with the source named, the reader thread with it. */
+/* The source shrinks under the copy, at the first report.  By then the
+ * direct reader has read at most 1 + SM_COPY_DIRECT_DEPTH requests (the one
+ * taken, the others ahead of it): the file is two requests longer, so the
+ * last request is always read after the shrink.  The read error stops the
+ * copy with the source named, the reader thread with it. */
 static void test_source_shrinks(void **state)
 {
 	struct fixture *f = *state;
-	const struct extent ext[] = { { 0, 5 * DIRECT_UNIT } };
+	const off_t size = (SM_COPY_DIRECT_DEPTH + 2) * DIRECT_UNIT;
+	const struct extent ext[] = { { 0, size } };
 	char *src = path_in(f, "shrinks.img");
 	char *dst = path_in(f, "shrinks.copy");
 	/* One chunk for the whole file: none is done before the shrink. */
 	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
-				   .chunk_size = 8 * (unsigned long long)DIRECT_UNIT };
+				   .chunk_size = (unsigned long long)(size + DIRECT_UNIT) };
 	struct sm_copy_result res;
 	struct recorder r;
 
-	make_sparse(src, 5 * DIRECT_UNIT, ext, 1, 61);
+	make_sparse(src, size, ext, 1, 61);
 	make_file(dst, "");
 	rec_init(&r);
 	r.shrink = src;
-	r.shrink_to = 4 * DIRECT_UNIT + 2 * MiB + 5;
+	r.shrink_to = size - 2 * DIRECT_UNIT + 2 * MiB + 5;
 	assert_int_equal(run_copy(&req, &r, &res), -1);
 	assert_contains(sm_error_message(), src);
 	assert_contains(sm_error_message(), "shrank");
 	assert_int_equal(res.method, req.method);
 	assert_int_equal(r.nchunks, 0);
-	assert_true(res.copied_bytes < (unsigned long long)(5 * DIRECT_UNIT));
+	assert_true(res.copied_bytes < (unsigned long long)size);
 }
 
 /* A write fails in the middle of a chunk (the file size limit, as a full
@@ -1871,6 +1874,98 @@ static void test_write_error(void **state)
 	assert_int_equal(r.nchunks, 0);
 	/* Up to the limit, and no further. */
 	assert_int_equal(res.copied_bytes, (unsigned long long)(limit - chunk));
+}
+
+/* sm_copy_run_fds copies between open files, never by name: the
+ * destination renamed away and another file put at its name (as another
+ * user can in a folder they write), the copy still lands in the file that
+ * was opened and the other file stays as it was.  The fds stay open. */
+static void test_fds_name_swapped(void **state)
+{
+	struct fixture *f = *state;
+	const struct extent ext[] = { { 0, 3 * MiB }, { 5 * MiB, 64 * KiB + 5 } };
+	char *src = path_in(f, "fds.img");
+	char *dst = path_in(f, "fds.copy");
+	char *moved = path_in(f, "fds.moved");
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
+				   .chunk_size = 2 * MiB };
+	struct sm_copy_result res;
+	int fds, threads, in, out, rc;
+	char *content;
+
+	make_sparse(src, 6 * MiB, ext, 2, 71);
+	make_file(dst, "");
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(dst, O_RDWR | O_CLOEXEC);
+	assert_true(in >= 0 && out >= 0);
+	assert_int_equal(rename(dst, moved), 0);
+	make_file(dst, "planted\n");
+	fds = count_entries("/proc/self/fd");
+	threads = count_entries("/proc/self/task");
+	sm_error_clear();
+	rc = sm_copy_run_fds(&req, in, out, NULL, NULL, &res);
+	assert_nothing_left(fds, threads);
+	if (rc != 0)
+		print_error("%s\n", sm_error_message());
+	assert_int_equal(rc, 0);
+	assert_int_equal(res.method, req.method);
+	assert_same_content(src, moved);
+	content = unit_read_file(dst);
+	assert_string_equal(content, "planted\n");
+	free(content);
+	/* Still the caller's. */
+	assert_true(fcntl(in, F_GETFD) >= 0 && fcntl(out, F_GETFD) >= 0);
+	close(in);
+	close(out);
+}
+
+/* Only regular files are copied: a directory, a character device, a FIFO
+ * as the source (or the destination) are refused at once, nothing written,
+ * no read that could block. */
+static void test_fds_not_regular(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = path_in(f, "a-dir");
+	char *fifo = path_in(f, "a-fifo");
+	char *file = path_in(f, "a-file");
+	char *dst = path_in(f, "not-regular.copy");
+	const char *srcs[] = { dir, "/dev/zero", fifo };
+	struct sm_copy_req req = { .dst = dst, .verify = true };
+	struct sm_copy_result res;
+	int out, in;
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	make_file(dst, "");
+	make_file(file, "data");
+	out = open(dst, O_RDWR | O_CLOEXEC);
+	assert_true(out >= 0);
+	for (size_t i = 0; i < SM_ARRAY_LEN(srcs); i++) {
+		in = open(srcs[i], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		assert_true(in >= 0);
+		req.src = srcs[i];
+		sm_error_clear();
+		assert_int_equal(sm_copy_run_fds(&req, in, out, NULL, NULL, &res), -1);
+		assert_contains(sm_error_message(), srcs[i]);
+		assert_contains(sm_error_message(), "not a regular file");
+		assert_int_equal(stat_of(dst).st_size, 0);
+		close(in);
+		/* The same by name. */
+		sm_error_clear();
+		assert_int_equal(sm_copy_run(&req, NULL, NULL, &res), -1);
+		assert_contains(sm_error_message(), "not a regular file");
+	}
+	close(out);
+	/* A destination that is not a regular file either. */
+	in = open(file, O_RDONLY | O_CLOEXEC);
+	out = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	req.src = file;
+	req.dst = dir;
+	sm_error_clear();
+	assert_int_equal(sm_copy_run_fds(&req, in, out, NULL, NULL, &res), -1);
+	assert_contains(sm_error_message(), dir);
+	close(in);
+	close(out);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1937,6 +2032,9 @@ int main(void)
 		TM(test_source_shrinks, direct),
 		TM(test_write_error, readwrite),
 		TM(test_write_error, direct),
+		TM(test_fds_name_swapped, readwrite),
+		TM(test_fds_name_swapped, direct),
+		T(test_fds_not_regular),
 	};
 	pthread_t t;
 

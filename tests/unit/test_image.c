@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 
 #define INFO_JSON                                                              \
@@ -50,7 +51,8 @@ static int fake_runner(const char *const *argv, struct sm_run_result *res)
 	if (fake.argc > 2 && sm_str_eq(argv[1], "create")) {
 		struct stat sb;
 
-		fake.path_claimed = lstat(argv[fake.argc - 2], &sb) == 0 && S_ISREG(sb.st_mode) &&
+		/* Through /proc/PID/fd/N: followed to the file. */
+		fake.path_claimed = stat(argv[fake.argc - 2], &sb) == 0 && S_ISREG(sb.st_mode) &&
 				    sb.st_size == 0;
 	}
 	res->status = fake.status;
@@ -293,12 +295,20 @@ static void test_rebase_unsafe(void **state)
 	assert_string_equal(arg_after("-F"), "qcow2");
 }
 
+/* qemu-img is handed /proc/PID/fd/N of the file claimed, never its name (a
+ * name another user could swap), and -u: the backing file is not opened
+ * (it is looked up relative to the image's real folder later). */
 static void test_create_with_backing(void **state)
 {
 	char *path = sm_path_join(test_dir(state), "top.qcow2");
-	struct stat sb;
+	struct stat sb, like = { .st_uid = getuid(), .st_gid = getgid(),
+				 .st_mode = S_IFREG | S_ISUID | 0640 };
+	char *fdpath;
+	int fd;
 
-	assert_int_equal(sm_image_create(path, "qcow2", 67108864, "base.raw", "raw"), 0);
+	fd = sm_image_create_fd(path, "qcow2", 67108864, "base.raw", "raw", &like);
+	assert_true(fd >= 0);
+	fdpath = sm_image_fd_path(fd);
 	assert_int_equal(fake.calls, 1);
 	/* The name was claimed before qemu-img ran. */
 	assert_true(fake.path_claimed);
@@ -306,26 +316,44 @@ static void test_create_with_backing(void **state)
 	assert_string_equal(arg_after("-f"), "qcow2");
 	assert_string_equal(arg_after("-F"), "raw");
 	assert_string_equal(arg_after("-b"), "base.raw");
-	assert_string_equal(fake.argv[fake.argc - 2], path);
+	assert_string_equal(fake.argv[fake.argc - 2], fdpath);
 	assert_string_equal(fake.argv[fake.argc - 1], "67108864");
-	/* -u: the size is given, so qemu-img opens no backing file. */
-	assert_argv((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F",
-					   "raw", "-b", "base.raw", path, "67108864", NULL });
+	assert_argv((const char *const[]){ "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+					   "-b", "base.raw", "-u", fdpath, "67108864", NULL });
+	assert_false(has_arg(path));
+	/* The file, with like's owner and permission bits (no setuid), is fd's. */
 	assert_int_equal(lstat(path, &sb), 0);
 	assert_true(S_ISREG(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_int_equal(sb.st_uid, getuid());
+	{
+		struct stat fsb;
+
+		assert_int_equal(fstat(fd, &fsb), 0);
+		assert_int_equal(fsb.st_ino, sb.st_ino);
+		assert_true(fcntl(fd, F_GETFL) & O_RDWR);
+	}
+	close(fd);
+	free(fdpath);
 	free(path);
 }
 
 static void test_create_without_backing(void **state)
 {
 	char *path = sm_path_join(test_dir(state), "base.raw");
+	struct stat sb;
 
 	assert_int_equal(sm_image_create(path, "raw", 10737418240ULL, NULL, NULL), 0);
 	assert_true(fake.path_claimed);
-	assert_argv((const char *const[]){ "qemu-img", "create", "-q", "-f", "raw", path,
-					   "10737418240", NULL });
+	assert_int_equal(fake.argc, 7);
+	assert_string_equal(fake.argv[4], "raw");
+	assert_true(strncmp(fake.argv[5], "/proc/", 6) == 0);
+	assert_string_equal(fake.argv[6], "10737418240");
 	assert_false(has_arg("-F"));
 	assert_false(has_arg("-b"));
+	/* Without like: root's (the caller's) alone. */
+	assert_int_equal(lstat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
 	free(path);
 }
 
