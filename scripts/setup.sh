@@ -14,6 +14,7 @@ PACKAGES=(
 	libxml2-dev libxml2-utils libsqlite3-dev sqlite3 xfsprogs libjson-c-dev libxxhash-dev libcmocka-dev
 	python3-jsonschema
 	clang-14 libclang-rt-14-dev
+	strace
 )
 
 say() { echo "setup: $*" >&2; }
