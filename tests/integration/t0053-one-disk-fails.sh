@@ -103,7 +103,7 @@ $C/dst/base.raw raw" "vda's chain after resume"
 
 case_deleted() {
 	one_fails deleted copy mirroring "rm -f '$T/deleted/dst/b.img'" ":" \
-		"cannot open '$T/deleted/dst/b.img' for writing: No such file or directory"
+		"destination file '$T/deleted/dst/b.img' was renamed or replaced while job 1 wrote it"
 }
 run_case "vdb's destination image deleted during the copy; resume recreates it" case_deleted
 
@@ -116,7 +116,7 @@ run_case "vdb's destination image deleted after the copy: its pivot fails alone"
 
 case_immutable() {
 	one_fails immutable copy mirroring "chattr +i '$T/immutable/dst/b.img'" \
-		"chattr -i '$T/immutable/dst/b.img'" "cannot open '$T/immutable/dst/b.img' for writing: Operation not permitted"
+		"chattr -i '$T/immutable/dst/b.img'" "cannot write '$T/immutable/dst/b.img': Operation not permitted"
 }
 defer "chattr -i '$T/immutable/dst/b.img'"
 run_case "vdb's destination image made immutable; chattr -i, then resume" case_immutable
