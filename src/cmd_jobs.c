@@ -271,6 +271,12 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 	printf("  domain:   %s (%s, %s)\n", job->domain_name, job->domain_uuid,
 	       job->persistent ? "persistent" : "transient");
 	printf("  dest:     %s\n", job->dest_dir);
+	if (job->parallel)
+		printf("  copy:     method %s, up to %u disks at once\n",
+		       job->copy_method ? job->copy_method : "auto", job->parallel);
+	else
+		printf("  copy:     method %s, disks at once: one per device of the destination\n",
+		       job->copy_method ? job->copy_method : "auto");
 	printf("  started:  %s\n", format_time(job->created_at, t1, sizeof(t1)));
 	printf("  finished: %s", format_time(job->finished_at, t2, sizeof(t2)));
 	if (job->finished_at > 0)

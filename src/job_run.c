@@ -1184,6 +1184,8 @@ static int phase_copy(struct sm_jobctx *c)
 
 	if (n > c->nplans)
 		n = (unsigned)c->nplans;
+	if (c->nplans > 1)
+		sm_progress_say(c->pr, "  copying %zu disks, %u at once", c->nplans, n);
 	if (n <= 1) {
 		copy_worker(&pool);
 		return 0;

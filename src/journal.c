@@ -2,6 +2,7 @@
  * means for a move is move.c's job.
  */
 #include "journal.h"
+#include "copy/copy.h"
 #include "util.h"
 
 #include <errno.h>
@@ -745,14 +746,16 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 
 	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, delete_source, state, phase, pid, created_at, updated_at) "
-		"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "ssisiiiissdissidd",
+		"converge_timeout, delete_source, copy_method, parallel, state, phase, pid, "
+		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		"ssisiiiissdisissidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
 		job->sync_writes ? job->sync_writes : "auto",
 		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
-		(long long)job->delete_source, sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
+		(long long)job->delete_source, job->copy_method ? job->copy_method : "auto",
+		(long long)job->parallel, sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
 		(long long)getpid(), now, now) < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(j->db);
@@ -1187,7 +1190,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
 	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source"
+	"converge_timeout, delete_source, copy_method, parallel"
 
 static void job_from_row(struct row *rw, struct sm_job_row *r)
 {
@@ -1214,6 +1217,8 @@ static void job_from_row(struct row *rw, struct sm_job_row *r)
 	r->sync_writes = row_enum(rw, 16, "sync_writes", sync_writes_from_name);
 	r->converge_timeout = row_real(rw, 17, 0, 1e9);
 	r->delete_source = row_bool(rw, 18);
+	r->copy_method = row_enum(rw, 19, "copy method", sm_copy_method_from_name);
+	r->parallel = (unsigned)row_int(rw, 20, 0, 64);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
@@ -1473,6 +1478,7 @@ void sm_job_row_release(struct sm_job_row *r)
 	free(r->domain_name);
 	free(r->domain_uuid);
 	free(r->dest_dir);
+	free(r->copy_method);
 	free(r->state);
 	free(r->phase);
 	free(r->error);

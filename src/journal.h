@@ -40,6 +40,8 @@ struct sm_job_row {
 	char *sync_writes;  /* auto, on, off */
 	bool delete_source; /* delete the unused source images when done */
 	double converge_timeout;
+	char *copy_method;  /* --copy-method by name; NULL: auto */
+	unsigned parallel;  /* --parallel; 0: from the destination's devices */
 	char *state;
 	char *phase;
 	char *error;

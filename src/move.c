@@ -532,6 +532,8 @@ static int open_job(struct move *m)
 		.dest_format = (char *)m->o->dest_format,
 		.sync_writes = (char *)sm_sync_writes_name((enum sm_sync_writes)m->o->sync_writes),
 		.converge_timeout = m->o->converge_timeout,
+		.copy_method = (char *)sm_copy_method_name(m->o->copy_method),
+		.parallel = m->o->parallel,
 		.delete_source = m->o->delete_source,
 	};
 

@@ -91,6 +91,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	struct sm_job_row job;
 	struct sm_disk_row *disks = NULL;
 	double job_timeout;
+	unsigned parallel;
 	size_t n = 0;
 	int rc;
 
@@ -115,7 +116,9 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	c->verify = job.verify;
 	c->delete_source = job.delete_source;
 	job_timeout = job.converge_timeout > 0 ? job.converge_timeout : 30;
-	c->copy_method = SM_COPY_AUTO;
+	c->copy_method = job.copy_method ?
+			 (enum sm_copy_method)sm_copy_method_from_name(job.copy_method) : SM_COPY_AUTO;
+	parallel = job.parallel;
 	if (sm_sync_writes_from_name(job.sync_writes) >= 0)
 		c->sync_writes = (enum sm_sync_writes)sm_sync_writes_from_name(job.sync_writes);
 	sm_job_row_release(&job);
@@ -123,7 +126,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 		return -1;
 	sm_jobctx_alloc(c, n);
 	c->converge_timeout = job_timeout;
-	c->parallel = sm_job_default_parallel(c->dest);
+	c->parallel = parallel ? parallel : sm_job_default_parallel(c->dest);
 	for (size_t i = 0; i < n; i++) {
 		int s = state_from_name(disks[i].state);
 
