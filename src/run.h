@@ -1,5 +1,5 @@
 /* run.h: the one place snapmove starts other programs (qemu-img, hooks, the
- * test hook).
+ * test hook, the moves of a rebalance).
  *
  * The argv goes straight to execve (no shell).  A program named without a
  * '/' (qemu-img) is looked up once in the system folders of SM_RUN_PATH,

@@ -3,8 +3,10 @@
  * budget, journaled so an interrupted rebalance resumes where it stopped.
  *
  * Each move runs as a child 'snapmove move ... --delete-source' (its own
- * process, libvirt connection and job lock, exactly what a user would run);
- * its output goes to a log beside the journal.  Source images are deleted
+ * process, libvirt connection and job lock, exactly what a user would run),
+ * started through run.c: the program the rebalance was started as (opened
+ * once, fexecve), and an environment of snapmove's own (see rebalance.c's
+ * child_vars); its output goes to a log beside the journal.  Source images are deleted
  * after each move (when no domain or image uses them): that is what frees
  * the space the plan counts on.
  */
