@@ -302,7 +302,8 @@ static int load_moves(struct sm_journal *j, long long id, struct sm_rebalance_ro
 		m->bytes = (unsigned long long)sm_journal_cursor_int(c, 6, 0, ROW_BYTES_MAX);
 		m->state = (enum sm_rmove_state)sm_journal_cursor_enum(c, 7, "state",
 								       sm_rmove_state_from_name);
-		m->job = sm_journal_cursor_null(c, 8) ? 0 : sm_journal_cursor_int(c, 8, 1, INT64_MAX);
+		/* NULL or 0: none yet (set_move writes 0). */
+		m->job = sm_journal_cursor_null(c, 8) ? 0 : sm_journal_cursor_int(c, 8, 0, INT64_MAX);
 	}
 	return sm_journal_cursor_close(c, MALFORMED_ADVICE);
 }

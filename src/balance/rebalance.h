@@ -61,7 +61,7 @@ struct sm_rebalance_move_row {
 	char *to_dir;
 	unsigned long long bytes;
 	enum sm_rmove_state state;
-	long long job;              /* 0: none yet */
+	long long job;              /* 0: none yet (NULL or 0 in the journal) */
 };
 
 struct sm_rebalance_row {

@@ -574,7 +574,7 @@ static void test_rebalance_rows(void **state)
 		{ "UPDATE rebalance_move SET state = 'gone' WHERE seq = 1", "(move 1: unknown state 'gone')" },
 		{ "UPDATE rebalance_move SET running = 3 WHERE seq = 1", "(move 1: running is out of range (3))" },
 		{ "UPDATE rebalance_move SET to_dir = 'x/y' WHERE seq = 1", "(move 1: to_dir is not an absolute path)" },
-		{ "UPDATE rebalance_move SET job_id = 0 WHERE seq = 1", "(move 1: job_id is out of range (0))" },
+		{ "UPDATE rebalance_move SET job_id = -1 WHERE seq = 1", "(move 1: job_id is out of range (-1))" },
 		{ "UPDATE rebalance_move SET disk = x'00' WHERE seq = 1", "(move 1: disk is not text)" },
 		{ "UPDATE rebalance SET max_parallel = 17", "(max_parallel is out of range (17))" },
 		{ "UPDATE rebalance SET bandwidth_mib = 2.5", "(bandwidth_mib is not a whole number)" },
@@ -610,6 +610,11 @@ static void test_rebalance_rows(void **state)
 	assert_false(r.moves[1].running);
 	assert_int_equal(r.moves[1].bytes, 8192);
 	assert_int_equal(r.moves[1].state, SM_RMOVE_PLANNED);
+	assert_int_equal(r.moves[1].job, 0);
+	sm_rebalance_row_release(&r);
+	/* A move without a job, as set_move writes it: job_id 0. */
+	edit(path, "UPDATE rebalance_move SET job_id = 0 WHERE seq = 2");
+	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
 	assert_int_equal(r.moves[1].job, 0);
 	sm_rebalance_row_release(&r);
 	assert_int_equal(sm_rebalance_load(j, 2, &r), -1);
