@@ -76,7 +76,7 @@ int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv)
 			have_target = true;
 			break;
 		case 'p':
-			if (sm_parse_ull(optarg, &num) < 0 || num == 0 || num > 16) {
+			if (sm_parse_ull(optarg, &num) < 0 || num == 0 || num > SM_REBALANCE_MAX_PARALLEL) {
 				sm_cli_usage_error("rebalance", "--max-parallel takes 1 to 16, not '%s'",
 						   optarg);
 				goto cleanup;

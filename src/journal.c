@@ -1147,6 +1147,122 @@ void sm_journal_rows_release(struct sm_journal_rows *rows)
 	memset(rows, 0, sizeof(*rows));
 }
 
+/* ---- Checked rows of the tables of other modules (the rebalance's) ----
+ * The same checks as the job rows' (row_int, row_text...), reported for the
+ * owner the rows belong to. */
+struct sm_journal_cursor {
+	struct sm_journal *j;
+	struct row rw;
+	const char *owner;
+	long long id;
+	char what[64];
+	bool db_failed;
+};
+
+struct sm_journal_cursor *sm_journal_cursor_open(struct sm_journal *j, const char *owner,
+						 long long id, const char *sql,
+						 const char *types, ...)
+{
+	struct sm_journal_cursor *c;
+	sqlite3_stmt *st;
+	va_list ap;
+
+	va_start(ap, types);
+	st = prepare_v(j, sql, types, ap);
+	va_end(ap);
+	if (!st)
+		return NULL;
+	c = sm_xcalloc(1, sizeof(*c));
+	c->j = j;
+	c->owner = owner;
+	c->id = id;
+	c->rw = (struct row){ .st = st, .job = id, .what = c->what };
+	return c;
+}
+
+int sm_journal_cursor_next(struct sm_journal_cursor *c)
+{
+	int rc;
+
+	if (c->rw.why[0] || c->db_failed)
+		return 0;
+	rc = sqlite3_step(c->rw.st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE) {
+		db_error(c->j, "cannot read");
+		c->db_failed = true;
+	}
+	return 0;
+}
+
+void sm_journal_cursor_what(struct sm_journal_cursor *c, const char *what)
+{
+	snprintf(c->what, sizeof(c->what), "%s", what);
+}
+
+bool sm_journal_cursor_null(struct sm_journal_cursor *c, int col)
+{
+	return sqlite3_column_type(c->rw.st, col) == SQLITE_NULL;
+}
+
+long long sm_journal_cursor_int(struct sm_journal_cursor *c, int col, long long min,
+				long long max)
+{
+	return row_int(&c->rw, col, min, max);
+}
+
+bool sm_journal_cursor_bool(struct sm_journal_cursor *c, int col)
+{
+	return row_bool(&c->rw, col);
+}
+
+char *sm_journal_cursor_text(struct sm_journal_cursor *c, int col, bool null_ok)
+{
+	return row_text(&c->rw, col, null_ok);
+}
+
+int sm_journal_cursor_enum(struct sm_journal_cursor *c, int col, const char *what,
+			   int (*from_name)(const char *))
+{
+	char *s = row_enum(&c->rw, col, what, from_name);
+	int v = s ? from_name(s) : -1;
+
+	free(s);
+	return v < 0 ? 0 : v;
+}
+
+void sm_journal_cursor_bad(struct sm_journal_cursor *c, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	row_bad(&c->rw, "%s%s", c->what, why);
+}
+
+int sm_journal_cursor_close(struct sm_journal_cursor *c, const char *advice)
+{
+	int ret = 0;
+
+	if (!c)
+		return -1;
+	sqlite3_finalize(c->rw.st);
+	if (c->rw.why[0]) {
+		c->j->malformed = true;
+		sm_error("journal row of %s %lld is malformed (%s); the journal may have been "
+			 "edited: %s (journal '%s')", c->owner, c->id, c->rw.why, advice,
+			 c->j->path);
+		ret = -2;
+	} else if (c->db_failed) {
+		ret = -1;
+	}
+	free(c);
+	return ret;
+}
+
 const char *sm_journal_path(const struct sm_journal *j)
 {
 	return j->path;

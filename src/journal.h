@@ -169,6 +169,33 @@ long long sm_journal_last_id(struct sm_journal *j);
 int sm_journal_query(struct sm_journal *j, const char *sql, const char *types,
 		     struct sm_journal_rows *rows, ...);
 void sm_journal_rows_release(struct sm_journal_rows *rows);
+/* Checked reading of the tables of other modules (the rebalance's), with
+ * the checks the job rows get.  A cursor runs sql for the rows of owner id
+ * (e.g. "rebalance", 3); _next steps to a row (1) or says there is none
+ * left (0, also after a malformed value or a database error); the getters
+ * check the value (a wrong type, NULL where none may be, out of range, an
+ * unknown name) and note the first problem, prefixed by the text set with
+ * _what (the row: "move 2: "), returning a harmless value; _bad notes a
+ * problem found by the caller.  _close returns 0, -1 on a database error,
+ * or -2 when a value was malformed, with the error "journal row of OWNER ID
+ * is malformed (WHY); the journal may have been edited: ADVICE". */
+struct sm_journal_cursor;
+struct sm_journal_cursor *sm_journal_cursor_open(struct sm_journal *j, const char *owner,
+						 long long id, const char *sql,
+						 const char *types, ...);
+int sm_journal_cursor_next(struct sm_journal_cursor *c);
+void sm_journal_cursor_what(struct sm_journal_cursor *c, const char *what);
+bool sm_journal_cursor_null(struct sm_journal_cursor *c, int col);
+long long sm_journal_cursor_int(struct sm_journal_cursor *c, int col, long long min,
+				long long max);
+bool sm_journal_cursor_bool(struct sm_journal_cursor *c, int col);
+char *sm_journal_cursor_text(struct sm_journal_cursor *c, int col, bool null_ok);
+/* The value of a name checked with from_name (-1: unknown); 0 when bad. */
+int sm_journal_cursor_enum(struct sm_journal_cursor *c, int col, const char *what,
+			   int (*from_name)(const char *));
+void sm_journal_cursor_bad(struct sm_journal_cursor *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int sm_journal_cursor_close(struct sm_journal_cursor *c, const char *advice);
 /* A hook ran (err: the start of its stderr). */
 int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
 			const char *hook, int exit_status, bool timed_out, double started,

@@ -112,6 +112,7 @@ static int above_std(int fd)
 struct child {
 	const char *path;  /* when exec_fd < 0 */
 	int exec_fd;
+	bool exec_fd_binary;  /* not a #! script: exec_fd stays close-on-exec */
 	char *const *argv;
 	char *const *env;
 	int in_fd, out_fd, err_fd;
@@ -135,7 +136,8 @@ static void child_exec(const struct child *ch)
 	if (ch->exec_fd >= 0) {
 		/* A #! script is read by its interpreter through /dev/fd/N:
 		 * that fd must survive the exec. */
-		fcntl(ch->exec_fd, F_SETFD, 0);
+		if (!ch->exec_fd_binary)
+			fcntl(ch->exec_fd, F_SETFD, 0);
 		fexecve(ch->exec_fd, ch->argv, ch->env);
 	} else {
 		execve(ch->path, ch->argv, ch->env);
@@ -322,6 +324,161 @@ cleanup:
 	if (exec_fd >= 0)
 		close(exec_fd);
 	return ret;
+}
+
+int sm_run_start(const struct sm_spawn *sp, int out_fd, int err_fd, struct sm_run_child *child)
+{
+	const char *name = sp->argv[0];
+	struct child ch = {
+		.path = name,
+		.exec_fd = sp->exec_fd,
+		.exec_fd_binary = sp->exec_fd_binary,
+		.argv = (char *const *)sp->argv,
+		.env = (char *const *)(sp->env ? sp->env : default_env),
+		.in_fd = -1,
+		.out_fd = -1,
+		.err_fd = -1,
+	};
+	int status_pipe[2] = { -1, -1 };
+	int exec_fd = -1, e = 0, ret = -1;
+	ssize_t n;
+	pid_t pid;
+
+	child->pid = 0;
+	child->pidfd = -1;
+	if (ch.exec_fd < 0 && !strchr(name, '/') && !(ch.path = sm_run_which(name)))
+		return -1;
+	if (ch.exec_fd >= 0 && ch.exec_fd <= STDERR_FILENO) {
+		exec_fd = ch.exec_fd = fcntl(sp->exec_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+		if (exec_fd < 0)
+			goto failed;
+	}
+	if (pipe2(status_pipe, O_CLOEXEC) < 0)
+		goto failed;
+	ch.in_fd = above_std(open("/dev/null", O_RDONLY | O_CLOEXEC));
+	ch.out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	ch.err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	ch.status_fd = status_pipe[1] = above_std(status_pipe[1]);
+	if (ch.in_fd < 0 || ch.out_fd < 0 || ch.err_fd < 0 || ch.status_fd < 0)
+		goto failed;
+
+	pid = fork();
+	if (pid == 0)
+		child_exec(&ch);
+	if (pid < 0)
+		goto failed;
+	close(status_pipe[1]);
+	status_pipe[1] = -1;
+	while ((n = read(status_pipe[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(e)) {
+		int wstatus;
+
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+		sm_error("cannot run '%s': %s", name, strerror(e));
+		goto cleanup;
+	}
+	/* Not reaped before sm_run_wait_any: the pid stays ours. */
+	child->pid = pid;
+	child->pidfd = pid_fd(pid);
+	ret = 0;
+	goto cleanup;
+
+failed:
+	sm_error("cannot start '%s': %s", name, strerror(errno));
+cleanup:
+	for (int i = 0; i < 2; i++)
+		if (status_pipe[i] >= 0)
+			close(status_pipe[i]);
+	if (ch.in_fd >= 0)
+		close(ch.in_fd);
+	if (ch.out_fd >= 0)
+		close(ch.out_fd);
+	if (ch.err_fd >= 0)
+		close(ch.err_fd);
+	if (exec_fd >= 0)
+		close(exec_fd);
+	return ret;
+}
+
+/* Reap child (it has exited) and say how it ended. */
+static void reap(struct sm_run_child *child, int *status)
+{
+	int wstatus = 0;
+
+	while (waitpid(child->pid, &wstatus, 0) < 0 && errno == EINTR)
+		;
+	*status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+	if (child->pidfd >= 0)
+		close(child->pidfd);
+	child->pidfd = -1;
+	child->pid = 0;
+}
+
+int sm_run_wait_any(struct sm_run_child *children, size_t n, int *status)
+{
+	struct pollfd *fds = sm_xcalloc(n ? n : 1, sizeof(*fds));
+	int ret = -1;
+
+	for (;;) {
+		bool polled_all = true;
+		size_t live = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			fds[i] = (struct pollfd){ .fd = -1, .events = POLLIN };
+			if (children[i].pid <= 0)
+				continue;
+			live++;
+			if (has_exited(children[i].pid)) {
+				reap(&children[i], status);
+				ret = (int)i;
+				goto done;
+			}
+			fds[i].fd = children[i].pidfd;
+			if (fds[i].fd < 0)
+				polled_all = false;
+		}
+		if (!live) {
+			errno = ECHILD;
+			goto done;
+		}
+		/* A pidfd is readable once its process exits; without one,
+		 * look every 50 ms. */
+		if (poll(fds, (nfds_t)n, polled_all ? -1 : 50) < 0 && errno == EINTR)
+			goto done;
+	}
+
+done:
+	free(fds);
+	return ret;
+}
+
+char **sm_run_env_new(const char *const *keep)
+{
+	size_t n = 0, len = 3;
+	char **env;
+
+	for (size_t i = 0; keep && keep[i]; i++)
+		len++;
+	env = sm_xcalloc(len + 1, sizeof(*env));
+	env[n++] = sm_xstrdup("PATH=" SM_RUN_PATH);
+	env[n++] = sm_xstrdup("LC_ALL=C");
+	env[n++] = sm_xstrdup("HOME=/root");
+	for (size_t i = 0; keep && keep[i]; i++) {
+		const char *v = getenv(keep[i]);
+
+		if (v)
+			env[n++] = sm_xasprintf("%s=%s", keep[i], v);
+	}
+	return env;
+}
+
+void sm_run_env_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
 }
 
 static int real_runner(const char *const *argv, struct sm_run_result *res)

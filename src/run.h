@@ -1,5 +1,5 @@
 /* run.h: the one place snapmove starts other programs (qemu-img, hooks, the
- * test hook).
+ * test hook, the moves of a rebalance).
  *
  * The argv goes straight to execve (no shell).  A program named without a
  * '/' (qemu-img) is looked up once in the system folders of SM_RUN_PATH,
@@ -14,6 +14,8 @@
 #define SM_RUN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 /* The folders programs are looked up in, and the PATH children get. */
 #define SM_RUN_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -41,6 +43,7 @@ struct sm_spawn {
 	const char *const *argv;
 	const char *const *env;  /* its whole environment; NULL: the default */
 	int exec_fd;             /* run this open file (fexecve), -1: argv[0] */
+	bool exec_fd_binary;     /* (sm_run_start) exec_fd is no #! script */
 	double timeout;          /* seconds, 0: no limit */
 };
 /* Start sp in its own process group and capture its output.  Once the
@@ -52,6 +55,31 @@ struct sm_spawn {
  * "cannot run" in res->err when the exec itself failed); -1 when it could
  * not be started.  res must be released. */
 int sm_run_spawn(const struct sm_spawn *sp, struct sm_run_result *res, bool *timed_out);
+
+/* A program started by sm_run_start and not yet reaped. */
+struct sm_run_child {
+	pid_t pid;   /* 0 once reaped */
+	int pidfd;   /* -1 where the kernel has no pidfd_open */
+};
+/* Start sp as sm_run_spawn does (its own process group, stdin /dev/null,
+ * sp->env built by the caller before this call, sp->exec_fd run with
+ * fexecve), with stdout going to out_fd and stderr to err_fd, and return at once
+ * (sp->timeout is not used).  With sp->exec_fd_binary the open file is a
+ * binary, not a #! script: it stays close-on-exec, so the program does not
+ * inherit it.  -1 with an error when it could not be started (the exec
+ * failing included). */
+int sm_run_start(const struct sm_spawn *sp, int out_fd, int err_fd,
+		 struct sm_run_child *child);
+/* Wait until one of the n children (those with pid > 0) exits, reap it (and
+ * only it: never waitpid(-1)) and return its index, with its status (exit
+ * status, or 128 + signal number).  -1 when a signal interrupted the wait
+ * (errno EINTR) or none is left to wait for. */
+int sm_run_wait_any(struct sm_run_child *children, size_t n, int *status);
+/* An environment as snapmove gives its children: PATH (SM_RUN_PATH),
+ * LC_ALL=C, HOME=/root, and of the caller's variables only those named in
+ * keep (NULL-terminated) that it has.  Free it with sm_run_env_free(). */
+char **sm_run_env_new(const char *const *keep);
+void sm_run_env_free(char **env);
 
 /* The absolute path of program name (no '/') in the folders of SM_RUN_PATH,
  * looked up once and remembered; NULL with an error when none has it. */

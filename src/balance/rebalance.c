@@ -7,15 +7,15 @@
 #include "events.h"
 #include "hooks.h"
 #include "job_run.h"
+#include "run.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* What a move needs beyond its bytes: the copy in flight and the overlays
@@ -31,9 +31,8 @@ struct rmove {
 	char *from;
 	char *to_dir;
 	unsigned long long bytes;
-	char *state;
+	enum sm_rmove_state state;
 	long long job;
-	pid_t pid;
 	double started;
 };
 
@@ -44,7 +43,6 @@ static void rmoves_free(struct rmove *m, size_t n)
 		free(m[i].disk);
 		free(m[i].from);
 		free(m[i].to_dir);
-		free(m[i].state);
 	}
 	free(m);
 }
@@ -176,47 +174,229 @@ error:
 	return -1;
 }
 
-static int load_moves(struct sm_journal *j, long long id, struct rmove **out, size_t *n)
+static const char *const rmove_state_names[] = {
+	[SM_RMOVE_PLANNED] = "planned",
+	[SM_RMOVE_RUNNING] = "running",
+	[SM_RMOVE_DONE] = "done",
+	[SM_RMOVE_FAILED] = "failed",
+};
+
+const char *sm_rmove_state_name(enum sm_rmove_state s)
 {
-	struct sm_journal_rows rows;
-	int ret = -1;
-
-	*out = NULL;
-	*n = 0;
-	if (sm_journal_query(j, "SELECT seq, domain, disk, running, from_storage, to_dir, bytes, "
-			     "state, coalesce(job_id, 0) FROM rebalance_move WHERE "
-			     "rebalance_id = ? ORDER BY seq", "i", &rows, id) < 0)
-		return -1;
-	*out = sm_xcalloc(rows.nrows + 1, sizeof(**out));
-	for (size_t r = 0; r < rows.nrows; r++) {
-		struct rmove *m = &(*out)[r];
-		char **v = rows.cells + r * rows.ncols;
-
-		m->seq = atoll(v[0]);
-		m->domain = sm_xstrdup(v[1]);
-		m->disk = sm_xstrdup(v[2]);
-		m->running = atoi(v[3]);
-		m->from = sm_xstrdup(v[4]);
-		m->to_dir = sm_xstrdup(v[5]);
-		m->bytes = strtoull(v[6], NULL, 10);
-		m->state = sm_xstrdup(v[7]);
-		m->job = atoll(v[8]);
-		m->pid = -1;
+	switch (s) {
+	case SM_RMOVE_PLANNED:
+	case SM_RMOVE_RUNNING:
+	case SM_RMOVE_DONE:
+	case SM_RMOVE_FAILED:
+		return rmove_state_names[s];
+	case SM_RMOVE_STATE_LAST:
+		break;
 	}
-	*n = rows.nrows;
-	ret = 0;
-	sm_journal_rows_release(&rows);
-	return ret;
+	return "unknown";
 }
 
-static void set_move(struct sm_journal *j, long long id, struct rmove *m, const char *state,
-		     const char *error)
+int sm_rmove_state_from_name(const char *name)
 {
-	free(m->state);
-	m->state = sm_xstrdup(state);
+	for (int s = 0; s < SM_RMOVE_STATE_LAST; s++)
+		if (sm_str_eq(rmove_state_names[s], name))
+			return s;
+	return -1;
+}
+
+/* A rebalance's own state: running, done or failed. */
+static int rebalance_state_from_name(const char *name)
+{
+	return sm_str_eq(name, "running") || sm_str_eq(name, "done") || sm_str_eq(name, "failed")
+	       ? 0 : -1;
+}
+
+/* What to do about a malformed row of a rebalance. */
+#define MALFORMED_ADVICE "restore it, or plan a new rebalance (one that ran is kept for audit)"
+
+/* Sizes: never negative, far from overflowing when added. */
+#define ROW_BYTES_MAX (1LL << 62)
+
+/* An absolute folder, or a problem noted. */
+static char *row_dir(struct sm_journal_cursor *c, int col, const char *name)
+{
+	char *s = sm_journal_cursor_text(c, col, false);
+
+	if (s && s[0] != '/')
+		sm_journal_cursor_bad(c, "%s is not an absolute path", name);
+	return s;
+}
+
+static void move_row_release(struct sm_rebalance_move_row *m)
+{
+	free(m->domain);
+	free(m->disk);
+	free(m->from);
+	free(m->to_dir);
+	memset(m, 0, sizeof(*m));
+}
+
+void sm_rebalance_row_release(struct sm_rebalance_row *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nmoves; i++)
+		move_row_release(&r->moves[i]);
+	free(r->moves);
+	memset(r, 0, sizeof(*r));
+}
+
+static int load_options(struct sm_journal *j, long long id, struct sm_rebalance_row *out)
+{
+	struct sm_journal_cursor *c = sm_journal_cursor_open(
+		j, "rebalance", id, "SELECT max_parallel, bandwidth_mib, stop_on_error, job_floor, "
+		"state FROM rebalance WHERE id = ?", "i", id);
+	bool found = false;
+	int rc;
+
+	if (!c)
+		return -1;
+	if (sm_journal_cursor_next(c) == 1) {
+		found = true;
+		out->max_parallel = (unsigned)sm_journal_cursor_int(c, 0, 1,
+								    SM_REBALANCE_MAX_PARALLEL);
+		out->bandwidth_mib = (unsigned long long)sm_journal_cursor_int(c, 1, 0, 1LL << 30);
+		out->stop_on_error = sm_journal_cursor_bool(c, 2);
+		out->job_floor = sm_journal_cursor_int(c, 3, 0, INT64_MAX);
+		(void)sm_journal_cursor_enum(c, 4, "state", rebalance_state_from_name);
+	}
+	rc = sm_journal_cursor_close(c, MALFORMED_ADVICE);
+	if (rc == 0 && !found) {
+		sm_error("no rebalance %lld in the journal '%s'", id, sm_journal_path(j));
+		rc = -1;
+	}
+	return rc;
+}
+
+static int load_moves(struct sm_journal *j, long long id, struct sm_rebalance_row *out)
+{
+	struct sm_journal_cursor *c = sm_journal_cursor_open(
+		j, "rebalance", id, "SELECT seq, domain, disk, running, from_storage, to_dir, "
+		"bytes, state, job_id FROM rebalance_move WHERE rebalance_id = ? ORDER BY seq",
+		"i", id);
+
+	if (!c)
+		return -1;
+	while (sm_journal_cursor_next(c) == 1) {
+		struct sm_rebalance_move_row *m;
+		char what[40];
+
+		out->moves = sm_xrealloc(out->moves, (out->nmoves + 1) * sizeof(*out->moves));
+		m = &out->moves[out->nmoves++];
+		memset(m, 0, sizeof(*m));
+		sm_journal_cursor_what(c, "move: ");
+		m->seq = sm_journal_cursor_int(c, 0, 1, INT32_MAX);
+		if (m->seq > 0) {
+			snprintf(what, sizeof(what), "move %lld: ", m->seq);
+			sm_journal_cursor_what(c, what);
+		}
+		m->domain = sm_journal_cursor_text(c, 1, false);
+		m->disk = sm_journal_cursor_text(c, 2, false);
+		m->running = sm_journal_cursor_bool(c, 3);
+		m->from = row_dir(c, 4, "from_storage");
+		m->to_dir = row_dir(c, 5, "to_dir");
+		m->bytes = (unsigned long long)sm_journal_cursor_int(c, 6, 0, ROW_BYTES_MAX);
+		m->state = (enum sm_rmove_state)sm_journal_cursor_enum(c, 7, "state",
+								       sm_rmove_state_from_name);
+		/* NULL or 0: none yet (set_move writes 0). */
+		m->job = sm_journal_cursor_null(c, 8) ? 0 : sm_journal_cursor_int(c, 8, 0, INT64_MAX);
+	}
+	return sm_journal_cursor_close(c, MALFORMED_ADVICE);
+}
+
+int sm_rebalance_load(struct sm_journal *j, long long id, struct sm_rebalance_row *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = load_options(j, id, out);
+	if (rc == 0)
+		rc = load_moves(j, id, out);
+	if (rc < 0)
+		sm_rebalance_row_release(out);
+	return rc;
+}
+
+int sm_rebalance_unfinished(struct sm_journal *j, long long *id)
+{
+	struct sm_journal_cursor *c;
+	struct sm_journal_rows rows;
+	unsigned long long n = 0;
+	int rc;
+
+	*id = 0;
+	/* A NULL or unknown state is not 'done': that row is the one. */
+	if (sm_journal_query(j, "SELECT id FROM rebalance WHERE state IS NOT 'done' ORDER BY id "
+			     "DESC LIMIT 1", "", &rows) < 0)
+		return -1;
+	/* An INTEGER PRIMARY KEY: always a whole number. */
+	if (rows.nrows == 1 && sm_parse_ull(rows.cells[0], &n) == 0 && n <= INT64_MAX)
+		*id = (long long)n;
+	sm_journal_rows_release(&rows);
+	if (*id <= 0)
+		return 0;
+	c = sm_journal_cursor_open(j, "rebalance", *id, "SELECT state FROM rebalance WHERE id = ?",
+				   "i", *id);
+	if (!c)
+		return -1;
+	if (sm_journal_cursor_next(c) == 1)
+		(void)sm_journal_cursor_enum(c, 0, "state", rebalance_state_from_name);
+	rc = sm_journal_cursor_close(c, MALFORMED_ADVICE);
+	return rc < 0 ? rc : 1;
+}
+
+/* The moves of a loaded rebalance, their strings taken from r. */
+static struct rmove *rmoves_from(struct sm_rebalance_row *r)
+{
+	struct rmove *m = sm_xcalloc(r->nmoves + 1, sizeof(*m));
+
+	for (size_t i = 0; i < r->nmoves; i++) {
+		struct sm_rebalance_move_row *row = &r->moves[i];
+
+		m[i] = (struct rmove){
+			.seq = row->seq,
+			.domain = sm_steal(&row->domain),
+			.disk = sm_steal(&row->disk),
+			.running = row->running,
+			.from = sm_steal(&row->from),
+			.to_dir = sm_steal(&row->to_dir),
+			.bytes = row->bytes,
+			.state = row->state,
+			.job = row->job,
+		};
+	}
+	return m;
+}
+
+static void set_move(struct sm_journal *j, long long id, struct rmove *m,
+		     enum sm_rmove_state state, const char *error)
+{
+	m->state = state;
 	SM_JOURNAL_TX(j, sm_journal_sql(j, "UPDATE rebalance_move SET state = ?, job_id = ?, "
 					"error = ? WHERE rebalance_id = ? AND seq = ?", "sisii",
-					state, m->job ? m->job : 0, error, id, m->seq));
+					sm_rmove_state_name(state), m->job ? m->job : 0, error,
+					id, m->seq));
+}
+
+/* The state and error of job (both NULL when it is gone; a malformed row
+ * gives no state and the error that says so). */
+static void job_state(struct sm_journal *j, long long job, char **state, char **error)
+{
+	struct sm_job_row row;
+	int rc = sm_journal_job_get(j, job, &row);
+
+	*state = *error = NULL;
+	if (rc == 1) {
+		*state = sm_steal(&row.state);
+		*error = sm_steal(&row.error);
+		sm_job_row_release(&row);
+	} else if (rc < 0) {
+		*error = sm_xstrdup(sm_error_message());
+	}
 }
 
 /* The newest job of a domain's disk above id floor, and its state. */
@@ -224,39 +404,73 @@ static long long latest_job(struct sm_journal *j, const char *domain, const char
 			    long long floor, char **state, char **error)
 {
 	struct sm_journal_rows rows;
-	long long id = 0;
+	unsigned long long id = 0;
 
 	*state = *error = NULL;
-	if (sm_journal_query(j, "SELECT job.id, job.state, coalesce(job.error, '') FROM job JOIN "
-			     "disk ON disk.job_id = job.id WHERE job.domain_name = ? AND "
-			     "disk.target = ? AND job.id > ? ORDER BY job.id DESC LIMIT 1", "ssi",
-			     &rows, domain, disk, floor) < 0)
+	if (sm_journal_query(j, "SELECT job.id FROM job JOIN disk ON disk.job_id = job.id WHERE "
+			     "job.domain_name = ? AND disk.target = ? AND job.id > ? ORDER BY "
+			     "job.id DESC LIMIT 1", "ssi", &rows, domain, disk, floor) < 0)
 		return 0;
-	if (rows.nrows == 1) {
-		id = atoll(rows.cells[0]);
-		*state = sm_xstrdup(rows.cells[1]);
-		*error = sm_xstrdup(rows.cells[2]);
-	}
+	/* An INTEGER PRIMARY KEY: always a whole number. */
+	if (rows.nrows != 1 || sm_parse_ull(rows.cells[0], &id) < 0 || id > INT64_MAX)
+		id = 0;
 	sm_journal_rows_release(&rows);
-	return id;
-}
-
-static void job_state(struct sm_journal *j, long long job, char **state, char **error)
-{
-	struct sm_job_row row;
-
-	*state = *error = NULL;
-	if (sm_journal_job_get(j, job, &row) == 1) {
-		*state = sm_steal(&row.state);
-		*error = sm_steal(&row.error);
-		sm_job_row_release(&row);
-	}
+	if (id)
+		job_state(j, (long long)id, state, error);
+	return (long long)id;
 }
 
 /* ---- running the moves ---- */
 
-static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j, long long id,
-			const struct rmove *m, unsigned long long share_mib)
+/* What a move may see of the rebalance's environment besides run.c's own
+ * (PATH, LC_ALL, HOME): where events go and, in test builds, the test
+ * hooks.  Nothing else: no LD_*, no BASH_ENV, no secrets. */
+static const char *const child_vars[] = {
+	"SNAPMOVE_EVENTS_FILE",
+#ifdef SM_TEST_BUILD
+	"SNAPMOVE_TEST_HOOK",
+	"SNAPMOVE_TEST_CRASH_AT",
+#endif
+	NULL,
+};
+
+/* How every move starts, made once before the first: snapmove's own
+ * program, opened when the rebalance began (a binary swapped on disk since
+ * does not run), and the moves' environment. */
+struct launcher {
+	int exe;
+	char **env;
+	const char *uri;  /* the rebalance's connection: the moves' too */
+};
+
+static int launcher_init(struct launcher *l, struct sm_virt *v)
+{
+	l->env = NULL;
+	l->uri = sm_virt_uri(v);
+	l->exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (l->exe < 0) {
+		sm_error("cannot open snapmove's own program (/proc/self/exe) to run the moves: "
+			 "%s; mount /proc", strerror(errno));
+		return -1;
+	}
+	l->env = sm_run_env_new(child_vars);
+	return 0;
+}
+
+static void launcher_release(struct launcher *l)
+{
+	if (l->exe >= 0)
+		close(l->exe);
+	l->exe = -1;
+	sm_run_env_free(l->env);
+	l->env = NULL;
+}
+
+/* Start move m as a child 'snapmove move' (or 'resume JOB'), its output into
+ * a log beside the journal. */
+static int spawn_move(const struct launcher *l, struct sm_journal *j, long long id,
+		      const struct rmove *m, unsigned long long share_mib,
+		      struct sm_run_child *child)
 {
 	char bw[32], timeout[32];
 	const char *argv[32];
@@ -264,15 +478,15 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 	SM_AUTOFREE char *log = sm_xasprintf("%s.rebalance-%lld-%lld.log", sm_journal_path(j), id,
 					    m->seq);
 	SM_AUTOFREE char *job = sm_xasprintf("%lld", m->job);
-	pid_t pid;
+	struct sm_spawn sp = { .argv = argv, .env = (const char *const *)l->env,
+			       .exec_fd = l->exe, .exec_fd_binary = true };
+	int fd, rc;
 
 	argv[n++] = "snapmove";
 	argv[n++] = "--db";
 	argv[n++] = sm_journal_path(j);
-	if (o->uri) {
-		argv[n++] = "-c";
-		argv[n++] = o->uri;
-	}
+	argv[n++] = "-c";
+	argv[n++] = l->uri;
 	if (sm_events_enabled())
 		argv[n++] = "--json";
 	snprintf(timeout, sizeof(timeout), "%.0f", sm_hooks_timeout());
@@ -285,7 +499,6 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 		argv[n++] = job;
 	} else {
 		argv[n++] = "move";
-		argv[n++] = m->domain;
 		argv[n++] = "--dest";
 		argv[n++] = m->to_dir;
 		argv[n++] = "--disk";
@@ -298,31 +511,31 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 			argv[n++] = "--bandwidth";
 			argv[n++] = bw;
 		}
+		argv[n++] = "--";  /* a domain name is never an option */
+		argv[n++] = m->domain;
 	}
 	argv[n] = NULL;
-	/* Its log lies beside the journal, and holds what the move printed. */
+	/* Its log lies beside the journal, and holds what the move printed
+	 * (its stdout too, unless that carries --json's events). */
 	if (sm_journal_check_file(log) < 0)
 		return -1;
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-		/* Its own process group: a Ctrl-C at the terminal stops the
-		 * rebalance (which lets running moves finish), not the moves. */
-		setpgid(0, 0);
-
-		if (fd >= 0) {
-			if (!sm_events_enabled())
-				dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		execv("/proc/self/exe", (char *const *)argv);
-		_exit(127);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sm_error("cannot open the log '%s' of the move of disk '%s' of domain '%s': %s",
+			 log, m->disk, m->domain, strerror(errno));
+		return -1;
 	}
-	if (pid < 0)
+	/* In a process group of its own (run.c): a Ctrl-C at the terminal
+	 * stops the rebalance (which lets running moves finish), not them. */
+	rc = sm_run_start(&sp, sm_events_enabled() ? STDOUT_FILENO : fd, fd, child);
+	close(fd);
+	if (rc < 0) {
+		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
+
 		sm_error("cannot start the move of disk '%s' of domain '%s': %s", m->disk,
-			 m->domain, strerror(errno));
-	return pid;
+			 m->domain, why);
+	}
+	return rc;
 }
 
 /* Move i may start once every earlier move out of its destination has ended
@@ -330,28 +543,40 @@ static pid_t spawn_move(const struct sm_rebalance_opts *o, struct sm_journal *j,
 static bool can_start(const struct rmove *m, size_t i)
 {
 	for (size_t k = 0; k < i; k++)
-		if (sm_str_eq(m[k].from, m[i].to_dir) && !sm_str_eq(m[k].state, "done") &&
-		    !sm_str_eq(m[k].state, "failed"))
+		if (sm_str_eq(m[k].from, m[i].to_dir) && m[k].state != SM_RMOVE_DONE &&
+		    m[k].state != SM_RMOVE_FAILED)
 			return false;
 	return true;
 }
 
 static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_rebalance_opts *o,
-		     long long id, struct rmove *m, size_t n, struct sm_progress *pr)
+		     const struct launcher *l, long long id, struct rmove *m, size_t n,
+		     struct sm_progress *pr)
 {
 	unsigned max = o->max_parallel ? o->max_parallel : 1;
 	unsigned long long share = o->bandwidth_mib ? (o->bandwidth_mib + max - 1) / max : 0;
+	/* The move processes, by move: each waited for by its own pid (or
+	 * pidfd), never by waitpid(-1). */
+	struct sm_run_child *kids = sm_xcalloc(n + 1, sizeof(*kids));
 	size_t next = 0, done = 0, failed = 0;
 	unsigned running = 0;
 	bool stop = false;
+	int ret = -1;
 	char b[32];
 
 	for (size_t i = 0; i < n; i++)
-		if (sm_str_eq(m[i].state, "done"))
+		if (m[i].state == SM_RMOVE_DONE)
 			done++;
 	for (;;) {
+		SM_AUTOFREE char *state = NULL;
+		SM_AUTOFREE char *error = NULL;
+		unsigned long long freed = 0;
+		bool resumed;
+		int status;
+		long i;
+
 		while (!stop && !sm_interrupted && running < max && next < n) {
-			if (sm_str_eq(m[next].state, "done")) {
+			if (m[next].state == SM_RMOVE_DONE) {
 				next++;
 				continue;
 			}
@@ -359,11 +584,10 @@ static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_re
 				break;
 			if (!m[next].job && sm_journal_next_job_id(j, &m[next].job_floor) == 0)
 				m[next].job_floor--;
-			m[next].pid = spawn_move(o, j, id, &m[next], share);
-			if (m[next].pid < 0)
-				return -1;
+			if (spawn_move(l, j, id, &m[next], share, &kids[next]) < 0)
+				goto cleanup;
 			m[next].started = sm_monotonic();
-			set_move(j, id, &m[next], "running", NULL);
+			set_move(j, id, &m[next], SM_RMOVE_RUNNING, NULL);
 			sm_progress_say(pr, "[%lld/%zu] %s %s: %s -> %s (%s)%s", m[next].seq, n,
 					m[next].domain, m[next].disk, m[next].from, m[next].to_dir,
 					sm_format_bytes(m[next].bytes, b, sizeof(b)),
@@ -373,88 +597,59 @@ static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_re
 		}
 		if (!running)
 			break;
-		{
-			int status;
-			pid_t pid = waitpid(-1, &status, 0);
-			SM_AUTOFREE char *state = NULL;
-			SM_AUTOFREE char *error = NULL;
-			unsigned long long freed = 0;
-			bool resumed;
+		i = sm_run_wait_any(kids, n, &status);
+		if (i < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		running--;
+		resumed = m[i].job != 0;
+		m[i].job = resumed ? m[i].job
+				   : latest_job(j, m[i].domain, m[i].disk, m[i].job_floor, &state,
+						&error);
+		if (resumed)
+			job_state(j, m[i].job, &state, &error);
+		if (status == 0 && sm_str_eq(state, "done")) {
+			/* A resumed job was not told to delete its source. */
+			if (resumed && sm_cleanup_run(v, j, m[i].job, pr, &freed) < 0)
+				sm_progress_say(pr, "warning: job %lld is done but its source was not "
+						"deleted: %s; run 'snapmove cleanup %lld'", m[i].job,
+						sm_error_message(), m[i].job);
+			set_move(j, id, &m[i], SM_RMOVE_DONE, NULL);
+			done++;
+			sm_progress_say(pr, "[%lld/%zu] %s %s: done in %.1f s (job %lld)", m[i].seq,
+					n, m[i].domain, m[i].disk, sm_monotonic() - m[i].started,
+					m[i].job);
+		} else {
+			SM_AUTOFREE char *why =
+				error && *error
+				? sm_xasprintf("exit %d: %s; log: %s.rebalance-%lld-%lld.log", status,
+					       error, sm_journal_path(j), id, m[i].seq)
+				: sm_xasprintf("exit %d; log: %s.rebalance-%lld-%lld.log", status,
+					       sm_journal_path(j), id, m[i].seq);
 
-			if (pid < 0) {
-				if (errno == EINTR)
-					continue;
-				break;
-			}
-			for (size_t i = 0; i < n; i++) {
-				if (m[i].pid != pid)
-					continue;
-				m[i].pid = 0;
-				running--;
-				resumed = m[i].job != 0;
-				m[i].job = resumed ? m[i].job
-						   : latest_job(j, m[i].domain, m[i].disk,
-								m[i].job_floor, &state, &error);
-				if (resumed)
-					job_state(j, m[i].job, &state, &error);
-				if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-				    sm_str_eq(state, "done")) {
-					/* A resumed job was not told to delete its source. */
-					if (resumed && sm_cleanup_run(v, j, m[i].job, pr, &freed) < 0)
-						sm_progress_say(pr, "warning: job %lld is done but its "
-								"source was not deleted: %s; run "
-								"'snapmove cleanup %lld'", m[i].job,
-								sm_error_message(), m[i].job);
-					set_move(j, id, &m[i], "done", NULL);
-					done++;
-					sm_progress_say(pr, "[%lld/%zu] %s %s: done in %.1f s (job %lld)",
-							m[i].seq, n, m[i].domain, m[i].disk,
-							sm_monotonic() - m[i].started, m[i].job);
-				} else {
-					int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-					SM_AUTOFREE char *why =
-						error && *error
-						? sm_xasprintf("exit %d: %s; log: %s.rebalance-%lld-%lld.log",
-							       code, error, sm_journal_path(j), id,
-							       m[i].seq)
-						: sm_xasprintf("exit %d; log: %s.rebalance-%lld-%lld.log",
-							       code, sm_journal_path(j), id, m[i].seq);
-
-					set_move(j, id, &m[i], "failed", why);
-					failed++;
-					sm_progress_say(pr, "[%lld/%zu] %s %s: FAILED (%s)", m[i].seq, n,
-							m[i].domain, m[i].disk, why);
-					if (o->stop_on_error)
-						stop = true;
-				}
-			}
+			set_move(j, id, &m[i], SM_RMOVE_FAILED, why);
+			failed++;
+			sm_progress_say(pr, "[%lld/%zu] %s %s: FAILED (%s)", m[i].seq, n,
+					m[i].domain, m[i].disk, why);
+			if (o->stop_on_error)
+				stop = true;
 		}
 	}
 	sm_progress_say(pr, "rebalance %lld: %zu of %zu moves done, %zu failed%s", id, done, n,
 			failed, sm_interrupted ? " (interrupted: 'snapmove rebalance --resume' "
 			"goes on)" : "");
-	return failed || done < n ? 1 : 0;
-}
+	ret = failed || done < n ? 1 : 0;
 
-/* The options the rebalance was planned with (a resume keeps them), and the
- * highest job id from before its first move. */
-static int load_options(struct sm_journal *j, long long id, const struct sm_rebalance_opts *o,
-			struct sm_rebalance_opts *eff, long long *floor)
-{
-	struct sm_journal_rows rows;
-
-	*eff = *o;
-	if (sm_journal_query(j, "SELECT max_parallel, bandwidth_mib, stop_on_error, job_floor "
-			     "FROM rebalance WHERE id = ?", "i", &rows, id) < 0)
-		return -1;
-	if (rows.nrows == 1) {
-		eff->max_parallel = (unsigned)atoi(rows.cells[0]);
-		eff->bandwidth_mib = strtoull(rows.cells[1], NULL, 10);
-		eff->stop_on_error = atoi(rows.cells[2]);
-		*floor = atoll(rows.cells[3]);
-	}
-	sm_journal_rows_release(&rows);
-	return 0;
+cleanup:
+	/* Moves still running when a move could not start go on alone: each
+	 * is an ordinary job (its own process group, journal and lock). */
+	for (size_t k = 0; k < n; k++)
+		if (kids[k].pidfd >= 0 && kids[k].pid > 0)
+			close(kids[k].pidfd);
+	free(kids);
+	return ret;
 }
 
 /* The last event of a rebalance: how it ended and each move's job.  The
@@ -476,7 +671,7 @@ static void emit_result(long long id, const struct rmove *m, size_t n, int rc)
 		json_object_object_add(mo, "domain", json_object_new_string(m[i].domain));
 		json_object_object_add(mo, "disk", json_object_new_string(m[i].disk));
 		json_object_object_add(mo, "job", m[i].job ? json_object_new_int64(m[i].job) : NULL);
-		json_object_object_add(mo, "status", json_object_new_string(m[i].state));
+		json_object_object_add(mo, "status", json_object_new_string(sm_rmove_state_name(m[i].state)));
 		json_object_array_add(moves, mo);
 	}
 	json_object_object_add(o, "rebalance", id ? json_object_new_int64(id) : NULL);
@@ -492,40 +687,32 @@ static void finish(struct sm_journal *j, long long id, bool ok)
 					"WHERE id = ?", "sdi", ok ? "done" : "failed", sm_now(), id));
 }
 
-static long long unfinished_rebalance(struct sm_journal *j)
-{
-	struct sm_journal_rows rows;
-	long long id = 0;
-
-	if (sm_journal_query(j, "SELECT id FROM rebalance WHERE state != 'done' ORDER BY id DESC "
-			     "LIMIT 1", "", &rows) < 0)
-		return -1;
-	if (rows.nrows == 1)
-		id = atoll(rows.cells[0]);
-	sm_journal_rows_release(&rows);
-	return id;
-}
-
 enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 				      const struct sm_rebalance_opts *o, struct sm_progress *pr)
 {
 	struct sm_inventory inv = { 0 };
 	struct sm_balance_plan plan = { 0 };
 	struct sm_balance_goal goal = { .drain = -1, .target_free = o->target_free };
+	struct sm_rebalance_row row = { 0 };
+	struct launcher l = { .exe = -1 };
 	struct rmove *moves = NULL;
 	struct sm_rebalance_opts eff;
 	size_t nmoves = 0;
-	long long id = 0, floor = 0;
+	long long id = 0;
 	enum sm_rebalance_result ret = SM_REBALANCE_REFUSED;
 	int rc;
 
+	/* The program the moves run: this one, opened before anything else. */
+	if (!o->dry_run && launcher_init(&l, v) < 0)
+		return SM_REBALANCE_REFUSED;
 	if (o->resume) {
-		id = unfinished_rebalance(j);
-		if (id <= 0) {
-			if (id == 0)
+		rc = sm_rebalance_unfinished(j, &id);
+		if (rc <= 0) {
+			if (rc == 0)
 				sm_error("there is no unfinished rebalance to resume; see the journal's "
 					 "jobs with 'snapmove list'");
-			return SM_REBALANCE_REFUSED;
+			id = 0;
+			goto cleanup;
 		}
 		sm_progress_say(pr, "resuming rebalance %lld", id);
 	} else {
@@ -552,30 +739,40 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 		}
 		if (journal_plan(j, o, &inv, &plan, &id) < 0)
 			goto cleanup;
+		ret = SM_REBALANCE_FAILED;  /* it has a number: it ran */
 	}
-	ret = SM_REBALANCE_FAILED;
-	if (load_options(j, id, o, &eff, &floor) < 0 || load_moves(j, id, &moves, &nmoves) < 0)
+	/* A resumed rebalance whose rows do not read back is refused: nothing
+	 * has been done yet. */
+	if (sm_rebalance_load(j, id, &row) < 0)
 		goto cleanup;
+	ret = SM_REBALANCE_FAILED;
+	eff = *o;
+	eff.max_parallel = row.max_parallel;
+	eff.bandwidth_mib = row.bandwidth_mib;
+	eff.stop_on_error = row.stop_on_error;
+	moves = rmoves_from(&row);
+	nmoves = row.nmoves;
 	/* Moves a dead rebalance left running: their jobs say how they ended. */
 	for (size_t i = 0; i < nmoves; i++) {
 		SM_AUTOFREE char *state = NULL;
 		SM_AUTOFREE char *error = NULL;
 
-		if (!sm_str_eq(moves[i].state, "running") && !sm_str_eq(moves[i].state, "failed"))
+		if (moves[i].state != SM_RMOVE_RUNNING && moves[i].state != SM_RMOVE_FAILED)
 			continue;
 		/* Only a job started for this move counts: one created after the
 		 * rebalance was planned. */
-		moves[i].job = moves[i].job ? moves[i].job
-					    : latest_job(j, moves[i].domain, moves[i].disk, floor,
-							 &state, &error);
-		if (moves[i].job && !state)
+		if (moves[i].job)
 			job_state(j, moves[i].job, &state, &error);
+		else
+			moves[i].job = latest_job(j, moves[i].domain, moves[i].disk, row.job_floor,
+						  &state, &error);
 		if (sm_str_eq(state, "done"))
-			set_move(j, id, &moves[i], "done", NULL);
-		else if (!state || sm_str_eq(state, "aborted"))
+			set_move(j, id, &moves[i], SM_RMOVE_DONE, NULL);
+		else if ((!state && !error) || sm_str_eq(state, "aborted"))
 			moves[i].job = 0;  /* never started, or undone: start it afresh */
+		/* (a job whose row is malformed is resumed: it says so in its log) */
 	}
-	rc = run_moves(v, j, &eff, id, moves, nmoves, pr);
+	rc = run_moves(v, j, &eff, &l, id, moves, nmoves, pr);
 	if (rc < 0)
 		goto cleanup;
 	finish(j, id, rc == 0);
@@ -586,7 +783,9 @@ cleanup:
 	 * when it could not go on (no fork, a journal error). */
 	if (id > 0 && ret != SM_REBALANCE_REFUSED)
 		emit_result(id, moves, nmoves, ret == SM_REBALANCE_OK ? 0 : 1);
+	launcher_release(&l);
 	rmoves_free(moves, nmoves);
+	sm_rebalance_row_release(&row);
 	sm_balance_plan_release(&plan);
 	sm_inventory_release(&inv);
 	return ret;

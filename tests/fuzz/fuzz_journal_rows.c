@@ -1,5 +1,6 @@
 /* fuzz_journal_rows.c: the journal's row decoding (sm_journal_job_get, the
- * disk, image, step, file and chunk lists, image progress, job check) on rows
+ * disk, image, step, file and chunk lists, image progress, job check, and
+ * the rebalance's sm_rebalance_load and sm_rebalance_unfinished) on rows
  * whose every column is fuzzed: NULL, whole numbers of any size, reals
  * (infinities, NaN), text (empty, any bytes), blobs, or a name snapmove uses.
  *
@@ -14,8 +15,10 @@
  *
  * Input: for each column a selector byte, then its value; no more input
  * means the column's valid default, so an empty input is a well-formed job.
+ * The last byte k hands the k bytes before it to the rebalance's rows.
  */
 #include "fuzz.h"
+#include "balance/rebalance.h"
 #include "copy/checksum.h"
 #include "journal.h"
 #include "util.h"
@@ -60,7 +63,7 @@ static const char *const names[] = {
 	"dest_created", "mirroring", "copied", "ready", "pivoted", "collapsed",
 	"created", "copying", "auto", "on", "off", "qcow2", "raw", "vda", "vdb",
 	"/src/a.qcow2", "/dst/a.qcow2", "dst_image", "src_overlay", "removed",
-	"0123456789abcdef", "", "unknown", "DONE",
+	"0123456789abcdef", "", "unknown", "DONE", "relative/dir",
 };
 
 static const struct col job_cols[] = {
@@ -101,6 +104,19 @@ static const struct col chunk_cols[] = {
 	{ "idx", 'i', "#" }, { "offset", 'i', "0" }, { "length", 'i', "65536" },
 	{ "data_bytes", 'i', "0" }, { "checksum", 't', "0123456789abcdef" },
 	{ "verified", 'i', "1" },
+};
+
+static const struct col rebalance_cols[] = {
+	{ "id", 'i', "1" }, { "goal", 't', "drain /src" }, { "state", 't', "failed" },
+	{ "max_parallel", 'i', "2" }, { "bandwidth_mib", 'i', "0" },
+	{ "stop_on_error", 'i', "0" }, { "job_floor", 'i', "0" }, { "created_at", 'd', "1.7e9" },
+	{ "finished_at", 'n', NULL },
+};
+static const struct col rebalance_move_cols[] = {
+	{ "rebalance_id", 'i', "1" }, { "seq", 'i', "#" }, { "domain", 't', "vm" },
+	{ "disk", 't', "vd#" }, { "running", 'i', "1" }, { "from_storage", 't', "/src/a.qcow2" },
+	{ "to_dir", 't', "/dst/a.qcow2" }, { "bytes", 'i', "1048576" }, { "state", 't', "planned" },
+	{ "job_id", 'n', NULL }, { "error", 'n', NULL },
 };
 
 static sqlite3 *writer;
@@ -327,6 +343,44 @@ static void check_rest(void)
 	(void)sm_journal_job_check(journal, 1);
 }
 
+/* A rebalance read back is what sm_rebalance relies on, or an error. */
+static void check_rebalance(void)
+{
+	struct sm_rebalance_row r;
+	long long id = 0;
+	int rc = sm_rebalance_load(journal, 1, &r);
+
+	if (rc == 0) {
+		must(r.max_parallel >= 1 && r.max_parallel <= SM_REBALANCE_MAX_PARALLEL,
+		     "a rebalance's parallel moves out of range");
+		must(r.bandwidth_mib <= (1ULL << 30) && r.job_floor >= 0,
+		     "a rebalance's bandwidth or job floor out of range");
+		for (size_t i = 0; i < r.nmoves; i++) {
+			const struct sm_rebalance_move_row *m = &r.moves[i];
+
+			must(m->domain && m->disk && m->from && m->to_dir && *m->domain && *m->disk,
+			     "a move with a NULL or empty field");
+			must(m->from[0] == '/' && m->to_dir[0] == '/', "a move's relative folder");
+			must(m->seq >= 1 && m->job >= 0 && m->bytes <= (1ULL << 62),
+			     "a move's number out of range");
+			must((int)m->state >= 0 && m->state < SM_RMOVE_STATE_LAST,
+			     "a move's unknown state");
+		}
+		sm_rebalance_row_release(&r);
+	} else {
+		failed();
+		must(!r.moves && r.nmoves == 0, "a failed load left moves");
+		if (rc == -2)
+			must(strstr(sm_error_message(), "journal row of rebalance 1 is malformed") != NULL,
+			     "a malformed rebalance without its error");
+	}
+	rc = sm_rebalance_unfinished(journal, &id);
+	if (rc == 1)
+		must(id >= 1, "an unfinished rebalance without an id");
+	else if (rc < 0)
+		failed();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char dir[] = "/dev/shm/fuzz-journal-XXXXXX";
@@ -375,11 +429,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct input in = { data, size };
-	size_t ndisks, nsteps, nfiles, nchunks;
+	/* The last byte k gives the k bytes before it to the rebalance's rows,
+	 * so that they are fuzzed however long the job's rows take. */
+	size_t tail = size ? data[size - 1] % size : 0;
+	struct input in = { data, size ? size - 1 - tail : 0 };
+	struct input rin = { data + (size ? size - 1 - tail : 0), tail };
+	size_t ndisks, nsteps, nfiles, nchunks, nmoves;
 
 	sqlite3_exec(writer, "BEGIN; DELETE FROM chunk; DELETE FROM image; DELETE FROM disk; "
-		     "DELETE FROM step; DELETE FROM file; DELETE FROM job", NULL, NULL, NULL);
+		     "DELETE FROM step; DELETE FROM file; DELETE FROM job; "
+		     "DELETE FROM rebalance_move; DELETE FROM rebalance", NULL, NULL, NULL);
 	INSERT(&in, "job", job_cols, 0);
 	ndisks = take_byte(&in, 1) % 3;
 	for (size_t i = 0; i < ndisks; i++) {
@@ -399,11 +458,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nchunks = take_byte(&in, 1) % 3;
 	for (size_t i = 0; i < nchunks; i++)
 		INSERT(&in, "chunk", chunk_cols, i);
+	INSERT(&rin, "rebalance", rebalance_cols, 0);
+	nmoves = take_byte(&rin, 1) % 3;
+	for (size_t i = 0; i < nmoves; i++)
+		INSERT(&rin, "rebalance_move", rebalance_move_cols, i + 1);
 	if (sqlite3_exec(writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		abort();
 
 	check_job();
 	check_disks();
 	check_rest();
+	check_rebalance();
 	return 0;
 }

@@ -1,12 +1,17 @@
 /* test_balance.c: the rebalance planner (sm_balance_plan) over hand-made
  * figures: which disks a drain or a free-space goal moves, in what order and
  * where, the free space before and after, and the goals it refuses.  Every
- * plan is replayed step by step to check the margins it promises.
+ * plan is replayed step by step to check the margins it promises.  And the
+ * rebalance's rows read back from a journal (sm_rebalance_load): as written,
+ * or edited, then refused naming the rebalance and the row.
  */
 #include "unit.h"
 
 #include "balance/plan.h"
+#include "balance/rebalance.h"
 #include "util.h"
+
+#include <sqlite3.h>
 
 #define MiB (1ULL << 20)
 #define MARGIN (10 * MiB)
@@ -546,6 +551,104 @@ static void test_drain_replay_many(void **state)
 	sm_balance_plan_release(&p);
 }
 
+/* Run sql on the journal at path (another connection, as a hand would). */
+static void edit(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_rebalance_rows(void **state)
+{
+	static const struct {
+		const char *sql;
+		const char *why;
+	} bad[] = {
+		{ "UPDATE rebalance_move SET bytes = -1 WHERE seq = 2", "(move 2: bytes is out of range (-1))" },
+		{ "UPDATE rebalance_move SET bytes = 'big' WHERE seq = 2", "(move 2: bytes is not a whole number)" },
+		{ "UPDATE rebalance_move SET seq = 'x' WHERE seq = 2", "(move: seq is not a whole number)" },
+		{ "UPDATE rebalance_move SET state = 'gone' WHERE seq = 1", "(move 1: unknown state 'gone')" },
+		{ "UPDATE rebalance_move SET running = 3 WHERE seq = 1", "(move 1: running is out of range (3))" },
+		{ "UPDATE rebalance_move SET to_dir = 'x/y' WHERE seq = 1", "(move 1: to_dir is not an absolute path)" },
+		{ "UPDATE rebalance_move SET job_id = -1 WHERE seq = 1", "(move 1: job_id is out of range (-1))" },
+		{ "UPDATE rebalance_move SET disk = x'00' WHERE seq = 1", "(move 1: disk is not text)" },
+		{ "UPDATE rebalance SET max_parallel = 17", "(max_parallel is out of range (17))" },
+		{ "UPDATE rebalance SET bandwidth_mib = 2.5", "(bandwidth_mib is not a whole number)" },
+		{ "UPDATE rebalance SET job_floor = -1", "(job_floor is out of range (-1))" },
+		{ "UPDATE rebalance SET state = 'odd'", "(unknown state 'odd')" },
+	};
+	char *dir = unit_mkdtemp();
+	char *path = sm_path_join(dir, "journal.db");
+	struct sm_journal *j = NULL;
+	struct sm_rebalance_row r;
+	long long id;
+
+	(void)state;
+	assert_int_equal(sm_journal_open(path, &j), 0);
+	assert_int_equal(sm_rebalance_unfinished(j, &id), 0);
+	edit(path, "INSERT INTO rebalance (goal, state, max_parallel, bandwidth_mib, stop_on_error, "
+		   "job_floor, created_at) VALUES ('drain /a', 'running', 2, 40, 1, 6, 1.7e9);"
+		   "INSERT INTO rebalance_move VALUES (1, 1, 'vm1', 'vda', 1, '/a', '/b', 4096, "
+		   "'done', 7, NULL), (1, 2, 'vm2', 'vdb', 0, '/a', '/c', 8192, 'planned', NULL, "
+		   "NULL)");
+	assert_int_equal(sm_rebalance_unfinished(j, &id), 1);
+	assert_int_equal(id, 1);
+	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+	assert_int_equal(r.max_parallel, 2);
+	assert_int_equal(r.bandwidth_mib, 40);
+	assert_true(r.stop_on_error);
+	assert_int_equal(r.job_floor, 6);
+	assert_int_equal(r.nmoves, 2);
+	assert_string_equal(r.moves[0].domain, "vm1");
+	assert_int_equal(r.moves[0].state, SM_RMOVE_DONE);
+	assert_int_equal(r.moves[0].job, 7);
+	assert_string_equal(r.moves[1].to_dir, "/c");
+	assert_false(r.moves[1].running);
+	assert_int_equal(r.moves[1].bytes, 8192);
+	assert_int_equal(r.moves[1].state, SM_RMOVE_PLANNED);
+	assert_int_equal(r.moves[1].job, 0);
+	sm_rebalance_row_release(&r);
+	/* A move without a job, as set_move writes it: job_id 0. */
+	edit(path, "UPDATE rebalance_move SET job_id = 0 WHERE seq = 2");
+	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+	assert_int_equal(r.moves[1].job, 0);
+	sm_rebalance_row_release(&r);
+	assert_int_equal(sm_rebalance_load(j, 2, &r), -1);
+	assert_contains(sm_error_message(), "no rebalance 2");
+	for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
+		SM_AUTOFREE char *sql = sm_xasprintf("BEGIN; %s; COMMIT", bad[i].sql);
+		int rc;
+
+		edit(path, "CREATE TABLE IF NOT EXISTS keep AS SELECT * FROM rebalance_move");
+		edit(path, "CREATE TABLE IF NOT EXISTS keep_r AS SELECT * FROM rebalance");
+		edit(path, sql);
+		rc = sm_rebalance_load(j, 1, &r);
+		if (rc != -2)
+			print_error("%s: load returned %d\n", bad[i].sql, rc);
+		assert_int_equal(rc, -2);
+		assert_null(r.moves);
+		assert_contains(sm_error_message(), "journal row of rebalance 1 is malformed ");
+		assert_contains(sm_error_message(), bad[i].why);
+		assert_contains(sm_error_message(), "the journal may have been edited");
+		edit(path, "DELETE FROM rebalance_move; INSERT INTO rebalance_move SELECT * FROM keep;"
+			   "DELETE FROM rebalance; INSERT INTO rebalance SELECT * FROM keep_r");
+		assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+		sm_rebalance_row_release(&r);
+	}
+	edit(path, "UPDATE rebalance SET state = 'odd'");
+	assert_int_equal(sm_rebalance_unfinished(j, &id), -2);
+	assert_contains(sm_error_message(), "journal row of rebalance 1 is malformed (unknown state 'odd')");
+	edit(path, "UPDATE rebalance SET state = 'done'");
+	assert_int_equal(sm_rebalance_unfinished(j, &id), 0);
+	sm_journal_free(j);
+	free(path);
+	unit_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_target_two_short_storages),
 		cmocka_unit_test(test_target_impossible),
 		cmocka_unit_test(test_drain_replay_many),
+		cmocka_unit_test(test_rebalance_rows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 static size_t env_count(char **env)
 {
@@ -268,6 +269,112 @@ static void test_which(void **state)
 	unit_rmtree(dir);
 }
 
+/* The environment of a child snapmove (a rebalance's move): run.c's own
+ * variables and, of the caller's, only those named. */
+static void test_run_env_new(void **state)
+{
+	const char *keep[] = { "SNAPMOVE_EVENTS_FILE", "SNAPMOVE_UNSET", NULL };
+	char **env;
+
+	(void)state;
+	setenv("LD_PRELOAD", "/nonexistent.so", 1);
+	setenv("SECRET", "x", 1);
+	setenv("PATH", "/evil/bin:/usr/bin", 1);
+	setenv("SNAPMOVE_EVENTS_FILE", "/var/log/ev", 1);
+	setenv("SNAPMOVE_OTHER", "y", 1);
+	unsetenv("SNAPMOVE_UNSET");
+	env = sm_run_env_new(keep);
+	assert_int_equal(env_count(env), 4);
+	assert_string_equal(env[0], "PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+	assert_string_equal(env[1], "LC_ALL=C");
+	assert_string_equal(env[2], "HOME=/root");
+	assert_string_equal(env[3], "SNAPMOVE_EVENTS_FILE=/var/log/ev");
+	sm_run_env_free(env);
+	env = sm_run_env_new(NULL);
+	assert_int_equal(env_count(env), 3);
+	sm_run_env_free(env);
+	unsetenv("LD_PRELOAD");
+	unsetenv("SECRET");
+	unsetenv("SNAPMOVE_EVENTS_FILE");
+	unsetenv("SNAPMOVE_OTHER");
+}
+
+/* sm_run_start runs an open binary with the environment given, its output
+ * into a file, and does not wait; sm_run_wait_any reaps the children it is
+ * given, in the order they end, and no other child of the process. */
+static void test_run_start_wait(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *out = sm_path_join(dir, "out");
+	const char *env[] = { "PATH=/usr/bin:/bin", "ONLY=this", NULL };
+	const char *a0[] = { "sh", "-c", "echo \"$ONLY ${SECRET:-none}\"; echo err >&2; exit 3", NULL };
+	const char *a1[] = { "sh", "-c", "sleep 0.3; kill -TERM $$", NULL };
+	const char *a2[] = { "sh", "-c", "exit 0", NULL };
+	struct sm_run_child kids[3];
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int sh = open("/bin/sh", O_RDONLY | O_CLOEXEC);
+	int status = -1, ws;
+	struct sm_spawn sp = { .env = env, .exec_fd = sh, .exec_fd_binary = true };
+	pid_t other;
+	char *text;
+	long i;
+
+	(void)state;
+	assert_true(fd >= 0 && sh >= 0);
+	setenv("SECRET", "x", 1);
+	/* A child of the process that is none of these. */
+	other = fork();
+	if (other == 0) {
+		usleep(100 * 1000);
+		_exit(9);
+	}
+	sp.argv = a1;
+	assert_int_equal(sm_run_start(&sp, fd, fd, &kids[1]), 0);
+	sp.argv = a0;
+	assert_int_equal(sm_run_start(&sp, fd, fd, &kids[0]), 0);
+	sp.argv = a2;
+	assert_int_equal(sm_run_start(&sp, fd, fd, &kids[2]), 0);
+	close(fd);
+	for (int k = 0; k < 3; k++)
+		assert_true(kids[k].pid > 0);
+	/* The two quick ones end first, the signalled one last. */
+	for (int k = 0; k < 2; k++) {
+		do
+			i = sm_run_wait_any(kids, 3, &status);
+		while (i < 0 && errno == EINTR);
+		assert_true(i == 0 || i == 2);
+		assert_int_equal(status, i == 0 ? 3 : 0);
+		assert_int_equal(kids[i].pid, 0);
+		assert_int_equal(kids[i].pidfd, -1);
+	}
+	do
+		i = sm_run_wait_any(kids, 3, &status);
+	while (i < 0 && errno == EINTR);
+	assert_int_equal(i, 1);
+	assert_int_equal(status, 128 + SIGTERM);
+	assert_int_equal(sm_run_wait_any(kids, 3, &status), -1);
+	assert_int_equal(errno, ECHILD);
+	/* The other child was left to its parent. */
+	assert_int_equal(waitpid(other, &ws, 0), other);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 9);
+	text = unit_read_file(out);
+	assert_contains(text, "this none\n");
+	assert_contains(text, "err\n");
+	free(text);
+	/* A program that cannot run is an error, and leaves no child. */
+	close(sh);
+	sp.exec_fd = -1;
+	sp.argv = (const char *[]){ "/nonexistent/program", NULL };
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	assert_int_equal(sm_run_start(&sp, fd, fd, &kids[0]), -1);
+	assert_contains(sm_error_message(), "cannot run '/nonexistent/program'");
+	assert_int_equal(kids[0].pid, 0);
+	close(fd);
+	unsetenv("SECRET");
+	free(out);
+	unit_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +383,8 @@ int main(void)
 		cmocka_unit_test(test_spawn_script),
 		cmocka_unit_test(test_spawn_daemon),
 		cmocka_unit_test(test_which),
+		cmocka_unit_test(test_run_env_new),
+		cmocka_unit_test(test_run_start_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
