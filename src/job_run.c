@@ -717,6 +717,22 @@ static int phase_dest_chain(struct sm_jobctx *c)
 
 /* ---- mirror ---- */
 
+int sm_job_clear_lost(struct sm_jobctx *c, size_t i, const char *path)
+{
+	SM_AUTOFREE char *note = NULL;
+	SM_AUTOFREE char *why = NULL;
+
+	if (sm_blockjob_clear_lost(c->dom, c->plans[i].target, path, &note) < 0)
+		return -1;
+	if (!note)
+		return 0;
+	why = sm_xasprintf("QEMU still had what libvirt lost of a block job start on disk "
+			   "'%s' (libvirtd died inside it): %s", c->plans[i].target, note);
+	sm_progress_say(c->pr, "  warning: %s", why);
+	sm_event_warning(c->job, c->plans[i].target, why);
+	return 0;
+}
+
 static int phase_mirror(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
@@ -731,7 +747,8 @@ static int phase_mirror(struct sm_jobctx *c)
 		 * overlay anyway. */
 		if (c->sync_writes == SM_SYNC_WRITES_ON)
 			c->sync_mode[i] = true;
-		if (follow_size(c, i) < 0 || create_dst_overlay(c, i) < 0 ||
+		if (sm_job_clear_lost(c, i, p->dst_overlay) < 0 ||
+		    follow_size(c, i) < 0 || create_dst_overlay(c, i) < 0 ||
 		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
 					     c->bandwidth_mib, c->persistent, c->sync_mode[i]) < 0 ||
 		    (c->sync_mode[i] &&

@@ -130,6 +130,11 @@ const char *sm_job_final_path(const struct sm_jobctx *c, size_t i);
 const char *sm_job_final_format(const struct sm_jobctx *c, size_t i);
 /* Wait for the jobs of disks whose flag is set to be ready to pivot. */
 int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label);
+/* Before a block job starts on disk i: end what QEMU still runs or holds
+ * open (on path, the job's target file) for a start libvirt lost when
+ * libvirtd died inside it (sm_blockjob_clear_lost); what was found is said
+ * and warned. */
+int sm_job_clear_lost(struct sm_jobctx *c, size_t i, const char *path);
 
 struct sm_job_lock;
 /* The opening of resume and abort: refuse a finished job, take the job's
