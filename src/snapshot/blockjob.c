@@ -606,19 +606,20 @@ static int clear_nodes(virDomainPtr dom, const char *path, char **note)
 	return ret;
 }
 
-int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *path,
-			   char **note)
+int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *const *paths,
+			   size_t npaths, char **note)
 {
-	struct json_object *jobs;
+	struct json_object *jobs = NULL;
 	int rc = sm_blockjob_running(dom, target);
 
 	*note = NULL;
-	if (rc != 0)
-		return rc < 0 ? -1 : 0;  /* libvirt knows the job on target */
-	jobs = qmp(dom, "{\"execute\":\"query-block-jobs\"}", "list QEMU's block jobs");
-	if (!jobs)
+	if (rc < 0)
 		return -1;
-	for (size_t k = 0; k < json_object_array_length(jobs) && rc == 0; k++) {
+	if (rc == 0)  /* else libvirt knows the job on target */
+		jobs = qmp(dom, "{\"execute\":\"query-block-jobs\"}", "list QEMU's block jobs");
+	if (rc == 0 && !jobs)
+		return -1;
+	for (size_t k = 0; jobs && k < json_object_array_length(jobs) && rc == 0; k++) {
 		struct json_object *j = json_object_array_get_idx(jobs, k);
 		const char *id = jstr(j, "device");
 
@@ -630,8 +631,9 @@ int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *pat
 						    jstr(j, "status") ? jstr(j, "status") : "?"));
 	}
 	json_object_put(jobs);
-	if (rc == 0 && path)
-		rc = clear_nodes(dom, path, note);
+	rc = rc < 0 ? -1 : 0;
+	for (size_t k = 0; k < npaths && rc == 0; k++)
+		rc = clear_nodes(dom, paths[k], note);
 	if (rc < 0) {
 		free(*note);
 		*note = NULL;

@@ -78,18 +78,19 @@ int sm_blockjob_cancel(virDomainPtr dom, const char *target);
 /* 1 when a block job runs on target, 0 when none, -1 on error. */
 int sm_blockjob_running(virDomainPtr dom, const char *target);
 
-/* What libvirt lost of target's block jobs when libvirtd died inside the
- * call that started one (virDomainBlockCopy, virDomainBlockCommit): QEMU
- * may run a job libvirt never recorded ("copy-vda-libvirt-3-format"), and
- * keep nodes open on the mirror's target file (path; NULL: none) that
- * libvirt's next attempt names again ("Duplicate nodes with
- * node-name='libvirt-4-storage'").  Only when libvirt shows no job on
- * target: each such QEMU job of target is cancelled and dismissed, each
- * such node on path removed (QEMU refuses to remove a node in use), by QMP
- * through libvirt.  0 with *note NULL when there was nothing, or a note
- * saying what was found and cleared; -1 with an error naming what QEMU
- * still holds. */
-int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *path,
-			   char **note);
+/* What libvirt lost of a block job start or pivot when libvirtd died inside
+ * the call (virDomainBlockCopy, virDomainBlockCommit, the pivot of a
+ * shallow copy, which opens the destination chain): QEMU may run a job
+ * libvirt never recorded ("copy-vda-libvirt-3-format"), and keep nodes
+ * open on the job's files that libvirt's next attempt names again
+ * ("Duplicate nodes with node-name='libvirt-4-storage'").  When libvirt
+ * shows no job on target, each QEMU job of target is cancelled and
+ * dismissed; each node of libvirt's naming on paths (in order: put a
+ * file before its backing file) is removed (QEMU refuses to remove a node
+ * in use), by QMP through libvirt.  0 with *note NULL when there was
+ * nothing, or a note saying what was found and cleared; -1 with an error
+ * naming what QEMU still holds. */
+int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *const *paths,
+			   size_t npaths, char **note);
 
 #endif
