@@ -590,9 +590,9 @@ static int clear_nodes(virDomainPtr dom, const char *path, char **note)
 		size_t len = name ? strlen(name) : 0;
 		SM_AUTOFREE char *format = NULL;
 
-		if (!sm_str_eq(jstr(n, "drv"), "file") || !sm_str_eq(jstr(n, "file"), path) ||
-		    strncmp(name, "libvirt-", 8) != 0 || len < 8 ||
-		    strcmp(name + len - 8, "-storage") != 0)
+		if (!name || !sm_str_eq(jstr(n, "drv"), "file") ||
+		    !sm_str_eq(jstr(n, "file"), path) || strncmp(name, "libvirt-", 8) != 0 ||
+		    len < 16 || strcmp(name + len - 8, "-storage") != 0)
 			continue;
 		format = sm_xasprintf("%.*s-format", (int)(len - 8), name);
 		if (has_node(nodes, format) && del_node(dom, format, path) < 0)
