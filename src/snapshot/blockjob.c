@@ -4,6 +4,7 @@
  */
 #include "snapshot/blockjob.h"
 #include "chain/chain.h"
+#include "chain/imagelock.h"
 #include "util.h"
 
 #include <json-c/json.h>
@@ -12,8 +13,10 @@
 #include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static char *copy_dest_xml(const char *path)
 {
@@ -606,13 +609,53 @@ static int clear_nodes(virDomainPtr dom, const char *path, char **note)
 	return ret;
 }
 
+/* Whether the domain's QEMU has one of paths open (an fd on it, the file
+ * deleted or not), by /proc: asking QEMU itself (QMP through libvirt) marks
+ * the domain "tainted: custom-monitor" in its log, which a move that finds
+ * nothing should not do.  true when its QEMU cannot be found. */
+static bool qemu_holds(virDomainPtr dom, const char *const *paths, size_t npaths)
+{
+	int pid = sm_imagelock_domain_qemu(virDomainGetName(dom));
+	SM_AUTOFREE char *dir = NULL;
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (pid <= 0)
+		return true;
+	dir = sm_xasprintf("/proc/%d/fd", pid);
+	d = opendir(dir);
+	if (!d)
+		return true;
+	while (!found && (e = readdir(d))) {
+		SM_AUTOFREE char *fd = sm_xasprintf("%s/%s", dir, e->d_name);
+		char link[4096];
+		ssize_t n = readlink(fd, link, sizeof(link) - 1);
+
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		for (size_t k = 0; k < npaths && !found; k++) {
+			size_t len = strlen(paths[k]);
+
+			found = strncmp(link, paths[k], len) == 0 &&
+				(link[len] == '\0' || strcmp(link + len, " (deleted)") == 0);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *const *paths,
 			   size_t npaths, char **note)
 {
 	struct json_object *jobs = NULL;
-	int rc = sm_blockjob_running(dom, target);
+	int rc;
 
 	*note = NULL;
+	if (!qemu_holds(dom, paths, npaths))
+		return 0;
+	rc = sm_blockjob_running(dom, target);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)  /* else libvirt knows the job on target */

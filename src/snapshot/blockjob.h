@@ -83,8 +83,9 @@ int sm_blockjob_running(virDomainPtr dom, const char *target);
  * shallow copy, which opens the destination chain): QEMU may run a job
  * libvirt never recorded ("copy-vda-libvirt-3-format"), and keep nodes
  * open on the job's files that libvirt's next attempt names again
- * ("Duplicate nodes with node-name='libvirt-4-storage'").  When libvirt
- * shows no job on target, each QEMU job of target is cancelled and
+ * ("Duplicate nodes with node-name='libvirt-4-storage'").  Only when
+ * QEMU has one of paths open (its fds; nothing is asked of QEMU else): when
+ * libvirt shows no job on target, each QEMU job of target is cancelled and
  * dismissed; each node of libvirt's naming on paths (in order: put a
  * file before its backing file) is removed (QEMU refuses to remove a node
  * in use), by QMP through libvirt.  0 with *note NULL when there was
