@@ -85,7 +85,8 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 			    p->images[0].format) < 0 ||
 	    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
 		goto cleanup;
-	if (sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
+	if (sm_job_clear_lost(c, i, p->src_overlay, false) < 0 ||
+	    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
 				     c->persistent, c->sync_writes == SM_SYNC_WRITES_ON) < 0)
 		goto cleanup;
 	which[i] = true;
@@ -115,6 +116,10 @@ static int collapse_back_live(struct undo *u, size_t i)
 			goto cleanup;
 		c->mirroring[i] = false;
 	}
+	/* A mirror start or pivot libvirtd died in: its job blocks the commit
+	 * ("Need a root block node"), its nodes hold the destination files. */
+	if (!c->committing[i] && sm_job_clear_lost(c, i, p->dst_overlay, true) < 0)
+		goto cleanup;
 	if (u->via == SM_ABORT_STREAM) {
 		if (c->committing[i] && sm_blockjob_cancel(c->dom, p->target) < 0)
 			goto cleanup;

@@ -717,6 +717,30 @@ static int phase_dest_chain(struct sm_jobctx *c)
 
 /* ---- mirror ---- */
 
+int sm_job_clear_lost(struct sm_jobctx *c, size_t i, const char *path, bool dst_chain)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	const char **paths = sm_xcalloc(p->nimages + 1, sizeof(*paths));
+	SM_AUTOFREE char *note = NULL;
+	SM_AUTOFREE char *why = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (path)
+		paths[n++] = path;
+	for (size_t k = 0; dst_chain && k < p->nimages; k++)
+		paths[n++] = p->images[k].dst;
+	rc = sm_blockjob_clear_lost(c->dom, p->target, paths, n, &note);
+	free(paths);
+	if (rc < 0 || !note)
+		return rc;
+	why = sm_xasprintf("QEMU still had what libvirt lost of a block job on disk '%s' "
+			   "(libvirtd died inside its start or pivot): %s", p->target, note);
+	sm_progress_say(c->pr, "  warning: %s", why);
+	sm_event_warning(c->job, p->target, why);
+	return 0;
+}
+
 static int phase_mirror(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
@@ -731,7 +755,8 @@ static int phase_mirror(struct sm_jobctx *c)
 		 * overlay anyway. */
 		if (c->sync_writes == SM_SYNC_WRITES_ON)
 			c->sync_mode[i] = true;
-		if (follow_size(c, i) < 0 || create_dst_overlay(c, i) < 0 ||
+		if (sm_job_clear_lost(c, i, p->dst_overlay, true) < 0 ||
+		    follow_size(c, i) < 0 || create_dst_overlay(c, i) < 0 ||
 		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
 					     c->bandwidth_mib, c->persistent, c->sync_mode[i]) < 0 ||
 		    (c->sync_mode[i] &&
@@ -1363,6 +1388,11 @@ static int phase_pivot(struct sm_jobctx *c)
 		/* A mirror that failed after it was ready is not pivoted. */
 		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
 			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
+		/* A pivot libvirtd died in left the destination chain open. */
+		if (sm_job_clear_lost(c, i, NULL, true) < 0) {
 			disk_fail(c, i);
 			continue;
 		}

@@ -130,6 +130,12 @@ const char *sm_job_final_path(const struct sm_jobctx *c, size_t i);
 const char *sm_job_final_format(const struct sm_jobctx *c, size_t i);
 /* Wait for the jobs of disks whose flag is set to be ready to pivot. */
 int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label);
+/* Before a block job starts or pivots on disk i: end what QEMU still runs
+ * or holds open for a start or pivot libvirt lost when libvirtd died
+ * inside it (sm_blockjob_clear_lost): the nodes on the job's target file
+ * path (NULL: none) and, with dst_chain, on the destination images (which
+ * no disk uses before the pivot).  What was found is said and warned. */
+int sm_job_clear_lost(struct sm_jobctx *c, size_t i, const char *path, bool dst_chain);
 
 struct sm_job_lock;
 /* The opening of resume and abort: refuse a finished job, take the job's

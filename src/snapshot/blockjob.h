@@ -78,4 +78,20 @@ int sm_blockjob_cancel(virDomainPtr dom, const char *target);
 /* 1 when a block job runs on target, 0 when none, -1 on error. */
 int sm_blockjob_running(virDomainPtr dom, const char *target);
 
+/* What libvirt lost of a block job start or pivot when libvirtd died inside
+ * the call (virDomainBlockCopy, virDomainBlockCommit, the pivot of a
+ * shallow copy, which opens the destination chain): QEMU may run a job
+ * libvirt never recorded ("copy-vda-libvirt-3-format"), and keep nodes
+ * open on the job's files that libvirt's next attempt names again
+ * ("Duplicate nodes with node-name='libvirt-4-storage'").  Only when
+ * QEMU has one of paths open (its fds; nothing is asked of QEMU else): when
+ * libvirt shows no job on target, each QEMU job of target is cancelled and
+ * dismissed; each node of libvirt's naming on paths (in order: put a
+ * file before its backing file) is removed (QEMU refuses to remove a node
+ * in use), by QMP through libvirt.  0 with *note NULL when there was
+ * nothing, or a note saying what was found and cleared; -1 with an error
+ * naming what QEMU still holds. */
+int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *const *paths,
+			   size_t npaths, char **note);
+
 #endif

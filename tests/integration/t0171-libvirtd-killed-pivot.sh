@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# libvirtd killed inside the pivot of the shallow mirror (bench/chaos.sh
+# CHAOS_AT=pivot, issue 12): the pivot of a shallow copy first opens the
+# destination chain in QEMU (blockdev-add of dst/base.raw, then dst/top.qcow2,
+# 'libvirt-5-*', 'libvirt-6-*'), then completes the job.  Killed in between,
+# the new libvirtd shows the mirror ready and names those nodes the same at
+# the next pivot, so the first resume failed: "cannot pivot disk 'vda' to
+# '.../dst/top.qcow2.snapmove-1.qcow2': internal error: unable to execute QEMU
+# command 'blockdev-add': Duplicate nodes with node-name='libvirt-6-storage'"
+# (the next try used new names).  resume now closes those nodes first and
+# finishes at once; abort leaves nothing of the job open in QEMU.  It kills
+# the host's libvirtd (a second or two each case).  See lvkill-lib.sh.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/interrupt-lib.sh"
+. "$(dirname "$0")/lvkill-lib.sh"
+
+ic_reserve pivot-resume pivot-abort
+
+# The move, libvirtd killed as the pivot opens the destination base image;
+# libvirtd restarted: the mirror is still ready, QEMU holds that image.
+move_killed_in_pivot() {
+	lk_move_killed pivot "$C/dst/base.raw"
+	assert_eq "$(virsh domstate "$DOM")" running "domain state after the restart"
+	assert_eq "$(live_chain "$DOM" vda | head -n1)" \
+		"$C/src/top.qcow2.snapmove-1.qcow2 qcow2" "active image after the restart"
+	assert_eq "$(qemu_jobs)" "copy-vda-libvirt-3-format" "QEMU's block jobs after the restart"
+	[ -n "$(qemu_nodes_on "$C/dst/base.raw")" ] ||
+		fail "QEMU does not hold '$C/dst/base.raw': the kill missed the pivot"
+}
+
+case_pivot_resume() {
+	ic_setup pivot-resume
+	ic_write 0x21 3M flush
+	move_killed_in_pivot
+	ic_write 0x31 6M flush
+	expect_exit 0 smc resume 1
+	assert_contains "$T/err" "closed '$C/dst/base.raw' (QEMU node 'libvirt-"
+	assert_eq "$(qemu_nodes_on "$C/dst/base.raw" | wc -l)" 1 "QEMU nodes on dst/base.raw"
+	no_job_nodes
+	ic_check done
+}
+run_case "libvirtd killed inside the pivot: the first resume finishes" case_pivot_resume
+
+case_pivot_abort() {
+	ic_setup pivot-abort
+	ic_write 0x21 3M flush
+	move_killed_in_pivot
+	ic_write 0x31 6M flush
+	expect_exit 0 smc abort 1
+	assert_contains "$T/err" "closed '$C/dst/base.raw' (QEMU node 'libvirt-"
+	no_job_nodes "$C/dst/base.raw" "$C/dst/top.qcow2"
+	ic_check aborted
+}
+run_case "libvirtd killed inside the pivot: abort leaves nothing of the job open" \
+	case_pivot_abort
+
+cases_done
