@@ -1400,6 +1400,27 @@ static int phase_pivot(struct sm_jobctx *c)
 	return 0;
 }
 
+/* SNAPMOVE_TEST_HOOK: see job_run.h.  Test builds only; the test hook gets
+ * the caller's environment (the tests' LIBVIRT_DEFAULT_URI).  point is a
+ * phase's name, or a point inside one ("collapse:pivot"). */
+static int run_test_hook(const struct sm_jobctx *c, const char *point)
+{
+#ifdef SM_TEST_BUILD
+	const char *hook = getenv("SNAPMOVE_TEST_HOOK");
+	char job[32];
+	const char *argv[] = { hook, point, job, NULL };
+
+	if (!hook || !*hook)
+		return 0;
+	snprintf(job, sizeof(job), "%lld", c->job);
+	return sm_run_with_env(argv, (const char *const *)environ, NULL);
+#else
+	(void)c;
+	(void)point;
+	return 0;
+#endif
+}
+
 /* ---- collapse ---- */
 
 /* Wait for disk i's active commit.  There is no write-blocking commit: one
@@ -1461,6 +1482,10 @@ static int phase_collapse(struct sm_jobctx *c)
 			continue;
 		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
 			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
+		if (run_test_hook(c, "collapse:pivot") < 0) {
 			disk_fail(c, i);
 			continue;
 		}
@@ -1601,25 +1626,6 @@ static phase_fn phase_function(enum sm_phase p)
 	return NULL;
 }
 
-/* SNAPMOVE_TEST_HOOK: see job_run.h.  Test builds only; the test hook gets
- * the caller's environment (the tests' LIBVIRT_DEFAULT_URI). */
-static int run_test_hook(const struct sm_jobctx *c, enum sm_phase phase)
-{
-#ifdef SM_TEST_BUILD
-	const char *hook = getenv("SNAPMOVE_TEST_HOOK");
-	char job[32];
-	const char *argv[] = { hook, sm_phase_name(phase), job, NULL };
-
-	if (!hook || !*hook)
-		return 0;
-	snprintf(job, sizeof(job), "%lld", c->job);
-	return sm_run_with_env(argv, (const char *const *)environ, NULL);
-#else
-	(void)c;
-	(void)phase;
-	return 0;
-#endif
-}
 
 static bool needs_pivot(const struct sm_jobctx *c)
 {
@@ -1651,7 +1657,7 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 	snprintf(point, sizeof(point), "%s:start", sm_phase_name(phase));
 	sm_crash_point(point);
 	sm_progress_say(c->pr, "%s", sm_phase_describe(phase));
-	if (run_test_hook(c, phase) < 0 || fn(c) < 0) {
+	if (run_test_hook(c, sm_phase_name(phase)) < 0 || fn(c) < 0) {
 		char msg[2048];
 
 		snprintf(msg, sizeof(msg), "%s", sm_error_message());
