@@ -6,6 +6,8 @@
 #include "chain/chain.h"
 #include "util.h"
 
+#include <json-c/json.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 #include <libxml/tree.h>
 #include <stdio.h>
@@ -428,4 +430,74 @@ int sm_blockjob_running(virDomainPtr dom, const char *target)
 	if (rc < 0)
 		sm_virt_error("cannot read the block job of disk '%s'", target);
 	return rc;
+}
+
+/* The file of a json: filename QEMU makes for a node with options
+ * ({"driver": "qcow2", "file": {"driver": "file", "filename": PATH}, ...}). */
+static char *json_filename_file(const char *fn)
+{
+	struct json_object *o = json_tokener_parse(fn + strlen("json:"));
+	struct json_object *file, *name;
+	char *out = NULL;
+
+	if (o && json_object_object_get_ex(o, "file", &file) &&
+	    json_object_is_type(file, json_type_object) &&
+	    json_object_object_get_ex(file, "filename", &name) &&
+	    json_object_is_type(name, json_type_string))
+		out = sm_xstrdup(json_object_get_string(name));
+	json_object_put(o);
+	return out;
+}
+
+char *sm_blockjob_qemu_top_parse(const char *reply, const char *alias)
+{
+	struct json_object *o = reply ? json_tokener_parse(reply) : NULL;
+	struct json_object *ret;
+	SM_AUTOFREE char *qdev = alias ? sm_xasprintf("/machine/peripheral/%s/virtio-backend",
+						      alias) : NULL;
+	SM_AUTOFREE char *drive = alias ? sm_xasprintf("drive-%s", alias) : NULL;
+	char *out = NULL;
+
+	if (!o || !alias || !json_object_object_get_ex(o, "return", &ret) ||
+	    !json_object_is_type(ret, json_type_array))
+		goto cleanup;
+	for (size_t k = 0; k < json_object_array_length(ret) && !out; k++) {
+		struct json_object *b = json_object_array_get_idx(ret, k);
+		struct json_object *v, *ins, *file;
+		const char *fn;
+		bool match = false;
+
+		if (json_object_object_get_ex(b, "qdev", &v) && json_object_is_type(v, json_type_string))
+			match = sm_str_eq(json_object_get_string(v), qdev) ||
+				sm_str_eq(json_object_get_string(v), alias);
+		if (!match && json_object_object_get_ex(b, "device", &v) &&
+		    json_object_is_type(v, json_type_string))
+			match = sm_str_eq(json_object_get_string(v), drive);
+		if (!match || !json_object_object_get_ex(b, "inserted", &ins) ||
+		    !json_object_object_get_ex(ins, "file", &file) ||
+		    !json_object_is_type(file, json_type_string))
+			continue;
+		fn = json_object_get_string(file);
+		out = strncmp(fn, "json:", 5) == 0 ? json_filename_file(fn) : sm_xstrdup(fn);
+	}
+
+cleanup:
+	json_object_put(o);
+	return out;
+}
+
+char *sm_blockjob_qemu_top(virDomainPtr dom, const char *alias)
+{
+	char *reply = NULL;
+	char *top;
+
+	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-block\"}", &reply, 0) < 0) {
+		sm_virt_error("cannot ask QEMU which file disk '%s' writes to", alias);
+		return NULL;
+	}
+	top = sm_blockjob_qemu_top_parse(reply, alias);
+	free(reply);
+	if (!top)
+		sm_error("QEMU's query-block does not name the file of device '%s'", alias);
+	return top;
 }
