@@ -20,7 +20,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve lost
+ic_reserve lost cancelled
 defer 'pgrep -x libvirtd >/dev/null || libvirtd -d'
 
 libvirtd_up() {
@@ -45,14 +45,14 @@ libvirtd_kill() {
 	fail "libvirtd $pid does not die"
 }
 
-# qmp COMMAND...: on the QEMU monitor socket of $DOM (libvirtd must be down),
-# each COMMAND a QMP command name or 'finish-jobs': complete every block job
-# that is ready, wait until each concluded, dismiss it.  Prints query-jobs
-# before, as JSON.
-qmp_finish_jobs() {
+# qmp_finish_jobs VERB: on the QEMU monitor socket of $DOM (libvirtd must be
+# down), VERB (job-complete: the pivot; job-cancel: the job ends without one)
+# every block job that is ready, wait until each concluded, dismiss it.
+# Prints query-jobs before and after, as JSON.
+qmp_finish_jobs() {  # job-complete | job-cancel
 	local sock
 	sock=$(sed -n "s/.*<monitor path='\\([^']*\\)'.*/\\1/p" "/run/libvirt/qemu/$DOM.xml")
-	"$SM_PY" - "$sock" <<'PY'
+	"$SM_PY" - "$sock" "$1" <<'PY'
 import json, socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
@@ -73,7 +73,7 @@ jobs = cmd("query-jobs")
 print(json.dumps(jobs))
 for j in jobs:
     if j["status"] == "ready":
-        cmd("job-complete", id=j["id"])
+        cmd(sys.argv[2], id=j["id"])
 for j in jobs:
     for _ in range(200):
         st = [x["status"] for x in cmd("query-jobs") if x["id"] == j["id"]]
@@ -96,10 +96,12 @@ for b in json.load(sys.stdin)["return"]:
         print(json.loads(f[5:])["file"]["filename"] if f.startswith("json:") else f)'
 }
 
-case_lost() {
-	local rc=0 t0 t1 st
+# lose_pivot NAME VERB: the case's move up to the final commit's pivot, which
+# libvirt records and loses as above; QEMU's job ended by VERB.
+lose_pivot() {
+	local rc=0 st
 	libvirtd_up
-	ic_setup lost
+	ic_setup "$1"
 	ic_hook "copy=write 0x21 3M" "sync=write 0x22 4M" "collapse=write 0x23 5M" \
 		"collapse:pivot=reached at-pivot; for i in \$(seq 1 600); do [ -e \"\$C/go\" ] && break; sleep 0.1; done"
 	SNAPMOVE_TEST_HOOK=$C/hook "$SNAPMOVE" --db "$C/j.db" move "$DOM" --dest "$C/dst" \
@@ -118,8 +120,8 @@ case_lost() {
 	libvirtd_kill
 	sed -i -e "s/type='active-commit' state='ready' newstate='ready'/type='active-commit' state='pivoting'/" \
 		-e "s/job='active-commit' ready='yes'/job='active-commit' ready='pivot'/" "$st"
-	qmp_finish_jobs >"$C/qmp.out" || { libvirtd -d; libvirtd_up; fail "QMP failed"; }
-	libvirtd -d
+	qmp_finish_jobs "$2" >"$C/qmp.out" || { libvirtd -d || true; libvirtd_up; fail "QMP failed"; }
+	libvirtd -d 2>/dev/null || true  # another test may have started one
 	libvirtd_up
 	touch "$C/go"
 	wait "$mpid" || rc=$?
@@ -129,6 +131,11 @@ case_lost() {
 	grep "<mirror" "$C/live.xml" >&2 || true
 	assert_contains "$C/live.xml" "job='active-commit' ready='pivot'"
 	assert_eq "$(block_job_count "$DOM" vda)" 0 "block jobs libvirt reports"
+}
+
+case_lost() {
+	local t0 t1
+	lose_pivot lost job-complete
 	assert_eq "$(qemu_file)" "$C/dst/top.qcow2" "the file QEMU writes to"
 	# Acknowledged, flushed writes into the moved image; one over a cluster
 	# the destination overlay still holds (its stale 0x23).
@@ -153,5 +160,28 @@ case_lost() {
 }
 run_case "libvirtd killed after QEMU finished the commit's pivot: resume says so, then finishes offline" \
 	case_lost
+
+# The same view in libvirt, but QEMU's commit ended without its pivot (as if
+# cancelled): QEMU still writes to the destination overlay, which an offline
+# resume folds.
+case_cancelled() {
+	local t0 t1
+	lose_pivot cancelled job-cancel
+	assert_eq "$(qemu_file)" "$C/dst/top.qcow2.snapmove-1.qcow2" "the file QEMU writes to"
+	ic_write 0x31 6M flush
+	ic_write 0x32 5M flush
+	sed -i '/^0x23 5M /d' "$C/patterns"
+	t0=$(date +%s)
+	expect_exit 3 timeout 120 "$SNAPMOVE" --db "$C/j.db" resume 1
+	t1=$(date +%s)
+	[ $((t1 - t0)) -le 10 ] || fail "resume took $((t1 - t0)) s to stop"
+	assert_contains "$T/err" "QEMU still writes to the destination overlay '$C/dst/top.qcow2.snapmove-1.qcow2'"
+	assert_contains "$T/err" "then run 'snapmove resume 1', which folds the overlay offline"
+	virsh -q destroy "$DOM" >/dev/null
+	expect_exit 0 smc resume 1
+	ic_check done "shut off"
+}
+run_case "libvirtd killed, QEMU's commit ended without the pivot: resume says so, then finishes offline" \
+	case_cancelled
 
 cases_done
