@@ -648,6 +648,33 @@ static int follow_size(struct sm_jobctx *c, size_t i)
 }
 
 /* (Re)create the destination overlay: a new, empty mirror target. */
+/* An earlier attempt made disk i's destination overlay (a journal row): no
+ * block node QEMU still has may hold it before it is made again.  A node a
+ * failed or lost mirror left (libvirt did not blockdev-del it) would keep
+ * the old file, deleted, with QEMU's write lock, and the new mirror or
+ * commit would fail on that lock.  Asked of QEMU only on that path. */
+static int check_no_node(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	SM_AUTOFREE char *state = NULL;
+	SM_AUTOFREE char *nodes = NULL;
+	int rc;
+
+	if (!c->dom || !c->running ||
+	    sm_journal_file_state(c->j, c->job, p->dst_overlay, &state) < 0 || !state)
+		return 0;
+	rc = sm_blockjob_qemu_nodes(c->dom, p->dst_overlay, &nodes);
+	if (rc <= 0)
+		return rc;
+	sm_error("QEMU still has the destination overlay '%s' of disk '%s' open as block node "
+		 "'%s' (left by an earlier mirror that libvirt did not remove), so job %lld "
+		 "cannot make it again: remove each node with 'virsh qemu-monitor-command %s "
+		 "'{\"execute\":\"blockdev-del\",\"arguments\":{\"node-name\":\"NODE\"}}'' "
+		 "(the format node first), then run 'snapmove resume %lld'", p->dst_overlay,
+		 p->target, nodes, c->job, c->domain_name, c->job);
+	return -1;
+}
+
 static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 {
 	const struct sm_plan_disk *p = &c->plans[i];
@@ -655,7 +682,7 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 	bool exists;
 	int fd;
 
-	if (ours_exists(c, p->dst_overlay, &exists) < 0)
+	if (ours_exists(c, p->dst_overlay, &exists) < 0 || check_no_node(c, i) < 0)
 		return -1;
 	if (exists && c->pivoting[i]) {
 		/* A pivot was under way when snapmove stopped: if it happened, this

@@ -449,6 +449,13 @@ static char *json_filename_file(const char *fn)
 	return out;
 }
 
+/* The file a node's "file" (or a device's) names: a path, or a json:
+ * filename whose "file" child names it. */
+static char *node_file(const char *fn)
+{
+	return strncmp(fn, "json:", 5) == 0 ? json_filename_file(fn) : sm_xstrdup(fn);
+}
+
 char *sm_blockjob_qemu_top_parse(const char *reply, const char *alias)
 {
 	struct json_object *o = reply ? json_tokener_parse(reply) : NULL;
@@ -478,7 +485,7 @@ char *sm_blockjob_qemu_top_parse(const char *reply, const char *alias)
 		    !json_object_is_type(file, json_type_string))
 			continue;
 		fn = json_object_get_string(file);
-		out = strncmp(fn, "json:", 5) == 0 ? json_filename_file(fn) : sm_xstrdup(fn);
+		out = node_file(fn);
 	}
 
 cleanup:
@@ -500,4 +507,56 @@ char *sm_blockjob_qemu_top(virDomainPtr dom, const char *alias)
 	if (!top)
 		sm_error("QEMU's query-block does not name the file of device '%s'", alias);
 	return top;
+}
+
+char *sm_blockjob_qemu_nodes_parse(const char *reply, const char *path)
+{
+	struct json_object *o = reply ? json_tokener_parse(reply) : NULL;
+	struct json_object *ret;
+	char *out = NULL;
+
+	if (!o || !path || !json_object_object_get_ex(o, "return", &ret) ||
+	    !json_object_is_type(ret, json_type_array))
+		goto cleanup;
+	for (size_t k = 0; k < json_object_array_length(ret); k++) {
+		struct json_object *n = json_object_array_get_idx(ret, k);
+		struct json_object *name, *file;
+		SM_AUTOFREE char *f = NULL;
+
+		if (!json_object_object_get_ex(n, "node-name", &name) ||
+		    !json_object_is_type(name, json_type_string) ||
+		    !json_object_object_get_ex(n, "file", &file) ||
+		    !json_object_is_type(file, json_type_string))
+			continue;
+		f = node_file(json_object_get_string(file));
+		if (!sm_str_eq(f, path))
+			continue;
+		if (out) {
+			char *more = sm_xasprintf("%s, %s", out, json_object_get_string(name));
+
+			free(out);
+			out = more;
+		} else {
+			out = sm_xstrdup(json_object_get_string(name));
+		}
+	}
+
+cleanup:
+	json_object_put(o);
+	return out;
+}
+
+int sm_blockjob_qemu_nodes(virDomainPtr dom, const char *path, char **nodes)
+{
+	char *reply = NULL;
+
+	*nodes = NULL;
+	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-named-block-nodes\"}",
+					&reply, 0) < 0) {
+		sm_virt_error("cannot ask QEMU which block nodes have '%s' open", path);
+		return -1;
+	}
+	*nodes = sm_blockjob_qemu_nodes_parse(reply, path);
+	free(reply);
+	return *nodes ? 1 : 0;
 }

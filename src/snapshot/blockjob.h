@@ -83,6 +83,13 @@ char *sm_blockjob_qemu_top_parse(const char *reply, const char *alias);
 /* The same, asked of QEMU through libvirt (a read-only query-block); NULL
  * with an error when it cannot be asked or does not say. */
 char *sm_blockjob_qemu_top(virDomainPtr dom, const char *alias);
+/* The names of QEMU's block nodes (query-named-block-nodes reply) that have
+ * path open, as "libvirt-5-format, libvirt-5-storage"; NULL for none.  Pure,
+ * for unit tests. */
+char *sm_blockjob_qemu_nodes_parse(const char *reply, const char *path);
+/* The same, asked of QEMU through libvirt: 1 with *nodes set when a node
+ * has path open, 0 when none, -1 with an error. */
+int sm_blockjob_qemu_nodes(virDomainPtr dom, const char *path, char **nodes);
 /* 1 when a block job runs on target, 0 when none, -1 on error. */
 int sm_blockjob_running(virDomainPtr dom, const char *target);
 

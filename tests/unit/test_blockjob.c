@@ -164,6 +164,36 @@ static void test_collapsed_stands_over_a_lagging_view(void **state)
 	assert_int_equal(o.state, SM_DISK_DONE);
 }
 
+/* query-named-block-nodes: a format node names its file by a json:
+ * filename, its storage node by the path; another image is not matched. */
+static void test_qemu_nodes_parse(void **state)
+{
+	static const char reply[] =
+		"{\"return\": [{\"node-name\": \"libvirt-5-format\", \"drv\": \"qcow2\", "
+		"\"file\": \"json:{\\\"driver\\\": \\\"qcow2\\\", \\\"file\\\": {\\\"driver\\\": "
+		"\\\"file\\\", \\\"filename\\\": \\\"/d/top.qcow2.snapmove-1.qcow2\\\"}}\"}, "
+		"{\"node-name\": \"libvirt-5-storage\", \"drv\": \"file\", "
+		"\"file\": \"/d/top.qcow2.snapmove-1.qcow2\"}, "
+		"{\"node-name\": \"libvirt-1-storage\", \"drv\": \"file\", \"file\": \"/s/top.qcow2\"}, "
+		"{\"drv\": \"file\", \"file\": \"/d/top.qcow2.snapmove-1.qcow2\"}]}";
+	char *nodes;
+
+	(void)state;
+	nodes = sm_blockjob_qemu_nodes_parse(reply, "/d/top.qcow2.snapmove-1.qcow2");
+	assert_non_null(nodes);
+	assert_string_equal(nodes, "libvirt-5-format, libvirt-5-storage");
+	free(nodes);
+	nodes = sm_blockjob_qemu_nodes_parse(reply, "/s/top.qcow2");
+	assert_non_null(nodes);
+	assert_string_equal(nodes, "libvirt-1-storage");
+	free(nodes);
+	assert_null(sm_blockjob_qemu_nodes_parse(reply, "/d/top.qcow2"));
+	assert_null(sm_blockjob_qemu_nodes_parse(reply, NULL));
+	assert_null(sm_blockjob_qemu_nodes_parse("{\"return\": []}", "/d/top.qcow2"));
+	assert_null(sm_blockjob_qemu_nodes_parse("[", "/d/top.qcow2"));
+	assert_null(sm_blockjob_qemu_nodes_parse(NULL, "/d/top.qcow2"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_stuck_job_gives_up),
 		cmocka_unit_test(test_progress_keeps_waiting),
 		cmocka_unit_test(test_qemu_top_parse),
+		cmocka_unit_test(test_qemu_nodes_parse),
 		cmocka_unit_test(test_collapsed_stands_over_a_lagging_view),
 	};
 
