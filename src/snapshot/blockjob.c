@@ -207,10 +207,11 @@ static void job_lost(virDomainPtr dom, const char *target, const struct sm_jobwa
 	if (d && d->mirror_pivoting && d->nchain > 0)
 		sm_error("libvirt shows the '%s' job of disk '%s' pivoting, but QEMU has had no "
 			 "block job on that disk for %.0f s: libvirtd was probably restarted during "
-			 "the pivot and lost track of it, so resuming cannot make progress; QEMU "
-			 "writes to '%s' if the pivot happened, else to '%s': ask it with 'virsh "
-			 "qemu-monitor-command %s --hmp info block', commit or delete neither file, "
-			 "and restart libvirtd so it reads QEMU's state again before resuming",
+			 "the pivot and lost track of it, and keeps that view until the domain "
+			 "stops (restarting libvirtd does not clear it); QEMU writes to '%s' if the "
+			 "pivot happened, else to '%s': ask it with 'virsh qemu-monitor-command %s "
+			 "--hmp info block', commit or delete neither file, and run 'snapmove "
+			 "resume' for the job, which asks QEMU and says what to do",
 			 d->mirror_job, target, w->lost_after,
 			 d->mirror_path ? d->mirror_path : "(unknown)",
 			 d->chain[0].path ? d->chain[0].path : "(unknown)", name);
