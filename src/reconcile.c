@@ -218,12 +218,14 @@ static int check_commit_pivot_lost(struct sm_jobctx *c, size_t i, const struct s
 		return rc;  /* libvirt still has the job: it ends it */
 	top = sm_blockjob_qemu_top(c->dom, d->alias);
 	if (!top) {
+		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
+
 		sm_error("libvirt shows the final commit of disk '%s' of domain '%s' pivoting "
 			 "(<mirror job='active-commit' ready='pivot'>) but has no block job on it, "
 			 "and QEMU cannot be asked which file it writes to (%s): libvirtd was "
 			 "restarted during the pivot; run 'virsh qemu-monitor-command %s --hmp info "
 			 "block' to see it, stop the domain ('virsh shutdown %s'), then run "
-			 "'snapmove resume %lld'", p->target, c->domain_name, sm_error_message(),
+			 "'snapmove resume %lld'", p->target, c->domain_name, why,
 			 c->domain_name, c->domain_name, c->job);
 		return -1;
 	}
