@@ -647,6 +647,33 @@ static int follow_size(struct sm_jobctx *c, size_t i)
 	return sm_journal_disk_set_size(c->j, c->job, p->target, info.capacity);
 }
 
+/* An earlier attempt made disk i's destination overlay (a journal row): no
+ * block node QEMU still has may hold it before it is made again.  A node a
+ * failed or lost mirror left (libvirt did not blockdev-del it) would keep
+ * the old file, deleted, with QEMU's write lock, and the new mirror or
+ * commit would fail on that lock.  Asked of QEMU only on that path. */
+static int check_no_node(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	SM_AUTOFREE char *state = NULL;
+	SM_AUTOFREE char *nodes = NULL;
+	int rc;
+
+	if (!c->dom || !c->running ||
+	    sm_journal_file_state(c->j, c->job, p->dst_overlay, &state) < 0 || !state)
+		return 0;
+	rc = sm_blockjob_qemu_nodes(c->dom, p->dst_overlay, &nodes);
+	if (rc <= 0)
+		return rc;
+	sm_error("QEMU still has the destination overlay '%s' of disk '%s' open as block node "
+		 "'%s' (left by an earlier mirror that libvirt did not remove), so job %lld "
+		 "cannot make it again: remove each node with 'virsh qemu-monitor-command %s "
+		 "'{\"execute\":\"blockdev-del\",\"arguments\":{\"node-name\":\"NODE\"}}'' "
+		 "(the format node first), then run 'snapmove resume %lld'", p->dst_overlay,
+		 p->target, nodes, c->job, c->domain_name, c->job);
+	return -1;
+}
+
 /* (Re)create the destination overlay: a new, empty mirror target. */
 static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 {
@@ -655,7 +682,7 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 	bool exists;
 	int fd;
 
-	if (ours_exists(c, p->dst_overlay, &exists) < 0)
+	if (ours_exists(c, p->dst_overlay, &exists) < 0 || check_no_node(c, i) < 0)
 		return -1;
 	if (exists && c->pivoting[i]) {
 		/* A pivot was under way when snapmove stopped: if it happened, this
@@ -1432,6 +1459,27 @@ static int phase_pivot(struct sm_jobctx *c)
 	return 0;
 }
 
+/* SNAPMOVE_TEST_HOOK: see job_run.h.  Test builds only; the test hook gets
+ * the caller's environment (the tests' LIBVIRT_DEFAULT_URI).  point is a
+ * phase's name, or a point inside one ("collapse:pivot"). */
+static int run_test_hook(const struct sm_jobctx *c, const char *point)
+{
+#ifdef SM_TEST_BUILD
+	const char *hook = getenv("SNAPMOVE_TEST_HOOK");
+	char job[32];
+	const char *argv[] = { hook, point, job, NULL };
+
+	if (!hook || !*hook)
+		return 0;
+	snprintf(job, sizeof(job), "%lld", c->job);
+	return sm_run_with_env(argv, (const char *const *)environ, NULL);
+#else
+	(void)c;
+	(void)point;
+	return 0;
+#endif
+}
+
 /* ---- collapse ---- */
 
 /* Wait for disk i's active commit.  There is no write-blocking commit: one
@@ -1493,6 +1541,10 @@ static int phase_collapse(struct sm_jobctx *c)
 			continue;
 		if (sm_blockjob_alive(c->v, c->dom, p->target) < 0) {
 			add_dest_space(c);
+			disk_fail(c, i);
+			continue;
+		}
+		if (run_test_hook(c, "collapse:pivot") < 0) {
 			disk_fail(c, i);
 			continue;
 		}
@@ -1633,25 +1685,6 @@ static phase_fn phase_function(enum sm_phase p)
 	return NULL;
 }
 
-/* SNAPMOVE_TEST_HOOK: see job_run.h.  Test builds only; the test hook gets
- * the caller's environment (the tests' LIBVIRT_DEFAULT_URI). */
-static int run_test_hook(const struct sm_jobctx *c, enum sm_phase phase)
-{
-#ifdef SM_TEST_BUILD
-	const char *hook = getenv("SNAPMOVE_TEST_HOOK");
-	char job[32];
-	const char *argv[] = { hook, sm_phase_name(phase), job, NULL };
-
-	if (!hook || !*hook)
-		return 0;
-	snprintf(job, sizeof(job), "%lld", c->job);
-	return sm_run_with_env(argv, (const char *const *)environ, NULL);
-#else
-	(void)c;
-	(void)phase;
-	return 0;
-#endif
-}
 
 static bool needs_pivot(const struct sm_jobctx *c)
 {
@@ -1683,7 +1716,7 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 	snprintf(point, sizeof(point), "%s:start", sm_phase_name(phase));
 	sm_crash_point(point);
 	sm_progress_say(c->pr, "%s", sm_phase_describe(phase));
-	if (run_test_hook(c, phase) < 0 || fn(c) < 0) {
+	if (run_test_hook(c, sm_phase_name(phase)) < 0 || fn(c) < 0) {
 		char msg[2048];
 
 		snprintf(msg, sizeof(msg), "%s", sm_error_message());

@@ -153,7 +153,8 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 /* Test hooks (integration tests only, documented in docs/design.md), compiled
  * in only with -DSM_TEST_BUILD (make integration's build-test/snapmove):
  * SNAPMOVE_TEST_CRASH_AT=POINT makes snapmove SIGKILL itself at POINT;
- * SNAPMOVE_TEST_HOOK=PROGRAM runs 'PROGRAM PHASE JOB' before each phase. */
+ * SNAPMOVE_TEST_HOOK=PROGRAM runs 'PROGRAM PHASE JOB' before each phase, and
+ * 'PROGRAM collapse:pivot JOB' right before the final commit's pivot. */
 void sm_crash_point(const char *point);
 
 /* How many copies to run at once by default for a destination directory:

@@ -6,6 +6,8 @@
 #include "reconcile.h"
 #include "srcfile.h"
 #include "chain/image.h"
+#include "snapshot/blockjob.h"
+#include "snapshot/define.h"
 #include "chain/imagelock.h"
 #include "util.h"
 
@@ -63,7 +65,14 @@ int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
 			out->state = SM_DISK_MIRRORING;
 	} else if (sm_str_eq(active, p->dst_overlay)) {
 		out->mirroring = false;
-		out->state = journal_state == SM_DISK_DONE ? SM_DISK_DONE : SM_DISK_PIVOTED;
+		/* Collapsed is journaled only once the commit has folded the
+		 * destination overlay: a definition (or a libvirt that missed the
+		 * commit's pivot) still naming it lags behind, and folding that
+		 * stale overlay again would undo the guest's newer writes. */
+		out->state = journal_state == SM_DISK_DONE || journal_state == SM_DISK_COLLAPSED
+			     ? journal_state : SM_DISK_PIVOTED;
+		if (journal_state == SM_DISK_COLLAPSED)
+			out->committing = false;
 	} else if (sm_str_eq(active, p->images[0].dst)) {
 		out->mirroring = out->committing = false;
 		out->state = journal_state == SM_DISK_DONE ? SM_DISK_DONE : SM_DISK_COLLAPSED;
@@ -187,6 +196,80 @@ static int check_pivot_seen(const struct sm_jobctx *c, size_t i, const struct sm
 	return -1;
 }
 
+/* The final commit's pivot that libvirt lost: libvirtd (9) died after
+ * QEMU had completed the commit and libvirt had dismissed the job, before it
+ * recorded the new chain.  The new libvirtd drops the job QEMU no longer has
+ * but keeps <mirror job='active-commit' ready='pivot'> and the disk on the
+ * destination overlay until the domain stops, and refuses every block job on
+ * the disk.  QEMU says which file it writes to.  If the moved image: the
+ * commit is done (journaled), the persistent definition names it, and the
+ * domain must stop so libvirt reads the chain again.  c->acted tells the
+ * caller that something changed. */
+static int check_commit_pivot_lost(struct sm_jobctx *c, size_t i, const struct sm_disk *d)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	SM_AUTOFREE char *top = NULL;
+	struct sm_define_disk def = { .target = p->target, .path = p->images[0].dst,
+				      .format = p->images[0].dst_format };
+	int rewritten = 0, rc;
+
+	if (!c->running || !d || !sm_str_eq(d->mirror_job, "active-commit") ||
+	    !d->mirror_pivoting || d->nchain == 0 || !sm_str_eq(d->chain[0].path, p->dst_overlay))
+		return 0;
+	rc = sm_blockjob_running(c->dom, p->target);
+	if (rc != 0)
+		return rc;  /* libvirt still has the job: it ends it */
+	top = sm_blockjob_qemu_top(c->dom, d->alias);
+	if (!top) {
+		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
+
+		sm_error("libvirt shows the final commit of disk '%s' of domain '%s' pivoting "
+			 "(<mirror job='active-commit' ready='pivot'>) but has no block job on it, "
+			 "and QEMU cannot be asked which file it writes to (%s): libvirtd was "
+			 "restarted during the pivot; run 'virsh qemu-monitor-command %s --hmp info "
+			 "block' to see it, stop the domain ('virsh shutdown %s'), then run "
+			 "'snapmove resume %lld'", p->target, c->domain_name, why,
+			 c->domain_name, c->domain_name, c->job);
+		return -1;
+	}
+	if (sm_str_eq(top, p->dst_overlay)) {
+		sm_error("libvirt shows the final commit of disk '%s' of domain '%s' pivoting "
+			 "(<mirror job='active-commit' ready='pivot'>) but has no block job on it, "
+			 "and QEMU still writes to the destination overlay '%s': the commit was "
+			 "lost when libvirtd restarted, and libvirt refuses a new one until the "
+			 "domain stops; stop it ('virsh shutdown %s', or 'virsh destroy %s', which "
+			 "lets QEMU flush), then run 'snapmove resume %lld', which folds the overlay "
+			 "offline", p->target, c->domain_name, top, c->domain_name, c->domain_name,
+			 c->job);
+		return -1;
+	}
+	if (!sm_str_eq(top, p->images[0].dst)) {
+		sm_error("libvirt shows the final commit of disk '%s' of domain '%s' pivoting "
+			 "(<mirror job='active-commit' ready='pivot'>) with no block job, and QEMU "
+			 "writes to '%s', which is neither the destination overlay '%s' nor the "
+			 "moved image '%s'; job %lld stops here: see 'virsh qemu-monitor-command %s "
+			 "--hmp info block' and 'snapmove status %lld'", p->target, c->domain_name,
+			 top, p->dst_overlay, p->images[0].dst, c->job, c->domain_name, c->job);
+		return -1;
+	}
+	/* Done in QEMU: journal it and make a restart take the moved image. */
+	if (sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0)
+		return -1;
+	c->acted = true;
+	if (c->persistent && sm_define_sync(sm_virt_conn(c->v), c->dom, &def, 1, &rewritten) < 0)
+		return -1;
+	sm_error("QEMU finished the commit of disk '%s' into '%s' and writes there, but "
+		 "libvirtd was restarted before it recorded that: libvirt still shows the disk "
+		 "on the destination overlay '%s' with <mirror job='active-commit' ready='pivot'> "
+		 "and no block job, and keeps that view (refusing any block job on the disk) "
+		 "until the domain stops; job %lld recorded the commit as done%s; stop the "
+		 "domain ('virsh shutdown %s', or 'virsh destroy %s', which lets QEMU flush), "
+		 "then run 'snapmove resume %lld'", p->target, top, p->dst_overlay, c->job,
+		 c->persistent ? " and pointed the persistent definition at the moved image" : "",
+		 c->domain_name, c->domain_name, c->job);
+	return -1;
+}
+
 /* libvirtd died during the snapshot: it had created the overlay (named after
  * this job) but the domain does not run on it.  When no process has it open
  * either, it holds nothing and is this job's to remove; else it is left for
@@ -254,7 +337,7 @@ int sm_reconcile(struct sm_jobctx *c)
 			if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)
 				goto cleanup;
 		}
-		if (sm_job_disk_state(c, i, o.state) < 0)
+		if (sm_job_disk_state(c, i, o.state) < 0 || check_commit_pivot_lost(c, i, d) < 0)
 			goto cleanup;
 		if (o.state == SM_DISK_PLANNED && c->running && file_exists(p->src_overlay) &&
 		    adopt_leftover_overlay(c, p) < 0)

@@ -211,10 +211,11 @@ static void job_lost(virDomainPtr dom, const char *target, const struct sm_jobwa
 	if (d && d->mirror_pivoting && d->nchain > 0)
 		sm_error("libvirt shows the '%s' job of disk '%s' pivoting, but QEMU has had no "
 			 "block job on that disk for %.0f s: libvirtd was probably restarted during "
-			 "the pivot and lost track of it, so resuming cannot make progress; QEMU "
-			 "writes to '%s' if the pivot happened, else to '%s': ask it with 'virsh "
-			 "qemu-monitor-command %s --hmp info block', commit or delete neither file, "
-			 "and restart libvirtd so it reads QEMU's state again before resuming",
+			 "the pivot and lost track of it, and keeps that view until the domain "
+			 "stops (restarting libvirtd does not clear it); QEMU writes to '%s' if the "
+			 "pivot happened, else to '%s': ask it with 'virsh qemu-monitor-command %s "
+			 "--hmp info block', commit or delete neither file, and run 'snapmove "
+			 "resume' for the job, which asks QEMU and says what to do",
 			 d->mirror_job, target, w->lost_after,
 			 d->mirror_path ? d->mirror_path : "(unknown)",
 			 d->chain[0].path ? d->chain[0].path : "(unknown)", name);
@@ -683,4 +684,133 @@ int sm_blockjob_clear_lost(virDomainPtr dom, const char *target, const char *con
 		return -1;
 	}
 	return 0;
+}
+
+/* The file of a json: filename QEMU makes for a node with options
+ * ({"driver": "qcow2", "file": {"driver": "file", "filename": PATH}, ...}). */
+static char *json_filename_file(const char *fn)
+{
+	struct json_object *o = json_tokener_parse(fn + strlen("json:"));
+	struct json_object *file, *name;
+	char *out = NULL;
+
+	if (o && json_object_object_get_ex(o, "file", &file) &&
+	    json_object_is_type(file, json_type_object) &&
+	    json_object_object_get_ex(file, "filename", &name) &&
+	    json_object_is_type(name, json_type_string))
+		out = sm_xstrdup(json_object_get_string(name));
+	json_object_put(o);
+	return out;
+}
+
+/* The file a node's "file" (or a device's) names: a path, or a json:
+ * filename whose "file" child names it. */
+static char *node_file(const char *fn)
+{
+	return strncmp(fn, "json:", 5) == 0 ? json_filename_file(fn) : sm_xstrdup(fn);
+}
+
+char *sm_blockjob_qemu_top_parse(const char *reply, const char *alias)
+{
+	struct json_object *o = reply ? json_tokener_parse(reply) : NULL;
+	struct json_object *ret;
+	SM_AUTOFREE char *qdev = alias ? sm_xasprintf("/machine/peripheral/%s/virtio-backend",
+						      alias) : NULL;
+	SM_AUTOFREE char *drive = alias ? sm_xasprintf("drive-%s", alias) : NULL;
+	char *out = NULL;
+
+	if (!o || !alias || !json_object_object_get_ex(o, "return", &ret) ||
+	    !json_object_is_type(ret, json_type_array))
+		goto cleanup;
+	for (size_t k = 0; k < json_object_array_length(ret) && !out; k++) {
+		struct json_object *b = json_object_array_get_idx(ret, k);
+		struct json_object *v, *ins, *file;
+		const char *fn;
+		bool match = false;
+
+		if (json_object_object_get_ex(b, "qdev", &v) && json_object_is_type(v, json_type_string))
+			match = sm_str_eq(json_object_get_string(v), qdev) ||
+				sm_str_eq(json_object_get_string(v), alias);
+		if (!match && json_object_object_get_ex(b, "device", &v) &&
+		    json_object_is_type(v, json_type_string))
+			match = sm_str_eq(json_object_get_string(v), drive);
+		if (!match || !json_object_object_get_ex(b, "inserted", &ins) ||
+		    !json_object_object_get_ex(ins, "file", &file) ||
+		    !json_object_is_type(file, json_type_string))
+			continue;
+		fn = json_object_get_string(file);
+		out = node_file(fn);
+	}
+
+cleanup:
+	json_object_put(o);
+	return out;
+}
+
+char *sm_blockjob_qemu_top(virDomainPtr dom, const char *alias)
+{
+	char *reply = NULL;
+	char *top;
+
+	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-block\"}", &reply, 0) < 0) {
+		sm_virt_error("cannot ask QEMU which file disk '%s' writes to", alias);
+		return NULL;
+	}
+	top = sm_blockjob_qemu_top_parse(reply, alias);
+	free(reply);
+	if (!top)
+		sm_error("QEMU's query-block does not name the file of device '%s'", alias);
+	return top;
+}
+
+char *sm_blockjob_qemu_nodes_parse(const char *reply, const char *path)
+{
+	struct json_object *o = reply ? json_tokener_parse(reply) : NULL;
+	struct json_object *ret;
+	char *out = NULL;
+
+	if (!o || !path || !json_object_object_get_ex(o, "return", &ret) ||
+	    !json_object_is_type(ret, json_type_array))
+		goto cleanup;
+	for (size_t k = 0; k < json_object_array_length(ret); k++) {
+		struct json_object *n = json_object_array_get_idx(ret, k);
+		struct json_object *name, *file;
+		SM_AUTOFREE char *f = NULL;
+
+		if (!json_object_object_get_ex(n, "node-name", &name) ||
+		    !json_object_is_type(name, json_type_string) ||
+		    !json_object_object_get_ex(n, "file", &file) ||
+		    !json_object_is_type(file, json_type_string))
+			continue;
+		f = node_file(json_object_get_string(file));
+		if (!sm_str_eq(f, path))
+			continue;
+		if (out) {
+			char *more = sm_xasprintf("%s, %s", out, json_object_get_string(name));
+
+			free(out);
+			out = more;
+		} else {
+			out = sm_xstrdup(json_object_get_string(name));
+		}
+	}
+
+cleanup:
+	json_object_put(o);
+	return out;
+}
+
+int sm_blockjob_qemu_nodes(virDomainPtr dom, const char *path, char **nodes)
+{
+	char *reply = NULL;
+
+	*nodes = NULL;
+	if (virDomainQemuMonitorCommand(dom, "{\"execute\":\"query-named-block-nodes\"}",
+					&reply, 0) < 0) {
+		sm_virt_error("cannot ask QEMU which block nodes have '%s' open", path);
+		return -1;
+	}
+	*nodes = sm_blockjob_qemu_nodes_parse(reply, path);
+	free(reply);
+	return *nodes ? 1 : 0;
 }

@@ -75,6 +75,21 @@ int sm_blockjob_alive(struct sm_virt *v, virDomainPtr dom, const char *target);
 int sm_blockjob_pivot(virDomainPtr dom, const char *target, const char *expect_path);
 /* Cancel target's job without pivoting; the disk stays on its current image. */
 int sm_blockjob_cancel(virDomainPtr dom, const char *target);
+/* The image file on top of QEMU's own device for the disk whose live-XML
+ * alias is alias, from QEMU's query-block reply (QEMU's view, which libvirt
+ * can lose: a pivot it did not record).  Pure, for unit tests: NULL when the
+ * reply does not name one. */
+char *sm_blockjob_qemu_top_parse(const char *reply, const char *alias);
+/* The same, asked of QEMU through libvirt (a read-only query-block); NULL
+ * with an error when it cannot be asked or does not say. */
+char *sm_blockjob_qemu_top(virDomainPtr dom, const char *alias);
+/* The names of QEMU's block nodes (query-named-block-nodes reply) that have
+ * path open, as "libvirt-5-format, libvirt-5-storage"; NULL for none.  Pure,
+ * for unit tests. */
+char *sm_blockjob_qemu_nodes_parse(const char *reply, const char *path);
+/* The same, asked of QEMU through libvirt: 1 with *nodes set when a node
+ * has path open, 0 when none, -1 with an error. */
+int sm_blockjob_qemu_nodes(virDomainPtr dom, const char *path, char **nodes);
 /* 1 when a block job runs on target, 0 when none, -1 on error. */
 int sm_blockjob_running(virDomainPtr dom, const char *target);
 
