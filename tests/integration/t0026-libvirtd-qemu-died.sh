@@ -13,12 +13,14 @@
 ic_reserve lv-crash lv-wait qemu-crash qemu-wait
 
 # Whatever happens, leave libvirtd running for the next tests.
-defer 'pgrep -x libvirtd >/dev/null || libvirtd -d'
+# (pgrep would also see the libvirtd of another pid namespace.)
+defer 'virsh list >/dev/null 2>&1 || libvirtd -d'
 
 # Kill libvirtd (as a crash would), start it again, wait until it answers.
 restart_libvirtd() {
 	local pid i
-	pid=$(pgrep -x libvirtd) || fail "libvirtd does not run"
+	pid=$(cat /run/libvirtd.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null ||
+		fail "libvirtd does not run (no live pid in /run/libvirtd.pid)"
 	kill -KILL "$pid"
 	for i in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || break

@@ -21,7 +21,7 @@
 . "$(dirname "$0")/interrupt-lib.sh"
 
 ic_reserve lost cancelled
-defer 'pgrep -x libvirtd >/dev/null || libvirtd -d'
+defer 'virsh list >/dev/null 2>&1 || libvirtd -d'
 
 libvirtd_up() {
 	local i
