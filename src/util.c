@@ -12,13 +12,18 @@
 
 static __thread char error_buf[2048];
 
+/* Formatted aside first: an argument may be sm_error_message() itself (the
+ * cause wrapped in a new message), and vsnprintf may not read the buffer it
+ * writes. */
 void sm_error(const char *fmt, ...)
 {
+	char msg[sizeof(error_buf)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(error_buf, msg, sizeof(error_buf));
 }
 
 const char *sm_error_message(void)

@@ -1,0 +1,40 @@
+/* test_util.c: the error record (util.c).
+ */
+#include "unit.h"
+
+#include "util.h"
+
+#include <string.h>
+
+/* A message that wraps the last one: the cause is read before the record is
+ * written (vsnprintf may not read the buffer it writes; a long cause came
+ * out cut or repeated under glibc's overlapping copy). */
+static void test_error_wraps_itself(void **state)
+{
+	char cause[1500];
+
+	(void)state;
+	memset(cause, 'x', sizeof(cause) - 1);
+	cause[sizeof(cause) - 1] = '\0';
+	sm_error("%s", cause);
+	sm_error("cannot remove 'f': %s; it stays", sm_error_message());
+	assert_int_equal(strlen(sm_error_message()), strlen("cannot remove 'f': ") + 1499 +
+			 strlen("; it stays"));
+	assert_true(strncmp(sm_error_message(), "cannot remove 'f': xxx", 22) == 0);
+	assert_true(strcmp(sm_error_message() + strlen(sm_error_message()) - 10, "; it stays") == 0);
+
+	/* Longer than the record: cut, still terminated. */
+	sm_error("%s %s", sm_error_message(), sm_error_message());
+	assert_int_equal(strlen(sm_error_message()), 2047);
+	sm_error_clear();
+	assert_string_equal(sm_error_message(), "unknown error");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_wraps_itself),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
