@@ -70,7 +70,7 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 	const struct sm_plan_disk *p = &c->plans[i];
 	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
 	struct stat sb;
-	int ret = -1;
+	int fd, made, ret = -1;
 
 	if (c->committing[i]) {
 		if (sm_blockjob_cancel(c->dom, p->target) < 0)
@@ -78,12 +78,17 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 		c->committing[i] = false;
 	}
 	if (lstat(p->src_overlay, &sb) == 0 &&
-	    sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0)
+	    sm_job_clear_file(c, p->src_overlay, "src_overlay") < 0)
 		goto cleanup;
-	if (sm_job_file(c, p->src_overlay, "src_overlay", "creating") < 0 ||
-	    sm_image_create(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
-			    p->images[0].format) < 0 ||
-	    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
+	if (sm_job_file(c, p->src_overlay, "src_overlay", "creating") < 0)
+		goto cleanup;
+	fd = sm_image_create_fd(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
+				p->images[0].format, NULL);
+	if (fd < 0)
+		goto cleanup;
+	made = sm_job_file_made(c, p->src_overlay, "src_overlay", fd);
+	close(fd);
+	if (made < 0)
 		goto cleanup;
 	if (sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
 				     c->persistent, c->sync_writes == SM_SYNC_WRITES_ON) < 0)
@@ -287,6 +292,7 @@ static void print_outcome(const struct undo *u)
 			fprintf(sm_human(), "%s %s (%s)", sep, p->kept, p->kept_format);
 		fprintf(sm_human(), "\n");
 	}
+	sm_job_print_kept(c);
 }
 
 static int run_abort(struct undo *u)
