@@ -161,20 +161,31 @@ static int abort_disk_live(struct undo *u, size_t i)
 /* ---- offline ---- */
 
 /* Pull the original image into the source overlay (qemu-img rebase), the
- * chain it reads pinned: the overlay over the job's source chain. */
+ * chains it reads pinned: the overlay over the job's source chain, and the
+ * new backing's chain below the original image, both as sm_job_source_chain
+ * found and checked them (the images the job planned and kept, each header
+ * below followed with its format and checked, never followed again by
+ * qemu-img). */
 static int stream_back_offline(struct sm_jobctx *c, const struct sm_plan_disk *p)
 {
 	struct sm_domain_disks src = { 0 };
 	struct sm_image *chain = NULL;
+	size_t n;
 	int ret = -1;
 
 	if (sm_job_source_chain(c, p, &src) < 0)
 		goto cleanup;
-	chain = sm_xcalloc(src.disks[0].nchain + 1, sizeof(*chain));
+	n = src.disks[0].nchain + 1;
+	chain = sm_xcalloc(n, sizeof(*chain));
 	chain[0] = (struct sm_image){ .path = p->src_overlay, .format = (char *)"qcow2" };
 	memcpy(chain + 1, src.disks[0].chain, src.disks[0].nchain * sizeof(*chain));
-	ret = sm_image_rebase_safe(chain, src.disks[0].nchain + 1, stream_base(p),
-				   stream_base_format(p));
+	if (n > 2 ? !sm_str_eq(chain[2].path, stream_base(p)) ||
+		    !sm_str_eq(chain[2].format, stream_base_format(p)) : stream_base(p) != NULL) {
+		sm_error("the chain below '%s' is no longer the one job %lld planned; see "
+			 "'snapmove status %lld'", p->images[0].src, c->job, c->job);
+		goto cleanup;
+	}
+	ret = sm_image_rebase_safe(chain, n, n > 2 ? 2 : n);
 
 cleanup:
 	free(chain);
