@@ -230,6 +230,25 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
 	struct sm_srcfile f;
 	int rc;
 
+	if (sm_str_eq(role, "dst_image") || sm_str_eq(role, "dst_overlay")) {
+		SM_AUTOFREE char *state = NULL;
+		struct stat sb;
+
+		/* A destination file is claimed ("creating") before it exists: one
+		 * still "planned" was never made by the job, whoever made it. */
+		if (sm_journal_file_state(c->j, c->job, path, &state) < 0)
+			return -1;
+		if ((!state || sm_str_eq(state, "planned")) && lstat(path, &sb) == 0) {
+			SM_AUTOFREE char *why = sm_xasprintf("kept %s: job %lld never made it; "
+							     "delete it by hand if nothing needs "
+							     "it", path, c->job);
+
+			sm_progress_say(c->pr, "  warning: %s", why);
+			sm_event_warning(c->job, *target_of(c, path) ? target_of(c, path) : NULL,
+					 why);
+			return 1;
+		}
+	}
 	if (live_disks(c, path, &now) < 0)
 		return -1;
 	rc = sm_srcfile_get(c->j, c->job, path, &f);
