@@ -37,6 +37,10 @@ $C/dst/base.raw raw" "live chain after resume"
 	sm status 1 >"$C/status.out" 2>&1 || true
 	grep -q "^job 1: done" "$C/status.out" || { cat "$C/status.out" >&2; fail "job state"; }
 	grep -q "kept .*$DOV" "$C/status.out" || { cat "$C/status.out" >&2; fail "status does not say kept"; }
+	# The JSON status says so too (checked against docs/events.schema.json).
+	sm --json status 1 >"$C/status.json"
+	grep -q '"state":"kept"' "$C/status.json" || grep -q '"state": "kept"' "$C/status.json" ||
+		{ cat "$C/status.json" >&2; fail "status --json does not say kept"; }
 }
 run_case "the destination overlay's name replaced by a hard link: kept, named" case_hardlink
 
