@@ -734,10 +734,10 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 	if (fd < 0)
 		return -1;
 	hold_file(c, img->dst, fd);
-	if (sm_job_file_made(c, img->dst, "dst_image", fd) < 0)
-		return -1;
-	return sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
-					  0);
+	return SM_JOURNAL_TX(c->j,
+		sm_job_file_made(c, img->dst, "dst_image", fd) < 0 ||
+		sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
+					   0) < 0 ? -1 : 0);
 }
 
 /* The size of disk i now (virsh blockresize may have changed it since the
