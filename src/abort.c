@@ -70,7 +70,7 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 	const struct sm_plan_disk *p = &c->plans[i];
 	bool *which = sm_xcalloc(c->nplans, sizeof(*which));
 	struct stat sb;
-	int ret = -1;
+	int fd, made, ret = -1;
 
 	if (c->committing[i]) {
 		if (sm_blockjob_cancel(c->dom, p->target) < 0)
@@ -78,12 +78,17 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 		c->committing[i] = false;
 	}
 	if (lstat(p->src_overlay, &sb) == 0 &&
-	    sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0)
+	    sm_job_clear_file(c, p->src_overlay, "src_overlay") < 0)
 		goto cleanup;
-	if (sm_job_file(c, p->src_overlay, "src_overlay", "creating") < 0 ||
-	    sm_image_create(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
-			    p->images[0].format) < 0 ||
-	    sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0)
+	if (sm_job_file(c, p->src_overlay, "src_overlay", "creating") < 0)
+		goto cleanup;
+	fd = sm_image_create_fd(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
+				p->images[0].format, NULL);
+	if (fd < 0)
+		goto cleanup;
+	made = sm_job_file_made(c, p->src_overlay, "src_overlay", fd);
+	close(fd);
+	if (made < 0)
 		goto cleanup;
 	if (sm_job_clear_lost(c, i, p->src_overlay, false) < 0 ||
 	    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
@@ -161,20 +166,31 @@ static int abort_disk_live(struct undo *u, size_t i)
 /* ---- offline ---- */
 
 /* Pull the original image into the source overlay (qemu-img rebase), the
- * chain it reads pinned: the overlay over the job's source chain. */
+ * chains it reads pinned: the overlay over the job's source chain, and the
+ * new backing's chain below the original image, both as sm_job_source_chain
+ * found and checked them (the images the job planned and kept, each header
+ * below followed with its format and checked, never followed again by
+ * qemu-img). */
 static int stream_back_offline(struct sm_jobctx *c, const struct sm_plan_disk *p)
 {
 	struct sm_domain_disks src = { 0 };
 	struct sm_image *chain = NULL;
+	size_t n;
 	int ret = -1;
 
 	if (sm_job_source_chain(c, p, &src) < 0)
 		goto cleanup;
-	chain = sm_xcalloc(src.disks[0].nchain + 1, sizeof(*chain));
+	n = src.disks[0].nchain + 1;
+	chain = sm_xcalloc(n, sizeof(*chain));
 	chain[0] = (struct sm_image){ .path = p->src_overlay, .format = (char *)"qcow2" };
 	memcpy(chain + 1, src.disks[0].chain, src.disks[0].nchain * sizeof(*chain));
-	ret = sm_image_rebase_safe(chain, src.disks[0].nchain + 1, stream_base(p),
-				   stream_base_format(p));
+	if (n > 2 ? !sm_str_eq(chain[2].path, stream_base(p)) ||
+		    !sm_str_eq(chain[2].format, stream_base_format(p)) : stream_base(p) != NULL) {
+		sm_error("the chain below '%s' is no longer the one job %lld planned; see "
+			 "'snapmove status %lld'", p->images[0].src, c->job, c->job);
+		goto cleanup;
+	}
+	ret = sm_image_rebase_safe(chain, n, n > 2 ? 2 : n);
 
 cleanup:
 	free(chain);
@@ -292,6 +308,7 @@ static void print_outcome(const struct undo *u)
 			fprintf(sm_human(), "%s %s (%s)", sep, p->kept, p->kept_format);
 		fprintf(sm_human(), "\n");
 	}
+	sm_job_print_kept(c);
 }
 
 static int run_abort(struct undo *u)

@@ -123,11 +123,50 @@ int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s)
 
 int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state)
 {
-	return SM_JOURNAL_TX(c->j, sm_journal_file_set(c->j, c->job, path, role, state));
+	return SM_JOURNAL_TX(c->j,
+		(sm_str_eq(state, "creating") && sm_srcfile_forget(c->j, c->job, path) < 0) ||
+		sm_journal_file_set(c->j, c->job, path, role, state) < 0 ? -1 : 0);
 }
 
-/* Whether image is path (by name, or by device and inode). */
-static bool same_file(const char *image, const char *path, const struct stat *sb)
+/* The disk a file of the job belongs to ("" when none names it). */
+static const char *target_of(const struct sm_jobctx *c, const char *path)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (sm_str_eq(p->src_overlay, path) || sm_str_eq(p->dst_overlay, path))
+			return p->target;
+		for (size_t k = 0; k < p->nimages; k++)
+			if (sm_str_eq(p->images[k].dst, path))
+				return p->target;
+	}
+	return "";
+}
+
+static int journal_made(struct sm_jobctx *c, const char *path, const char *role,
+			const struct sm_srcfile *f)
+{
+	return sm_srcfile_journal(c->j, c->job, f) < 0 ||
+	       sm_journal_file_set(c->j, c->job, path, role, "created") < 0 ? -1 : 0;
+}
+
+int sm_job_file_made(struct sm_jobctx *c, const char *path, const char *role, int fd)
+{
+	struct sm_srcfile f;
+	int ret;
+
+	if (sm_srcfile_identify_fd(path, fd, &f) < 0)
+		return -1;
+	f.target = sm_xstrdup(target_of(c, path));
+	f.role = sm_xstrdup(role);
+	f.format = sm_xstrdup("");
+	ret = SM_JOURNAL_TX(c->j, journal_made(c, path, role, &f));
+	sm_srcfile_release(&f);
+	return ret;
+}
+
+/* Whether image is the file st (by name, or by device and inode). */
+static bool same_file(const char *image, const char *path, const struct stat *st)
 {
 	struct stat ib;
 
@@ -135,54 +174,137 @@ static bool same_file(const char *image, const char *path, const struct stat *sb
 		return false;
 	if (sm_str_eq(image, path))
 		return true;
-	return sb && stat(image, &ib) == 0 && ib.st_dev == sb->st_dev && ib.st_ino == sb->st_ino;
+	return stat(image, &ib) == 0 && ib.st_dev == st->st_dev && ib.st_ino == st->st_ino;
 }
 
-/* A file the job made may still hold data a disk of the running domain
- * needs (someone took a snapshot over it, committed or copied it): then it
- * stays.  -1 with an error when it is in a live chain or the chains cannot
- * be read. */
-static int check_unused(struct sm_jobctx *c, const char *path)
+/* The disks of the running domain now (none when it is not running), to
+ * tell whether a file the job made is still in a chain.  -1 with an error
+ * when they cannot be read. */
+static int live_disks(struct sm_jobctx *c, const char *path, struct sm_domain_disks *now)
 {
 	SM_AUTOFREE char *xml = NULL;
-	struct sm_domain_disks now = { 0 };
-	struct stat sb;
-	bool exists = stat(path, &sb) == 0;
-	int ret = 0;
 
-	if (!c->dom || virDomainIsActive(c->dom) != 1 || !exists)
+	if (!c->dom || virDomainIsActive(c->dom) != 1)
 		return 0;
 	xml = sm_virt_domain_xml(c->dom, false);
-	if (!xml || sm_chain_parse(xml, &now) < 0) {
+	if (!xml || sm_chain_parse(xml, now) < 0) {
 		sm_error("cannot make sure no disk of domain '%s' uses '%s' before removing it: "
 			 "%s; it stays: run 'snapmove resume %lld' once libvirt answers", c->domain_name,
 			 path, sm_error_message(), c->job);
 		return -1;
 	}
-	for (size_t d = 0; d < now.ndisks && ret == 0; d++)
-		for (size_t k = 0; k < now.disks[d].nchain; k++) {
-			if (!same_file(now.disks[d].chain[k].path, path, &sb))
+	return 0;
+}
+
+struct chain_use {
+	struct sm_jobctx *c;
+	const char *path;
+	const struct sm_domain_disks *now;
+};
+
+/* A file the job made may still hold data a disk of the running domain
+ * needs (someone took a snapshot over it, committed or copied it): then it
+ * stays.  Asked by sm_srcfile_unlink_checked about the file it found. */
+static int check_unused(void *arg, const struct stat *st)
+{
+	const struct chain_use *u = arg;
+
+	for (size_t d = 0; d < u->now->ndisks; d++)
+		for (size_t k = 0; k < u->now->disks[d].nchain; k++) {
+			if (!same_file(u->now->disks[d].chain[k].path, u->path, st))
 				continue;
-			sm_error("'%s' is still in the chain of disk '%s' of domain '%s', so job %lld "
-				 "keeps it (the chain changed under the job); see 'snapmove chain %s "
-				 "%s' and 'snapmove status %lld'", path, now.disks[d].target,
-				 c->domain_name, c->job, c->domain_name, now.disks[d].target, c->job);
-			ret = -1;
-			break;
+			sm_error("it is still in the chain of disk '%s' of domain '%s' (the chain "
+				 "changed under job %lld); see 'snapmove chain %s %s' and "
+				 "'snapmove status %lld'", u->now->disks[d].target,
+				 u->c->domain_name, u->c->job, u->c->domain_name,
+				 u->now->disks[d].target, u->c->job);
+			return -1;
 		}
-	sm_domain_disks_release(&now);
-	return ret;
+	return 0;
 }
 
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
 {
-	if (check_unused(c, path) < 0)
+	struct sm_domain_disks now = { 0 };
+	struct chain_use u = { c, path, &now };
+	struct sm_srcfile f;
+	int rc;
+
+	if (sm_str_eq(role, "dst_image") || sm_str_eq(role, "dst_overlay")) {
+		SM_AUTOFREE char *state = NULL;
+		struct stat sb;
+
+		/* A destination file is claimed ("creating") before it exists: one
+		 * still "planned" was never made by the job, whoever made it. */
+		if (sm_journal_file_state(c->j, c->job, path, &state) < 0)
+			return -1;
+		if ((!state || sm_str_eq(state, "planned")) && lstat(path, &sb) == 0) {
+			SM_AUTOFREE char *why = sm_xasprintf("kept %s: job %lld never made it; "
+							     "delete it by hand if nothing needs "
+							     "it", path, c->job);
+
+			sm_progress_say(c->pr, "  warning: %s", why);
+			sm_event_warning(c->job, *target_of(c, path) ? target_of(c, path) : NULL,
+					 why);
+			return 1;
+		}
+	}
+	if (live_disks(c, path, &now) < 0)
 		return -1;
-	if (unlink(path) < 0 && errno != ENOENT) {
-		sm_error("cannot remove '%s': %s", path, strerror(errno));
+	rc = sm_srcfile_get(c->j, c->job, path, &f);
+	if (rc < 0) {
+		sm_domain_disks_release(&now);
 		return -1;
 	}
+	if (rc == 0) {
+		/* No identity: a job journaled before its own files were, or a
+		 * crash between the exclusive claim and the journal. */
+		f.path = sm_xstrdup(path);
+		f.real_path = sm_xstrdup(path);
+		f.role = sm_xstrdup(role);
+		f.no_id = true;
+	}
+	rc = sm_srcfile_unlink_checked(&f, check_unused, &u);
+	sm_srcfile_release(&f);
+	sm_domain_disks_release(&now);
+	if (rc < 0) {
+		SM_AUTOFREE char *why = sm_xasprintf("kept %s: %s", path, sm_error_message());
+		const char *target = target_of(c, path);
+
+		sm_progress_say(c->pr, "  warning: %s", why);
+		sm_event_warning(c->job, *target ? target : NULL, why);
+		sm_error_clear();
+		return sm_job_file(c, path, role, "kept") < 0 ? -1 : 1;
+	}
 	return sm_job_file(c, path, role, "removed");
+}
+
+void sm_job_print_kept(const struct sm_jobctx *c)
+{
+	struct sm_file_row *files = NULL;
+	size_t n = 0;
+
+	if (sm_journal_file_list(c->j, c->job, &files, &n) < 0) {
+		sm_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (sm_str_eq(files[i].state, "kept"))
+			fprintf(sm_human(), "  kept %s (the job's %s, not deleted: see the warning "
+				"above); delete it by hand if nothing needs it\n", files[i].path,
+				files[i].role);
+	sm_file_rows_free(files, n);
+}
+
+int sm_job_clear_file(struct sm_jobctx *c, const char *path, const char *role)
+{
+	int rc = sm_job_remove_file(c, path, role);
+
+	if (rc > 0)
+		sm_error("job %lld kept '%s' (see above) and cannot make it again; delete it by "
+			 "hand if nothing needs it, then run 'snapmove resume %lld' or 'snapmove "
+			 "abort %lld'", c->job, path, c->job, c->job);
+	return rc == 0 ? 0 : -1;
 }
 
 const char *sm_job_final_path(const struct sm_jobctx *c, size_t i)
@@ -413,7 +535,7 @@ static int clear_stale_overlay(struct sm_jobctx *c, size_t i)
 			 "if no domain uses it, then resume", c->plans[i].src_overlay, c->job);
 		return -1;
 	}
-	return sm_job_remove_file(c, c->plans[i].src_overlay, "src_overlay");
+	return sm_job_clear_file(c, c->plans[i].src_overlay, "src_overlay");
 }
 
 static int phase_snapshot(struct sm_jobctx *c)
@@ -613,7 +735,7 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 		return -1;
 	hold_file(c, img->dst, fd);
 	return SM_JOURNAL_TX(c->j,
-		sm_journal_file_set(c->j, c->job, img->dst, "dst_image", "created") < 0 ||
+		sm_job_file_made(c, img->dst, "dst_image", fd) < 0 ||
 		sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
 					   0) < 0 ? -1 : 0);
 }
@@ -680,7 +802,7 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 	const struct sm_plan_disk *p = &c->plans[i];
 	struct stat like;
 	bool exists;
-	int fd;
+	int fd, ret;
 
 	if (ours_exists(c, p->dst_overlay, &exists) < 0 || check_no_node(c, i) < 0)
 		return -1;
@@ -703,7 +825,7 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 		sm_event_warning(c->job, p->target, why);
 		c->pivoting[i] = false;
 		sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
-	} else if (exists && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) {
+	} else if (exists && sm_job_clear_file(c, p->dst_overlay, "dst_overlay") < 0) {
 		return -1;
 	}
 	/* Owner and mode of the source overlay; QEMU alone writes it. */
@@ -717,8 +839,9 @@ static int create_dst_overlay(struct sm_jobctx *c, size_t i)
 				p->images[0].dst_format, &like);
 	if (fd < 0)
 		return -1;
+	ret = sm_job_file_made(c, p->dst_overlay, "dst_overlay", fd);
 	close(fd);
-	return sm_job_file(c, p->dst_overlay, "dst_overlay", "created");
+	return ret;
 }
 
 int sm_job_dest_chain_disk(struct sm_jobctx *c, size_t i)
@@ -1617,27 +1740,10 @@ static const char *define_format(const struct sm_jobctx *c, size_t i)
 
 /* The source overlay goes only while it is still the file the snapshot made
  * and no process has it open (src/srcfile.c); otherwise it stays, with a
- * warning.  A job journaled before 010 has no identity for it. */
+ * warning. */
 int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i)
 {
-	const char *path = c->plans[i].src_overlay;
-	struct sm_srcfile f;
-	int rc = sm_srcfile_get(c->j, c->job, path, &f);
-
-	if (rc <= 0)
-		return rc < 0 ? -1 : sm_job_remove_file(c, path, "src_overlay");
-	rc = sm_srcfile_unlink(&f);
-	sm_srcfile_release(&f);
-	if (rc < 0) {
-		SM_AUTOFREE char *why = sm_xasprintf("source overlay '%s' kept: %s", path,
-						     sm_error_message());
-
-		sm_progress_say(c->pr, "  warning: %s", why);
-		sm_event_warning(c->job, c->plans[i].target, why);
-		sm_error_clear();
-		return sm_job_file(c, path, "src_overlay", "kept");
-	}
-	return sm_job_file(c, path, "src_overlay", "removed");
+	return sm_job_remove_file(c, c->plans[i].src_overlay, "src_overlay") < 0 ? -1 : 0;
 }
 
 static int phase_finalize(struct sm_jobctx *c)

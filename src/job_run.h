@@ -101,13 +101,25 @@ int sm_job_close(struct sm_jobctx *c, enum sm_job_state state);
 
 /* Set a disk's state in memory and in the journal. */
 int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s);
-/* Record a file's fate in the journal. */
+/* Record a file's fate in the journal ("creating" also drops the identity
+ * journaled for an earlier file of that name). */
 int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state);
-/* Remove a file the job created, and journal it; refused while a disk of
- * the running domain has it in its chain. */
+/* The job just made path as fd: journal it "created" with its identity
+ * (src/srcfile.c), in one transaction. */
+int sm_job_file_made(struct sm_jobctx *c, const char *path, const char *role, int fd);
+/* Remove a file the job created, and journal it, only while it is the file
+ * the job journaled (device and inode, in its folder reached from '/'
+ * without a symlink), open in no process and in no chain of the running
+ * domain (src/srcfile.c).  0: removed or gone; 1: kept, with a warning
+ * naming it and why, journaled "kept"; -1: the domain's chains cannot be
+ * read or the journal failed. */
 int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
-/* Remove disk i's source overlay at the end of a move, only while it is the
- * file the snapshot made and open in no process (else kept, with a warning). */
+/* sm_job_remove_file for a name the job is about to make again: -1 when
+ * the file there was kept. */
+int sm_job_clear_file(struct sm_jobctx *c, const char *path, const char *role);
+/* The outcome's lines for the job's files that were kept. */
+void sm_job_print_kept(const struct sm_jobctx *c);
+/* Remove disk i's source overlay at the end of a move (sm_job_remove_file). */
 int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);

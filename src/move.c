@@ -720,6 +720,7 @@ static void print_result(const struct sm_jobctx *c, double seconds)
 	struct sm_domain_disks now;
 
 	fprintf(sm_human(), "moved domain %s in %.1f s (job %lld)\n", c->domain_name, seconds, c->job);
+	sm_job_print_kept(c);
 	if (!xml || sm_chain_parse(xml, &now) < 0)
 		return;
 	for (size_t i = 0; i < c->nplans; i++) {

@@ -121,7 +121,7 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 				 "domain uses it", dst, c->job);
 			return -1;
 		}
-		if (sm_job_remove_file(c, dst, role) < 0)
+		if (sm_job_clear_file(c, dst, role) < 0)
 			return -1;
 	}
 	if (sm_job_file(c, dst, role, "creating") < 0)
@@ -144,7 +144,7 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 		goto cleanup;
 	}
 	fdpath = sm_image_fd_path(fd);
-	if (sm_job_file(c, dst, role, "created") < 0 ||
+	if (sm_job_file_made(c, dst, role, fd) < 0 ||
 	    sm_copy_run_fds(&req, in, fd, NULL, NULL, &res) < 0 ||
 	    sm_image_rebase_unsafe(fdpath, "qcow2", backing, backing_format) < 0)
 		goto cleanup;

@@ -1,6 +1,7 @@
-/* srcfile.c: journal the identity of a job's source files and delete one
- * only while it is still that file, in that folder, open in no process.
- * See srcfile.h.  It never decides that a file is unused: that is cleanup.c.
+/* srcfile.c: journal the identity of a job's source files and of the files
+ * it makes, and delete one only while it is still that file, in that folder,
+ * open in no process.  See srcfile.h.  It never decides that a file is
+ * unused: that is cleanup.c's and job_run.c's.
  */
 #include "srcfile.h"
 #include "chain/imagelock.h"
@@ -52,6 +53,39 @@ int sm_srcfile_identify(const char *path, struct sm_srcfile *f)
 	}
 	f->path = sm_xstrdup(path);
 	f->real_path = real;
+	id_from_stat(&f->id, &ds, &st);
+	return 0;
+}
+
+static int open_dir_nofollow(const char *dir);
+
+int sm_srcfile_identify_fd(const char *path, int fd, struct sm_srcfile *f)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	SM_AUTOFREE char *real_dir = NULL;
+	struct stat st, ds;
+	int dfd;
+
+	memset(f, 0, sizeof(*f));
+	/* The plan resolved the destination folder; a source overlay's folder
+	 * may be named through a symlink, resolved now as for the images. */
+	dfd = sm_srcfile_path_ok(path) ? open_dir_nofollow(dir) : -1;
+	if (dfd < 0) {
+		real_dir = realpath(dir, NULL);
+		dfd = real_dir ? open_dir_nofollow(real_dir) : -1;
+	} else {
+		real_dir = sm_xstrdup(dir);
+	}
+	if (dfd < 0 || fstat(dfd, &ds) < 0 || fstat(fd, &st) < 0) {
+		sm_error("cannot read the identity of '%s', which job files must have: %s", path,
+			 strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	close(dfd);
+	f->path = sm_xstrdup(path);
+	f->real_path = sm_path_join(real_dir, sm_path_basename(path));
 	id_from_stat(&f->id, &ds, &st);
 	return 0;
 }
@@ -210,6 +244,12 @@ cleanup:
 	return ret;
 }
 
+int sm_srcfile_forget(struct sm_journal *j, long long job, const char *path)
+{
+	return sm_journal_sql(j, "DELETE FROM source_file WHERE job_id = ? AND path = ? AND "
+			      "role <> 'image'", "is", job, path);
+}
+
 /* Open dir from '/' one component at a time, never following a symlink. */
 static int open_dir_nofollow(const char *dir)
 {
@@ -228,9 +268,13 @@ static int open_dir_nofollow(const char *dir)
 	return fd;
 }
 
-/* Refuse when a process has the file open or holds QEMU's lock on it. */
-static int check_not_open(int dfd, const char *name)
+/* Refuse when a process has the file open or holds QEMU's lock on it.  A
+ * source image can be tried again by cleanup; a file the job made is left
+ * to the user. */
+static int check_not_open(int dfd, const char *name, bool image)
 {
+	const char *next = image ? "then run 'snapmove cleanup' again"
+				 : "then delete it by hand if nothing needs it";
 	SM_AUTOFREE char *via = sm_xasprintf("/proc/self/fd/%d/%s", dfd, name);
 	SM_AUTOFREE char *holders = NULL;
 	bool locked = false;
@@ -239,20 +283,42 @@ static int check_not_open(int dfd, const char *name)
 		return -1;
 	holders = sm_imagelock_holders(via);
 	if (holders) {
-		sm_error("it is open in %s%s; stop %s, then run 'snapmove cleanup' again",
-			 holders, locked ? ", which holds QEMU's lock on it" : "",
-			 strchr(holders, ',') ? "them" : "it");
+		sm_error("it is open in %s%s; stop %s, %s", holders,
+			 locked ? ", which holds QEMU's lock on it" : "",
+			 strchr(holders, ',') ? "them" : "it", next);
 		return -1;
 	}
 	if (locked) {
 		sm_error("a process snapmove cannot name holds QEMU's lock on it; stop the QEMU "
-			 "that uses it, then run 'snapmove cleanup' again");
+			 "that uses it, %s", next);
 		return -1;
 	}
 	return 0;
 }
 
+/* Pure: why a file the job journaled no identity for (st) may not be the
+ * one it made, or NULL. */
+static const char *unknown_mismatch(const struct stat *st)
+{
+	if (S_ISLNK(st->st_mode))
+		return "a symbolic link now has its name; the job journaled no identity for "
+		       "it (a job older than that, or a crash right after it was made), so "
+		       "snapmove deletes only a regular file with one name";
+	if (!S_ISREG(st->st_mode))
+		return "it is not a regular file";
+	if (st->st_nlink != 1)
+		return "it has other names (hard links) and the job journaled no identity for "
+		       "it, so it may be another file; delete it by hand if nothing needs it";
+	return NULL;
+}
+
 int sm_srcfile_unlink(const struct sm_srcfile *f)
+{
+	return sm_srcfile_unlink_checked(f, NULL, NULL);
+}
+
+int sm_srcfile_unlink_checked(const struct sm_srcfile *f, sm_srcfile_in_use_fn in_use,
+			      void *arg)
 {
 	SM_AUTOFREE char *dir = NULL;
 	const char *name, *why;
@@ -288,12 +354,14 @@ int sm_srcfile_unlink(const struct sm_srcfile *f)
 			sm_error("cannot read it: %s", strerror(errno));
 		goto cleanup;
 	}
-	why = sm_srcfile_mismatch(&f->id, &ds, &st, sm_str_eq(f->role, "image"));
+	why = f->no_id ? unknown_mismatch(&st)
+		       : sm_srcfile_mismatch(&f->id, &ds, &st, sm_str_eq(f->role, "image"));
 	if (why) {
 		sm_error("%s", why);
 		goto cleanup;
 	}
-	if (check_not_open(dfd, name) < 0)
+	if ((in_use && in_use(arg, &st) < 0) ||
+	    check_not_open(dfd, name, sm_str_eq(f->role, "image")) < 0)
 		goto cleanup;
 	if (unlinkat(dfd, name, 0) < 0) {
 		if (errno == ENOENT)

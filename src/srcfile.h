@@ -1,5 +1,6 @@
-/* srcfile.h: the source files a job may delete, who they are, and deleting
- * one safely.
+/* srcfile.h: the files a job may delete, who they are, and deleting one
+ * safely: the source images it moved, and the files it made itself (the
+ * source overlay, the destination images and overlay).
  *
  * A move journals at plan time every member of the chain it moves (the chain
  * libvirt reported; the whole chain for --flatten) and, after the snapshot,
@@ -14,7 +15,12 @@
  * the journaled folder; the name must be the journaled file (fstatat without
  * following a symlink); no process may hold it open or hold QEMU's lock on it.
  * Whether another image or domain still uses the file is the caller's
- * question (src/cleanup.c).
+ * question (src/cleanup.c, or the in_use callback: src/job_run.c).
+ *
+ * The files a job makes are journaled the same way as soon as they exist
+ * (sm_srcfile_identify_fd on the fd that claimed the name; roles
+ * "dst_image", "dst_overlay", "src_overlay"), and only their device and
+ * inode are compared: QEMU writes them.
  */
 #ifndef SM_SRCFILE_H
 #define SM_SRCFILE_H
@@ -35,15 +41,25 @@ struct sm_srcfile {
 	char *path;       /* as libvirt named it */
 	char *real_path;  /* its folder resolved (no symlink, no '..') + its name */
 	char *target;     /* the disk */
-	char *role;       /* "image" (a member of the moved chain), "src_overlay" */
+	char *role;       /* "image" (a member of the moved chain), "src_overlay",
+			   * "dst_image", "dst_overlay" */
 	char *format;
 	struct sm_file_id id;
+	/* No identity journaled (a job older than the journaling of its own
+	 * files, or a crash between the claim and the journal): real_path is
+	 * the path as journaled, and the file must be a regular file with no
+	 * other name. */
+	bool no_id;
 };
 
 /* Read path's identity now into f (path, real_path, id; the caller sets
  * target, role and format).  -1 with an error when it cannot be read or is
  * not a regular file. */
 int sm_srcfile_identify(const char *path, struct sm_srcfile *f);
+/* The same for a file this process just created as fd at path: the file's
+ * identity is fd's, its folder's is the folder reached from '/' without a
+ * symlink (path's folder resolved when it leads through one). */
+int sm_srcfile_identify_fd(const char *path, int fd, struct sm_srcfile *f);
 void sm_srcfile_release(struct sm_srcfile *f);
 void sm_srcfiles_free(struct sm_srcfile *f, size_t n);
 
@@ -71,8 +87,18 @@ int sm_srcfile_list(struct sm_journal *j, long long job, const char *role,
 /* 1 and *f filled when job journaled path, 0 when not. */
 int sm_srcfile_get(struct sm_journal *j, long long job, const char *path, struct sm_srcfile *f);
 
+/* Journal that the job is making path again: its old identity goes (until
+ * sm_srcfile_journal records the new one), a source image's never. */
+int sm_srcfile_forget(struct sm_journal *j, long long job, const char *path);
+
 /* Delete f after re-checking it (see above).  1: deleted; 0: nothing at its
  * path any more; -1: refused or failed, the reason recorded (the file stays). */
 int sm_srcfile_unlink(const struct sm_srcfile *f);
+/* The same, and in_use (when not NULL) is asked about the file found (st)
+ * after the identity check, right before the lock probe and unlinkat: -1
+ * with an error keeps the file. */
+typedef int (*sm_srcfile_in_use_fn)(void *arg, const struct stat *st);
+int sm_srcfile_unlink_checked(const struct sm_srcfile *f, sm_srcfile_in_use_fn in_use,
+			      void *arg);
 
 #endif

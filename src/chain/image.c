@@ -332,17 +332,25 @@ int sm_image_check(const char *path, const char *format)
 	return sm_run(argv, NULL);
 }
 
-int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *backing,
-			 const char *backing_format)
+int sm_image_rebase_safe(const struct sm_image *chain, size_t n, size_t below)
 {
 	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
-	const char *with[] = { "qemu-img", "rebase", "-f", chain[0].format, "-F", backing_format,
-			       "-b", backing, spec, NULL };
+	SM_AUTOFREE char *bspec = below < n ? sm_image_chain_spec(chain + below, n - below) : NULL;
+	const char *fmt = below < n ? chain[below].format : NULL;
+	const char *with[] = { "qemu-img", "rebase", "-f", chain[0].format, "-F", fmt, "-b", bspec,
+			       spec, NULL };
 	const char *flat[] = { "qemu-img", "rebase", "-f", chain[0].format, "-b", "", spec, NULL };
 
-	if (!spec)
+	if (!spec || (below < n && !bspec))
 		return -1;
-	return sm_run(backing ? with : flat, NULL);
+	if (below >= n)
+		return sm_run(flat, NULL);
+	/* The new backing chain is read pinned too; qemu-img then wrote that
+	 * json: name into the header, which gets the plain name (nothing is
+	 * opened but chain[0]). */
+	if (sm_run(with, NULL) < 0)
+		return -1;
+	return sm_image_rebase_unsafe(chain[0].path, chain[0].format, chain[below].path, fmt);
 }
 
 char *sm_image_backing_resolve(const char *image_path, const char *backing)

@@ -63,12 +63,12 @@ int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 int sm_image_commit(const char *path, const char *backing, const char *backing_format);
 /* qemu-img check of the metadata of path alone (its backing file not opened). */
 int sm_image_check(const char *path, const char *format);
-/* Rebase chain[0] onto backing (absolute; NULL: no backing file) copying the
- * data that changes, as block stream does (qemu-img rebase, safe mode).  The
- * chain it is on now, chain[1..n-1], is read pinned (sm_image_chain_spec);
- * the new backing file is opened with backing_format. */
-int sm_image_rebase_safe(const struct sm_image *chain, size_t n, const char *backing,
-			 const char *backing_format);
+/* Rebase chain[0] onto chain[below] (below == n: no backing file) copying
+ * the data that changes, as block stream does (qemu-img rebase, safe mode).
+ * Both the chain it is on now and the new backing's chain, chain[below..],
+ * are read pinned (sm_image_chain_spec): no header below names what is read.
+ * The header then gets chain[below]'s path (qemu-img rebase -u). */
+int sm_image_rebase_safe(const struct sm_image *chain, size_t n, size_t below);
 /* Compare the guest-visible contents of chain (pinned) and of the image b
  * alone (qemu-img compare). */
 int sm_image_compare(const struct sm_image *chain, size_t n, const char *b,

@@ -737,11 +737,33 @@ static void test_convert_compare_commit_check_pinned(void **state)
 	assert_argv((const char *const[]){ "qemu-img", "commit", "-q", "-f", "qcow2", ovl, NULL });
 	assert_contains(ovl, "\"backing\":null");
 
-	/* The rebase of a stream back reads the chain the overlay is on pinned. */
-	assert_int_equal(sm_image_rebase_safe(two, 2, "/s/mid.qcow2", "qcow2"), 0);
-	assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-F", "qcow2",
-					   "-b", "/s/mid.qcow2", ovl, NULL });
-	assert_int_equal(sm_image_rebase_safe(two, 2, NULL, NULL), 0);
+	/* The rebase of a stream back reads the chain the overlay is on pinned,
+	 * and the new backing's chain too (the overlay over top over mid over
+	 * base, onto mid); then the header gets mid's plain name. */
+	{
+		const struct sm_image four[] = {
+			{ .path = (char *)"/s/ov.qcow2", .format = (char *)"qcow2" },
+			test_chain3[0], test_chain3[1], test_chain3[2],
+		};
+		SM_AUTOFREE char *all = sm_image_chain_spec(four, 4);
+		SM_AUTOFREE char *lower = sm_image_chain_spec(&test_chain3[1], 2);
+		int before;
+
+		fake.status = 1;  /* the first run fails: its argv stays */
+		assert_int_equal(sm_image_rebase_safe(four, 4, 2), -1);
+		assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-F",
+						   "qcow2", "-b", lower, all, NULL });
+		assert_contains(lower, "\"filename\":\"/t/base.raw\"");
+		assert_not_contains(lower, "top.qcow2");
+		fake.status = 0;
+		before = fake.calls;
+		assert_int_equal(sm_image_rebase_safe(four, 4, 2), 0);
+		assert_int_equal(fake.calls, before + 2);
+		assert_argv((const char *const[]){ "qemu-img", "rebase", "-u", "-f", "qcow2", "-F",
+						   "qcow2", "-b", "/s/mid.qcow2", "/s/ov.qcow2",
+						   NULL });
+	}
+	assert_int_equal(sm_image_rebase_safe(two, 2, 2), 0);
 	assert_argv((const char *const[]){ "qemu-img", "rebase", "-f", "qcow2", "-b", "", ovl,
 					   NULL });
 

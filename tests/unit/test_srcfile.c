@@ -1,6 +1,9 @@
 /* test_srcfile.c: deleting a job's source files: the identity comparison, the
  * paths deletion accepts, sm_srcfile_unlink on real files (replaced, written,
- * behind a new symlink, locked), and the decision of what cleanup may delete:
+ * behind a new symlink, locked); the files a job makes, identified by the fd
+ * that made them and removed through the same check (a hard link or symlink
+ * at the name, no identity journaled, still in a chain); and the decision of
+ * what cleanup may delete:
  * users found by probing only ever block, and only journaled files are
  * candidates at all.
  */
@@ -373,6 +376,186 @@ static void test_scan_dir_probe_adds_users(void **state)
 	unit_rmtree(dir);
 }
 
+/* A file the job makes: claimed O_EXCL, identified by its fd. */
+static struct sm_srcfile made(const char *dir, const char *name, const char *role, char **path)
+{
+	struct sm_srcfile f;
+	int fd;
+
+	*path = sm_path_join(dir, name);
+	fd = open(*path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(sm_srcfile_identify_fd(*path, fd, &f), 0);
+	close(fd);
+	f.role = sm_xstrdup(role);
+	f.target = sm_xstrdup("vda");
+	f.format = sm_xstrdup("qcow2");
+	return f;
+}
+
+static void test_identify_fd(void **state)
+{
+	char *dir = unit_mkdtemp();
+	SM_AUTOFREE char *real = sm_path_join(dir, "real");
+	SM_AUTOFREE char *link = sm_path_join(dir, "link");
+	SM_AUTOFREE char *want = sm_path_join(real, "ov");
+	struct sm_srcfile f, g;
+	struct stat st, ds;
+	char *path, *lpath;
+
+	(void)state;
+	f = made(dir, "img", "dst_image", &path);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(stat(dir, &ds), 0);
+	assert_string_equal(f.real_path, path);
+	assert_true(f.id.dev == (unsigned long long)st.st_dev &&
+		    f.id.ino == (unsigned long long)st.st_ino);
+	assert_true(f.id.dir_dev == (unsigned long long)ds.st_dev &&
+		    f.id.dir_ino == (unsigned long long)ds.st_ino);
+	/* A folder named through a symlink is journaled resolved. */
+	assert_int_equal(mkdir(real, 0755), 0);
+	assert_int_equal(symlink(real, link), 0);
+	g = made(link, "ov", "src_overlay", &lpath);
+	assert_string_equal(g.path, lpath);
+	assert_string_equal(g.real_path, want);
+	assert_int_equal(sm_srcfile_unlink(&g), 1);
+	assert_int_equal(access(want, F_OK), -1);
+	sm_srcfile_release(&f);
+	sm_srcfile_release(&g);
+	free(path);
+	free(lpath);
+	unit_rmtree(dir);
+}
+
+/* The name of a file the job made now leads to a root file (a hard link or a
+ * symlink): kept, and the root file untouched; written (a guest's overlay):
+ * still the job's, removed. */
+static void test_unlink_job_file_replaced(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *secret = new_file(dir, "secret", "precious");
+	SM_AUTOFREE char *aside = sm_path_join(dir, "aside");
+	struct sm_srcfile img, ov;
+	char *ipath, *opath, *got;
+	struct stat st;
+	FILE *fp;
+
+	(void)state;
+	img = made(dir, "img", "dst_image", &ipath);
+	ov = made(dir, "ov", "dst_overlay", &opath);
+	assert_int_equal(rename(ipath, aside), 0);
+	assert_int_equal(link(secret, ipath), 0);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink(&img), -1);
+	assert_contains(sm_error_message(), "another file now has its name");
+	assert_int_equal(lstat(secret, &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(unlink(ipath), 0);
+	assert_int_equal(symlink(secret, ipath), 0);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink(&img), -1);
+	assert_contains(sm_error_message(), "another file now has its name");
+	assert_int_equal(lstat(ipath, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	got = unit_read_file(secret);
+	assert_string_equal(got, "precious");
+	free(got);
+	fp = fopen(opath, "a");
+	assert_non_null(fp);
+	fputs("guest writes", fp);
+	fclose(fp);
+	assert_int_equal(sm_srcfile_unlink(&ov), 1);
+	sm_srcfile_release(&img);
+	sm_srcfile_release(&ov);
+	free(ipath);
+	free(opath);
+	free(secret);
+	unit_rmtree(dir);
+}
+
+/* No identity journaled: only a regular file with one name, in its folder
+ * reached without a symlink. */
+static void test_unlink_no_id(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *secret = new_file(dir, "secret", "precious");
+	char *path = new_file(dir, "ov", "data");
+	SM_AUTOFREE char *sub = sm_path_join(dir, "sub");
+	SM_AUTOFREE char *subpath = sm_path_join(sub, "ov");
+	SM_AUTOFREE char *victim = sm_path_join(dir, "victim");
+	SM_AUTOFREE char *vfile = sm_path_join(victim, "ov");
+	struct sm_srcfile f = { .path = path, .real_path = path, .role = (char *)"dst_overlay",
+				.no_id = true };
+	struct sm_srcfile g = { .path = subpath, .real_path = subpath,
+				.role = (char *)"dst_overlay", .no_id = true };
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(link(secret, path), 0);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink(&f), -1);
+	assert_contains(sm_error_message(), "other names (hard links)");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(secret, path), 0);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink(&f), -1);
+	assert_contains(sm_error_message(), "a symbolic link now has its name");
+	assert_int_equal(lstat(secret, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(unlink(path), 0);
+	free(new_file(dir, "ov", "data"));
+	assert_int_equal(sm_srcfile_unlink(&f), 1);
+	/* The folder swapped for a symlink to a folder of root's. */
+	assert_int_equal(mkdir(victim, 0700), 0);
+	free(new_file(victim, "ov", "precious"));
+	assert_int_equal(symlink(victim, sub), 0);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink(&g), -1);
+	assert_contains(sm_error_message(), "reached through a symbolic link");
+	assert_int_equal(access(vfile, F_OK), 0);
+	free(path);
+	free(secret);
+	unit_rmtree(dir);
+}
+
+static int keep_it(void *arg, const struct stat *st)
+{
+	int *asked = arg;
+
+	(*asked)++;
+	assert_true(S_ISREG(st->st_mode));
+	sm_error("it is still in the chain of disk 'vda'");
+	return -1;
+}
+
+/* The caller's check (the domain's live chain) is asked about the file
+ * found, after the identity, and keeps it; not asked about another file. */
+static void test_unlink_in_use(void **state)
+{
+	char *dir = unit_mkdtemp();
+	SM_AUTOFREE char *aside = sm_path_join(dir, "aside");
+	struct sm_srcfile f;
+	char *path;
+	int asked = 0;
+
+	(void)state;
+	f = made(dir, "ov", "dst_overlay", &path);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink_checked(&f, keep_it, &asked), -1);
+	assert_int_equal(asked, 1);
+	assert_contains(sm_error_message(), "still in the chain");
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(rename(path, aside), 0);
+	free(new_file(dir, "ov", "other"));
+	assert_int_equal(sm_srcfile_unlink_checked(&f, keep_it, &asked), -1);
+	assert_int_equal(asked, 1);
+	assert_contains(sm_error_message(), "another file now has its name");
+	sm_srcfile_release(&f);
+	free(path);
+	unit_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +566,10 @@ int main(void)
 		cmocka_unit_test(test_unlink_written),
 		cmocka_unit_test(test_unlink_symlinked_folder),
 		cmocka_unit_test(test_unlink_locked),
+		cmocka_unit_test(test_identify_fd),
+		cmocka_unit_test(test_unlink_job_file_replaced),
+		cmocka_unit_test(test_unlink_no_id),
+		cmocka_unit_test(test_unlink_in_use),
 		cmocka_unit_test(test_block_decision),
 		cmocka_unit_test(test_backing_path),
 		cmocka_unit_test(test_scan_dir_probe_adds_users),
