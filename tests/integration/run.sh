@@ -10,7 +10,14 @@ for t in t[0-9]*.sh; do
 	case "$t" in *"${1:-}"*) ;; *) continue ;; esac
 	start=$(date +%s%N)
 	echo "== $t"
-	if bash "$t"; then
+	# A sanitized build (make SANITIZE=... integration) writes its ASan and
+	# LSan reports to SM_SANITIZER_LOGS: a test that left one fails.
+	san=${SM_SANITIZER_LOGS:-}
+	if [ -n "$san" ]; then
+		rm -rf "$san" && mkdir -p "$san"
+	fi
+	if bash "$t" && { [ -z "$san" ] || [ -z "$(ls -A "$san")" ] ||
+		{ cat "$san"/* >&2; echo "   sanitizer report (above)"; false; }; }; then
 		pass=$((pass + 1))
 		echo "   ok ($((($(date +%s%N) - start) / 1000000)) ms)"
 	else
