@@ -32,9 +32,10 @@ ALL_LDFLAGS += -fsanitize=$(SANITIZE)
 # (tests/lsan.supp), never snapmove's.  make integration also writes ASan and
 # LSan reports to $(SAN_LOGS), and run.sh fails a test that left one there
 # (a snapmove whose status the test ignores too).  Set in the environment
-# to override.
+# to override.  verify_asan_link_order=0: t0082 runs snapmove with LD_PRELOAD set
+# (to see that no child gets it).
 SAN_LOGS = $(CURDIR)/$(BUILD)/sanitizer
-export ASAN_OPTIONS ?= detect_leaks=1:exitcode=87:print_suppressions=0
+export ASAN_OPTIONS ?= detect_leaks=1:exitcode=87:print_suppressions=0:verify_asan_link_order=0
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1:exitcode=87
 export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 endif

@@ -16,8 +16,14 @@ for t in t[0-9]*.sh; do
 	if [ -n "$san" ]; then
 		rm -rf "$san" && mkdir -p "$san"
 	fi
-	if bash "$t" && { [ -z "$san" ] || [ -z "$(ls -A "$san")" ] ||
-		{ cat "$san"/* >&2; echo "   sanitizer report (above)"; false; }; }; then
+	ok=true
+	bash "$t" || ok=false
+	if [ -n "$san" ] && [ -n "$(ls -A "$san")" ]; then
+		cat "$san"/* >&2
+		echo "   sanitizer report (above)"
+		ok=false
+	fi
+	if $ok; then
 		pass=$((pass + 1))
 		echo "   ok ($((($(date +%s%N) - start) / 1000000)) ms)"
 	else
