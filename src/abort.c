@@ -354,8 +354,13 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 			c.domain_name, c.running ? "live" : "offline",
 			via == SM_ABORT_STREAM ? "stream" : "commit");
 	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0 ||
-	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0))
+	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0)) {
+		if (c.acted) {  /* it recorded a commit or corrected the definition */
+			ret = SM_MOVE_FAILED;
+			sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message());
+		}
 		goto cleanup;
+	}
 	ret = SM_MOVE_FAILED;
 	if (run_abort(&u) < 0) {
 		char msg[2048];

@@ -20,7 +20,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
 
-ic_reserve lost cancelled
+ic_reserve lost cancelled lost-abort
 defer 'virsh list >/dev/null 2>&1 || libvirtd -d'
 
 libvirtd_up() {
@@ -160,6 +160,27 @@ case_lost() {
 }
 run_case "libvirtd killed after QEMU finished the commit's pivot: resume says so, then finishes offline" \
 	case_lost
+
+# abort in that state: the commit is done in QEMU, so it cannot be undone
+# live; abort records what it found (the commit done, the definition on the
+# moved image), so it exits 1 with the job failed, never 3 ("nothing was
+# changed"); once the domain is off, resume finishes.
+case_lost_abort() {
+	lose_pivot lost-abort job-complete
+	ic_write 0x31 6M flush
+	ic_write 0x32 5M flush
+	sed -i '/^0x23 5M /d' "$C/patterns"
+	expect_exit 1 timeout 120 "$SNAPMOVE" --db "$C/j.db" abort 1
+	assert_contains "$T/err" "QEMU finished the commit of disk 'vda' into '$C/dst/top.qcow2'"
+	grep -q "nothing was changed" "$T/err" && fail "abort says nothing was changed after recording the commit"
+	grep -q "^job 1: failed" <(smc status 1) || fail "job 1 is not recorded as failed"
+	assert_eq "$(ic_def_source)" "$C/dst/top.qcow2" "the persistent definition after abort"
+	virsh -q destroy "$DOM" >/dev/null
+	expect_exit 0 smc resume 1
+	ic_check done "shut off"
+}
+run_case "libvirtd killed after QEMU finished the commit's pivot: abort records it and exits 1" \
+	case_lost_abort
 
 # The same view in libvirt, but QEMU's commit ended without its pivot (as if
 # cancelled): QEMU still writes to the destination overlay, which an offline
