@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A resume copies the way the move was asked to: --copy-method and
-# --parallel are journaled with the job (schema 012) and 'status' shows them.
+# --parallel are journaled with the job (schema 011) and 'status' shows them.
 # Before, a resume fell back to the 'auto' method and one copy per device of
 # the destination, whatever the move had been given.
 . "$(dirname "$0")/lib.sh"
