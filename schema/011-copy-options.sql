@@ -2,9 +2,10 @@
 -- resume copies the way the move was asked to (before 011 a resume fell back
 -- to 'auto' and the destination's device count).
 --
--- copy_method: auto, reflink, copy_file_range, readwrite, direct (--copy-method)
+-- asked_copy_method: auto, reflink, copy_file_range, readwrite, direct
+--              (--copy-method; image.copy_method says which ran)
 -- parallel:    how many disks copy at once (--parallel); 0 for a job
 --              journaled before 011: chosen from the destination again.
 
-ALTER TABLE job ADD COLUMN copy_method TEXT NOT NULL DEFAULT 'auto';
+ALTER TABLE job ADD COLUMN asked_copy_method TEXT NOT NULL DEFAULT 'auto';
 ALTER TABLE job ADD COLUMN parallel INTEGER NOT NULL DEFAULT 0;

@@ -746,7 +746,7 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 
 	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, delete_source, copy_method, parallel, state, phase, pid, "
+		"converge_timeout, delete_source, asked_copy_method, parallel, state, phase, pid, "
 		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		"ssisiiiissdisissidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
@@ -1306,7 +1306,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
 	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source, copy_method, parallel"
+	"converge_timeout, delete_source, asked_copy_method, parallel"
 
 static void job_from_row(struct row *rw, struct sm_job_row *r)
 {

@@ -63,7 +63,7 @@ static const char *const names[] = {
 	"dest_created", "mirroring", "copied", "ready", "pivoted", "collapsed",
 	"created", "copying", "auto", "on", "off", "qcow2", "raw", "vda", "vdb",
 	"/src/a.qcow2", "/dst/a.qcow2", "dst_image", "src_overlay", "removed",
-	"0123456789abcdef", "", "unknown", "DONE", "relative/dir",
+	"0123456789abcdef", "", "unknown", "DONE", "relative/dir", "direct", "readwrite",
 };
 
 static const struct col job_cols[] = {
@@ -74,7 +74,7 @@ static const struct col job_cols[] = {
 	{ "created_at", 'd', "1.7e9" }, { "updated_at", 'd', "1.7e9" },
 	{ "finished_at", 'n', NULL }, { "verify", 'i', "1" }, { "dest_format", 'n', NULL },
 	{ "sync_writes", 't', "auto" }, { "converge_timeout", 'd', "30" },
-	{ "delete_source", 'i', "0" },
+	{ "delete_source", 'i', "0" }, { "asked_copy_method", 't', "auto" }, { "parallel", 'i', "0" },
 };
 static const struct col disk_cols[] = {
 	{ "job_id", 'i', "1" }, { "target", 't', "vd#" }, { "state", 't', "copied" },

@@ -1086,7 +1086,7 @@ static void test_open_readonly(void **state)
 
 	/* A journal of schema 8: what 009 and later added is not there yet. */
 	exec_sql(f->path, "PRAGMA user_version = 8; ALTER TABLE chunk DROP COLUMN verified; "
-		 "DROP TABLE source_file; ALTER TABLE job DROP COLUMN copy_method; "
+		 "DROP TABLE source_file; ALTER TABLE job DROP COLUMN asked_copy_method; "
 		 "ALTER TABLE job DROP COLUMN parallel");
 	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, NULL), 0);
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
@@ -1168,10 +1168,10 @@ static void test_malformed_rows(void **state)
 	tamper(f, "UPDATE job SET dest_dir = '/mnt/fast', finished_at = 1e308 * 10");
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
 	assert_contains(sm_error_message(), "(finished_at is out of range (inf))");
-	tamper(f, "UPDATE job SET finished_at = NULL, copy_method = 'teleport'");
+	tamper(f, "UPDATE job SET finished_at = NULL, asked_copy_method = 'teleport'");
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
 	assert_contains(sm_error_message(), "(unknown copy method 'teleport')");
-	tamper(f, "UPDATE job SET copy_method = 'direct', parallel = 65");
+	tamper(f, "UPDATE job SET asked_copy_method = 'direct', parallel = 65");
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), -2);
 	assert_contains(sm_error_message(), "(parallel is out of range (65))");
 	tamper(f, "UPDATE job SET parallel = 3");
