@@ -140,6 +140,27 @@ bool sm_blockjob_ended(struct sm_virt *v, const char *target)
 	       status == VIR_DOMAIN_BLOCK_JOB_COMPLETED;
 }
 
+/* The block job on target is no longer in libvirt's view.  libvirt drops it
+ * from the domain XML before its event reaches this process (on a loaded
+ * host, more than a second later; QEMU's BLOCK_JOB_COMPLETED with the error
+ * text comes on its own): wait up to 3 s for either, so a job that failed is
+ * reported with its cause, not as gone. */
+static void job_gone(struct sm_virt *v, virDomainPtr dom, const char *target)
+{
+	char why[256] = "";
+
+	for (int i = 0; i < 30 && !sm_blockjob_ended(v, target) &&
+	     !sm_virt_job_error(v, target, why, sizeof(why)); i++)
+		sm_virt_job_event_wait(v, sm_virt_job_event_seq(v), 100);
+	if (sm_blockjob_ended(v, target))
+		job_ended(v, dom, target, sm_virt_job_event_status(v, target));
+	else if (why[0] || sm_virt_job_error(v, target, why, sizeof(why)))
+		sm_error("the block job on disk '%s' failed: QEMU says '%s'", target, why);
+	else
+		sm_error("the block job on disk '%s' is gone (was the domain shut down or "
+			 "the job cancelled?)", target);
+}
+
 int sm_blockjob_alive(struct sm_virt *v, virDomainPtr dom, const char *target)
 {
 	int rc;
@@ -154,14 +175,7 @@ int sm_blockjob_alive(struct sm_virt *v, virDomainPtr dom, const char *target)
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
-		/* Gone: its event may be on the way. */
-		for (int i = 0; i < 10 && !sm_blockjob_ended(v, target); i++)
-			sm_virt_job_event_wait(v, sm_virt_job_event_seq(v), 100);
-		if (sm_blockjob_ended(v, target))
-			job_ended(v, dom, target, sm_virt_job_event_status(v, target));
-		else
-			sm_error("the block job on disk '%s' is gone (was the domain shut down or "
-				 "the job cancelled?)", target);
+		job_gone(v, dom, target);
 		return -1;
 	}
 	return 0;
@@ -322,8 +336,7 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 				if (rc < 0)
 					goto cleanup;
 				if (rc == 0) {
-					sm_error("the block job on disk '%s' is gone (was the domain "
-						 "shut down or the job cancelled?)", targets[i]);
+					job_gone(v, dom, targets[i]);
 					goto cleanup;
 				}
 				ready[i] = true;
@@ -343,8 +356,7 @@ int sm_blockjob_wait_ready(struct sm_virt *v, virDomainPtr dom, const char *cons
 				continue;
 			}
 			if (xr == -1) {
-				sm_error("the block job on disk '%s' is gone (was the domain shut "
-					 "down or the job cancelled?)", targets[i]);
+				job_gone(v, dom, targets[i]);
 				goto cleanup;
 			}
 			/* The XML shows a job that is not ready: QEMU must run it,
