@@ -246,6 +246,46 @@ static int collect(pid_t pid, int out_fd, int err_fd, double timeout, struct sm_
 	return 0;
 }
 
+/* Fork and exec ch (its stdin, stdout and stderr already set).  The pid, or
+ * -1 with errno when no child could be made; *exec_errno is the errno of an
+ * exec that failed (that child is reaped), 0 once the program runs. */
+static pid_t fork_exec(struct child *ch, int *exec_errno)
+{
+	int status_pipe[2];
+	ssize_t n;
+	pid_t pid;
+	int e = 0;
+
+	*exec_errno = 0;
+	if (pipe2(status_pipe, O_CLOEXEC) < 0)
+		return -1;
+	ch->status_fd = status_pipe[1] = above_std(status_pipe[1]);
+	pid = ch->status_fd < 0 ? -1 : fork();
+	if (pid == 0)
+		child_exec(ch);
+	e = errno;
+	if (status_pipe[1] >= 0)
+		close(status_pipe[1]);
+	if (pid < 0) {
+		close(status_pipe[0]);
+		errno = e;
+		return -1;
+	}
+	/* Closed by the exec (close-on-exec), or errno from a failed one. */
+	e = 0;
+	while ((n = read(status_pipe[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(status_pipe[0]);
+	if (n == (ssize_t)sizeof(e)) {
+		int wstatus;
+
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+		*exec_errno = e;
+	}
+	return pid;
+}
+
 int sm_run_spawn(const struct sm_spawn *sp, struct sm_run_result *res, bool *timed_out)
 {
 	const char *name = sp->argv[0];
@@ -256,9 +296,8 @@ int sm_run_spawn(const struct sm_spawn *sp, struct sm_run_result *res, bool *tim
 		.env = (char *const *)(sp->env ? sp->env : default_env),
 		.in_fd = -1,
 	};
-	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, status_pipe[2] = { -1, -1 };
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	int exec_fd = -1, e = 0, ret = -1;
-	ssize_t n;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
@@ -271,33 +310,20 @@ int sm_run_spawn(const struct sm_spawn *sp, struct sm_run_result *res, bool *tim
 		if (exec_fd < 0)
 			goto failed;
 	}
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 ||
-	    pipe2(status_pipe, O_CLOEXEC) < 0)
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)
 		goto failed;
 	ch.in_fd = above_std(open("/dev/null", O_RDONLY | O_CLOEXEC));
 	ch.out_fd = out_pipe[1] = above_std(out_pipe[1]);
 	ch.err_fd = err_pipe[1] = above_std(err_pipe[1]);
-	ch.status_fd = status_pipe[1] = above_std(status_pipe[1]);
-	if (ch.in_fd < 0 || ch.out_fd < 0 || ch.err_fd < 0 || ch.status_fd < 0)
+	if (ch.in_fd < 0 || ch.out_fd < 0 || ch.err_fd < 0)
 		goto failed;
-
-	pid = fork();
-	if (pid == 0)
-		child_exec(&ch);
+	pid = fork_exec(&ch, &e);
 	if (pid < 0)
 		goto failed;
 	close(out_pipe[1]);
 	close(err_pipe[1]);
-	close(status_pipe[1]);
-	out_pipe[1] = err_pipe[1] = status_pipe[1] = -1;
-	/* Closed by the exec (close-on-exec), or errno from a failed one. */
-	while ((n = read(status_pipe[0], &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	if (n == (ssize_t)sizeof(e)) {
-		int wstatus;
-
-		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-			;
+	out_pipe[1] = err_pipe[1] = -1;
+	if (e) {
 		res->status = 127;
 		res->out = sm_xstrdup("");
 		res->err = sm_xasprintf("cannot run '%s': %s\n", name, strerror(e));
@@ -316,8 +342,6 @@ cleanup:
 			close(out_pipe[i]);
 		if (err_pipe[i] >= 0)
 			close(err_pipe[i]);
-		if (status_pipe[i] >= 0)
-			close(status_pipe[i]);
 	}
 	if (ch.in_fd >= 0)
 		close(ch.in_fd);
@@ -339,9 +363,7 @@ int sm_run_start(const struct sm_spawn *sp, int out_fd, int err_fd, struct sm_ru
 		.out_fd = -1,
 		.err_fd = -1,
 	};
-	int status_pipe[2] = { -1, -1 };
 	int exec_fd = -1, e = 0, ret = -1;
-	ssize_t n;
 	pid_t pid;
 
 	child->pid = 0;
@@ -353,29 +375,15 @@ int sm_run_start(const struct sm_spawn *sp, int out_fd, int err_fd, struct sm_ru
 		if (exec_fd < 0)
 			goto failed;
 	}
-	if (pipe2(status_pipe, O_CLOEXEC) < 0)
-		goto failed;
 	ch.in_fd = above_std(open("/dev/null", O_RDONLY | O_CLOEXEC));
 	ch.out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
 	ch.err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-	ch.status_fd = status_pipe[1] = above_std(status_pipe[1]);
-	if (ch.in_fd < 0 || ch.out_fd < 0 || ch.err_fd < 0 || ch.status_fd < 0)
+	if (ch.in_fd < 0 || ch.out_fd < 0 || ch.err_fd < 0)
 		goto failed;
-
-	pid = fork();
-	if (pid == 0)
-		child_exec(&ch);
+	pid = fork_exec(&ch, &e);
 	if (pid < 0)
 		goto failed;
-	close(status_pipe[1]);
-	status_pipe[1] = -1;
-	while ((n = read(status_pipe[0], &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	if (n == (ssize_t)sizeof(e)) {
-		int wstatus;
-
-		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-			;
+	if (e) {
 		sm_error("cannot run '%s': %s", name, strerror(e));
 		goto cleanup;
 	}
@@ -388,9 +396,6 @@ int sm_run_start(const struct sm_spawn *sp, int out_fd, int err_fd, struct sm_ru
 failed:
 	sm_error("cannot start '%s': %s", name, strerror(errno));
 cleanup:
-	for (int i = 0; i < 2; i++)
-		if (status_pipe[i] >= 0)
-			close(status_pipe[i]);
 	if (ch.in_fd >= 0)
 		close(ch.in_fd);
 	if (ch.out_fd >= 0)
