@@ -56,7 +56,20 @@ sm_cleanup() {  # [EXIT STATUS]
 	for m in "${SM_MOUNTS[@]}"; do
 		umount "$m" 2>/dev/null || true
 	done
-	rm -rf "$T"
+	# A failed test shows the logs of the moves a rebalance ran (CI keeps
+	# nothing else of $T).
+	if [ $rc != 0 ]; then
+		for m in "$T"/*.rebalance-*.log; do
+			[ -f "$m" ] || continue
+			echo "--- $(basename "$m") (last 15 lines)" >&2
+			tail -n 15 "$m" | sed 's/^/  | /' >&2
+		done
+	fi
+	if [ $rc != 0 ] && [ -n "${SM_KEEP_FAILED:-}" ]; then
+		echo "kept $T (SM_KEEP_FAILED)" >&2
+	else
+		rm -rf "$T"
+	fi
 	exit $rc
 }
 trap sm_cleanup EXIT
