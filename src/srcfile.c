@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void id_from_stat(struct sm_file_id *id, const struct stat *dir, const struct stat *st)
@@ -268,9 +269,16 @@ static int open_dir_nofollow(const char *dir)
 	return fd;
 }
 
-/* Refuse when a process has the file open or holds QEMU's lock on it.  A
- * source image can be tried again by cleanup; a file the job made is left
- * to the user. */
+/* How long a file another process has open is waited for before it is
+ * kept: a process that only reads it a moment (another snapmove's qemu-img
+ * reading the headers of a folder, a backup tool's stat) lets go well
+ * within it; a QEMU that runs on the file does not. */
+#define OPEN_WAIT_MS 3000
+#define OPEN_POLL_MS 50
+
+/* Refuse when a process has the file open or holds QEMU's lock on it for
+ * OPEN_WAIT_MS.  A source image can be tried again by cleanup; a file the
+ * job made is left to the user. */
 static int check_not_open(int dfd, const char *name, bool image)
 {
 	const char *next = image ? "then run 'snapmove cleanup' again"
@@ -279,9 +287,18 @@ static int check_not_open(int dfd, const char *name, bool image)
 	SM_AUTOFREE char *holders = NULL;
 	bool locked = false;
 
-	if (sm_imagelock_probe(via, &locked) < 0)
-		return -1;
-	holders = sm_imagelock_holders(via);
+	for (int waited = 0;; waited += OPEN_POLL_MS) {
+		const struct timespec poll = { 0, OPEN_POLL_MS * 1000000L };
+
+		free(holders);
+		holders = NULL;
+		if (sm_imagelock_probe(via, &locked) < 0)
+			return -1;
+		holders = sm_imagelock_holders(via);
+		if ((!holders && !locked) || waited >= OPEN_WAIT_MS || sm_interrupted)
+			break;
+		nanosleep(&poll, NULL);
+	}
 	if (holders) {
 		sm_error("it is open in %s%s; stop %s, %s", holders,
 			 locked ? ", which holds QEMU's lock on it" : "",

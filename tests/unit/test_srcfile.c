@@ -220,6 +220,43 @@ static void test_unlink_locked(void **state)
 	unit_rmtree(dir);
 }
 
+/* A process that has the file open only a moment (another snapmove's
+ * qemu-img reading the folder's headers: t0071 kept a source that way) is
+ * waited for; the file goes once it lets go. */
+static void test_unlink_open_briefly(void **state)
+{
+	char *dir = unit_mkdtemp();
+	char *path = new_file(dir, "img", "data");
+	struct sm_srcfile f = identify(path, "image");
+	int ready[2];
+	pid_t pid;
+	char c;
+
+	(void)state;
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const struct timespec t = { 0, 300 * 1000000L };
+		int fd = open(path, O_RDONLY);
+
+		if (fd < 0 || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		nanosleep(&t, NULL);
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	sm_error_clear();
+	assert_int_equal(sm_srcfile_unlink(&f), 1);
+	assert_int_equal(access(path, F_OK), -1);
+	waitpid(pid, NULL, 0);
+	sm_srcfile_release(&f);
+	free(path);
+	unit_rmtree(dir);
+}
+
 static void add_use(struct sm_usage *u, const char *path, const char *user)
 {
 	struct stat sb;
@@ -566,6 +603,7 @@ int main(void)
 		cmocka_unit_test(test_unlink_written),
 		cmocka_unit_test(test_unlink_symlinked_folder),
 		cmocka_unit_test(test_unlink_locked),
+		cmocka_unit_test(test_unlink_open_briefly),
 		cmocka_unit_test(test_identify_fd),
 		cmocka_unit_test(test_unlink_job_file_replaced),
 		cmocka_unit_test(test_unlink_no_id),
