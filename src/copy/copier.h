@@ -83,7 +83,7 @@ int sm_copy_open_direct(struct copier *c);
 
 /* verify.c */
 struct verifier *sm_copy_verifier_new(struct copier *c);
-void sm_copy_verifier_start(struct verifier *v, const struct sm_copy_chunk *chunk);
+int sm_copy_verifier_start(struct verifier *v, const struct sm_copy_chunk *chunk);
 void sm_copy_verifier_free(struct verifier *v);
 int sm_copy_verify_now(struct copier *c, const struct sm_copy_chunk *chunk);
 int sm_copy_recopy_chunk(struct copier *c, struct sm_copy_chunk *chunk);

@@ -203,7 +203,8 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 		 * is copied. */
 		if (c->ops && c->ops->chunk_durable && c->ops->chunk_durable(c->ctx, &chunk) < 0)
 			return -1;
-		sm_copy_verifier_start(c->verifier, &chunk);
+		if (sm_copy_verifier_start(c->verifier, &chunk) < 0)
+			return -1;
 		return sm_copy_report(c, false) ? 0 : -1;
 	} else {
 		ok = sm_copy_verify_now(c, &chunk);

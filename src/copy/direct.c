@@ -88,9 +88,13 @@ out:
 	return NULL;
 }
 
-static void reader_start(struct reader *r, int fd, const struct range_list *ranges,
-			 char *const *bufs, size_t unit)
+/* Start the reader on ranges of fd; -1 with the error set (path names the
+ * file) when no thread can be started. */
+static int reader_start(struct reader *r, int fd, const char *path,
+			const struct range_list *ranges, char *const *bufs, size_t unit)
 {
+	int err;
+
 	memset(r, 0, sizeof(*r));
 	r->fd = fd;
 	r->ranges = ranges;
@@ -98,8 +102,14 @@ static void reader_start(struct reader *r, int fd, const struct range_list *rang
 	r->unit = unit;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	if (pthread_create(&r->thread, NULL, reader_main, r) != 0)
-		abort();
+	err = pthread_create(&r->thread, NULL, reader_main, r);
+	if (err != 0) {
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+		sm_error("cannot start a thread to read '%s': %s", path, strerror(err));
+		return -1;
+	}
+	return 0;
 }
 
 /* The next piece read, and its buffer; NULL when all were read. */
@@ -192,7 +202,10 @@ int sm_copy_checksum_direct(int fd, const char *path, const struct range_list *r
 		sm_checksum_release(&sum);
 		return 0;
 	}
-	reader_start(&r, fd, ranges, bufs, unit);
+	if (reader_start(&r, fd, path, ranges, bufs, unit) < 0) {
+		sm_checksum_release(&sum);
+		return -1;
+	}
 	while ((p = reader_next(&r, &buf))) {
 		if (p->got < 0) {
 			read_error(path, p);
@@ -233,7 +246,8 @@ int sm_copy_direct(struct copier *c, struct sm_checksum *sum)
 			sm_copy_write_error(c);
 			return -1;
 		}
-	reader_start(&r, c->in_direct, &c->data, c->dbufs, c->dunit);
+	if (reader_start(&r, c->in_direct, c->req->src, &c->data, c->dbufs, c->dunit) < 0)
+		return -1;
 	while ((p = reader_next(&r, &buf))) {
 		size_t got = (size_t)p->got;
 

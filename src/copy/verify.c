@@ -89,12 +89,21 @@ struct verifier *sm_copy_verifier_new(struct copier *c)
 	return v;
 }
 
-void sm_copy_verifier_start(struct verifier *v, const struct sm_copy_chunk *chunk)
+/* Start the check of chunk in a thread; -1 with the error set when no
+ * thread can be started (the chunk stays durable and unverified). */
+int sm_copy_verifier_start(struct verifier *v, const struct sm_copy_chunk *chunk)
 {
+	int err;
+
 	v->chunk = *chunk;
+	err = pthread_create(&v->thread, NULL, verifier_main, v);
+	if (err != 0) {
+		sm_error("cannot start a thread to check '%s': %s", v->c->req->dst,
+			 strerror(err));
+		return -1;
+	}
 	v->running = true;
-	if (pthread_create(&v->thread, NULL, verifier_main, v) != 0)
-		abort();
+	return 0;
 }
 
 /* Wait for the check under way: its check_chunk result (the error set on

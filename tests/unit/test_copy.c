@@ -22,6 +22,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -596,6 +597,22 @@ static const struct sm_copy_ops rec_ops_no_write = {
 	.chunk_done = on_chunk,
 	.chunk_durable = on_durable,
 };
+
+/* pthread_create as the copier calls it (this definition comes before the C
+ * library's at link time): the real one, unless a test set fail_thread to
+ * n > 0; then the n-th call from then on fails with EAGAIN, as when the
+ * system is out of threads.  Atomic: the direct path's check starts its own
+ * reader from its thread. */
+static int fail_thread;
+static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	if (__atomic_load_n(&fail_thread, __ATOMIC_SEQ_CST) > 0 &&
+	    __atomic_sub_fetch(&fail_thread, 1, __ATOMIC_SEQ_CST) == 0)
+		return EAGAIN;
+	return real_pthread_create(thread, attr, fn, arg);
+}
 
 /* sm_copy_run with the recorder; it must leave nothing behind, whatever it
  * returns. */
@@ -1929,6 +1946,58 @@ static void test_fds_name_swapped(void **state)
 	close(out);
 }
 
+/* No thread can be started (the system is out of them): the direct copy
+ * fails with the error said, whichever thread it was (1: the first chunk's
+ * reader; 2: the check of the first chunk, durable by then; 3: the second
+ * chunk's reader or the check's reader, whichever asks first), and leaves
+ * no thread and no descriptor behind; no chunk is reported done.  The
+ * checksum of a range ('snapmove verify') fails the same way.  It used to
+ * abort() the whole process. */
+static void test_thread_refused(void **state)
+{
+	struct fixture *f = *state;
+	const struct extent ext[] = { { 0, 2 * MiB } };
+	char *src = path_in(f, "threads.img");
+	char *dst = path_in(f, "threads.copy");
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true,
+				   .method = SM_COPY_DIRECT, .chunk_size = MiB };
+	struct sm_copy_result res;
+	struct recorder r;
+	uint64_t sum;
+
+	direct_or_skip(f);
+	make_sparse(src, 2 * MiB, ext, 1, 83);
+	make_file(dst, "");
+	for (int n = 1; n <= 3; n++) {
+		rec_init(&r);
+		fail_thread = n;
+		assert_int_equal(run_copy(&req, &r, &res), -1);
+		assert_int_equal(fail_thread, 0);
+		assert_contains(sm_error_message(), "cannot start a thread to ");
+		assert_contains(sm_error_message(), "Resource temporarily unavailable");
+		assert_int_equal(r.nchunks, 0);
+		if (n == 1) {
+			assert_contains(sm_error_message(), src);
+			assert_int_equal(res.copied_bytes, 0);
+		} else if (n == 2) {
+			assert_contains(sm_error_message(), "to check '");
+			assert_contains(sm_error_message(), dst);
+			assert_true(event_at(&r, 'd', 0) >= 0);
+		}
+	}
+	/* With threads again, the same copy runs. */
+	rec_init(&r);
+	copy_ok(&req, &r, &res);
+	assert_same_content(src, dst);
+
+	sm_error_clear();
+	fail_thread = 1;
+	assert_int_equal(sm_copy_checksum_range(src, 0, MiB, &sum), -1);
+	fail_thread = 0;
+	assert_contains(sm_error_message(), "cannot start a thread to read");
+	assert_contains(sm_error_message(), src);
+}
+
 /* Only regular files are copied: a directory, a character device, a FIFO
  * as the source (or the destination) are refused at once, nothing written,
  * no read that could block. */
@@ -2045,9 +2114,14 @@ int main(void)
 		TM(test_fds_name_swapped, readwrite),
 		TM(test_fds_name_swapped, direct),
 		T(test_fds_not_regular),
+		T(test_thread_refused),
 	};
 	pthread_t t;
 
+	real_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+				       void *))dlsym(RTLD_NEXT, "pthread_create");
+	if (!real_pthread_create)
+		return 1;
 	if (getenv("UNIT_FILTER"))
 		cmocka_set_test_filter(getenv("UNIT_FILTER"));
 	/* A first thread, so that a runtime that starts one of its own with it
