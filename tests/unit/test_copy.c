@@ -446,12 +446,13 @@ static int count_entries(const char *dir)
 
 /* No descriptor left open and no thread left running since fds and threads
  * were counted: a reader thread that was never stopped would still be
- * listed (a joined one may linger a moment while it exits). */
+ * listed (a joined one may linger a moment while it exits: 10 s at most,
+ * for a loaded machine). */
 static void assert_nothing_left(int fds, int threads)
 {
 	int now = count_entries("/proc/self/task");
 
-	for (int i = 0; i < 200 && now > threads; i++) {
+	for (int i = 0; i < 1000 && now > threads; i++) {
 		usleep(10000);
 		now = count_entries("/proc/self/task");
 	}
