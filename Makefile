@@ -43,8 +43,9 @@ endif
 # In reading order (see README "Source layout").
 LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
-	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/define.c \
-	   src/copy/ratelimit.c src/copy/checksum.c src/copy/copy.c src/progress.c src/events.c \
+	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
+	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/buffered.c src/copy/direct.c \
+	   src/copy/verify.c src/copy/copy.c src/progress.c src/events.c \
 	   src/pool.c src/lock.c src/hooks.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
 CLI_SRCS = src/main.c src/cli.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c src/cmd_copy.c src/cmd_resume.c src/cmd_verify.c src/cmd_cleanup.c \

@@ -124,7 +124,8 @@ static void test_qemu_io_holds(void **state)
 		       (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 200 && !locked; i++) {
+	/* Until qemu-io has opened it: 30 s at most (a loaded machine). */
+	for (int i = 0; i < 1200 && !locked; i++) {
 		assert_int_equal(sm_imagelock_probe(path, &locked), 0);
 		if (!locked)
 			usleep(25000);
@@ -159,7 +160,8 @@ static pid_t qemu_io_in_child(const char *path, bool readonly, bool *locked)
 		_exit(127);
 	}
 	*locked = false;
-	for (int i = 0; i < 200 && !*locked; i++) {
+	/* Until qemu-io has opened it: 30 s at most (a loaded machine). */
+	for (int i = 0; i < 1200 && !*locked; i++) {
 		assert_int_equal(sm_imagelock_probe(path, locked), 0);
 		if (!*locked)
 			usleep(25000);
