@@ -45,7 +45,7 @@ LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/copy.c src/progress.c src/events.c \
-	   src/pool.c src/lock.c src/hooks.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c src/cleanup.c src/srcfile.c \
+	   src/pool.c src/lock.c src/hooks.c src/job_hooks.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
 CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c \
 	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c
