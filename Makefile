@@ -46,10 +46,10 @@ LIB_SRCS = src/util.c src/run.c src/job.c src/journal.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/buffered.c src/copy/direct.c \
 	   src/copy/verify.c src/copy/copy.c src/progress.c src/events.c \
-	   src/pool.c src/lock.c src/hooks.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c src/cleanup.c src/srcfile.c \
+	   src/pool.c src/lock.c src/hooks.c src/job_hooks.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
-CLI_SRCS = src/main.c src/cli.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c src/cmd_copy.c src/cmd_resume.c src/cmd_verify.c src/cmd_cleanup.c \
-	   src/cmd_rebalance.c
+CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c \
+	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c
 UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)

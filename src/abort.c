@@ -13,7 +13,7 @@
  */
 #include "chain/image.h"
 #include "job_run.h"
-#include "hooks.h"
+#include "job_hooks.h"
 #include "lock.h"
 #include "reconcile.h"
 #include "resume.h"

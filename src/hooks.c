@@ -1,11 +1,14 @@
 /* hooks.c: find, check and run the hooks of a point, with the job's facts in
  * their environment, a time limit, and a journal row per run.  Every folder
  * from / down and each hook is checked on an open file, and that file is what
- * runs; starting it, the time limit and the pipes are run.c's.
+ * runs; starting it, the time limit and the pipes are run.c's.  It is told
+ * the facts (struct sm_hook_facts) and answers a verdict: what a job is, and
+ * what a veto does to one, are the job layer's (src/job_hooks.c).
  */
 #include "hooks.h"
 #include "events.h"
-#include "job_run.h"
+#include "journal.h"
+#include "progress.h"
 #include "run.h"
 #include "util.h"
 
@@ -271,62 +274,56 @@ void sm_hooks_env_free(char **env)
 	free(env);
 }
 
-static char *chain_list(const struct sm_jobctx *c, size_t i, bool dst)
+/* A chain's files joined by ':'. */
+static char *chain_list(const char *const *paths, size_t n)
 {
-	const struct sm_plan_disk *p = &c->plans[i];
 	size_t len = 1;
 	char *s;
 
-	for (size_t k = 0; k < p->nimages; k++)
-		len += strlen(dst ? p->images[k].dst : p->images[k].src) + 1;
-	if (p->kept && !p->flat)
-		len += strlen(p->kept) + 1;
+	for (size_t k = 0; k < n; k++)
+		len += strlen(paths[k]) + 1;
 	s = sm_xcalloc(1, len);
-	for (size_t k = 0; k < p->nimages; k++) {
+	for (size_t k = 0; k < n; k++) {
 		if (k)
 			strcat(s, ":");
-		strcat(s, dst ? p->images[k].dst : p->images[k].src);
-	}
-	if (p->kept && !p->flat) {
-		strcat(s, ":");
-		strcat(s, p->kept);
+		strcat(s, paths[k]);
 	}
 	return s;
 }
 
-static void build_env(const struct sm_jobctx *c, const char *point, const char *xml_path,
+static void build_env(const struct sm_hook_facts *f, const char *point, const char *xml_path,
 		      struct env *e)
 {
 	struct json_object *chains = json_object_new_object();
 	size_t len = 1;
 	char *disks;
 
-	for (size_t i = 0; i < c->nplans; i++)
-		len += strlen(c->plans[i].target) + 1;
+	for (size_t i = 0; i < f->ndisks; i++)
+		len += strlen(f->disks[i].target) + 1;
 	disks = sm_xcalloc(1, len);
-	for (size_t i = 0; i < c->nplans; i++) {
-		SM_AUTOFREE char *src = chain_list(c, i, false);
-		SM_AUTOFREE char *dst = chain_list(c, i, true);
+	for (size_t i = 0; i < f->ndisks; i++) {
+		const struct sm_hook_disk *hd = &f->disks[i];
+		SM_AUTOFREE char *src = chain_list(hd->src, hd->nsrc);
+		SM_AUTOFREE char *dst = chain_list(hd->dst, hd->ndst);
 		struct json_object *d = json_object_new_object();
 
 		if (i)
 			strcat(disks, " ");
-		strcat(disks, c->plans[i].target);
-		env_add(e, "SNAPMOVE_SRC_CHAIN_%s=%s", c->plans[i].target, src);
-		env_add(e, "SNAPMOVE_DST_CHAIN_%s=%s", c->plans[i].target, dst);
+		strcat(disks, hd->target);
+		env_add(e, "SNAPMOVE_SRC_CHAIN_%s=%s", hd->target, src);
+		env_add(e, "SNAPMOVE_DST_CHAIN_%s=%s", hd->target, dst);
 		json_object_object_add(d, "source", json_object_new_string(src));
 		json_object_object_add(d, "destination", json_object_new_string(dst));
-		json_object_object_add(d, "state",
-				       json_object_new_string(sm_disk_state_name(c->state[i])));
-		json_object_object_add(chains, c->plans[i].target, d);
+		json_object_object_add(d, "state", json_object_new_string(hd->state));
+		json_object_object_add(chains, hd->target, d);
 	}
 	env_add(e, "SNAPMOVE_HOOK=%s", point);
-	env_add(e, "SNAPMOVE_JOB=%lld", c->job);
-	env_add(e, "SNAPMOVE_DOMAIN=%s", c->domain_name);
-	env_add(e, "SNAPMOVE_DOMAIN_UUID=%s", c->uuid);
+	env_add(e, "SNAPMOVE_JOB=%lld", f->job);
+	env_add(e, "SNAPMOVE_DOMAIN=%s", f->domain);
+	env_add(e, "SNAPMOVE_DOMAIN_UUID=%s", f->uuid);
 	env_add(e, "SNAPMOVE_DISKS=%s", disks);
-	env_add(e, "SNAPMOVE_PHASE=%s", c->phase_name ? c->phase_name : "planned");
-	env_add(e, "SNAPMOVE_DEST=%s", c->dest);
+	env_add(e, "SNAPMOVE_PHASE=%s", f->phase);
+	env_add(e, "SNAPMOVE_DEST=%s", f->dest);
 	env_add(e, "SNAPMOVE_CHAINS=%s", json_object_to_json_string_ext(
 			chains, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	if (xml_path)
@@ -336,16 +333,16 @@ static void build_env(const struct sm_jobctx *c, const char *point, const char *
 }
 
 /* A read-only copy of the domain XML for the hooks; NULL when unavailable. */
-static char *write_domxml(const struct sm_jobctx *c)
+static char *write_domxml(const struct sm_hook_facts *f)
 {
 	char tmpl[] = "/tmp/snapmove-domxml-XXXXXX";
 	char *xml;
 	int fd;
 	size_t len;
 
-	if (!c->dom)
+	if (!f->domain_xml)
 		return NULL;
-	xml = virDomainGetXMLDesc(c->dom, c->running ? 0 : VIR_DOMAIN_XML_INACTIVE);
+	xml = f->domain_xml(f->opaque);
 	if (!xml)
 		return NULL;
 	fd = mkstemp(tmpl);
@@ -370,7 +367,7 @@ static bool is_before(const char *point)
 
 /* Run the checked hook open at fd; 0 it succeeded, 1 it failed (message
  * recorded), -1 error. */
-static int run_one(struct sm_jobctx *c, const char *point, const char *path, int fd,
+static int run_one(const struct sm_hook_facts *f, const char *point, const char *path, int fd,
 		   char **env)
 {
 	const char *argv[] = { path, point, NULL };
@@ -392,8 +389,8 @@ static int run_one(struct sm_jobctx *c, const char *point, const char *path, int
 	snprintf(err, sizeof(err), "%s", res.err ? res.err : "");
 	while (strlen(err) && err[strlen(err) - 1] == '\n')
 		err[strlen(err) - 1] = '\0';
-	sm_journal_hook_run(c->j, c->job, point, path, res.status, timed_out, t0, secs, err);
-	sm_event_hook(c->job, point, path, res.status, timed_out, secs);
+	sm_journal_hook_run(f->journal, f->job, point, path, res.status, timed_out, t0, secs, err);
+	sm_event_hook(f->job, point, path, res.status, timed_out, secs);
 	rc = res.status == 0 && !timed_out ? 0 : 1;
 	if (timed_out)
 		sm_error("hook '%s' ran past its time limit of %.0f s and was killed; give it "
@@ -404,17 +401,18 @@ static int run_one(struct sm_jobctx *c, const char *point, const char *path, int
 	return rc;
 }
 
-int sm_hooks_run(struct sm_jobctx *c, const char *point)
+enum sm_hook_verdict sm_hooks_run_point(const char *point, const struct sm_hook_facts *f)
 {
 	SM_AUTOFREE char *dir = sm_path_join(dir_of_hooks(), point);
 	SM_AUTOFREE char *xml_path = NULL;
 	char **names = NULL, **env = NULL;
 	struct env facts = { 0 };
+	enum sm_hook_verdict ret = SM_HOOK_OK;
 	struct stat sb;
-	int n = 0, ret = 0, top, fd;
+	int n = 0, top, fd;
 
 	if (lstat(dir, &sb) < 0)
-		return 0;  /* no hooks for this point */
+		return SM_HOOK_OK;  /* no hooks for this point */
 	/* Every folder from / down, each opened in the one checked before it,
 	 * and each hook opened there, checked and run as that open file: no
 	 * path is looked up twice. */
@@ -431,14 +429,14 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 		goto refused;
 	}
 	if (n > 0) {
-		xml_path = write_domxml(c);
-		build_env(c, point, xml_path, &facts);
+		xml_path = write_domxml(f);
+		build_env(f, point, xml_path, &facts);
 		env = sm_hooks_env_new(getenv("SNAPMOVE_EVENTS_FILE"), (const char *const *)facts.vars);
 	}
-	for (int i = 0; i < n && ret == 0; i++) {
+	for (int i = 0; i < n && ret == SM_HOOK_OK; i++) {
 		SM_AUTOFREE char *path = sm_path_join(dir, names[i]);
 		int hook = open_checked(fd, names[i], path, HOOK_FILE, NULL);
-		int rc = hook < 0 ? 1 : run_one(c, point, path, hook, env);
+		int rc = hook < 0 ? 1 : run_one(f, point, path, hook, env);
 
 		if (hook >= 0)
 			close(hook);
@@ -449,11 +447,10 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 
 			snprintf(why, sizeof(why), "%s", sm_error_message());
 			sm_error("vetoed by a %s hook: %s", point, why);
-			c->vetoed = true;
-			ret = -1;
+			ret = SM_HOOK_VETOED;
 		} else {
-			sm_progress_say(c->pr, "warning: %s", sm_error_message());
-			sm_event_warning(c->job, NULL, sm_error_message());
+			sm_progress_say(f->progress, "warning: %s", sm_error_message());
+			sm_event_warning(f->job, NULL, sm_error_message());
 		}
 	}
 	close(fd);
@@ -468,10 +465,9 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 
 refused:
 	if (!is_before(point)) {
-		sm_progress_say(c->pr, "warning: %s", sm_error_message());
-		sm_event_warning(c->job, NULL, sm_error_message());
-		return 0;
+		sm_progress_say(f->progress, "warning: %s", sm_error_message());
+		sm_event_warning(f->job, NULL, sm_error_message());
+		return SM_HOOK_OK;
 	}
-	c->vetoed = true;
-	return -1;
+	return SM_HOOK_VETOED;
 }

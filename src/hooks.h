@@ -16,8 +16,10 @@
 #define SM_HOOKS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
-struct sm_jobctx;
+struct sm_journal;
+struct sm_progress;
 
 #define SM_HOOKS_DIR "/etc/snapmove/hooks.d"
 
@@ -36,9 +38,45 @@ int sm_hooks_open_folder(const char *dir);
  * sm_hooks_env_free(). */
 char **sm_hooks_env_new(const char *events_file, const char *const *facts);
 void sm_hooks_env_free(char **env);
-/* Run the hooks of point for job c.  For a before_* point returns -1 with an
- * error naming the hook and its stderr when one vetoes (and sets
- * c->vetoed); otherwise 0, reporting failures as warnings. */
-int sm_hooks_run(struct sm_jobctx *c, const char *point);
+
+/* One disk as its hooks are told of it (SNAPMOVE_DISKS, SNAPMOVE_SRC_CHAIN_T,
+ * SNAPMOVE_DST_CHAIN_T, SNAPMOVE_CHAINS). */
+struct sm_hook_disk {
+	const char *target;            /* "vda" */
+	const char *state;             /* how far it has come, by name */
+	const char *const *src;        /* its files at the source, in chain order */
+	size_t nsrc;
+	const char *const *dst;        /* and at the destination */
+	size_t ndst;
+};
+
+/* What the hooks of a point are told, and where their runs are recorded.
+ * Filled by the job layer (src/job_hooks.c); nothing here knows a job. */
+struct sm_hook_facts {
+	long long job;
+	const char *domain;            /* name */
+	const char *uuid;
+	const char *phase;             /* the running phase, by name */
+	const char *dest;              /* the destination directory */
+	const struct sm_hook_disk *disks;
+	size_t ndisks;
+	/* The domain XML for SNAPMOVE_DOMXML, malloc'd, or NULL when there is
+	 * none; asked only when the point has hooks to run.  NULL: no XML. */
+	char *(*domain_xml)(void *opaque);
+	void *opaque;
+	struct sm_journal *journal;    /* a hook_run row per run */
+	struct sm_progress *progress;  /* failures that change nothing, as warnings */
+};
+
+enum sm_hook_verdict {
+	SM_HOOK_OK,      /* the hooks ran (or there were none); failures were warnings */
+	SM_HOOK_VETOED,  /* a before_* hook said no, or could not be run; error set */
+};
+
+/* Run the hooks of point with the job's facts f.  A before_* hook that
+ * fails, runs past the time limit, or is refused vetoes the step: the
+ * error names the hook and its stderr, and no later hook runs.  At any
+ * other point a failure is reported as a warning and the rest run. */
+enum sm_hook_verdict sm_hooks_run_point(const char *point, const struct sm_hook_facts *f);
 
 #endif

@@ -6,7 +6,7 @@
 #include "chain/image.h"
 #include "copy/checksum.h"
 #include "events.h"
-#include "hooks.h"
+#include "job_hooks.h"
 #include "pool.h"
 #include "reconcile.h"
 #include "run.h"

@@ -9,7 +9,7 @@
 #include "chain/usage.h"
 #include "job_run.h"
 #include "cleanup.h"
-#include "hooks.h"
+#include "job_hooks.h"
 #include "resume.h"
 #include "lock.h"
 #include "pool.h"

@@ -4,7 +4,7 @@
  * exist) with SRC's owner and mode, and removed when the copy fails or is
  * interrupted (SIGINT, SIGTERM: exit 5).  No journal is kept.
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "copy/copy.h"
 #include "job_run.h"

@@ -2,7 +2,7 @@
  * commit|stream]', and the JOB argument every job command takes: a job number,
  * or the name of a domain with exactly one unfinished job.
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "job_run.h"
 #include "journal.h"

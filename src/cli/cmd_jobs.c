@@ -2,7 +2,7 @@
  * show it.  Nothing here changes a job.
  */
 #include "cleanup.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "journal.h"
 #include "util.h"

@@ -1,7 +1,7 @@
 /* cmd_move.c: 'snapmove move': parse the options, open the journal and the
  * connection, run the move, print the outcome and the exit status.
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "journal.h"
 #include "events.h"
 #include "job_run.h"

@@ -3,7 +3,7 @@
  * from the journal).
  */
 #include "cleanup.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "util.h"
 

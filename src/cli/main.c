@@ -1,7 +1,7 @@
 /* main.c: snapmove's entry point: global options, then the command table
  * (git's builtin dispatch).  Commands live in cmd_*.c.
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "hooks.h"
 #include "util.h"

@@ -7,7 +7,7 @@
  * the guest's writes; it is checked for consistency (qemu-img check) instead.
  */
 #include "chain/image.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "copy/checksum.h"
 #include "copy/copy.h"

@@ -2,7 +2,7 @@
  * that does), usage errors, the JOB argument, signals, the simple option
  * loop of commands that take --help, --json and fixed operands.
  */
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "job_run.h"
 #include "journal.h"

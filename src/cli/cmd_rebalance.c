@@ -1,6 +1,6 @@
 /* cmd_rebalance.c: 'snapmove rebalance': options, then balance/rebalance.c. */
 #include "balance/rebalance.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "job_run.h"
 #include "util.h"

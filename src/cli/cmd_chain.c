@@ -4,7 +4,7 @@
  */
 #include "chain/chain.h"
 #include "chain/image.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "events.h"
 #include "util.h"
 #include "virt.h"
