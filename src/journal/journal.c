@@ -2,7 +2,7 @@
  * means for a move is move.c's job.
  */
 #include "journal.h"
-#include "copy/copy.h"
+#include "journal/internal.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,17 +22,6 @@ static const char *const schema_sql[] = {
 #include "schema.inc"
 };
 
-struct sm_journal {
-	sqlite3 *db;
-	char *path;
-	int depth;    /* nesting of sm_journal_begin calls */
-	bool failed;  /* an inner level rolled back: the outer commit must too */
-	bool readonly;  /* opened with SQLITE_OPEN_READONLY (list, status, verify) */
-	bool malformed; /* a row read since sm_journal_job_check began was malformed */
-	/* Held from the outermost begin to its commit or rollback, so threads
-	 * (parallel copies) take turns with whole transactions. */
-	pthread_mutex_t tx_lock;
-};
 
 char *sm_journal_default_path(void)
 {
@@ -46,7 +35,7 @@ char *sm_journal_default_path(void)
 	return sm_xasprintf("%s/.local/state/snapmove/journal.db", home ? home : ".");
 }
 
-static int db_error(struct sm_journal *j, const char *what)
+int journal_db_error(struct sm_journal *j, const char *what)
 {
 	sm_error("the journal '%s' failed (%s): %s; check the file system that holds it, "
 		 "then run the command again", j->path, what, sqlite3_errmsg(j->db));
@@ -68,13 +57,13 @@ static int exec(struct sm_journal *j, const char *sql)
 
 /* Prepare sql and bind arguments described by types: 'i' long long, 's' const
  * char * (NULL binds NULL), 'd' double. */
-static sqlite3_stmt *prepare_v(struct sm_journal *j, const char *sql, const char *types,
+sqlite3_stmt *journal_prepare_v(struct sm_journal *j, const char *sql, const char *types,
 			       va_list ap)
 {
 	sqlite3_stmt *st;
 
 	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		db_error(j, "cannot prepare a statement");
+		journal_db_error(j, "cannot prepare a statement");
 		return NULL;
 	}
 	for (int i = 0; types[i]; i++) {
@@ -96,7 +85,7 @@ static sqlite3_stmt *prepare_v(struct sm_journal *j, const char *sql, const char
 		}
 		}
 		if (rc != SQLITE_OK) {
-			db_error(j, "cannot bind a value");
+			journal_db_error(j, "cannot bind a value");
 			sqlite3_finalize(st);
 			return NULL;
 		}
@@ -104,13 +93,13 @@ static sqlite3_stmt *prepare_v(struct sm_journal *j, const char *sql, const char
 	return st;
 }
 
-static sqlite3_stmt *prepare(struct sm_journal *j, const char *sql, const char *types, ...)
+sqlite3_stmt *journal_prepare(struct sm_journal *j, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *st;
 	va_list ap;
 
 	va_start(ap, types);
-	st = prepare_v(j, sql, types, ap);
+	st = journal_prepare_v(j, sql, types, ap);
 	va_end(ap);
 	return st;
 }
@@ -118,17 +107,17 @@ static sqlite3_stmt *prepare(struct sm_journal *j, const char *sql, const char *
 /* Run one statement that returns no rows. */
 static int run_v(struct sm_journal *j, const char *sql, const char *types, va_list ap)
 {
-	sqlite3_stmt *st = prepare_v(j, sql, types, ap);
+	sqlite3_stmt *st = journal_prepare_v(j, sql, types, ap);
 	int rc;
 
 	if (!st)
 		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_error(j, "cannot write");
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : journal_db_error(j, "cannot write");
 }
 
-static int run(struct sm_journal *j, const char *sql, const char *types, ...)
+int journal_run(struct sm_journal *j, const char *sql, const char *types, ...)
 {
 	va_list ap;
 	int rc;
@@ -139,166 +128,12 @@ static int run(struct sm_journal *j, const char *sql, const char *types, ...)
 	return rc;
 }
 
-static char *col_text(sqlite3_stmt *st, int i)
+char *journal_col_text(sqlite3_stmt *st, int i)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
 
 	return s ? sm_xstrdup((const char *)s) : NULL;
 }
-
-/* ---- Reading rows back ----
- * The journal is the caller's file, but it can be edited by hand or damaged.
- * Every value is checked against what this version writes (its type, NULL or
- * not, its range, a known name) before anything uses it; a row that fails is
- * reported with its job and never used, so a command stops with a clear error
- * instead of acting on it or crashing. */
-struct row {
-	sqlite3_stmt *st;
-	long long job;
-	const char *what;  /* "" for the job row itself, else "disk: ", "image: "... */
-	char why[320];     /* the first problem; "" while none */
-};
-
-static void row_bad(struct row *r, const char *fmt, ...) SM_ATTR_PRINTF(2, 3);
-
-static void row_bad(struct row *r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (r->why[0])
-		return;
-	va_start(ap, fmt);
-	vsnprintf(r->why, sizeof(r->why), fmt, ap);
-	va_end(ap);
-	for (char *c = r->why; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-}
-
-static const char *row_name(struct row *r, int i)
-{
-	const char *name = sqlite3_column_name(r->st, i);
-
-	return name ? name : "a column";
-}
-
-/* A text value; NULL for SQL NULL when null_ok (else a problem, as an empty
- * text is). */
-static char *row_text(struct row *r, int i, bool null_ok)
-{
-	int type = sqlite3_column_type(r->st, i);
-	const unsigned char *s;
-
-	if (type == SQLITE_NULL) {
-		if (!null_ok)
-			row_bad(r, "%s%s is NULL", r->what, row_name(r, i));
-		return NULL;
-	}
-	if (type != SQLITE_TEXT) {
-		row_bad(r, "%s%s is not text", r->what, row_name(r, i));
-		return NULL;
-	}
-	s = sqlite3_column_text(r->st, i);
-	if (!s || (!null_ok && !*s)) {
-		row_bad(r, "%s%s is empty", r->what, row_name(r, i));
-		return NULL;
-	}
-	return sm_xstrdup((const char *)s);
-}
-
-static long long row_int(struct row *r, int i, long long min, long long max)
-{
-	int type = sqlite3_column_type(r->st, i);
-	long long v;
-
-	if (type != SQLITE_INTEGER) {
-		row_bad(r, "%s%s is %s", r->what, row_name(r, i),
-			type == SQLITE_NULL ? "NULL" : "not a whole number");
-		return min;
-	}
-	v = sqlite3_column_int64(r->st, i);
-	if (v < min || v > max) {
-		row_bad(r, "%s%s is out of range (%lld)", r->what, row_name(r, i), v);
-		return min;
-	}
-	return v;
-}
-
-static bool row_bool(struct row *r, int i)
-{
-	return row_int(r, i, 0, 1) != 0;
-}
-
-/* Sizes and offsets: never negative, and far from overflowing when added. */
-#define ROW_SIZE_MAX (1LL << 62)
-/* Times: seconds since the epoch, before the year 5000. */
-#define ROW_TIME_MAX 95617584000.0
-
-static double row_real(struct row *r, int i, double min, double max)
-{
-	int type = sqlite3_column_type(r->st, i);
-	double v;
-
-	if (type != SQLITE_INTEGER && type != SQLITE_FLOAT) {
-		row_bad(r, "%s%s is %s", r->what, row_name(r, i),
-			type == SQLITE_NULL ? "NULL" : "not a number");
-		return min;
-	}
-	v = sqlite3_column_double(r->st, i);
-	if (!(v >= min && v <= max)) {  /* NaN too */
-		row_bad(r, "%s%s is out of range (%g)", r->what, row_name(r, i), v);
-		return min;
-	}
-	return v;
-}
-
-static int disk_state_from_name(const char *name)
-{
-	for (int s = 0; s < SM_DISK_STATE_LAST; s++)
-		if (sm_str_eq(sm_disk_state_name((enum sm_disk_state)s), name))
-			return s;
-	return -1;
-}
-
-static int image_state_from_name(const char *name)
-{
-	for (int s = 0; s < SM_IMAGE_STATE_LAST; s++)
-		if (sm_str_eq(sm_image_state_name((enum sm_image_state)s), name))
-			return s;
-	return -1;
-}
-
-/* The --sync-writes choices (job_run.c's enum sm_sync_writes, by name). */
-static int sync_writes_from_name(const char *name)
-{
-	return sm_str_eq(name, "auto") || sm_str_eq(name, "on") || sm_str_eq(name, "off")
-	       ? 0 : -1;
-}
-
-/* A name of one of job.h's enums (what: "phase", "state"). */
-static char *row_enum(struct row *r, int i, const char *what,
-		      int (*from_name)(const char *))
-{
-	char *s = row_text(r, i, false);
-
-	if (s && from_name(s) < 0)
-		row_bad(r, "%sunknown %s '%.64s'", r->what, what, s);
-	return s;
-}
-
-/* The error for a row that failed (r->why). */
-static int row_malformed(struct sm_journal *j, const struct row *r)
-{
-	j->malformed = true;
-	sm_error("journal row of job %lld is malformed (%s); the journal may have been "
-		 "edited: 'snapmove forget %lld' or restore it (journal '%s')", r->job, r->why,
-		 r->job, j->path);
-	return -1;
-}
-
-static int collect(struct sm_journal *j, sqlite3_stmt *st, long long job, size_t elem_size,
-		   void (*fill)(struct row *, void *), void (*release)(void *, size_t),
-		   void **out, size_t *n);
 
 /* Create the directory dir and its missing parents for the journal at path,
  * each 0700. */
@@ -452,13 +287,13 @@ static int prepare_files(const char *path, bool create)
 
 static int read_version(struct sm_journal *j, int *version)
 {
-	sqlite3_stmt *st = prepare(j, "PRAGMA user_version", "");
+	sqlite3_stmt *st = journal_prepare(j, "PRAGMA user_version", "");
 
 	if (!st)
 		return -1;
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return db_error(j, "cannot read the schema version");
+		return journal_db_error(j, "cannot read the schema version");
 	}
 	*version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -740,357 +575,6 @@ void sm_journal_rollback(struct sm_journal *j)
 	pthread_mutex_unlock(&j->tx_lock);
 }
 
-int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id)
-{
-	double now = sm_now();
-
-	if (run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
-		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, delete_source, asked_copy_method, parallel, state, phase, pid, "
-		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		"ssisiiiissdisissidd",
-		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
-		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
-		(long long)job->quiesce, (long long)job->verify, job->dest_format,
-		job->sync_writes ? job->sync_writes : "auto",
-		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
-		(long long)job->delete_source, job->copy_method ? job->copy_method : "auto",
-		(long long)job->parallel, sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
-		(long long)getpid(), now, now) < 0)
-		return -1;
-	*id = sqlite3_last_insert_rowid(j->db);
-	return 0;
-}
-
-int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct sm_plan_disk *p)
-{
-	if (run(j, "INSERT INTO disk (job_id, target, state, src_overlay, dst_overlay, "
-		"virtual_size, kept, kept_format, kept_user, flat) VALUES (?,?,?,?,?,?,?,?,?,?)",
-		"issssisssi", job_id, p->target, sm_disk_state_name(SM_DISK_PLANNED),
-		p->src_overlay, p->dst_overlay, (long long)p->virtual_size, p->kept,
-		p->kept_format, p->kept_user, (long long)p->flat) < 0)
-		return -1;
-	for (size_t i = 0; i < p->nimages; i++) {
-		const struct sm_plan_image *img = &p->images[i];
-
-		if (run(j, "INSERT INTO image (job_id, target, depth, src_path, dst_path, "
-			"format, dst_format, src_backing, dst_backing, dst_backing_format, "
-			"virtual_size, allocated, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-			"isisssssssiis", job_id, p->target, (long long)i, img->src, img->dst,
-			img->format, img->dst_format, img->src_backing, img->dst_backing,
-			img->dst_backing_format, (long long)img->virtual_size,
-			(long long)img->allocated, sm_image_state_name(SM_IMAGE_PLANNED)) < 0)
-			return -1;
-		if (sm_journal_file_set(j, job_id, img->dst, "dst_image", "planned") < 0)
-			return -1;
-	}
-	if (sm_journal_file_set(j, job_id, p->src_overlay, "src_overlay", "planned") < 0 ||
-	    sm_journal_file_set(j, job_id, p->dst_overlay, "dst_overlay", "planned") < 0)
-		return -1;
-	return 0;
-}
-
-int sm_journal_file_set(struct sm_journal *j, long long job_id, const char *path,
-			const char *role, const char *state)
-{
-	return run(j, "INSERT INTO file (job_id, path, role, state) VALUES (?,?,?,?) "
-		   "ON CONFLICT (job_id, path) DO UPDATE SET state = excluded.state",
-		   "isss", job_id, path, role, state);
-}
-
-#define IN_TX SM_JOURNAL_TX
-
-static int touch_job(struct sm_journal *j, long long job_id)
-{
-	return run(j, "UPDATE job SET updated_at = ? WHERE id = ?", "di", sm_now(), job_id);
-}
-
-static int phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase)
-{
-	if (run(j, "UPDATE job SET phase = ?, updated_at = ? WHERE id = ?", "sdi",
-		sm_phase_name(phase), sm_now(), job_id) < 0)
-		return -1;
-	return run(j, "INSERT INTO step (job_id, phase, started_at) VALUES (?,?,?)", "isd",
-		   job_id, sm_phase_name(phase), sm_now());
-}
-
-int sm_journal_phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase)
-{
-	return IN_TX(j, phase_start(j, job_id, phase));
-}
-
-static int phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
-			const char *error)
-{
-	if (touch_job(j, job_id) < 0)
-		return -1;
-	return run(j, "UPDATE step SET finished_at = ?, error = ? WHERE id = (SELECT max(id) "
-		   "FROM step WHERE job_id = ? AND phase = ? AND target IS NULL)", "dsis",
-		   sm_now(), error, job_id, sm_phase_name(phase));
-}
-
-int sm_journal_phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
-			    const char *error)
-{
-	return IN_TX(j, phase_finish(j, job_id, phase, error));
-}
-
-static int disk_set_state(struct sm_journal *j, long long job_id, const char *target,
-			  enum sm_disk_state state, const char *error)
-{
-	if (touch_job(j, job_id) < 0)
-		return -1;
-	return run(j, "UPDATE disk SET state = ?, error = ? WHERE job_id = ? AND target = ?",
-		   "ssis", sm_disk_state_name(state), error, job_id, target);
-}
-
-int sm_journal_disk_set_state(struct sm_journal *j, long long job_id, const char *target,
-			      enum sm_disk_state state, const char *error)
-{
-	return IN_TX(j, disk_set_state(j, job_id, target, state, error));
-}
-
-static int image_set_state(struct sm_journal *j, long long job_id, const char *target,
-			   size_t depth, enum sm_image_state state, unsigned long long bytes)
-{
-	return run(j, "UPDATE image SET state = ?, bytes_copied = ? WHERE job_id = ? AND "
-		   "target = ? AND depth = ?", "siisi", sm_image_state_name(state),
-		   (long long)bytes, job_id, target, (long long)depth);
-}
-
-int sm_journal_image_set_state(struct sm_journal *j, long long job_id, const char *target,
-			       size_t depth, enum sm_image_state state,
-			       unsigned long long bytes_copied)
-{
-	return IN_TX(j, image_set_state(j, job_id, target, depth, state, bytes_copied));
-}
-
-static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
-		      const char *error)
-{
-	double now = sm_now();
-
-	if (state == SM_JOB_RUNNING)
-		return run(j, "UPDATE job SET state = ?, error = NULL, updated_at = ?, "
-			   "finished_at = NULL, pid = ? WHERE id = ?", "sdii",
-			   sm_job_state_name(state), now, (long long)getpid(), job_id);
-	return run(j, "UPDATE job SET state = ?, error = ?, updated_at = ?, finished_at = ? "
-		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now, now, job_id);
-}
-
-int sm_journal_disk_set_pivoting(struct sm_journal *j, long long job_id, const char *target,
-				  bool on)
-{
-	return IN_TX(j, run(j, "UPDATE disk SET pivoting = ? WHERE job_id = ? AND target = ?",
-			    "iis", (long long)on, job_id, target));
-}
-
-int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
-				    bool on)
-{
-	return IN_TX(j, run(j, "UPDATE disk SET sync_writes = ? WHERE job_id = ? AND target = ?",
-			    "iis", (long long)on, job_id, target));
-}
-
-int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char *target,
-			     unsigned long long virtual_size)
-{
-	return IN_TX(j, run(j, "UPDATE disk SET virtual_size = ? WHERE job_id = ? AND target = ?",
-			    "iis", (long long)virtual_size, job_id, target));
-}
-
-int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
-				size_t depth, const char *method, unsigned long long chunk_size)
-{
-	return IN_TX(j, run(j, "UPDATE image SET copy_method = ?, chunk_size = ? WHERE "
-			    "job_id = ? AND target = ? AND depth = ?", "siisi", method,
-			    (long long)chunk_size, job_id, target, (long long)depth));
-}
-
-int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *target,
-			   size_t depth, const struct sm_journal_chunk *c, size_t n)
-{
-	sqlite3_stmt *st;
-	int ret = 0;
-
-	if (n == 0)
-		return 0;
-	/* One statement for all n rows: a sparse terabyte journals thousands of
-	 * hole chunks at once, and preparing a statement per row cost more than
-	 * the copy of its data. */
-	if (sm_journal_begin(j) < 0)
-		return -1;
-	st = prepare(j, "INSERT OR REPLACE INTO chunk (job_id, target, depth, idx, offset, "
-		     "length, data_bytes, checksum, verified) VALUES (?,?,?,?,?,?,?,?,?)",
-		     "isi", job_id, target, (long long)depth);
-	if (!st) {
-		sm_journal_rollback(j);
-		return -1;
-	}
-	for (size_t i = 0; ret == 0 && i < n; i++) {
-		int rc;
-
-		sqlite3_reset(st);
-		if (sqlite3_bind_int64(st, 4, (sqlite3_int64)c[i].index) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 5, (sqlite3_int64)c[i].offset) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 6, (sqlite3_int64)c[i].length) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 7, (sqlite3_int64)c[i].data_bytes) != SQLITE_OK ||
-		    sqlite3_bind_text(st, 8, c[i].checksum, -1, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_int(st, 9, c[i].verified) != SQLITE_OK) {
-			ret = db_error(j, "cannot bind a value");
-			continue;
-		}
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			ret = db_error(j, "cannot write");
-	}
-	sqlite3_finalize(st);
-	if (ret < 0) {
-		sm_journal_rollback(j);
-		return -1;
-	}
-	return sm_journal_commit(j);
-}
-
-static void fill_chunk(struct row *rw, void *p)
-{
-	struct sm_journal_chunk *c = p;
-	char *sum;
-
-	rw->what = "chunk: ";
-	c->index = (unsigned long long)row_int(rw, 0, 0, ROW_SIZE_MAX);
-	c->offset = (unsigned long long)row_int(rw, 1, 0, ROW_SIZE_MAX);
-	c->length = (unsigned long long)row_int(rw, 2, 1, 1LL << 40);
-	c->data_bytes = (unsigned long long)row_int(rw, 3, 0, (long long)c->length);
-	sum = row_text(rw, 4, false);
-	if (sum && (strlen(sum) != 16 || strspn(sum, "0123456789abcdef") != 16))
-		row_bad(rw, "chunk: checksum '%.20s' is not 16 hex digits", sum);
-	snprintf(c->checksum, sizeof(c->checksum), "%s", sum ? sum : "");
-	free(sum);
-	c->verified = row_bool(rw, 5);
-}
-
-static void release_chunks(void *p, size_t n)
-{
-	(void)n;
-	free(p);
-}
-
-int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *target,
-			  size_t depth, struct sm_journal_chunk **out, size_t *n)
-{
-	return collect(j, prepare(j, "SELECT idx, offset, length, data_bytes, checksum, "
-				  "verified FROM chunk WHERE job_id = ? AND target = ? AND depth = ? ORDER BY idx",
-				  "isi", job_id, target, (long long)depth),
-		       job_id, sizeof(**out), fill_chunk, release_chunks, (void **)out, n);
-}
-
-int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
-			    size_t depth)
-{
-	return run(j, "DELETE FROM chunk WHERE job_id = ? AND target = ? AND depth = ?", "isi",
-		   job_id, target, (long long)depth);
-}
-
-int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
-			  const char *error)
-{
-	return IN_TX(j, job_finish(j, job_id, state, error));
-}
-
-int sm_journal_image_progress(struct sm_journal *j, long long job_id, const char *target,
-			      size_t depth, enum sm_image_state *state,
-			      unsigned long long *chunks_done)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT state, (SELECT count(*) FROM chunk c WHERE "
-				   "c.job_id = i.job_id AND c.target = i.target AND c.depth = "
-				   "i.depth), (SELECT coalesce(max(idx) + 1, 0) FROM chunk c WHERE "
-				   "c.job_id = i.job_id AND c.target = i.target AND c.depth = "
-				   "i.depth) FROM image i WHERE job_id = ? AND target = ? AND depth = ?",
-				   "isi", job_id, target, (long long)depth);
-	int rc;
-
-	if (!st)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		struct row rw = { .st = st, .job = job_id, .what = "image: " };
-		char *name = row_enum(&rw, 0, "image state", image_state_from_name);
-		long long count = sqlite3_column_int64(st, 1);
-		long long next = sqlite3_column_int64(st, 2);
-
-		*state = SM_IMAGE_PLANNED;
-		if (rw.why[0]) {
-			free(name);
-			sqlite3_finalize(st);
-			return row_malformed(j, &rw);
-		}
-		*state = (enum sm_image_state)image_state_from_name(name);
-		free(name);
-		/* Chunks are journaled in order: the rows are a prefix, unless the
-		 * journal was edited; then trust none of them. */
-		*chunks_done = count == next ? (unsigned long long)count : 0;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW) {
-		sm_error("journal '%s' has no image %zu of disk '%s' in job %lld", j->path, depth,
-			 target, job_id);
-		return -1;
-	}
-	return 0;
-}
-
-int sm_journal_file_state(struct sm_journal *j, long long job_id, const char *path,
-			  char **state)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT state FROM file WHERE job_id = ? AND path = ?",
-				   "is", job_id, path);
-	int rc;
-
-	*state = NULL;
-	if (!st)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*state = col_text(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(j, "cannot read files");
-}
-
-int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
-					  long long **ids, size_t *n)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT id FROM job WHERE domain_name = ? AND state NOT "
-				   "IN ('done', 'aborted') ORDER BY id", "s", name);
-	int rc;
-
-	*ids = NULL;
-	*n = 0;
-	if (!st)
-		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*ids = sm_xrealloc(*ids, (*n + 1) * sizeof(**ids));
-		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : db_error(j, "cannot read jobs");
-}
-
-int sm_journal_job_delete(struct sm_journal *j, long long job_id)
-{
-	return IN_TX(j, run(j, "DELETE FROM job WHERE id = ?", "i", job_id));
-}
-
-int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
-			const char *hook, int exit_status, bool timed_out, double started,
-			double seconds, const char *err)
-{
-	return IN_TX(j, run(j, "INSERT INTO hook_run (job_id, point, hook, exit_status, "
-			    "timed_out, started_at, seconds, stderr) VALUES (?,?,?,?,?,?,?,?)",
-			    "issiidds", job_id, point, hook, (long long)exit_status,
-			    (long long)timed_out, started, seconds, err));
-}
-
 int sm_journal_sql(struct sm_journal *j, const char *sql, const char *types, ...)
 {
 	va_list ap;
@@ -1116,7 +600,7 @@ int sm_journal_query(struct sm_journal *j, const char *sql, const char *types,
 
 	memset(rows, 0, sizeof(*rows));
 	va_start(ap, rows);
-	st = prepare_v(j, sql, types, ap);
+	st = journal_prepare_v(j, sql, types, ap);
 	va_end(ap);
 	if (!st)
 		return -1;
@@ -1134,7 +618,7 @@ int sm_journal_query(struct sm_journal *j, const char *sql, const char *types,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		sm_journal_rows_release(rows);
-		return db_error(j, "cannot read");
+		return journal_db_error(j, "cannot read");
 	}
 	return 0;
 }
@@ -1147,498 +631,7 @@ void sm_journal_rows_release(struct sm_journal_rows *rows)
 	memset(rows, 0, sizeof(*rows));
 }
 
-/* ---- Checked rows of the tables of other modules (the rebalance's) ----
- * The same checks as the job rows' (row_int, row_text...), reported for the
- * owner the rows belong to. */
-struct sm_journal_cursor {
-	struct sm_journal *j;
-	struct row rw;
-	const char *owner;
-	long long id;
-	char what[64];
-	bool db_failed;
-};
-
-struct sm_journal_cursor *sm_journal_cursor_open(struct sm_journal *j, const char *owner,
-						 long long id, const char *sql,
-						 const char *types, ...)
-{
-	struct sm_journal_cursor *c;
-	sqlite3_stmt *st;
-	va_list ap;
-
-	va_start(ap, types);
-	st = prepare_v(j, sql, types, ap);
-	va_end(ap);
-	if (!st)
-		return NULL;
-	c = sm_xcalloc(1, sizeof(*c));
-	c->j = j;
-	c->owner = owner;
-	c->id = id;
-	c->rw = (struct row){ .st = st, .job = id, .what = c->what };
-	return c;
-}
-
-int sm_journal_cursor_next(struct sm_journal_cursor *c)
-{
-	int rc;
-
-	if (c->rw.why[0] || c->db_failed)
-		return 0;
-	rc = sqlite3_step(c->rw.st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc != SQLITE_DONE) {
-		db_error(c->j, "cannot read");
-		c->db_failed = true;
-	}
-	return 0;
-}
-
-void sm_journal_cursor_what(struct sm_journal_cursor *c, const char *what)
-{
-	snprintf(c->what, sizeof(c->what), "%s", what);
-}
-
-bool sm_journal_cursor_null(struct sm_journal_cursor *c, int col)
-{
-	return sqlite3_column_type(c->rw.st, col) == SQLITE_NULL;
-}
-
-long long sm_journal_cursor_int(struct sm_journal_cursor *c, int col, long long min,
-				long long max)
-{
-	return row_int(&c->rw, col, min, max);
-}
-
-bool sm_journal_cursor_bool(struct sm_journal_cursor *c, int col)
-{
-	return row_bool(&c->rw, col);
-}
-
-char *sm_journal_cursor_text(struct sm_journal_cursor *c, int col, bool null_ok)
-{
-	return row_text(&c->rw, col, null_ok);
-}
-
-int sm_journal_cursor_enum(struct sm_journal_cursor *c, int col, const char *what,
-			   int (*from_name)(const char *))
-{
-	char *s = row_enum(&c->rw, col, what, from_name);
-	int v = s ? from_name(s) : -1;
-
-	free(s);
-	return v < 0 ? 0 : v;
-}
-
-void sm_journal_cursor_bad(struct sm_journal_cursor *c, const char *fmt, ...)
-{
-	char why[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	row_bad(&c->rw, "%s%s", c->what, why);
-}
-
-int sm_journal_cursor_close(struct sm_journal_cursor *c, const char *advice)
-{
-	int ret = 0;
-
-	if (!c)
-		return -1;
-	sqlite3_finalize(c->rw.st);
-	if (c->rw.why[0]) {
-		c->j->malformed = true;
-		sm_error("journal row of %s %lld is malformed (%s); the journal may have been "
-			 "edited: %s (journal '%s')", c->owner, c->id, c->rw.why, advice,
-			 c->j->path);
-		ret = -2;
-	} else if (c->db_failed) {
-		ret = -1;
-	}
-	free(c);
-	return ret;
-}
-
 const char *sm_journal_path(const struct sm_journal *j)
 {
 	return j->path;
-}
-
-int sm_journal_next_job_id(struct sm_journal *j, long long *id)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE "
-				   "name = 'job'), 0) + 1", "");
-	int rc;
-
-	if (!st)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : db_error(j, "cannot read the job sequence");
-}
-
-int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_uuid,
-				       const char *target, long long *job_id)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT job.id FROM job JOIN disk ON disk.job_id = "
-				   "job.id WHERE job.domain_uuid = ? AND disk.target = ? AND "
-				   "job.state NOT IN ('done', 'aborted') ORDER BY job.id DESC LIMIT 1", "ss",
-				   domain_uuid, target);
-	int rc;
-
-	if (!st)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*job_id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(j, "cannot read jobs");
-	return rc == SQLITE_ROW;
-}
-
-#define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
-	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
-	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source, asked_copy_method, parallel"
-
-static void job_from_row(struct row *rw, struct sm_job_row *r)
-{
-	sqlite3_stmt *st = rw->st;
-
-	r->id = sqlite3_column_int64(st, 0);  /* INTEGER PRIMARY KEY: always one */
-	rw->job = r->id;
-	rw->what = "";
-	r->domain_name = row_text(rw, 1, false);
-	r->domain_uuid = row_text(rw, 2, false);
-	r->persistent = row_bool(rw, 3);
-	r->dest_dir = row_text(rw, 4, false);
-	r->bandwidth_mib = (unsigned long long)row_int(rw, 5, 0, 1LL << 30);
-	r->keep_overlay = row_bool(rw, 6);
-	r->quiesce = row_bool(rw, 7);
-	r->state = row_enum(rw, 8, "state", sm_job_state_from_name);
-	r->phase = row_enum(rw, 9, "phase", sm_phase_from_name);
-	r->error = row_text(rw, 10, true);
-	r->created_at = row_real(rw, 11, 0, ROW_TIME_MAX);
-	r->updated_at = row_real(rw, 12, 0, ROW_TIME_MAX);
-	r->finished_at = row_real(rw, 13, 0, ROW_TIME_MAX);
-	r->verify = row_bool(rw, 14);
-	r->dest_format = row_text(rw, 15, true);
-	r->sync_writes = row_enum(rw, 16, "sync_writes", sync_writes_from_name);
-	r->converge_timeout = row_real(rw, 17, 0, 1e9);
-	r->delete_source = row_bool(rw, 18);
-	r->copy_method = row_enum(rw, 19, "copy method", sm_copy_method_from_name);
-	r->parallel = (unsigned)row_int(rw, 20, 0, 64);
-}
-
-int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT " JOB_COLUMNS " FROM job WHERE id = ?", "i", id);
-	struct row rw = { .st = st, .job = id, .what = "" };
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (!st)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		job_from_row(&rw, out);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(j, "cannot read jobs");
-	if (rw.why[0]) {
-		sm_job_row_release(out);
-		row_malformed(j, &rw);
-		return -2;
-	}
-	return rc == SQLITE_ROW;
-}
-
-/* Collect every row of st with fill(), growing an array of elem_size items;
- * on a malformed row, release() what was collected and fail. */
-static int collect(struct sm_journal *j, sqlite3_stmt *st, long long job, size_t elem_size,
-		   void (*fill)(struct row *, void *), void (*release)(void *, size_t),
-		   void **out, size_t *n)
-{
-	struct row rw = { .st = st, .job = job, .what = "" };
-	char *arr = NULL;
-	size_t count = 0;
-	int rc;
-
-	*out = NULL;
-	*n = 0;
-	if (!st)
-		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		arr = sm_xrealloc(arr, (count + 1) * elem_size);
-		memset(arr + count * elem_size, 0, elem_size);
-		fill(&rw, arr + count * elem_size);
-		count++;
-		if (rw.why[0])
-			break;
-	}
-	sqlite3_finalize(st);
-	if (rw.why[0]) {
-		release(arr, count);
-		return row_malformed(j, &rw);
-	}
-	*out = arr;
-	*n = count;
-	if (rc != SQLITE_DONE)
-		return db_error(j, "cannot read");
-	return 0;
-}
-
-static void fill_job(struct row *rw, void *p)
-{
-	job_from_row(rw, p);
-}
-
-static void release_jobs(void *p, size_t n)
-{
-	sm_job_rows_free(p, n);
-}
-
-int sm_journal_job_list(struct sm_journal *j, struct sm_job_row **out, size_t *n)
-{
-	return collect(j, prepare(j, "SELECT " JOB_COLUMNS " FROM job ORDER BY "
-				  "(state IN ('done', 'aborted')), id DESC", ""), 0,
-		       sizeof(**out), fill_job, release_jobs, (void **)out, n);
-}
-
-static void fill_disk(struct row *rw, void *p)
-{
-	struct sm_disk_row *r = p;
-
-	rw->what = "disk: ";
-	r->target = row_text(rw, 0, false);
-	r->state = row_enum(rw, 1, "disk state", disk_state_from_name);
-	r->src_overlay = row_text(rw, 2, false);
-	r->dst_overlay = row_text(rw, 3, false);
-	r->error = row_text(rw, 4, true);
-	r->plan.target = sm_xstrdup_or_null(r->target);
-	r->plan.src_overlay = sm_xstrdup_or_null(r->src_overlay);
-	r->plan.dst_overlay = sm_xstrdup_or_null(r->dst_overlay);
-	r->plan.virtual_size = (unsigned long long)row_int(rw, 5, 0, ROW_SIZE_MAX);
-	r->sync_writes = row_bool(rw, 6);
-	r->plan.kept = row_text(rw, 7, true);
-	r->plan.kept_format = row_text(rw, 8, true);
-	r->plan.kept_user = row_text(rw, 9, true);
-	r->plan.flat = row_bool(rw, 10);
-	r->pivoting = row_bool(rw, 11);
-}
-
-static void fill_image(struct row *rw, void *p)
-{
-	struct sm_plan_image *img = p;
-
-	rw->what = "image: ";
-	img->src = row_text(rw, 0, false);
-	img->dst = row_text(rw, 1, false);
-	img->format = row_text(rw, 2, false);
-	img->src_backing = row_text(rw, 3, true);
-	img->dst_backing = row_text(rw, 4, true);
-	img->dst_backing_format = row_text(rw, 5, true);
-	img->virtual_size = (unsigned long long)row_int(rw, 6, 0, ROW_SIZE_MAX);
-	img->allocated = (unsigned long long)row_int(rw, 7, 0, ROW_SIZE_MAX);
-	img->dst_format = row_text(rw, 8, false);
-	(void)row_int(rw, 9, 0, ROW_SIZE_MAX);  /* depth, checked by the caller */
-}
-
-static void release_disks(void *p, size_t n)
-{
-	sm_disk_rows_free(p, n);
-}
-
-static void release_images(void *p, size_t n)
-{
-	struct sm_plan_disk d = { .images = p, .nimages = n };
-
-	sm_plan_disk_release(&d);
-}
-
-/* The image rows of one disk: depths 0, 1, ... without a gap, at least one. */
-static int disk_images(struct sm_journal *j, long long job_id, struct sm_plan_disk *plan)
-{
-	sqlite3_stmt *st = prepare(j, "SELECT src_path, dst_path, format, src_backing, "
-				   "dst_backing, dst_backing_format, virtual_size, allocated, "
-				   "coalesce(dst_format, format) AS dst_format, depth FROM image "
-				   "WHERE job_id = ? AND target = ? ORDER BY depth",
-				   "is", job_id, plan->target);
-	struct row rw = { .job = job_id };
-
-	if (!st)
-		return -1;
-	if (collect(j, st, job_id, sizeof(*plan->images), fill_image, release_images,
-		    (void **)&plan->images, &plan->nimages) < 0)
-		return -1;
-	if (plan->nimages == 0)
-		snprintf(rw.why, sizeof(rw.why), "disk '%.64s' has no image rows", plan->target);
-	st = prepare(j, "SELECT count(*) FROM image WHERE job_id = ? AND target = ? AND "
-		     "depth >= 0 AND depth < ? AND typeof(depth) = 'integer'", "isi", job_id,
-		     plan->target, (long long)plan->nimages);
-	if (!st)
-		return -1;
-	if (sqlite3_step(st) != SQLITE_ROW ||
-	    (size_t)sqlite3_column_int64(st, 0) != plan->nimages)
-		if (!rw.why[0])
-			snprintf(rw.why, sizeof(rw.why), "the depths of the images of disk "
-				 "'%.64s' are not 0 to %zu", plan->target, plan->nimages - 1);
-	sqlite3_finalize(st);
-	return rw.why[0] ? row_malformed(j, &rw) : 0;
-}
-
-int sm_journal_disk_list(struct sm_journal *j, long long job_id, struct sm_disk_row **out,
-			 size_t *n)
-{
-	if (collect(j, prepare(j, "SELECT target, state, src_overlay, dst_overlay, error, "
-			       "virtual_size, sync_writes, kept, kept_format, kept_user, flat, "
-			       "pivoting FROM disk WHERE job_id = ? ORDER BY target", "i", job_id),
-		    job_id, sizeof(**out), fill_disk, release_disks, (void **)out, n) < 0)
-		return -1;
-	for (size_t i = 0; i < *n; i++) {
-		if (disk_images(j, job_id, &(*out)[i].plan) < 0) {
-			sm_disk_rows_free(*out, *n);
-			*out = NULL;
-			*n = 0;
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void fill_step(struct row *rw, void *p)
-{
-	struct sm_step_row *r = p;
-
-	rw->what = "step: ";
-	r->phase = row_text(rw, 0, false);
-	r->target = row_text(rw, 1, true);
-	r->started_at = row_real(rw, 2, 0, ROW_TIME_MAX);
-	r->finished_at = row_real(rw, 3, 0, ROW_TIME_MAX);
-	r->error = row_text(rw, 4, true);
-}
-
-static void release_steps(void *p, size_t n)
-{
-	sm_step_rows_free(p, n);
-}
-
-int sm_journal_step_list(struct sm_journal *j, long long job_id, struct sm_step_row **out,
-			 size_t *n)
-{
-	return collect(j, prepare(j, "SELECT phase, target, started_at, coalesce(finished_at, "
-				  "0) AS finished_at, error FROM step WHERE job_id = ? ORDER BY id",
-				  "i", job_id),
-		       job_id, sizeof(**out), fill_step, release_steps, (void **)out, n);
-}
-
-static void fill_file(struct row *rw, void *p)
-{
-	struct sm_file_row *r = p;
-
-	rw->what = "file: ";
-	r->path = row_text(rw, 0, false);
-	r->role = row_text(rw, 1, false);
-	r->state = row_text(rw, 2, false);
-}
-
-static void release_files(void *p, size_t n)
-{
-	sm_file_rows_free(p, n);
-}
-
-int sm_journal_file_list(struct sm_journal *j, long long job_id, struct sm_file_row **out,
-			 size_t *n)
-{
-	return collect(j, prepare(j, "SELECT path, role, state FROM file WHERE job_id = ? "
-				  "ORDER BY rowid", "i", job_id),
-		       job_id, sizeof(**out), fill_file, release_files, (void **)out, n);
-}
-
-int sm_journal_job_check(struct sm_journal *j, long long job_id)
-{
-	struct sm_job_row job;
-	struct sm_disk_row *d = NULL;
-	struct sm_step_row *st = NULL;
-	struct sm_file_row *f = NULL;
-	size_t nd = 0, ns = 0, nf = 0;
-	int rc;
-
-	j->malformed = false;
-	rc = sm_journal_job_get(j, job_id, &job);
-	if (rc == 0)
-		sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
-	if (rc <= 0)
-		return rc == -2 ? -2 : -1;
-	sm_job_row_release(&job);
-	rc = sm_journal_disk_list(j, job_id, &d, &nd) < 0 ||
-	     sm_journal_step_list(j, job_id, &st, &ns) < 0 ||
-	     sm_journal_file_list(j, job_id, &f, &nf) < 0 ? -1 : 0;
-	sm_disk_rows_free(d, nd);
-	sm_step_rows_free(st, ns);
-	sm_file_rows_free(f, nf);
-	return rc < 0 && j->malformed ? -2 : rc;
-}
-
-void sm_job_row_release(struct sm_job_row *r)
-{
-	if (!r)
-		return;
-	free(r->domain_name);
-	free(r->domain_uuid);
-	free(r->dest_dir);
-	free(r->copy_method);
-	free(r->state);
-	free(r->phase);
-	free(r->error);
-	free(r->dest_format);
-	free(r->sync_writes);
-	memset(r, 0, sizeof(*r));
-}
-
-void sm_job_rows_free(struct sm_job_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		sm_job_row_release(&rows[i]);
-	free(rows);
-}
-
-void sm_disk_rows_free(struct sm_disk_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(rows[i].target);
-		free(rows[i].state);
-		free(rows[i].src_overlay);
-		free(rows[i].dst_overlay);
-		free(rows[i].error);
-		sm_plan_disk_release(&rows[i].plan);
-	}
-	free(rows);
-}
-
-void sm_step_rows_free(struct sm_step_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(rows[i].phase);
-		free(rows[i].target);
-		free(rows[i].error);
-	}
-	free(rows);
-}
-
-void sm_file_rows_free(struct sm_file_row *rows, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(rows[i].path);
-		free(rows[i].role);
-		free(rows[i].state);
-	}
-	free(rows);
 }

@@ -2,7 +2,7 @@
  * figures: which disks a drain or a free-space goal moves, in what order and
  * where, the free space before and after, and the goals it refuses.  Every
  * plan is replayed step by step to check the margins it promises.  And the
- * rebalance's rows read back from a journal (sm_rebalance_load): as written,
+ * rebalance's rows read back from a journal (sm_journal_rebalance_load): as written,
  * or edited, then refused naming the rebalance and the row.
  */
 #include "unit.h"
@@ -589,15 +589,15 @@ static void test_rebalance_rows(void **state)
 
 	(void)state;
 	assert_int_equal(sm_journal_open(path, &j), 0);
-	assert_int_equal(sm_rebalance_unfinished(j, &id), 0);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), 0);
 	edit(path, "INSERT INTO rebalance (goal, state, max_parallel, bandwidth_mib, stop_on_error, "
 		   "job_floor, created_at) VALUES ('drain /a', 'running', 2, 40, 1, 6, 1.7e9);"
 		   "INSERT INTO rebalance_move VALUES (1, 1, 'vm1', 'vda', 1, '/a', '/b', 4096, "
 		   "'done', 7, NULL), (1, 2, 'vm2', 'vdb', 0, '/a', '/c', 8192, 'planned', NULL, "
 		   "NULL)");
-	assert_int_equal(sm_rebalance_unfinished(j, &id), 1);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), 1);
 	assert_int_equal(id, 1);
-	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+	assert_int_equal(sm_journal_rebalance_load(j, 1, &r), 0);
 	assert_int_equal(r.max_parallel, 2);
 	assert_int_equal(r.bandwidth_mib, 40);
 	assert_true(r.stop_on_error);
@@ -611,13 +611,13 @@ static void test_rebalance_rows(void **state)
 	assert_int_equal(r.moves[1].bytes, 8192);
 	assert_int_equal(r.moves[1].state, SM_RMOVE_PLANNED);
 	assert_int_equal(r.moves[1].job, 0);
-	sm_rebalance_row_release(&r);
+	sm_journal_rebalance_row_release(&r);
 	/* A move without a job, as set_move writes it: job_id 0. */
 	edit(path, "UPDATE rebalance_move SET job_id = 0 WHERE seq = 2");
-	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+	assert_int_equal(sm_journal_rebalance_load(j, 1, &r), 0);
 	assert_int_equal(r.moves[1].job, 0);
-	sm_rebalance_row_release(&r);
-	assert_int_equal(sm_rebalance_load(j, 2, &r), -1);
+	sm_journal_rebalance_row_release(&r);
+	assert_int_equal(sm_journal_rebalance_load(j, 2, &r), -1);
 	assert_contains(sm_error_message(), "no rebalance 2");
 	for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
 		SM_AUTOFREE char *sql = sm_xasprintf("BEGIN; %s; COMMIT", bad[i].sql);
@@ -626,7 +626,7 @@ static void test_rebalance_rows(void **state)
 		edit(path, "CREATE TABLE IF NOT EXISTS keep AS SELECT * FROM rebalance_move");
 		edit(path, "CREATE TABLE IF NOT EXISTS keep_r AS SELECT * FROM rebalance");
 		edit(path, sql);
-		rc = sm_rebalance_load(j, 1, &r);
+		rc = sm_journal_rebalance_load(j, 1, &r);
 		if (rc != -2)
 			print_error("%s: load returned %d\n", bad[i].sql, rc);
 		assert_int_equal(rc, -2);
@@ -636,14 +636,14 @@ static void test_rebalance_rows(void **state)
 		assert_contains(sm_error_message(), "the journal may have been edited");
 		edit(path, "DELETE FROM rebalance_move; INSERT INTO rebalance_move SELECT * FROM keep;"
 			   "DELETE FROM rebalance; INSERT INTO rebalance SELECT * FROM keep_r");
-		assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
-		sm_rebalance_row_release(&r);
+		assert_int_equal(sm_journal_rebalance_load(j, 1, &r), 0);
+		sm_journal_rebalance_row_release(&r);
 	}
 	edit(path, "UPDATE rebalance SET state = 'odd'");
-	assert_int_equal(sm_rebalance_unfinished(j, &id), -2);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), -2);
 	assert_contains(sm_error_message(), "journal row of rebalance 1 is malformed (unknown state 'odd')");
 	edit(path, "UPDATE rebalance SET state = 'done'");
-	assert_int_equal(sm_rebalance_unfinished(j, &id), 0);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), 0);
 	sm_journal_free(j);
 	free(path);
 	unit_rmtree(dir);
