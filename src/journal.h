@@ -260,6 +260,8 @@ int sm_journal_latest_disk_job(struct sm_journal *j, const char *domain, const c
 enum sm_job_state sm_job_row_state(const struct sm_job_row *r);
 enum sm_phase sm_job_row_phase(const struct sm_job_row *r);
 enum sm_disk_state sm_disk_row_state(const struct sm_disk_row *r);
+/* The job is done or aborted (nothing left to resume or undo). */
+bool sm_job_row_finished(const struct sm_job_row *r);
 /* A file row's role and state; -1 for a name this version does not write
  * (file rows are not refused for it). */
 int sm_file_row_role(const struct sm_file_row *r);

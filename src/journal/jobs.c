@@ -573,3 +573,17 @@ enum sm_disk_state sm_disk_row_state(const struct sm_disk_row *r)
 
 	return v < 0 ? SM_DISK_PLANNED : (enum sm_disk_state)v;
 }
+
+bool sm_job_row_finished(const struct sm_job_row *r)
+{
+	switch (sm_job_row_state(r)) {
+	case SM_JOB_DONE:
+	case SM_JOB_ABORTED:
+		return true;
+	case SM_JOB_RUNNING:
+	case SM_JOB_FAILED:
+	case SM_JOB_STATE_LAST:
+		break;
+	}
+	return false;
+}

@@ -1,5 +1,8 @@
-/* journal.c: the SQLite journal.  It stores and answers; deciding what a row
- * means for a move is move.c's job.
+/* journal.c: the SQLite journal's core: where it lives and who may touch it,
+ * opening it and upgrading its schema, transactions, and the statement
+ * helpers the other journal files (rows.c, jobs.c, files.c, images.c,
+ * rebalance.c) and srcfile.c use.  It stores and answers; deciding what a
+ * row means for a move is the job engine's.
  */
 #include "journal.h"
 #include "journal/internal.h"
