@@ -53,11 +53,11 @@ static int job_done(struct sm_journal *j, long long job_id)
 		sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
 	if (rc <= 0)
 		return -1;
-	if (sm_str_eq(job.state, "aborted"))
+	if (sm_job_row_state(&job) == SM_JOB_ABORTED)
 		sm_error("job %lld is aborted: only the source of a finished move can be "
 			 "deleted, and an aborted job's source is its domain's disks again",
 			 job_id);
-	else if (!sm_str_eq(job.state, "done"))
+	else if (sm_job_row_state(&job) != SM_JOB_DONE)
 		sm_error("job %lld is %s: only the source of a finished move can be deleted; "
 			 "finish the move first with 'snapmove resume %lld'", job_id, job.state,
 			 job_id);
@@ -95,7 +95,7 @@ void sm_cleanup_block(struct sm_cleanup_item *items, size_t n, const struct sm_u
 static int source_images(struct sm_journal *j, long long job_id, struct sm_srcfile **files,
 			 size_t *n)
 {
-	if (sm_srcfile_list(j, job_id, "image", files, n) < 0)
+	if (sm_srcfile_list(j, job_id, SM_SRCFILE_IMAGE, files, n) < 0)
 		return -1;
 	if (*n == 0) {
 		sm_error("job %lld did not journal which files its source chain was made of (an "
@@ -172,16 +172,17 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 			sm_progress_say(pr, "  kept %s: used by %s", items[i].path, items[i].blocker);
 			continue;
 		}
-		if (SM_JOURNAL_TX(j, sm_journal_file_set(j, job_id, items[i].path, "src_image",
-							 "deleting")) < 0)
+		if (SM_JOURNAL_TX(j, sm_journal_file_put(j, job_id, items[i].path,
+							 SM_FILE_SRC_IMAGE, SM_FILE_DELETING)) < 0)
 			goto cleanup;
 		rc = sm_srcfile_unlink(&items[i].file);
 		if (rc < 0) {
 			sm_progress_say(pr, "  kept %s: %s", items[i].path, sm_error_message());
 			sm_error_clear();
 		}
-		if (SM_JOURNAL_TX(j, sm_journal_file_set(j, job_id, items[i].path, "src_image",
-							 rc < 0 ? "kept" : "deleted")) < 0)
+		if (SM_JOURNAL_TX(j, sm_journal_file_put(j, job_id, items[i].path,
+							 SM_FILE_SRC_IMAGE,
+							 rc < 0 ? SM_FILE_KEPT : SM_FILE_DELETED)) < 0)
 			goto cleanup;
 		if (rc <= 0)
 			continue;
@@ -232,12 +233,11 @@ int sm_job_forget(struct sm_journal *j, long long job_id)
 		return forget_malformed(j, job_id);
 	if (rc <= 0)
 		return -1;
-	if (!sm_str_eq(job.state, "done") && !sm_str_eq(job.state, "aborted") &&
-	    sm_journal_job_check(j, job_id) == -2) {
+	if (!sm_job_row_finished(&job) && sm_journal_job_check(j, job_id) == -2) {
 		sm_job_row_release(&job);
 		return forget_malformed(j, job_id);
 	}
-	if (!sm_str_eq(job.state, "done") && !sm_str_eq(job.state, "aborted"))
+	if (!sm_job_row_finished(&job))
 		sm_error("job %lld is %s; finish it with 'snapmove resume %lld' or undo it with "
 			 "'snapmove abort %lld' before forgetting it", job_id, job.state, job_id,
 			 job_id);

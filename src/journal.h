@@ -14,8 +14,58 @@
 
 #include "chain/plan.h"
 #include "job.h"
+#include "util.h"
 
 struct sm_journal;
+
+/* The names the journal stores, both ways (util.h SM_ENUM_DECL): append only.
+ * job.h's enums are named in job.c; these two are declared here until job.h
+ * declares them with the others. */
+SM_ENUM_DECL(disk_state, enum sm_disk_state);
+SM_ENUM_DECL(image_state, enum sm_image_state);
+
+/* What a file of the table file is to its job. */
+enum sm_file_role {
+	SM_FILE_SRC_OVERLAY,   /* the snapshot's overlay, beside the source image */
+	SM_FILE_DST_OVERLAY,   /* the mirror's target at the destination */
+	SM_FILE_DST_IMAGE,     /* a copy of a source image at the destination */
+	SM_FILE_KEPT_OVERLAY,  /* --keep-overlay: the overlay the domain stays on */
+	SM_FILE_SRC_IMAGE,     /* a source image, deleted by cleanup or --delete-source */
+	SM_FILE_ROLE_LAST
+};
+SM_ENUM_DECL(file_role, enum sm_file_role);
+
+/* Where a file of the table file stands. */
+enum sm_file_state {
+	SM_FILE_PLANNED,   /* journaled, not made yet */
+	SM_FILE_CREATING,  /* being made: it may exist, partly */
+	SM_FILE_CREATED,
+	SM_FILE_KEPT,      /* not removed (in use, or removing it failed) */
+	SM_FILE_REMOVED,   /* a file the job made, removed by it */
+	SM_FILE_DELETING,  /* a source image being deleted */
+	SM_FILE_DELETED,   /* a source image deleted */
+	SM_FILE_STATE_LAST
+};
+SM_ENUM_DECL(file_state, enum sm_file_state);
+
+/* A rebalance's own state. */
+enum sm_rebalance_state {
+	SM_REBALANCE_STATE_RUNNING,
+	SM_REBALANCE_STATE_DONE,
+	SM_REBALANCE_STATE_FAILED,
+	SM_REBALANCE_STATE_LAST
+};
+SM_ENUM_DECL(rebalance_state, enum sm_rebalance_state);
+
+/* The states of a move of a rebalance. */
+enum sm_rmove_state {
+	SM_RMOVE_PLANNED,
+	SM_RMOVE_RUNNING,
+	SM_RMOVE_DONE,
+	SM_RMOVE_FAILED,
+	SM_RMOVE_STATE_LAST
+};
+SM_ENUM_DECL(rmove_state, enum sm_rmove_state);
 
 struct sm_journal_chunk {
 	unsigned long long index;
@@ -196,6 +246,79 @@ int sm_journal_cursor_enum(struct sm_journal_cursor *c, int col, const char *wha
 void sm_journal_cursor_bad(struct sm_journal_cursor *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int sm_journal_cursor_close(struct sm_journal_cursor *c, const char *advice);
+/* ---- Typed getters: the journal's names as enums ---- */
+/* The state of job (and its error, NULL when none): 1, 0 when there is no
+ * such job, -1 a database error, -2 its row is malformed (sm_error says). */
+int sm_journal_job_state(struct sm_journal *j, long long job_id, enum sm_job_state *state,
+			 char **error);
+/* The newest job of a domain's disk (by name) with an id above floor; *job_id
+ * 0 when none.  0, -1 on a database error. */
+int sm_journal_latest_disk_job(struct sm_journal *j, const char *domain, const char *target,
+			       long long floor, long long *job_id);
+/* The row values of the checked rows (journal_job_get and the lists check
+ * every name, so these never see an unknown one). */
+enum sm_job_state sm_job_row_state(const struct sm_job_row *r);
+enum sm_phase sm_job_row_phase(const struct sm_job_row *r);
+enum sm_disk_state sm_disk_row_state(const struct sm_disk_row *r);
+/* The job is done or aborted (nothing left to resume or undo). */
+bool sm_job_row_finished(const struct sm_job_row *r);
+/* A file row's role and state; -1 for a name this version does not write
+ * (file rows are not refused for it). */
+int sm_file_row_role(const struct sm_file_row *r);
+int sm_file_row_state(const struct sm_file_row *r);
+/* The state of a file the job journaled: 1 (*state set), 0 no row, -1 a
+ * database error, -2 a name this version does not write (sm_error says). */
+int sm_journal_file_get_state(struct sm_journal *j, long long job_id, const char *path,
+			      enum sm_file_state *state);
+/* Journal a file by role and state (sm_journal_file_set with the names). */
+int sm_journal_file_put(struct sm_journal *j, long long job_id, const char *path,
+			enum sm_file_role role, enum sm_file_state state);
+
+/* ---- Rebalances (journal/rebalance.c): a plan of ordinary move jobs ---- */
+/* A rebalance as the journal holds it, every value checked. */
+struct sm_rebalance_move_row {
+	long long seq;              /* 1.. */
+	char *domain;
+	char *disk;
+	bool running;               /* the domain ran when planned */
+	char *from;                 /* absolute folders */
+	char *to_dir;
+	unsigned long long bytes;
+	enum sm_rmove_state state;
+	long long job;              /* 0: none yet (NULL or 0 in the journal) */
+};
+
+struct sm_rebalance_row {
+	unsigned max_parallel;      /* 1..SM_REBALANCE_MAX_PARALLEL */
+	unsigned long long bandwidth_mib;
+	bool stop_on_error;
+	long long job_floor;        /* the highest job id before it began */
+	struct sm_rebalance_move_row *moves;
+	size_t nmoves;
+};
+
+#define SM_REBALANCE_MAX_PARALLEL 16
+
+/* Journal a new rebalance (goal in words, r's options and moves; r's states,
+ * jobs and job_floor are ignored: every move is planned, the floor is the
+ * highest job id now) in one transaction; *id its number. */
+int sm_journal_rebalance_insert(struct sm_journal *j, const char *goal,
+				const struct sm_rebalance_row *r, long long *id);
+/* A move's state, its job (0: none) and error, in one transaction. */
+int sm_journal_rebalance_move_set(struct sm_journal *j, long long id, long long seq,
+				  enum sm_rmove_state state, long long job_id, const char *error);
+/* The rebalance ended (done or failed). */
+int sm_journal_rebalance_finish(struct sm_journal *j, long long id,
+				enum sm_rebalance_state state);
+/* Read rebalance id and its moves: 0, -1 (no such rebalance, a database
+ * error), -2 a row is malformed ("journal row of rebalance ID is malformed
+ * (...)").  out is empty unless 0. */
+int sm_journal_rebalance_load(struct sm_journal *j, long long id, struct sm_rebalance_row *out);
+void sm_journal_rebalance_row_release(struct sm_rebalance_row *r);
+/* The newest rebalance that is not done: 1 (*id set), 0 none, -1 error, -2
+ * its row is malformed (a state this version does not write). */
+int sm_journal_rebalance_unfinished(struct sm_journal *j, long long *id);
+
 /* A hook ran (err: the start of its stderr). */
 int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
 			const char *hook, int exit_status, bool timed_out, double started,

@@ -235,7 +235,7 @@ int sm_srcfile_snapshotted(struct sm_journal *j, long long job, const char *targ
 	if (sm_srcfile_identify(src_overlay, &ov) < 0)
 		goto cleanup;
 	ov.target = sm_xstrdup(target);
-	ov.role = sm_xstrdup("src_overlay");
+	ov.role = sm_xstrdup(sm_file_role_name(SM_FILE_SRC_OVERLAY));
 	ov.format = sm_xstrdup("qcow2");
 	ret = sm_srcfile_journal(j, job, &ov);
 	sm_srcfile_release(&ov);
@@ -248,7 +248,12 @@ cleanup:
 int sm_srcfile_forget(struct sm_journal *j, long long job, const char *path)
 {
 	return sm_journal_sql(j, "DELETE FROM source_file WHERE job_id = ? AND path = ? AND "
-			      "role <> 'image'", "is", job, path);
+			      "role <> ?", "iss", job, path, SM_SRCFILE_IMAGE);
+}
+
+bool sm_srcfile_is_image(const struct sm_srcfile *f)
+{
+	return sm_str_eq(f->role, SM_SRCFILE_IMAGE);
 }
 
 /* Open dir from '/' one component at a time, never following a symlink. */
@@ -372,13 +377,13 @@ int sm_srcfile_unlink_checked(const struct sm_srcfile *f, sm_srcfile_in_use_fn i
 		goto cleanup;
 	}
 	why = f->no_id ? unknown_mismatch(&st)
-		       : sm_srcfile_mismatch(&f->id, &ds, &st, sm_str_eq(f->role, "image"));
+		       : sm_srcfile_mismatch(&f->id, &ds, &st, sm_srcfile_is_image(f));
 	if (why) {
 		sm_error("%s", why);
 		goto cleanup;
 	}
 	if ((in_use && in_use(arg, &st) < 0) ||
-	    check_not_open(dfd, name, sm_str_eq(f->role, "image")) < 0)
+	    check_not_open(dfd, name, sm_srcfile_is_image(f)) < 0)
 		goto cleanup;
 	if (unlinkat(dfd, name, 0) < 0) {
 		if (errno == ENOENT)

@@ -41,8 +41,9 @@ struct sm_srcfile {
 	char *path;       /* as libvirt named it */
 	char *real_path;  /* its folder resolved (no symlink, no '..') + its name */
 	char *target;     /* the disk */
-	char *role;       /* "image" (a member of the moved chain), "src_overlay",
-			   * "dst_image", "dst_overlay" */
+	char *role;       /* SM_SRCFILE_IMAGE (a member of the moved chain), or
+			   * the file's role (journal.h sm_file_role_name):
+			   * "src_overlay", "dst_image", "dst_overlay" */
 	char *format;
 	struct sm_file_id id;
 	/* No identity journaled (a job older than the journaling of its own
@@ -81,6 +82,12 @@ int sm_srcfile_journal(struct sm_journal *j, long long job, const struct sm_srcf
  * the journaled ones), and journal the job's source overlay. */
 int sm_srcfile_snapshotted(struct sm_journal *j, long long job, const char *target,
 			   const char *src_overlay);
+/* The role of a member of the moved chain in table source_file (the other
+ * rows take their file role's name). */
+#define SM_SRCFILE_IMAGE "image"
+/* f is a member of the moved chain (not a file the job made). */
+bool sm_srcfile_is_image(const struct sm_srcfile *f);
+
 /* The journaled source files of job with role (NULL: every role). */
 int sm_srcfile_list(struct sm_journal *j, long long job, const char *role,
 		    struct sm_srcfile **out, size_t *n);

@@ -181,3 +181,18 @@ char *sm_format_bytes(unsigned long long n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
 }
+
+const char *sm_enum_name(const char *const *names, int n, int v)
+{
+	return v >= 0 && v < n ? names[v] : "unknown";
+}
+
+int sm_enum_from_name(const char *const *names, int n, const char *name)
+{
+	if (!name)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}

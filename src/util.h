@@ -53,4 +53,34 @@ extern volatile int sm_interrupted;
 /* "1.5 GiB" style; returns buf. */
 char *sm_format_bytes(unsigned long long n, char *buf, size_t len);
 
+/* Enums both ways from one table (libvirt's VIR_ENUM_DECL/VIR_ENUM_IMPL).
+ * SM_ENUM_DECL(job_state, enum sm_job_state) declares
+ *   const char *sm_job_state_name(enum sm_job_state v);  "unknown" out of range
+ *   int sm_job_state_from_name(const char *name);         -1 for an unknown name
+ * and SM_ENUM_IMPL(job_state, enum sm_job_state, SM_JOB_STATE_LAST, "running",
+ * ...) defines them from the names in value order; a count that differs from
+ * LAST does not compile.  The names are what the journal stores: append only. */
+#define SM_ENUM_DECL(name, type) \
+	const char *sm_##name##_name(type v); \
+	int sm_##name##_from_name(const char *s)
+
+#define SM_ENUM_IMPL(name, type, last, ...) \
+	SM_ENUM_DECL(name, type); \
+	static const char *const sm_##name##_names[] = { __VA_ARGS__ }; \
+	_Static_assert(SM_ARRAY_LEN(sm_##name##_names) == (size_t)(last), \
+		       "sm_" #name "_names: one name per value"); \
+	const char *sm_##name##_name(type v) \
+	{ \
+		return sm_enum_name(sm_##name##_names, (int)(last), (int)v); \
+	} \
+	int sm_##name##_from_name(const char *s) \
+	{ \
+		return sm_enum_from_name(sm_##name##_names, (int)(last), s); \
+	}
+
+/* The helpers of SM_ENUM_IMPL: names[v], "unknown" when v is out of range;
+ * the index of name (NULL: -1), -1 when none. */
+const char *sm_enum_name(const char *const *names, int n, int v);
+int sm_enum_from_name(const char *const *names, int n, const char *name);
+
 #endif

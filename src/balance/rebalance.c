@@ -144,210 +144,35 @@ static int journal_plan(struct sm_journal *j, const struct sm_rebalance_opts *o,
 {
 	SM_AUTOFREE char *goal = o->drain ? sm_xasprintf("drain %s", o->drain)
 					  : sm_xasprintf("target-free %.0f", o->target_free);
-	long long floor;
+	struct sm_rebalance_row r = {
+		.max_parallel = o->max_parallel,
+		.bandwidth_mib = o->bandwidth_mib,
+		.stop_on_error = o->stop_on_error,
+		.moves = sm_xcalloc(p->nmoves + 1, sizeof(*r.moves)),
+		.nmoves = p->nmoves,
+	};
+	int rc;
 
-	if (sm_journal_begin(j) < 0)
-		return -1;
-	if (sm_journal_next_job_id(j, &floor) < 0 ||
-	    sm_journal_sql(j, "INSERT INTO rebalance (goal, state, max_parallel, bandwidth_mib, "
-			   "stop_on_error, job_floor, created_at) VALUES (?,?,?,?,?,?,?)", "ssiiiid",
-			   goal, "running", (long long)o->max_parallel, (long long)o->bandwidth_mib,
-			   (long long)o->stop_on_error, floor - 1, sm_now()) < 0)
-		goto error;
-	*id = sm_journal_last_id(j);
 	for (size_t i = 0; i < p->nmoves; i++) {
 		const struct sm_balance_move *m = &p->moves[i];
 		const struct sm_unit *u = &inv->units[m->unit];
 
-		if (sm_journal_sql(j, "INSERT INTO rebalance_move (rebalance_id, seq, domain, disk, "
-				   "running, from_storage, to_dir, bytes, state) VALUES "
-				   "(?,?,?,?,?,?,?,?,?)", "iississis", *id, (long long)i + 1,
-				   u->domain, u->disk, (long long)u->running,
-				   inv->storages[m->from].dir, inv->storages[m->to].dir,
-				   (long long)m->bytes, "planned") < 0)
-			goto error;
+		r.moves[i] = (struct sm_rebalance_move_row){
+			.seq = (long long)i + 1,
+			.domain = sm_xstrdup(u->domain),
+			.disk = sm_xstrdup(u->disk),
+			.running = u->running,
+			.from = sm_xstrdup(inv->storages[m->from].dir),
+			.to_dir = sm_xstrdup(inv->storages[m->to].dir),
+			.bytes = m->bytes,
+		};
 	}
-	return sm_journal_commit(j);
-
-error:
-	sm_journal_rollback(j);
-	return -1;
-}
-
-static const char *const rmove_state_names[] = {
-	[SM_RMOVE_PLANNED] = "planned",
-	[SM_RMOVE_RUNNING] = "running",
-	[SM_RMOVE_DONE] = "done",
-	[SM_RMOVE_FAILED] = "failed",
-};
-
-const char *sm_rmove_state_name(enum sm_rmove_state s)
-{
-	switch (s) {
-	case SM_RMOVE_PLANNED:
-	case SM_RMOVE_RUNNING:
-	case SM_RMOVE_DONE:
-	case SM_RMOVE_FAILED:
-		return rmove_state_names[s];
-	case SM_RMOVE_STATE_LAST:
-		break;
-	}
-	return "unknown";
-}
-
-int sm_rmove_state_from_name(const char *name)
-{
-	for (int s = 0; s < SM_RMOVE_STATE_LAST; s++)
-		if (sm_str_eq(rmove_state_names[s], name))
-			return s;
-	return -1;
-}
-
-/* A rebalance's own state: running, done or failed. */
-static int rebalance_state_from_name(const char *name)
-{
-	return sm_str_eq(name, "running") || sm_str_eq(name, "done") || sm_str_eq(name, "failed")
-	       ? 0 : -1;
-}
-
-/* What to do about a malformed row of a rebalance. */
-#define MALFORMED_ADVICE "restore it, or plan a new rebalance (one that ran is kept for audit)"
-
-/* Sizes: never negative, far from overflowing when added. */
-#define ROW_BYTES_MAX (1LL << 62)
-
-/* An absolute folder, or a problem noted. */
-static char *row_dir(struct sm_journal_cursor *c, int col, const char *name)
-{
-	char *s = sm_journal_cursor_text(c, col, false);
-
-	if (s && s[0] != '/')
-		sm_journal_cursor_bad(c, "%s is not an absolute path", name);
-	return s;
-}
-
-static void move_row_release(struct sm_rebalance_move_row *m)
-{
-	free(m->domain);
-	free(m->disk);
-	free(m->from);
-	free(m->to_dir);
-	memset(m, 0, sizeof(*m));
-}
-
-void sm_rebalance_row_release(struct sm_rebalance_row *r)
-{
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->nmoves; i++)
-		move_row_release(&r->moves[i]);
-	free(r->moves);
-	memset(r, 0, sizeof(*r));
-}
-
-static int load_options(struct sm_journal *j, long long id, struct sm_rebalance_row *out)
-{
-	struct sm_journal_cursor *c = sm_journal_cursor_open(
-		j, "rebalance", id, "SELECT max_parallel, bandwidth_mib, stop_on_error, job_floor, "
-		"state FROM rebalance WHERE id = ?", "i", id);
-	bool found = false;
-	int rc;
-
-	if (!c)
-		return -1;
-	if (sm_journal_cursor_next(c) == 1) {
-		found = true;
-		out->max_parallel = (unsigned)sm_journal_cursor_int(c, 0, 1,
-								    SM_REBALANCE_MAX_PARALLEL);
-		out->bandwidth_mib = (unsigned long long)sm_journal_cursor_int(c, 1, 0, 1LL << 30);
-		out->stop_on_error = sm_journal_cursor_bool(c, 2);
-		out->job_floor = sm_journal_cursor_int(c, 3, 0, INT64_MAX);
-		(void)sm_journal_cursor_enum(c, 4, "state", rebalance_state_from_name);
-	}
-	rc = sm_journal_cursor_close(c, MALFORMED_ADVICE);
-	if (rc == 0 && !found) {
-		sm_error("no rebalance %lld in the journal '%s'", id, sm_journal_path(j));
-		rc = -1;
-	}
+	rc = sm_journal_rebalance_insert(j, goal, &r, id);
+	sm_journal_rebalance_row_release(&r);
 	return rc;
 }
 
-static int load_moves(struct sm_journal *j, long long id, struct sm_rebalance_row *out)
-{
-	struct sm_journal_cursor *c = sm_journal_cursor_open(
-		j, "rebalance", id, "SELECT seq, domain, disk, running, from_storage, to_dir, "
-		"bytes, state, job_id FROM rebalance_move WHERE rebalance_id = ? ORDER BY seq",
-		"i", id);
 
-	if (!c)
-		return -1;
-	while (sm_journal_cursor_next(c) == 1) {
-		struct sm_rebalance_move_row *m;
-		char what[40];
-
-		out->moves = sm_xrealloc(out->moves, (out->nmoves + 1) * sizeof(*out->moves));
-		m = &out->moves[out->nmoves++];
-		memset(m, 0, sizeof(*m));
-		sm_journal_cursor_what(c, "move: ");
-		m->seq = sm_journal_cursor_int(c, 0, 1, INT32_MAX);
-		if (m->seq > 0) {
-			snprintf(what, sizeof(what), "move %lld: ", m->seq);
-			sm_journal_cursor_what(c, what);
-		}
-		m->domain = sm_journal_cursor_text(c, 1, false);
-		m->disk = sm_journal_cursor_text(c, 2, false);
-		m->running = sm_journal_cursor_bool(c, 3);
-		m->from = row_dir(c, 4, "from_storage");
-		m->to_dir = row_dir(c, 5, "to_dir");
-		m->bytes = (unsigned long long)sm_journal_cursor_int(c, 6, 0, ROW_BYTES_MAX);
-		m->state = (enum sm_rmove_state)sm_journal_cursor_enum(c, 7, "state",
-								       sm_rmove_state_from_name);
-		/* NULL or 0: none yet (set_move writes 0). */
-		m->job = sm_journal_cursor_null(c, 8) ? 0 : sm_journal_cursor_int(c, 8, 0, INT64_MAX);
-	}
-	return sm_journal_cursor_close(c, MALFORMED_ADVICE);
-}
-
-int sm_rebalance_load(struct sm_journal *j, long long id, struct sm_rebalance_row *out)
-{
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = load_options(j, id, out);
-	if (rc == 0)
-		rc = load_moves(j, id, out);
-	if (rc < 0)
-		sm_rebalance_row_release(out);
-	return rc;
-}
-
-int sm_rebalance_unfinished(struct sm_journal *j, long long *id)
-{
-	struct sm_journal_cursor *c;
-	struct sm_journal_rows rows;
-	unsigned long long n = 0;
-	int rc;
-
-	*id = 0;
-	/* A NULL or unknown state is not 'done': that row is the one. */
-	if (sm_journal_query(j, "SELECT id FROM rebalance WHERE state IS NOT 'done' ORDER BY id "
-			     "DESC LIMIT 1", "", &rows) < 0)
-		return -1;
-	/* An INTEGER PRIMARY KEY: always a whole number. */
-	if (rows.nrows == 1 && sm_parse_ull(rows.cells[0], &n) == 0 && n <= INT64_MAX)
-		*id = (long long)n;
-	sm_journal_rows_release(&rows);
-	if (*id <= 0)
-		return 0;
-	c = sm_journal_cursor_open(j, "rebalance", *id, "SELECT state FROM rebalance WHERE id = ?",
-				   "i", *id);
-	if (!c)
-		return -1;
-	if (sm_journal_cursor_next(c) == 1)
-		(void)sm_journal_cursor_enum(c, 0, "state", rebalance_state_from_name);
-	rc = sm_journal_cursor_close(c, MALFORMED_ADVICE);
-	return rc < 0 ? rc : 1;
-}
 
 /* The moves of a loaded rebalance, their strings taken from r. */
 static struct rmove *rmoves_from(struct sm_rebalance_row *r)
@@ -376,48 +201,38 @@ static void set_move(struct sm_journal *j, long long id, struct rmove *m,
 		     enum sm_rmove_state state, const char *error)
 {
 	m->state = state;
-	SM_JOURNAL_TX(j, sm_journal_sql(j, "UPDATE rebalance_move SET state = ?, job_id = ?, "
-					"error = ? WHERE rebalance_id = ? AND seq = ?", "sisii",
-					sm_rmove_state_name(state), m->job ? m->job : 0, error,
-					id, m->seq));
+	/* Ignored, as it was before the journal's rebalance rows moved to
+	 * journal/rebalance.c (no change of behaviour in that move). */
+	(void)sm_journal_rebalance_move_set(j, id, m->seq, state, m->job, error);
 }
 
-/* The state and error of job (both NULL when it is gone; a malformed row
- * gives no state and the error that says so). */
-static void job_state(struct sm_journal *j, long long job, char **state, char **error)
+/* How job ended: 1 with *state (and *error, its error or NULL), 0 when it is
+ * gone, -1 when its row cannot be read (*error says why). */
+static int job_state(struct sm_journal *j, long long job, enum sm_job_state *state,
+		     char **error)
 {
-	struct sm_job_row row;
-	int rc = sm_journal_job_get(j, job, &row);
+	int rc = sm_journal_job_state(j, job, state, error);
 
-	*state = *error = NULL;
-	if (rc == 1) {
-		*state = sm_steal(&row.state);
-		*error = sm_steal(&row.error);
-		sm_job_row_release(&row);
-	} else if (rc < 0) {
+	if (rc < 0) {
 		*error = sm_xstrdup(sm_error_message());
+		return -1;
 	}
+	return rc;
 }
 
-/* The newest job of a domain's disk above id floor, and its state. */
+/* The newest job of a domain's disk above id floor (0: none), and how it
+ * ended (job_state's result; 0 when there is none). */
 static long long latest_job(struct sm_journal *j, const char *domain, const char *disk,
-			    long long floor, char **state, char **error)
+			    long long floor, int *found, enum sm_job_state *state, char **error)
 {
-	struct sm_journal_rows rows;
-	unsigned long long id = 0;
+	long long id = 0;
 
-	*state = *error = NULL;
-	if (sm_journal_query(j, "SELECT job.id FROM job JOIN disk ON disk.job_id = job.id WHERE "
-			     "job.domain_name = ? AND disk.target = ? AND job.id > ? ORDER BY "
-			     "job.id DESC LIMIT 1", "ssi", &rows, domain, disk, floor) < 0)
+	*found = 0;
+	if (sm_journal_latest_disk_job(j, domain, disk, floor, &id) < 0)
 		return 0;
-	/* An INTEGER PRIMARY KEY: always a whole number. */
-	if (rows.nrows != 1 || sm_parse_ull(rows.cells[0], &id) < 0 || id > INT64_MAX)
-		id = 0;
-	sm_journal_rows_release(&rows);
 	if (id)
-		job_state(j, (long long)id, state, error);
-	return (long long)id;
+		*found = job_state(j, id, state, error);
+	return id;
 }
 
 /* ---- running the moves ---- */
@@ -568,10 +383,11 @@ static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_re
 		if (m[i].state == SM_RMOVE_DONE)
 			done++;
 	for (;;) {
-		SM_AUTOFREE char *state = NULL;
+		enum sm_job_state state = SM_JOB_FAILED;
 		SM_AUTOFREE char *error = NULL;
 		unsigned long long freed = 0;
 		bool resumed;
+		int found = 0;
 		int status;
 		long i;
 
@@ -606,11 +422,11 @@ static int run_moves(struct sm_virt *v, struct sm_journal *j, const struct sm_re
 		running--;
 		resumed = m[i].job != 0;
 		m[i].job = resumed ? m[i].job
-				   : latest_job(j, m[i].domain, m[i].disk, m[i].job_floor, &state,
-						&error);
+				   : latest_job(j, m[i].domain, m[i].disk, m[i].job_floor, &found,
+						&state, &error);
 		if (resumed)
-			job_state(j, m[i].job, &state, &error);
-		if (status == 0 && sm_str_eq(state, "done")) {
+			found = job_state(j, m[i].job, &state, &error);
+		if (status == 0 && found == 1 && state == SM_JOB_DONE) {
 			/* A resumed job was not told to delete its source. */
 			if (resumed && sm_cleanup_run(v, j, m[i].job, pr, &freed) < 0)
 				sm_progress_say(pr, "warning: job %lld is done but its source was not "
@@ -683,8 +499,9 @@ static void emit_result(long long id, const struct rmove *m, size_t n, int rc)
 
 static void finish(struct sm_journal *j, long long id, bool ok)
 {
-	SM_JOURNAL_TX(j, sm_journal_sql(j, "UPDATE rebalance SET state = ?, finished_at = ? "
-					"WHERE id = ?", "sdi", ok ? "done" : "failed", sm_now(), id));
+	/* Ignored as before (see set_move). */
+	(void)sm_journal_rebalance_finish(j, id, ok ? SM_REBALANCE_STATE_DONE
+						    : SM_REBALANCE_STATE_FAILED);
 }
 
 enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
@@ -706,7 +523,7 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 	if (!o->dry_run && launcher_init(&l, v) < 0)
 		return SM_REBALANCE_REFUSED;
 	if (o->resume) {
-		rc = sm_rebalance_unfinished(j, &id);
+		rc = sm_journal_rebalance_unfinished(j, &id);
 		if (rc <= 0) {
 			if (rc == 0)
 				sm_error("there is no unfinished rebalance to resume; see the journal's "
@@ -743,7 +560,7 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 	}
 	/* A resumed rebalance whose rows do not read back is refused: nothing
 	 * has been done yet. */
-	if (sm_rebalance_load(j, id, &row) < 0)
+	if (sm_journal_rebalance_load(j, id, &row) < 0)
 		goto cleanup;
 	ret = SM_REBALANCE_FAILED;
 	eff = *o;
@@ -754,21 +571,22 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 	nmoves = row.nmoves;
 	/* Moves a dead rebalance left running: their jobs say how they ended. */
 	for (size_t i = 0; i < nmoves; i++) {
-		SM_AUTOFREE char *state = NULL;
+		enum sm_job_state state = SM_JOB_FAILED;
 		SM_AUTOFREE char *error = NULL;
+		int found = 0;
 
 		if (moves[i].state != SM_RMOVE_RUNNING && moves[i].state != SM_RMOVE_FAILED)
 			continue;
 		/* Only a job started for this move counts: one created after the
 		 * rebalance was planned. */
 		if (moves[i].job)
-			job_state(j, moves[i].job, &state, &error);
+			found = job_state(j, moves[i].job, &state, &error);
 		else
 			moves[i].job = latest_job(j, moves[i].domain, moves[i].disk, row.job_floor,
-						  &state, &error);
-		if (sm_str_eq(state, "done"))
+						  &found, &state, &error);
+		if (found == 1 && state == SM_JOB_DONE)
 			set_move(j, id, &moves[i], SM_RMOVE_DONE, NULL);
-		else if ((!state && !error) || sm_str_eq(state, "aborted"))
+		else if (found == 0 || (found == 1 && state == SM_JOB_ABORTED))
 			moves[i].job = 0;  /* never started, or undone: start it afresh */
 		/* (a job whose row is malformed is resumed: it says so in its log) */
 	}
@@ -785,7 +603,7 @@ cleanup:
 		emit_result(id, moves, nmoves, ret == SM_REBALANCE_OK ? 0 : 1);
 	launcher_release(&l);
 	rmoves_free(moves, nmoves);
-	sm_rebalance_row_release(&row);
+	sm_journal_rebalance_row_release(&row);
 	sm_balance_plan_release(&plan);
 	sm_inventory_release(&inv);
 	return ret;

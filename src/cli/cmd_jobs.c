@@ -33,9 +33,9 @@ static struct json_object *jstr(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
-static bool unfinished(const char *state)
+static bool unfinished(const struct sm_job_row *r)
 {
-	return !sm_str_eq(state, "done") && !sm_str_eq(state, "aborted");
+	return !sm_job_row_finished(r);
 }
 
 static struct json_object *job_json(struct sm_journal *j, const struct sm_job_row *r)
@@ -61,7 +61,7 @@ static struct json_object *job_json(struct sm_journal *j, const struct sm_job_ro
 			json_object_array_add(targets, json_object_new_string(disks[i].target));
 	sm_disk_rows_free(disks, nd);
 	json_object_object_add(o, "disks", targets);
-	if (unfinished(r->state)) {
+	if (unfinished(r)) {
 		struct json_object *next = json_object_new_object();
 		char cmd[64];
 
@@ -179,7 +179,7 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 		printf("%-5lld %-20s %-8s %-11s %-12s %-19s %s\n", jobs[i].id,
 		       jobs[i].domain_name, jobs[i].state, jobs[i].phase, disks,
 		       format_time(jobs[i].created_at, t, sizeof(t)), jobs[i].dest_dir);
-		if (unfinished(jobs[i].state))
+		if (unfinished(&jobs[i]))
 			printf("      finish: snapmove resume %lld   undo: snapmove abort %lld\n",
 			       jobs[i].id, jobs[i].id);
 	}
@@ -295,7 +295,7 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 				       disks[i].plan.images[k].dst, disks[i].plan.images[k].format);
 		}
 	}
-	if (sm_str_eq(job->state, "done")) {
+	if (sm_job_row_state(job) == SM_JOB_DONE) {
 		unsigned long long left = 0;
 		size_t nleft = 0;
 		char b[32];
@@ -303,7 +303,7 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 		struct sm_srcfile *src = NULL;
 		size_t nsrc = 0;
 
-		if (sm_srcfile_list(j, job->id, "image", &src, &nsrc) == 0) {
+		if (sm_srcfile_list(j, job->id, SM_SRCFILE_IMAGE, &src, &nsrc) == 0) {
 			for (size_t k = 0; k < nsrc; k++) {
 				struct stat sb;
 

@@ -121,8 +121,8 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv)
 		ret = SM_EXIT_REFUSED;
 		goto cleanup;
 	}
-	if (!sm_str_eq(job.state, "done")) {
-		if (sm_str_eq(job.state, "aborted"))
+	if (sm_job_row_state(&job) != SM_JOB_DONE) {
+		if (sm_job_row_state(&job) == SM_JOB_ABORTED)
 			sm_error("job %lld is aborted, not done; verify checks the copies of "
 				 "finished jobs, and an aborted job's copies are gone", id);
 		else

@@ -1,6 +1,6 @@
 /* fuzz_journal_rows.c: the journal's row decoding (sm_journal_job_get, the
  * disk, image, step, file and chunk lists, image progress, job check, and
- * the rebalance's sm_rebalance_load and sm_rebalance_unfinished) on rows
+ * the rebalance's sm_journal_rebalance_load and sm_journal_rebalance_unfinished) on rows
  * whose every column is fuzzed: NULL, whole numbers of any size, reals
  * (infinities, NaN), text (empty, any bytes), blobs, or a name snapmove uses.
  *
@@ -348,7 +348,7 @@ static void check_rebalance(void)
 {
 	struct sm_rebalance_row r;
 	long long id = 0;
-	int rc = sm_rebalance_load(journal, 1, &r);
+	int rc = sm_journal_rebalance_load(journal, 1, &r);
 
 	if (rc == 0) {
 		must(r.max_parallel >= 1 && r.max_parallel <= SM_REBALANCE_MAX_PARALLEL,
@@ -366,7 +366,7 @@ static void check_rebalance(void)
 			must((int)m->state >= 0 && m->state < SM_RMOVE_STATE_LAST,
 			     "a move's unknown state");
 		}
-		sm_rebalance_row_release(&r);
+		sm_journal_rebalance_row_release(&r);
 	} else {
 		failed();
 		must(!r.moves && r.nmoves == 0, "a failed load left moves");
@@ -374,7 +374,7 @@ static void check_rebalance(void)
 			must(strstr(sm_error_message(), "journal row of rebalance 1 is malformed") != NULL,
 			     "a malformed rebalance without its error");
 	}
-	rc = sm_rebalance_unfinished(journal, &id);
+	rc = sm_journal_rebalance_unfinished(journal, &id);
 	if (rc == 1)
 		must(id >= 1, "an unfinished rebalance without an id");
 	else if (rc < 0)

@@ -2,7 +2,7 @@
  * figures: which disks a drain or a free-space goal moves, in what order and
  * where, the free space before and after, and the goals it refuses.  Every
  * plan is replayed step by step to check the margins it promises.  And the
- * rebalance's rows read back from a journal (sm_rebalance_load): as written,
+ * rebalance's rows read back from a journal (sm_journal_rebalance_load): as written,
  * or edited, then refused naming the rebalance and the row.
  */
 #include "unit.h"
@@ -562,6 +562,85 @@ static void edit(const char *path, const char *sql)
 	sqlite3_close(db);
 }
 
+/* One text value of the journal, behind snapmove's back (NULL for none). */
+static char *peek(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *ret = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		ret = sm_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ret;
+}
+
+static void assert_peek(const char *path, const char *sql, const char *want)
+{
+	SM_AUTOFREE char *got = peek(path, sql);
+
+	assert_string_equal(got, want);
+}
+
+/* The rebalance's rows as its typed journal functions write them: the same
+ * strings the rebalance wrote with its own SQL, read back by load. */
+static void test_rebalance_rows_written(void **state)
+{
+	struct sm_rebalance_move_row moves[2] = {
+		{ .seq = 1, .domain = "vm1", .disk = "vda", .running = true, .from = "/a",
+		  .to_dir = "/b", .bytes = 4096, .state = SM_RMOVE_DONE, .job = 9 },
+		{ .seq = 2, .domain = "vm2", .disk = "vdb", .from = "/a", .to_dir = "/c",
+		  .bytes = 8192 },
+	};
+	struct sm_rebalance_row in = { .max_parallel = 3, .bandwidth_mib = 40,
+				       .stop_on_error = true, .job_floor = 99,
+				       .moves = moves, .nmoves = 2 };
+	char *dir = unit_mkdtemp();
+	char *path = sm_path_join(dir, "journal.db");
+	struct sm_journal *j = NULL;
+	struct sm_rebalance_row r;
+	long long id = 0, unfinished;
+
+	(void)state;
+	assert_int_equal(sm_journal_open(path, &j), 0);
+	assert_int_equal(sm_journal_rebalance_insert(j, "drain /a", &in, &id), 0);
+	assert_int_equal(id, 1);
+	assert_peek(path, "SELECT goal || '|' || state || '|' || max_parallel || '|' || "
+		    "bandwidth_mib || '|' || stop_on_error || '|' || job_floor FROM rebalance",
+		    "drain /a|running|3|40|1|0");
+	/* Every move planned, no job, whatever the row said. */
+	assert_peek(path, "SELECT group_concat(seq || ' ' || domain || ' ' || disk || ' ' || "
+		    "running || ' ' || from_storage || ' ' || to_dir || ' ' || bytes || ' ' || "
+		    "state || ' ' || coalesce(job_id, 'none'), ',') FROM rebalance_move",
+		    "1 vm1 vda 1 /a /b 4096 planned none,2 vm2 vdb 0 /a /c 8192 planned none");
+	assert_int_equal(sm_journal_rebalance_move_set(j, id, 2, SM_RMOVE_RUNNING, 7, NULL), 0);
+	assert_int_equal(sm_journal_rebalance_move_set(j, id, 1, SM_RMOVE_FAILED, 0, "exit 1"), 0);
+	assert_peek(path, "SELECT group_concat(seq || ' ' || state || ' ' || job_id || ' ' || "
+		    "coalesce(error, '-'), ',') FROM rebalance_move",
+		    "1 failed 0 exit 1,2 running 7 -");
+	assert_int_equal(sm_journal_rebalance_load(j, id, &r), 0);
+	assert_int_equal(r.max_parallel, 3);
+	assert_int_equal(r.nmoves, 2);
+	assert_int_equal(r.moves[0].state, SM_RMOVE_FAILED);
+	assert_int_equal(r.moves[0].job, 0);
+	assert_int_equal(r.moves[1].state, SM_RMOVE_RUNNING);
+	assert_int_equal(r.moves[1].job, 7);
+	sm_journal_rebalance_row_release(&r);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &unfinished), 1);
+	assert_int_equal(sm_journal_rebalance_finish(j, id, SM_REBALANCE_STATE_FAILED), 0);
+	assert_peek(path, "SELECT state || ' ' || (finished_at > 0) FROM rebalance", "failed 1");
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &unfinished), 1);
+	assert_int_equal(sm_journal_rebalance_finish(j, id, SM_REBALANCE_STATE_DONE), 0);
+	assert_peek(path, "SELECT state FROM rebalance", "done");
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &unfinished), 0);
+	sm_journal_free(j);
+	free(path);
+	unit_rmtree(dir);
+}
+
 static void test_rebalance_rows(void **state)
 {
 	static const struct {
@@ -589,15 +668,15 @@ static void test_rebalance_rows(void **state)
 
 	(void)state;
 	assert_int_equal(sm_journal_open(path, &j), 0);
-	assert_int_equal(sm_rebalance_unfinished(j, &id), 0);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), 0);
 	edit(path, "INSERT INTO rebalance (goal, state, max_parallel, bandwidth_mib, stop_on_error, "
 		   "job_floor, created_at) VALUES ('drain /a', 'running', 2, 40, 1, 6, 1.7e9);"
 		   "INSERT INTO rebalance_move VALUES (1, 1, 'vm1', 'vda', 1, '/a', '/b', 4096, "
 		   "'done', 7, NULL), (1, 2, 'vm2', 'vdb', 0, '/a', '/c', 8192, 'planned', NULL, "
 		   "NULL)");
-	assert_int_equal(sm_rebalance_unfinished(j, &id), 1);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), 1);
 	assert_int_equal(id, 1);
-	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+	assert_int_equal(sm_journal_rebalance_load(j, 1, &r), 0);
 	assert_int_equal(r.max_parallel, 2);
 	assert_int_equal(r.bandwidth_mib, 40);
 	assert_true(r.stop_on_error);
@@ -611,13 +690,13 @@ static void test_rebalance_rows(void **state)
 	assert_int_equal(r.moves[1].bytes, 8192);
 	assert_int_equal(r.moves[1].state, SM_RMOVE_PLANNED);
 	assert_int_equal(r.moves[1].job, 0);
-	sm_rebalance_row_release(&r);
+	sm_journal_rebalance_row_release(&r);
 	/* A move without a job, as set_move writes it: job_id 0. */
 	edit(path, "UPDATE rebalance_move SET job_id = 0 WHERE seq = 2");
-	assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
+	assert_int_equal(sm_journal_rebalance_load(j, 1, &r), 0);
 	assert_int_equal(r.moves[1].job, 0);
-	sm_rebalance_row_release(&r);
-	assert_int_equal(sm_rebalance_load(j, 2, &r), -1);
+	sm_journal_rebalance_row_release(&r);
+	assert_int_equal(sm_journal_rebalance_load(j, 2, &r), -1);
 	assert_contains(sm_error_message(), "no rebalance 2");
 	for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
 		SM_AUTOFREE char *sql = sm_xasprintf("BEGIN; %s; COMMIT", bad[i].sql);
@@ -626,7 +705,7 @@ static void test_rebalance_rows(void **state)
 		edit(path, "CREATE TABLE IF NOT EXISTS keep AS SELECT * FROM rebalance_move");
 		edit(path, "CREATE TABLE IF NOT EXISTS keep_r AS SELECT * FROM rebalance");
 		edit(path, sql);
-		rc = sm_rebalance_load(j, 1, &r);
+		rc = sm_journal_rebalance_load(j, 1, &r);
 		if (rc != -2)
 			print_error("%s: load returned %d\n", bad[i].sql, rc);
 		assert_int_equal(rc, -2);
@@ -636,14 +715,14 @@ static void test_rebalance_rows(void **state)
 		assert_contains(sm_error_message(), "the journal may have been edited");
 		edit(path, "DELETE FROM rebalance_move; INSERT INTO rebalance_move SELECT * FROM keep;"
 			   "DELETE FROM rebalance; INSERT INTO rebalance SELECT * FROM keep_r");
-		assert_int_equal(sm_rebalance_load(j, 1, &r), 0);
-		sm_rebalance_row_release(&r);
+		assert_int_equal(sm_journal_rebalance_load(j, 1, &r), 0);
+		sm_journal_rebalance_row_release(&r);
 	}
 	edit(path, "UPDATE rebalance SET state = 'odd'");
-	assert_int_equal(sm_rebalance_unfinished(j, &id), -2);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), -2);
 	assert_contains(sm_error_message(), "journal row of rebalance 1 is malformed (unknown state 'odd')");
 	edit(path, "UPDATE rebalance SET state = 'done'");
-	assert_int_equal(sm_rebalance_unfinished(j, &id), 0);
+	assert_int_equal(sm_journal_rebalance_unfinished(j, &id), 0);
 	sm_journal_free(j);
 	free(path);
 	unit_rmtree(dir);
@@ -668,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_target_impossible),
 		cmocka_unit_test(test_drain_replay_many),
 		cmocka_unit_test(test_rebalance_rows),
+		cmocka_unit_test(test_rebalance_rows_written),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

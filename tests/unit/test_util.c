@@ -1,4 +1,4 @@
-/* test_util.c: the error record (util.c).
+/* test_util.c: the error record and the enum tables (util.c, util.h).
  */
 #include "unit.h"
 
@@ -30,10 +30,39 @@ static void test_error_wraps_itself(void **state)
 	assert_string_equal(sm_error_message(), "unknown error");
 }
 
+/* An enum of the test's own through SM_ENUM_IMPL: both ways, and the edges. */
+enum color { COLOR_RED, COLOR_GREEN, COLOR_BLUE, COLOR_LAST };
+SM_ENUM_IMPL(color, enum color, COLOR_LAST, "red", "green", "blue")
+
+static void test_enum_impl(void **state)
+{
+	static const char *const want[] = { "red", "green", "blue" };
+
+	(void)state;
+	for (int c = 0; c < COLOR_LAST; c++) {
+		assert_string_equal(sm_color_name((enum color)c), want[c]);
+		assert_int_equal(sm_color_from_name(want[c]), c);
+		assert_int_equal(sm_color_from_name(sm_color_name((enum color)c)), c);
+	}
+	assert_int_equal(sm_color_from_name("purple"), -1);
+	assert_int_equal(sm_color_from_name(""), -1);
+	assert_int_equal(sm_color_from_name("Red"), -1);
+	assert_int_equal(sm_color_from_name("red "), -1);
+	assert_int_equal(sm_color_from_name("unknown"), -1);
+	assert_int_equal(sm_color_from_name(NULL), -1);
+	assert_string_equal(sm_color_name(COLOR_LAST), "unknown");
+	assert_string_equal(sm_color_name((enum color)-1), "unknown");
+	assert_string_equal(sm_color_name((enum color)1000), "unknown");
+	/* The helpers alone: an empty table knows no name. */
+	assert_int_equal(sm_enum_from_name(want, 0, "red"), -1);
+	assert_string_equal(sm_enum_name(want, 0, 0), "unknown");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_wraps_itself),
+		cmocka_unit_test(test_enum_impl),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
