@@ -1,5 +1,5 @@
 /* job.c: names of phases and states, for the journal and for people. */
-#include "job.h"
+#include "job/job.h"
 #include "util.h"
 
 const char *sm_job_state_name(enum sm_job_state s)

@@ -2,13 +2,13 @@
  * runner that journals them.  Validation is move.c's; working out where an
  * interrupted job stands is reconcile.c's; undoing is abort.c's.
  */
-#include "job_run.h"
+#include "job/job_run.h"
 #include "chain/image.h"
 #include "copy/checksum.h"
 #include "events.h"
 #include "hooks.h"
 #include "pool.h"
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "run.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"

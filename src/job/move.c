@@ -2,18 +2,18 @@
  * then run the phases (job_run.c).  Nothing is changed before validation has
  * passed; the operations themselves live in chain/, snapshot/ and copy/.
  */
-#include "move.h"
+#include "job/move.h"
 #include "chain/chain.h"
 #include "chain/image.h"
 #include "chain/plan.h"
 #include "chain/usage.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "cleanup.h"
 #include "hooks.h"
-#include "resume.h"
+#include "job/resume.h"
 #include "lock.h"
 #include "pool.h"
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "snapshot/blockjob.h"
 #include "srcfile.h"
 #include "events.h"

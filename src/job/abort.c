@@ -12,11 +12,11 @@
  * With the domain shut off the same is done with qemu-img.
  */
 #include "chain/image.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "hooks.h"
 #include "lock.h"
-#include "reconcile.h"
-#include "resume.h"
+#include "job/reconcile.h"
+#include "job/resume.h"
 #include "snapshot/blockjob.h"
 #include "snapshot/define.h"
 #include "events.h"

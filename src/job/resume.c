@@ -3,13 +3,13 @@
  * (lock, load, reconcile) and the report for a domain that is gone are here
  * too; abort.c uses them.
  */
-#include "resume.h"
+#include "job/resume.h"
 #include "chain/image.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "cleanup.h"
 #include "hooks.h"
 #include "lock.h"
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "snapshot/define.h"
 #include "events.h"
 #include "util.h"

@@ -10,7 +10,7 @@
 #define SM_RESUME_H
 
 #include "journal.h"
-#include "move.h"
+#include "job/move.h"
 #include "progress.h"
 #include "virt.h"
 

@@ -3,7 +3,7 @@
  * holds its images) before anything acts on it offline.  It changes nothing
  * but the journal's record of where each disk stands.
  */
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "srcfile.h"
 #include "chain/image.h"
 #include "snapshot/blockjob.h"
