@@ -48,7 +48,7 @@ double sm_now(void);
 double sm_monotonic(void);
 
 /* Set by SIGINT/SIGTERM (cli.c): every wait and loop stops at its next
- * safe point.  Defined in job_run.c. */
+ * safe point.  Defined in job/ctx.c. */
 extern volatile int sm_interrupted;
 /* "1.5 GiB" style; returns buf. */
 char *sm_format_bytes(unsigned long long n, char *buf, size_t len);

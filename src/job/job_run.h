@@ -75,7 +75,7 @@ struct sm_jobctx {
 	const char *label;             /* progress label of the current wait */
 	/* Destination files open since this process created (or first
 	 * checked) them: every later write goes through the fd, never the name
-	 * (job_run.c, under its lock). */
+	 * (files.c, under its lock). */
 	struct sm_held_file *held;
 	size_t nheld;
 };

@@ -1,0 +1,482 @@
+/* validate.c: the checks of 'snapmove move' and its plan: nothing here
+ * changes anything (move.c opens the job and runs it).
+ */
+#include "job/validate.h"
+#include "chain/image.h"
+#include "pool.h"
+#include "job/reconcile.h"
+#include "snapshot/blockjob.h"
+#include "util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* Free space kept at the destination beyond the chain's allocated bytes. */
+#define SM_SPACE_MARGIN (64ULL << 20)
+
+void sm_move_release(struct move *m)
+{
+	for (size_t i = 0; i < m->nplans; i++)
+		sm_plan_disk_release(&m->plans[i]);
+	free(m->plans);
+	free(m->dest);
+	free(m->pool_dir);
+	sm_domain_disks_release(&m->live);
+	sm_usage_release(&m->usage);
+	sm_srcfiles_free(m->srcs, m->nsrcs);
+	if (m->dom)
+		virDomainFree(m->dom);
+}
+
+/* ---- validation: nothing below changes anything ---- */
+
+static int check_domain(struct move *m)
+{
+	SM_AUTOFREE char *xml = NULL;
+	int active;
+
+	m->dom = sm_virt_domain(m->v, m->o->domain);
+	if (!m->dom)
+		return -1;
+	active = virDomainIsActive(m->dom);
+	if (active < 0) {
+		sm_virt_error("cannot tell whether domain '%s' runs", m->o->domain);
+		return -1;
+	}
+	if (!active && !m->o->offline) {
+		sm_error("domain '%s' is not running; move it offline with --offline, or start "
+			 "it ('virsh start %s') to move it live", m->o->domain, m->o->domain);
+		return -1;
+	}
+	if (active && m->o->offline) {
+		sm_error("domain '%s' is running; --offline is for shut-off domains: leave "
+			 "--offline out to move it live", m->o->domain);
+		return -1;
+	}
+	m->persistent = virDomainIsPersistent(m->dom) == 1;
+	if (virDomainGetUUIDString(m->dom, m->uuid) < 0) {
+		sm_virt_error("cannot read the UUID of domain '%s'", m->o->domain);
+		return -1;
+	}
+	xml = sm_virt_domain_xml(m->dom, m->o->offline);
+	if (!xml || sm_chain_parse(xml, &m->live) < 0)
+		return -1;
+	/* A definition names only the top image: the headers tell the rest. */
+	for (size_t i = 0; m->o->offline && i < m->live.ndisks; i++) {
+		struct sm_disk *d = &m->live.disks[i];
+		char *why;
+
+		/* An encrypted one is refused for that (sm_disk_unmovable_reason). */
+		if (!sm_str_eq(d->device, "disk") || d->nchain == 0 || d->readonly ||
+		    !sm_str_eq(d->chain[0].type, "file") || d->encryption)
+			continue;
+		why = sm_image_follow_chain(d);
+		if (!why)
+			continue;
+		d->chain_known = false;  /* not a candidate */
+		for (size_t k = 0; k < m->o->ndisks; k++) {
+			if (sm_str_eq(d->target, m->o->disks[k])) {
+				sm_error("disk '%s': %s", d->target, why);
+				free(why);
+				return -1;
+			}
+		}
+		free(why);
+	}
+	return 0;
+}
+
+static char *disk_list(const struct sm_domain_disks *d)
+{
+	size_t len = 1;
+	char *s;
+
+	for (size_t i = 0; i < d->ndisks; i++)
+		len += strlen(d->disks[i].target) + 2;
+	s = sm_xcalloc(1, len);
+	for (size_t i = 0; i < d->ndisks; i++) {
+		if (i)
+			strcat(s, ", ");
+		strcat(s, d->disks[i].target);
+	}
+	return s;
+}
+
+/* Fill sel with the disks to move. */
+static int select_disks(struct move *m, const struct sm_disk ***sel, size_t *nsel)
+{
+	const struct sm_disk **out = sm_xcalloc(m->live.ndisks + m->o->ndisks + 1, sizeof(*out));
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->o->ndisks; i++) {
+		const struct sm_disk *d = sm_domain_disks_find(&m->live, m->o->disks[i]);
+		char *why;
+
+		if (!d) {
+			SM_AUTOFREE char *all = disk_list(&m->live);
+
+			sm_error("domain '%s' has no disk '%s'; its disks are: %s", m->o->domain,
+				 m->o->disks[i], all[0] ? all : "none");
+			goto error;
+		}
+		why = sm_disk_unmovable_reason(d);
+		if (why) {
+			sm_error("%s", why);
+			free(why);
+			goto error;
+		}
+		for (size_t k = 0; k < n; k++) {
+			if (out[k] == d) {
+				sm_error("disk '%s' is named twice with --disk; name it once",
+					 d->target);
+				goto error;
+			}
+		}
+		out[n++] = d;
+	}
+	if (m->o->ndisks == 0) {
+		for (size_t i = 0; i < m->live.ndisks; i++)
+			if (sm_disk_is_candidate(&m->live.disks[i]))
+				out[n++] = &m->live.disks[i];
+		if (n == 0) {
+			sm_error("domain '%s' has no writable file-backed disk to move; see "
+				 "'snapmove chain %s'", m->o->domain, m->o->domain);
+			goto error;
+		}
+	}
+	*sel = out;
+	*nsel = n;
+	return 0;
+
+error:
+	free(out);
+	return -1;
+}
+
+static const char *dest_arg(const struct move *m)
+{
+	return m->pool_dir ? m->pool_dir : m->o->dest;
+}
+
+static int check_dest(struct move *m)
+{
+	char resolved[PATH_MAX];
+	struct stat sb;
+
+	if (m->o->dest_pool) {
+		SM_AUTOFREE char *dir = NULL;
+
+		if (sm_pool_dest_dir(sm_virt_conn(m->v), m->o->dest_pool, &dir) < 0)
+			return -1;
+		/* From here on the pool's directory is the destination. */
+		free(m->pool_dir);
+		m->pool_dir = sm_steal(&dir);
+	}
+	if (!realpath(dest_arg(m), resolved)) {
+		if (errno == ENOENT)
+			sm_error("destination '%s' does not exist; create it first "
+				 "(mkdir -p %s) or choose another --dest", dest_arg(m), dest_arg(m));
+		else
+			sm_error("cannot resolve destination '%s': %s; choose a --dest that is an "
+				 "existing directory", dest_arg(m), strerror(errno));
+		return -1;
+	}
+	if (stat(resolved, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		sm_error("destination '%s' is not a directory; --dest takes the directory "
+			 "the images move to", dest_arg(m));
+		return -1;
+	}
+	if (access(resolved, W_OK | X_OK) < 0) {
+		if (errno == EROFS)
+			sm_error("destination '%s' is on a read-only file system; remount it "
+				 "read-write or choose another --dest", dest_arg(m));
+		else
+			sm_error("destination '%s' is not writable (%s); fix its permissions or "
+				 "choose another --dest", dest_arg(m), strerror(errno));
+		return -1;
+	}
+	if (geteuid() == 0 && !(sb.st_mode & S_IXOTH)) {
+		sm_error("destination '%s' cannot be entered by other users (mode %04o) and "
+			 "QEMU runs as its own user; 'chmod o+x %s' or choose another --dest",
+			 dest_arg(m), (unsigned)(sb.st_mode & 07777), dest_arg(m));
+		return -1;
+	}
+	m->dest = sm_xstrdup(resolved);
+	return 0;
+}
+
+static int check_disk_free(struct move *m, const struct sm_disk *d)
+{
+	long long other;
+	int rc;
+
+	if (d->mirror_job) {
+		sm_error("disk '%s' already has a block job running (%s); wait for it or run "
+			 "'virsh blockjob %s %s --abort'", d->target, d->mirror_job,
+			 m->o->domain, d->target);
+		return -1;
+	}
+	rc = m->o->offline ? 0 : sm_blockjob_running(m->dom, d->target);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		sm_error("disk '%s' already has a block job running; wait for it or run "
+			 "'virsh blockjob %s %s --abort'", d->target, m->o->domain, d->target);
+		return -1;
+	}
+	rc = sm_journal_unfinished_job_for_disk(m->j, m->uuid, d->target, &other);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		sm_error("disk '%s' of domain '%s' has an unfinished snapmove job %lld; finish "
+			 "it with 'snapmove resume %lld' or undo it with 'snapmove abort %lld'",
+			 d->target, m->o->domain, other, other, other);
+		return -1;
+	}
+	return 0;
+}
+
+static unsigned long long allocated_bytes(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_blocks * 512ULL : 0;
+}
+
+/* Who uses which image: every domain's chains, and the backing references
+ * among the files of the selected disks' source directories. */
+static int scan_usage(struct move *m, const struct sm_disk *const *sel, size_t nsel)
+{
+	if (m->o->copy_shared)
+		return 0;
+	if (sm_usage_scan_domains(sm_virt_conn(m->v), &m->usage) < 0)
+		return -1;
+	for (size_t i = 0; i < nsel; i++) {
+		for (size_t k = 0; k < sel[i]->nchain; k++) {
+			SM_AUTOFREE char *dir = sm_path_dirname(sel[i]->chain[k].path);
+
+			if (sm_usage_scan_dir(dir, &m->usage) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
+		     struct sm_plan_disk *out)
+{
+	struct sm_image_info *infos = sm_xcalloc(d->nchain, sizeof(*infos));
+	struct sm_plan_image_facts *facts = sm_xcalloc(d->nchain, sizeof(*facts));
+	int ret = -1;
+
+	/* The chain acted on is libvirt's (live) or the headers' with pinned
+	 * formats (offline), and every header must agree with it. */
+	char *why = sm_image_check_chain(d, m->o->offline, infos);
+
+	if (why) {
+		sm_error("%s", why);
+		free(why);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < d->nchain; i++) {
+		const struct sm_image *img = &d->chain[i];
+
+		facts[i].backing = infos[i].backing;
+		facts[i].virtual_size = infos[i].virtual_size;
+		facts[i].allocated = allocated_bytes(img->path);
+		if (!m->o->copy_shared)
+			facts[i].shared = sm_usage_other_than_disk(&m->usage, img->path,
+								   m->o->domain, d);
+		if (infos[i].encrypted) {
+			sm_error("disk '%s' image '%s' is encrypted; snapmove cannot encrypt the "
+				 "overlays it makes with the disk's secret, so it does not move "
+				 "encrypted disks: leave it out of --disk and move it with 'virsh "
+				 "blockcopy' and an <encryption> element in the destination XML",
+				 d->target, img->path);
+			goto cleanup;
+		}
+	}
+	ret = sm_plan_disk(d, facts, m->dest, job_id, out);
+
+cleanup:
+	for (size_t i = 0; i < d->nchain; i++)
+		sm_image_info_release(&infos[i]);
+	free(infos);
+	free(facts);
+	return ret;
+}
+
+int sm_move_check_dest_absent(const char *path)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) == 0) {
+		sm_error("destination file '%s' already exists; remove it or choose another "
+			 "--dest", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The source overlay's name is taken: a leftover of an interrupted job. */
+int sm_move_check_overlay_absent(const char *path)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) == 0) {
+		sm_error("overlay file '%s' already exists next to the disk's image; it is "
+			 "left from an earlier snapmove job (see 'snapmove list'): finish or "
+			 "undo that job, or remove the file if no domain uses it", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The planner compares directory names; libvirt may report a path such as
+ * /imgs/vm/../base/b.qcow2, so compare the directories themselves too. */
+static int check_not_in_dest(const char *dest, const char *target, const char *path)
+{
+	SM_AUTOFREE char *dir = sm_path_dirname(path);
+	struct stat a, b;
+
+	if (stat(dir, &a) == 0 && stat(dest, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino) {
+		sm_error("disk '%s' image '%s' is already in the destination '%s'; choose a "
+			 "--dest that is not the source directory", target, path, dest);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
+{
+	for (size_t i = 0; i < p->nimages; i++)
+		if (check_not_in_dest(dest, p->target, p->images[i].src) < 0 ||
+		    sm_move_check_dest_absent(p->images[i].dst) < 0)
+			return -1;
+	if (sm_move_check_dest_absent(p->dst_overlay) < 0 || sm_move_check_overlay_absent(p->src_overlay) < 0)
+		return -1;
+	return 0;
+}
+
+static int check_space(struct move *m, unsigned long long *need_out,
+		       unsigned long long *avail_out)
+{
+	struct statvfs vfs;
+	unsigned long long need = SM_SPACE_MARGIN, avail;
+	char n[32], a[32];
+
+	for (size_t i = 0; i < m->nplans; i++)
+		need += sm_plan_disk_bytes(&m->plans[i]);
+	if (statvfs(m->dest, &vfs) < 0) {
+		sm_error("cannot read the free space of '%s': %s", m->dest, strerror(errno));
+		return -1;
+	}
+	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+	*need_out = need;
+	*avail_out = avail;
+	if (avail < need) {
+		sm_error("not enough free space in '%s': the move needs %s (the chains' "
+			 "allocated bytes plus a 64 MiB margin) and %s is free; free space "
+			 "there or choose another --dest", m->dest,
+			 sm_format_bytes(need, n, sizeof(n)), sm_format_bytes(avail, a, sizeof(a)));
+		return -1;
+	}
+	return 0;
+}
+
+/* The files the job may delete later, with who they are now: the moved
+ * images of d's chain as libvirt reported it (the whole chain when it is
+ * flattened: its data is all at the destination). */
+static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
+{
+	for (size_t k = 0; k < nmoved; k++) {
+		struct sm_srcfile f;
+
+		if (!d->chain[k].path)
+			continue;
+		if (sm_srcfile_identify(d->chain[k].path, &f) < 0)
+			return -1;
+		f.target = sm_xstrdup(d->target);
+		f.role = sm_xstrdup("image");
+		f.format = sm_xstrdup_or_null(d->chain[k].format);
+		m->srcs = sm_xrealloc(m->srcs, (m->nsrcs + 1) * sizeof(*m->srcs));
+		m->srcs[m->nsrcs++] = f;
+	}
+	return 0;
+}
+
+/* --offline: libvirt's "shut off" is a claim; prove it (no QEMU runs the
+ * domain, none holds an image the move copies).  With --copy-shared, images
+ * below the active one may be open read-only in other domains: only the
+ * active images are probed then. */
+static int check_off(const struct move *m)
+{
+	size_t max = 0, n = 0;
+	const char **targets, **paths;
+	SM_AUTOFREE char *then = sm_xasprintf("snapmove move %s --offline", m->o->domain);
+	int ret;
+
+	for (size_t i = 0; i < m->nplans; i++)
+		max += m->plans[i].nimages;
+	targets = sm_xcalloc(max + 1, sizeof(*targets));
+	paths = sm_xcalloc(max + 1, sizeof(*paths));
+	for (size_t i = 0; i < m->nplans; i++) {
+		for (size_t k = 0; k < m->plans[i].nimages; k++) {
+			if (k > 0 && m->o->copy_shared)
+				break;
+			targets[n] = m->plans[i].target;
+			paths[n++] = m->plans[i].images[k].src;
+		}
+	}
+	ret = sm_reconcile_prove_off(m->o->domain, targets, paths, n, then);
+	free(targets);
+	free(paths);
+	return ret;
+}
+
+int sm_move_validate(struct move *m, unsigned long long *need, unsigned long long *avail)
+{
+	const struct sm_disk **sel = NULL;
+	size_t nsel = 0;
+	long long next_id;
+	int ret = -1;
+
+	if (check_domain(m) < 0 || select_disks(m, &sel, &nsel) < 0)
+		return -1;
+	if (check_dest(m) < 0)
+		goto cleanup;
+	/* Overlay names carry the job id: plan with the id the journal will give
+	 * next; open_job() renames them should another snapmove take it first. */
+	if (sm_journal_next_job_id(m->j, &next_id) < 0 || scan_usage(m, sel, nsel) < 0)
+		goto cleanup;
+	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
+	for (size_t i = 0; i < nsel; i++) {
+		if (check_disk_free(m, sel[i]) < 0 ||
+		    plan_disk(m, sel[i], next_id, &m->plans[i]) < 0)
+			goto cleanup;
+		m->nplans++;
+		if (note_sources(m, sel[i], m->o->flatten ? sel[i]->nchain
+							   : m->plans[i].nimages) < 0)
+			goto cleanup;
+		if (m->o->flatten)
+			sm_plan_flatten(&m->plans[i]);
+		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
+			goto cleanup;
+		if (check_plan_files(m->dest, &m->plans[i]) < 0)
+			goto cleanup;
+	}
+	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
+		goto cleanup;
+	if (m->o->offline && check_off(m) < 0)
+		goto cleanup;
+	ret = 0;
+
+cleanup:
+	free(sel);
+	return ret;
+}
