@@ -47,7 +47,7 @@ LIB_SRCS = src/util.c src/run.c src/job/job.c src/journal.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/copy.c src/progress.c src/events.c \
 	   src/pool.c src/lock.c src/hooks.c \
 	   src/job/ctx.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \
-	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/validate.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
+	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
 CLI_SRCS = src/main.c src/cli.c src/cmd_move.c src/cmd_jobs.c src/cmd_chain.c src/cmd_copy.c src/cmd_resume.c src/cmd_verify.c src/cmd_cleanup.c \
 	   src/cmd_rebalance.c

@@ -12,19 +12,14 @@
  * With the domain shut off the same is done with qemu-img.
  */
 #include "chain/image.h"
-#include "job/job_run.h"
 #include "hooks.h"
 #include "lock.h"
 #include "job/reconcile.h"
 #include "job/resume.h"
 #include "snapshot/blockjob.h"
-#include "snapshot/define.h"
 #include "events.h"
 #include "util.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -157,6 +157,9 @@ int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journ
 			 const char *verb);
 /* Print where each disk's data is, for a domain that no longer exists. */
 void sm_job_report_gone(const struct sm_jobctx *c);
+/* Move a shut-off domain's disks: copy, rewrite the definition, clean up;
+ * on failure the job is recorded as failed (resumable).  offline.c. */
+int sm_job_complete_offline(struct sm_jobctx *c);
 /* Copy an overlay file src to a new file dst (role for the journal) and
  * point its header at backing.  Offline resume and abort. */
 int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,

@@ -6,7 +6,6 @@
 #include "job/validate.h"
 #include "cleanup.h"
 #include "hooks.h"
-#include "job/resume.h"
 #include "lock.h"
 #include "job/reconcile.h"
 #include "events.h"
@@ -351,28 +350,4 @@ cleanup:
 	sm_jobctx_release(&c);
 	sm_move_release(&m);
 	return ret;
-}
-
-const char *sm_move_status_name(enum sm_move_result r)
-{
-	switch (r) {
-	case SM_MOVE_OK: return "done";
-	case SM_MOVE_REFUSED: return "refused";
-	case SM_MOVE_FAILED: return "failed";
-	case SM_MOVE_VETOED: return "vetoed";
-	case SM_MOVE_INTERRUPTED: return "interrupted";
-	}
-	return "failed";
-}
-
-int sm_move_exit_code(enum sm_move_result r)
-{
-	switch (r) {
-	case SM_MOVE_OK: return 0;
-	case SM_MOVE_FAILED: return 1;
-	case SM_MOVE_REFUSED: return 3;
-	case SM_MOVE_VETOED: return 4;
-	case SM_MOVE_INTERRUPTED: return 5;
-	}
-	return 1;
 }

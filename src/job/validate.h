@@ -3,7 +3,12 @@
 #ifndef SM_JOB_VALIDATE_H
 #define SM_JOB_VALIDATE_H
 
-#include "job/move.h"
+#include "job/opts.h"
+#include "chain/chain.h"
+#include "chain/plan.h"
+#include "journal.h"
+#include "progress.h"
+#include "virt.h"
 #include "chain/usage.h"
 #include "srcfile.h"
 
