@@ -84,12 +84,22 @@ struct sm_jobctx {
 void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans);
 void sm_jobctx_release(struct sm_jobctx *c);
 
-/* Run phases in order for a running domain.  A disk that fails stops where
+/* Which order of the phase table runs: a new move, or a resume. */
+enum sm_job_order {
+	SM_JOB_ORDER_MOVE,
+	SM_JOB_ORDER_RESUME,
+};
+
+/* Run the phases in order for a running domain.  A disk that fails stops where
  * it is (its block jobs cancelled, the domain on a consistent chain for it)
  * while the other disks go on; a failure of the whole job (the snapshot, the
  * journal, an interrupt) stops all.  Either way the job is recorded as failed
  * (resumable), each disk's place is reported, and -1 returned. */
-int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n);
+int sm_job_run(struct sm_jobctx *c, enum sm_job_order order);
+
+/* The phases in the order that runs them (runner.c's phase table): up to
+ * max of them into out; returns how many. */
+size_t sm_job_phases(enum sm_job_order order, enum sm_phase *out, size_t max);
 
 /* The final "result" event (--json): status, exit code, error, and each
  * disk's chain before and now. */

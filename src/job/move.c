@@ -278,10 +278,6 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 			    const struct sm_move_opts *o, struct sm_progress *pr,
 			    long long *job_id)
 {
-	static const enum sm_phase phases[] = {
-		SM_PHASE_SNAPSHOT, SM_PHASE_DEST_CHAIN, SM_PHASE_MIRROR, SM_PHASE_COPY,
-		SM_PHASE_SYNC, SM_PHASE_PIVOT, SM_PHASE_COLLAPSE, SM_PHASE_FINALIZE,
-	};
 	struct move m = { .v = v, .j = j, .o = o, .pr = pr };
 	struct sm_jobctx c = { 0 };
 	struct sm_job_lock lock = { .fd = -1 };
@@ -316,7 +312,7 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 		goto cleanup;
 	}
 	if (o->offline ? sm_job_complete_offline(&c) < 0
-		       : sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0) {
+		       : sm_job_run(&c, SM_JOB_ORDER_MOVE) < 0) {
 		ret = c.vetoed ? SM_MOVE_VETOED : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
 		goto cleanup;
 	}

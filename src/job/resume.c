@@ -32,10 +32,6 @@ static void print_outcome(const struct sm_jobctx *c, const char *what)
 enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long job_id,
 			      struct sm_progress *pr)
 {
-	static const enum sm_phase phases[] = {
-		SM_PHASE_SNAPSHOT, SM_PHASE_DEST_CHAIN, SM_PHASE_COPY, SM_PHASE_MIRROR,
-		SM_PHASE_SYNC, SM_PHASE_PIVOT, SM_PHASE_COLLAPSE, SM_PHASE_FINALIZE,
-	};
 	struct sm_jobctx c;
 	struct sm_job_lock lock;
 	enum sm_move_result ret = SM_MOVE_REFUSED;
@@ -68,7 +64,7 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	if (sm_journal_job_finish(j, c.job, SM_JOB_RUNNING, NULL) < 0)
 		goto cleanup;
 	if (c.running) {
-		if (sm_job_run(&c, phases, SM_ARRAY_LEN(phases)) < 0) {
+		if (sm_job_run(&c, SM_JOB_ORDER_RESUME) < 0) {
 			ret = c.vetoed ? SM_MOVE_VETOED
 			      : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
 			goto cleanup;

@@ -12,27 +12,59 @@
 
 /* ---- the runner ---- */
 
-typedef int (*phase_fn)(struct sm_jobctx *c);
+/* THE phase table: every phase of a live move, its function, and why it
+ * stands where it does.  move and resume run the phases in the order of
+ * their column (order_move, order_resume: 1 is first); they differ only in
+ * the copy and the mirror.  docs/design.md has the long form. */
+struct sm_phase_def {
+	enum sm_phase phase;
+	int (*run)(struct sm_jobctx *c);
+	unsigned order_move;
+	unsigned order_resume;
+	const char *why;
+};
 
-static phase_fn phase_function(enum sm_phase p)
+static const struct sm_phase_def phase_table[] = {
+	{ SM_PHASE_SNAPSHOT, sm_job_phase_snapshot, 1, 1,
+	  "first: the source overlays take the guest's writes, so the original chain is read-only from here on" },
+	{ SM_PHASE_DEST_CHAIN, sm_job_phase_dest_chain, 2, 2,
+	  "the destination images and overlay exist before anything writes to them" },
+	{ SM_PHASE_MIRROR, sm_job_phase_mirror, 3, 4,
+	  "move: at once, so new writes reach the destination while the copy runs; resume: after the copy, "
+	  "a lost mirror restarts only onto a fresh overlay once the copies' headers are final" },
+	{ SM_PHASE_COPY, sm_job_phase_copy, 4, 3,
+	  "the read-only chain below the overlays, copied out of band for as long as it takes" },
+	{ SM_PHASE_SYNC, sm_job_phase_sync, 5, 5,
+	  "every copy done and every mirror ready before any disk pivots" },
+	{ SM_PHASE_PIVOT, sm_job_phase_pivot, 6, 6,
+	  "the domain switches to the destination only once its chain there is complete" },
+	{ SM_PHASE_COLLAPSE, sm_job_phase_collapse, 7, 7,
+	  "the destination overlay folds into its base once the domain runs on it (skipped with --keep-overlay)" },
+	{ SM_PHASE_FINALIZE, sm_job_phase_finalize, 8, 8,
+	  "last: the persistent definition and the source overlay, once the live chain is final" },
+};
+
+/* The table's row of the phase that comes n-th (1: first) in order. */
+static const struct sm_phase_def *phase_at(enum sm_job_order order, unsigned n)
 {
-	switch (p) {
-	case SM_PHASE_SNAPSHOT: return sm_job_phase_snapshot;
-	case SM_PHASE_DEST_CHAIN: return sm_job_phase_dest_chain;
-	case SM_PHASE_MIRROR: return sm_job_phase_mirror;
-	case SM_PHASE_COPY: return sm_job_phase_copy;
-	case SM_PHASE_SYNC: return sm_job_phase_sync;
-	case SM_PHASE_PIVOT: return sm_job_phase_pivot;
-	case SM_PHASE_COLLAPSE: return sm_job_phase_collapse;
-	case SM_PHASE_FINALIZE: return sm_job_phase_finalize;
-	case SM_PHASE_PLANNED:
-	case SM_PHASE_DONE:
-	case SM_PHASE_LAST:
-		break;
+	for (size_t i = 0; i < SM_ARRAY_LEN(phase_table); i++) {
+		const struct sm_phase_def *d = &phase_table[i];
+
+		if ((order == SM_JOB_ORDER_MOVE ? d->order_move : d->order_resume) == n)
+			return d;
 	}
 	return NULL;
 }
 
+size_t sm_job_phases(enum sm_job_order order, enum sm_phase *out, size_t max)
+{
+	size_t n = 0;
+	const struct sm_phase_def *d;
+
+	while (n < max && (d = phase_at(order, (unsigned)n + 1)))
+		out[n++] = d->phase;
+	return n;
+}
 
 static bool needs_pivot(const struct sm_jobctx *c)
 {
@@ -42,9 +74,9 @@ static bool needs_pivot(const struct sm_jobctx *c)
 	return false;
 }
 
-static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
+static int run_phase(struct sm_jobctx *c, const struct sm_phase_def *def)
 {
-	phase_fn fn = phase_function(phase);
+	enum sm_phase phase = def->phase;
 	char point[64];
 
 	if (sm_interrupted) {
@@ -52,8 +84,6 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 			 sm_phase_name(phase));
 		return -1;
 	}
-	if (!fn)
-		return 0;
 	c->phase_name = sm_phase_name(phase);
 	c->acted = false;
 	if (phase == SM_PHASE_PIVOT && needs_pivot(c) && sm_hooks_run(c, "before_pivot") < 0)
@@ -64,7 +94,7 @@ static int run_phase(struct sm_jobctx *c, enum sm_phase phase)
 	snprintf(point, sizeof(point), "%s:start", sm_phase_name(phase));
 	sm_crash_point(point);
 	sm_progress_say(c->pr, "%s", sm_phase_describe(phase));
-	if (sm_job_test_hook(c, sm_phase_name(phase)) < 0 || fn(c) < 0) {
+	if (sm_job_test_hook(c, sm_phase_name(phase)) < 0 || def->run(c) < 0) {
 		char msg[2048];
 
 		snprintf(msg, sizeof(msg), "%s", sm_error_message());
@@ -147,14 +177,15 @@ static void fail_job(struct sm_jobctx *c)
 	sm_error("%s", msg);
 }
 
-int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n)
+int sm_job_run(struct sm_jobctx *c, enum sm_job_order order)
 {
+	const struct sm_phase_def *def;
 	size_t nfailed = 0, first = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		if (phases[i] == SM_PHASE_COLLAPSE && c->keep_overlay)
+	for (unsigned n = 1; (def = phase_at(order, n)); n++) {
+		if (def->phase == SM_PHASE_COLLAPSE && c->keep_overlay)
 			continue;
-		if (run_phase(c, phases[i]) < 0) {
+		if (run_phase(c, def) < 0) {
 			fail_job(c);
 			return -1;
 		}
