@@ -352,17 +352,20 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0)) {
 		if (c.acted) {  /* it recorded a commit or corrected the definition */
 			ret = SM_MOVE_FAILED;
-			sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message());
+			/* Already failing (or vetoed): a journal that fails too leaves the job
+			 * running, which resume and abort treat like failed. */
+			sm_ignore_value(sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message()));
 		}
 		goto cleanup;
 	}
 	ret = SM_MOVE_FAILED;
 	if (run_abort(&u) < 0) {
-		char msg[2048];
+		char *err = sm_error_preserve();
 
-		snprintf(msg, sizeof(msg), "%s", sm_error_message());
-		sm_journal_job_finish(j, c.job, SM_JOB_FAILED, msg);
-		sm_error("%s", msg);
+		/* Already failing: a journal that fails too keeps the job running,
+		 * which resume and abort treat like failed. */
+		sm_ignore_value(sm_journal_job_finish(j, c.job, SM_JOB_FAILED, err));
+		sm_error_restore(&err);
 		goto cleanup;
 	}
 	if (sm_job_close(&c, SM_JOB_ABORTED) < 0)

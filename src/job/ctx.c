@@ -133,7 +133,10 @@ void sm_job_disk_fail(struct sm_jobctx *c, size_t i)
 
 	free(c->failed[i]);
 	c->failed[i] = sm_xstrdup(why);
-	sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i], why);
+	/* The disk stops either way; without its error in the journal, status
+	 * shows only where it stands. */
+	sm_ignore_value(sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i],
+						  why));
 	sm_progress_say(c->pr, "  %s: stopped: %s", c->plans[i].target, why);
 	sm_event_warning(c->job, c->plans[i].target, why);
 	sm_job_stop_job(c, i);

@@ -299,7 +299,9 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 	*job_id = m.job;
 	ret = SM_MOVE_FAILED;
 	if (sm_job_lock(j, m.job, &lock) < 0) {
-		sm_journal_job_finish(j, m.job, SM_JOB_FAILED, sm_error_message());
+		/* Already failing (or vetoed): a journal that fails too leaves the job
+		 * running, which resume and abort treat like failed. */
+		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_FAILED, sm_error_message()));
 		goto cleanup;
 	}
 	sm_progress_say(pr, "job %lld: moving %zu disk%s of %s to %s", m.job, m.nplans,
@@ -307,7 +309,9 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 	to_jobctx(&m, &c);
 	if (sm_hooks_run(&c, "before_move") < 0) {
 		/* Nothing was touched: the job ends here, so it blocks nothing. */
-		sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, sm_error_message());
+		/* Already failing (or vetoed): a journal that fails too leaves the job
+		 * running, which resume and abort treat like failed. */
+		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, sm_error_message()));
 		ret = SM_MOVE_VETOED;
 		goto cleanup;
 	}

@@ -148,11 +148,12 @@ cleanup:
 int sm_job_complete_offline(struct sm_jobctx *c)
 {
 	if (resume_offline(c) < 0) {
-		char msg[2048];
+		char *err = sm_error_preserve();
 
-		snprintf(msg, sizeof(msg), "%s", sm_error_message());
-		sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
-		sm_error("%s", msg);
+		/* Already failing: a journal that fails too keeps the job running,
+		 * which resume and abort treat like failed. */
+		sm_ignore_value(sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, err));
+		sm_error_restore(&err);
 		return -1;
 	}
 	return 0;

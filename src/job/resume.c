@@ -56,7 +56,9 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	    (!c.running && sm_reconcile_offline_pivots(&c, "resume") < 0)) {
 		if (c.acted) {  /* it corrected the definition: a failure, recorded */
 			ret = SM_MOVE_FAILED;
-			sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message());
+			/* Already failing (or vetoed): a journal that fails too leaves the job
+			 * running, which resume and abort treat like failed. */
+			sm_ignore_value(sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message()));
 		}
 		goto cleanup;
 	}

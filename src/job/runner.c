@@ -95,12 +95,13 @@ static int run_phase(struct sm_jobctx *c, const struct sm_phase_def *def)
 	sm_crash_point(point);
 	sm_progress_say(c->pr, "%s", sm_phase_describe(phase));
 	if (sm_job_test_hook(c, sm_phase_name(phase)) < 0 || def->run(c) < 0) {
-		char msg[2048];
+		char *err = sm_error_preserve();
 
-		snprintf(msg, sizeof(msg), "%s", sm_error_message());
-		sm_journal_phase_finish(c->j, c->job, phase, msg);
-		sm_event_phase(c->job, sm_phase_name(phase), "failed", msg);
-		sm_error("%s", msg);
+		/* Already failing: the step's row keeps no end, and fail_job
+		 * records the job failed (or tries to). */
+		sm_ignore_value(sm_journal_phase_finish(c->j, c->job, phase, err));
+		sm_event_phase(c->job, sm_phase_name(phase), "failed", err);
+		sm_error_restore(&err);
 		return -1;
 	}
 	sm_progress_end(c->pr);
@@ -164,17 +165,18 @@ static void report_disks(const struct sm_jobctx *c)
  * overlay after the pivot), and record the job as failed and resumable. */
 static void fail_job(struct sm_jobctx *c)
 {
-	char msg[2048];
+	char *err = sm_error_preserve();
 
-	snprintf(msg, sizeof(msg), "%s", sm_error_message());
 	sm_progress_end(c->pr);
 	for (size_t i = 0; c->dom && i < c->nplans; i++)
 		if (sm_job_stop_job(c, i) < 0)
 			sm_progress_say(c->pr, "warning: %s", sm_error_message());
-	sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, msg);
+	/* Already failing: a journal that fails too keeps the job running,
+	 * which resume and abort treat like failed. */
+	sm_ignore_value(sm_journal_job_finish(c->j, c->job, SM_JOB_FAILED, err));
 	report_disks(c);
 	sm_hooks_run(c, "on_failure");
-	sm_error("%s", msg);
+	sm_error_restore(&err);
 }
 
 int sm_job_run(struct sm_jobctx *c, enum sm_job_order order)

@@ -222,7 +222,8 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 			sm_error("cannot keep '%s' aside: %s", p->dst_overlay, strerror(errno));
 			return -1;
 		}
-		sm_job_file(c, kept, "kept_overlay", "created");
+		if (sm_job_file(c, kept, "kept_overlay", "created") < 0)
+			return -1;
 		why = sm_xasprintf("a pivot of disk '%s' was under way when snapmove stopped and "
 				   "the domain now runs on its source overlay; the destination "
 				   "overlay, which may hold writes made after that pivot, is kept "
@@ -230,7 +231,8 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 		sm_progress_say(c->pr, "warning: %s", why);
 		sm_event_warning(c->job, p->target, why);
 		c->pivoting[i] = false;
-		sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
+		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)
+			return -1;
 	} else if (exists && sm_job_clear_file(c, p->dst_overlay, "dst_overlay") < 0) {
 		return -1;
 	}

@@ -179,21 +179,23 @@ int sm_job_phase_pivot(struct sm_jobctx *c)
 			return -1;
 		c->pivoting[i] = true;
 		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0) {
-			char msg[2048];
+			SM_AUTOFREE char *err = sm_error_preserve();
 
 			/* Refused: if the domain still runs on the source overlay,
 			 * no pivot is under way any more. */
-			snprintf(msg, sizeof(msg), "%s", sm_error_message());
 			if (still_on(c, i, p->src_overlay)) {
 				c->pivoting[i] = false;
-				sm_journal_disk_set_pivoting(c->j, c->job, p->target, false);
+				/* The disk fails below either way; a flag left set
+				 * only makes resume look at its chain again. */
+				sm_ignore_value(sm_journal_disk_set_pivoting(c->j, c->job,
+									     p->target, false));
 			}
 			/* The job failed between the look and the pivot: its cause. */
 			if (sm_blockjob_alive(c->v, c->dom, p->target) < 0 &&
 			    sm_blockjob_ended(c->v, p->target))
 				sm_job_add_dest_space(c);
 			else
-				sm_error("%s", msg);
+				sm_error_restore(&err);
 			sm_job_disk_fail(c, i);
 			continue;
 		}
