@@ -15,7 +15,7 @@ static const char *expected_top(const struct sm_jobctx *c, size_t i, const char 
 	const struct sm_plan_disk *p = &c->plans[i];
 
 	*below = NULL;
-	switch (c->state[i]) {
+	switch (c->disks[i].state) {
 	case SM_DISK_PLANNED:
 		*role = "original image";
 		return p->images[0].src;
@@ -36,7 +36,7 @@ static const char *expected_top(const struct sm_jobctx *c, size_t i, const char 
 	case SM_DISK_STATE_LAST:
 		break;
 	}
-	if (c->keep_overlay && c->state[i] == SM_DISK_DONE) {
+	if (c->keep_overlay && c->disks[i].state == SM_DISK_DONE) {
 		*role = "destination overlay";
 		*below = p->images[0].dst;
 		return p->dst_overlay;
@@ -82,7 +82,7 @@ int sm_job_check_chain(struct sm_jobctx *c, size_t i)
 	const struct sm_disk *d;
 	const char *role, *below;
 	const char *top = expected_top(c, i, &role, &below);
-	const char *job = c->mirroring[i] ? "copy" : c->committing[i] ? "active-commit" : NULL;
+	const char *job = c->disks[i].mirroring ? "copy" : c->disks[i].committing ? "active-commit" : NULL;
 	struct sm_observed o;
 	int ret = -1;
 
@@ -99,7 +99,7 @@ int sm_job_check_chain(struct sm_jobctx *c, size_t i)
 		chain_changed(c, i, d, top, role);
 		goto cleanup;
 	}
-	if (sm_reconcile_disk(c, p, d, c->state[i], true, true, &o) < 0)
+	if (sm_reconcile_disk(c, p, d, c->disks[i].state, true, true, &o) < 0)
 		goto cleanup;
 	if (below && (d->nchain < 2 || !sm_str_eq(d->chain[1].path, below))) {
 		sm_error("disk '%s' runs on the job's %s '%s' but over '%s', not over '%s': "
@@ -130,7 +130,7 @@ bool sm_job_chain_ok(struct sm_jobctx *c, size_t i)
 {
 	if (sm_job_check_chain(c, i) == 0)
 		return true;
-	c->foreign[i] = true;
+	c->disks[i].foreign = true;
 	sm_job_disk_fail(c, i);
 	return false;
 }

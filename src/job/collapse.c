@@ -15,16 +15,16 @@ static int wait_commit(struct sm_jobctx *c, size_t i)
 	const char *target = c->plans[i].target;
 	int rc;
 
-	c->watching = c->bandwidth_mib > 0 && c->sync_writes != SM_SYNC_WRITES_OFF;
-	c->stalled = false;
-	c->wait_started = c->best_at = sm_monotonic();
-	c->best_remaining = ~0ULL;
-	c->ready_within = c->converge_timeout +
+	c->wait.watching = c->bandwidth_mib > 0 && c->sync_writes != SM_SYNC_WRITES_OFF;
+	c->wait.stalled = false;
+	c->wait.wait_started = c->wait.best_at = sm_monotonic();
+	c->wait.best_remaining = ~0ULL;
+	c->wait.ready_within = c->converge_timeout +
 			  (double)sm_job_file_bytes(c->plans[i].dst_overlay) /
 				  (double)((c->bandwidth_mib ? c->bandwidth_mib : 10) << 20);
 	rc = sm_job_wait_one(c, i, "commit");
-	c->watching = false;
-	if (rc < 0 && c->stalled && !sm_interrupted) {
+	c->wait.watching = false;
+	if (rc < 0 && c->wait.stalled && !sm_interrupted) {
 		sm_progress_say(c->pr, "  %s: the commit did not converge within %.0f s at "
 				"--bandwidth %llu; lifting its limit", target,
 				c->converge_timeout, c->bandwidth_mib);
@@ -40,14 +40,14 @@ static int wait_commit(struct sm_jobctx *c, size_t i)
 int sm_job_phase_collapse(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		if (!sm_job_todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->committing[i] ||
+		if (!sm_job_todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->disks[i].committing ||
 		    !sm_job_chain_ok(c, i))
 			continue;
 		if (sm_blockjob_commit_start(c->v, c->dom, c->plans[i].target,
 					     c->plans[i].images[0].dst, c->bandwidth_mib) < 0)
 			sm_job_disk_fail(c, i);
 		else
-			c->committing[i] = true;
+			c->disks[i].committing = true;
 	}
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
@@ -84,7 +84,7 @@ int sm_job_phase_collapse(struct sm_jobctx *c)
 			sm_job_disk_fail(c, i);
 			continue;
 		}
-		c->committing[i] = false;
+		c->disks[i].committing = false;
 		sm_crash_point("collapse:unjournaled");
 		if (sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
 		    sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)

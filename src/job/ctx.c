@@ -33,13 +33,7 @@ void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans)
 {
 	c->nplans = nplans;
 	c->plans = sm_xcalloc(nplans, sizeof(*c->plans));
-	c->state = sm_xcalloc(nplans, sizeof(*c->state));
-	c->mirroring = sm_xcalloc(nplans, sizeof(*c->mirroring));
-	c->committing = sm_xcalloc(nplans, sizeof(*c->committing));
-	c->failed = sm_xcalloc(nplans, sizeof(*c->failed));
-	c->sync_mode = sm_xcalloc(nplans, sizeof(*c->sync_mode));
-	c->pivoting = sm_xcalloc(nplans, sizeof(*c->pivoting));
-	c->foreign = sm_xcalloc(nplans, sizeof(*c->foreign));
+	c->disks = sm_xcalloc(nplans, sizeof(*c->disks));
 	c->parallel = 1;
 	c->converge_timeout = 30;
 }
@@ -70,15 +64,9 @@ void sm_jobctx_release(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++)
 		sm_plan_disk_release(&c->plans[i]);
 	free(c->plans);
-	free(c->state);
-	free(c->mirroring);
-	free(c->committing);
-	for (size_t i = 0; c->failed && i < c->nplans; i++)
-		free(c->failed[i]);
-	free(c->failed);
-	free(c->sync_mode);
-	free(c->pivoting);
-	free(c->foreign);
+	for (size_t i = 0; c->disks && i < c->nplans; i++)
+		free(c->disks[i].failed);
+	free(c->disks);
 	free(c->domain_name);
 	free(c->dest);
 	for (size_t i = 0; i < c->nheld; i++) {
@@ -94,7 +82,7 @@ void sm_jobctx_release(struct sm_jobctx *c)
 
 int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s)
 {
-	c->state[i] = s;
+	c->disks[i].state = s;
 	return sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, s, NULL);
 }
 
@@ -114,12 +102,12 @@ const char *sm_job_final_format(const struct sm_jobctx *c, size_t i)
  * of ours runs any more. */
 int sm_job_stop_job(struct sm_jobctx *c, size_t i)
 {
-	if (!c->dom || (!c->mirroring[i] && !c->committing[i]))
+	if (!c->dom || (!c->disks[i].mirroring && !c->disks[i].committing))
 		return 0;
 	if (sm_blockjob_ended(c->v, c->plans[i].target) ||
 	    sm_blockjob_running(c->dom, c->plans[i].target) == 0 ||
 	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0) {
-		c->mirroring[i] = c->committing[i] = false;
+		c->disks[i].mirroring = c->disks[i].committing = false;
 		return 0;
 	}
 	return -1;
@@ -131,11 +119,11 @@ void sm_job_disk_fail(struct sm_jobctx *c, size_t i)
 {
 	SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
 
-	free(c->failed[i]);
-	c->failed[i] = sm_xstrdup(why);
+	free(c->disks[i].failed);
+	c->disks[i].failed = sm_xstrdup(why);
 	/* The disk stops either way; without its error in the journal, status
 	 * shows only where it stands. */
-	sm_ignore_value(sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->state[i],
+	sm_ignore_value(sm_journal_disk_set_state(c->j, c->job, c->plans[i].target, c->disks[i].state,
 						  why));
 	sm_progress_say(c->pr, "  %s: stopped: %s", c->plans[i].target, why);
 	sm_event_warning(c->job, c->plans[i].target, why);
@@ -165,7 +153,7 @@ void sm_job_add_dest_space(struct sm_jobctx *c)
 bool sm_job_todo(const struct sm_jobctx *c, size_t i, enum sm_disk_state from,
 		 enum sm_disk_state to)
 {
-	return !c->failed[i] && c->state[i] >= from && c->state[i] < to;
+	return !c->disks[i].failed && c->disks[i].state >= from && c->disks[i].state < to;
 }
 
 int sm_job_test_hook(const struct sm_jobctx *c, const char *point)

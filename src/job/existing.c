@@ -63,19 +63,19 @@ void sm_job_report_gone(const struct sm_jobctx *c)
 		const struct sm_plan_disk *p = &c->plans[i];
 		struct stat sb;
 
-		if (c->state[i] >= SM_DISK_COLLAPSED)
+		if (c->disks[i].state >= SM_DISK_COLLAPSED)
 			print_chain_of(p->target, "moved; the destination chain", p->images[0].dst,
 				       p->images[0].dst_format, p, true, 1);
-		else if (c->state[i] >= SM_DISK_PIVOTED || (c->pivoting[i] &&
+		else if (c->disks[i].state >= SM_DISK_PIVOTED || (c->disks[i].pivoting &&
 							     lstat(p->dst_overlay, &sb) == 0))
-			print_chain_of(p->target, c->state[i] >= SM_DISK_PIVOTED
+			print_chain_of(p->target, c->disks[i].state >= SM_DISK_PIVOTED
 				       ? "the newest writes are in the destination overlay, over "
 					 "the destination chain"
 				       : "a pivot was under way: the newest writes are in the "
 					 "destination overlay, over the destination chain (only if "
 					 "that pivot never happened are they in the source overlay "
 					 "instead)", p->dst_overlay, "qcow2", p, true, 0);
-		else if (c->state[i] >= SM_DISK_SNAPSHOTTED && lstat(p->src_overlay, &sb) == 0)
+		else if (c->disks[i].state >= SM_DISK_SNAPSHOTTED && lstat(p->src_overlay, &sb) == 0)
 			print_chain_of(p->target, "the newest writes are in the source overlay, "
 				       "over the original chain", p->src_overlay, "qcow2", p,
 				       false, 0);

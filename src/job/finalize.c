@@ -40,16 +40,16 @@ int sm_job_define(struct sm_jobctx *c, const char *(*path_of)(const struct sm_jo
  * disk, the overlay the domain runs on for one that failed. */
 static const char *define_path(const struct sm_jobctx *c, size_t i)
 {
-	if (c->foreign[i])
+	if (c->disks[i].foreign)
 		return NULL;  /* someone else's chain now: libvirt keeps it */
-	if (!c->failed[i] || c->state[i] >= SM_DISK_COLLAPSED)
+	if (!c->disks[i].failed || c->disks[i].state >= SM_DISK_COLLAPSED)
 		return sm_job_final_path(c, i);
-	return c->state[i] >= SM_DISK_PIVOTED ? c->plans[i].dst_overlay : c->plans[i].src_overlay;
+	return c->disks[i].state >= SM_DISK_PIVOTED ? c->plans[i].dst_overlay : c->plans[i].src_overlay;
 }
 
 static const char *define_format(const struct sm_jobctx *c, size_t i)
 {
-	if (!c->failed[i] || c->state[i] >= SM_DISK_COLLAPSED)
+	if (!c->disks[i].failed || c->disks[i].state >= SM_DISK_COLLAPSED)
 		return sm_job_final_format(c, i);
 	return "qcow2";
 }
@@ -74,7 +74,7 @@ int sm_job_phase_finalize(struct sm_jobctx *c)
 
 		if (!sm_job_todo(c, i, SM_DISK_PIVOTED, SM_DISK_DONE))
 			continue;
-		if (c->state[i] == SM_DISK_PIVOTED && !c->keep_overlay)
+		if (c->disks[i].state == SM_DISK_PIVOTED && !c->keep_overlay)
 			continue;  /* its collapse failed */
 		if (sm_job_remove_src_overlay(c, i) < 0 ||
 		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||

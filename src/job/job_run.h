@@ -30,6 +30,29 @@ enum sm_sync_writes {
 const char *sm_sync_writes_name(enum sm_sync_writes s);
 int sm_sync_writes_from_name(const char *name);
 
+/* One disk of a job: how far it has come and what runs on it now. */
+struct sm_job_disk {
+	enum sm_disk_state state;      /* how far it has come */
+	bool mirroring;                /* a copy job onto the destination overlay runs */
+	bool committing;               /* an active commit runs */
+	char *failed;                  /* why it stopped, NULL while fine */
+	bool sync_mode;                /* its mirror is write-blocking */
+	bool pivoting;                 /* a pivot may have happened unjournaled */
+	bool foreign;                  /* someone else changed its chain */
+};
+
+/* The scratch of one wait for block jobs: the convergence watch (phase
+ * sync) and the progress label. */
+struct sm_job_wait {
+	bool watching;
+	bool stalled;
+	double wait_started;
+	double best_at;
+	unsigned long long best_remaining;
+	double ready_within;
+	const char *label;             /* progress label of the current wait */
+};
+
 struct sm_jobctx {
 	struct sm_virt *v;
 	struct sm_journal *j;
@@ -54,25 +77,12 @@ struct sm_jobctx {
 
 	struct sm_plan_disk *plans;
 	size_t nplans;
-	enum sm_disk_state *state;     /* per disk: how far it has come */
-	bool *mirroring;               /* a copy job onto the destination overlay runs */
-	bool *committing;              /* an active commit runs */
-	char **failed;                 /* per disk: why it stopped, NULL while fine */
-	bool *sync_mode;               /* per disk: its mirror is write-blocking */
-	bool *pivoting;                /* per disk: a pivot may have happened unjournaled */
-	bool *foreign;                 /* per disk: someone else changed its chain */
-	/* The convergence watch of the current wait (phase sync). */
-	bool watching;
-	bool stalled;
-	double wait_started;
-	double best_at;
-	unsigned long long best_remaining;
-	double ready_within;
+	struct sm_job_disk *disks;     /* per plan: what is true of that disk now */
+	struct sm_job_wait wait;       /* the current wait (phase sync, collapse) */
 	unsigned parallel;             /* copies at once */
 	bool vetoed;                   /* a before_* hook said no */
 	bool acted;                    /* the running phase changed something */
 	const char *phase_name;        /* the running phase, for hooks */
-	const char *label;             /* progress label of the current wait */
 	/* Destination files open since this process created (or first
 	 * checked) them: every later write goes through the fd, never the name
 	 * (files.c, under its lock). */
@@ -80,7 +90,7 @@ struct sm_jobctx {
 	size_t nheld;
 };
 
-/* Allocate the per-disk arrays for nplans disks. */
+/* Allocate the plans and disks for nplans disks. */
 void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans);
 void sm_jobctx_release(struct sm_jobctx *c);
 

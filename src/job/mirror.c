@@ -37,7 +37,7 @@ int sm_job_phase_mirror(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!sm_job_todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->mirroring[i] ||
+		if (!sm_job_todo(c, i, SM_DISK_DEST_CREATED, SM_DISK_PIVOTED) || c->disks[i].mirroring ||
 		    !sm_job_chain_ok(c, i))
 			continue;
 		/* Always onto a fresh overlay: a mirror that was lost (libvirtd or
@@ -45,17 +45,17 @@ int sm_job_phase_mirror(struct sm_jobctx *c)
 		 * the source no longer has, and the mirror copies the whole source
 		 * overlay anyway. */
 		if (c->sync_writes == SM_SYNC_WRITES_ON)
-			c->sync_mode[i] = true;
+			c->disks[i].sync_mode = true;
 		if (sm_job_clear_lost(c, i, p->dst_overlay, true) < 0 ||
 		    sm_job_follow_size(c, i) < 0 || sm_job_create_dst_overlay(c, i) < 0 ||
 		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
-					     c->bandwidth_mib, c->persistent, c->sync_mode[i]) < 0 ||
-		    (c->sync_mode[i] &&
+					     c->bandwidth_mib, c->persistent, c->disks[i].sync_mode) < 0 ||
+		    (c->disks[i].sync_mode &&
 		     sm_journal_disk_set_sync_writes(c->j, c->job, p->target, true) < 0)) {
 			sm_job_disk_fail(c, i);
 			continue;
 		}
-		c->mirroring[i] = true;
+		c->disks[i].mirroring = true;
 		/* A snapshot taken between the check and the start would make
 		 * this a mirror of the wrong image: look again (libvirt refuses
 		 * snapshots of a disk with a block job from now on).  A mirror
@@ -69,13 +69,13 @@ int sm_job_phase_mirror(struct sm_jobctx *c)
 				sm_job_add_dest_space(c);
 			} else {
 				sm_error("%s", msg);
-				c->foreign[i] = true;
+				c->disks[i].foreign = true;
 			}
 			sm_job_disk_fail(c, i);
 			continue;
 		}
 		sm_crash_point("mirror:unjournaled");
-		if (c->state[i] < SM_DISK_MIRRORING &&
+		if (c->disks[i].state < SM_DISK_MIRRORING &&
 		    sm_job_disk_state(c, i, SM_DISK_MIRRORING) < 0)
 			return -1;
 	}

@@ -80,7 +80,7 @@ static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final
 			       const char **format)
 {
 	const struct sm_plan_disk *p = &c->plans[i];
-	enum sm_disk_state s = c->state[i];
+	enum sm_disk_state s = c->disks[i].state;
 
 	*final = p->images[0].dst;
 	*format = p->images[0].dst_format;
@@ -96,12 +96,12 @@ static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final
 		    sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
 			return -1;
 	}
-	if (c->state[i] == SM_DISK_PIVOTED && c->keep_overlay) {
+	if (c->disks[i].state == SM_DISK_PIVOTED && c->keep_overlay) {
 		*final = p->dst_overlay;
 		*format = "qcow2";
 		return 0;
 	}
-	if (c->state[i] == SM_DISK_PIVOTED &&
+	if (c->disks[i].state == SM_DISK_PIVOTED &&
 	    (sm_image_commit(p->dst_overlay, p->images[0].dst, p->images[0].dst_format) < 0 ||
 	     sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
 	     sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0))

@@ -107,9 +107,9 @@ void sm_job_emit_result(const struct sm_jobctx *c, const char *status, int exit_
 		}
 		json_object_object_add(disk, "target", json_object_new_string(p->target));
 		json_object_object_add(disk, "state",
-				       json_object_new_string(sm_disk_state_name(c->state[i])));
-		if (c->failed && c->failed[i])
-			json_object_object_add(disk, "error", json_object_new_string(c->failed[i]));
+				       json_object_new_string(sm_disk_state_name(c->disks[i].state)));
+		if (c->disks && c->disks[i].failed)
+			json_object_object_add(disk, "error", json_object_new_string(c->disks[i].failed));
 		json_object_object_add(disk, "before", chain_json(paths, formats, n));
 		free(paths);
 		free(formats);

@@ -122,7 +122,7 @@ static const char *where(const struct sm_jobctx *c, size_t i, const char **path)
 {
 	const struct sm_plan_disk *p = &c->plans[i];
 
-	switch (c->state[i]) {
+	switch (c->disks[i].state) {
 	case SM_DISK_PLANNED:
 		*path = p->images[0].src;
 		return "untouched, on its original image";
@@ -151,12 +151,12 @@ static void report_disks(const struct sm_jobctx *c)
 		const char *path;
 		const char *what = where(c, i, &path);
 
-		if (c->failed[i])
+		if (c->disks[i].failed)
 			sm_progress_say(c->pr, "  %s: %s (%s), %s; stopped: %s", c->plans[i].target,
-					sm_disk_state_name(c->state[i]), path, what, c->failed[i]);
+					sm_disk_state_name(c->disks[i].state), path, what, c->disks[i].failed);
 		else
 			sm_progress_say(c->pr, "  %s: %s (%s), %s", c->plans[i].target,
-					sm_disk_state_name(c->state[i]), path, what);
+					sm_disk_state_name(c->disks[i].state), path, what);
 	}
 }
 
@@ -193,14 +193,14 @@ int sm_job_run(struct sm_jobctx *c, enum sm_job_order order)
 		}
 	}
 	for (size_t i = 0; i < c->nplans; i++)
-		if (c->failed[i] && !nfailed++)
+		if (c->disks[i].failed && !nfailed++)
 			first = i;
 	if (nfailed) {
 		if (nfailed == 1)
-			sm_error("disk '%s' stopped: %s", c->plans[first].target, c->failed[first]);
+			sm_error("disk '%s' stopped: %s", c->plans[first].target, c->disks[first].failed);
 		else
 			sm_error("%zu disks stopped; disk '%s': %s", nfailed, c->plans[first].target,
-				 c->failed[first]);
+				 c->disks[first].failed);
 		fail_job(c);
 		return -1;
 	}

@@ -55,7 +55,7 @@ int sm_job_phase_snapshot(struct sm_jobctx *c)
 	int ret = -1;
 
 	for (size_t i = 0; i < c->nplans; i++)
-		todo += c->state[i] == SM_DISK_PLANNED;
+		todo += c->disks[i].state == SM_DISK_PLANNED;
 	if (todo == 0)
 		return 0;
 	if (todo != c->nplans) {
@@ -80,7 +80,7 @@ int sm_job_phase_snapshot(struct sm_jobctx *c)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_disk *d = sm_domain_disks_find(&now, c->plans[i].target);
 
-		c->state[i] = SM_DISK_SNAPSHOTTED;
+		c->disks[i].state = SM_DISK_SNAPSHOTTED;
 		if (!d || d->nchain < 2 || !sm_str_eq(d->chain[0].path, c->plans[i].src_overlay) ||
 		    !sm_str_eq(d->chain[1].path, c->plans[i].images[0].src)) {
 			sm_error("after the snapshot disk '%s' does not run on '%s' over '%s'",
@@ -212,7 +212,7 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 
 	if (ours_exists(c, p->dst_overlay, &exists) < 0 || check_no_node(c, i) < 0)
 		return -1;
-	if (exists && c->pivoting[i]) {
+	if (exists && c->disks[i].pivoting) {
 		/* A pivot was under way when snapmove stopped: if it happened, this
 		 * overlay got the guest's writes since.  Keep it. */
 		SM_AUTOFREE char *kept = sm_xasprintf("%s.kept", p->dst_overlay);
@@ -230,7 +230,7 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 				   "as '%s'", p->target, kept);
 		sm_progress_say(c->pr, "warning: %s", why);
 		sm_event_warning(c->job, p->target, why);
-		c->pivoting[i] = false;
+		c->disks[i].pivoting = false;
 		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)
 			return -1;
 	} else if (exists && sm_job_clear_file(c, p->dst_overlay, "dst_overlay") < 0) {

@@ -14,24 +14,24 @@ static bool job_progress(void *ctx, const char *target, unsigned long long cur,
 			 unsigned long long end)
 {
 	struct sm_jobctx *c = ctx;
-	SM_AUTOFREE char *label = sm_xasprintf("%s %s", c->label, target);
+	SM_AUTOFREE char *label = sm_xasprintf("%s %s", c->wait.label, target);
 	unsigned long long remaining = end > cur ? end - cur : 0;
 	double now = sm_monotonic();
 
 	sm_progress_update(c->pr, label, cur, end);
-	sm_event_progress(c->job, target, c->label, NULL, cur, end, -1);
+	sm_event_progress(c->job, target, c->wait.label, NULL, cur, end, -1);
 	if (sm_interrupted)
 		return false;
-	if (!c->watching)
+	if (!c->wait.watching)
 		return true;
 	/* Converging means the bytes left keep reaching new lows, and READY
 	 * comes in a time that follows the size of the overlay. */
-	if (remaining < c->best_remaining) {
-		c->best_remaining = remaining;
-		c->best_at = now;
+	if (remaining < c->wait.best_remaining) {
+		c->wait.best_remaining = remaining;
+		c->wait.best_at = now;
 	}
-	if (now - c->best_at > c->converge_timeout || now - c->wait_started > c->ready_within) {
-		c->stalled = true;
+	if (now - c->wait.best_at > c->converge_timeout || now - c->wait.wait_started > c->wait.ready_within) {
+		c->wait.stalled = true;
 		return false;
 	}
 	return true;
@@ -46,7 +46,7 @@ int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label)
 	for (size_t i = 0; i < c->nplans; i++)
 		if (which[i])
 			targets[n++] = c->plans[i].target;
-	c->label = label;
+	c->wait.label = label;
 	sm_progress_reset_rate(c->pr, 0);
 	if (n)
 		rc = sm_blockjob_wait_ready(c->v, c->dom, targets, n, job_progress, c);
@@ -82,14 +82,14 @@ static int wait_mirror(struct sm_jobctx *c, size_t i)
 	double rate = c->bandwidth_mib ? (double)(c->bandwidth_mib << 20) : 10.0 * (1 << 20);
 	int rc;
 
-	c->watching = !c->sync_mode[i] && c->sync_writes == SM_SYNC_WRITES_AUTO;
-	c->stalled = false;
-	c->wait_started = c->best_at = sm_monotonic();
-	c->best_remaining = ~0ULL;
-	c->ready_within = c->converge_timeout +
+	c->wait.watching = !c->disks[i].sync_mode && c->sync_writes == SM_SYNC_WRITES_AUTO;
+	c->wait.stalled = false;
+	c->wait.wait_started = c->wait.best_at = sm_monotonic();
+	c->wait.best_remaining = ~0ULL;
+	c->wait.ready_within = c->converge_timeout +
 			  (double)sm_job_file_bytes(c->plans[i].src_overlay) / rate;
 	rc = sm_job_wait_one(c, i, "mirror");
-	c->watching = false;
+	c->wait.watching = false;
 	return rc;
 }
 
@@ -104,13 +104,13 @@ static int switch_to_sync_writes(struct sm_jobctx *c, size_t i)
 			c->converge_timeout);
 	if (sm_blockjob_cancel(c->dom, p->target) < 0)
 		return -1;
-	c->mirroring[i] = false;
-	c->sync_mode[i] = true;
+	c->disks[i].mirroring = false;
+	c->disks[i].sync_mode = true;
 	if (sm_job_create_dst_overlay(c, i) < 0 ||
 	    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay, c->bandwidth_mib,
 				     c->persistent, true) < 0)
 		return -1;
-	c->mirroring[i] = true;
+	c->disks[i].mirroring = true;
 	return sm_journal_disk_set_sync_writes(c->j, c->job, p->target, true);
 }
 
@@ -122,7 +122,7 @@ int sm_job_phase_sync(struct sm_jobctx *c)
 		if (!sm_job_todo(c, i, SM_DISK_COPIED, SM_DISK_PIVOTED))
 			continue;
 		rc = wait_mirror(c, i);
-		if (rc < 0 && c->stalled && !sm_interrupted) {
+		if (rc < 0 && c->wait.stalled && !sm_interrupted) {
 			rc = switch_to_sync_writes(c, i);
 			if (rc == 0)
 				rc = wait_mirror(c, i);
@@ -177,14 +177,14 @@ int sm_job_phase_pivot(struct sm_jobctx *c)
 		}
 		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, true) < 0)
 			return -1;
-		c->pivoting[i] = true;
+		c->disks[i].pivoting = true;
 		if (sm_blockjob_pivot(c->dom, p->target, p->dst_overlay) < 0) {
 			SM_AUTOFREE char *err = sm_error_preserve();
 
 			/* Refused: if the domain still runs on the source overlay,
 			 * no pivot is under way any more. */
 			if (still_on(c, i, p->src_overlay)) {
-				c->pivoting[i] = false;
+				c->disks[i].pivoting = false;
 				/* The disk fails below either way; a flag left set
 				 * only makes resume look at its chain again. */
 				sm_ignore_value(sm_journal_disk_set_pivoting(c->j, c->job,
@@ -199,7 +199,7 @@ int sm_job_phase_pivot(struct sm_jobctx *c)
 			sm_job_disk_fail(c, i);
 			continue;
 		}
-		c->mirroring[i] = false;
+		c->disks[i].mirroring = false;
 		c->acted = true;
 		sm_crash_point("pivot:unjournaled");
 		if (SM_JOURNAL_TX(c->j, sm_journal_disk_set_state(c->j, c->job, p->target,
@@ -207,8 +207,8 @@ int sm_job_phase_pivot(struct sm_jobctx *c)
 				  sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0
 				  ? -1 : 0) < 0)
 			return -1;
-		c->state[i] = SM_DISK_PIVOTED;
-		c->pivoting[i] = false;
+		c->disks[i].state = SM_DISK_PIVOTED;
+		c->disks[i].pivoting = false;
 	}
 	return 0;
 }
