@@ -41,16 +41,18 @@ export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions
 endif
 
 # In reading order (see README "Source layout").
-LIB_SRCS = src/util.c src/run.c src/job.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c \
+LIB_SRCS = src/util.c src/run.c src/job/job.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/buffered.c src/copy/direct.c \
 	   src/copy/verify.c src/copy/copy.c src/progress.c src/events.c \
-	   src/pool.c src/lock.c src/hooks.c src/job_hooks.c src/job_run.c src/reconcile.c src/move.c src/resume.c src/abort.c src/cleanup.c src/srcfile.c \
+	   src/pool.c src/lock.c src/hooks.c \
+	   src/job/ctx.c src/job/hook_facts.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \
+	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c
 CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c \
 	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c
-UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile
+UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile test_phases
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS = $(CLI_SRCS:%.c=$(BUILD)/%.o)

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "chain/plan.h"
-#include "job.h"
+#include "job/job.h"
 #include "util.h"
 
 struct sm_journal;

@@ -1,7 +1,7 @@
 /* srcfile.c: journal the identity of a job's source files and of the files
  * it makes, and delete one only while it is still that file, in that folder,
  * open in no process.  See srcfile.h.  It never decides that a file is
- * unused: that is cleanup.c's and job_run.c's.
+ * unused: that is cleanup.c's and src/job/files.c's.
  */
 #include "srcfile.h"
 #include "chain/imagelock.h"

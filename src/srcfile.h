@@ -15,7 +15,7 @@
  * the journaled folder; the name must be the journaled file (fstatat without
  * following a symlink); no process may hold it open or hold QEMU's lock on it.
  * Whether another image or domain still uses the file is the caller's
- * question (src/cleanup.c, or the in_use callback: src/job_run.c).
+ * question (src/cleanup.c, or the in_use callback: src/job/files.c).
  *
  * The files a job makes are journaled the same way as soon as they exist
  * (sm_srcfile_identify_fd on the fd that claimed the name; roles

@@ -36,6 +36,20 @@ void sm_error_clear(void)
 	error_buf[0] = '\0';
 }
 
+char *sm_error_preserve(void)
+{
+	return sm_xstrdup(sm_error_message());
+}
+
+void sm_error_restore(char **saved)
+{
+	if (!*saved)
+		return;
+	sm_error("%s", *saved);
+	free(*saved);
+	*saved = NULL;
+}
+
 static void oom(void)
 {
 	fputs("snapmove: out of memory\n", stderr);

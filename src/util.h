@@ -18,6 +18,14 @@
 void sm_error(const char *fmt, ...) SM_ATTR_PRINTF(1, 2);
 const char *sm_error_message(void);
 void sm_error_clear(void);
+/* Keep the last error across a cleanup that may record its own, as libvirt's
+ * virErrorPreserveLast/virErrorRestore: preserve returns a copy of the
+ * message ("unknown error" when none); restore records it again and frees
+ * it (*saved becomes NULL; a NULL *saved does nothing). */
+char *sm_error_preserve(void);
+void sm_error_restore(char **saved);
+/* A result dropped on purpose; say why beside it (libvirt's ignore_value). */
+#define sm_ignore_value(x) ((void)(x))
 
 void *sm_xmalloc(size_t n);
 void *sm_xcalloc(size_t nmemb, size_t size);
@@ -48,7 +56,7 @@ double sm_now(void);
 double sm_monotonic(void);
 
 /* Set by SIGINT/SIGTERM (cli.c): every wait and loop stops at its next
- * safe point.  Defined in job_run.c. */
+ * safe point.  Defined in job/ctx.c. */
 extern volatile int sm_interrupted;
 /* "1.5 GiB" style; returns buf. */
 char *sm_format_bytes(unsigned long long n, char *buf, size_t len);

@@ -6,7 +6,7 @@
 #include "chain/image.h"
 #include "chain/usage.h"
 #include "pool.h"
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "snapshot/blockjob.h"
 #include "util.h"
 

@@ -6,7 +6,7 @@
 #include "cleanup.h"
 #include "events.h"
 #include "hooks.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "run.h"
 #include "util.h"
 

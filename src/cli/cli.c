@@ -4,9 +4,9 @@
  */
 #include "cli/cli.h"
 #include "events.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "journal.h"
-#include "move.h"
+#include "job/move.h"
 #include "util.h"
 
 #include <getopt.h>

@@ -7,7 +7,7 @@
 #include "cli/cli.h"
 #include "events.h"
 #include "copy/copy.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "progress.h"
 #include "util.h"
 

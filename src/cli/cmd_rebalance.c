@@ -2,7 +2,7 @@
 #include "balance/rebalance.h"
 #include "cli/cli.h"
 #include "events.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "util.h"
 
 #include <getopt.h>

@@ -4,9 +4,9 @@
  */
 #include "cli/cli.h"
 #include "events.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "journal.h"
-#include "resume.h"
+#include "job/resume.h"
 #include "util.h"
 #include "virt.h"
 

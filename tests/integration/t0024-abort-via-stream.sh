@@ -2,7 +2,7 @@
 # 'snapmove abort --via stream': the original top image is streamed into the
 # source overlay, and the domain ends on that overlay over the rest of the
 # original chain (here src/top.qcow2.snapmove-1.qcow2 over src/base.raw; see
-# src/abort.c).  Offline (the domain shut off) and live, before and after the
+# src/job/abort.c).  Offline (the domain shut off) and live, before and after the
 # pivot; and a job stopped before the snapshot, which has no overlay to end on.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"

@@ -302,7 +302,7 @@ case_abort_refused_after_fold() {
 	assert_events "$T/d-abort.out"
 	assert_contains "$T/d-abort.out" "snapmove resume $job"
 	assert_eq "$(jev "$T/d-abort.out" 'len(ev("result"))')" 1 \
-		"result events of an abort refused after the fold (src/cmd_resume.c emits a second one)"
+		"result events of an abort refused after the fold (src/cli/cmd_resume.c emits a second one)"
 	assert_result "$T/d-abort.out" refused 3
 }
 run_case "abort refused once the overlay is folded: one result event" case_abort_refused_after_fold

@@ -237,7 +237,7 @@ $T/src4/disk.qcow2 qcow2" "live chain after a before_pivot veto"
 	assert_events "$T/out"
 	assert_eq "$(live_chain "$dom" vda)" "$T/dst4/disk.qcow2 qcow2" "chain after the resume"
 	assert_absent "$T/src4/disk.qcow2.snapmove-$job.qcow2"
-	# The veto's message says how to go on (src/cmd_move.c says "stopped
+	# The veto's message says how to go on (src/cli/cmd_move.c says "stopped
 	# before changing anything" for every veto).
 	grep -q "snapmove resume $job" "$T/veto4.err" && grep -q "snapmove abort $job" "$T/veto4.err" || rc=1
 	! grep -q "before changing anything" "$T/veto4.err" || rc=1

@@ -124,7 +124,7 @@ case_3() {
 	refused chain "$dom" vdz
 	assert_unchanged three
 	[ ! -s "$T/out" ] || fail "chain of an unknown disk printed on stdout"
-	# chain of an unknown domain changes nothing either (src/cmd_chain.c
+	# chain of an unknown domain changes nothing either (src/cli/cmd_chain.c
 	# exits 1 for it).
 	refused chain nosuchdomain-$$
 	assert_unchanged three

@@ -5,7 +5,7 @@
  */
 #include "unit.h"
 
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "snapshot/blockjob.h"
 
 #include <stdlib.h>

@@ -9,8 +9,8 @@
  */
 #include "unit.h"
 
-#include "job.h"
-#include "reconcile.h"
+#include "job/job.h"
+#include "job/reconcile.h"
 #include "util.h"
 
 #define SRC_A "/src/a.qcow2"

@@ -58,11 +58,32 @@ static void test_enum_impl(void **state)
 	assert_string_equal(sm_enum_name(want, 0, 0), "unknown");
 }
 
+/* The first error survives a cleanup that records its own. */
+static void test_error_preserve_restore(void **state)
+{
+	char *err;
+
+	(void)state;
+	sm_error("the first cause");
+	err = sm_error_preserve();
+	sm_error("a cleanup failed too");
+	sm_error_restore(&err);
+	assert_null(err);
+	assert_string_equal(sm_error_message(), "the first cause");
+	sm_error_restore(&err);  /* NULL: nothing */
+	assert_string_equal(sm_error_message(), "the first cause");
+	sm_error_clear();
+	err = sm_error_preserve();
+	assert_string_equal(err, "unknown error");
+	free(err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_wraps_itself),
 		cmocka_unit_test(test_enum_impl),
+		cmocka_unit_test(test_error_preserve_restore),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

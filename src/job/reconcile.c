@@ -3,7 +3,7 @@
  * holds its images) before anything acts on it offline.  It changes nothing
  * but the journal's record of where each disk stands.
  */
-#include "reconcile.h"
+#include "job/reconcile.h"
 #include "srcfile.h"
 #include "chain/image.h"
 #include "snapshot/blockjob.h"
@@ -141,9 +141,9 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 
 		c->plans[i] = disks[i].plan;
 		memset(&disks[i].plan, 0, sizeof(disks[i].plan));
-		c->state[i] = s < 0 ? SM_DISK_PLANNED : (enum sm_disk_state)s;
-		c->sync_mode[i] = disks[i].sync_writes;
-		c->pivoting[i] = disks[i].pivoting;
+		c->disks[i].state = s < 0 ? SM_DISK_PLANNED : (enum sm_disk_state)s;
+		c->disks[i].sync_mode = disks[i].sync_writes;
+		c->disks[i].pivoting = disks[i].pivoting;
 	}
 	sm_disk_rows_free(disks, n);
 
@@ -177,7 +177,7 @@ static int check_pivot_seen(const struct sm_jobctx *c, size_t i, const struct sm
 	const struct sm_plan_disk *p = &c->plans[i];
 	bool writing;
 
-	if (!c->running || !d || !c->pivoting[i] || o->state >= SM_DISK_PIVOTED ||
+	if (!c->running || !d || !c->disks[i].pivoting || o->state >= SM_DISK_PIVOTED ||
 	    o->state < SM_DISK_SNAPSHOTTED || !sm_str_eq(d->chain[0].path, p->src_overlay) ||
 	    !file_exists(p->dst_overlay))
 		return 0;
@@ -323,17 +323,17 @@ int sm_reconcile(struct sm_jobctx *c)
 			all_copied = all_copied && st == SM_IMAGE_COPIED;
 		}
 		all_copied = all_copied && all_dst;
-		if (sm_reconcile_disk(c, p, d, c->state[i], all_dst, all_copied, &o) < 0 ||
+		if (sm_reconcile_disk(c, p, d, c->disks[i].state, all_dst, all_copied, &o) < 0 ||
 		    check_pivot_seen(c, i, d, &o) < 0)
 			goto cleanup;
-		if (o.state != c->state[i])
+		if (o.state != c->disks[i].state)
 			sm_progress_say(c->pr, "  %s: the journal said %s, libvirt and the files "
-					"say %s", p->target, sm_disk_state_name(c->state[i]),
+					"say %s", p->target, sm_disk_state_name(c->disks[i].state),
 					sm_disk_state_name(o.state));
-		c->mirroring[i] = o.mirroring;
-		c->committing[i] = o.committing;
-		if (c->pivoting[i] && d && o.state >= SM_DISK_PIVOTED) {
-			c->pivoting[i] = false;
+		c->disks[i].mirroring = o.mirroring;
+		c->disks[i].committing = o.committing;
+		if (c->disks[i].pivoting && d && o.state >= SM_DISK_PIVOTED) {
+			c->disks[i].pivoting = false;
 			if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)
 				goto cleanup;
 		}
@@ -454,8 +454,8 @@ int sm_reconcile_offline_pivots(const struct sm_jobctx *c, const char *verb)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (!c->pivoting[i] || c->state[i] >= SM_DISK_PIVOTED ||
-		    c->state[i] < SM_DISK_SNAPSHOTTED || !file_exists(p->dst_overlay) ||
+		if (!c->disks[i].pivoting || c->disks[i].state >= SM_DISK_PIVOTED ||
+		    c->disks[i].state < SM_DISK_SNAPSHOTTED || !file_exists(p->dst_overlay) ||
 		    !file_exists(p->src_overlay))
 			continue;
 		if (overlays_agree(p))

@@ -10,7 +10,7 @@
 #define SM_RESUME_H
 
 #include "journal.h"
-#include "move.h"
+#include "job/outcome.h"
 #include "progress.h"
 #include "virt.h"
 
@@ -18,11 +18,6 @@ enum sm_abort_via {
 	SM_ABORT_COMMIT,  /* active commit of the overlay into the original image */
 	SM_ABORT_STREAM,  /* block stream of the original image into the overlay */
 };
-
-struct sm_jobctx;
-/* Move a shut-off domain's disks: copy, rewrite the definition, clean up;
- * on failure the job is recorded as failed (resumable). */
-int sm_job_complete_offline(struct sm_jobctx *c);
 
 enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long job_id,
 			      struct sm_progress *pr);

@@ -12,19 +12,14 @@
  * With the domain shut off the same is done with qemu-img.
  */
 #include "chain/image.h"
-#include "job_run.h"
-#include "job_hooks.h"
+#include "job/hook_facts.h"
 #include "lock.h"
-#include "reconcile.h"
-#include "resume.h"
+#include "job/reconcile.h"
+#include "job/resume.h"
 #include "snapshot/blockjob.h"
-#include "snapshot/define.h"
 #include "events.h"
 #include "util.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,7 +44,7 @@ static const char *stream_base_format(const struct sm_plan_disk *p)
 static int refuse_if_folded(const struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		if (c->state[i] < SM_DISK_COLLAPSED)
+		if (c->disks[i].state < SM_DISK_COLLAPSED)
 			continue;
 		sm_error("job %lld has already moved disk '%s' and folded its overlay into "
 			 "'%s': the data now lives only on the destination, so abort cannot "
@@ -72,10 +67,10 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 	struct stat sb;
 	int fd, made, ret = -1;
 
-	if (c->committing[i]) {
+	if (c->disks[i].committing) {
 		if (sm_blockjob_cancel(c->dom, p->target) < 0)
 			goto cleanup;
-		c->committing[i] = false;
+		c->disks[i].committing = false;
 	}
 	if (lstat(p->src_overlay, &sb) == 0 &&
 	    sm_job_clear_file(c, p->src_overlay, "src_overlay") < 0)
@@ -116,32 +111,32 @@ static int collapse_back_live(struct undo *u, size_t i)
 	int ret = -1;
 
 	which[i] = true;
-	if (c->mirroring[i]) {
+	if (c->disks[i].mirroring) {
 		if (sm_blockjob_cancel(c->dom, p->target) < 0)
 			goto cleanup;
-		c->mirroring[i] = false;
+		c->disks[i].mirroring = false;
 	}
 	/* A mirror start or pivot libvirtd died in: its job blocks the commit
 	 * ("Need a root block node"), its nodes hold the destination files. */
-	if (!c->committing[i] && sm_job_clear_lost(c, i, p->dst_overlay, true) < 0)
+	if (!c->disks[i].committing && sm_job_clear_lost(c, i, p->dst_overlay, true) < 0)
 		goto cleanup;
 	if (u->via == SM_ABORT_STREAM) {
-		if (c->committing[i] && sm_blockjob_cancel(c->dom, p->target) < 0)
+		if (c->disks[i].committing && sm_blockjob_cancel(c->dom, p->target) < 0)
 			goto cleanup;
 		if (sm_blockjob_stream_start(c->v, c->dom, p->target, stream_base(p),
 					     c->bandwidth_mib) < 0 ||
 		    sm_blockjob_wait_done(c->v, c->dom, p->target) < 0)
 			goto cleanup;
 	} else {
-		if (!c->committing[i] &&
+		if (!c->disks[i].committing &&
 		    sm_blockjob_commit_start(c->v, c->dom, p->target, p->images[0].src,
 					     c->bandwidth_mib) < 0)
 			goto cleanup;
-		c->committing[i] = true;
+		c->disks[i].committing = true;
 		if (sm_job_wait_ready(c, which, "commit back") < 0 ||
 		    sm_blockjob_pivot(c->dom, p->target, p->images[0].src) < 0)
 			goto cleanup;
-		c->committing[i] = false;
+		c->disks[i].committing = false;
 		if (sm_job_disk_state(c, i, SM_DISK_PLANNED) < 0)
 			goto cleanup;
 	}
@@ -156,9 +151,9 @@ static int abort_disk_live(struct undo *u, size_t i)
 {
 	struct sm_jobctx *c = u->c;
 
-	if (c->state[i] == SM_DISK_PLANNED && !c->mirroring[i] && !c->committing[i])
+	if (c->disks[i].state == SM_DISK_PLANNED && !c->disks[i].mirroring && !c->disks[i].committing)
 		return 0;
-	if (c->state[i] == SM_DISK_PIVOTED && move_back_live(c, i) < 0)
+	if (c->disks[i].state == SM_DISK_PIVOTED && move_back_live(c, i) < 0)
 		return -1;
 	return collapse_back_live(u, i);
 }
@@ -203,11 +198,11 @@ static int abort_disk_offline(struct undo *u, size_t i)
 	struct sm_jobctx *c = u->c;
 	const struct sm_plan_disk *p = &c->plans[i];
 
-	if (c->state[i] == SM_DISK_PLANNED)
+	if (c->disks[i].state == SM_DISK_PLANNED)
 		return 0;
 	/* After the pivot the newest data is in the destination overlay: bring it
 	 * back next to the original image first. */
-	if (c->state[i] == SM_DISK_PIVOTED &&
+	if (c->disks[i].state == SM_DISK_PIVOTED &&
 	    (sm_job_copy_overlay(c, p->dst_overlay, p->src_overlay, "src_overlay",
 				 p->images[0].src, p->images[0].format) < 0 ||
 	     sm_job_disk_state(c, i, SM_DISK_SNAPSHOTTED) < 0))
@@ -240,19 +235,19 @@ static const char *original_backing(const struct sm_jobctx *c, size_t i)
  * one (the job stopped before the snapshot). */
 static const char *overlay_path(const struct sm_jobctx *c, size_t i)
 {
-	return c->state[i] == SM_DISK_PLANNED ? original_path(c, i) : c->plans[i].src_overlay;
+	return c->disks[i].state == SM_DISK_PLANNED ? original_path(c, i) : c->plans[i].src_overlay;
 }
 
 static const char *overlay_format(const struct sm_jobctx *c, size_t i)
 {
-	return c->state[i] == SM_DISK_PLANNED ? original_format(c, i) : "qcow2";
+	return c->disks[i].state == SM_DISK_PLANNED ? original_format(c, i) : "qcow2";
 }
 
 /* What the overlay's header points at after a stream: the image below the
  * original active one. */
 static const char *overlay_backing(const struct sm_jobctx *c, size_t i)
 {
-	if (c->state[i] == SM_DISK_PLANNED)
+	if (c->disks[i].state == SM_DISK_PLANNED)
 		return c->plans[i].nimages > 1 ? c->plans[i].images[1].src : c->plans[i].kept;
 	return stream_base(&c->plans[i]);
 }
@@ -291,7 +286,7 @@ static void print_outcome(const struct undo *u)
 	fprintf(sm_human(), "aborted job %lld of domain %s\n", c->job, c->domain_name);
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
-		bool streamed = u->via == SM_ABORT_STREAM && c->state[i] != SM_DISK_PLANNED;
+		bool streamed = u->via == SM_ABORT_STREAM && c->disks[i].state != SM_DISK_PLANNED;
 		const char *sep = "";
 
 		fprintf(sm_human(), "  %s now:", p->target);
@@ -357,22 +352,25 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0)) {
 		if (c.acted) {  /* it recorded a commit or corrected the definition */
 			ret = SM_MOVE_FAILED;
-			sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message());
+			/* Already failing (or vetoed): a journal that fails too leaves the job
+			 * running, which resume and abort treat like failed. */
+			sm_ignore_value(sm_journal_job_finish(j, c.job, SM_JOB_FAILED, sm_error_message()));
 		}
 		goto cleanup;
 	}
 	ret = SM_MOVE_FAILED;
 	if (run_abort(&u) < 0) {
-		char msg[2048];
+		char *err = sm_error_preserve();
 
-		snprintf(msg, sizeof(msg), "%s", sm_error_message());
-		sm_journal_job_finish(j, c.job, SM_JOB_FAILED, msg);
-		sm_error("%s", msg);
+		/* Already failing: a journal that fails too keeps the job running,
+		 * which resume and abort treat like failed. */
+		sm_ignore_value(sm_journal_job_finish(j, c.job, SM_JOB_FAILED, err));
+		sm_error_restore(&err);
 		goto cleanup;
 	}
 	if (sm_job_close(&c, SM_JOB_ABORTED) < 0)
 		goto cleanup;
-	sm_hooks_run(&c, "after_abort");
+	sm_job_hooks_run(&c, "after_abort");
 	print_outcome(&u);
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;

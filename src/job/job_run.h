@@ -16,7 +16,7 @@
 #include "chain/chain.h"
 #include "chain/plan.h"
 #include "copy/copy.h"
-#include "job.h"
+#include "job/job.h"
 #include "journal.h"
 #include "progress.h"
 #include "virt.h"
@@ -29,6 +29,29 @@ enum sm_sync_writes {
 
 const char *sm_sync_writes_name(enum sm_sync_writes s);
 int sm_sync_writes_from_name(const char *name);
+
+/* One disk of a job: how far it has come and what runs on it now. */
+struct sm_job_disk {
+	enum sm_disk_state state;      /* how far it has come */
+	bool mirroring;                /* a copy job onto the destination overlay runs */
+	bool committing;               /* an active commit runs */
+	char *failed;                  /* why it stopped, NULL while fine */
+	bool sync_mode;                /* its mirror is write-blocking */
+	bool pivoting;                 /* a pivot may have happened unjournaled */
+	bool foreign;                  /* someone else changed its chain */
+};
+
+/* The scratch of one wait for block jobs: the convergence watch (phase
+ * sync) and the progress label. */
+struct sm_job_wait {
+	bool watching;
+	bool stalled;
+	double wait_started;
+	double best_at;
+	unsigned long long best_remaining;
+	double ready_within;
+	const char *label;             /* progress label of the current wait */
+};
 
 struct sm_jobctx {
 	struct sm_virt *v;
@@ -54,42 +77,39 @@ struct sm_jobctx {
 
 	struct sm_plan_disk *plans;
 	size_t nplans;
-	enum sm_disk_state *state;     /* per disk: how far it has come */
-	bool *mirroring;               /* a copy job onto the destination overlay runs */
-	bool *committing;              /* an active commit runs */
-	char **failed;                 /* per disk: why it stopped, NULL while fine */
-	bool *sync_mode;               /* per disk: its mirror is write-blocking */
-	bool *pivoting;                /* per disk: a pivot may have happened unjournaled */
-	bool *foreign;                 /* per disk: someone else changed its chain */
-	/* The convergence watch of the current wait (phase sync). */
-	bool watching;
-	bool stalled;
-	double wait_started;
-	double best_at;
-	unsigned long long best_remaining;
-	double ready_within;
+	struct sm_job_disk *disks;     /* per plan: what is true of that disk now */
+	struct sm_job_wait wait;       /* the current wait (phase sync, collapse) */
 	unsigned parallel;             /* copies at once */
 	bool vetoed;                   /* a before_* hook said no */
 	bool acted;                    /* the running phase changed something */
 	const char *phase_name;        /* the running phase, for hooks */
-	const char *label;             /* progress label of the current wait */
 	/* Destination files open since this process created (or first
 	 * checked) them: every later write goes through the fd, never the name
-	 * (job_run.c, under its lock). */
+	 * (files.c, under its lock). */
 	struct sm_held_file *held;
 	size_t nheld;
 };
 
-/* Allocate the per-disk arrays for nplans disks. */
+/* Allocate the plans and disks for nplans disks. */
 void sm_jobctx_alloc(struct sm_jobctx *c, size_t nplans);
 void sm_jobctx_release(struct sm_jobctx *c);
 
-/* Run phases in order for a running domain.  A disk that fails stops where
+/* Which order of the phase table runs: a new move, or a resume. */
+enum sm_job_order {
+	SM_JOB_ORDER_MOVE,
+	SM_JOB_ORDER_RESUME,
+};
+
+/* Run the phases in order for a running domain.  A disk that fails stops where
  * it is (its block jobs cancelled, the domain on a consistent chain for it)
  * while the other disks go on; a failure of the whole job (the snapshot, the
  * journal, an interrupt) stops all.  Either way the job is recorded as failed
  * (resumable), each disk's place is reported, and -1 returned. */
-int sm_job_run(struct sm_jobctx *c, const enum sm_phase *phases, size_t n);
+int sm_job_run(struct sm_jobctx *c, enum sm_job_order order);
+
+/* The phases in the order that runs them (runner.c's phase table): up to
+ * max of them into out; returns how many. */
+size_t sm_job_phases(enum sm_job_order order, enum sm_phase *out, size_t max);
 
 /* The final "result" event (--json): status, exit code, error, and each
  * disk's chain before and now. */
@@ -157,6 +177,9 @@ int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journ
 			 const char *verb);
 /* Print where each disk's data is, for a domain that no longer exists. */
 void sm_job_report_gone(const struct sm_jobctx *c);
+/* Move a shut-off domain's disks: copy, rewrite the definition, clean up;
+ * on failure the job is recorded as failed (resumable).  offline.c. */
+int sm_job_complete_offline(struct sm_jobctx *c);
 /* Copy an overlay file src to a new file dst (role for the journal) and
  * point its header at backing.  Offline resume and abort. */
 int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,

@@ -1,11 +1,11 @@
-/* job_hooks.c: the job's side of its hooks: what a job tells them, taken
+/* hook_facts.c: the job's side of its hooks: what a job tells them, taken
  * from struct sm_jobctx, and a veto recorded on the job.  Finding, checking
  * and running the hooks is src/hooks.c's, which knows no job; this is the
  * one place where the two meet.
  */
-#include "job_hooks.h"
+#include "job/hook_facts.h"
 #include "hooks.h"
-#include "job_run.h"
+#include "job/job_run.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -34,7 +34,7 @@ static const char **chain_of(const struct sm_plan_disk *p, bool dst, size_t *n)
 	return paths;
 }
 
-int sm_hooks_run(struct sm_jobctx *c, const char *point)
+int sm_job_hooks_run(struct sm_jobctx *c, const char *point)
 {
 	struct sm_hook_disk *disks = sm_xcalloc(c->nplans + 1, sizeof(*disks));
 	struct sm_hook_facts f = {
@@ -54,7 +54,7 @@ int sm_hooks_run(struct sm_jobctx *c, const char *point)
 
 	for (size_t i = 0; i < c->nplans; i++) {
 		disks[i].target = c->plans[i].target;
-		disks[i].state = sm_disk_state_name(c->state[i]);
+		disks[i].state = sm_disk_state_name(c->disks[i].state);
 		disks[i].src = chain_of(&c->plans[i], false, &disks[i].nsrc);
 		disks[i].dst = chain_of(&c->plans[i], true, &disks[i].ndst);
 	}

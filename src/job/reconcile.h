@@ -13,8 +13,8 @@
 
 #include "chain/chain.h"
 #include "chain/plan.h"
-#include "job.h"
-#include "job_run.h"
+#include "job/job.h"
+#include "job/job_run.h"
 
 struct sm_observed {
 	enum sm_disk_state state;
