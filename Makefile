@@ -41,7 +41,7 @@ export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions
 endif
 
 # In reading order (see README "Source layout").
-LIB_SRCS = src/util.c src/run.c src/job/job.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c \
+LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/buffered.c src/copy/direct.c \

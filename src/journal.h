@@ -13,16 +13,13 @@
 #include <stddef.h>
 
 #include "chain/plan.h"
-#include "job/job.h"
+#include "states.h"
 #include "util.h"
 
 struct sm_journal;
 
 /* The names the journal stores, both ways (util.h SM_ENUM_DECL): append only.
- * job.h's enums are named in job.c; these two are declared here until job.h
- * declares them with the others. */
-SM_ENUM_DECL(disk_state, enum sm_disk_state);
-SM_ENUM_DECL(image_state, enum sm_image_state);
+ * The job's phases and states are in states.h. */
 
 /* What a file of the table file is to its job. */
 enum sm_file_role {

@@ -16,7 +16,7 @@
 #include "chain/chain.h"
 #include "chain/plan.h"
 #include "copy/copy.h"
-#include "job/job.h"
+#include "states.h"
 #include "journal.h"
 #include "progress.h"
 #include "virt.h"

@@ -13,7 +13,7 @@
 
 #include "chain/chain.h"
 #include "chain/plan.h"
-#include "job/job.h"
+#include "states.h"
 #include "job/job_run.h"
 
 struct sm_observed {

@@ -9,7 +9,7 @@
  */
 #include "unit.h"
 
-#include "job/job.h"
+#include "states.h"
 #include "job/reconcile.h"
 #include "util.h"
 

@@ -1,12 +1,14 @@
-/* job.h: the phases of a move and the states of its disks and images, the
+/* states.h: the phases of a move and the states of its disks and images, the
  * spine every other part of snapmove hangs on.
  *
  * Values are stored in the journal by name.  Append new values only; every
  * switch over them lists all values and has no default, so -Wswitch names the
  * places a new one must be handled.
  */
-#ifndef SM_JOB_H
-#define SM_JOB_H
+#ifndef SM_STATES_H
+#define SM_STATES_H
+
+#include "util.h"
 
 enum sm_job_state {
 	SM_JOB_RUNNING,
@@ -54,8 +56,9 @@ enum sm_image_state {
 
 const char *sm_job_state_name(enum sm_job_state s);
 const char *sm_phase_name(enum sm_phase p);
-const char *sm_disk_state_name(enum sm_disk_state s);
-const char *sm_image_state_name(enum sm_image_state s);
+/* Both ways (util.h SM_ENUM_DECL). */
+SM_ENUM_DECL(disk_state, enum sm_disk_state);
+SM_ENUM_DECL(image_state, enum sm_image_state);
 /* Name to value; -1 for a name this version does not know. */
 int sm_phase_from_name(const char *name);
 int sm_job_state_from_name(const char *name);

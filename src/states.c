@@ -1,5 +1,5 @@
-/* job.c: names of phases and states, for the journal and for people. */
-#include "job/job.h"
+/* states.c: names of phases and states, for the journal and for people. */
+#include "states.h"
 #include "util.h"
 
 SM_ENUM_IMPL(job_state, enum sm_job_state, SM_JOB_STATE_LAST,
