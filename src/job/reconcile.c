@@ -48,6 +48,16 @@ int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
 		}
 	}
 	if (sm_str_eq(active, p->images[0].src)) {
+		/* No step of snapmove commits the original image (abort's commit
+		 * back runs on the source overlay, the final commit on the
+		 * destination overlay): that is someone else's. */
+		if (out->committing) {
+			sm_error("disk '%s' has a block job snapmove did not start (an active "
+				 "commit of its original image '%s'); wait for it or cancel it "
+				 "with 'virsh blockjob %s %s --abort'", p->target, active,
+				 c->domain_name, p->target);
+			return -1;
+		}
 		out->state = SM_DISK_PLANNED;
 		out->mirroring = false;
 	} else if (sm_str_eq(active, p->src_overlay)) {
