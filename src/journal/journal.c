@@ -225,6 +225,12 @@ static int check_file(const char *file, const char *what)
 			 file, strerror(errno));
 		goto cleanup;
 	}
+	/* No link left: SQLite deleted it (the -wal of a connection that
+	 * another snapmove closed) between the open and the fstat. */
+	if (S_ISREG(sb.st_mode) && sb.st_nlink == 0) {
+		ret = 0;
+		goto cleanup;
+	}
 	if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
 		sm_error("cannot open the %s '%s': it is not a regular file with one link; "
 			 "remove it or pass --db with another path", what, file);
