@@ -2,7 +2,7 @@
  * the checksum computed on the way, copy_file_range in the kernel, and the
  * buffered checksum of a range (the reflink path's, and the check of the
  * paths that are not direct).  The read and write primitives under them
- * are io.c's; which loop runs is chunk.c's and copy.c's choice.
+ * are io.c's; which loop runs is chunk.c's and run.c's choice.
  */
 #include "copy/copier.h"
 #include "util.h"

@@ -1,7 +1,7 @@
 /* chunk.c: one chunk's data copied by the current path (direct, or
  * copy_file_range with read/write as its fallback, or read/write) with its
  * source checksum, and a finished chunk handed to the caller.  Used by the
- * chunk loop (copy.c) and by the one re-copy (verify.c); it neither walks the
+ * chunk loop (run.c) and by the one re-copy (verify.c); it neither walks the
  * chunks nor checks them.
  */
 #include "copy/copier.h"

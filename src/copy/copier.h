@@ -5,7 +5,7 @@
  * page-cache read/write loops and copy_file_range), direct.c (the O_DIRECT
  * reader thread and writes), chunk.c (one chunk's data by the current
  * path), verify.c (re-reading durable chunks, and the one re-copy), and
- * copy.c (the chunk loop and the entry points).
+ * run.c (the chunk loop and the entry points).
  */
 #ifndef SM_COPIER_H
 #define SM_COPIER_H

@@ -1,4 +1,4 @@
-/* copy.c: the chunked copier.  For each chunk: walk the source's data
+/* run.c: the chunked copier.  For each chunk: walk the source's data
  * extents, copy them by the chosen path, fdatasync, checksum, verify against a
  * fresh read of the destination, and report the chunk; then the next.  The
  * journal is the caller's: this file only moves and checks bytes.
