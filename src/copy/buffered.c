@@ -1,9 +1,8 @@
 /* buffered.c: the copier's loops through the page cache: read/write with
  * the checksum computed on the way, copy_file_range in the kernel, and the
  * buffered checksum of a range (the reflink path's, and the check of the
- * paths that are not direct).  The read and write primitives that never
- * give up halfway (EINTR, short transfers) live here too.  Which loop runs
- * is copy.c's choice.
+ * paths that are not direct).  The read and write primitives under them
+ * are io.c's; which loop runs is chunk.c's and run.c's choice.
  */
 #include "copy/copier.h"
 #include "util.h"
@@ -13,16 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void sm_copy_write_error(const struct copier *c)
-{
-	if (errno == ENOSPC || errno == EDQUOT)
-		sm_error("the destination is full while copying '%s' to '%s'; free space "
-			 "there, then %s", c->req->src, c->req->dst,
-			 c->req->retry ? c->req->retry : "run the command again");
-	else
-		sm_error("cannot write '%s': %s", c->req->dst, strerror(errno));
-}
-
 /* A read that returned n <= 0 where data was expected. */
 static void shrank_or_error(const char *path, ssize_t n)
 {
@@ -31,47 +20,6 @@ static void shrank_or_error(const char *path, ssize_t n)
 	else
 		sm_error("'%s' shrank while it was copied; an image must not change during a "
 			 "move", path);
-}
-
-int sm_copy_pwrite_all(int fd, const char *buf, size_t len, off_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, buf, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-/* Read len bytes at off, or up to the end of the file.  direct: fd is
- * O_DIRECT, and a read that ends off a block boundary is the end of the file
- * (another would be unaligned). */
-ssize_t sm_copy_pread_upto(int fd, char *buf, size_t len, off_t off, bool direct)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (direct && got % (size_t)SM_BLOCK)
-			break;
-	}
-	return (ssize_t)got;
 }
 
 static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)

@@ -1,9 +1,11 @@
 /* copier.h: the copier's insides, shared by its files (not for callers:
- * copy.h is the interface).  One struct copier per copy; the files are
- * extents.c (where the data is), buffered.c (the page-cache read/write
- * loops and copy_file_range), direct.c (the O_DIRECT reader thread and
- * writes), verify.c (re-reading durable chunks, and the one re-copy), and
- * copy.c (the chunk loop and the entry points).
+ * copy.h is the interface).  One struct copier per copy; the files, each
+ * calling only the ones before it, are extents.c (where the data is), io.c
+ * (whole reads and writes, counting, punch, sync), buffered.c (the
+ * page-cache read/write loops and copy_file_range), direct.c (the O_DIRECT
+ * reader thread and writes), chunk.c (one chunk's data by the current
+ * path), verify.c (re-reading durable chunks, and the one re-copy), and
+ * run.c (the chunk loop and the entry points).
  */
 #ifndef SM_COPIER_H
 #define SM_COPIER_H
@@ -66,10 +68,16 @@ struct copier {
 int sm_copy_collect_ranges(struct range_list *l, int fd, off_t from, off_t to);
 unsigned long long sm_copy_ranges_bytes(const struct range_list *l);
 
-/* buffered.c */
+/* io.c */
 void sm_copy_write_error(const struct copier *c);
 int sm_copy_pwrite_all(int fd, const char *buf, size_t len, off_t off);
 ssize_t sm_copy_pread_upto(int fd, char *buf, size_t len, off_t off, bool direct);
+bool sm_copy_report(struct copier *c, bool force);
+bool sm_copy_copied(struct copier *c, unsigned long long n);
+int sm_copy_punch(struct copier *c, off_t off, off_t end);
+int sm_copy_sync_out(struct copier *c);
+
+/* buffered.c */
 int sm_copy_checksum_buffered(struct copier *c, int fd, uint64_t *out);
 int sm_copy_readwrite(struct copier *c, off_t off, off_t end, struct sm_checksum *sum);
 int sm_copy_range(struct copier *c, off_t off, off_t end);
@@ -81,6 +89,10 @@ int sm_copy_checksum_direct(int fd, const char *path, const struct range_list *r
 int sm_copy_direct(struct copier *c, struct sm_checksum *sum);
 int sm_copy_open_direct(struct copier *c);
 
+/* chunk.c */
+int sm_copy_chunk_data(struct copier *c, uint64_t *sum);
+int sm_copy_chunk_done(struct copier *c, const struct sm_copy_chunk *chunk);
+
 /* verify.c */
 struct verifier *sm_copy_verifier_new(struct copier *c);
 int sm_copy_verifier_start(struct verifier *v, const struct sm_copy_chunk *chunk);
@@ -89,13 +101,5 @@ int sm_copy_verify_now(struct copier *c, const struct sm_copy_chunk *chunk);
 int sm_copy_recopy_chunk(struct copier *c, struct sm_copy_chunk *chunk);
 int sm_copy_finish_pending(struct copier *c);
 int sm_copy_check_unverified(struct copier *c);
-
-/* copy.c */
-bool sm_copy_report(struct copier *c, bool force);
-bool sm_copy_copied(struct copier *c, unsigned long long n);
-int sm_copy_chunk_data(struct copier *c, uint64_t *sum);
-int sm_copy_punch(struct copier *c, off_t off, off_t end);
-int sm_copy_sync_out(struct copier *c);
-int sm_copy_chunk_done(struct copier *c, const struct sm_copy_chunk *chunk);
 
 #endif

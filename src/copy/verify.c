@@ -2,7 +2,7 @@
  * source's checksum: now (buffered paths, resume), or in a thread while the
  * next chunk is copied (direct path); a chunk that does not match is copied
  * once more by the plain path, and a second mismatch stops the copy.  It does
- * not choose the copy path or walk the chunks (copy.c does).
+ * not choose the copy path or walk the chunks (run.c does).
  */
 #include "copy/copier.h"
 #include "util.h"

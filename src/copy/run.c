@@ -1,12 +1,13 @@
-/* copy.c: the chunked copier.  For each chunk: walk the source's data
+/* run.c: the chunked copier.  For each chunk: walk the source's data
  * extents, copy them by the chosen path, fdatasync, checksum, verify against a
  * fresh read of the destination, and report the chunk; then the next.  The
  * journal is the caller's: this file only moves and checks bytes.
  *
  * This file holds the chunk loop, the choice of path (reflink, direct,
- * copy_file_range, read/write) and the entry points; the paths themselves
- * are in direct.c and buffered.c, the checks in verify.c, the extent walk in
- * extents.c (copier.h joins them).
+ * copy_file_range, read/write) and the entry points; one chunk's copy is in
+ * chunk.c, the paths themselves in direct.c and buffered.c, the checks in
+ * verify.c, the primitives under them in io.c, the extent walk in extents.c
+ * (copier.h joins them).
  */
 #include "copy/copier.h"
 #include "util.h"
@@ -40,122 +41,6 @@ int sm_copy_method_from_name(const char *name)
 		if (sm_str_eq(sm_copy_method_name((enum sm_copy_method)m), name))
 			return m;
 	return -1;
-}
-
-bool sm_copy_report(struct copier *c, bool force)
-{
-	double now = sm_monotonic();
-	struct sm_copy_progress p;
-	double elapsed = now - c->t0;
-
-	if (!c->ops || !c->ops->progress || (!force && now - c->last_progress < 0.1))
-		return true;
-	c->last_progress = now;
-	/* A chunk copied twice (after a mismatch) does not count twice. */
-	p.done = c->done + (c->in_chunk < c->chunk_data ? c->in_chunk : c->chunk_data);
-	p.total = c->res->data_bytes;
-	p.rate = elapsed > 0 ? (double)c->res->copied_bytes / elapsed : 0;
-	p.eta = p.rate > 0 ? (double)(p.total - p.done) / p.rate : -1;
-	if (!c->ops->progress(c->ctx, &p)) {
-		sm_error("the copy of '%s' was interrupted", c->req->src);
-		return false;
-	}
-	return true;
-}
-
-/* n more bytes are copied: count them, keep to the rate, report; false when
- * the copy was cancelled. */
-bool sm_copy_copied(struct copier *c, unsigned long long n)
-{
-	c->res->read_bytes += n;
-	c->res->copied_bytes += n;
-	c->in_chunk += n;
-	sm_ratelimit_wait(&c->rl, n);
-	return sm_copy_report(c, false);
-}
-
-/* Copy the current ranges; *sum gets the source checksum (inline for
- * read/write and direct, by a second read otherwise). */
-int sm_copy_chunk_data(struct copier *c, uint64_t *sum)
-{
-	struct sm_checksum inline_sum;
-	int ret = -1;
-
-	sm_checksum_init(&inline_sum);
-	if (c->method == SM_COPY_DIRECT) {
-		if (sm_copy_direct(c, &inline_sum) == 0) {
-			*sum = sm_checksum_final(&inline_sum);
-			ret = 0;
-		}
-		goto cleanup;
-	}
-	for (size_t i = 0; i < c->data.n; i++) {
-		off_t s = c->data.v[i].start, e = c->data.v[i].end;
-
-		if (c->method == SM_COPY_FILE_RANGE) {
-			int rc = sm_copy_range(c, s, e);
-
-			if (rc < 0)
-				goto cleanup;
-			if (rc == 0)
-				continue;
-			c->method = SM_COPY_READWRITE;
-		}
-		if (c->method == SM_COPY_READWRITE && sm_copy_readwrite(c, s, e, &inline_sum) < 0)
-			goto cleanup;
-	}
-	if (c->method == SM_COPY_READWRITE) {
-		*sum = sm_checksum_final(&inline_sum);
-		ret = 0;
-	} else {
-		ret = sm_copy_checksum_buffered(c, c->in, sum);
-	}
-
-cleanup:
-	sm_checksum_release(&inline_sum);
-	return ret;
-}
-
-/* Drop whatever the destination holds in [off, end): a hole again. */
-int sm_copy_punch(struct copier *c, off_t off, off_t end)
-{
-	if (end <= off)
-		return 0;
-	if (fallocate(c->out, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, end - off) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP) {
-		sm_copy_write_error(c);
-		return -1;
-	}
-	/* No hole punching here: zeros read back the same. */
-	memset(c->buf, 0, c->unit);
-	while (off < end) {
-		size_t n = (size_t)(end - off) < c->unit ? (size_t)(end - off) : c->unit;
-
-		if (sm_copy_pwrite_all(c->out, c->buf, n, off) < 0) {
-			sm_copy_write_error(c);
-			return -1;
-		}
-		off += (off_t)n;
-	}
-	return 0;
-}
-
-int sm_copy_sync_out(struct copier *c)
-{
-	if (fdatasync(c->out) < 0) {
-		sm_copy_write_error(c);
-		return -1;
-	}
-	return 0;
-}
-
-int sm_copy_chunk_done(struct copier *c, const struct sm_copy_chunk *chunk)
-{
-	c->res->chunks++;
-	if (c->ops && c->ops->chunk_done && c->ops->chunk_done(c->ctx, chunk) < 0)
-		return -1;
-	return 0;
 }
 
 static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
