@@ -86,14 +86,6 @@ int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
 	return 0;
 }
 
-static int state_from_name(const char *name)
-{
-	for (int s = 0; s < SM_DISK_STATE_LAST; s++)
-		if (sm_str_eq(sm_disk_state_name((enum sm_disk_state)s), name))
-			return s;
-	return -1;
-}
-
 int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 		   long long job_id, struct sm_progress *pr)
 {
@@ -137,7 +129,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	c->converge_timeout = job_timeout;
 	c->parallel = parallel ? parallel : sm_job_default_parallel(c->dest);
 	for (size_t i = 0; i < n; i++) {
-		int s = state_from_name(disks[i].state);
+		int s = sm_disk_state_from_name(disks[i].state);
 
 		c->plans[i] = disks[i].plan;
 		memset(&disks[i].plan, 0, sizeof(disks[i].plan));
