@@ -70,7 +70,7 @@ static bool job_aborted(struct sm_journal *j, long long job)
 	bool aborted = false;
 
 	if (sm_journal_job_get(j, job, &row) == 1) {
-		aborted = sm_str_eq(row.state, "aborted");
+		aborted = sm_job_row_state(&row) == SM_JOB_ABORTED;
 		sm_job_row_release(&row);
 	}
 	return aborted;

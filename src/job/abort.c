@@ -73,15 +73,15 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 		c->disks[i].committing = false;
 	}
 	if (lstat(p->src_overlay, &sb) == 0 &&
-	    sm_job_clear_file(c, p->src_overlay, "src_overlay") < 0)
+	    sm_job_clear_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY) < 0)
 		goto cleanup;
-	if (sm_job_file(c, p->src_overlay, "src_overlay", "creating") < 0)
+	if (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATING) < 0)
 		goto cleanup;
 	fd = sm_image_create_fd(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
 				p->images[0].format, NULL);
 	if (fd < 0)
 		goto cleanup;
-	made = sm_job_file_made(c, p->src_overlay, "src_overlay", fd);
+	made = sm_job_file_made(c, p->src_overlay, SM_FILE_SRC_OVERLAY, fd);
 	close(fd);
 	if (made < 0)
 		goto cleanup;
@@ -203,7 +203,7 @@ static int abort_disk_offline(struct undo *u, size_t i)
 	/* After the pivot the newest data is in the destination overlay: bring it
 	 * back next to the original image first. */
 	if (c->disks[i].state == SM_DISK_PIVOTED &&
-	    (sm_job_copy_overlay(c, p->dst_overlay, p->src_overlay, "src_overlay",
+	    (sm_job_copy_overlay(c, p->dst_overlay, p->src_overlay, SM_FILE_SRC_OVERLAY,
 				 p->images[0].src, p->images[0].format) < 0 ||
 	     sm_job_disk_state(c, i, SM_DISK_SNAPSHOTTED) < 0))
 		return -1;
@@ -260,20 +260,21 @@ static int remove_created(struct undo *u)
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
 
-		if (sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
+		if (sm_job_remove_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0)
 			return -1;
 		for (size_t k = 0; k < p->nimages; k++) {
-			SM_AUTOFREE char *state = NULL;
+			enum sm_file_state state;
+			int rc = sm_job_file_state(c, p->images[k].dst, &state);
 
-			if (sm_journal_file_state(c->j, c->job, p->images[k].dst, &state) < 0)
+			if (rc < 0)
 				return -1;
 			/* Only files the job made: a "planned" one may be someone else's. */
-			if ((sm_str_eq(state, "created") || sm_str_eq(state, "creating")) &&
-			    sm_job_remove_file(c, p->images[k].dst, "dst_image") < 0)
+			if (rc > 0 && (state == SM_FILE_CREATED || state == SM_FILE_CREATING) &&
+			    sm_job_remove_file(c, p->images[k].dst, SM_FILE_DST_IMAGE) < 0)
 				return -1;
 		}
 		if (u->via == SM_ABORT_COMMIT &&
-		    sm_job_remove_file(c, p->src_overlay, "src_overlay") < 0)
+		    sm_job_remove_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY) < 0)
 			return -1;
 	}
 	return 0;

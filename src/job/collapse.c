@@ -87,7 +87,7 @@ int sm_job_phase_collapse(struct sm_jobctx *c)
 		c->disks[i].committing = false;
 		sm_crash_point("collapse:unjournaled");
 		if (sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
-		    sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0)
+		    sm_job_remove_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0)
 			return -1;
 	}
 	return 0;

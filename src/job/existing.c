@@ -23,7 +23,7 @@ int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journ
 			sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
 		return -1;
 	}
-	if (sm_str_eq(row.state, "done") || sm_str_eq(row.state, "aborted")) {
+	if (sm_job_row_state(&row) == SM_JOB_DONE || sm_job_row_state(&row) == SM_JOB_ABORTED) {
 		sm_error("job %lld is %s; there is nothing to %s", job_id, row.state, verb);
 		sm_job_row_release(&row);
 		return -1;

@@ -12,11 +12,28 @@
 #include <string.h>
 #include <unistd.h>
 
-int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state)
+int sm_job_file(struct sm_jobctx *c, const char *path, enum sm_file_role role,
+		enum sm_file_state state)
 {
 	return SM_JOURNAL_TX(c->j,
-		(sm_str_eq(state, "creating") && sm_srcfile_forget(c->j, c->job, path) < 0) ||
-		sm_journal_file_set(c->j, c->job, path, role, state) < 0 ? -1 : 0);
+		(state == SM_FILE_CREATING && sm_srcfile_forget(c->j, c->job, path) < 0) ||
+		sm_journal_file_put(c->j, c->job, path, role, state) < 0 ? -1 : 0);
+}
+
+int sm_job_file_state(struct sm_jobctx *c, const char *path, enum sm_file_state *state)
+{
+	SM_AUTOFREE char *name = NULL;
+	int v;
+
+	/* Not sm_journal_file_get_state: it refuses a name this version does
+	 * not write, and the job engine never did (file rows are not refused). */
+	if (sm_journal_file_state(c->j, c->job, path, &name) < 0)
+		return -1;
+	if (!name)
+		return 0;
+	v = sm_file_state_from_name(name);
+	*state = v < 0 ? SM_FILE_STATE_LAST : (enum sm_file_state)v;
+	return 1;
 }
 
 /* The disk a file of the job belongs to ("" when none names it). */
@@ -34,14 +51,14 @@ static const char *target_of(const struct sm_jobctx *c, const char *path)
 	return "";
 }
 
-static int journal_made(struct sm_jobctx *c, const char *path, const char *role,
+static int journal_made(struct sm_jobctx *c, const char *path, enum sm_file_role role,
 			const struct sm_srcfile *f)
 {
 	return sm_srcfile_journal(c->j, c->job, f) < 0 ||
-	       sm_journal_file_set(c->j, c->job, path, role, "created") < 0 ? -1 : 0;
+	       sm_journal_file_put(c->j, c->job, path, role, SM_FILE_CREATED) < 0 ? -1 : 0;
 }
 
-int sm_job_file_made(struct sm_jobctx *c, const char *path, const char *role, int fd)
+int sm_job_file_made(struct sm_jobctx *c, const char *path, enum sm_file_role role, int fd)
 {
 	struct sm_srcfile f;
 	int ret;
@@ -49,7 +66,7 @@ int sm_job_file_made(struct sm_jobctx *c, const char *path, const char *role, in
 	if (sm_srcfile_identify_fd(path, fd, &f) < 0)
 		return -1;
 	f.target = sm_xstrdup(target_of(c, path));
-	f.role = sm_xstrdup(role);
+	f.role = sm_xstrdup(sm_file_role_name(role));
 	f.format = sm_xstrdup("");
 	ret = SM_JOURNAL_TX(c->j, journal_made(c, path, role, &f));
 	sm_srcfile_release(&f);
@@ -114,22 +131,24 @@ static int check_unused(void *arg, const struct stat *st)
 	return 0;
 }
 
-int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
+int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role role)
 {
 	struct sm_domain_disks now = { 0 };
 	struct chain_use u = { c, path, &now };
 	struct sm_srcfile f;
 	int rc;
 
-	if (sm_str_eq(role, "dst_image") || sm_str_eq(role, "dst_overlay")) {
-		SM_AUTOFREE char *state = NULL;
+	if (role == SM_FILE_DST_IMAGE || role == SM_FILE_DST_OVERLAY) {
+		enum sm_file_state state;
 		struct stat sb;
+		int rc_state;
 
 		/* A destination file is claimed ("creating") before it exists: one
 		 * still "planned" was never made by the job, whoever made it. */
-		if (sm_journal_file_state(c->j, c->job, path, &state) < 0)
+		rc_state = sm_job_file_state(c, path, &state);
+		if (rc_state < 0)
 			return -1;
-		if ((!state || sm_str_eq(state, "planned")) && lstat(path, &sb) == 0) {
+		if ((rc_state == 0 || state == SM_FILE_PLANNED) && lstat(path, &sb) == 0) {
 			SM_AUTOFREE char *why = sm_xasprintf("kept %s: job %lld never made it; "
 							     "delete it by hand if nothing needs "
 							     "it", path, c->job);
@@ -152,7 +171,7 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
 		 * crash between the exclusive claim and the journal. */
 		f.path = sm_xstrdup(path);
 		f.real_path = sm_xstrdup(path);
-		f.role = sm_xstrdup(role);
+		f.role = sm_xstrdup(sm_file_role_name(role));
 		f.no_id = true;
 	}
 	rc = sm_srcfile_unlink_checked(&f, check_unused, &u);
@@ -165,9 +184,9 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role)
 		sm_progress_say(c->pr, "  warning: %s", why);
 		sm_event_warning(c->job, *target ? target : NULL, why);
 		sm_error_clear();
-		return sm_job_file(c, path, role, "kept") < 0 ? -1 : 1;
+		return sm_job_file(c, path, role, SM_FILE_KEPT) < 0 ? -1 : 1;
 	}
-	return sm_job_file(c, path, role, "removed");
+	return sm_job_file(c, path, role, SM_FILE_REMOVED);
 }
 
 void sm_job_print_kept(const struct sm_jobctx *c)
@@ -180,14 +199,14 @@ void sm_job_print_kept(const struct sm_jobctx *c)
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (sm_str_eq(files[i].state, "kept"))
+		if (sm_file_row_state(&files[i]) == SM_FILE_KEPT)
 			fprintf(sm_human(), "  kept %s (the job's %s, not deleted: see the warning "
 				"above); delete it by hand if nothing needs it\n", files[i].path,
 				files[i].role);
 	sm_file_rows_free(files, n);
 }
 
-int sm_job_clear_file(struct sm_jobctx *c, const char *path, const char *role)
+int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role role)
 {
 	int rc = sm_job_remove_file(c, path, role);
 

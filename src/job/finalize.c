@@ -59,7 +59,7 @@ static const char *define_format(const struct sm_jobctx *c, size_t i)
  * warning. */
 int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i)
 {
-	return sm_job_remove_file(c, c->plans[i].src_overlay, "src_overlay") < 0 ? -1 : 0;
+	return sm_job_remove_file(c, c->plans[i].src_overlay, SM_FILE_SRC_OVERLAY) < 0 ? -1 : 0;
 }
 
 int sm_job_phase_finalize(struct sm_jobctx *c)
@@ -77,7 +77,8 @@ int sm_job_phase_finalize(struct sm_jobctx *c)
 		if (c->disks[i].state == SM_DISK_PIVOTED && !c->keep_overlay)
 			continue;  /* its collapse failed */
 		if (sm_job_remove_src_overlay(c, i) < 0 ||
-		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
+		    (!c->keep_overlay &&
+		     sm_job_remove_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0) ||
 		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
 			return -1;
 	}

@@ -123,20 +123,25 @@ int sm_job_close(struct sm_jobctx *c, enum sm_job_state state);
 int sm_job_disk_state(struct sm_jobctx *c, size_t i, enum sm_disk_state s);
 /* Record a file's fate in the journal ("creating" also drops the identity
  * journaled for an earlier file of that name). */
-int sm_job_file(struct sm_jobctx *c, const char *path, const char *role, const char *state);
+int sm_job_file(struct sm_jobctx *c, const char *path, enum sm_file_role role,
+		enum sm_file_state state);
+/* The journaled state of a file of the job: 1 (*state set), 0 no row, -1 a
+ * database error.  A name this version does not write (an edited journal)
+ * comes back as SM_FILE_STATE_LAST, equal to no state the job looks for. */
+int sm_job_file_state(struct sm_jobctx *c, const char *path, enum sm_file_state *state);
 /* The job just made path as fd: journal it "created" with its identity
  * (src/srcfile.c), in one transaction. */
-int sm_job_file_made(struct sm_jobctx *c, const char *path, const char *role, int fd);
+int sm_job_file_made(struct sm_jobctx *c, const char *path, enum sm_file_role role, int fd);
 /* Remove a file the job created, and journal it, only while it is the file
  * the job journaled (device and inode, in its folder reached from '/'
  * without a symlink), open in no process and in no chain of the running
  * domain (src/srcfile.c).  0: removed or gone; 1: kept, with a warning
  * naming it and why, journaled "kept"; -1: the domain's chains cannot be
  * read or the journal failed. */
-int sm_job_remove_file(struct sm_jobctx *c, const char *path, const char *role);
+int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role role);
 /* sm_job_remove_file for a name the job is about to make again: -1 when
  * the file there was kept. */
-int sm_job_clear_file(struct sm_jobctx *c, const char *path, const char *role);
+int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role role);
 /* The outcome's lines for the job's files that were kept. */
 void sm_job_print_kept(const struct sm_jobctx *c);
 /* Remove disk i's source overlay at the end of a move (sm_job_remove_file). */
@@ -183,7 +188,7 @@ int sm_job_complete_offline(struct sm_jobctx *c);
 /* Copy an overlay file src to a new file dst (role for the journal) and
  * point its header at backing.  Offline resume and abort. */
 int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
-			const char *role, const char *backing, const char *backing_format);
+			enum sm_file_role role, const char *backing, const char *backing_format);
 
 /* Test hooks (integration tests only, documented in docs/design.md), compiled
  * in only with -DSM_TEST_BUILD (make integration's build-test/snapmove):

@@ -16,20 +16,22 @@
 /* Copy an overlay (a small qcow2 file) to a new file dst, exclusively, and
  * point it at backing.  For offline resume and abort. */
 int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
-			const char *role, const char *backing, const char *backing_format)
+			enum sm_file_role role, const char *backing, const char *backing_format)
 {
 	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true,
 				   .method = SM_COPY_AUTO };
 	struct sm_copy_result res;
 	struct stat sb;
-	SM_AUTOFREE char *state = NULL;
+	enum sm_file_state state;
 	SM_AUTOFREE char *fdpath = NULL;
 	int fd = -1, in = -1, ret = -1;
 
 	if (lstat(dst, &sb) == 0) {
-		if (sm_journal_file_state(c->j, c->job, dst, &state) < 0)
+		int rc = sm_job_file_state(c, dst, &state);
+
+		if (rc < 0)
 			return -1;
-		if (!sm_str_eq(state, "created") && !sm_str_eq(state, "creating")) {
+		if (rc == 0 || (state != SM_FILE_CREATED && state != SM_FILE_CREATING)) {
 			sm_error("'%s' exists and job %lld did not create it; remove it if no "
 				 "domain uses it", dst, c->job);
 			return -1;
@@ -37,7 +39,7 @@ int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 		if (sm_job_clear_file(c, dst, role) < 0)
 			return -1;
 	}
-	if (sm_job_file(c, dst, role, "creating") < 0)
+	if (sm_job_file(c, dst, role, SM_FILE_CREATING) < 0)
 		return -1;
 	/* Claimed exclusively, root's alone, then the source overlay's owner
 	 * and mode; written through the fds only (see sm_image_create_fd). */
@@ -91,7 +93,7 @@ static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final
 			return -1;
 		if (s == SM_DISK_PLANNED)
 			return sm_job_disk_state(c, i, SM_DISK_COLLAPSED);
-		if (sm_job_copy_overlay(c, p->src_overlay, p->dst_overlay, "dst_overlay",
+		if (sm_job_copy_overlay(c, p->src_overlay, p->dst_overlay, SM_FILE_DST_OVERLAY,
 					p->images[0].dst, p->images[0].dst_format) < 0 ||
 		    sm_job_disk_state(c, i, SM_DISK_PIVOTED) < 0)
 			return -1;
@@ -104,7 +106,7 @@ static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final
 	if (c->disks[i].state == SM_DISK_PIVOTED &&
 	    (sm_image_commit(p->dst_overlay, p->images[0].dst, p->images[0].dst_format) < 0 ||
 	     sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
-	     sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0))
+	     sm_job_remove_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0))
 		return -1;
 	return 0;
 }
@@ -134,7 +136,8 @@ static int resume_offline(struct sm_jobctx *c)
 		const struct sm_plan_disk *p = &c->plans[i];
 
 		if (sm_job_remove_src_overlay(c, i) < 0 ||
-		    (!c->keep_overlay && sm_job_remove_file(c, p->dst_overlay, "dst_overlay") < 0) ||
+		    (!c->keep_overlay &&
+		     sm_job_remove_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0) ||
 		    sm_job_disk_state(c, i, SM_DISK_DONE) < 0)
 			goto cleanup;
 	}

@@ -96,14 +96,6 @@ int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
 	return 0;
 }
 
-static int state_from_name(const char *name)
-{
-	for (int s = 0; s < SM_DISK_STATE_LAST; s++)
-		if (sm_str_eq(sm_disk_state_name((enum sm_disk_state)s), name))
-			return s;
-	return -1;
-}
-
 int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 		   long long job_id, struct sm_progress *pr)
 {
@@ -147,7 +139,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	c->converge_timeout = job_timeout;
 	c->parallel = parallel ? parallel : sm_job_default_parallel(c->dest);
 	for (size_t i = 0; i < n; i++) {
-		int s = state_from_name(disks[i].state);
+		int s = sm_disk_state_from_name(disks[i].state);
 
 		c->plans[i] = disks[i].plan;
 		memset(&disks[i].plan, 0, sizeof(disks[i].plan));
@@ -286,18 +278,19 @@ static int check_commit_pivot_lost(struct sm_jobctx *c, size_t i, const struct s
  * the snapshot phase to refuse. */
 static int adopt_leftover_overlay(struct sm_jobctx *c, const struct sm_plan_disk *p)
 {
-	SM_AUTOFREE char *state = NULL;
+	enum sm_file_state state;
 	bool locked;
+	int rc = sm_job_file_state(c, p->src_overlay, &state);
 
-	if (sm_journal_file_state(c->j, c->job, p->src_overlay, &state) < 0)
+	if (rc < 0)
 		return -1;
-	if (sm_str_eq(state, "created"))
+	if (rc > 0 && state == SM_FILE_CREATED)
 		return 0;
 	if (sm_imagelock_probe(p->src_overlay, &locked) < 0 || locked)
 		return 0;
 	sm_progress_say(c->pr, "  %s: '%s' was made by an interrupted snapshot and nothing "
 			"uses it; it will be made again", p->target, p->src_overlay);
-	return sm_job_file(c, p->src_overlay, "src_overlay", "created");
+	return sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATED);
 }
 
 int sm_reconcile(struct sm_jobctx *c)
@@ -354,7 +347,7 @@ int sm_reconcile(struct sm_jobctx *c)
 			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */
 		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&
-		    (sm_job_file(c, p->src_overlay, "src_overlay", "created") < 0 ||
+		    (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATED) < 0 ||
 		     sm_srcfile_snapshotted(c->j, c->job, p->target, p->src_overlay) < 0))
 			goto cleanup;
 	}

@@ -18,8 +18,8 @@
 static int journal_snapshotted(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++)
-		if (sm_journal_file_set(c->j, c->job, c->plans[i].src_overlay, "src_overlay",
-					"created") < 0 ||
+		if (sm_journal_file_put(c->j, c->job, c->plans[i].src_overlay, SM_FILE_SRC_OVERLAY,
+					SM_FILE_CREATED) < 0 ||
 		    sm_srcfile_snapshotted(c->j, c->job, c->plans[i].target,
 					   c->plans[i].src_overlay) < 0 ||
 		    sm_journal_disk_set_state(c->j, c->job, c->plans[i].target,
@@ -32,19 +32,21 @@ static int journal_snapshotted(struct sm_jobctx *c)
  * committed back, then a resume) must go before libvirt creates it again. */
 static int clear_stale_overlay(struct sm_jobctx *c, size_t i)
 {
-	SM_AUTOFREE char *state = NULL;
+	enum sm_file_state state;
 	struct stat sb;
+	int rc;
 
 	if (lstat(c->plans[i].src_overlay, &sb) < 0)
 		return 0;
-	if (sm_journal_file_state(c->j, c->job, c->plans[i].src_overlay, &state) < 0)
+	rc = sm_job_file_state(c, c->plans[i].src_overlay, &state);
+	if (rc < 0)
 		return -1;
-	if (!sm_str_eq(state, "created")) {
+	if (rc == 0 || state != SM_FILE_CREATED) {
 		sm_error("overlay file '%s' exists and job %lld did not create it; remove it "
 			 "if no domain uses it, then resume", c->plans[i].src_overlay, c->job);
 		return -1;
 	}
-	return sm_job_clear_file(c, c->plans[i].src_overlay, "src_overlay");
+	return sm_job_clear_file(c, c->plans[i].src_overlay, SM_FILE_SRC_OVERLAY);
 }
 
 int sm_job_phase_snapshot(struct sm_jobctx *c)
@@ -101,16 +103,18 @@ cleanup:
 /* A destination image exists and is ours (the journal says we made it). */
 static int ours_exists(struct sm_jobctx *c, const char *path, bool *exists)
 {
-	SM_AUTOFREE char *state = NULL;
+	enum sm_file_state state;
 	struct stat sb;
+	int rc;
 
 	*exists = lstat(path, &sb) == 0;
 	if (!*exists)
 		return 0;
-	if (sm_journal_file_state(c->j, c->job, path, &state) < 0)
+	rc = sm_job_file_state(c, path, &state);
+	if (rc < 0)
 		return -1;
 	/* "creating": claimed with O_EXCL, then a crash before the journal said so. */
-	if (!sm_str_eq(state, "created") && !sm_str_eq(state, "creating")) {
+	if (rc == 0 || (state != SM_FILE_CREATED && state != SM_FILE_CREATING)) {
 		sm_error("destination file '%s' exists and job %lld did not create it; remove "
 			 "it or abort the job", path, c->job);
 		return -1;
@@ -133,7 +137,7 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 		sm_error("cannot read '%s': %s", img->src, strerror(errno));
 		return -1;
 	}
-	if (sm_job_file(c, img->dst, "dst_image", "creating") < 0)
+	if (sm_job_file(c, img->dst, SM_FILE_DST_IMAGE, SM_FILE_CREATING) < 0)
 		return -1;
 	fd = sm_image_create_fd(img->dst, img->dst_format, img->virtual_size, img->dst_backing,
 				img->dst_backing_format, &like);
@@ -141,7 +145,7 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 		return -1;
 	sm_job_hold_file(c, img->dst, fd);
 	return SM_JOURNAL_TX(c->j,
-		sm_job_file_made(c, img->dst, "dst_image", fd) < 0 ||
+		sm_job_file_made(c, img->dst, SM_FILE_DST_IMAGE, fd) < 0 ||
 		sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
 					   0) < 0 ? -1 : 0);
 }
@@ -183,12 +187,11 @@ int sm_job_follow_size(struct sm_jobctx *c, size_t i)
 static int check_no_node(struct sm_jobctx *c, size_t i)
 {
 	const struct sm_plan_disk *p = &c->plans[i];
-	SM_AUTOFREE char *state = NULL;
+	enum sm_file_state state;
 	SM_AUTOFREE char *nodes = NULL;
 	int rc;
 
-	if (!c->dom || !c->running ||
-	    sm_journal_file_state(c->j, c->job, p->dst_overlay, &state) < 0 || !state)
+	if (!c->dom || !c->running || sm_job_file_state(c, p->dst_overlay, &state) <= 0)
 		return 0;
 	rc = sm_blockjob_qemu_nodes(c->dom, p->dst_overlay, &nodes);
 	if (rc <= 0)
@@ -222,7 +225,7 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 			sm_error("cannot keep '%s' aside: %s", p->dst_overlay, strerror(errno));
 			return -1;
 		}
-		if (sm_job_file(c, kept, "kept_overlay", "created") < 0)
+		if (sm_job_file(c, kept, SM_FILE_KEPT_OVERLAY, SM_FILE_CREATED) < 0)
 			return -1;
 		why = sm_xasprintf("a pivot of disk '%s' was under way when snapmove stopped and "
 				   "the domain now runs on its source overlay; the destination "
@@ -233,7 +236,7 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 		c->disks[i].pivoting = false;
 		if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)
 			return -1;
-	} else if (exists && sm_job_clear_file(c, p->dst_overlay, "dst_overlay") < 0) {
+	} else if (exists && sm_job_clear_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0) {
 		return -1;
 	}
 	/* Owner and mode of the source overlay; QEMU alone writes it. */
@@ -241,13 +244,13 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 		sm_error("cannot read '%s': %s", p->src_overlay, strerror(errno));
 		return -1;
 	}
-	if (sm_job_file(c, p->dst_overlay, "dst_overlay", "creating") < 0)
+	if (sm_job_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY, SM_FILE_CREATING) < 0)
 		return -1;
 	fd = sm_image_create_fd(p->dst_overlay, "qcow2", p->virtual_size, p->images[0].dst,
 				p->images[0].dst_format, &like);
 	if (fd < 0)
 		return -1;
-	ret = sm_job_file_made(c, p->dst_overlay, "dst_overlay", fd);
+	ret = sm_job_file_made(c, p->dst_overlay, SM_FILE_DST_OVERLAY, fd);
 	close(fd);
 	return ret;
 }

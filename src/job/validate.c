@@ -402,7 +402,7 @@ static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
 		if (sm_srcfile_identify(d->chain[k].path, &f) < 0)
 			return -1;
 		f.target = sm_xstrdup(d->target);
-		f.role = sm_xstrdup("image");
+		f.role = sm_xstrdup(SM_SRCFILE_IMAGE);
 		f.format = sm_xstrdup_or_null(d->chain[k].format);
 		m->srcs = sm_xrealloc(m->srcs, (m->nsrcs + 1) * sizeof(*m->srcs));
 		m->srcs[m->nsrcs++] = f;

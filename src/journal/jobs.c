@@ -15,7 +15,7 @@
 
 #include <unistd.h>
 
-/* The --sync-writes choices (job_run.c's enum sm_sync_writes, by name). */
+/* The --sync-writes choices (enum sm_sync_writes of src/job/job_run.h, by name). */
 static int sync_writes_from_name(const char *name)
 {
 	return sm_str_eq(name, "auto") || sm_str_eq(name, "on") || sm_str_eq(name, "off")

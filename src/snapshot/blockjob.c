@@ -1,7 +1,8 @@
 /* blockjob.c: start, watch, pivot and cancel libvirt block jobs.  Which job to
- * run when is move.c's decision; this file only makes the calls and checks
- * what libvirt reports afterwards.  What a restarted libvirtd lost (QEMU's
- * leftover jobs and nodes, asked through QMP) is blockjob_qmp.c's.
+ * run when is the job engine's decision (src/job/); this file only makes the
+ * calls and checks what libvirt reports afterwards.  What a restarted
+ * libvirtd lost (QEMU's leftover jobs and nodes, asked through QMP) is
+ * blockjob_qmp.c's.
  */
 #include "snapshot/blockjob.h"
 #include "chain/chain.h"
