@@ -151,8 +151,9 @@ static int abort_disk_live(struct undo *u, size_t i)
 {
 	struct sm_jobctx *c = u->c;
 
-	if (c->disks[i].state == SM_DISK_PLANNED && !c->disks[i].mirroring && !c->disks[i].committing)
-		return 0;
+	if ((c->disks[i].state == SM_DISK_PLANNED && !c->disks[i].mirroring &&
+	     !c->disks[i].committing) || c->disks[i].streamed)
+		return 0;  /* nothing to undo, or streamed back already */
 	if (c->disks[i].state == SM_DISK_PIVOTED && move_back_live(c, i) < 0)
 		return -1;
 	return collapse_back_live(u, i);
@@ -350,6 +351,7 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 			c.domain_name, c.running ? "live" : "offline",
 			via == SM_ABORT_STREAM ? "stream" : "commit");
 	if (sm_reconcile(&c) < 0 || refuse_if_folded(&c) < 0 ||
+	    (via == SM_ABORT_COMMIT && sm_reconcile_refuse_streamed(&c, "abort --via commit") < 0) ||
 	    (!c.running && sm_reconcile_offline_pivots(&c, "abort") < 0)) {
 		if (c.acted) {  /* it recorded a commit or corrected the definition */
 			ret = SM_MOVE_FAILED;

@@ -39,6 +39,8 @@ struct sm_job_disk {
 	bool sync_mode;                /* its mirror is write-blocking */
 	bool pivoting;                 /* a pivot may have happened unjournaled */
 	bool foreign;                  /* someone else changed its chain */
+	bool streamed;                 /* an 'abort --via stream' pulled its original
+					* image into the source overlay (reconcile.h) */
 };
 
 /* The scratch of one wait for block jobs: the convergence watch (phase

@@ -61,6 +61,18 @@ int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
 		out->state = SM_DISK_PLANNED;
 		out->mirroring = false;
 	} else if (sm_str_eq(active, p->src_overlay)) {
+		const char *below_original = p->nimages > 1 ? p->images[1].src : p->kept;
+
+		/* What an 'abort --via stream' stopped after its stream leaves:
+		 * the original image pulled into the overlay, which now sits on
+		 * the image below it.  No mirror or commit runs then. */
+		if (d->nchain > 1 && below_original &&
+		    sm_str_eq(d->chain[1].path, below_original) && !out->mirroring &&
+		    !out->committing) {
+			out->state = SM_DISK_SNAPSHOTTED;
+			out->streamed = true;
+			return 0;
+		}
 		if (d->nchain > 1 && !sm_str_eq(d->chain[1].path, p->images[0].src)) {
 			sm_error("disk '%s' runs on the overlay '%s' but over '%s', not over its "
 				 "original image '%s'; something else changed it, so job %lld stops "
@@ -293,6 +305,24 @@ static int adopt_leftover_overlay(struct sm_jobctx *c, const struct sm_plan_disk
 	return sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATED);
 }
 
+int sm_reconcile_refuse_streamed(const struct sm_jobctx *c, const char *verb)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_plan_disk *p = &c->plans[i];
+
+		if (!c->disks[i].streamed)
+			continue;
+		sm_error("disk '%s' runs on the overlay '%s' over '%s': an 'abort --via stream' "
+			 "of job %lld pulled the original image '%s' into it and then stopped, so "
+			 "the job cannot %s; finish the abort with 'snapmove abort %lld --via "
+			 "stream'", p->target, p->src_overlay,
+			 p->nimages > 1 ? p->images[1].src : p->kept, c->job, p->images[0].src,
+			 verb, c->job);
+		return -1;
+	}
+	return 0;
+}
+
 int sm_reconcile(struct sm_jobctx *c)
 {
 	SM_AUTOFREE char *xml = NULL;
@@ -335,6 +365,7 @@ int sm_reconcile(struct sm_jobctx *c)
 					sm_disk_state_name(o.state));
 		c->disks[i].mirroring = o.mirroring;
 		c->disks[i].committing = o.committing;
+		c->disks[i].streamed = o.streamed;
 		if (c->disks[i].pivoting && d && o.state >= SM_DISK_PIVOTED) {
 			c->disks[i].pivoting = false;
 			if (sm_journal_disk_set_pivoting(c->j, c->job, p->target, false) < 0)

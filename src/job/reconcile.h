@@ -20,6 +20,9 @@ struct sm_observed {
 	enum sm_disk_state state;
 	bool mirroring;   /* the mirror onto the destination overlay runs */
 	bool committing;  /* an active commit runs */
+	bool streamed;    /* on the source overlay over the image below the
+			   * original one: an 'abort --via stream' pulled the
+			   * original image into it, then stopped */
 };
 
 /* Work out a disk's state from what libvirt shows (d: the disk in the live
@@ -30,6 +33,11 @@ struct sm_observed {
 int sm_reconcile_disk(const struct sm_jobctx *c, const struct sm_plan_disk *p,
 		      const struct sm_disk *d, enum sm_disk_state journal_state,
 		      bool all_dst_exist, bool all_copied, struct sm_observed *out);
+
+/* -1 with an error naming the way on when a disk of c was streamed back by
+ * an interrupted 'abort --via stream' (only that abort can finish it);
+ * verb: what was asked ("resume", "abort --via commit"). */
+int sm_reconcile_refuse_streamed(const struct sm_jobctx *c, const char *verb);
 
 /* Load job_id from the journal into c (plans, options, the domain if it
  * exists).  Returns 0, or -1 with an error (no such job). */

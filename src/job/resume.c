@@ -52,7 +52,7 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	}
 	sm_progress_say(pr, "job %lld: resuming the move of %zu disk%s of %s to %s", c.job,
 			c.nplans, c.nplans == 1 ? "" : "s", c.domain_name, c.dest);
-	if (sm_reconcile(&c) < 0 ||
+	if (sm_reconcile(&c) < 0 || sm_reconcile_refuse_streamed(&c, "resume") < 0 ||
 	    (!c.running && sm_reconcile_offline_pivots(&c, "resume") < 0)) {
 		if (c.acted) {  /* it corrected the definition: a failure, recorded */
 			ret = SM_MOVE_FAILED;

@@ -73,6 +73,7 @@ static void taken(const struct sm_disk *d, enum sm_disk_state journal, bool all_
 	assert_string_equal(sm_disk_state_name(o.state), sm_disk_state_name(want));
 	assert_int_equal(o.mirroring, mirroring);
 	assert_int_equal(o.committing, committing);
+	assert_false(o.streamed);
 }
 
 /* sm_reconcile_disk that must refuse, its error containing each of the
@@ -262,19 +263,40 @@ static void test_source_overlay_alone(void **state)
 	      SM_DISK_COPIED, false, false);
 }
 
+/* Not in the old table: the overlay over the image below the original one
+ * is what an 'abort --via stream' leaves once its stream ended (crash point
+ * abort:disk, or a later disk failing): streamed, so that abort can be run
+ * again and resume and abort --via commit refuse it (t0191).  Before, it was
+ * refused as a chain edited by hand, and the job could be neither aborted
+ * nor resumed.  With a mirror or a commit running it is not abort's. */
+static void test_source_overlay_streamed(void **state)
+{
+	struct shown s;
+	struct sm_observed o;
+
+	(void)state;
+	sm_error_clear();
+	assert_int_equal(sm_reconcile_disk(&job, &plan, shown(&s, SRC_OVL, SRC_B, NULL, NULL),
+					   SM_DISK_MIRRORING, true, true, &o), 0);
+	assert_true(o.streamed);
+	assert_int_equal(o.state, SM_DISK_SNAPSHOTTED);
+	assert_false(o.mirroring);
+	assert_false(o.committing);
+	refused(shown(&s, SRC_OVL, SRC_B, "copy", DST_OVL), SM_DISK_SNAPSHOTTED,
+		"but over '" SRC_B "'", "not over its original image", NULL);
+	refused(shown(&s, SRC_OVL, SRC_B, "active-commit", SRC_B), SM_DISK_SNAPSHOTTED,
+		"but over '" SRC_B "'", "not over its original image", NULL);
+}
+
 /* Not in the old table: the overlay over another image (a chain edited by
- * hand) is refused.  CODE QUESTIONED (reported, issue 13): abort --via stream
- * leaves the domain so (the overlay over B) and journals no state for it, so
- * an abort stopped after a disk's stream (crash point abort:disk, or a later
- * disk failing) can be neither run again nor resumed: seen live, both exit 3
- * with this error. */
+ * hand) is refused. */
 static void test_source_overlay_over_other(void **state)
 {
 	struct shown s;
 
 	(void)state;
-	refused(shown(&s, SRC_OVL, SRC_B, NULL, NULL), SM_DISK_SNAPSHOTTED,
-		"disk 'vda' runs on the overlay '" SRC_OVL "' but over '" SRC_B "'",
+	refused(shown(&s, SRC_OVL, "/elsewhere/x.qcow2", NULL, NULL), SM_DISK_SNAPSHOTTED,
+		"disk 'vda' runs on the overlay '" SRC_OVL "' but over '/elsewhere/x.qcow2'",
 		"not over its original image '" SRC_A "'", "job 7 stops here",
 		"'snapmove chain guest vda'", NULL);
 }
@@ -536,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_source_overlay_committing),
 		cmocka_unit_test(test_source_overlay_journal_ahead),
 		cmocka_unit_test(test_source_overlay_alone),
+		cmocka_unit_test(test_source_overlay_streamed),
 		cmocka_unit_test(test_source_overlay_over_other),
 		cmocka_unit_test(test_destination_overlay),
 		cmocka_unit_test(test_destination_overlay_collapsed),
