@@ -40,22 +40,29 @@ run_case() {  # NAME SYNC_WRITES_OPTION
 	make_domain "$dom" transient "vda:$d/src/disk.qcow2:qcow2"
 	rm -f "$T/stop"
 	writer "$dom" "$d/writes" &
-	local w=$!
+	local w=$! n0 n1
 	sleep 1
+	n0=$(wc -l <"$d/writes")
 	"$SNAPMOVE" --db "$d/j.db" move "$dom" --dest "$d/dst" --bandwidth 2 \
 		--converge-timeout 3 $opt >"$d/out" 2>"$d/err" || {
 		touch "$T/stop"; wait "$w"; cat "$d/err" >&2; fail "$name: the move failed"; }
+	n1=$(wc -l <"$d/writes")
 	sleep 1
 	touch "$T/stop"
 	wait "$w" || true
-	[ "$(wc -l <"$d/writes")" -ge 100 ] || fail "$name: only $(wc -l <"$d/writes") guest writes"
+	# The writer ran through the whole move (how many writes it made depends
+	# on the machine's speed: HMP calls take 20 ms to 200 ms; the auto case's
+	# restart message proves the writes outran the mirror).
+	[ "$n1" -gt "$n0" ] && [ $((n1 - n0)) -ge 10 ] ||
+		fail "$name: only $((n1 - n0)) guest writes during the move"
+	[ "$(wc -l <"$d/writes")" -gt "$n1" ] || fail "$name: the writer stopped during the move"
 	assert_eq "$(live_chain "$dom" vda)" "$d/dst/disk.qcow2 qcow2" "$name: chain"
 	"$SNAPMOVE" --db "$d/j.db" status 1 >"$d/status"
 	assert_contains "$d/status" "vda: done (write-blocking mirror)"
 	virsh -q destroy "$dom" >/dev/null
 	check_writes "$d/dst/disk.qcow2" "$d/writes"
 	check_pattern "$d/dst/disk.qcow2" qcow2 0x11 100M 8M
-	note "$name: $(wc -l <"$d/writes") guest writes during the move, all there"
+	note "$name: $((n1 - n0)) guest writes during the move, $(wc -l <"$d/writes") in all, all there"
 }
 
 run_case auto ""
