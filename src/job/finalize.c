@@ -2,9 +2,12 @@
  * chain and the source overlay removed.
  */
 #include "job/internal.h"
+#include "cleanup.h"
+#include "events.h"
 #include "snapshot/define.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* ---- finalize ---- */
@@ -83,4 +86,18 @@ int sm_job_phase_finalize(struct sm_jobctx *c)
 			return -1;
 	}
 	return 0;
+}
+
+void sm_job_delete_source(struct sm_jobctx *c)
+{
+	unsigned long long freed = 0;
+	char b[32];
+
+	if (sm_cleanup_run(c->v, c->j, c->job, c->pr, &freed) < 0)
+		sm_progress_say(c->pr, "warning: the move is done but its source was not "
+				"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
+				c->job);
+	else
+		fprintf(sm_human(), "deleted the source: %s freed\n",
+			sm_format_bytes(freed, b, sizeof(b)));
 }

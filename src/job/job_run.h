@@ -148,6 +148,9 @@ int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role r
 void sm_job_print_kept(const struct sm_jobctx *c);
 /* Remove disk i's source overlay at the end of a move (sm_job_remove_file). */
 int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i);
+/* --delete-source of a finished move: its source images that nothing uses
+ * (src/cleanup.c), or a warning naming 'snapmove cleanup JOB'. */
+void sm_job_delete_source(struct sm_jobctx *c);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
 /* The chain of plan p from its old active image down, to read from: as libvirt

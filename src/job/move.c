@@ -4,7 +4,6 @@
  */
 #include "job/move.h"
 #include "job/validate.h"
-#include "cleanup.h"
 #include "job/hook_facts.h"
 #include "lock.h"
 #include "job/reconcile.h"
@@ -325,16 +324,7 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 	sm_job_hooks_run(&c, "after_move");
 	print_result(&c, sm_monotonic() - t0);
 	if (o->delete_source) {
-		unsigned long long freed = 0;
-		char b[32];
-
-		if (sm_cleanup_run(v, j, m.job, pr, &freed) < 0) {
-			sm_progress_say(pr, "warning: the move is done but its source was not "
-					"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
-					m.job);
-		} else {
-			fprintf(sm_human(), "deleted the source: %s freed\n", sm_format_bytes(freed, b, sizeof(b)));
-		}
+		sm_job_delete_source(&c);
 	} else {
 		fprintf(sm_human(), "the source images stay; 'snapmove cleanup %lld' deletes those nothing "
 		       "uses\n", m.job);

@@ -2,7 +2,6 @@
  * domain runs (the phases, runner.c), offline when it is shut off (offline.c).
  */
 #include "job/resume.h"
-#include "cleanup.h"
 #include "job/hook_facts.h"
 #include "lock.h"
 #include "job/reconcile.h"
@@ -78,18 +77,8 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 		goto cleanup;
 	sm_job_hooks_run(&c, "after_move");
 	print_outcome(&c, "finished");
-	if (c.delete_source) {
-		unsigned long long freed = 0;
-		char b[32];
-
-		if (sm_cleanup_run(v, j, c.job, pr, &freed) < 0)
-			sm_progress_say(pr, "warning: the move is done but its source was not "
-					"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
-					c.job);
-		else
-			fprintf(sm_human(), "deleted the source: %s freed\n",
-				sm_format_bytes(freed, b, sizeof(b)));
-	}
+	if (c.delete_source)
+		sm_job_delete_source(&c);
 	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 
