@@ -18,7 +18,7 @@ SM_ENUM_IMPL(file_state, enum sm_file_state, SM_FILE_STATE_LAST,
 int sm_journal_file_set(struct sm_journal *j, long long job_id, const char *path,
 			const char *role, const char *state)
 {
-	return journal_run(j, "INSERT INTO file (job_id, path, role, state) VALUES (?,?,?,?) "
+	return sm_journal_sql(j, "INSERT INTO file (job_id, path, role, state) VALUES (?,?,?,?) "
 		   "ON CONFLICT (job_id, path) DO UPDATE SET state = excluded.state",
 		   "isss", job_id, path, role, state);
 }

@@ -13,7 +13,7 @@
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size)
 {
-	return IN_TX(j, journal_run(j, "UPDATE image SET copy_method = ?, chunk_size = ? WHERE "
+	return IN_TX(j, sm_journal_sql(j, "UPDATE image SET copy_method = ?, chunk_size = ? WHERE "
 			    "job_id = ? AND target = ? AND depth = ?", "siisi", method,
 			    (long long)chunk_size, job_id, target, (long long)depth));
 }
@@ -99,7 +99,7 @@ int sm_journal_chunk_list(struct sm_journal *j, long long job_id, const char *ta
 int sm_journal_chunk_forget(struct sm_journal *j, long long job_id, const char *target,
 			    size_t depth)
 {
-	return journal_run(j, "DELETE FROM chunk WHERE job_id = ? AND target = ? AND depth = ?", "isi",
+	return sm_journal_sql(j, "DELETE FROM chunk WHERE job_id = ? AND target = ? AND depth = ?", "isi",
 		   job_id, target, (long long)depth);
 }
 

@@ -35,8 +35,6 @@ int journal_db_error(struct sm_journal *j, const char *what);
 sqlite3_stmt *journal_prepare_v(struct sm_journal *j, const char *sql, const char *types,
 				va_list ap);
 sqlite3_stmt *journal_prepare(struct sm_journal *j, const char *sql, const char *types, ...);
-/* Run one statement that returns no rows. */
-int journal_run(struct sm_journal *j, const char *sql, const char *types, ...);
 char *journal_col_text(sqlite3_stmt *st, int i);
 
 /* ---- Reading rows back ----

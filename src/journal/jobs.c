@@ -26,7 +26,7 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 {
 	double now = sm_now();
 
-	if (journal_run(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
+	if (sm_journal_sql(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
 		"converge_timeout, delete_source, asked_copy_method, parallel, state, phase, pid, "
 		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -46,7 +46,7 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 
 int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct sm_plan_disk *p)
 {
-	if (journal_run(j, "INSERT INTO disk (job_id, target, state, src_overlay, dst_overlay, "
+	if (sm_journal_sql(j, "INSERT INTO disk (job_id, target, state, src_overlay, dst_overlay, "
 		"virtual_size, kept, kept_format, kept_user, flat) VALUES (?,?,?,?,?,?,?,?,?,?)",
 		"issssisssi", job_id, p->target, sm_disk_state_name(SM_DISK_PLANNED),
 		p->src_overlay, p->dst_overlay, (long long)p->virtual_size, p->kept,
@@ -55,7 +55,7 @@ int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct 
 	for (size_t i = 0; i < p->nimages; i++) {
 		const struct sm_plan_image *img = &p->images[i];
 
-		if (journal_run(j, "INSERT INTO image (job_id, target, depth, src_path, dst_path, "
+		if (sm_journal_sql(j, "INSERT INTO image (job_id, target, depth, src_path, dst_path, "
 			"format, dst_format, src_backing, dst_backing, dst_backing_format, "
 			"virtual_size, allocated, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			"isisssssssiis", job_id, p->target, (long long)i, img->src, img->dst,
@@ -74,15 +74,15 @@ int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct 
 
 static int touch_job(struct sm_journal *j, long long job_id)
 {
-	return journal_run(j, "UPDATE job SET updated_at = ? WHERE id = ?", "di", sm_now(), job_id);
+	return sm_journal_sql(j, "UPDATE job SET updated_at = ? WHERE id = ?", "di", sm_now(), job_id);
 }
 
 static int phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase)
 {
-	if (journal_run(j, "UPDATE job SET phase = ?, updated_at = ? WHERE id = ?", "sdi",
+	if (sm_journal_sql(j, "UPDATE job SET phase = ?, updated_at = ? WHERE id = ?", "sdi",
 		sm_phase_name(phase), sm_now(), job_id) < 0)
 		return -1;
-	return journal_run(j, "INSERT INTO step (job_id, phase, started_at) VALUES (?,?,?)", "isd",
+	return sm_journal_sql(j, "INSERT INTO step (job_id, phase, started_at) VALUES (?,?,?)", "isd",
 		   job_id, sm_phase_name(phase), sm_now());
 }
 
@@ -96,7 +96,7 @@ static int phase_finish(struct sm_journal *j, long long job_id, enum sm_phase ph
 {
 	if (touch_job(j, job_id) < 0)
 		return -1;
-	return journal_run(j, "UPDATE step SET finished_at = ?, error = ? WHERE id = (SELECT max(id) "
+	return sm_journal_sql(j, "UPDATE step SET finished_at = ?, error = ? WHERE id = (SELECT max(id) "
 		   "FROM step WHERE job_id = ? AND phase = ? AND target IS NULL)", "dsis",
 		   sm_now(), error, job_id, sm_phase_name(phase));
 }
@@ -112,7 +112,7 @@ static int disk_set_state(struct sm_journal *j, long long job_id, const char *ta
 {
 	if (touch_job(j, job_id) < 0)
 		return -1;
-	return journal_run(j, "UPDATE disk SET state = ?, error = ? WHERE job_id = ? AND target = ?",
+	return sm_journal_sql(j, "UPDATE disk SET state = ?, error = ? WHERE job_id = ? AND target = ?",
 		   "ssis", sm_disk_state_name(state), error, job_id, target);
 }
 
@@ -125,7 +125,7 @@ int sm_journal_disk_set_state(struct sm_journal *j, long long job_id, const char
 static int image_set_state(struct sm_journal *j, long long job_id, const char *target,
 			   size_t depth, enum sm_image_state state, unsigned long long bytes)
 {
-	return journal_run(j, "UPDATE image SET state = ?, bytes_copied = ? WHERE job_id = ? AND "
+	return sm_journal_sql(j, "UPDATE image SET state = ?, bytes_copied = ? WHERE job_id = ? AND "
 		   "target = ? AND depth = ?", "siisi", sm_image_state_name(state),
 		   (long long)bytes, job_id, target, (long long)depth);
 }
@@ -143,31 +143,31 @@ static int job_finish(struct sm_journal *j, long long job_id, enum sm_job_state 
 	double now = sm_now();
 
 	if (state == SM_JOB_RUNNING)
-		return journal_run(j, "UPDATE job SET state = ?, error = NULL, updated_at = ?, "
+		return sm_journal_sql(j, "UPDATE job SET state = ?, error = NULL, updated_at = ?, "
 			   "finished_at = NULL, pid = ? WHERE id = ?", "sdii",
 			   sm_job_state_name(state), now, (long long)getpid(), job_id);
-	return journal_run(j, "UPDATE job SET state = ?, error = ?, updated_at = ?, finished_at = ? "
+	return sm_journal_sql(j, "UPDATE job SET state = ?, error = ?, updated_at = ?, finished_at = ? "
 		   "WHERE id = ?", "ssddi", sm_job_state_name(state), error, now, now, job_id);
 }
 
 int sm_journal_disk_set_pivoting(struct sm_journal *j, long long job_id, const char *target,
 				  bool on)
 {
-	return IN_TX(j, journal_run(j, "UPDATE disk SET pivoting = ? WHERE job_id = ? AND target = ?",
+	return IN_TX(j, sm_journal_sql(j, "UPDATE disk SET pivoting = ? WHERE job_id = ? AND target = ?",
 			    "iis", (long long)on, job_id, target));
 }
 
 int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
 				    bool on)
 {
-	return IN_TX(j, journal_run(j, "UPDATE disk SET sync_writes = ? WHERE job_id = ? AND target = ?",
+	return IN_TX(j, sm_journal_sql(j, "UPDATE disk SET sync_writes = ? WHERE job_id = ? AND target = ?",
 			    "iis", (long long)on, job_id, target));
 }
 
 int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char *target,
 			     unsigned long long virtual_size)
 {
-	return IN_TX(j, journal_run(j, "UPDATE disk SET virtual_size = ? WHERE job_id = ? AND target = ?",
+	return IN_TX(j, sm_journal_sql(j, "UPDATE disk SET virtual_size = ? WHERE job_id = ? AND target = ?",
 			    "iis", (long long)virtual_size, job_id, target));
 }
 
@@ -198,14 +198,14 @@ int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name
 
 int sm_journal_job_delete(struct sm_journal *j, long long job_id)
 {
-	return IN_TX(j, journal_run(j, "DELETE FROM job WHERE id = ?", "i", job_id));
+	return IN_TX(j, sm_journal_sql(j, "DELETE FROM job WHERE id = ?", "i", job_id));
 }
 
 int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
 			const char *hook, int exit_status, bool timed_out, double started,
 			double seconds, const char *err)
 {
-	return IN_TX(j, journal_run(j, "INSERT INTO hook_run (job_id, point, hook, exit_status, "
+	return IN_TX(j, sm_journal_sql(j, "INSERT INTO hook_run (job_id, point, hook, exit_status, "
 			    "timed_out, started_at, seconds, stderr) VALUES (?,?,?,?,?,?,?,?)",
 			    "issiidds", job_id, point, hook, (long long)exit_status,
 			    (long long)timed_out, started, seconds, err));

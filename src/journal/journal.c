@@ -120,16 +120,6 @@ static int run_v(struct sm_journal *j, const char *sql, const char *types, va_li
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : journal_db_error(j, "cannot write");
 }
 
-int journal_run(struct sm_journal *j, const char *sql, const char *types, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, types);
-	rc = run_v(j, sql, types, ap);
-	va_end(ap);
-	return rc;
-}
 
 char *journal_col_text(sqlite3_stmt *st, int i)
 {
