@@ -1,5 +1,6 @@
-/* rebalance.c: plan a rebalance, print it, journal it, and run its moves as
- * child snapmove processes; resume an interrupted one.
+/* rebalance.c: plan a rebalance, show it (through the caller's sink,
+ * src/report.c), journal it, and run its moves as child snapmove processes;
+ * resume an interrupted one.
  */
 #include "balance/rebalance.h"
 #include "balance/plan.h"
@@ -45,95 +46,6 @@ static void rmoves_free(struct rmove *m, size_t n)
 		free(m[i].to_dir);
 	}
 	free(m);
-}
-
-/* ---- the plan, for people and engines ---- */
-
-static void print_plan(const struct sm_inventory *inv, const struct sm_balance_plan *p)
-{
-	FILE *f = sm_human();
-	char a[32], b[32], c[32];
-
-	fprintf(f, "%-4s %-24s %-6s %-24s %-24s %12s\n", "#", "DOMAIN", "DISK", "FROM", "TO",
-		"BYTES");
-	for (size_t i = 0; i < p->nmoves; i++) {
-		const struct sm_balance_move *m = &p->moves[i];
-		const struct sm_unit *u = &inv->units[m->unit];
-
-		fprintf(f, "%-4zu %-24s %-6s %-24s %-24s %12s%s\n", i + 1, u->domain, u->disk,
-			inv->storages[m->from].name, inv->storages[m->to].name,
-			sm_format_bytes(m->bytes, a, sizeof(a)), u->running ? "" : "  (offline)");
-	}
-	if (!p->nmoves)
-		fprintf(f, "nothing to move: the goal is already met\n");
-	fprintf(f, "\n%-32s %12s %12s %12s\n", "STORAGE", "SIZE", "FREE NOW", "FREE AFTER");
-	for (size_t t = 0; t < inv->nstorages; t++)
-		fprintf(f, "%-32s %12s %12s %12s\n", inv->storages[t].name,
-			sm_format_bytes(inv->storages[t].size, a, sizeof(a)),
-			sm_format_bytes(p->free_before[t], b, sizeof(b)),
-			sm_format_bytes(p->free_after[t], c, sizeof(c)));
-	fprintf(f, "%zu move%s, %s in all\n", p->nmoves, p->nmoves == 1 ? "" : "s",
-		sm_format_bytes(p->bytes, a, sizeof(a)));
-	fflush(f);
-	for (size_t i = 0; i < inv->nunits; i++)
-		if (inv->units[i].why_not)
-			fprintf(f, "not movable: %s disk %s on %s: %s\n", inv->units[i].domain,
-				inv->units[i].disk, inv->storages[inv->units[i].storage].name,
-				inv->units[i].why_not);
-}
-
-static void print_plan_json(const struct sm_inventory *inv, const struct sm_balance_plan *p,
-			    bool dry_run)
-{
-	struct json_object *doc = json_object_new_object();
-	struct json_object *moves = json_object_new_array();
-	struct json_object *storages = json_object_new_array();
-	struct json_object *blocked = json_object_new_array();
-
-	for (size_t i = 0; i < p->nmoves; i++) {
-		const struct sm_balance_move *m = &p->moves[i];
-		const struct sm_unit *u = &inv->units[m->unit];
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "seq", json_object_new_int64((int64_t)i + 1));
-		json_object_object_add(o, "domain", json_object_new_string(u->domain));
-		json_object_object_add(o, "disk", json_object_new_string(u->disk));
-		json_object_object_add(o, "from", json_object_new_string(inv->storages[m->from].name));
-		json_object_object_add(o, "to", json_object_new_string(inv->storages[m->to].name));
-		json_object_object_add(o, "bytes", json_object_new_int64((int64_t)m->bytes));
-		json_object_object_add(o, "live", json_object_new_boolean(u->running));
-		json_object_array_add(moves, o);
-	}
-	for (size_t t = 0; t < inv->nstorages; t++) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "name", json_object_new_string(inv->storages[t].name));
-		json_object_object_add(o, "dir", json_object_new_string(inv->storages[t].dir));
-		json_object_object_add(o, "size", json_object_new_int64((int64_t)inv->storages[t].size));
-		json_object_object_add(o, "free_before", json_object_new_int64((int64_t)p->free_before[t]));
-		json_object_object_add(o, "free_after", json_object_new_int64((int64_t)p->free_after[t]));
-		json_object_array_add(storages, o);
-	}
-	for (size_t i = 0; i < inv->nunits; i++) {
-		struct json_object *o;
-
-		if (!inv->units[i].why_not)
-			continue;
-		o = json_object_new_object();
-		json_object_object_add(o, "domain", json_object_new_string(inv->units[i].domain));
-		json_object_object_add(o, "disk", json_object_new_string(inv->units[i].disk));
-		json_object_object_add(o, "reason", json_object_new_string(inv->units[i].why_not));
-		json_object_array_add(blocked, o);
-	}
-	json_object_object_add(doc, "dry_run", json_object_new_boolean(dry_run));
-	json_object_object_add(doc, "moves", moves);
-	json_object_object_add(doc, "storages", storages);
-	json_object_object_add(doc, "not_movable", blocked);
-	json_object_object_add(doc, "bytes", json_object_new_int64((int64_t)p->bytes));
-	if (dry_run)
-		sm_json_print(doc);
-	else
-		sm_event_emit("rebalance_plan", doc);
 }
 
 /* ---- the journal ---- */
@@ -540,12 +452,9 @@ enum sm_rebalance_result sm_rebalance(struct sm_virt *v, struct sm_journal *j,
 		if (sm_balance_plan(inv.storages, inv.nstorages, inv.units, inv.nunits, &goal,
 				    SM_BALANCE_MARGIN, &plan) < 0)
 			goto cleanup;
-		if (o->dry_run ? sm_events_enabled() : sm_events_wanted())
-			print_plan_json(&inv, &plan, o->dry_run);
-		if (!o->dry_run || !sm_events_enabled())
-			print_plan(&inv, &plan);
+		if (o->show_plan)
+			o->show_plan(&inv, &plan, o->dry_run);
 		if (o->dry_run) {
-			fprintf(sm_human(), "dry run: nothing was changed\n");
 			ret = SM_REBALANCE_OK;
 			goto cleanup;
 		}

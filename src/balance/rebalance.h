@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "balance/inventory.h"
+#include "balance/plan.h"
 #include "journal.h"
 #include "progress.h"
 #include "virt.h"
@@ -31,6 +32,11 @@ struct sm_rebalance_opts {
 	bool resume;                /* continue the last unfinished rebalance */
 	const char *db_path;        /* for the child moves */
 	const char *uri;
+	/* Shown the plan (and whether it is a dry run) once it is made, before
+	 * any move runs; NULL: nobody is shown it.  The CLI passes
+	 * sm_report_rebalance_plan (src/report.c). */
+	void (*show_plan)(const struct sm_inventory *inv, const struct sm_balance_plan *plan,
+			  bool dry_run);
 };
 
 enum sm_rebalance_result {

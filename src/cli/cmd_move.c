@@ -7,6 +7,7 @@
 #include "job/job_run.h"
 #include "job/move.h"
 #include "progress.h"
+#include "report.h"
 #include "util.h"
 #include "virt.h"
 
@@ -110,6 +111,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	struct sm_virt *v = NULL;
 	struct sm_progress pr;
 	long long job = 0;
+	struct sm_job_result res = { 0 };
 	enum sm_move_result result;
 	int c, ret = SM_EXIT_REFUSED;
 
@@ -240,10 +242,13 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		goto cleanup;
 	}
 	sm_progress_init(&pr, stderr, false);
-	result = sm_move(v, j, &o, &pr, &job);
+	res.on_done = sm_report_job_done;
+	result = sm_move(v, j, &o, &pr, &job, &res);
+	sm_report_job(sm_human(), &res);
 	ret = sm_cli_report(result, job, job && result == SM_MOVE_VETOED && job_aborted(j, job));
 
 cleanup:
+	sm_job_result_release(&res);
 	sm_virt_free(v);
 	sm_journal_free(j);
 	free(disks);

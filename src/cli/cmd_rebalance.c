@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "events.h"
 #include "job/job_run.h"
+#include "report.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -134,6 +135,7 @@ int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv)
 	o.inv.exclude = exclude;
 	o.db_path = db;
 	o.uri = cli->uri;
+	o.show_plan = sm_report_rebalance_plan;
 	sm_cli_catch_signals();
 	sm_progress_init(&pr, stderr, false);
 	ret = SM_EXIT_REFUSED;

@@ -7,6 +7,7 @@
 #include "job/job_run.h"
 #include "journal.h"
 #include "job/resume.h"
+#include "report.h"
 #include "util.h"
 #include "virt.h"
 
@@ -25,6 +26,7 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 	struct sm_virt *v = NULL;
 	struct sm_progress pr;
 	long long id = 0;
+	struct sm_job_result res = { 0 };
 	enum sm_move_result result;
 	int ret = SM_EXIT_REFUSED;
 
@@ -37,10 +39,13 @@ static int run_job_command(const struct sm_cli *cli, const char *cmd, const char
 		goto cleanup;
 	}
 	sm_progress_init(&pr, stderr, false);
-	result = abort_job ? sm_abort(v, j, id, via, &pr) : sm_resume(v, j, id, &pr);
+	res.on_done = sm_report_job_done;
+	result = abort_job ? sm_abort(v, j, id, via, &pr, &res) : sm_resume(v, j, id, &pr, &res);
+	sm_report_job(sm_human(), &res);
 	ret = sm_cli_report(result, id, false);
 
 cleanup:
+	sm_job_result_release(&res);
 	sm_virt_free(v);
 	sm_journal_free(j);
 	return ret;

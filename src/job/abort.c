@@ -17,9 +17,9 @@
 #include "job/reconcile.h"
 #include "job/resume.h"
 #include "snapshot/blockjob.h"
-#include "events.h"
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -281,33 +281,6 @@ static int remove_created(struct undo *u)
 	return 0;
 }
 
-static void print_outcome(const struct undo *u)
-{
-	const struct sm_jobctx *c = u->c;
-
-	fprintf(sm_human(), "aborted job %lld of domain %s\n", c->job, c->domain_name);
-	for (size_t i = 0; i < c->nplans; i++) {
-		const struct sm_plan_disk *p = &c->plans[i];
-		bool streamed = u->via == SM_ABORT_STREAM && c->disks[i].state != SM_DISK_PLANNED;
-		const char *sep = "";
-
-		fprintf(sm_human(), "  %s now:", p->target);
-		if (streamed) {
-			fprintf(sm_human(), " %s (qcow2, the original image streamed into it)",
-				p->src_overlay);
-			sep = " <-";
-		}
-		for (size_t k = streamed ? 1 : 0; k < p->nimages; k++) {
-			fprintf(sm_human(), "%s %s (%s)", sep, p->images[k].src, p->images[k].format);
-			sep = " <-";
-		}
-		if (p->kept)
-			fprintf(sm_human(), "%s %s (%s)", sep, p->kept, p->kept_format);
-		fprintf(sm_human(), "\n");
-	}
-	sm_job_print_kept(c);
-}
-
 static int run_abort(struct undo *u)
 {
 	struct sm_jobctx *c = u->c;
@@ -326,7 +299,7 @@ static int run_abort(struct undo *u)
 }
 
 enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long job_id,
-			     enum sm_abort_via via, struct sm_progress *pr)
+			     enum sm_abort_via via, struct sm_progress *pr, struct sm_job_result *r)
 {
 	struct sm_jobctx c;
 	struct sm_job_lock lock;
@@ -334,13 +307,15 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 	enum sm_move_result ret = SM_MOVE_REFUSED;
 
 	memset(&c, 0, sizeof(c));
+	r->verb = SM_JOB_VERB_ABORT;
+	r->via_stream = via == SM_ABORT_STREAM;
 	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "abort") < 0)
 		goto cleanup;
 	/* libvirt's "shut off" is a claim: prove it before working offline. */
 	if (!c.running && sm_reconcile_job_off(&c, "abort") < 0)
 		goto cleanup;
 	if (!c.dom) {
-		sm_job_report_gone(&c);
+		sm_job_locate_gone(&c, r);
 		sm_error("job %lld cannot be undone: its domain '%s' no longer exists; start a "
 			 "domain of that name on the files listed, then run 'snapmove abort %lld'",
 			 job_id, c.domain_name, job_id);
@@ -371,19 +346,8 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 		sm_error_restore(&err);
 		goto cleanup;
 	}
-	if (sm_job_close(&c, SM_JOB_ABORTED) < 0)
-		goto cleanup;
-	sm_job_hooks_run(&c, "after_abort");
-	print_outcome(&u);
-	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 
 cleanup:
-	if (c.job)
-		sm_job_emit_result(&c, ret == SM_MOVE_OK ? "aborted" : sm_move_status_name(ret),
-				   sm_move_exit_code(ret),
-				   ret == SM_MOVE_OK ? NULL : sm_error_message());
-	sm_job_unlock(&lock, 0);
-	sm_jobctx_release(&c);
-	return ret;
+	return sm_job_end(&c, &lock, ret, r);
 }

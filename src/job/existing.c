@@ -1,11 +1,10 @@
 /* existing.c: the opening shared by resume and abort (refuse a finished job,
- * take its lock, load it), and the report of where the data of a job whose
- * domain is gone is.
+ * take its lock, load it), and where the data of a job whose domain is gone
+ * is (for the result; src/report.c prints it).
  */
 #include "job/job_run.h"
 #include "lock.h"
 #include "job/reconcile.h"
-#include "events.h"
 #include "util.h"
 #include <sys/stat.h>
 
@@ -41,48 +40,40 @@ error:
 	return -1;
 }
 
-static void print_chain_of(const char *target, const char *what, const char *top,
-			   const char *top_format, const struct sm_plan_disk *p, bool dst,
-			   size_t from)
+/* A chain of disk p: top, then p's images from 'from' (destination or
+ * source), then the image the job kept in place. */
+static void chain_of(struct sm_result_disk *d, enum sm_result_where where, const char *top,
+		     const char *top_format, const struct sm_plan_disk *p, bool dst, size_t from)
 {
-	fprintf(sm_human(), "  %s: %s\n    %s (%s)", target, what, top, top_format);
+	d->where = where;
+	sm_result_chain_add(&d->after, top, top_format);
 	for (size_t k = from; k < p->nimages; k++)
-		fprintf(sm_human(), " <- %s (%s)", dst ? p->images[k].dst : p->images[k].src,
-		       dst ? p->images[k].dst_format : p->images[k].format);
+		sm_result_chain_add(&d->after, dst ? p->images[k].dst : p->images[k].src,
+				    dst ? p->images[k].dst_format : p->images[k].format);
 	if (p->kept)
-		fprintf(sm_human(), " <- %s (%s)", p->kept, p->kept_format);
-	fprintf(sm_human(), "\n");
+		sm_result_chain_add(&d->after, p->kept, p->kept_format);
 }
 
-void sm_job_report_gone(const struct sm_jobctx *c)
+void sm_job_locate_gone(const struct sm_jobctx *c, struct sm_job_result *r)
 {
-	fprintf(sm_human(), "domain '%s' (%s) no longer exists: a transient domain that was shut down "
-	       "or destroyed has no definition to rewrite.  Its data is here:\n",
-	       c->domain_name, c->uuid);
+	r->gone = true;
+	sm_job_result_init_disks(c, r);
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
+		struct sm_result_disk *d = &r->disks[i];
 		struct stat sb;
 
 		if (c->disks[i].state >= SM_DISK_COLLAPSED)
-			print_chain_of(p->target, "moved; the destination chain", p->images[0].dst,
-				       p->images[0].dst_format, p, true, 1);
+			chain_of(d, SM_WHERE_MOVED, p->images[0].dst, p->images[0].dst_format, p,
+				 true, 1);
 		else if (c->disks[i].state >= SM_DISK_PIVOTED || (c->disks[i].pivoting &&
 							     lstat(p->dst_overlay, &sb) == 0))
-			print_chain_of(p->target, c->disks[i].state >= SM_DISK_PIVOTED
-				       ? "the newest writes are in the destination overlay, over "
-					 "the destination chain"
-				       : "a pivot was under way: the newest writes are in the "
-					 "destination overlay, over the destination chain (only if "
-					 "that pivot never happened are they in the source overlay "
-					 "instead)", p->dst_overlay, "qcow2", p, true, 0);
+			chain_of(d, c->disks[i].state >= SM_DISK_PIVOTED ? SM_WHERE_DST_OVERLAY
+				 : SM_WHERE_PIVOTING, p->dst_overlay, "qcow2", p, true, 0);
 		else if (c->disks[i].state >= SM_DISK_SNAPSHOTTED && lstat(p->src_overlay, &sb) == 0)
-			print_chain_of(p->target, "the newest writes are in the source overlay, "
-				       "over the original chain", p->src_overlay, "qcow2", p,
-				       false, 0);
+			chain_of(d, SM_WHERE_SRC_OVERLAY, p->src_overlay, "qcow2", p, false, 0);
 		else
-			print_chain_of(p->target, "the original chain, unchanged", p->images[0].src,
-				       p->images[0].format, p, false, 1);
+			chain_of(d, SM_WHERE_ORIGINAL, p->images[0].src, p->images[0].format, p,
+				 false, 1);
 	}
-	fprintf(sm_human(), "Start a domain named '%s' on those files, then run 'snapmove resume %lld' "
-	       "or 'snapmove abort %lld'.\n", c->domain_name, c->job, c->job);
 }

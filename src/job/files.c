@@ -189,23 +189,6 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role 
 	return sm_job_file(c, path, role, SM_FILE_REMOVED);
 }
 
-void sm_job_print_kept(const struct sm_jobctx *c)
-{
-	struct sm_file_row *files = NULL;
-	size_t n = 0;
-
-	if (sm_journal_file_list(c->j, c->job, &files, &n) < 0) {
-		sm_error_clear();
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (sm_file_row_state(&files[i]) == SM_FILE_KEPT)
-			fprintf(sm_human(), "  kept %s (the job's %s, not deleted: see the warning "
-				"above); delete it by hand if nothing needs it\n", files[i].path,
-				files[i].role);
-	sm_file_rows_free(files, n);
-}
-
 int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role role)
 {
 	int rc = sm_job_remove_file(c, path, role);

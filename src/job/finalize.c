@@ -88,16 +88,12 @@ int sm_job_phase_finalize(struct sm_jobctx *c)
 	return 0;
 }
 
-void sm_job_delete_source(struct sm_jobctx *c)
+int sm_job_delete_source(struct sm_jobctx *c, unsigned long long *freed)
 {
-	unsigned long long freed = 0;
-	char b[32];
-
-	if (sm_cleanup_run(c->v, c->j, c->job, c->pr, &freed) < 0)
-		sm_progress_say(c->pr, "warning: the move is done but its source was not "
-				"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(),
-				c->job);
-	else
-		fprintf(sm_human(), "deleted the source: %s freed\n",
-			sm_format_bytes(freed, b, sizeof(b)));
+	*freed = 0;
+	if (sm_cleanup_run(c->v, c->j, c->job, c->pr, freed) == 0)
+		return 0;
+	sm_progress_say(c->pr, "warning: the move is done but its source was not "
+			"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(), c->job);
+	return -1;
 }

@@ -16,6 +16,7 @@
 #include "chain/chain.h"
 #include "chain/plan.h"
 #include "copy/copy.h"
+#include "job/outcome.h"
 #include "states.h"
 #include "journal.h"
 #include "progress.h"
@@ -113,10 +114,17 @@ int sm_job_run(struct sm_jobctx *c, enum sm_job_order order);
  * max of them into out; returns how many. */
 size_t sm_job_phases(enum sm_job_order order, enum sm_phase *out, size_t max);
 
-/* The final "result" event (--json): status, exit code, error, and each
- * disk's chain before and now. */
-void sm_job_emit_result(const struct sm_jobctx *c, const char *status, int exit_code,
-			const char *error);
+struct sm_job_lock;
+/* The ending move, resume and abort share.  ret SM_MOVE_OK: the job's work
+ * is done: close it (done, or aborted for r->verb abort), run the
+ * after_move or after_abort hooks, tell r->on_done, delete the source when
+ * r->delete_source; otherwise the job stopped with ret.  Either way r is
+ * filled (when a job was opened), the lock released and c released.
+ * Returns how the command ended. */
+enum sm_move_result sm_job_end(struct sm_jobctx *c, struct sm_job_lock *lock,
+			       enum sm_move_result ret, struct sm_job_result *r);
+/* r's disks, one per plan of c (their targets). */
+void sm_job_result_init_disks(const struct sm_jobctx *c, struct sm_job_result *r);
 
 /* The last step of every path: the job is done; prints nothing. */
 int sm_job_close(struct sm_jobctx *c, enum sm_job_state state);
@@ -144,13 +152,12 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role 
 /* sm_job_remove_file for a name the job is about to make again: -1 when
  * the file there was kept. */
 int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role role);
-/* The outcome's lines for the job's files that were kept. */
-void sm_job_print_kept(const struct sm_jobctx *c);
 /* Remove disk i's source overlay at the end of a move (sm_job_remove_file). */
 int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i);
 /* --delete-source of a finished move: its source images that nothing uses
- * (src/cleanup.c), or a warning naming 'snapmove cleanup JOB'. */
-void sm_job_delete_source(struct sm_jobctx *c);
+ * (src/cleanup.c): 0 and *freed, or -1 after a warning naming 'snapmove
+ * cleanup JOB' (through the progress lines). */
+int sm_job_delete_source(struct sm_jobctx *c, unsigned long long *freed);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
 /* The chain of plan p from its old active image down, to read from: as libvirt
@@ -179,14 +186,14 @@ int sm_job_wait_ready(struct sm_jobctx *c, const bool *which, const char *label)
  * no disk uses before the pivot).  What was found is said and warned. */
 int sm_job_clear_lost(struct sm_jobctx *c, size_t i, const char *path, bool dst_chain);
 
-struct sm_job_lock;
 /* The opening of resume and abort: refuse a finished job, take the job's
  * lock, load it (verb names the command in messages). */
 int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 			 long long job_id, struct sm_progress *pr, struct sm_job_lock *lock,
 			 const char *verb);
-/* Print where each disk's data is, for a domain that no longer exists. */
-void sm_job_report_gone(const struct sm_jobctx *c);
+/* Where each disk's data is, for a domain that no longer exists: r->gone,
+ * and each disk's 'after' and 'where'. */
+void sm_job_locate_gone(const struct sm_jobctx *c, struct sm_job_result *r);
 /* Move a shut-off domain's disks: copy, rewrite the definition, clean up;
  * on failure the job is recorded as failed (resumable).  offline.c. */
 int sm_job_complete_offline(struct sm_jobctx *c);

@@ -7,9 +7,9 @@
 #include "job/hook_facts.h"
 #include "lock.h"
 #include "job/reconcile.h"
-#include "events.h"
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the job ---- */
@@ -78,167 +78,51 @@ error:
 	return -1;
 }
 
-static void print_chain(const char *label, const char *target, const char *const *paths,
-			const char *const *formats, size_t n)
+/* A plan's chain before the move, or after it as planned: under the
+ * destination overlay with --keep-overlay; a flattened disk has no kept
+ * image below it. */
+static void plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bool after,
+		       struct sm_result_chain *ch)
 {
-	fprintf(sm_human(), "  %s %s:", target, label);
-	for (size_t i = 0; i < n; i++)
-		fprintf(sm_human(), "%s %s (%s)", i ? " <-" : "", paths[i], formats[i]);
-	fprintf(sm_human(), "\n");
+	if (after && keep_overlay)
+		sm_result_chain_add(ch, p->dst_overlay, "qcow2");
+	for (size_t k = 0; k < p->nimages; k++)
+		sm_result_chain_add(ch, after ? p->images[k].dst : p->images[k].src,
+				    after ? p->images[k].dst_format : p->images[k].format);
+	if (p->kept && !(after && p->flat))
+		sm_result_chain_add(ch, p->kept, p->kept_format);
 }
 
-static void print_plan_chain(bool keep_overlay, const struct sm_plan_disk *p, bool after)
+/* The dry run's result: the plan, and the space it needs. */
+static void dry_run_result(const struct move *m, unsigned long long need,
+			   unsigned long long avail, struct sm_job_result *r)
 {
-	const char **paths = sm_xcalloc(p->nimages + 2, sizeof(*paths));
-	const char **formats = sm_xcalloc(p->nimages + 2, sizeof(*formats));
-	size_t n = 0;
+	const char **targets = sm_xcalloc(m->nplans + 1, sizeof(*targets));
 
-	if (after && keep_overlay) {
-		paths[n] = p->dst_overlay;
-		formats[n++] = "qcow2";
-	}
-	for (size_t k = 0; k < p->nimages; k++) {
-		paths[n] = after ? p->images[k].dst : p->images[k].src;
-		formats[n++] = after ? p->images[k].dst_format : p->images[k].format;
-	}
-	if (p->kept && !(after && p->flat)) {
-		paths[n] = p->kept;
-		formats[n++] = p->kept_format;
-	}
-	print_chain(after ? "after " : "before", p->target, paths, formats, n);
-	free(paths);
-	free(formats);
-}
-
-static struct json_object *plan_chain_json(const struct sm_plan_disk *p, bool after,
-					    bool keep_overlay)
-{
-	struct json_object *a = json_object_new_array();
-
-	for (size_t k = 0; k <= p->nimages; k++) {
-		struct json_object *img;
-		const char *path, *format;
-
-		if (k == 0 && after && keep_overlay) {
-			path = p->dst_overlay;
-			format = "qcow2";
-		} else if (k == p->nimages) {
-			if (!p->kept || (after && p->flat))
-				break;
-			path = p->kept;
-			format = p->kept_format;
-		} else {
-			path = after ? p->images[k].dst : p->images[k].src;
-			format = after ? p->images[k].dst_format : p->images[k].format;
-		}
-		img = json_object_new_object();
-		json_object_object_add(img, "path", json_object_new_string(path));
-		json_object_object_add(img, "format", json_object_new_string(format));
-		json_object_array_add(a, img);
-		if (k == 0 && after && keep_overlay) {
-			img = json_object_new_object();
-			json_object_object_add(img, "path", json_object_new_string(p->images[0].dst));
-			json_object_object_add(img, "format",
-					       json_object_new_string(p->images[0].dst_format));
-			json_object_array_add(a, img);
-		}
-	}
-	return a;
-}
-
-static void print_dry_run_json(const struct move *m, unsigned long long need,
-			       unsigned long long avail)
-{
-	struct json_object *doc = json_object_new_object();
-	struct json_object *disks = json_object_new_array();
-	unsigned long long bytes = 0;
-
-	json_object_object_add(doc, "dry_run", json_object_new_boolean(true));
-	json_object_object_add(doc, "domain", json_object_new_string(m->o->domain));
-	json_object_object_add(doc, "domain_uuid", json_object_new_string(m->uuid));
-	json_object_object_add(doc, "persistent", json_object_new_boolean(m->persistent));
-	json_object_object_add(doc, "dest", json_object_new_string(m->dest));
+	r->dry_run = true;
+	r->domain = sm_xstrdup(m->o->domain);
+	r->uuid = sm_xstrdup(m->uuid);
+	r->persistent = m->persistent;
+	r->dest = sm_xstrdup(m->dest);
+	r->dest_needs = need;
+	r->dest_free = avail;
+	for (size_t i = 0; i < m->nplans; i++)
+		targets[i] = m->plans[i].target;
+	sm_job_result_disks(r, targets, m->nplans);
+	free(targets);
 	for (size_t i = 0; i < m->nplans; i++) {
 		const struct sm_plan_disk *p = &m->plans[i];
-		struct json_object *d = json_object_new_object();
-		unsigned long long b = 0;
+		struct sm_result_disk *d = &r->disks[i];
 
+		plan_chain(false, p, false, &d->before);
+		plan_chain(m->o->keep_overlay, p, true, &d->after);
 		for (size_t k = 0; k < p->nimages; k++)
-			b += p->images[k].allocated;
-		bytes += b;
-		json_object_object_add(d, "target", json_object_new_string(p->target));
-		json_object_object_add(d, "before", plan_chain_json(p, false, false));
-		json_object_object_add(d, "after", plan_chain_json(p, true, m->o->keep_overlay));
-		json_object_object_add(d, "bytes", json_object_new_int64((int64_t)b));
+			d->bytes += p->images[k].allocated;
 		if (p->kept && !p->flat) {
-			json_object_object_add(d, "kept", json_object_new_string(p->kept));
-			json_object_object_add(d, "kept_user", json_object_new_string(p->kept_user));
+			d->kept = sm_xstrdup(p->kept);
+			d->kept_user = sm_xstrdup(p->kept_user);
 		}
-		json_object_array_add(disks, d);
 	}
-	json_object_object_add(doc, "disks", disks);
-	json_object_object_add(doc, "bytes_to_copy", json_object_new_int64((int64_t)bytes));
-	json_object_object_add(doc, "dest_needs", json_object_new_int64((int64_t)need));
-	json_object_object_add(doc, "dest_free", json_object_new_int64((int64_t)avail));
-	sm_json_print(doc);
-}
-
-static void print_dry_run(const struct move *m, unsigned long long need,
-			  unsigned long long avail)
-{
-	if (sm_events_enabled()) {
-		print_dry_run_json(m, need, avail);
-		return;
-	}
-	char b[32], n[32], a[32];
-	unsigned long long bytes = 0;
-
-	fprintf(sm_human(), "dry run: nothing was changed\n");
-	fprintf(sm_human(), "domain %s (%s), %s\n", m->o->domain, m->uuid,
-	       m->persistent ? "persistent" : "transient");
-	for (size_t i = 0; i < m->nplans; i++) {
-		print_plan_chain(m->o->keep_overlay, &m->plans[i], false);
-		print_plan_chain(m->o->keep_overlay, &m->plans[i], true);
-		for (size_t k = 0; k < m->plans[i].nimages; k++)
-			bytes += m->plans[i].images[k].allocated;
-	}
-	for (size_t i = 0; i < m->nplans; i++)
-		if (m->plans[i].kept && !m->plans[i].flat)
-			fprintf(sm_human(), "  %s keeps '%s' (and what is below it) where it is: it is also "
-			       "used by %s (--copy-shared copies it)\n", m->plans[i].target,
-			       m->plans[i].kept, m->plans[i].kept_user);
-	fprintf(sm_human(), "bytes to copy: %s\n", sm_format_bytes(bytes, b, sizeof(b)));
-	fprintf(sm_human(), "destination %s: needs %s, %s free\n", m->dest,
-	       sm_format_bytes(need, n, sizeof(n)), sm_format_bytes(avail, a, sizeof(a)));
-}
-
-static void print_result(const struct sm_jobctx *c, double seconds)
-{
-	SM_AUTOFREE char *xml = sm_virt_domain_xml(c->dom, false);
-	struct sm_domain_disks now;
-
-	fprintf(sm_human(), "moved domain %s in %.1f s (job %lld)\n", c->domain_name, seconds, c->job);
-	sm_job_print_kept(c);
-	if (!xml || sm_chain_parse(xml, &now) < 0)
-		return;
-	for (size_t i = 0; i < c->nplans; i++) {
-		const struct sm_disk *d = sm_domain_disks_find(&now, c->plans[i].target);
-		const char **paths, **formats;
-
-		print_plan_chain(c->keep_overlay, &c->plans[i], false);
-		if (!d)
-			continue;
-		paths = sm_xcalloc(d->nchain + 1, sizeof(*paths));
-		formats = sm_xcalloc(d->nchain + 1, sizeof(*formats));
-		for (size_t k = 0; k < d->nchain; k++) {
-			paths[k] = d->chain[k].path;
-			formats[k] = d->chain[k].format;
-		}
-		print_chain("now   ", d->target, paths, formats, d->nchain);
-		free(paths);
-		free(formats);
-	}
-	sm_domain_disks_release(&now);
 }
 
 /* Hand the validated move over to a job context (the plans move over). */
@@ -275,20 +159,22 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 
 enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 			    const struct sm_move_opts *o, struct sm_progress *pr,
-			    long long *job_id)
+			    long long *job_id, struct sm_job_result *r)
 {
 	struct move m = { .v = v, .j = j, .o = o, .pr = pr };
 	struct sm_jobctx c = { 0 };
 	struct sm_job_lock lock = { .fd = -1 };
 	unsigned long long need = 0, avail = 0;
 	enum sm_move_result ret = SM_MOVE_REFUSED;
-	double t0 = sm_monotonic();
 
+	r->verb = SM_JOB_VERB_MOVE;
+	r->started = sm_monotonic();
+	r->delete_source = o->delete_source;
 	*job_id = 0;
 	if (sm_move_validate(&m, &need, &avail) < 0)
 		goto cleanup;
 	if (o->dry_run) {
-		print_dry_run(&m, need, avail);
+		dry_run_result(&m, need, avail, r);
 		ret = SM_MOVE_OK;
 		goto cleanup;
 	}
@@ -319,25 +205,10 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 		ret = c.vetoed ? SM_MOVE_VETOED : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
 		goto cleanup;
 	}
-	if (sm_job_close(&c, SM_JOB_DONE) < 0)
-		goto cleanup;
-	sm_job_hooks_run(&c, "after_move");
-	print_result(&c, sm_monotonic() - t0);
-	if (o->delete_source) {
-		sm_job_delete_source(&c);
-	} else {
-		fprintf(sm_human(), "the source images stay; 'snapmove cleanup %lld' deletes those nothing "
-		       "uses\n", m.job);
-	}
-	sm_job_unlock(&lock, 1);
 	ret = SM_MOVE_OK;
 
 cleanup:
-	if (c.job)
-		sm_job_emit_result(&c, sm_move_status_name(ret), sm_move_exit_code(ret),
-				   ret == SM_MOVE_OK ? NULL : sm_error_message());
-	sm_job_unlock(&lock, 0);
-	sm_jobctx_release(&c);
+	ret = sm_job_end(&c, &lock, ret, r);
 	sm_move_release(&m);
 	return ret;
 }

@@ -19,9 +19,11 @@
 #include "progress.h"
 #include "virt.h"
 
-/* Run a move.  *job_id is 0 when no job was opened. */
+/* Run a move.  *job_id is 0 when no job was opened.  r (its on_done set or
+ * NULL beforehand) is filled with what happened, or with the plan of a dry
+ * run, for src/report.c to print; nothing is printed here. */
 enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 			    const struct sm_move_opts *o, struct sm_progress *pr,
-			    long long *job_id);
+			    long long *job_id, struct sm_job_result *r);
 
 #endif

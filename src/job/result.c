@@ -1,8 +1,13 @@
-/* result.c: the --json result of a job (each disk's chain before and now),
- * and the default number of parallel copies (devices under a file system).
+/* result.c: the result of a job (struct sm_job_result: each disk's chain
+ * before and now, the files it kept, what --delete-source freed), filled at
+ * the one ending move, resume and abort share (sm_job_end); and the default
+ * number of parallel copies (devices under a file system).  It prints
+ * nothing: src/report.c renders the result.
  */
 #include "job/internal.h"
+#include "job/hook_facts.h"
 #include "events.h"
+#include "lock.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -53,80 +58,163 @@ unsigned sm_job_default_parallel(const char *dest)
 	return count_leaves(sys, 0);
 }
 
-static struct json_object *chain_json(const char *const *paths, const char *const *formats,
-				      size_t n)
+void sm_job_result_init_disks(const struct sm_jobctx *c, struct sm_job_result *r)
 {
-	struct json_object *a = json_object_new_array();
+	const char **targets = sm_xcalloc(c->nplans + 1, sizeof(*targets));
 
-	for (size_t k = 0; k < n; k++) {
-		struct json_object *img = json_object_new_object();
-
-		json_object_object_add(img, "path", json_object_new_string(paths[k]));
-		json_object_object_add(img, "format", json_object_new_string(formats[k] ? formats[k] : ""));
-		json_object_array_add(a, img);
-	}
-	return a;
+	for (size_t i = 0; i < c->nplans; i++)
+		targets[i] = c->plans[i].target;
+	sm_job_result_disks(r, targets, c->nplans);
+	free(targets);
 }
 
-void sm_job_emit_result(const struct sm_jobctx *c, const char *status, int exit_code,
-			const char *error)
+/* The chain a resume ended on: the destination chain as planned, under the
+ * destination overlay with --keep-overlay. */
+static void resumed_chain(const struct sm_jobctx *c, size_t i, struct sm_result_chain *ch)
 {
-	struct json_object *o, *disks;
-	struct sm_domain_disks now = { 0 };
-	char *xml = NULL;
+	const struct sm_plan_disk *p = &c->plans[i];
 
-	if (!sm_events_wanted())
-		return;
-	if (c->dom && (xml = virDomainGetXMLDesc(c->dom, virDomainIsActive(c->dom) == 1 ? 0 :
-						 VIR_DOMAIN_XML_INACTIVE)))
-		sm_chain_parse(xml, &now);
+	if (c->keep_overlay)
+		sm_result_chain_add(ch, p->dst_overlay, "qcow2");
+	for (size_t k = 0; k < p->nimages; k++)
+		sm_result_chain_add(ch, p->images[k].dst, p->images[k].dst_format);
+	if (p->kept)
+		sm_result_chain_add(ch, p->kept, p->kept_format);
+}
+
+/* The chain an abort ended on: the original chain, or, streamed, the
+ * source overlay the original image went into over what was below it. */
+static void aborted_chain(const struct sm_jobctx *c, size_t i, bool via_stream,
+			  struct sm_result_disk *d)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+
+	d->streamed = via_stream && c->disks[i].state != SM_DISK_PLANNED;
+	if (d->streamed)
+		sm_result_chain_add(&d->after, p->src_overlay, "qcow2");
+	for (size_t k = d->streamed ? 1 : 0; k < p->nimages; k++)
+		sm_result_chain_add(&d->after, p->images[k].src, p->images[k].format);
+	if (p->kept)
+		sm_result_chain_add(&d->after, p->kept, p->kept_format);
+}
+
+/* Each disk's chain as libvirt shows it now (the live XML of a running
+ * domain, else the persistent one).  The command's error stays as it was. */
+static void read_now(const struct sm_jobctx *c, struct sm_job_result *r)
+{
+	struct sm_domain_disks now = { 0 };
+	char *err = sm_error_preserve();
+	char *xml = virDomainGetXMLDesc(c->dom, virDomainIsActive(c->dom) == 1 ? 0 :
+					VIR_DOMAIN_XML_INACTIVE);
+
+	if (xml && sm_chain_parse(xml, &now) == 0) {
+		r->now_read = true;
+		for (size_t i = 0; i < r->ndisks; i++) {
+			const struct sm_disk *d = sm_domain_disks_find(&now, c->plans[i].target);
+
+			if (!d)
+				continue;
+			r->disks[i].has_now = true;
+			for (size_t k = 0; k < d->nchain; k++)
+				sm_result_chain_add(&r->disks[i].now, d->chain[k].path,
+						    d->chain[k].format);
+		}
+	}
 	free(xml);
-	o = json_object_new_object();
-	json_object_object_add(o, "job", json_object_new_int64(c->job));
-	json_object_object_add(o, "domain", json_object_new_string(c->domain_name));
-	json_object_object_add(o, "status", json_object_new_string(status));
-	json_object_object_add(o, "exit", json_object_new_int(exit_code));
-	if (error)
-		json_object_object_add(o, "error", json_object_new_string(error));
-	disks = json_object_new_array();
+	sm_domain_disks_release(&now);
+	sm_error_restore(&err);
+}
+
+/* The files the job kept (journaled "kept"), for the outcome. */
+static void read_kept(const struct sm_jobctx *c, struct sm_job_result *r)
+{
+	struct sm_file_row *files = NULL;
+	size_t n = 0;
+
+	if (sm_journal_file_list(c->j, c->job, &files, &n) < 0) {
+		sm_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sm_file_row_state(&files[i]) != SM_FILE_KEPT)
+			continue;
+		r->kept = sm_xrealloc(r->kept, (r->nkept + 1) * sizeof(*r->kept));
+		r->kept[r->nkept].path = sm_xstrdup(files[i].path);
+		r->kept[r->nkept].role = sm_xstrdup(files[i].role);
+		r->nkept++;
+	}
+	sm_file_rows_free(files, n);
+}
+
+/* What the job's result says of it: each disk's state and chains. */
+static void fill_result(const struct sm_jobctx *c, struct sm_job_result *r)
+{
+	r->job = c->job;
+	r->domain = sm_xstrdup(c->domain_name);
+	r->uuid = sm_xstrdup(c->uuid);
+	sm_job_result_init_disks(c, r);
 	for (size_t i = 0; i < c->nplans; i++) {
 		const struct sm_plan_disk *p = &c->plans[i];
-		const struct sm_disk *d = sm_domain_disks_find(&now, p->target);
-		const char **paths = sm_xcalloc(p->nimages + 1, sizeof(*paths));
-		const char **formats = sm_xcalloc(p->nimages + 1, sizeof(*formats));
-		struct json_object *disk = json_object_new_object();
-		size_t n = 0;
+		struct sm_result_disk *d = &r->disks[i];
 
-		for (size_t k = 0; k < p->nimages; k++) {
-			paths[n] = p->images[k].src;
-			formats[n++] = p->images[k].format;
+		d->state = c->disks[i].state;
+		d->error = sm_xstrdup_or_null(c->disks[i].failed);
+		for (size_t k = 0; k < p->nimages; k++)
+			sm_result_chain_add(&d->before, p->images[k].src, p->images[k].format);
+		if (p->kept)
+			sm_result_chain_add(&d->before, p->kept, p->kept_format);
+		if (r->gone)
+			continue;  /* 'after' says where the data is */
+		switch (r->verb) {
+		case SM_JOB_VERB_MOVE:
+			break;
+		case SM_JOB_VERB_RESUME:
+			resumed_chain(c, i, &d->after);
+			break;
+		case SM_JOB_VERB_ABORT:
+			aborted_chain(c, i, r->via_stream, d);
+			break;
 		}
-		if (p->kept) {
-			paths[n] = p->kept;
-			formats[n++] = p->kept_format;
-		}
-		json_object_object_add(disk, "target", json_object_new_string(p->target));
-		json_object_object_add(disk, "state",
-				       json_object_new_string(sm_disk_state_name(c->disks[i].state)));
-		if (c->disks && c->disks[i].failed)
-			json_object_object_add(disk, "error", json_object_new_string(c->disks[i].failed));
-		json_object_object_add(disk, "before", chain_json(paths, formats, n));
-		free(paths);
-		free(formats);
-		if (d) {
-			paths = sm_xcalloc(d->nchain + 1, sizeof(*paths));
-			formats = sm_xcalloc(d->nchain + 1, sizeof(*formats));
-			for (size_t k = 0; k < d->nchain; k++) {
-				paths[k] = d->chain[k].path ? d->chain[k].path : "";
-				formats[k] = d->chain[k].format;
-			}
-			json_object_object_add(disk, "after", chain_json(paths, formats, d->nchain));
-			free(paths);
-			free(formats);
-		}
-		json_object_array_add(disks, disk);
 	}
-	json_object_object_add(o, "disks", disks);
-	sm_domain_disks_release(&now);
-	sm_event_emit("result", o);
+	if (c->dom && (sm_events_wanted() ||
+		       (r->verb == SM_JOB_VERB_MOVE && r->outcome == SM_MOVE_OK)))
+		read_now(c, r);
+	if (r->outcome == SM_MOVE_OK)
+		read_kept(c, r);
+}
+
+enum sm_move_result sm_job_end(struct sm_jobctx *c, struct sm_job_lock *lock,
+			       enum sm_move_result ret, struct sm_job_result *r)
+{
+	bool abort_job = r->verb == SM_JOB_VERB_ABORT;
+	bool filled = false;
+
+	if (ret == SM_MOVE_OK && c->job) {
+		ret = SM_MOVE_FAILED;
+		if (sm_job_close(c, abort_job ? SM_JOB_ABORTED : SM_JOB_DONE) < 0)
+			goto cleanup;
+		sm_job_hooks_run(c, abort_job ? "after_abort" : "after_move");
+		r->outcome = SM_MOVE_OK;
+		r->seconds = sm_monotonic() - r->started;
+		fill_result(c, r);
+		filled = true;
+		if (r->on_done) {
+			r->on_done(r);
+			r->shown = true;
+		}
+		if (r->delete_source)
+			r->source_deleted = sm_job_delete_source(c, &r->freed) == 0;
+		sm_job_unlock(lock, 1);
+		ret = SM_MOVE_OK;
+	}
+
+cleanup:
+	r->outcome = ret;
+	if (c->job && !filled) {
+		r->error = ret == SM_MOVE_OK ? NULL : sm_xstrdup(sm_error_message());
+		fill_result(c, r);
+	}
+	sm_job_unlock(lock, 0);
+	sm_jobctx_release(c);
+	return ret;
 }

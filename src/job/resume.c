@@ -5,44 +5,27 @@
 #include "job/hook_facts.h"
 #include "lock.h"
 #include "job/reconcile.h"
-#include "events.h"
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static void print_outcome(const struct sm_jobctx *c, const char *what)
-{
-	fprintf(sm_human(), "%s job %lld of domain %s\n", what, c->job, c->domain_name);
-	for (size_t i = 0; i < c->nplans; i++) {
-		const struct sm_plan_disk *p = &c->plans[i];
-		bool ovl = c->keep_overlay;
-
-		fprintf(sm_human(), "  %s now:", p->target);
-		if (ovl)
-			fprintf(sm_human(), " %s (qcow2) <-", p->dst_overlay);
-		for (size_t k = 0; k < p->nimages; k++)
-			fprintf(sm_human(), "%s %s (%s)", k ? " <-" : "", p->images[k].dst, p->images[k].dst_format);
-		if (p->kept)
-			fprintf(sm_human(), " <- %s (%s)", p->kept, p->kept_format);
-		fprintf(sm_human(), "\n");
-	}
-}
-
 enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long job_id,
-			      struct sm_progress *pr)
+			      struct sm_progress *pr, struct sm_job_result *r)
 {
 	struct sm_jobctx c;
 	struct sm_job_lock lock;
 	enum sm_move_result ret = SM_MOVE_REFUSED;
 
 	memset(&c, 0, sizeof(c));
+	r->verb = SM_JOB_VERB_RESUME;
 	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "resume") < 0)
 		goto cleanup;
 	/* libvirt's "shut off" is a claim: prove it before working offline. */
 	if (!c.running && sm_reconcile_job_off(&c, "resume") < 0)
 		goto cleanup;
 	if (!c.dom) {
-		sm_job_report_gone(&c);
+		sm_job_locate_gone(&c, r);
 		sm_error("job %lld cannot go on: its domain '%s' no longer exists; start a domain "
 			 "of that name on the files listed, then run 'snapmove resume %lld'",
 			 job_id, c.domain_name, job_id);
@@ -73,20 +56,9 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 	} else if (sm_job_complete_offline(&c) < 0) {
 		goto cleanup;
 	}
-	if (sm_job_close(&c, SM_JOB_DONE) < 0)
-		goto cleanup;
-	sm_job_hooks_run(&c, "after_move");
-	print_outcome(&c, "finished");
-	if (c.delete_source)
-		sm_job_delete_source(&c);
-	sm_job_unlock(&lock, 1);
+	r->delete_source = c.delete_source;
 	ret = SM_MOVE_OK;
 
 cleanup:
-	if (c.job)
-		sm_job_emit_result(&c, sm_move_status_name(ret), sm_move_exit_code(ret),
-				   ret == SM_MOVE_OK ? NULL : sm_error_message());
-	sm_job_unlock(&lock, 0);
-	sm_jobctx_release(&c);
-	return ret;
+	return sm_job_end(&c, &lock, ret, r);
 }

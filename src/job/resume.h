@@ -19,9 +19,11 @@ enum sm_abort_via {
 	SM_ABORT_STREAM,  /* block stream of the original image into the overlay */
 };
 
+/* Both fill r (its on_done set or NULL beforehand) with what happened, for
+ * src/report.c to print; they print nothing. */
 enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long job_id,
-			      struct sm_progress *pr);
+			      struct sm_progress *pr, struct sm_job_result *r);
 enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long job_id,
-			     enum sm_abort_via via, struct sm_progress *pr);
+			     enum sm_abort_via via, struct sm_progress *pr, struct sm_job_result *r);
 
 #endif
