@@ -2,7 +2,6 @@
  * chain and the source overlay removed.
  */
 #include "job/internal.h"
-#include "cleanup.h"
 #include "events.h"
 #include "snapshot/define.h"
 #include "util.h"
@@ -86,14 +85,4 @@ int sm_job_phase_finalize(struct sm_jobctx *c)
 			return -1;
 	}
 	return 0;
-}
-
-int sm_job_delete_source(struct sm_jobctx *c, unsigned long long *freed)
-{
-	*freed = 0;
-	if (sm_cleanup_run(c->v, c->j, c->job, c->pr, freed) == 0)
-		return 0;
-	sm_progress_say(c->pr, "warning: the move is done but its source was not "
-			"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(), c->job);
-	return -1;
 }

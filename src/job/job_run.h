@@ -154,10 +154,6 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role 
 int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role role);
 /* Remove disk i's source overlay at the end of a move (sm_job_remove_file). */
 int sm_job_remove_src_overlay(struct sm_jobctx *c, size_t i);
-/* --delete-source of a finished move: its source images that nothing uses
- * (src/cleanup.c): 0 and *freed, or -1 after a warning naming 'snapmove
- * cleanup JOB' (through the progress lines). */
-int sm_job_delete_source(struct sm_jobctx *c, unsigned long long *freed);
 /* Copy the not yet copied images of disk i (resuming chunk journals). */
 int sm_job_copy_disk(struct sm_jobctx *c, size_t i);
 /* The chain of plan p from its old active image down, to read from: as libvirt

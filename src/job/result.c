@@ -1,11 +1,13 @@
 /* result.c: the result of a job (struct sm_job_result: each disk's chain
  * before and now, the files it kept, what --delete-source freed), filled at
- * the one ending move, resume and abort share (sm_job_end); and the default
+ * the one ending move, resume and abort share (sm_job_end, which also runs
+ * --delete-source); and the default
  * number of parallel copies (devices under a file system).  It prints
  * nothing: src/report.c renders the result.
  */
 #include "job/internal.h"
 #include "job/hook_facts.h"
+#include "cleanup.h"
 #include "events.h"
 #include "lock.h"
 #include "util.h"
@@ -183,6 +185,19 @@ static void fill_result(const struct sm_jobctx *c, struct sm_job_result *r)
 		read_kept(c, r);
 }
 
+/* --delete-source of a finished move: its source images that nothing uses
+ * (src/cleanup.c): 0 and *freed, or -1 after a warning naming 'snapmove
+ * cleanup JOB' (through the progress lines). */
+static int delete_source(struct sm_jobctx *c, unsigned long long *freed)
+{
+	*freed = 0;
+	if (sm_cleanup_run(c->v, c->j, c->job, c->pr, freed) == 0)
+		return 0;
+	sm_progress_say(c->pr, "warning: the move is done but its source was not "
+			"deleted: %s; run 'snapmove cleanup %lld'", sm_error_message(), c->job);
+	return -1;
+}
+
 enum sm_move_result sm_job_end(struct sm_jobctx *c, struct sm_job_lock *lock,
 			       enum sm_move_result ret, struct sm_job_result *r)
 {
@@ -203,7 +218,7 @@ enum sm_move_result sm_job_end(struct sm_jobctx *c, struct sm_job_lock *lock,
 			r->shown = true;
 		}
 		if (r->delete_source)
-			r->source_deleted = sm_job_delete_source(c, &r->freed) == 0;
+			r->source_deleted = delete_source(c, &r->freed) == 0;
 		sm_job_unlock(lock, 1);
 		ret = SM_MOVE_OK;
 	}
