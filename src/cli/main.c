@@ -8,7 +8,9 @@
 
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SM_VERSION "0.1.0"
@@ -56,6 +58,67 @@ static void usage(FILE *f)
 		   "5 interrupted by SIGINT or SIGTERM (the job is resumable).\n");
 }
 
+/* The global options, and whether each takes a value. */
+static const struct {
+	const char *name;
+	bool value;
+} globals[] = {
+	{ "-c", true }, { "--connect", true }, { "--db", true }, { "--json", false },
+	{ "--hooks-dir", true }, { "--hook-timeout", true },
+};
+
+/* How many words global option ARG takes (1 or 2; 2 for a value in the next
+ * word), or 0 when ARG is not one.  "-cURI" and "--db=PATH" are one word. */
+static int global_words(const char *arg)
+{
+	for (size_t i = 0; i < SM_ARRAY_LEN(globals); i++) {
+		size_t n = strlen(globals[i].name);
+
+		if (strncmp(arg, globals[i].name, n) != 0)
+			continue;
+		if (arg[n] == '\0')
+			return globals[i].value ? 2 : 1;
+		if (globals[i].value && (arg[n] == '=' || (n == 2 && arg[1] == 'c')))
+			return 1;
+	}
+	return 0;
+}
+
+/* Global options are accepted anywhere on the line, as people type them
+ * ('snapmove move vm --dest /x --json'): those after the command move in front
+ * of it, in their order, before anything is parsed.  "--" ends the options; a
+ * value-taking option with no value left stays where it is (getopt names it). */
+static void hoist_global_options(int argc, char **argv)
+{
+	int cmd = 1, out;
+	char **moved;
+
+	while (cmd < argc && argv[cmd][0] == '-' && strcmp(argv[cmd], "--") != 0) {
+		int w = global_words(argv[cmd]);
+
+		cmd += w == 2 ? 2 : 1;
+	}
+	if (cmd >= argc || argv[cmd][0] == '-')
+		return;
+	moved = sm_xcalloc((size_t)argc, sizeof(*moved));
+	out = 0;
+	for (int i = cmd + 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		int w = global_words(argv[i]);
+
+		if (w == 0 || i + w > argc)
+			continue;
+		for (int k = 0; k < w; k++)
+			moved[out++] = argv[i + k];
+		memmove(&argv[i], &argv[i + w], (size_t)(argc - i - w) * sizeof(*argv));
+		argc -= w;
+		i--;
+	}
+	/* argv[cmd..argc-1] now holds the command and its own words: make room. */
+	memmove(&argv[cmd + out], &argv[cmd], (size_t)(argc - cmd) * sizeof(*argv));
+	memcpy(&argv[cmd], moved, (size_t)out * sizeof(*argv));
+	free(moved);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -73,6 +136,7 @@ int main(int argc, char **argv)
 	unsigned long long timeout = 60;
 	int c;
 
+	hoist_global_options(argc, argv);
 	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
