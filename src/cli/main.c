@@ -49,6 +49,8 @@ static void usage(FILE *f)
 		   "  --json             machine-readable output: JSON lines of events on stdout\n"
 		   "                     (move, resume, abort, rebalance), a JSON document (list, status,\n"
 		   "                     chain, move --dry-run); human text on stderr\n"
+		   "  -q, --quiet        print only errors (for scripts; the exit status and\n"
+		   "                     the host's log tell the rest)\n"
 		   "  --hooks-dir DIR    hook programs (default /etc/snapmove/hooks.d)\n"
 		   "  --hook-timeout SEC a hook running longer is killed (default 60)\n"
 		   "  -h, --help         this text; 'snapmove help COMMAND' for a command\n"
@@ -64,6 +66,7 @@ static const struct {
 	bool value;
 } globals[] = {
 	{ "-c", true }, { "--connect", true }, { "--db", true }, { "--json", false },
+	{ "-q", false }, { "--quiet", false },
 	{ "--hooks-dir", true }, { "--hook-timeout", true },
 };
 
@@ -125,6 +128,7 @@ int main(int argc, char **argv)
 		{ "connect", required_argument, NULL, 'c' },
 		{ "db", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "hooks-dir", required_argument, NULL, 'H' },
 		{ "hook-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
@@ -137,7 +141,7 @@ int main(int argc, char **argv)
 	int c;
 
 	hoist_global_options(argc, argv);
-	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:hq", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cli.uri = optarg;
@@ -147,6 +151,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			sm_events_enable(true);
+			break;
+		case 'q':
+			sm_human_quiet(true);
 			break;
 		case 'H':
 			hooks_dir = optarg;
