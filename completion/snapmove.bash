@@ -10,7 +10,7 @@
 # package.
 
 _snapmove_commands="move rebalance resume abort list status verify cleanup forget chain copy help"
-_snapmove_global_opts="-c --connect --db --json --hooks-dir --hook-timeout -h --help --version"
+_snapmove_global_opts="-c --connect --db --json -q --quiet --hooks-dir --hook-timeout -h --help --version"
 
 # Options of each command; those that take a value are listed again in
 # _snapmove_takes_value.
