@@ -9,7 +9,7 @@
 # passed on to virsh and snapmove.  Works with or without the bash-completion
 # package.
 
-_snapmove_commands="move rebalance resume abort list status verify cleanup forget chain copy help"
+_snapmove_commands="move rebalance resume abort recover list status verify cleanup forget chain copy help"
 _snapmove_global_opts="-c --connect --db --json -q --quiet --hooks-dir --hook-timeout -h --help --version"
 
 # Options of each command; those that take a value are listed again in
@@ -26,6 +26,7 @@ _snapmove_cmd_opts() {
 			"--include-offline --stop-on-error --dry-run --resume --json --help" ;;
 	resume | list | status | chain) echo "--json --help" ;;
 	abort) echo "--via --json --help" ;;
+	recover) echo "--resume --help" ;;
 	verify | cleanup | forget) echo "--help" ;;
 	copy) echo "--bandwidth --no-verify --copy-method --chunk-size --help" ;;
 	esac

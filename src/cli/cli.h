@@ -38,6 +38,7 @@ int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_recover(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_cleanup(const struct sm_cli *cli, int argc, char **argv);

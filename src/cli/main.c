@@ -24,6 +24,7 @@ static const struct {
 	{ "rebalance", sm_cmd_rebalance, "drain a storage or even out free space across several" },
 	{ "resume", sm_cmd_resume, "finish a move that stopped half-way" },
 	{ "abort", sm_cmd_abort, "undo a move that stopped half-way" },
+	{ "recover", sm_cmd_recover, "list unfinished jobs (at boot); --resume finishes them" },
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },
 	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
 	{ "verify", sm_cmd_verify, "re-read a finished job's copies and compare checksums" },
