@@ -2,6 +2,7 @@
  * (git's builtin dispatch).  Commands live in cmd_*.c.
  */
 #include "cli/cli.h"
+#include "config.h"
 #include "events.h"
 #include "hooks.h"
 #include "util.h"
@@ -25,6 +26,7 @@ static const struct {
 	{ "resume", sm_cmd_resume, "finish a move that stopped half-way" },
 	{ "abort", sm_cmd_abort, "undo a move that stopped half-way" },
 	{ "recover", sm_cmd_recover, "list unfinished jobs (at boot); --resume finishes them" },
+	{ "config", sm_cmd_config, "print the defaults in force and where each comes from" },
 	{ "list", sm_cmd_list, "list jobs, unfinished first" },
 	{ "status", sm_cmd_status, "show a job: phases, disks, timings, files" },
 	{ "verify", sm_cmd_verify, "re-read a finished job's copies and compare checksums" },
@@ -50,6 +52,7 @@ static void usage(FILE *f)
 		   "  --json             machine-readable output: JSON lines of events on stdout\n"
 		   "                     (move, resume, abort, rebalance), a JSON document (list, status,\n"
 		   "                     chain, move --dry-run); human text on stderr\n"
+		   "  --config PATH      the host's defaults (default /etc/snapmove/snapmove.conf)\n"
 		   "  -q, --quiet        print only errors (for scripts; the exit status and\n"
 		   "                     the host's log tell the rest)\n"
 		   "  --hooks-dir DIR    hook programs (default /etc/snapmove/hooks.d)\n"
@@ -67,7 +70,7 @@ static const struct {
 	bool value;
 } globals[] = {
 	{ "-c", true }, { "--connect", true }, { "--db", true }, { "--json", false },
-	{ "-q", false }, { "--quiet", false },
+	{ "-q", false }, { "--quiet", false }, { "--config", true },
 	{ "--hooks-dir", true }, { "--hook-timeout", true },
 };
 
@@ -132,12 +135,16 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "hooks-dir", required_argument, NULL, 'H' },
 		{ "hook-timeout", required_argument, NULL, 'T' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sm_cli cli = { 0 };
-	const char *hooks_dir = NULL;
+	/* Static: reachable to the end, as the commands and the leak checker see it. */
+	static struct sm_config config;
+	struct sm_cli cli = { .config = &config };
+	const char *hooks_dir = NULL, *config_path = NULL;
+	bool timeout_given = false;
 	unsigned long long timeout = 60;
 	int c;
 
@@ -163,6 +170,10 @@ int main(int argc, char **argv)
 			if (sm_parse_ull(optarg, &timeout) < 0 || timeout == 0 || timeout > 86400)
 				return sm_cli_usage_error(NULL, "--hook-timeout takes seconds (1 to "
 							  "86400), not '%s'", optarg);
+			timeout_given = true;
+			break;
+		case 'C':
+			config_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -175,7 +186,27 @@ int main(int argc, char **argv)
 			return SM_EXIT_USAGE;
 		}
 	}
-	sm_hooks_configure(hooks_dir, (double)timeout);
+	/* The host's defaults; the command line wins. */
+	if (sm_config_load(config_path ? config_path : SM_CONFIG_PATH, config_path != NULL,
+			   &config) < 0) {
+		sm_cli_print_error();
+		fprintf(stderr, "snapmove: nothing was changed\n");
+		return SM_EXIT_REFUSED;
+	}
+	sm_config_set_current(&config);
+	if (hooks_dir) {
+		free(config.hooks_dir);
+		config.hooks_dir = sm_xstrdup(hooks_dir);
+		free(config.hooks_dir_from);
+		config.hooks_dir_from = sm_xstrdup("command line");
+	}
+	if (timeout_given) {
+		config.hook_timeout = timeout;
+		free(config.hook_timeout_from);
+		config.hook_timeout_from = sm_xstrdup("command line");
+	}
+	sm_hooks_configure(config.hooks_dir_from ? config.hooks_dir : NULL,
+			   (double)config.hook_timeout);
 	if (sm_events_open_file() < 0) {
 		sm_cli_print_error();
 		return SM_EXIT_USAGE;
