@@ -10,7 +10,7 @@ BUILD ?= build$(if $(SANITIZE),-sanitize)$(if $(TEST_BUILD),-test)
 TEST_BIN = build$(if $(SANITIZE),-sanitize)-test/snapmove
 
 CC ?= cc
-PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash
+PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -45,12 +45,12 @@ LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/r
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/io.c src/copy/buffered.c src/copy/direct.c \
-	   src/copy/chunk.c src/copy/verify.c src/copy/run.c src/progress.c src/events.c \
+	   src/copy/chunk.c src/copy/verify.c src/copy/run.c src/progress.c src/config.c src/log.c src/events.c \
 	   src/pool.c src/lock.c src/hooks.c \
 	   src/job/ctx.c src/job/hook_facts.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \
 	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c src/report.c
-CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c \
+CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c src/cli/cmd_recover.c src/cli/cmd_config.c \
 	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c
 UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile test_phases test_report
 

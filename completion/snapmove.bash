@@ -9,8 +9,8 @@
 # passed on to virsh and snapmove.  Works with or without the bash-completion
 # package.
 
-_snapmove_commands="move rebalance resume abort list status verify cleanup forget chain copy help"
-_snapmove_global_opts="-c --connect --db --json --hooks-dir --hook-timeout -h --help --version"
+_snapmove_commands="move rebalance resume abort recover config list status verify cleanup forget chain copy help"
+_snapmove_global_opts="-c --connect --db --json -q --quiet --config --hooks-dir --hook-timeout -h --help --version"
 
 # Options of each command; those that take a value are listed again in
 # _snapmove_takes_value.
@@ -26,6 +26,8 @@ _snapmove_cmd_opts() {
 			"--include-offline --stop-on-error --dry-run --resume --json --help" ;;
 	resume | list | status | chain) echo "--json --help" ;;
 	abort) echo "--via --json --help" ;;
+	recover) echo "--resume --help" ;;
+	config) echo "--help" ;;
 	verify | cleanup | forget) echo "--help" ;;
 	copy) echo "--bandwidth --no-verify --copy-method --chunk-size --help" ;;
 	esac
@@ -33,7 +35,7 @@ _snapmove_cmd_opts() {
 
 _snapmove_takes_value() {  # COMMAND OPTION
 	case $2 in
-	-c | --connect | --db | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
+	-c | --connect | --db | --config | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
 	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel)
 		[ "$1" = move ] ;;
 	--bandwidth) [ "$1" = move ] || [ "$1" = copy ] || [ "$1" = rebalance ] ;;

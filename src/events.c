@@ -1,6 +1,7 @@
 /* events.c: JSON event lines on stdout and/or in the events file,
  * thread-safe, throttled progress. */
 #include "events.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -91,8 +92,25 @@ bool sm_event_result_sent(void)
 	return result_sent;
 }
 
+static bool quiet;
+static FILE *devnull;
+
+void sm_human_quiet(bool on)
+{
+	quiet = on;
+	if (quiet && !devnull)
+		devnull = fopen("/dev/null", "we");
+}
+
+bool sm_human_is_quiet(void)
+{
+	return quiet;
+}
+
 FILE *sm_human(void)
 {
+	if (quiet && devnull)
+		return devnull;
 	return enabled ? stderr : stdout;
 }
 
@@ -213,6 +231,10 @@ void sm_event_warning(long long job, const char *disk, const char *message)
 {
 	struct json_object *o;
 
+	if (disk)
+		sm_log_job(LOG_WARNING, job, NULL, "warning: disk '%s': %s", disk, message);
+	else
+		sm_log_job(LOG_WARNING, job, NULL, "warning: %s", message);
 	if (!wanted())
 		return;
 	o = with_job(job);

@@ -25,8 +25,11 @@ int sm_events_open_file(void);
 bool sm_events_wanted(void);
 /* Whether a "result" event went out (a command emits one at most). */
 bool sm_event_result_sent(void);
-/* Where human-readable results go: stdout, or stderr under --json. */
+/* Where human-readable results go: stdout, or stderr under --json; nowhere
+ * under --quiet (sm_human_quiet), which leaves only the errors. */
 FILE *sm_human(void);
+void sm_human_quiet(bool on);
+bool sm_human_is_quiet(void);
 
 /* Emit obj (taking ownership) as one line, adding "time". */
 void sm_event_emit(const char *type, struct json_object *obj);

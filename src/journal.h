@@ -89,6 +89,7 @@ struct sm_job_row {
 	double converge_timeout;
 	char *copy_method;  /* --copy-method by name; NULL: auto */
 	unsigned parallel;  /* --parallel; 0: from the destination's devices */
+	bool trim;          /* --trim: the guest trims its file systems when done */
 	char *state;
 	char *phase;
 	char *error;

@@ -1,5 +1,6 @@
 /* progress.c: the terminal progress lines and the plain log lines. */
 #include "progress.h"
+#include "events.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -11,7 +12,7 @@ void sm_progress_init(struct sm_progress *p, FILE *f, bool quiet)
 	memset(p, 0, sizeof(*p));
 	p->f = f;
 	p->tty = isatty(fileno(f));
-	p->quiet = quiet;
+	p->quiet = quiet || sm_human_is_quiet();  /* --quiet */
 	for (int i = 0; i < SM_PROGRESS_SLOTS; i++)
 		p->slots[i].rate = -1;
 	pthread_mutex_init(&p->lock, NULL);

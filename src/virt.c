@@ -372,3 +372,51 @@ void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_m
 			break;
 	pthread_mutex_unlock(&v->lock);
 }
+
+int sm_virt_metadata_reason(virDomainPtr dom, const char *name, char **why)
+{
+	virDomainSnapshotPtr *snaps = NULL;
+	virDomainCheckpointPtr *cps = NULL;
+	int nsnap, ncp = 0, ret = -1;
+
+	*why = NULL;
+	nsnap = virDomainListAllSnapshots(dom, &snaps, 0);
+	if (nsnap < 0) {
+		sm_virt_error("cannot list the snapshots of domain '%s'", name);
+		return -1;
+	}
+	ncp = virDomainListAllCheckpoints(dom, &cps, 0);
+	if (ncp < 0) {
+		sm_virt_error("cannot list the checkpoints of domain '%s'", name);
+		ncp = 0;
+		goto cleanup;
+	}
+	ret = 1;
+	if (nsnap > 0)
+		*why = sm_xasprintf("domain '%s' has %d snapshot%s in libvirt's metadata (first: "
+				    "'%s') that name%s its files where they are now; delete %s "
+				    "('virsh snapshot-delete %s NAME --metadata' keeps the images) "
+				    "or leave the domain where it is",
+				    name, nsnap, nsnap == 1 ? "" : "s",
+				    virDomainSnapshotGetName(snaps[0]), nsnap == 1 ? "s" : "",
+				    nsnap == 1 ? "it" : "them", name);
+	else if (ncp > 0)
+		*why = sm_xasprintf("domain '%s' has %d checkpoint%s (first: '%s') whose bitmaps "
+				    "snapmove does not carry over; delete %s ('virsh "
+				    "checkpoint-delete %s NAME') and take a full backup after the "
+				    "move, or leave the domain where it is",
+				    name, ncp, ncp == 1 ? "" : "s",
+				    virDomainCheckpointGetName(cps[0]), ncp == 1 ? "it" : "them",
+				    name);
+	else
+		ret = 0;
+
+cleanup:
+	for (int i = 0; i < nsnap; i++)
+		virDomainSnapshotFree(snaps[i]);
+	for (int i = 0; i < ncp; i++)
+		virDomainCheckpointFree(cps[i]);
+	free(snaps);
+	free(cps);
+	return ret;
+}

@@ -42,6 +42,14 @@ char *sm_virt_last_error_dup(void);
 
 /* Look a domain up by name or UUID; a clear error when there is none. */
 virDomainPtr sm_virt_domain(struct sm_virt *v, const char *name);
+
+/* Whether domain NAME has libvirt snapshot or checkpoint metadata, which
+ * names its files and bitmaps where they are now: libvirt reverts and deletes
+ * external snapshots through those paths, and a checkpoint's bitmap must see
+ * every write for the next incremental backup.  snapmove rewrites neither, so
+ * such a domain is not moved.  1 and *why (the refusal, with its fix; free it)
+ * when it has some, 0 when none, -1 (error set) when libvirt cannot tell. */
+int sm_virt_metadata_reason(virDomainPtr dom, const char *name, char **why);
 /* The live (or with inactive=true, persistent) domain XML; caller frees. */
 char *sm_virt_domain_xml(virDomainPtr dom, bool inactive);
 

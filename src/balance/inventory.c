@@ -103,6 +103,8 @@ static void add_unit(struct sm_inventory *inv, const dev_t *devs, const struct s
 		why = sm_disk_unmovable_reason(d);
 	if (!why)
 		why = sm_image_check_chain(d, !running, NULL);
+	if (!why && sm_virt_metadata_reason(dom, domain, &why) < 0)
+		why = sm_xstrdup(sm_error_message());
 	if (!why && sm_journal_unfinished_job_for_disk(j, uuid, d->target, &other) > 0)
 		why = sm_xasprintf("it has an unfinished snapmove job %lld", other);
 	if (!why && running && (d->mirror_job || sm_blockjob_running(dom, d->target) > 0))

@@ -9,6 +9,7 @@
 #include "hooks.h"
 #include "job/job_run.h"
 #include "run.h"
+#include "config.h"
 #include "util.h"
 
 #include <errno.h>
@@ -221,6 +222,11 @@ static int spawn_move(const struct launcher *l, struct sm_journal *j, long long 
 	argv[n++] = sm_hooks_dir();
 	argv[n++] = "--hook-timeout";
 	argv[n++] = timeout;
+	/* The moves read the configuration the rebalance read. */
+	if (sm_config_current() && sm_config_current()->path) {
+		argv[n++] = "--config";
+		argv[n++] = sm_config_current()->path;
+	}
 	if (m->job) {
 		argv[n++] = "resume";
 		argv[n++] = job;
@@ -233,11 +239,11 @@ static int spawn_move(const struct launcher *l, struct sm_journal *j, long long 
 		argv[n++] = "--delete-source";
 		if (!m->running)
 			argv[n++] = "--offline";
-		if (share_mib) {
-			snprintf(bw, sizeof(bw), "%llu", share_mib);
-			argv[n++] = "--bandwidth";
-			argv[n++] = bw;
-		}
+		/* Always: 0 (unlimited) too, over the [move] bandwidth of the
+		 * configuration, which is not the rebalance's. */
+		snprintf(bw, sizeof(bw), "%llu", share_mib);
+		argv[n++] = "--bandwidth";
+		argv[n++] = bw;
 		argv[n++] = "--";  /* a domain name is never an option */
 		argv[n++] = m->domain;
 	}

@@ -16,9 +16,12 @@ enum {
 	SM_EXIT_INTERRUPTED = 5,  /* SIGINT/SIGTERM; the job stopped at a safe point */
 };
 
+struct sm_config;
+
 struct sm_cli {
 	const char *uri;      /* -c/--connect, NULL for the default */
 	const char *db_path;  /* --db, NULL for the default */
+	const struct sm_config *config;  /* the host's defaults (config.h) */
 };
 
 /* Options of a command that takes only --help, --json and between min and
@@ -38,6 +41,8 @@ int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_chain(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_copy(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_resume(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_recover(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_config(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_abort(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_cleanup(const struct sm_cli *cli, int argc, char **argv);

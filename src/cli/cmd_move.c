@@ -2,6 +2,7 @@
  * connection, run the move, print the outcome and the exit status.
  */
 #include "cli/cli.h"
+#include "config.h"
 #include "journal.h"
 #include "events.h"
 #include "job/job_run.h"
@@ -115,6 +116,10 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	enum sm_move_result result;
 	int c, ret = SM_EXIT_REFUSED;
 
+	/* The host's defaults (config.h); the options below win. */
+	o.bandwidth_mib = cli->config->move_bandwidth;
+	o.verify = cli->config->verify;
+	o.sync_writes = sm_sync_writes_from_name(cli->config->sync_writes);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':

@@ -1,6 +1,7 @@
 /* cmd_rebalance.c: 'snapmove rebalance': options, then balance/rebalance.c. */
 #include "balance/rebalance.h"
 #include "cli/cli.h"
+#include "config.h"
 #include "events.h"
 #include "job/job_run.h"
 #include "report.h"
@@ -59,6 +60,9 @@ int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv)
 	bool have_target = false;
 	int c, ret = SM_EXIT_USAGE;
 
+	/* The host's defaults (config.h); the options below win. */
+	o.max_parallel = (unsigned)cli->config->max_parallel;
+	o.bandwidth_mib = cli->config->rebalance_bandwidth;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -124,6 +128,16 @@ int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv)
 	if (optind < argc) {
 		sm_cli_usage_error("rebalance", "unexpected argument '%s'", argv[optind]);
 		goto cleanup;
+	}
+	/* No --storage: the configuration's storages. */
+	if (!o.resume && o.inv.nstorages == 0) {
+		size_t n = cli->config->nstorages;
+
+		if (n > 0)
+			storages = sm_xrealloc(storages, (n + 1) * sizeof(*storages));
+		for (size_t i = 0; i < n; i++)
+			storages[i] = cli->config->storages[i];
+		o.inv.nstorages = n;
 	}
 	if (!o.resume && (o.inv.nstorages < 2 || !o.drain == !have_target)) {
 		sm_cli_usage_error("rebalance", "rebalance needs two or more --storage and either "

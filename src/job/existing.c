@@ -5,6 +5,7 @@
 #include "job/job_run.h"
 #include "lock.h"
 #include "job/reconcile.h"
+#include "log.h"
 #include "util.h"
 #include <sys/stat.h>
 
@@ -33,6 +34,7 @@ int sm_job_open_existing(struct sm_jobctx *c, struct sm_virt *v, struct sm_journ
 		return -1;
 	if (sm_jobctx_load(c, v, j, job_id, pr) < 0)
 		goto error;
+	sm_log_job(LOG_INFO, job_id, c->domain_name, "%s started", verb);
 	return 0;
 
 error:

@@ -90,6 +90,19 @@ static int check_domain(struct move *m)
 	return 0;
 }
 
+/* Snapshot and checkpoint metadata: refused (sm_virt_metadata_reason). */
+static int check_metadata(const struct move *m)
+{
+	char *why = NULL;
+	int r = sm_virt_metadata_reason(m->dom, m->o->domain, &why);
+
+	if (r > 0) {
+		sm_error("%s", why);
+		free(why);
+	}
+	return r == 0 ? 0 : -1;
+}
+
 static char *disk_list(const struct sm_domain_disks *d)
 {
 	size_t len = 1;
@@ -446,7 +459,7 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 	long long next_id;
 	int ret = -1;
 
-	if (check_domain(m) < 0 || select_disks(m, &sel, &nsel) < 0)
+	if (check_domain(m) < 0 || check_metadata(m) < 0 || select_disks(m, &sel, &nsel) < 0)
 		return -1;
 	if (check_dest(m) < 0)
 		goto cleanup;

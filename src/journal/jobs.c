@@ -4,9 +4,11 @@
  */
 #include "journal.h"
 #include "journal/internal.h"
+#include "log.h"
 #include "util.h"
 
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "copy/copy.h"
@@ -22,25 +24,54 @@ static int sync_writes_from_name(const char *name)
 	       ? 0 : -1;
 }
 
+/* A line in the host's log for a job's step that the journal just recorded
+ * (log.h), naming the job's domain as the journal has it. */
+static void log_step(struct sm_journal *j, long long job_id, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void log_step(struct sm_journal *j, long long job_id, int prio, const char *fmt, ...)
+{
+	SM_AUTOFREE char *msg = NULL;
+	sqlite3_stmt *st = NULL;
+	char *domain = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (!msg)
+		return;
+	if (sqlite3_prepare_v2(j->db, "SELECT domain_name FROM job WHERE id = ?", -1, &st,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 1, job_id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) == SQLITE_TEXT)
+		domain = sm_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sm_log_job(prio, job_id, domain, "%s", msg);
+	free(domain);
+}
+
 int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, long long *id)
 {
 	double now = sm_now();
 
 	if (sm_journal_sql(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, delete_source, asked_copy_method, parallel, state, phase, pid, "
-		"created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		"ssisiiiissdisissidd",
+		"converge_timeout, delete_source, asked_copy_method, parallel, trim, state, phase, "
+		"pid, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		"ssisiiiissdisiissidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
 		job->sync_writes ? job->sync_writes : "auto",
 		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
 		(long long)job->delete_source, job->copy_method ? job->copy_method : "auto",
-		(long long)job->parallel, sm_job_state_name(SM_JOB_RUNNING), sm_phase_name(SM_PHASE_PLANNED),
+		(long long)job->parallel, (long long)job->trim, sm_job_state_name(SM_JOB_RUNNING),
+		sm_phase_name(SM_PHASE_PLANNED),
 		(long long)getpid(), now, now) < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(j->db);
+	sm_log_job(LOG_INFO, *id, job->domain_name, "started: moving to '%s'", job->dest_dir);
 	return 0;
 }
 
@@ -88,7 +119,10 @@ static int phase_start(struct sm_journal *j, long long job_id, enum sm_phase pha
 
 int sm_journal_phase_start(struct sm_journal *j, long long job_id, enum sm_phase phase)
 {
-	return IN_TX(j, phase_start(j, job_id, phase));
+	if (IN_TX(j, phase_start(j, job_id, phase)) < 0)
+		return -1;
+	log_step(j, job_id, LOG_INFO, "phase '%s' started", sm_phase_name(phase));
+	return 0;
 }
 
 static int phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
@@ -104,7 +138,11 @@ static int phase_finish(struct sm_journal *j, long long job_id, enum sm_phase ph
 int sm_journal_phase_finish(struct sm_journal *j, long long job_id, enum sm_phase phase,
 			    const char *error)
 {
-	return IN_TX(j, phase_finish(j, job_id, phase, error));
+	if (IN_TX(j, phase_finish(j, job_id, phase, error)) < 0)
+		return -1;
+	if (error)
+		log_step(j, job_id, LOG_ERR, "phase '%s' failed: %s", sm_phase_name(phase), error);
+	return 0;
 }
 
 static int disk_set_state(struct sm_journal *j, long long job_id, const char *target,
@@ -174,7 +212,16 @@ int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char 
 int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
 			  const char *error)
 {
-	return IN_TX(j, job_finish(j, job_id, state, error));
+	if (IN_TX(j, job_finish(j, job_id, state, error)) < 0)
+		return -1;
+	if (state == SM_JOB_RUNNING)
+		return 0;  /* a resume, logged as it starts (job/existing.c) */
+	if (error)
+		log_step(j, job_id, LOG_ERR, "ended %s: %s", sm_job_state_name(state), error);
+	else
+		log_step(j, job_id, state == SM_JOB_DONE ? LOG_INFO : LOG_NOTICE, "ended %s",
+			 sm_job_state_name(state));
+	return 0;
 }
 
 int sm_journal_unfinished_jobs_for_domain(struct sm_journal *j, const char *name,
@@ -249,7 +296,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
 	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source, asked_copy_method, parallel"
+	"converge_timeout, delete_source, asked_copy_method, parallel, trim"
 
 static void job_from_row(struct row *rw, struct sm_job_row *r)
 {
@@ -278,6 +325,7 @@ static void job_from_row(struct row *rw, struct sm_job_row *r)
 	r->delete_source = journal_row_bool(rw, 18);
 	r->copy_method = journal_row_enum(rw, 19, "copy method", sm_copy_method_from_name);
 	r->parallel = (unsigned)journal_row_int(rw, 20, 0, 64);
+	r->trim = journal_row_bool(rw, 21);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)

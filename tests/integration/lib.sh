@@ -51,7 +51,7 @@ sm_cleanup() {  # [EXIT STATUS]
 	rm -rf "$SNAPMOVE_EVENTS_FILE" "$SM_DOCS"
 	for d in "${SM_DOMAINS[@]}"; do
 		virsh -q destroy "$d" >/dev/null 2>&1 || true
-		virsh -q undefine "$d" >/dev/null 2>&1 || true
+		virsh -q undefine "$d" --snapshots-metadata --checkpoints-metadata >/dev/null 2>&1 || true
 	done
 	for m in "${SM_MOUNTS[@]}"; do
 		umount "$m" 2>/dev/null || true
