@@ -20,9 +20,10 @@ SM=/usr/bin/snapmove
 JDIR=/var/lib/snapmove
 HOOKS=/etc/snapmove/hooks.d
 POINTS="before_move after_snapshot before_pivot after_pivot after_move after_abort on_failure"
-APT=(apt-get -y -q -o DPkg::Lock::Timeout=300)
+APT=(apt-get -y -q -o DPkg::Lock::Timeout=1200)
 export DEBIAN_FRONTEND=noninteractive
 installed_by_us=false
+made_hook=false
 fails=0
 t0=$(date +%s)
 
@@ -36,6 +37,8 @@ pkg_status() { dpkg-query -W -f='${Status}' snapmove 2>/dev/null || true; }
 
 finish() {
 	local rc=$?
+	# The test's own hook (a purge keeps a file it did not ship).
+	$made_hook && rm -f "$HOOKS/after_move/50-admin"
 	if $installed_by_us && [ -n "$(pkg_status)" ] &&
 	   [ "$(pkg_status)" != "unknown ok not-installed" ]; then
 		say "purging the package the test installed"
@@ -159,6 +162,7 @@ expect_mode "$JDIR/journal.db" "600 root:root" file
 [ "$(env -i PATH=/usr/bin:/bin HOME=/root "$SM" list 2>&1)" = "no jobs" ] ||
 	fail "'snapmove list' of the new journal does not say 'no jobs'"
 # An admin's hook, to be kept by the reinstall and the upgrade.
+made_hook=true
 printf '#!/bin/sh\nexit 0\n' >"$HOOKS/after_move/50-admin"
 chmod 0755 "$HOOKS/after_move/50-admin"
 sum=$(md5sum <"$JDIR/journal.db")
