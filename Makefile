@@ -155,6 +155,7 @@ install: $(BUILD)/snapmove
 # deb: the Debian package (debian/) in build/deb/, made by dpkg-buildpackage in
 # a copy of the tree (the tree's build/ and debian/ stay as they are); installs
 # dpkg-dev and debhelper first when they are missing (as root, as setup.sh).
+# This make's variables (SANITIZE=, TEST_BUILD=, CFLAGS=, ...) do not reach it.
 # package: build, install, upgrade, remove and purge it (tests/package/).
 DEB_TOOLS = dpkg-dev debhelper
 
@@ -175,7 +176,9 @@ deb:
 	rm -rf build/deb
 	mkdir -p build/deb/src/snapmove
 	tar -c --exclude=./build --exclude='./build-*' --exclude=./.git . | tar -x -C build/deb/src/snapmove
-	cd build/deb/src/snapmove && dpkg-buildpackage -b -us -uc -Jauto
+	cd build/deb/src/snapmove && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE \
+		-u TEST_BUILD -u BUILD -u CC -u CFLAGS -u LDFLAGS -u PREFIX -u DESTDIR \
+		dpkg-buildpackage -b -us -uc -Jauto
 	mv build/deb/src/*.deb build/deb/src/*.buildinfo build/deb/src/*.changes build/deb/
 	rm -rf build/deb/src
 	@ls -l build/deb/*.deb
