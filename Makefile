@@ -102,6 +102,7 @@ check: setup
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) fuzz FUZZ_TIME=15
+	$(MAKE) package
 	$(MAKE) integration
 
 demo: setup
@@ -150,6 +151,42 @@ install: $(BUILD)/snapmove
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0644 completion/snapmove.bash \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/snapmove
+
+# deb: the Debian package (debian/) in build/deb/, made by dpkg-buildpackage in
+# a copy of the tree (the tree's build/ and debian/ stay as they are); installs
+# dpkg-dev and debhelper first when they are missing (as root, as setup.sh).
+# This make's variables (SANITIZE=, TEST_BUILD=, CFLAGS=, ...) do not reach it.
+# package: build, install, upgrade, remove and purge it (tests/package/).
+DEB_TOOLS = dpkg-dev debhelper
+
+deb:
+	@missing=; for p in $(DEB_TOOLS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || \
+			missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "deb: missing packages:$$missing; run 'make deb' as root to install them" >&2; \
+			exit 1; \
+		fi; \
+		echo "deb: installing$$missing" >&2; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q >&2 && apt-get install -y -q --no-install-recommends $$missing >&2; \
+	fi
+	rm -rf build/deb
+	mkdir -p build/deb/src/snapmove
+	tar -c --exclude=./build --exclude='./build-*' --exclude=./.git . | tar -x -C build/deb/src/snapmove
+	cd build/deb/src/snapmove && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE \
+		-u TEST_BUILD -u BUILD -u CC -u CFLAGS -u LDFLAGS -u PREFIX -u DESTDIR \
+		dpkg-buildpackage -b -us -uc -Jauto
+	mv build/deb/src/*.deb build/deb/src/*.buildinfo build/deb/src/*.changes build/deb/
+	rm -rf build/deb/src
+	@ls -l build/deb/*.deb
+
+package:
+	bash tests/package/test-deb.sh
+
+.PHONY: deb package
 
 clean:
 	rm -rf build build-sanitize build-fuzz build-test build-sanitize-test

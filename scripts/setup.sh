@@ -15,6 +15,7 @@ PACKAGES=(
 	python3-jsonschema
 	clang-14 libclang-rt-14-dev
 	strace
+	dpkg-dev debhelper
 )
 
 say() { echo "setup: $*" >&2; }
