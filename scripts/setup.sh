@@ -11,7 +11,7 @@ PACKAGES=(
 	build-essential pkg-config
 	libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 	qemu-system-x86 qemu-utils
-	libxml2-dev libxml2-utils libsqlite3-dev sqlite3 xfsprogs libjson-c-dev libxxhash-dev libcmocka-dev
+	libxml2-dev libxml2-utils libsqlite3-dev sqlite3 xfsprogs libjson-c-dev libxxhash-dev libcmocka-dev liburing-dev
 	python3-jsonschema
 	clang-14 libclang-rt-14-dev
 	strace
