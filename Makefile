@@ -10,7 +10,7 @@ BUILD ?= build$(if $(SANITIZE),-sanitize)$(if $(TEST_BUILD),-test)
 TEST_BIN = build$(if $(SANITIZE),-sanitize)-test/snapmove
 
 CC ?= cc
-PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash inih
+PKGS = libvirt libvirt-qemu libxml-2.0 sqlite3 json-c libxxhash inih liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -44,7 +44,7 @@ endif
 LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
-	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/io.c src/copy/buffered.c src/copy/direct.c \
+	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/io.c src/copy/buffered.c src/copy/direct.c src/copy/uring.c \
 	   src/copy/chunk.c src/copy/verify.c src/copy/run.c src/progress.c src/config.c src/log.c src/events.c \
 	   src/pool.c src/lock.c src/hooks.c \
 	   src/job/ctx.c src/job/hook_facts.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \

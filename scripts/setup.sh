@@ -12,6 +12,7 @@ PACKAGES=(
 	libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
 	qemu-system-x86 qemu-utils
 	libxml2-dev libxml2-utils libsqlite3-dev sqlite3 xfsprogs libjson-c-dev libxxhash-dev libcmocka-dev libinih-dev
+	liburing-dev
 	python3-jsonschema
 	clang-14 libclang-rt-14-dev
 	strace

@@ -1,4 +1,5 @@
-/* chunk.c: one chunk's data copied by the current path (direct, or
+/* chunk.c: one chunk's data copied by the current path (direct, by io_uring
+ * or the reader thread, or
  * copy_file_range with read/write as its fallback, or read/write) with its
  * source checksum, and a finished chunk handed to the caller.  Used by the
  * chunk loop (run.c) and by the one re-copy (verify.c); it neither walks the
@@ -14,8 +15,9 @@ int sm_copy_chunk_data(struct copier *c, uint64_t *sum)
 	int ret = -1;
 
 	sm_checksum_init(&inline_sum);
-	if (c->method == SM_COPY_DIRECT) {
-		if (sm_copy_direct(c, &inline_sum) == 0) {
+	if (sm_copy_is_direct(c->method)) {
+		if ((c->method == SM_COPY_DIRECT_URING ? sm_copy_uring_copy(c, &inline_sum)
+						       : sm_copy_direct(c, &inline_sum)) == 0) {
 			*sum = sm_checksum_final(&inline_sum);
 			ret = 0;
 		}

@@ -7,10 +7,11 @@
  * it again.
  *
  * Paths: a reflink clone (FICLONE) when both files share a file system that
- * supports it; otherwise an O_DIRECT read/write loop, a reader thread keeping
- * requests in flight while the data read is checksummed and written (no page
- * cache: on this kind of host the page cache, not the disk, is what a copy
- * waits for); a buffered read/write loop where O_DIRECT cannot be used
+ * supports it; otherwise an O_DIRECT read/write loop (no page cache: on this
+ * kind of host the page cache, not the disk, is what a copy waits for),
+ * through io_uring where the kernel allows it ("direct-uring": many reads
+ * and writes in flight at once), else a reader thread keeping requests in
+ * flight while the data read is checksummed and written ("direct"); a buffered read/write loop where O_DIRECT cannot be used
  * (FUSE, older tmpfs).  AUTO picks the first that works and the result says which ran.
  * copy_file_range and the buffered loop can be asked for by name.
  * Only data extents (SEEK_DATA/SEEK_HOLE) are read or written: holes stay
@@ -32,6 +33,14 @@
 #ifndef SM_COPY_DIRECT_DEPTH
 #define SM_COPY_DIRECT_DEPTH 4
 #endif
+/* The direct path through io_uring: bytes per request, and requests in
+ * flight (reads and writes together; as many again for the check). */
+#ifndef SM_COPY_URING_UNIT
+#define SM_COPY_URING_UNIT (4u << 20)
+#endif
+#ifndef SM_COPY_URING_DEPTH
+#define SM_COPY_URING_DEPTH 8
+#endif
 
 enum sm_copy_method {
 	SM_COPY_AUTO,
@@ -39,6 +48,7 @@ enum sm_copy_method {
 	SM_COPY_FILE_RANGE,
 	SM_COPY_READWRITE,
 	SM_COPY_DIRECT,
+	SM_COPY_DIRECT_URING,  /* the direct path through io_uring */
 	SM_COPY_METHOD_LAST
 };
 

@@ -30,6 +30,7 @@ const char *sm_copy_method_name(enum sm_copy_method m)
 	case SM_COPY_FILE_RANGE: return "copy_file_range";
 	case SM_COPY_READWRITE: return "readwrite";
 	case SM_COPY_DIRECT: return "direct";
+	case SM_COPY_DIRECT_URING: return "direct-uring";
 	case SM_COPY_METHOD_LAST: break;
 	}
 	return "unknown";
@@ -83,7 +84,7 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 		return -1;
 	if (!c->req->verify) {
 		ok = 1;
-	} else if (c->method == SM_COPY_DIRECT) {
+	} else if (sm_copy_is_direct(c->method)) {
 		/* Durable: journal it so, and check it while the next chunk
 		 * is copied. */
 		if (c->ops && c->ops->chunk_durable && c->ops->chunk_durable(c->ctx, &chunk) < 0)
@@ -136,6 +137,30 @@ int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, vo
 	return ret;
 }
 
+/* The direct path's request size: unit, or less under a rate limit (a
+ * request is never more than a time slice's quota). */
+static size_t direct_unit(const struct copier *c, size_t unit)
+{
+	return c->rl.bytes_per_slice && c->rl.bytes_per_slice < unit ? c->unit : unit;
+}
+
+/* The direct path through io_uring: 0, or 1 when the kernel refuses it
+ * (ENOSYS, EPERM) and the reader thread copies instead, or -1 when
+ * direct-uring was asked for by name. */
+static int open_uring(struct copier *c)
+{
+	c->dunit = direct_unit(c, SM_URING_UNIT);
+	if (sm_copy_uring_new(&c->uring, c->dunit) == 0)
+		return 0;
+	c->dunit = direct_unit(c, SM_DIRECT_UNIT);
+	if (c->req->method != SM_COPY_DIRECT_URING)
+		return 1;
+	sm_error("cannot use io_uring to copy '%s': %s; the kernel does not allow it here; "
+		 "use '--copy-method direct' or leave the copy method on auto",
+		 c->req->src, strerror(errno));
+	return -1;
+}
+
 /* fd is a regular file (a directory, a device, a FIFO are not images). */
 static int regular(int fd, const char *path, struct stat *sb)
 {
@@ -185,13 +210,13 @@ int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 	c.unit -= c.unit % SM_CHECKSUM_BLOCK;
 	if (posix_memalign((void **)&c.buf, 4096, SM_COPY_BUF) != 0)
 		abort();
-	c.dunit = SM_DIRECT_UNIT;
-	if (c.rl.bytes_per_slice && c.rl.bytes_per_slice < c.dunit)
-		c.dunit = c.unit;
+	c.dunit = direct_unit(&c, SM_DIRECT_UNIT);
 
-	/* Direct I/O asked for by name: refused before the destination is
-	 * touched. */
-	if (req->method == SM_COPY_DIRECT && sm_copy_open_direct(&c) < 0)
+	/* Direct I/O (or io_uring) asked for by name: refused before the
+	 * destination is touched. */
+	if (sm_copy_is_direct(req->method) && sm_copy_open_direct(&c) < 0)
+		goto cleanup;
+	if (req->method == SM_COPY_DIRECT_URING && open_uring(&c) < 0)
 		goto cleanup;
 	if (first == 0) {
 		/* Fresh: drop what the destination held, then size it, all holes. */
@@ -225,13 +250,15 @@ int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 		if (rc > 0)
 			c.method = SM_COPY_READWRITE;
 	}
-	if (c.method == SM_COPY_DIRECT) {
+	/* io_uring where the kernel allows it, else the reader thread. */
+	if (c.method == SM_COPY_DIRECT && (c.uring || open_uring(&c) == 0))
+		c.method = SM_COPY_DIRECT_URING;
+	if (c.method == SM_COPY_DIRECT)
 		for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 			if (posix_memalign((void **)&c.dbufs[i], 4096, c.dunit) != 0)
 				abort();
-		if (req->verify)
-			c.verifier = sm_copy_verifier_new(&c);
-	}
+	if (sm_copy_is_direct(c.method) && req->verify)
+		c.verifier = sm_copy_verifier_new(&c);
 	posix_fadvise(c.in, 0, 0, POSIX_FADV_SEQUENTIAL);
 
 	/* Chunks before first are durable: count them, do not copy them. */
@@ -264,6 +291,7 @@ int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 cleanup:
 	res->method = c.method;
 	sm_copy_verifier_free(c.verifier);
+	sm_copy_uring_free(c.uring);
 	free(c.buf);
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		free(c.dbufs[i]);

@@ -25,7 +25,7 @@
  * file, at the cost of memory bandwidth only ('snapmove verify' re-reads
  * from the storage). */
 static int check_chunk(struct copier *c, const struct sm_copy_chunk *chunk, bool direct,
-		       struct range_list *scratch, char *const *bufs)
+		       struct range_list *scratch, char *const *bufs, struct sm_uring *u)
 {
 	uint64_t got;
 	int rc;
@@ -36,7 +36,9 @@ static int check_chunk(struct copier *c, const struct sm_copy_chunk *chunk, bool
 		sm_error("cannot walk the extents of '%s': %s", c->req->dst, strerror(errno));
 		return -1;
 	}
-	if (direct) {
+	if (direct && u) {
+		rc = sm_copy_uring_checksum(u, c->out_direct, c->req->dst, scratch, NULL, &got);
+	} else if (direct) {
 		rc = sm_copy_checksum_direct(c->out_direct, c->req->dst, scratch, bufs, c->dunit,
 					     NULL, &got);
 	} else {
@@ -62,6 +64,7 @@ struct verifier {
 	struct sm_copy_chunk chunk;
 	struct range_list ranges;
 	char *bufs[SM_DIRECT_DEPTH];
+	struct sm_uring *uring;  /* direct-uring: the check's own ring */
 	pthread_t thread;
 	bool running;
 	int result;         /* of check_chunk */
@@ -72,7 +75,7 @@ static void *verifier_main(void *arg)
 {
 	struct verifier *v = arg;
 
-	v->result = check_chunk(v->c, &v->chunk, true, &v->ranges, v->bufs);
+	v->result = check_chunk(v->c, &v->chunk, true, &v->ranges, v->bufs, v->uring);
 	if (v->result < 0)
 		snprintf(v->error, sizeof(v->error), "%s", sm_error_message());
 	return NULL;
@@ -83,6 +86,10 @@ struct verifier *sm_copy_verifier_new(struct copier *c)
 	struct verifier *v = sm_xcalloc(1, sizeof(*v));
 
 	v->c = c;
+	/* Through io_uring as the copy is, many re-reads in flight; its own
+	 * ring, as it runs in its own thread. */
+	if (c->method == SM_COPY_DIRECT_URING && sm_copy_uring_new(&v->uring, c->dunit) == 0)
+		return v;
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		if (posix_memalign((void **)&v->bufs[i], 4096, c->dunit) != 0)
 			abort();
@@ -127,6 +134,7 @@ void sm_copy_verifier_free(struct verifier *v)
 	 * matter, and its error must not replace the copy's. */
 	if (v->running)
 		pthread_join(v->thread, NULL);
+	sm_copy_uring_free(v->uring);
 	for (int i = 0; i < SM_DIRECT_DEPTH; i++)
 		free(v->bufs[i]);
 	free(v->ranges.v);
@@ -137,8 +145,8 @@ void sm_copy_verifier_free(struct verifier *v)
 int sm_copy_verify_now(struct copier *c, const struct sm_copy_chunk *chunk)
 {
 	struct range_list scratch = { 0 };
-	bool direct = c->method == SM_COPY_DIRECT;
-	int rc = check_chunk(c, chunk, direct, &scratch, c->dbufs);
+	bool direct = sm_copy_is_direct(c->method);
+	int rc = check_chunk(c, chunk, direct, &scratch, c->dbufs, c->uring);
 
 	free(scratch.v);
 	return rc;

@@ -21,7 +21,7 @@ assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM chunk WHERE depth = 1")" 2 "chu
 expect_exit 0 sm resume 1
 assert_contains "$T/err" "copied $T/dst/base.raw: resumed after chunk 2, 16.0 MiB of 32.0 MiB copied now"
 assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM chunk WHERE depth = 1")" 4 "chunks journaled"
-assert_eq "$(sqlite3 "$DB" "SELECT copy_method FROM image WHERE depth = 1")" direct "copy path"
+assert_eq "$(sqlite3 "$DB" "SELECT copy_method FROM image WHERE depth = 1")" direct-uring "copy path"
 cmp -s "$T/src/base.raw" "$T/dst/base.raw" || fail "the resumed copy differs from the source"
 
 expect_exit 0 sm verify 1

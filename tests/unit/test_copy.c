@@ -24,10 +24,12 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/vfs.h>
 
 #define KiB (1024LL)
@@ -36,8 +38,57 @@
 
 #define MAX_CHUNKS 64
 #define MAX_PATHS 64
-/* The most one O_DIRECT request reads. */
+/* The most one O_DIRECT request reads (the reader thread; io_uring's). */
 #define DIRECT_UNIT ((off_t)SM_COPY_DIRECT_UNIT)
+#define URING_UNIT ((off_t)SM_COPY_URING_UNIT)
+
+/* io_uring_queue_init as the copier calls it (defined here, it comes before
+ * liburing's): fails with -fake_uring_errno when that is set, as a kernel
+ * without io_uring (ENOSYS) or one that forbids it (EPERM) does.  Every test
+ * runs with it set to ENOSYS (the reader thread's direct path, as before
+ * io_uring) but those run by SM_COPY_DIRECT_URING and the ones about
+ * io_uring.  uring_ok: the kernel here lets this process use io_uring. */
+static int fake_uring_errno;
+static int uring_refusals;
+static bool uring_ok;
+static int (*real_uring_init)(unsigned, struct io_uring *, unsigned);
+
+int io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
+{
+	if (fake_uring_errno) {
+		uring_refusals++;
+		return -fake_uring_errno;
+	}
+	return real_uring_init(entries, ring, flags);
+}
+
+/* io_uring_submit as the copier calls it: faults put into the requests about
+ * to be submitted.  short_reads: every read of more than a block asks for
+ * half (whole blocks), so the kernel answers short and the copier must ask
+ * for the rest; full_writes: every write goes to /dev/full (ENOSPC, as a
+ * full destination answers). */
+static int fault_short_reads, fault_full_fd = -1;
+static int fault_shortened;
+static int (*real_uring_submit)(struct io_uring *);
+
+int io_uring_submit(struct io_uring *ring)
+{
+	for (unsigned i = ring->sq.sqe_head; i != ring->sq.sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &ring->sq.sqes[i & ring->sq.ring_mask];
+		bool read = sqe->opcode == IORING_OP_READ || sqe->opcode == IORING_OP_READ_FIXED;
+		bool write = sqe->opcode == IORING_OP_WRITE || sqe->opcode == IORING_OP_WRITE_FIXED;
+
+		if (read && fault_short_reads && sqe->len > 4096) {
+			sqe->len = sqe->len / 2 / 4096 * 4096;
+			if (!sqe->len)
+				sqe->len = 4096;
+			fault_shortened++;
+		}
+		if (write && fault_full_fd >= 0)
+			sqe->fd = fault_full_fd;
+	}
+	return real_uring_submit(ring);
+}
 
 enum direct_io {
 	DIRECT_UNKNOWN,
@@ -65,6 +116,8 @@ static int setup(void **state)
 		return -1;
 	f->method = *state ? *(const enum sm_copy_method *)*state : SM_COPY_AUTO;
 	f->dir = unit_mkdtemp();
+	fake_uring_errno = f->method == SM_COPY_DIRECT_URING ? 0 : ENOSYS;
+	uring_refusals = 0;
 	*state = f;
 	return 0;
 }
@@ -74,6 +127,11 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	unit_rmtree(f->dir);
+	fake_uring_errno = ENOSYS;
+	fault_short_reads = 0;
+	if (fault_full_fd >= 0)
+		close(fault_full_fd);
+	fault_full_fd = -1;
 	for (size_t i = 0; i < f->npaths; i++)
 		free(f->paths[i]);
 	free(f);
@@ -408,12 +466,40 @@ static void direct_or_skip(struct fixture *f)
 		skip();
 }
 
+/* The direct path by io_uring, where the kernel allows it (not faked away). */
+static void uring_or_skip(struct fixture *f)
+{
+	direct_or_skip(f);
+	if (!uring_ok)
+		skip();
+	fake_uring_errno = 0;
+}
+
 /* The method a test run once per path copies by (skipped where it cannot). */
 static enum sm_copy_method method_of(struct fixture *f)
 {
 	if (f->method == SM_COPY_DIRECT)
 		direct_or_skip(f);
+	if (f->method == SM_COPY_DIRECT_URING)
+		uring_or_skip(f);
 	return f->method;
+}
+
+/* Either engine of the direct path. */
+static bool is_direct(enum sm_copy_method m)
+{
+	return m == SM_COPY_DIRECT || m == SM_COPY_DIRECT_URING;
+}
+
+/* The direct path's request size and requests ahead, by engine. */
+static off_t unit_of(enum sm_copy_method m)
+{
+	return m == SM_COPY_DIRECT_URING ? URING_UNIT : DIRECT_UNIT;
+}
+
+static off_t depth_of(enum sm_copy_method m)
+{
+	return m == SM_COPY_DIRECT_URING ? SM_COPY_URING_DEPTH : SM_COPY_DIRECT_DEPTH;
 }
 
 /* 1 when the chunk [off, off + len) of src holds the file's last partial
@@ -657,7 +743,7 @@ static void assert_written_by(struct fixture *f, const struct recorder *r, const
 	size_t cached = r->cached[c->index][attempt];
 
 	assert_int_equal(r->writes[c->index][attempt], 1);
-	if (m == SM_COPY_DIRECT && cache_bypassed(f))
+	if (is_direct(m) && cache_bypassed(f))
 		assert_true(cached <= tail_pages(src, c->offset, c->length));
 	else if (m == SM_COPY_READWRITE && page_cache_drops() == r->drops)
 		assert_true(cached >= (c->data_bytes + 4095) / 4096);
@@ -679,7 +765,7 @@ static void assert_chunks(struct fixture *f, const char *src, const char *dst,
 		assert_int_equal(c->checksum, checksum_range(src, c->offset, c->length));
 		assert_int_equal(c->checksum, checksum_range(dst, c->offset, c->length));
 	}
-	if (m == SM_COPY_DIRECT && cache_bypassed(f)) {
+	if (is_direct(m) && cache_bypassed(f)) {
 		off_t size = stat_of(src).st_size;
 
 		assert_int_equal(cached_pages_of(src), 0);
@@ -742,7 +828,7 @@ static void copy_and_check(struct fixture *f, const char *src_name,
 	assert_int_equal(res->copied_bytes, want);
 	assert_true(res->read_bytes >= want);
 	/* The loops that checksum what they copy read the source once. */
-	if (res->method == SM_COPY_READWRITE || res->method == SM_COPY_DIRECT)
+	if (res->method == SM_COPY_READWRITE || is_direct(res->method))
 		assert_int_equal(res->read_bytes, want);
 	assert_int_equal(res->chunks, ((unsigned long long)ss.st_size + chunk - 1) / chunk);
 	assert_int_equal(res->chunks_skipped, 0);
@@ -977,7 +1063,7 @@ static void test_missing_destination(void **state)
 static void test_method_names(void **state)
 {
 	static const char *const names[] = { "auto", "reflink", "copy_file_range", "readwrite",
-						   "direct" };
+						   "direct", "direct-uring" };
 
 	(void)state;
 	assert_int_equal(SM_ARRAY_LEN(names), SM_COPY_METHOD_LAST);
@@ -1048,16 +1134,15 @@ static void test_direct_odd_sizes(void **state)
 	};
 	struct fixture *f = *state;
 	struct sm_copy_result res;
+	enum sm_copy_method m = method_of(f);
 
-	direct_or_skip(f);
 	for (size_t i = 0; i < SM_ARRAY_LEN(cases); i++) {
 		char name[64];
 
 		snprintf(name, sizeof(name), "odd%zu.img", i);
 		make_sparse(path_in(f, name), cases[i].size, &cases[i].ext, 1, 59 + (unsigned)i);
 		/* One chunk, large enough for more requests than are read ahead. */
-		copy_and_check(f, name, SM_COPY_DIRECT, 8 * (unsigned long long)DIRECT_UNIT,
-			       SM_COPY_DIRECT, &res);
+		copy_and_check(f, name, m, 8 * (unsigned long long)DIRECT_UNIT, m, &res);
 		assert_int_equal(res.chunks, 1);
 	}
 }
@@ -1247,7 +1332,7 @@ static void test_hole_chunks_skipped(void **state)
 	assert_false(r.out_of_order);
 	for (size_t i = 0; i < r.nchunks; i++) {
 		const struct sm_copy_chunk *c = &r.chunks[i];
-		bool checked_later = req.method == SM_COPY_DIRECT && chunky_data[i] > 0;
+		bool checked_later = is_direct(req.method) && chunky_data[i] > 0;
 
 		assert_int_equal(c->data_bytes, chunky_data[i]);
 		assert_int_equal(c->checksum, reference_checksum(src, (off_t)c->offset,
@@ -1488,7 +1573,7 @@ static void assert_verify_chunk_by(const struct verify_case *v, unsigned long lo
  * so that one went by the direct path still. */
 static void assert_recopied_by_readwrite(const struct verify_case *v, unsigned long long index)
 {
-	unsigned long long ahead = v->req.method == SM_COPY_DIRECT ? 1 : 0;
+	unsigned long long ahead = is_direct(v->req.method) ? 1 : 0;
 
 	for (unsigned long long i = 0; i < 4; i++)
 		assert_verify_chunk_by(v, i, 0, i <= index + ahead ? v->req.method
@@ -1589,7 +1674,7 @@ static void test_durable_then_done(void **state)
 
 	verify_setup(*state, &v, "durable.img", 0, true);
 	for (int verify = 1; verify >= 0; verify--) {
-		bool overlap = verify && v.req.method == SM_COPY_DIRECT;
+		bool overlap = verify && is_direct(v.req.method);
 
 		make_file(v.dst, "");
 		rec_init(&v.r);
@@ -1708,7 +1793,7 @@ static void test_bandwidth(void **state)
 static void test_bandwidth_keeps_checksums(void **state)
 {
 	static const enum sm_copy_method methods[] = {
-		SM_COPY_READWRITE, SM_COPY_FILE_RANGE, SM_COPY_DIRECT,
+		SM_COPY_READWRITE, SM_COPY_FILE_RANGE, SM_COPY_DIRECT, SM_COPY_DIRECT_URING,
 	};
 	struct fixture *f = *state;
 	const struct extent ext[] = { { 0, 1 * MiB } };
@@ -1723,8 +1808,11 @@ static void test_bandwidth_keeps_checksums(void **state)
 
 	make_sparse(src, 2 * MiB, ext, 1, 43);
 	for (size_t i = 0; i < SM_ARRAY_LEN(methods); i++) {
-		if (methods[i] == SM_COPY_DIRECT && direct_io(f) == DIRECT_NONE)
+		if (is_direct(methods[i]) && direct_io(f) == DIRECT_NONE)
 			continue;
+		if (methods[i] == SM_COPY_DIRECT_URING && !uring_ok)
+			continue;
+		fake_uring_errno = methods[i] == SM_COPY_DIRECT_URING ? 0 : ENOSYS;
 		make_file(dst, "");
 		drop_cache(f, src);
 		req.method = methods[i];
@@ -1783,17 +1871,18 @@ static void test_direct_unit(void **state)
 {
 	static const unsigned long long limits[] = { 0, 8 * MiB, 1 * MiB };
 	struct fixture *f = *state;
-	const struct extent ext[] = { { 0, 6 * DIRECT_UNIT } };
+	enum sm_copy_method m = method_of(f);
+	const off_t unit = unit_of(m);
+	const struct extent ext[] = { { 0, 6 * unit } };
 	char *src = path_in(f, "unit.img");
 	char *dst = path_in(f, "unit.copy");
 	struct sm_copy_req req = {
-		.src = src, .dst = dst, .verify = true, .method = SM_COPY_DIRECT,
+		.src = src, .dst = dst, .verify = true, .method = m,
 	};
 	struct sm_copy_result res;
 	struct recorder r;
 
-	direct_or_skip(f);
-	make_sparse(src, 6 * DIRECT_UNIT, ext, 1, 53);
+	make_sparse(src, 6 * unit, ext, 1, 53);
 	for (size_t i = 0; i < SM_ARRAY_LEN(limits); i++) {
 		make_file(dst, "");
 		req.bandwidth = limits[i];
@@ -1804,7 +1893,7 @@ static void test_direct_unit(void **state)
 		assert_int_equal(r.calls, 1);
 		assert_int_equal(r.nchunks, 0);
 		if (limits[i] == 0) {
-			assert_int_equal(res.copied_bytes, DIRECT_UNIT);
+			assert_int_equal(res.copied_bytes, unit);
 		} else {
 			assert_true(res.copied_bytes >= 64 * KiB);
 			assert_true(res.copied_bytes <= limits[i] / 10);
@@ -1821,7 +1910,8 @@ static void test_direct_unit(void **state)
  * request written (the copier reports at once when it never has; the test
  * checks it did), and the direct reader never reads more than
  * SM_COPY_DIRECT_DEPTH requests ahead of the one written, so by then it has
- * read at most 1 + SM_COPY_DIRECT_DEPTH.  The file is two requests longer, so
+ * read at most 1 + SM_COPY_DIRECT_DEPTH (io_uring: SM_COPY_URING_DEPTH in
+ * flight at most, the written one among them; its own request size).  The file is two requests longer, so
  * the last request is always read after the shrink.  (A file of 5 requests,
  * as it was, could be read whole before the shrink: 2 runs in 10 copied it
  * all and succeeded.)  The read error stops the copy with the source named,
@@ -1829,13 +1919,14 @@ static void test_direct_unit(void **state)
 static void test_source_shrinks(void **state)
 {
 	struct fixture *f = *state;
-	const off_t size = (SM_COPY_DIRECT_DEPTH + 2) * DIRECT_UNIT;
+	enum sm_copy_method m = method_of(f);
+	const off_t unit = unit_of(m), size = (depth_of(m) + 2) * unit;
 	const struct extent ext[] = { { 0, size } };
 	char *src = path_in(f, "shrinks.img");
 	char *dst = path_in(f, "shrinks.copy");
 	/* One chunk for the whole file: none is done before the shrink. */
-	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
-				   .chunk_size = (unsigned long long)(size + DIRECT_UNIT) };
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = m,
+				   .chunk_size = (unsigned long long)(size + unit) };
 	struct sm_copy_result res;
 	struct recorder r;
 
@@ -1843,14 +1934,14 @@ static void test_source_shrinks(void **state)
 	make_file(dst, "");
 	rec_init(&r);
 	r.shrink = src;
-	r.shrink_to = size - 2 * DIRECT_UNIT + 2 * MiB + 5;
+	r.shrink_to = size - 2 * unit + 2 * MiB + 5;
 	assert_int_equal(run_copy(&req, &r, &res), -1);
 	assert_contains(sm_error_message(), src);
 	assert_contains(sm_error_message(), "shrank");
 	assert_int_equal(res.method, req.method);
 	assert_int_equal(r.nchunks, 0);
 	/* Shrunk when the first request (or the first read/write) was done. */
-	assert_in_range(r.shrunk_at, 1, DIRECT_UNIT);
+	assert_in_range(r.shrunk_at, 1, unit);
 	assert_true(res.copied_bytes < (unsigned long long)size);
 }
 
@@ -1900,8 +1991,14 @@ static void test_write_error(void **state)
 	assert_contains(sm_error_message(), strerror(EFBIG));
 	assert_int_equal(res.method, req.method);
 	assert_int_equal(r.nchunks, 0);
-	/* Up to the limit, and no further. */
-	assert_int_equal(res.copied_bytes, (unsigned long long)(limit - chunk));
+	/* Up to the limit, and no further (io_uring: the requests before the
+	 * failed one may end after it, uncounted). */
+	if (req.method == SM_COPY_DIRECT_URING) {
+		assert_true(res.copied_bytes <= (unsigned long long)(limit - chunk));
+		assert_int_equal(res.copied_bytes % (unsigned long long)URING_UNIT, 0);
+	} else {
+		assert_int_equal(res.copied_bytes, (unsigned long long)(limit - chunk));
+	}
 }
 
 /* sm_copy_run_fds copies between open files, never by name: the
@@ -2048,10 +2145,165 @@ static void test_fds_not_regular(void **state)
 	close(out);
 }
 
+/* --- the direct path through io_uring ------------------------------------ */
+
+/* Where the kernel allows io_uring, AUTO copies by it on ext4, and says so;
+ * the source read once, its checksum taken from the bytes copied. */
+static void test_auto_takes_uring(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_copy_result res;
+
+	if (!on_ext4(f))
+		skip();
+	uring_or_skip(f);
+	make_sparse_40(f, "auto-uring.img");
+	copy_and_check(f, "auto-uring.img", SM_COPY_AUTO, 0, SM_COPY_DIRECT_URING, &res);
+	assert_int_equal(res.read_bytes, res.data_bytes);
+	assert_int_equal(uring_refusals, 0);
+}
+
+/* The kernel refuses io_uring (ENOSYS: not built in; EPERM:
+ * kernel.io_uring_disabled, a seccomp filter): AUTO and direct copy by the
+ * reader thread, and the result says "direct"; direct-uring asked for by
+ * name is refused, naming the source, the reason and the way on, before the
+ * destination is touched. */
+static void test_uring_refused(void **state)
+{
+	static const int errs[] = { ENOSYS, EPERM };
+	struct fixture *f = *state;
+	char *src = path_in(f, "refused.img");
+	char *dst = path_in(f, "refused.kept");
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true,
+				   .method = SM_COPY_DIRECT_URING };
+	struct sm_copy_result res;
+	struct recorder r;
+	char *content;
+
+	direct_or_skip(f);
+	make_sparse(src, 40 * MiB, sparse_ext, SM_ARRAY_LEN(sparse_ext), 1);
+	for (size_t i = 0; i < SM_ARRAY_LEN(errs); i++) {
+		fake_uring_errno = errs[i];
+		uring_refusals = 0;
+		copy_and_check(f, "refused.img", SM_COPY_AUTO, 0, auto_method(f), &res);
+		copy_and_check(f, "refused.img", SM_COPY_DIRECT, 0, SM_COPY_DIRECT, &res);
+		assert_true(uring_refusals >= 2);
+
+		make_file(dst, "kept\n");
+		rec_init(&r);
+		assert_int_equal(run_copy(&req, &r, &res), -1);
+		assert_contains(sm_error_message(), "cannot use io_uring");
+		assert_contains(sm_error_message(), src);
+		assert_contains(sm_error_message(), strerror(errs[i]));
+		assert_contains(sm_error_message(), "'--copy-method direct'");
+		assert_int_equal(r.nchunks, 0);
+		assert_int_equal(r.calls, 0);
+		content = unit_read_file(dst);
+		assert_string_equal(content, "kept\n");
+		free(content);
+	}
+}
+
+/* The kernel answers reads short (every read of more than a block is asked
+ * for half): the copy asks for the rest of each, and the copy and its check
+ * come out whole, every chunk's checksum right; the file's odd end too. */
+static void test_uring_short_reads(void **state)
+{
+	struct fixture *f = *state;
+	const struct extent ext[] = { { 4 * KiB, 3 * URING_UNIT + 12 * KiB + 100 } };
+	struct sm_copy_result res;
+
+	uring_or_skip(f);
+	make_sparse(path_in(f, "short.img"), 3 * URING_UNIT + 16 * KiB + 100, ext, 1, 89);
+	fault_short_reads = 1;
+	fault_shortened = 0;
+	copy_and_check(f, "short.img", SM_COPY_DIRECT_URING, 2 * (unsigned long long)URING_UNIT,
+		       SM_COPY_DIRECT_URING, &res);
+	fault_short_reads = 0;
+	/* Each of the 5 pieces (and each check's) was asked for in parts. */
+	assert_true(fault_shortened >= 10);
+}
+
+/* Signals come every 200 us during the copy (a handler without SA_RESTART,
+ * as SIGINT's and SIGTERM's): every wait they interrupt (EINTR) is waited
+ * again, and the copy ends whole. */
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+static void test_signals_interrupt_waits(void **state)
+{
+	struct fixture *f = *state;
+	const struct extent ext[] = { { 0, 24 * MiB }, { 40 * MiB, 9 * MiB + 5 } };
+	char *src = path_in(f, "signals.img");
+	char *dst = path_in(f, "signals.copy");
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true, .method = method_of(f),
+				   .chunk_size = 8 * MiB };
+	struct sm_copy_result res;
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct itimerval every = { { 0, 200 }, { 0, 200 } }, stop = { { 0, 0 }, { 0, 0 } };
+	int rc;
+
+	make_sparse(src, 49 * MiB + 5, ext, SM_ARRAY_LEN(ext), 97);
+	make_file(dst, "");
+	alarms = 0;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &every, NULL), 0);
+	sm_error_clear();
+	rc = sm_copy_run(&req, NULL, NULL, &res);
+	/* Off before any assertion can leave the test. */
+	setitimer(ITIMER_REAL, &stop, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	if (rc != 0)
+		print_error("%s\n", sm_error_message());
+	assert_int_equal(rc, 0);
+	assert_int_equal(res.method, req.method);
+	assert_same_content(src, dst);
+	assert_true(alarms >= 5);
+}
+
+/* The destination is full (every write answered ENOSPC, as a full file
+ * system answers): the copy stops saying so and what to do next, nothing is
+ * reported done, no request is left in flight (run_copy: no descriptor, no
+ * thread left). */
+static void test_uring_full_destination(void **state)
+{
+	struct fixture *f = *state;
+	const struct extent ext[] = { { 0, 12 * MiB } };
+	char *src = path_in(f, "full.img");
+	char *dst = path_in(f, "full.copy");
+	struct sm_copy_req req = { .src = src, .dst = dst, .verify = true,
+				   .method = SM_COPY_DIRECT_URING, .chunk_size = 8 * MiB,
+				   .retry = "resume the job ('snapmove resume 7')" };
+	struct sm_copy_result res;
+	struct recorder r;
+
+	uring_or_skip(f);
+	make_sparse(src, 16 * MiB, ext, 1, 101);
+	make_file(dst, "");
+	fault_full_fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	assert_true(fault_full_fd >= 0);
+	rec_init(&r);
+	assert_int_equal(run_copy(&req, &r, &res), -1);
+	close(fault_full_fd);
+	fault_full_fd = -1;
+	assert_contains(sm_error_message(), "the destination is full");
+	assert_contains(sm_error_message(), dst);
+	assert_contains(sm_error_message(), "snapmove resume 7");
+	assert_int_equal(res.method, SM_COPY_DIRECT_URING);
+	assert_int_equal(r.nchunks, 0);
+	assert_int_equal(res.copied_bytes, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 /* fn run by one copy path: "fn/readwrite" copies by SM_COPY_READWRITE. */
 static enum sm_copy_method by_auto = SM_COPY_AUTO, by_readwrite = SM_COPY_READWRITE,
-			   by_direct = SM_COPY_DIRECT;
+			   by_direct = SM_COPY_DIRECT, by_uring = SM_COPY_DIRECT_URING;
 #define TM(fn, m) { #fn "/" #m, fn, setup, teardown, &by_##m }
 
 static void *idle(void *arg)
@@ -2069,6 +2321,7 @@ int main(void)
 		T(test_overwrites_destination),
 		TM(test_cancel, readwrite),
 		TM(test_cancel, direct),
+		TM(test_cancel, uring),
 		T(test_symlink_destination_refused),
 		T(test_missing_source),
 		T(test_missing_destination),
@@ -2076,53 +2329,86 @@ int main(void)
 		T(test_method_readwrite),
 		T(test_method_file_range),
 		T(test_method_direct),
-		T(test_direct_odd_sizes),
+		TM(test_direct_odd_sizes, direct),
+		TM(test_direct_odd_sizes, uring),
 		T(test_method_auto_falls_back),
 		T(test_method_reflink_refused),
 		T(test_method_direct_refused),
 		TM(test_chunks, readwrite),
 		TM(test_chunks, direct),
+		TM(test_chunks, uring),
 		TM(test_hole_chunks_skipped, readwrite),
 		TM(test_hole_chunks_skipped, direct),
+		TM(test_hole_chunks_skipped, uring),
 		T(test_chunk_size_rounded),
 		T(test_checksum_canonical),
 		T(test_checksum_range_lengths),
 		TM(test_resume, auto),
 		TM(test_resume, readwrite),
 		TM(test_resume, direct),
+		TM(test_resume, uring),
 		TM(test_verify_recopies_once, readwrite),
 		TM(test_verify_recopies_once, direct),
+		TM(test_verify_recopies_once, uring),
 		TM(test_verify_fails_twice, readwrite),
 		TM(test_verify_fails_twice, direct),
+		TM(test_verify_fails_twice, uring),
 		TM(test_no_verify_misses_corruption, readwrite),
 		TM(test_no_verify_misses_corruption, direct),
+		TM(test_no_verify_misses_corruption, uring),
 		TM(test_verify_sees_garbage_in_a_hole, readwrite),
 		TM(test_verify_sees_garbage_in_a_hole, direct),
+		TM(test_verify_sees_garbage_in_a_hole, uring),
 		TM(test_durable_then_done, readwrite),
 		TM(test_durable_then_done, direct),
+		TM(test_durable_then_done, uring),
 		TM(test_resume_unverified, readwrite),
 		TM(test_resume_unverified, direct),
+		TM(test_resume_unverified, uring),
 		TM(test_bandwidth, readwrite),
 		TM(test_bandwidth, direct),
+		TM(test_bandwidth, uring),
 		T(test_bandwidth_keeps_checksums),
 		TM(test_progress, readwrite),
 		TM(test_progress, direct),
-		T(test_direct_unit),
+		TM(test_progress, uring),
+		TM(test_direct_unit, direct),
+		TM(test_direct_unit, uring),
 		TM(test_source_shrinks, readwrite),
 		TM(test_source_shrinks, direct),
+		TM(test_source_shrinks, uring),
 		TM(test_write_error, readwrite),
 		TM(test_write_error, direct),
+		TM(test_write_error, uring),
 		TM(test_fds_name_swapped, readwrite),
 		TM(test_fds_name_swapped, direct),
+		TM(test_fds_name_swapped, uring),
 		T(test_fds_not_regular),
 		T(test_thread_refused),
+		T(test_auto_takes_uring),
+		T(test_uring_refused),
+		T(test_uring_short_reads),
+		TM(test_signals_interrupt_waits, direct),
+		TM(test_signals_interrupt_waits, uring),
+		T(test_uring_full_destination),
 	};
 	pthread_t t;
 
 	real_pthread_create = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
 				       void *))dlsym(RTLD_NEXT, "pthread_create");
-	if (!real_pthread_create)
+	real_uring_init = (int (*)(unsigned, struct io_uring *, unsigned))dlsym(
+		RTLD_NEXT, "io_uring_queue_init");
+	real_uring_submit = (int (*)(struct io_uring *))dlsym(RTLD_NEXT, "io_uring_submit");
+	if (!real_pthread_create || !real_uring_init || !real_uring_submit)
 		return 1;
+	{
+		struct io_uring ring;
+
+		uring_ok = real_uring_init(4, &ring, 0) == 0;
+		if (uring_ok)
+			io_uring_queue_exit(&ring);
+	}
+	fake_uring_errno = ENOSYS;
 	if (getenv("UNIT_FILTER"))
 		cmocka_set_test_filter(getenv("UNIT_FILTER"));
 	/* A first thread, so that a runtime that starts one of its own with it
