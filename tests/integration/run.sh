@@ -31,11 +31,16 @@ declare -A pid_test=() started=()
 # Each test in its own process group (kill -- -PID stops all of it).
 set -m
 stop_all() {
-	local p
+	local p t
 	for p in "${!pid_test[@]}"; do
 		kill -TERM -- "-$p" 2>/dev/null
 	done
 	wait 2>/dev/null
+	# What the tests still running had printed.
+	for t in "${pid_test[@]}"; do
+		echo "== $t (interrupted)"
+		cat "$out/${t%.sh}.log"
+	done
 	rm -rf "$out"
 	echo "integration: interrupted" >&2
 	exit 130
