@@ -30,7 +30,8 @@ ALL_LDFLAGS += -fsanitize=$(SANITIZE)
 # stop the program with status 87 (no exit status of snapmove), UBSan at its
 # first report too.  Leaks of libvirt and libxml2 themselves are suppressed
 # (tests/lsan.supp), never snapmove's.  make integration also writes ASan and
-# LSan reports to $(SAN_LOGS), and run.sh fails a test that left one there
+# LSan reports to $(SAN_LOGS)/TEST (run.sh sets log_path per test, as tests
+# run at once), and run.sh fails a test that left one there
 # (a snapmove whose status the test ignores too).  Set in the environment
 # to override.  verify_asan_link_order=0: t0082 runs snapmove with LD_PRELOAD set
 # (to see that no child gets it).
@@ -94,7 +95,7 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/snapmove
 	$(MAKE) TEST_BUILD=1 all
 	SNAPMOVE=$(CURDIR)/$(TEST_BIN) SNAPMOVE_RELEASE=$(CURDIR)/$(BUILD)/snapmove \
-		$(if $(SANITIZE),SM_SANITIZER_LOGS=$(SAN_LOGS) ASAN_OPTIONS=$(ASAN_OPTIONS):log_path=$(SAN_LOGS)/report) \
+		$(if $(SANITIZE),SM_SANITIZER_LOGS=$(SAN_LOGS)) \
 		bash tests/integration/run.sh $(T)
 
 # check: set up the host, build, run every test.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# serial: kills libvirtd (SIGKILL) and starts it again: every other test's libvirt calls would fail meanwhile
 # What runs under snapmove dies in the middle of a move.  libvirtd killed
 # and restarted: QEMU and its mirror live on, and 'snapmove resume' picks the
 # mirror up (or starts it again) and finishes live.  QEMU killed (kill -9):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# serial: the guest's writes (HMP calls, 20 to 200 ms each) must outrun a 2 MiB/s mirror for 3 s: another test's load slows them
 # The guest rewrites an 8 MiB region as fast as HMP lets it (tens of MiB/s)
 # for the whole move, while --bandwidth 2 holds the mirror back: the mirror
 # cannot converge, --sync-writes=auto (the default) restarts it in

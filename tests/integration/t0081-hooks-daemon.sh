@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# serial: times a hook's run to the second under strace (under 3 s, 3 to 4 s, the move under 5 s): another test's load would make it late
 # A hook that leaves a daemon holding its output (setsid: out of the hook's
 # process group, out of reach of the kill at the limit) does not hold the
 # move: a hook that exits at once is done within a moment of its exit, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# serial: kills libvirtd (SIGKILL, lvkill-lib.sh) and starts it again: every other test's libvirt calls would fail meanwhile
 # libvirtd killed inside virDomainBlockCopy (bench/chaos.sh, issue 12): QEMU
 # had opened the destination overlay (blockdev-add of 'libvirt-4-storage',
 # maybe 'libvirt-4-format', maybe the mirror job 'copy-vda-libvirt-3-format'

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# serial: kills libvirtd (SIGKILL, lvkill-lib.sh) and starts it again: every other test's libvirt calls would fail meanwhile
 # libvirtd killed inside the pivot of the shallow mirror (bench/chaos.sh
 # CHAOS_AT=pivot, issue 12): the pivot of a shallow copy first opens the
 # destination chain in QEMU (blockdev-add of dst/base.raw, then dst/top.qcow2,

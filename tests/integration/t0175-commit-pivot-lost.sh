@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# serial: kills libvirtd (SIGKILL) and starts it again: every other test's libvirt calls would fail meanwhile
 # libvirtd dies during the final commit's pivot, after QEMU finished it.
 # libvirt (9) asks QEMU to complete the active commit, records the job as
 # 'pivoting' and, when QEMU says the job concluded, dismisses it and moves
