@@ -122,6 +122,17 @@ check_installed() {
 		expect_mode "$HOOKS/$p" "755 root:root" dir
 	done
 	expect_mode "$JDIR" "700 root:root" dir
+	# recover at boot: the unit (checked by systemd-analyze where there is
+	# one) and the init script, which answers 'status' with recover's list.
+	expect_mode /lib/systemd/system/snapmove-recover.service "644 root:root" file
+	if command -v systemd-analyze >/dev/null; then
+		systemd-analyze verify /lib/systemd/system/snapmove-recover.service ||
+			fail "systemd-analyze verify snapmove-recover.service failed"
+	fi
+	expect_mode /etc/init.d/snapmove-recover "755 root:root" file
+	out=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /etc/init.d/snapmove-recover status 2>&1) ||
+		fail "'/etc/init.d/snapmove-recover status' failed: $out"
+	case "$out" in *"no unfinished jobs"*) ;; *) fail "the init script's status says: $out" ;; esac
 	dpkg --verify snapmove || fail "dpkg --verify snapmove: the files differ from the package"
 }
 
@@ -200,6 +211,10 @@ rm "$HOOKS/after_move/50-admin"
 
 # 5. remove: every file the package installed goes, the journal stays.
 dpkg -L snapmove >"$T/files"
+# Conffiles (the init script) stay until the purge, as Debian's rule is.
+dpkg-query -W -f='${Conffiles}\n' snapmove | awk 'NF { print $1 }' >"$T/conffiles"
+grep -qx /etc/init.d/snapmove-recover "$T/conffiles" ||
+	fail "the init script is not a conffile: $(tr '\n' ' ' <"$T/conffiles")"
 say "apt-get remove snapmove"
 "${APT[@]}" remove snapmove >"$T/remove.log" 2>&1 || { cat "$T/remove.log" >&2; die "apt-get remove failed"; }
 grep -q 'not empty so not removed' "$T/remove.log" && fail "remove left folders: $(grep 'not empty' "$T/remove.log")"
@@ -210,6 +225,7 @@ while read -r f; do
 	fi
 	# Folders other packages share (/usr/bin, /etc, ...) stay.
 	[ -d "$f" ] && dpkg -S "$f" >/dev/null 2>&1 && continue
+	grep -qxF -- "$f" "$T/conffiles" && continue
 	fail "remove left '$f'"
 done <"$T/files"
 [ ! -e /etc/snapmove ] || fail "remove left /etc/snapmove"
@@ -226,7 +242,8 @@ case "$(pkg_status)" in
 "" | "unknown ok not-installed") ;;
 *) fail "after purge snapmove is '$(pkg_status)'" ;;
 esac
-for p in "$JDIR" /etc/snapmove "$SM"; do
+for p in "$JDIR" /etc/snapmove "$SM" /etc/init.d/snapmove-recover \
+	/lib/systemd/system/snapmove-recover.service; do
 	[ ! -e "$p" ] || fail "purge left '$p'"
 done
 
