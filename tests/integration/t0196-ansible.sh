@@ -92,7 +92,7 @@ dest: $T/dst"
 	assert_task move 'r["changed"]' true
 	assert_task move 'r.get("failed", False)' false
 	assert_task move 'r["rc"]' 0
-	assert_task move 'r["status"]' done
+	assert_task move 'r["status"]' "done"
 	assert_task move 'r["job"]' 1
 	assert_task move 'r["chains_before"]' "{\"vda\": [\"$T/src/disk.qcow2\"]}"
 	assert_task move 'r["chains_after"]' "{\"vda\": [\"$T/dst/disk.qcow2\"]}"
@@ -169,7 +169,7 @@ include: [\"$domr\"]"
 	play drain || { cat "$T/drain.json" "$T/drain.err" >&2; fail "ansible-playbook (drain) exited $?"; }
 	assert_task drain 'r["changed"]' true
 	assert_task drain 'r["rc"]' 0
-	assert_task drain 'r["status"]' done
+	assert_task drain 'r["status"]' "done"
 	assert_task drain '[(m["domain"], m["status"]) for m in r["moves"]]' "[[\"$domr\", \"done\"]]"
 	assert_task drain 'len(r["plan"]["moves"])' 1
 	local rb
