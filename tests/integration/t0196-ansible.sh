@@ -15,8 +15,11 @@
 
 export ANSIBLE_LIBRARY=$TOP/contrib/ansible/library
 export ANSIBLE_HOME=$T/ansible ANSIBLE_LOCAL_TEMP=$T/ansible/tmp
-export ANSIBLE_REMOTE_TEMP=$T/ansible/tmp ANSIBLE_STDOUT_CALLBACK=json
+export ANSIBLE_REMOTE_TEMP=$T/ansible/tmp ANSIBLE_CALLBACKS_ENABLED=tree
 export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_DEPRECATION_WARNINGS=0
+# ansible-core alone, as scripts/setup.sh installs it: no collection (Debian's
+# 'ansible' package, when present, is not used).
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_COLLECTIONS_PATH=$T/ansible/collections
 mkdir -m 700 "$T/ansible"
 
 # playbook NAME TASK-ARGS: write $T/NAME.yml, one task of the module on
@@ -34,30 +37,33 @@ $(sed 's/^/        /' <<<"$2")
 YML
 }
 
-# play NAME [ANSIBLE-PLAYBOOK OPTIONS]: run $T/NAME.yml; the json callback's
-# output in $T/NAME.json (a new one each run), its exit status returned.
+# play NAME [ANSIBLE-PLAYBOOK OPTIONS]: run $T/NAME.yml; the task's result
+# (ansible-core's tree callback) in $T/NAME.json (a new one each run), the
+# output in $T/NAME.out, its exit status returned.
 play() {
 	local name=$1 rc=0
 	shift
-	ansible-playbook -i localhost, -c local -e ansible_python_interpreter="$SM_PY" \
-		"$@" "$T/$name.yml" >"$T/$name.json" 2>"$T/$name.err" || rc=$?
+	rm -rf "$T/$name.tree" "$T/$name.json"
+	ANSIBLE_CALLBACK_TREE_DIR=$T/$name.tree ansible-playbook -i localhost, -c local \
+		-e ansible_python_interpreter="$SM_PY" "$@" "$T/$name.yml" \
+		>"$T/$name.out" 2>"$T/$name.err" || rc=$?
+	cp "$T/$name.tree/localhost" "$T/$name.json" 2>/dev/null || true
 	return $rc
 }
 
 # task NAME EXPR: EXPR over r, the task's result on localhost in $T/NAME.json.
 task() {
 	"$SM_PY" -c 'import json, sys
-doc = json.load(open(sys.argv[1]))
-r = doc["plays"][0]["tasks"][-1]["hosts"]["localhost"]
+r = json.load(open(sys.argv[1]))
 v = eval(sys.argv[2])
 print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "$T/$1.json" "$2" ||
-		{ cat "$T/$1.json" "$T/$1.err" >&2; fail "no task result in $T/$1.json"; }
+		{ cat "$T/$1.out" "$T/$1.err" >&2; fail "no task result in $T/$1.json"; }
 }
 
 assert_task() {  # NAME EXPR WANT
 	local got
 	got=$(task "$1" "$2")
-	[ "$got" = "$3" ] || { cat "$T/$1.json" >&2; fail "$1: $2 is '$got', expected '$3'"; }
+	[ "$got" = "$3" ] || { cat "$T/$1.out" "$T/$1.json" >&2; fail "$1: $2 is '$got', expected '$3'"; }
 }
 
 jobs_count() {
@@ -88,9 +94,9 @@ dest: $T/dst"
 	assert_unchanged check
 	assert_eq "$(jobs_count)" 0 "jobs after check mode"
 
-	play move || { cat "$T/move.json" "$T/move.err" >&2; fail "ansible-playbook exited $?"; }
+	play move || { cat "$T/move.out" "$T/move.err" >&2; fail "ansible-playbook exited $?"; }
 	assert_task move 'r["changed"]' true
-	assert_task move 'r.get("failed", False)' false
+	assert_task move 'r["msg"].startswith("moved vda of ")' true
 	assert_task move 'r["rc"]' 0
 	assert_task move 'r["status"]' "done"
 	assert_task move 'r["job"]' 1
@@ -124,7 +130,6 @@ dest: $T/dst2"
 	fi
 	local job
 	job=$(jobs_count)
-	assert_task half 'r["failed"]' true
 	assert_task half 'r["changed"]' true
 	assert_task half 'r["rc"]' 1
 	assert_task half 'r["status"]' failed
@@ -144,7 +149,6 @@ case_refused() {
 	playbook nosuch "domain: nosuch-$$
 dest: $T/dst"
 	if play nosuch; then fail "ansible-playbook succeeded for a domain that does not exist"; fi
-	assert_task nosuch 'r["failed"]' true
 	assert_task nosuch 'r["changed"]' false
 	assert_task nosuch 'r["rc"]' 3
 	assert_task nosuch "\"no domain named 'nosuch-$$'\" in r[\"msg\"]" true
@@ -153,7 +157,6 @@ dest: $T/dst"
 	playbook nodest "domain: $dom
 dest: $T/missing"
 	if play nodest; then fail "ansible-playbook succeeded with a missing destination"; fi
-	assert_task nodest 'r["failed"]' true
 	assert_task nodest 'r["changed"]' false
 	assert_task nodest 'r["rc"]' 3
 	assert_task nodest 'r["status"]' refused
@@ -166,7 +169,7 @@ case_rebalance() {
 storages: [\"$T/s1\", \"$T/s2\"]
 drain: \"$T/s1\"
 include: [\"$domr\"]"
-	play drain || { cat "$T/drain.json" "$T/drain.err" >&2; fail "ansible-playbook (drain) exited $?"; }
+	play drain || { cat "$T/drain.out" "$T/drain.err" >&2; fail "ansible-playbook (drain) exited $?"; }
 	assert_task drain 'r["changed"]' true
 	assert_task drain 'r["rc"]' 0
 	assert_task drain 'r["status"]' "done"
