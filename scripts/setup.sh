@@ -13,7 +13,7 @@ PACKAGES=(
 	qemu-system-x86 qemu-utils
 	libxml2-dev libxml2-utils libsqlite3-dev sqlite3 xfsprogs libjson-c-dev libxxhash-dev libcmocka-dev libinih-dev
 	liburing-dev
-	python3-jsonschema
+	python3-jsonschema ansible-core
 	clang-14 libclang-rt-14-dev
 	strace
 	dpkg-dev debhelper
