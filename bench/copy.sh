@@ -126,7 +126,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			note_others
 			record "$RES" "$r" "$t" "$FIO_SECS"
 			echo "   $t: ${FIO_SECS} s (fio's time; read $FIO_RMBS MB/s, write $FIO_WMBS MB/s;" \
-				"writer started ${FIO_LAG_MS} ms after the reader; fio's wall ${FIO_WALL} s)," \
+				"writer started ${FIO_LAG_MS} ms after the reader; overlap $(fio_overlap);" \
+				"final fsync ${FIO_FSYNC_MS} ms; fio's wall ${FIO_WALL} s)," \
 				"$(mib "$FIO_RBYTES") MiB read, $(mib "$FIO_WBYTES") MiB written," \
 				"$(mib "$(alloc_bytes "$DST")") MiB allocated"
 			want=$((EXTENTS * EXTENT_MIB << 20))

@@ -387,16 +387,18 @@ busy_summary() {
 # same offsets) at the same time, with O_DIRECT and a final fsync, at the
 # request size and depth a short sweep at the start found best.
 # 'limit-verify' adds a second reader of the same bytes: the I/O a verified
-# copy cannot do without (read twice, written once).  The time is fio's own:
-# the longest of its jobs, each from its first request to its last
-# completion (the per-request latency logs, Unix-epoch milliseconds), the
-# writer's end taken as its first request plus fio's runtime of the job,
-# which counts the final fsync.  fio's start-up (about 0.7 s here: forking,
-# a 100 ms poll) is left out, and so is the lag of the writer's start behind
-# the reader's (it first fills its buffers with random data: tens to
-# hundreds of ms), which no copier has; the jobs then overlap by less than
-# all, which can only make the limit faster.  The lag and fio's whole wall
-# time are printed beside.
+# copy cannot do without (read twice, written once).  The time is fio's
+# own, at the rates the jobs kept while all of them ran: fio starts its jobs
+# tens of ms to seconds apart (the writer first fills its buffers with
+# random data, 15 ms a MiB on this busy VM, and bs x iodepth of them), a lag
+# no copier has, so the two jobs never fully overlap.  From the per-request
+# latency logs (Unix-epoch ms): the window where all jobs ran, each job's
+# bytes completed in it, and so its rate while the others ran; the time is
+# the slowest job's bytes at its rate, plus the writer's final fsync (fio's
+# runtime of the job past its last completion).  Where the window is under
+# a quarter of the longest job, all of it counts, lag included (flagged).
+# fio's start-up (about 0.7 s here: forks, a 100 ms poll) is left out; the
+# lag, the overlap and fio's whole wall time are printed beside.
 
 # fio comes from Debian's package; installed here when missing, so 'make
 # bench' (and each script alone) has it.
@@ -440,8 +442,9 @@ fio_prepare() {
 # fio_run MODE BS QD DST: one cold run (the caller prepared DST and dropped
 # the cache); MODE rw (read + write) or verify (read twice + write).  Sets
 # FIO_SECS (fio's time, see above), FIO_WALL (the whole command), FIO_LAG_MS
-# (how long after the first reader the writer started), FIO_RMBS, FIO_WMBS
-# (MB/s over FIO_SECS).
+# (how long after the first reader the writer started), FIO_OVERLAP (the
+# window where all ran, % of the longest job; -1: too short, all counted),
+# FIO_FSYNC_MS, FIO_RMBS, FIO_WMBS (MB/s over FIO_SECS).
 fio_run() {
 	local mode=$1 bs=$2 qd=$3 dst=$4 job=$W/fio.job t0 t1 opt
 	{
@@ -481,25 +484,59 @@ fio_run() {
 	rt=$(awk -F';' '$3 == "write" { print $50 }' "$W/fio.terse")
 	rb=$(awk -F';' 'NF > 50 { s += $6 * 1024 } END { printf "%.0f", s }' "$W/fio.terse")
 	wb=$(awk -F';' 'NF > 50 { s += $47 * 1024 } END { printf "%.0f", s }' "$W/fio.terse")
-	# Each job's first submission (completion - latency) and last completion,
-	# in job order (read, [reread,] write).
+	# fio's time (see above), from the latency logs (one line per request:
+	# completion time in Unix-epoch ms, latency in ns, direction, bytes), in job
+	# order (read, [reread,] write): each job's span from its first
+	# submission to its last completion, the window where all ran, each job's
+	# rate in that window, and the time at those rates; with the writer's
+	# final fsync (its first submission plus fio's runtime, past its last
+	# completion) on top.
 	span=$(for ((i = 1; i <= nj; i++)); do
-		awk -F', *' '{ s = $1 - $2 / 1e6; if (NR == 1 || s < a) a = s; if ($1 > b) b = $1 }
-			END { printf "%.3f %.3f\n", a, b }' "$W/fiolat_lat.$i.log"
+		awk -F', *' -v j="$i" '{ printf "%d %.0f %.3f %.0f\n", j, $1, $1 - $2 / 1e6, $4 }' \
+			"$W/fiolat_lat.$i.log"
 	done | awk -v rt="$rt" -v nj="$nj" '
-		{ s[NR] = $1; e[NR] = $2 }
+		{
+			j = $1; n[j]++; t[j, n[j]] = $2; b[j, n[j]] = $4; tot[j] += $4
+			if (!(j in s) || $3 < s[j]) s[j] = $3
+			if (!(j in e) || $2 > e[j]) e[j] = $2
+		}
 		END {
-			if (s[nj] + rt > e[nj]) e[nj] = s[nj] + rt   # the writer, with its fsync
-			t = 0
-			for (i = 1; i <= nj; i++) if (e[i] - s[i] > t) t = e[i] - s[i]
-			printf "%.3f %.0f\n", t / 1000, s[nj] - s[1]
+			S = s[1]; E = e[1]; long = 0
+			for (j = 1; j <= nj; j++) {
+				if (s[j] > S) S = s[j]
+				if (e[j] < E) E = e[j]
+				if (e[j] - s[j] > long) long = e[j] - s[j]
+			}
+			fs = s[nj] + rt - e[nj]
+			if (fs < 0) fs = 0
+			ov = E - S
+			time = 0
+			if (ov > 0.25 * long) {
+				for (j = 1; j <= nj; j++) {
+					in_ = 0
+					for (k = 1; k <= n[j]; k++)
+						if (t[j, k] > S && t[j, k] <= E) in_ += b[j, k]
+					if (in_ > 0 && tot[j] * ov / in_ > time) time = tot[j] * ov / in_
+				}
+			}
+			if (time == 0) {   # too little overlap to measure: all of it, lags included
+				st = s[1]; en = e[1]
+				for (j = 2; j <= nj; j++) { if (s[j] < st) st = s[j]; if (e[j] > en) en = e[j] }
+				time = en - st
+				ov = -1
+			}
+			printf "%.3f %.0f %.0f %.0f\n", (time + fs) / 1000, s[nj] - s[1],
+				ov < 0 ? -1 : 100 * ov / long, fs
 		}')
-	FIO_SECS=${span% *}
-	FIO_LAG_MS=${span#* }
+	read -r FIO_SECS FIO_LAG_MS FIO_OVERLAP FIO_FSYNC_MS <<<"$span"
 	FIO_RMBS=$(awk -v b="$rb" -v s="$FIO_SECS" 'BEGIN { printf "%.0f", b / 1e6 / s }')
 	FIO_WMBS=$(awk -v b="$wb" -v s="$FIO_SECS" 'BEGIN { printf "%.0f", b / 1e6 / s }')
 	FIO_RBYTES=$rb
 	FIO_WBYTES=$wb
+}
+
+fio_overlap() {
+	if [ "$FIO_OVERLAP" -lt 0 ]; then echo "short"; else echo "$FIO_OVERLAP%"; fi
 }
 
 # fio_sweep: one cold run of read + write per (request size, depth) of
@@ -510,15 +547,17 @@ fio_sweep() {
 	local dst=$W/fio-sweep.out
 	FIO_ENGINE=$(fio_engine)
 	echo "limit: fio $(fio --version | sed 's/^fio-//'), ioengine $FIO_ENGINE, direct, read + write at once, final fsync"
-	echo "limit: sweep (one cold run each; MB/s over fio's time; lag: the writer's start after the reader's)"
-	printf "  %-6s %7s %9s %9s %9s %8s %9s\n" bs iodepth "time_s" "read_MB/s" "write_MB/s" "lag_ms" "fio_wall"
+	echo "limit: sweep (one cold run each; MB/s over fio's time; lag: the writer's start after the reader's;"
+	echo "       overlap: the window where both ran, % of the longer job; fsync: the final one, ms)"
+	printf "  %-6s %7s %9s %9s %10s %7s %8s %6s %9s\n" bs iodepth "time_s" "read_MB/s" "write_MB/s" \
+		"lag_ms" "overlap" "fsync" "fio_wall"
 	for bs in ${BENCH_FIO_BS:-1M 4M 16M}; do
 		for qd in ${BENCH_FIO_QD:-1 4 16}; do
 			fio_prepare "$dst"
 			drop_caches
 			fio_run rw "$bs" "$qd" "$dst"
-			printf "  %-6s %7s %9s %9s %9s %8s %9s\n" "$bs" "$qd" "$FIO_SECS" \
-				"$FIO_RMBS" "$FIO_WMBS" "$FIO_LAG_MS" "$FIO_WALL"
+			printf "  %-6s %7s %9s %9s %10s %7s %8s %6s %9s\n" "$bs" "$qd" "$FIO_SECS" \
+				"$FIO_RMBS" "$FIO_WMBS" "$FIO_LAG_MS" "$(fio_overlap)" "$FIO_FSYNC_MS" "$FIO_WALL"
 			if [ -z "$best" ] || awk -v a="$FIO_SECS" -v b="$best" 'BEGIN { exit !(a < b) }'; then
 				best=$FIO_SECS
 				FIO_BS=$bs

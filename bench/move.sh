@@ -110,7 +110,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			[ "$FIO_WBYTES" = "$FIO_DST_SIZE" ] && [ "$FIO_RBYTES" = "$((FIO_DST_SIZE * readers))" ] ||
 				die "$t: fio did not read and write $(mib "$FIO_DST_SIZE") MiB"
 			echo "   $t: ${FIO_SECS} s (fio's time; read $FIO_RMBS MB/s, write $FIO_WMBS MB/s;" \
-				"writer started ${FIO_LAG_MS} ms after the reader; fio's wall ${FIO_WALL} s)," \
+				"writer started ${FIO_LAG_MS} ms after the reader; overlap $(fio_overlap);" \
+				"final fsync ${FIO_FSYNC_MS} ms; fio's wall ${FIO_WALL} s)," \
 				"$(mib "$FIO_RBYTES") MiB read, $(mib "$FIO_WBYTES") MiB written"
 			rm -rf "$RUN"
 			continue ;;
