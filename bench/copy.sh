@@ -11,6 +11,16 @@
 # and its buffered read/write loop.  Each tool's output is checked once (cmp of the data extents, qemu-img
 # compare of the whole file, size, allocation).  The goal: snapmove's
 # median time <= 1.05 x cp's.
+#
+# The storage's limit runs in the same rounds as two more columns (see
+# lib.sh): 'limit', fio reading the same 8 extents of the source and writing
+# 2 GiB at the same offsets of a new sparse file at the same time (direct,
+# final fsync), at the request size and depth a sweep at the start found
+# best; 'limit-verify', the same with a second reader of the same extents
+# (the I/O a verified copy needs at least).  Every time is also shown as a
+# ratio to 'limit'; goals (issue 14): snapmove copy <= 1.15 x the limit
+# verified, <= 1.05 x with --no-verify.  The cost of verification is shown
+# on its own: snapmove minus snapmove-noverify, round by round.
 . "$(dirname "$0")/lib.sh"
 
 VSIZE_GIB=8
@@ -35,6 +45,8 @@ declare -A CMD=(
 	[qemu-img-tnone]='qemu-img convert -t none -f raw -O raw "$SRC" "$DST" && sync'
 )
 TOOLS=(snapmove snapmove-noverify snapmove-rw cp qemu-img)
+LIMITS=(limit limit-verify)
+need_fio
 
 echo "== copy: snapmove copy vs cp --sparse=always vs qemu-img convert"
 print_machine
@@ -58,6 +70,18 @@ fi
 rm -f "$W/probe.in" "$W/probe.out"
 
 echo "source: $SRC, $(stat -c %s "$SRC") bytes, $(alloc_bytes "$SRC") allocated"
+
+# fio: the extents by strided zones (extent i at i x the stride, 256 MiB
+# each), 2 GiB in all; the destination a sparse file of the source's size.
+FIO_SRC=$SRC
+FIO_DST_SIZE=$(stat -c %s "$SRC")
+FIO_LAYOUT="offset=0 zonemode=strided zonesize=${EXTENT_MIB}M zonerange=$(extent_off 1) io_size=$((EXTENTS * EXTENT_MIB))M"
+fio_sweep
+CMD[limit]="fio: read the $EXTENTS extents ($((EXTENTS * EXTENT_MIB)) MiB) + write them at the same offsets of a new sparse file, at once; direct, $FIO_ENGINE, bs $FIO_BS, iodepth $FIO_QD, final fsync"
+CMD[limit-verify]="fio: the same with a second reader of the same extents (read twice, written once)"
+COPIERS=("${TOOLS[@]}")
+TOOLS+=("${LIMITS[@]}")
+
 echo "tools:"
 for t in "${TOOLS[@]}"; do
 	printf "  %-18s %s\n" "$t" "${CMD[$t]}"
@@ -92,6 +116,27 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for t in $(rotate "$r" "${TOOLS[@]}"); do
 		DST=$OUT/$t.raw
 		rm -f "$DST"
+		case $t in
+		limit*)
+			fio_prepare "$DST"
+			drop_caches
+			mode=rw readers=1
+			[ "$t" = limit-verify ] && mode=verify readers=2
+			fio_run "$mode" "$FIO_BS" "$FIO_QD" "$DST"
+			note_others
+			record "$RES" "$r" "$t" "$FIO_SECS"
+			echo "   $t: ${FIO_SECS} s (fio's time; read $FIO_RMBS MB/s, write $FIO_WMBS MB/s;" \
+				"writer started ${FIO_LAG_MS} ms after the reader; overlap $(fio_overlap);" \
+				"final fsync ${FIO_FSYNC_MS} ms; fio's wall ${FIO_WALL} s)," \
+				"$(mib "$FIO_RBYTES") MiB read, $(mib "$FIO_WBYTES") MiB written," \
+				"$(mib "$(alloc_bytes "$DST")") MiB allocated"
+			want=$((EXTENTS * EXTENT_MIB << 20))
+			[ "$FIO_WBYTES" = "$want" ] && [ "$(alloc_bytes "$DST")" -ge "$want" ] &&
+				[ "$FIO_RBYTES" = "$((want * readers))" ] ||
+				die "$t: fio did not read and write the source's $((EXTENTS * EXTENT_MIB)) MiB"
+			rm -f "$DST"
+			continue ;;
+		esac
 		drop_caches
 		t0=$(now_ns)
 		/usr/bin/time -f "%U %S" -o "$W/time" bash -c "${CMD[$t]}" >"$W/log" 2>&1 ||
@@ -113,10 +158,26 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-report "$RES" "wall time per copy, durable" "s" cp "${TOOLS[@]}"
-report "$CPU" "CPU time of the tool, user + system" "s" cp "${TOOLS[@]}"
+report "$RES" "wall time per copy, durable (limit: fio's time)" "s" cp,limit "${TOOLS[@]}"
+report "$CPU" "CPU time of the tool, user + system" "s" cp "${COPIERS[@]}"
+
+# Verification's cost, paired by round.
+VC=$W/verify-cost
+: >"$VC"
+for ((r = 1; r <= ROUNDS; r++)); do
+	awk -v r="$r" '$1 == r && $2 == "snapmove" { a = $3 } $1 == r && $2 == "snapmove-noverify" { b = $3 }
+		$1 == r && $2 == "limit" { l = $3 }
+		END { printf "%s verify-cost %.3f\n%s limit %s\n", r, a - b, r, l }' "$RES" >>"$VC"
+done
+report "$VC" "cost of verification: snapmove copy minus snapmove copy --no-verify, same round" "s" \
+	limit verify-cost limit
 echo
 busy_summary
+m_lim=$(median_of "$RES" limit)
+verdict "snapmove copy (verify on) median / limit median" \
+	"$(awk -v a="$(median_of "$RES" snapmove)" -v b="$m_lim" 'BEGIN { print a / b }')" "<=" 1.15
+verdict "snapmove copy --no-verify median / limit median" \
+	"$(awk -v a="$(median_of "$RES" snapmove-noverify)" -v b="$m_lim" 'BEGIN { print a / b }')" "<=" 1.05
 m_sm=$(median_of "$RES" snapmove)
 m_cp=$(median_of "$RES" cp)
 verdict "snapmove copy (verify on) median / cp median" \

@@ -146,7 +146,9 @@ record() {  # FILE ROUND COLUMN VALUE
 
 # report FILE TITLE UNIT REF COLUMN...: a table with one row per round and a
 # median row, then for each column but REF the ratio of its median to REF's
-# and the median of the per-round ratios (the rounds are paired).
+# and the median of the per-round ratios (the rounds are paired).  REF may
+# name several references, comma-separated (cp,limit): one block of ratios
+# for each.
 report() {
 	local file=$1 title=$2 unit=$3 ref=$4
 	shift 4
@@ -201,18 +203,22 @@ report() {
 			printf "%" w "s", lo == "" ? "-" : sprintf("%.3f", lo)
 		}
 		printf "\n"
-		if (ref == "" || m[ref] == "" || m[ref] + 0 == 0)
-			exit
-		printf "ratios to %s: median/median (median of per-round ratios)\n", ref
-		for (i = 1; i <= nc; i++) {
-			if (c[i] == ref)
+		nref = split(ref, refs, ",")
+		for (k = 1; k <= nref; k++) {
+			rf = refs[k]
+			if (m[rf] == "" || m[rf] + 0 == 0)
 				continue
-			pr = ""
-			for (r = 1; r <= nr; r++)
-				if (((rounds[r], c[i]) in v) && ((rounds[r], ref) in v) &&
-				    v[rounds[r], ref] + 0 != 0)
-					pr = pr " " v[rounds[r], c[i]] / v[rounds[r], ref]
-			printf "  %-28s %6.3f  (%.3f)\n", c[i], m[c[i]] / m[ref], median(pr)
+			printf "ratios to %s: median/median (median of per-round ratios)\n", rf
+			for (i = 1; i <= nc; i++) {
+				if (c[i] == rf || m[c[i]] == "")
+					continue
+				pr = ""
+				for (r = 1; r <= nr; r++)
+					if (((rounds[r], c[i]) in v) && ((rounds[r], rf) in v) &&
+					    v[rounds[r], rf] + 0 != 0)
+						pr = pr " " v[rounds[r], c[i]] / v[rounds[r], rf]
+				printf "  %-28s %6.3f  (%.3f)\n", c[i], m[c[i]] / m[rf], median(pr)
+			}
 		}
 	}' "$file"
 }
@@ -370,4 +376,195 @@ note_others() {
 
 busy_summary() {
 	echo "timed runs that ended while integration tests ran: $BUSY_RUNS of $TIMED_RUNS"
+}
+
+# --- the storage's limit: fio ---------------------------------------------
+#
+# The 'limit' column: what this storage gives a copy at best.  fio reads the
+# bytes a tool copies from the source (the same extents of the same file)
+# and writes as many to a new destination file (made as the copier makes
+# it: truncated to the source's size, nothing allocated, written at the
+# same offsets) at the same time, with O_DIRECT and a final fsync, at the
+# request size and depth a short sweep at the start found best.
+# 'limit-verify' adds a second reader of the same bytes: the I/O a verified
+# copy cannot do without (read twice, written once).  The time is fio's
+# own, at the rates the jobs kept while all of them ran: fio starts its jobs
+# tens of ms to seconds apart (the writer first fills its buffers with
+# random data, 15 ms a MiB on this busy VM, and bs x iodepth of them), a lag
+# no copier has, so the two jobs never fully overlap.  From the per-request
+# latency logs (Unix-epoch ms): the window where all jobs ran, each job's
+# bytes completed in it, and so its rate while the others ran; the time is
+# the slowest job's bytes at its rate, plus the writer's final fsync (fio's
+# runtime of the job past its last completion).  Where the window is under
+# a quarter of the longest job, all of it counts, lag included (flagged).
+# fio's start-up (about 0.7 s here: forks, a 100 ms poll) is left out; the
+# lag, the overlap and fio's whole wall time are printed beside.
+
+# fio comes from Debian's package; installed here when missing, so 'make
+# bench' (and each script alone) has it.
+need_fio() {
+	command -v fio >/dev/null && return 0
+	[ "$(id -u)" = 0 ] || die "'fio' is missing; install it with 'apt-get install fio'"
+	echo "$BNAME: installing fio (apt-get install fio)" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends fio >&2 ||
+		{ apt-get update -q >&2 && apt-get install -y -q --no-install-recommends fio >&2; } ||
+		die "cannot install 'fio'; install it with 'apt-get install fio'"
+}
+
+# io_uring where this kernel and fio allow it, else libaio.
+fio_engine() {
+	local e=libaio
+	truncate -s 1M "$W/fio-probe"
+	if fio --name=probe --filename="$W/fio-probe" --size=1M --bs=64k --rw=read \
+		--direct=1 --ioengine=io_uring --output=/dev/null >/dev/null 2>&1; then
+		e=io_uring
+	fi
+	rm -f "$W/fio-probe"
+	echo "$e"
+}
+
+# Set by the benchmark before fio_run: the source, the destination's size,
+# and fio's options that pick the bytes (offset/size, or zones for extents).
+FIO_SRC=
+FIO_DST_SIZE=
+FIO_LAYOUT=
+FIO_ENGINE=
+FIO_BS=
+FIO_QD=
+
+# fio_prepare DST: the destination as the copier makes it (untimed).
+fio_prepare() {
+	rm -f "$1"
+	truncate -s "$FIO_DST_SIZE" "$1"
+}
+
+# fio_run MODE BS QD DST: one cold run (the caller prepared DST and dropped
+# the cache); MODE rw (read + write) or verify (read twice + write).  Sets
+# FIO_SECS (fio's time, see above), FIO_WALL (the whole command), FIO_LAG_MS
+# (how long after the first reader the writer started), FIO_OVERLAP (the
+# window where all ran, % of the longest job; -1: too short, all counted),
+# FIO_FSYNC_MS, FIO_RMBS, FIO_WMBS (MB/s over FIO_SECS).
+fio_run() {
+	local mode=$1 bs=$2 qd=$3 dst=$4 job=$W/fio.job t0 t1 opt
+	{
+		echo "[global]"
+		echo "ioengine=$FIO_ENGINE"
+		echo "direct=1"
+		echo "bs=$bs"
+		echo "iodepth=$qd"
+		for opt in $FIO_LAYOUT; do echo "$opt"; done
+		echo "[read]"
+		echo "filename=$FIO_SRC"
+		echo "rw=read"
+		if [ "$mode" = verify ]; then
+			echo "[reread]"
+			echo "filename=$FIO_SRC"
+			echo "rw=read"
+		fi
+		echo "[write]"
+		echo "filename=$dst"
+		echo "rw=write"
+		echo "fallocate=none"
+		echo "end_fsync=1"
+	} >"$job"
+	rm -f "$W"/fiolat_*.log
+	t0=$(now_ns)
+	fio --output-format=terse --terse-version=3 --output="$W/fio.terse" \
+		--write_lat_log="$W/fiolat" --log_unix_epoch=1 "$job" >"$W/fio.log" 2>&1 ||
+		{ cat "$W/fio.log" "$W/fio.terse" >&2; die "fio failed (bs $bs, iodepth $qd, $mode)"; }
+	t1=$(now_ns)
+	FIO_WALL=$(secs "$t0" "$t1")
+	local nj rt rb wb i span
+	# Terse version 3: one line per job; 3 name, 5 error, 6 read KiB,
+	# 47 write KiB, 50 write runtime (ms, with the final fsync).
+	awk -F';' '$5 != 0 { bad = 1 } END { exit bad }' "$W/fio.terse" ||
+		die "fio reported an error (bs $bs, iodepth $qd, $mode)"
+	nj=$(awk -F';' 'NF > 50 { n++ } END { print n + 0 }' "$W/fio.terse")
+	rt=$(awk -F';' '$3 == "write" { print $50 }' "$W/fio.terse")
+	rb=$(awk -F';' 'NF > 50 { s += $6 * 1024 } END { printf "%.0f", s }' "$W/fio.terse")
+	wb=$(awk -F';' 'NF > 50 { s += $47 * 1024 } END { printf "%.0f", s }' "$W/fio.terse")
+	# fio's time (see above), from the latency logs (one line per request:
+	# completion time in Unix-epoch ms, latency in ns, direction, bytes), in job
+	# order (read, [reread,] write): each job's span from its first
+	# submission to its last completion, the window where all ran, each job's
+	# rate in that window, and the time at those rates; with the writer's
+	# final fsync (its first submission plus fio's runtime, past its last
+	# completion) on top.
+	span=$(for ((i = 1; i <= nj; i++)); do
+		awk -F', *' -v j="$i" '{ printf "%d %.0f %.3f %.0f\n", j, $1, $1 - $2 / 1e6, $4 }' \
+			"$W/fiolat_lat.$i.log"
+	done | awk -v rt="$rt" -v nj="$nj" '
+		{
+			j = $1; n[j]++; t[j, n[j]] = $2; b[j, n[j]] = $4; tot[j] += $4
+			if (!(j in s) || $3 < s[j]) s[j] = $3
+			if (!(j in e) || $2 > e[j]) e[j] = $2
+		}
+		END {
+			S = s[1]; E = e[1]; long = 0
+			for (j = 1; j <= nj; j++) {
+				if (s[j] > S) S = s[j]
+				if (e[j] < E) E = e[j]
+				if (e[j] - s[j] > long) long = e[j] - s[j]
+			}
+			fs = s[nj] + rt - e[nj]
+			if (fs < 0) fs = 0
+			ov = E - S
+			time = 0
+			if (ov > 0.25 * long) {
+				for (j = 1; j <= nj; j++) {
+					in_ = 0
+					for (k = 1; k <= n[j]; k++)
+						if (t[j, k] > S && t[j, k] <= E) in_ += b[j, k]
+					if (in_ > 0 && tot[j] * ov / in_ > time) time = tot[j] * ov / in_
+				}
+			}
+			if (time == 0) {   # too little overlap to measure: all of it, lags included
+				st = s[1]; en = e[1]
+				for (j = 2; j <= nj; j++) { if (s[j] < st) st = s[j]; if (e[j] > en) en = e[j] }
+				time = en - st
+				ov = -1
+			}
+			printf "%.3f %.0f %.0f %.0f\n", (time + fs) / 1000, s[nj] - s[1],
+				ov < 0 ? -1 : 100 * ov / long, fs
+		}')
+	read -r FIO_SECS FIO_LAG_MS FIO_OVERLAP FIO_FSYNC_MS <<<"$span"
+	FIO_RMBS=$(awk -v b="$rb" -v s="$FIO_SECS" 'BEGIN { printf "%.0f", b / 1e6 / s }')
+	FIO_WMBS=$(awk -v b="$wb" -v s="$FIO_SECS" 'BEGIN { printf "%.0f", b / 1e6 / s }')
+	FIO_RBYTES=$rb
+	FIO_WBYTES=$wb
+}
+
+fio_overlap() {
+	if [ "$FIO_OVERLAP" -lt 0 ]; then echo "short"; else echo "$FIO_OVERLAP%"; fi
+}
+
+# fio_sweep: one cold run of read + write per (request size, depth) of
+# BENCH_FIO_BS x BENCH_FIO_QD; prints the table and sets FIO_BS, FIO_QD to the
+# fastest.
+fio_sweep() {
+	local bs qd best=
+	local dst=$W/fio-sweep.out
+	FIO_ENGINE=$(fio_engine)
+	echo "limit: fio $(fio --version | sed 's/^fio-//'), ioengine $FIO_ENGINE, direct, read + write at once, final fsync"
+	echo "limit: sweep (one cold run each; MB/s over fio's time; lag: the writer's start after the reader's;"
+	echo "       overlap: the window where both ran, % of the longer job; fsync: the final one, ms)"
+	printf "  %-6s %7s %9s %9s %10s %7s %8s %6s %9s\n" bs iodepth "time_s" "read_MB/s" "write_MB/s" \
+		"lag_ms" "overlap" "fsync" "fio_wall"
+	for bs in ${BENCH_FIO_BS:-1M 4M 16M}; do
+		for qd in ${BENCH_FIO_QD:-1 4 16}; do
+			fio_prepare "$dst"
+			drop_caches
+			fio_run rw "$bs" "$qd" "$dst"
+			printf "  %-6s %7s %9s %9s %10s %7s %8s %6s %9s\n" "$bs" "$qd" "$FIO_SECS" \
+				"$FIO_RMBS" "$FIO_WMBS" "$FIO_LAG_MS" "$(fio_overlap)" "$FIO_FSYNC_MS" "$FIO_WALL"
+			if [ -z "$best" ] || awk -v a="$FIO_SECS" -v b="$best" 'BEGIN { exit !(a < b) }'; then
+				best=$FIO_SECS
+				FIO_BS=$bs
+				FIO_QD=$qd
+			fi
+		done
+	done
+	rm -f "$dst"
+	echo "limit: chosen bs $FIO_BS, iodepth $FIO_QD ($best s in the sweep)"
 }

@@ -6,6 +6,8 @@
 # pause after each page-cache drop, BENCH_WAIT_QUIET=S waits up to S seconds
 # for a quiet machine first; arguments pick benchmarks by name
 # (bash bench/run.sh copy scale).  Exits non-zero when any benchmark failed.
+# copy and move measure the storage's limit with fio (Debian's package),
+# which lib.sh's need_fio installs when it is missing.
 set -u
 cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (domains on qemu:///system, drop_caches)" >&2; exit 2; }
@@ -32,6 +34,7 @@ echo "== snapmove benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
 	"kernel $(uname -r), /var/tmp on $(df -T /var/tmp | awk 'NR == 2 { print $2 }')"
 echo "QEMU: $(qemu-system-x86_64 --version | head -n1)"
+echo "fio: $(fio --version 2>/dev/null || echo "missing (copy and move install it)")"
 echo "libvirt: $(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: //p')," \
 	"qemu-img $(qemu-img --version | head -n1 | awk '{ print $3 }'), $(cp --version | head -n1)"
 
