@@ -19,7 +19,7 @@ _snapmove_cmd_opts() {
 	move)
 		echo "--dest --dest-pool --disk --bandwidth --keep-overlay --quiesce --dry-run" \
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
-			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline" \
+			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline --trim" \
 			"--help" ;;
 	rebalance)
 		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \

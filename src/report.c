@@ -63,7 +63,14 @@ void sm_report_outcome(FILE *f, const struct sm_job_result *r)
 {
 	switch (r->verb) {
 	case SM_JOB_VERB_MOVE:
-		fprintf(f, "moved domain %s in %.1f s (job %lld)\n", r->domain, r->seconds, r->job);
+		fprintf(f, "moved domain %s in %.1f s (job %lld)%s\n", r->domain, r->seconds, r->job,
+			r->finished_offline ? "; finished offline: the domain went down during "
+					      "the move" : "");
+		if (r->trimmed)
+			fprintf(f, "trimmed the guest's file systems (guest agent)\n");
+		else if (r->trim)
+			fprintf(f, "warning: the guest's file systems were not trimmed: %s; the "
+				"move is done\n", r->trim_error ? r->trim_error : "unknown");
 		put_kept(f, r);
 		if (!r->now_read)
 			break;
@@ -203,6 +210,10 @@ static void emit_result(const struct sm_job_result *r)
 	json_object_object_add(o, "exit", json_object_new_int(sm_move_exit_code(r->outcome)));
 	if (!ok && r->error)
 		json_object_object_add(o, "error", json_object_new_string(r->error));
+	if (r->finished_offline)
+		json_object_object_add(o, "finished_offline", json_object_new_boolean(true));
+	if (r->trim && ok)
+		json_object_object_add(o, "trimmed", json_object_new_boolean(r->trimmed));
 	disks = json_object_new_array();
 	for (size_t i = 0; i < r->ndisks; i++) {
 		const struct sm_result_disk *d = &r->disks[i];

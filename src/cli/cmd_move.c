@@ -26,7 +26,7 @@ static void move_usage(FILE *f)
 		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
-		   "                     [--delete-source] [--offline]\n\n"
+		   "                     [--delete-source] [--offline] [--trim]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
@@ -61,7 +61,9 @@ static void move_usage(FILE *f)
 		   "  --delete-source   after the move, delete the source images no domain or\n"
 		   "                    image uses (otherwise 'snapmove cleanup JOB' does)\n"
 		   "  --offline         the domain is shut off: copy its chains and rewrite its\n"
-		   "                    definition (it must stay off meanwhile)\n");
+		   "                    definition (it must stay off meanwhile)\n"
+		   "  --trim            when done, ask the guest agent to trim the guest's file\n"
+		   "                    systems (fstrim), so thin storage stays thin\n");
 }
 
 /* A before_move veto ends its job at once (aborted); a later one leaves it
@@ -100,6 +102,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "dest-pool", required_argument, NULL, 'P' },
 		{ "delete-source", no_argument, NULL, 'D' },
 		{ "offline", no_argument, NULL, 'O' },
+		{ "trim", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -212,6 +215,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'O':
 			o.offline = true;
 			break;
+		case 'R':
+			o.trim = true;
+			break;
 		case 'h':
 			move_usage(stdout);
 			free(disks);
@@ -231,6 +237,12 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		return sm_cli_usage_error("move", "unexpected argument '%s'", argv[optind + 1]);
 	}
 	o.domain = argv[optind];
+	if (o.trim && o.offline) {
+		free(disks);
+		return sm_cli_usage_error("move", "--trim asks the running guest's agent to trim; "
+					  "a shut-off domain has none: leave --trim out with "
+					  "--offline");
+	}
 	if (!o.dest == !o.dest_pool) {
 		free(disks);
 		return sm_cli_usage_error("move", "move needs either --dest DIR, the directory "

@@ -83,6 +83,7 @@ struct sm_jobctx {
 	struct sm_job_disk *disks;     /* per plan: what is true of that disk now */
 	struct sm_job_wait wait;       /* the current wait (phase sync, collapse) */
 	unsigned parallel;             /* copies at once */
+	bool trim;                     /* --trim: the guest agent trims when done */
 	bool vetoed;                   /* a before_* hook said no */
 	bool acted;                    /* the running phase changed something */
 	const char *phase_name;        /* the running phase, for hooks */

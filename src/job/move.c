@@ -14,6 +14,57 @@
 
 /* ---- the job ---- */
 
+/* Whether the domain went down during the live phases (an admin's destroy,
+ * the guest's own poweroff): libvirt shows it shut off, or has it no more. */
+static bool went_down(const struct sm_jobctx *c)
+{
+	int active;
+
+	if (!c->dom)
+		return false;
+	active = virDomainIsActive(c->dom);
+	return active == 0 || (active < 0 && virGetLastErrorCode() == VIR_ERR_NO_DOMAIN);
+}
+
+/* The domain went down during the move: a persistent one is finished offline
+ * as 'snapmove resume' would (the job reloaded from the journal, libvirt's
+ * "shut off" proven, where each disk stands read again); a transient one is
+ * gone with its definition, and the result says where each disk's data is. */
+static enum sm_move_result finish_down(struct sm_jobctx *c, struct sm_job_result *r)
+{
+	struct sm_virt *v = c->v;
+	struct sm_journal *j = c->j;
+	struct sm_progress *pr = c->pr;
+	long long job = c->job;
+	SM_AUTOFREE char *name = sm_xstrdup(c->domain_name);
+
+	sm_progress_say(pr, "domain '%s' went down during the move: finishing it offline", name);
+	sm_jobctx_release(c);
+	if (sm_jobctx_load(c, v, j, job, pr) < 0)
+		return SM_MOVE_FAILED;
+	if (!c->dom) {
+		sm_job_locate_gone(c, r);
+		sm_error("domain '%s' went down during the move and no longer exists (it was "
+			 "transient): job %lld cannot go on; start a domain of that name on the "
+			 "files listed, then run 'snapmove resume %lld'", name, job, job);
+		return SM_MOVE_FAILED;
+	}
+	if (c->running) {
+		sm_error("domain '%s' went down during the move and runs again; finish the move "
+			 "with 'snapmove resume %lld'", name, job);
+		return SM_MOVE_FAILED;
+	}
+	if (sm_reconcile_job_off(c, "resume") < 0 || sm_reconcile(c) < 0 ||
+	    sm_reconcile_offline_pivots(c, "resume") < 0)
+		return SM_MOVE_FAILED;
+	if (sm_journal_job_finish(j, job, SM_JOB_RUNNING, NULL) < 0)
+		return SM_MOVE_FAILED;
+	if (sm_job_complete_offline(c) < 0)
+		return SM_MOVE_FAILED;
+	r->finished_offline = true;
+	return SM_MOVE_OK;
+}
+
 /* Open the job: insert it, name the overlays after it, journal the plan, all
  * in one transaction, re-checking what another snapmove could have changed. */
 static int open_job(struct move *m)
@@ -32,6 +83,7 @@ static int open_job(struct move *m)
 		.converge_timeout = m->o->converge_timeout,
 		.copy_method = (char *)sm_copy_method_name(m->o->copy_method),
 		.parallel = m->o->parallel,
+		.trim = m->o->trim,
 		.delete_source = m->o->delete_source,
 	};
 
@@ -151,6 +203,7 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 	if (m->o->converge_timeout > 0)
 		c->converge_timeout = m->o->converge_timeout;
 	c->parallel = m->o->parallel ? m->o->parallel : sm_job_default_parallel(m->dest);
+	c->trim = m->o->trim;
 	for (size_t i = 0; i < m->nplans; i++) {
 		c->plans[i] = m->plans[i];
 		memset(&m->plans[i], 0, sizeof(m->plans[i]));
@@ -203,6 +256,8 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 	if (o->offline ? sm_job_complete_offline(&c) < 0
 		       : sm_job_run(&c, SM_JOB_ORDER_MOVE) < 0) {
 		ret = c.vetoed ? SM_MOVE_VETOED : sm_interrupted ? SM_MOVE_INTERRUPTED : SM_MOVE_FAILED;
+		if (ret == SM_MOVE_FAILED && !o->offline && went_down(&c))
+			ret = finish_down(&c, r);
 		goto cleanup;
 	}
 	ret = SM_MOVE_OK;

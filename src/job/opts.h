@@ -29,6 +29,7 @@ struct sm_move_opts {
 	bool flatten;                      /* one image at the destination */
 	bool delete_source;                /* then delete the unused source images */
 	bool offline;                      /* the domain is shut off: copy, redefine */
+	bool trim;                         /* then the guest agent trims (fstrim) */
 };
 
 #endif

@@ -102,6 +102,10 @@ struct sm_job_result {
 	bool source_deleted;            /* ... and did its work: freed bytes */
 	unsigned long long freed;
 	bool gone;                      /* the domain no longer exists */
+	bool finished_offline;          /* move: the domain went down, finished offline */
+	bool trim;                      /* --trim was asked */
+	bool trimmed;                   /* ... and the guest trimmed its file systems */
+	char *trim_error;               /* ... or why not */
 	/* move --dry-run */
 	bool dry_run;
 	bool persistent;

@@ -198,6 +198,28 @@ static int delete_source(struct sm_jobctx *c, unsigned long long *freed)
 	return -1;
 }
 
+/* --trim, once the move is done: the guest agent trims the guest's file
+ * systems, so the thin storage the disks moved to stays thin.  The move is
+ * done whatever the agent answers: a failure is a warning. */
+static void trim_guest(const struct sm_jobctx *c, struct sm_job_result *r)
+{
+	r->trim = true;
+	if (!c->running || !c->dom) {
+		r->trim_error = sm_xstrdup("the domain is not running");
+	} else if (virDomainFSTrim(c->dom, NULL, 0, 0) < 0) {
+		r->trim_error = sm_xstrdup(sm_virt_last_error());
+	} else {
+		r->trimmed = true;
+		return;
+	}
+	{
+		SM_AUTOFREE char *why = sm_xasprintf("the guest's file systems were not trimmed: "
+						     "%s; the move is done", r->trim_error);
+
+		sm_event_warning(c->job, NULL, why);
+	}
+}
+
 enum sm_move_result sm_job_end(struct sm_jobctx *c, struct sm_job_lock *lock,
 			       enum sm_move_result ret, struct sm_job_result *r)
 {
@@ -209,6 +231,8 @@ enum sm_move_result sm_job_end(struct sm_jobctx *c, struct sm_job_lock *lock,
 		if (sm_job_close(c, abort_job ? SM_JOB_ABORTED : SM_JOB_DONE) < 0)
 			goto cleanup;
 		sm_job_hooks_run(c, abort_job ? "after_abort" : "after_move");
+		if (!abort_job && c->trim)
+			trim_guest(c, r);
 		r->outcome = SM_MOVE_OK;
 		r->seconds = sm_monotonic() - r->started;
 		fill_result(c, r);

@@ -65,6 +65,14 @@ static int check_domain(struct move *m)
 	xml = sm_virt_domain_xml(m->dom, m->o->offline);
 	if (!xml || sm_chain_parse(xml, &m->live) < 0)
 		return -1;
+	/* libvirt's own XML: the agent's channel, as libvirt writes it. */
+	if (m->o->trim && !strstr(xml, "name='org.qemu.guest_agent.0'")) {
+		sm_error("domain '%s' has no guest agent channel, so --trim cannot ask the guest "
+			 "to trim; add <channel type='unix'><target type='virtio' "
+			 "name='org.qemu.guest_agent.0'/></channel> and run qemu-guest-agent in "
+			 "the guest, or leave --trim out", m->o->domain);
+		return -1;
+	}
 	/* A definition names only the top image: the headers tell the rest. */
 	for (size_t i = 0; m->o->offline && i < m->live.ndisks; i++) {
 		struct sm_disk *d = &m->live.disks[i];
