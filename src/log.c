@@ -15,13 +15,19 @@ static char *last_domain;
 
 void sm_log_job(int prio, long long job, const char *domain, const char *fmt, ...)
 {
-	SM_AUTOFREE char *msg = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
+	sm_log_jobv(prio, job, domain, fmt, ap);
+	va_end(ap);
+}
+
+void sm_log_jobv(int prio, long long job, const char *domain, const char *fmt, va_list ap)
+{
+	SM_AUTOFREE char *msg = NULL;
+
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	va_end(ap);
 	if (!msg)
 		return;  /* out of memory: the log is not worth failing for */
 	pthread_mutex_lock(&lock);

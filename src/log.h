@@ -7,11 +7,14 @@
 #ifndef SM_LOG_H
 #define SM_LOG_H
 
+#include <stdarg.h>
 #include <syslog.h>
 
 /* One line, "job N (domain 'D'): ..." (domain NULL: the one last logged for
  * job N in this process, or none). */
 void sm_log_job(int prio, long long job, const char *domain, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+void sm_log_jobv(int prio, long long job, const char *domain, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
 #endif

@@ -30,24 +30,19 @@ static void log_step(struct sm_journal *j, long long job_id, int prio, const cha
 	__attribute__((format(printf, 4, 5)));
 static void log_step(struct sm_journal *j, long long job_id, int prio, const char *fmt, ...)
 {
-	SM_AUTOFREE char *msg = NULL;
 	sqlite3_stmt *st = NULL;
 	char *domain = NULL;
 	va_list ap;
 
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (!msg)
-		return;
 	if (sqlite3_prepare_v2(j->db, "SELECT domain_name FROM job WHERE id = ?", -1, &st,
 			       NULL) == SQLITE_OK &&
 	    sqlite3_bind_int64(st, 1, job_id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
 	    sqlite3_column_type(st, 0) == SQLITE_TEXT)
 		domain = sm_xstrdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	sm_log_job(prio, job_id, domain, "%s", msg);
+	va_start(ap, fmt);
+	sm_log_jobv(prio, job_id, domain, fmt, ap);
+	va_end(ap);
 	free(domain);
 }
 
