@@ -34,7 +34,7 @@ SM="$SNAPMOVE --db $DB"
 
 # Commands and options.
 expect_comp "snapmove mo" move
-expect_comp "snapmove " "abort chain cleanup copy forget help list move rebalance resume status verify"
+expect_comp "snapmove " "abort chain cleanup config copy forget help list move rebalance recover resume status verify"
 expect_comp "snapmove --js" --json
 expect_comp "snapmove --hook" "--hook-timeout --hooks-dir"
 expect_comp "snapmove --json st" status
@@ -47,7 +47,11 @@ expect_comp "snapmove copy a --ch" --chunk-size
 expect_comp "snapmove list --" "--help --json"
 expect_comp "snapmove verify --" --help
 expect_comp "snapmove move $dom --off" --offline
-expect_comp "snapmove re" "rebalance resume"
+expect_comp "snapmove move $dom --tr" --trim
+expect_comp "snapmove recover --" "--help --resume"
+expect_comp "snapmove --qu" --quiet
+expect_comp "snapmove --conf" --config
+expect_comp "snapmove re" "rebalance recover resume"
 expect_comp "snapmove rebalance --st" "--stop-on-error --storage"
 expect_comp "snapmove rebalance --storage $T/src --storage $T/dst --drain " "$T/dst $T/src"
 
