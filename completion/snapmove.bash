@@ -165,6 +165,7 @@ qcow2" ;;
 		--copy-method) _snapmove_compgen "auto
 reflink
 direct
+direct-uring
 copy_file_range
 readwrite" ;;
 		--sync-writes) _snapmove_compgen "auto
