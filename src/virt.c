@@ -391,6 +391,21 @@ int sm_virt_metadata_reason(virDomainPtr dom, const char *name, char **why)
 		ncp = 0;
 		goto cleanup;
 	}
+	/* libvirt lists them in no set order: name the first by name. */
+	for (int i = 1; i < nsnap; i++)
+		if (strcmp(virDomainSnapshotGetName(snaps[i]), virDomainSnapshotGetName(snaps[0])) < 0) {
+			virDomainSnapshotPtr t = snaps[0];
+
+			snaps[0] = snaps[i];
+			snaps[i] = t;
+		}
+	for (int i = 1; i < ncp; i++)
+		if (strcmp(virDomainCheckpointGetName(cps[i]), virDomainCheckpointGetName(cps[0])) < 0) {
+			virDomainCheckpointPtr t = cps[0];
+
+			cps[0] = cps[i];
+			cps[i] = t;
+		}
 	ret = 1;
 	if (nsnap > 0)
 		*why = sm_xasprintf("domain '%s' has %d snapshot%s in libvirt's metadata (first: "
