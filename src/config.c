@@ -251,25 +251,6 @@ int sm_config_load(const char *path, bool explicit, struct sm_config *out)
 	return 0;
 }
 
-void sm_config_release(struct sm_config *c)
-{
-	free(c->path);
-	free(c->move_bandwidth_from);
-	free(c->verify_from);
-	free(c->sync_writes);
-	free(c->sync_writes_from);
-	free(c->hooks_dir);
-	free(c->hooks_dir_from);
-	free(c->hook_timeout_from);
-	for (size_t i = 0; i < c->nstorages; i++) {
-		free(c->storages[i]);
-		free(c->storages_from[i]);
-	}
-	free(c->max_parallel_from);
-	free(c->rebalance_bandwidth_from);
-	memset(c, 0, sizeof(*c));
-}
-
 static const struct sm_config *current;
 
 void sm_config_set_current(const struct sm_config *c)

@@ -49,7 +49,6 @@ struct sm_config {
  * so a missing file is an error; the default path may be missing.  -1 with
  * the error (a file that is not trustworthy, a bad line: FILE:LINE, what, fix). */
 int sm_config_load(const char *path, bool explicit, struct sm_config *out);
-void sm_config_release(struct sm_config *c);
 /* The configuration in force in this process (set once by main), for what
  * starts other snapmove processes (a rebalance's moves get its --config);
  * NULL before. */

@@ -19,15 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum plan {
-	PLAN_LIVE,      /* the domain runs: resume live */
-	PLAN_OFFLINE,   /* the domain is defined and shut off: resume offline */
-	PLAN_GONE,      /* no such domain: resume says where the data is */
-	PLAN_BUSY,      /* another snapmove process runs the job: left alone */
-};
-
-/* What resume would do for job r, and why, in *why (free it). */
-static enum plan plan_for(struct sm_virt *v, struct sm_journal *j, const struct sm_job_row *r,
+/* What resume would do for job r, in *why (free it); true when another
+ * snapmove process runs the job, which is then left alone. */
+static bool busy_or_plan(struct sm_virt *v, struct sm_journal *j, const struct sm_job_row *r,
 			  char **why)
 {
 	struct sm_job_lock lock;
@@ -36,7 +30,7 @@ static enum plan plan_for(struct sm_virt *v, struct sm_journal *j, const struct 
 
 	if (sm_job_lock(j, r->id, &lock) < 0) {
 		*why = sm_xstrdup(sm_error_message());
-		return PLAN_BUSY;
+		return true;
 	}
 	sm_job_unlock(&lock, 0);
 	/* By UUID: a new domain that took the name is not the job's. */
@@ -44,16 +38,16 @@ static enum plan plan_for(struct sm_virt *v, struct sm_journal *j, const struct 
 	if (!dom) {
 		*why = sm_xasprintf("domain '%s' (%s) no longer exists: resume says where "
 				    "its data is", r->domain_name, r->domain_uuid);
-		return PLAN_GONE;
+		return false;
 	}
 	active = virDomainIsActive(dom);
 	virDomainFree(dom);
 	if (active == 1) {
 		*why = sm_xstrdup("resume live (the domain runs)");
-		return PLAN_LIVE;
+		return false;
 	}
 	*why = sm_xstrdup("resume offline (the domain is shut off)");
-	return PLAN_OFFLINE;
+	return false;
 }
 
 static int by_id(const void *a, const void *b)
@@ -118,7 +112,7 @@ int sm_cmd_recover(const struct sm_cli *cli, int argc, char **argv)
 	for (size_t n = 0; n < nrows; n++) {
 		const struct sm_job_row *r = &rows[n];
 		SM_AUTOFREE char *why = NULL;
-		enum plan plan;
+		bool busy;
 		struct sm_progress pr;
 		struct sm_job_result res = { 0 };
 		enum sm_move_result result;
@@ -126,13 +120,13 @@ int sm_cmd_recover(const struct sm_cli *cli, int argc, char **argv)
 		if (sm_job_row_finished(r))
 			continue;
 		nopen++;
-		plan = plan_for(v, j, r, &why);
+		busy = busy_or_plan(v, j, r, &why);
 		fprintf(sm_human(), "job %lld: %s, domain %s, %s in '%s': %s%s\n", r->id,
 			r->state, r->domain_name, r->error ? "stopped" : "last", r->phase, why,
-			plan == PLAN_BUSY ? "; left alone" : "");
+			busy ? "; left alone" : "");
 		if (!resume)
 			continue;
-		if (plan == PLAN_BUSY || sm_interrupted) {
+		if (busy || sm_interrupted) {
 			nleft++;
 			continue;
 		}
