@@ -202,7 +202,7 @@ case_fail_resume() {
 	assert_eq "$(jev "$T/b.out" '"test hook fails copy" in events[-1]["error"]')" true "error of the result"
 	assert_eq "$(result_chain "$T/b.out" vda before)" "$before" "before, failed move"
 	assert_eq "$(result_chain "$T/b.out" vda after)" "$(live_chain "$dom" vda)" "after = live chain, failed move"
-	assert_eq "$(result_chain "$T/b.out" vda after)" "$T/b/disk.qcow2.snapmove-$job.qcow2 qcow2
+	assert_eq "$(result_chain "$T/b.out" vda after)" "$T/b-dst/disk.qcow2.snapmove-$job.src.qcow2 qcow2
 $T/b/disk.qcow2 qcow2" "a failed move leaves the domain on its overlay"
 	assert_contains "$T/err" "snapmove resume $job"
 

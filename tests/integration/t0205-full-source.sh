@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Moving off a full storage (issue 15): the source folder is a small ext4
+# file system (no blocks reserved for root, noatime, inode tables written at
+# mkfs) filled to its last byte, so that not even root can write a block
+# there.  A live move with the guest writing throughout (a writer looping
+# over allocated clusters from before the move to after it, plus a write at
+# the start of each phase) succeeds: the temporary overlay is on the
+# destination.  Every write is on the destination chain (read offline), the
+# source file system's used blocks did not grow, and the bytes written to
+# its loop device during the move (the snapshot's metadata, at most) are
+# printed and bounded.  The old placement (--overlay-dir naming the source
+# folder) is refused on that full storage before anything changes.
+. "$(dirname "$0")/lib.sh"
+
+command -v mkfs.ext4 >/dev/null || { echo "SKIP: mkfs.ext4 is missing (e2fsprogs)"; exit 0; }
+mkdir -m 755 "$T/src" "$T/dst"
+truncate -s 48M "$T/src.ext4"
+mkfs.ext4 -q -F -m 0 -I 256 -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$T/src.ext4"
+mount -o loop,noatime "$T/src.ext4" "$T/src" || { echo "SKIP: cannot mount a loop file here"; exit 0; }
+SM_MOUNTS+=("$T/src")
+chmod 755 "$T/src"
+loop=$(findmnt -n -o SOURCE --target "$T/src")
+loop=${loop#/dev/}
+[ -r "/sys/block/$loop/stat" ] || fail "no I/O statistics for '$loop'"
+
+new_image "$T/src/base.raw" raw 32M 0x11 0 1M
+new_overlay "$T/src/top.qcow2" base.raw raw 0x12 1M 1M
+dom=$(dom_name)
+make_domain "$dom" persistent "vda:$T/src/top.qcow2:qcow2"
+guest_write "$dom" vda 0x13 2M 64k   # before, while there is room
+
+# Fill the file system to its last block: 1 MiB at a time, then 4 KiB.
+dd if=/dev/zero of="$T/src/filler" bs=1M status=none 2>/dev/null || true
+dd if=/dev/zero of="$T/src/filler2" bs=4k status=none 2>/dev/null || true
+sync -f "$T/src"
+assert_eq "$(df --output=avail -B1 "$T/src" | tail -n1 | tr -d ' ')" 0 "bytes available on the source"
+assert_eq "$(stat -f -c %f "$T/src")" 0 "free blocks on the source (root's too)"
+! dd if=/dev/zero of="$T/src/probe" bs=4k count=1 conv=fsync status=none 2>/dev/null ||
+	fail "root can still write a block to the full source"
+rm -f "$T/src/probe"
+sync -f "$T/src"
+
+# The old placement needs room beside the image: refused, nothing changed.
+save_state old "$dom" vda "$T/src" "$T/dst"
+expect_exit 3 sm move "$dom" --dest "$T/dst" --overlay-dir "$T/src"
+assert_contains "$T/err" "not enough free space in the overlay folder '$T/src'"
+assert_contains "$T/err" "--overlay-dir"
+assert_unchanged old
+
+# The guest's writer: 16 slots of 64 KiB in clusters top.qcow2 already has
+# (1M..2M), so it can write before the snapshot too; each write's pattern is
+# logged once QEMU acknowledged it (qemu-io says "wrote"; one that fails says
+# why).
+alias=$(disk_alias "$dom" vda)
+writer() {
+	local k=0 off pat out
+	while [ ! -e "$T/writer.stop" ]; do
+		off=$((1048576 + (k % 16) * 65536))
+		pat=$((64 + k % 128))
+		if out=$(virsh -q qemu-monitor-command "$dom" --hmp \
+			"qemu-io -d $alias/virtio-backend \"write -P $pat $off 64k\"" 2>&1); then
+			case "$out" in
+			*"wrote 65536/65536"*) echo "$k $off $pat ok" ;;
+			*) echo "$k $off $pat FAILED $out" ;;
+			esac
+		else
+			echo "$k $off $pat not-sent $out"  # libvirt busy: never reached QEMU
+		fi >>"$T/writer.log"
+		k=$((k + 1))
+		sleep 0.05
+	done
+}
+make_write_hook "$dom" vda dest_chain:0x21:3M mirror:0x22:4M copy:0x23:5M sync:0x24:6M \
+	pivot:0x25:7M collapse:0x26:8M finalize:0x27:9M
+
+read -r blocks0 free0 < <(stat -f -c '%b %f' "$T/src")
+written0=$(awk '{ print $7 }' "/sys/block/$loop/stat")
+writer &
+wpid=$!
+sleep 0.5   # writes before the move
+SNAPMOVE_TEST_HOOK=$T/hook expect_exit 0 sm move "$dom" --dest "$T/dst" --bandwidth 20
+sleep 0.5   # and after it
+touch "$T/writer.stop"
+wait "$wpid"
+sync -f "$T/src"
+written1=$(awk '{ print $7 }' "/sys/block/$loop/stat")
+read -r blocks1 free1 < <(stat -f -c '%b %f' "$T/src")
+guest_write "$dom" vda 0x31 10M 64k   # after
+
+assert_contains "$T/out" "moved domain $dom"
+assert_eq "$(wc -l <"$T/hook.log")" 7 "hook writes during the move"
+! grep -F FAILED "$T/writer.log" >&2 || fail "a guest write failed during the move"
+nok=$(grep -c ' ok$' "$T/writer.log" || true)
+[ "$nok" -ge 10 ] || { cat "$T/writer.log" >&2; fail "only $nok guest writes went through"; }
+assert_eq "$(live_chain "$dom" vda)" "$T/dst/top.qcow2 qcow2
+$T/dst/base.raw raw" "live chain after the move"
+assert_eq "$(ls "$T/dst" | tr '\n' ' ')" "base.raw top.qcow2 " "destination files"
+assert_eq "$(ls "$T/src" | tr '\n' ' ')" "base.raw filler filler2 lost+found top.qcow2 " \
+	"source files"
+
+# Nothing but metadata on the source: its used blocks did not grow (it is
+# full: they could not), and the device was written little.
+assert_eq "$((blocks1 - free1))" "$((blocks0 - free0))" "used blocks of the source after the move"
+bytes=$(((written1 - written0) * 512))
+note "bytes written to the source storage during the move: $bytes"
+[ "$bytes" -le $((1024 * 1024)) ] ||
+	fail "$bytes bytes were written to the source storage during the move (more than 1 MiB)"
+
+virsh -q destroy "$dom" >/dev/null
+img=$T/dst/top.qcow2
+assert_eq "$(virsh dumpxml --inactive "$dom" |
+	xmllint --xpath "string(//devices/disk[target/@dev='vda']/source/@file)" -)" "$img" \
+	"persistent definition"
+check_pattern "$img" qcow2 0x11 0 1M
+check_pattern "$img" qcow2 0x13 2M 64k
+for w in "0x21 3M" "0x22 4M" "0x23 5M" "0x24 6M" "0x25 7M" "0x26 8M" "0x27 9M" "0x31 10M"; do
+	set -- $w
+	check_pattern "$img" qcow2 "$1" "$2" 64k
+done
+# Each writer slot holds the last pattern QEMU acknowledged there.
+for slot in $(seq 0 15); do
+	off=$((1048576 + slot * 65536))
+	last=$(awk -v off="$off" '$2 == off && $4 == "ok" { p = $3 } END { print p }' "$T/writer.log")
+	[ -n "$last" ] || last=18   # 0x12: never written
+	check_pattern "$img" qcow2 "$last" "$off" 64k
+done
+# The source images hold what they had at the snapshot.
+check_pattern "$T/src/top.qcow2" qcow2 0x13 2M 64k
+check_pattern "$T/src/top.qcow2" qcow2 0x00 3M 64k
+
+# A source overlay of the job still at its journaled name (as when one was
+# kept) stands on the old image from the destination folder: cleanup reads
+# that folder too and keeps what it uses.
+ov=$T/dst/top.qcow2.snapmove-1.src.qcow2
+qemu-img create -q -f qcow2 -F qcow2 -b "$T/src/top.qcow2" "$ov"
+expect_exit 0 sm cleanup 1
+cat "$T/out" "$T/err" >"$T/cleanup1.txt"
+assert_contains "$T/cleanup1.txt" "kept $T/src/top.qcow2: used by image '$ov'"
+[ -f "$T/src/top.qcow2" ] && [ -f "$T/src/base.raw" ] || fail "cleanup deleted an image the overlay uses"
+rm "$ov"
+
+# The way off is done: the source images go, and the storage has room again.
+expect_exit 0 sm cleanup 1
+assert_absent "$T/src/top.qcow2"
+assert_absent "$T/src/base.raw"
+[ "$(stat -f -c %f "$T/src")" -gt 0 ] || fail "cleanup freed nothing on the source"
