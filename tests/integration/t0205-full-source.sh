@@ -29,12 +29,16 @@ dom=$(dom_name)
 make_domain "$dom" persistent "vda:$T/src/top.qcow2:qcow2"
 guest_write "$dom" vda 0x13 2M 64k   # before, while there is room
 
-# Fill the file system to its last block: 1 MiB at a time, then 4 KiB.
+# Fill the file system to its last block: 1 MiB at a time, then a block at
+# a time (mkfs gave such a small one 1 KiB blocks).
 dd if=/dev/zero of="$T/src/filler" bs=1M status=none 2>/dev/null || true
-dd if=/dev/zero of="$T/src/filler2" bs=4k status=none 2>/dev/null || true
+dd if=/dev/zero of="$T/src/filler2" bs="$(stat -f -c %S "$T/src")" status=none 2>/dev/null || true
 sync -f "$T/src"
 assert_eq "$(df --output=avail -B1 "$T/src" | tail -n1 | tr -d ' ')" 0 "bytes available on the source"
-assert_eq "$(stat -f -c %f "$T/src")" 0 "free blocks on the source (root's too)"
+assert_eq "$(stat -f -c %a "$T/src")" 0 "blocks available on the source (no reserve for root: -m 0)"
+# ext4 still counts as free the clusters it keeps for its own metadata
+# (s_resv_clusters, 2%): no file, not even root's, gets them (the probe below).
+note "free blocks ext4 keeps for its metadata: $(stat -f -c %f "$T/src") of $(stat -f -c %b "$T/src")"
 ! dd if=/dev/zero of="$T/src/probe" bs=4k count=1 conv=fsync status=none 2>/dev/null ||
 	fail "root can still write a block to the full source"
 rm -f "$T/src/probe"
@@ -49,8 +53,8 @@ assert_unchanged old
 
 # The guest's writer: 16 slots of 64 KiB in clusters top.qcow2 already has
 # (1M..2M), so it can write before the snapshot too; each write's pattern is
-# logged once QEMU acknowledged it (qemu-io says "wrote"; one that fails says
-# why).
+# logged once QEMU acknowledged it (HMP's qemu-io prints nothing then; a
+# write that fails prints why).
 alias=$(disk_alias "$dom" vda)
 writer() {
 	local k=0 off pat out
@@ -60,7 +64,7 @@ writer() {
 		if out=$(virsh -q qemu-monitor-command "$dom" --hmp \
 			"qemu-io -d $alias/virtio-backend \"write -P $pat $off 64k\"" 2>&1); then
 			case "$out" in
-			*"wrote 65536/65536"*) echo "$k $off $pat ok" ;;
+			"" | *"wrote 65536/65536"*) echo "$k $off $pat ok" ;;
 			*) echo "$k $off $pat FAILED $out" ;;
 			esac
 		else
@@ -100,7 +104,9 @@ assert_eq "$(ls "$T/src" | tr '\n' ' ')" "base.raw filler filler2 lost+found top
 
 # Nothing but metadata on the source: its used blocks did not grow (it is
 # full: they could not), and the device was written little.
-assert_eq "$((blocks1 - free1))" "$((blocks0 - free0))" "used blocks of the source after the move"
+used0=$((blocks0 - free0)) used1=$((blocks1 - free1))
+note "used blocks of the source: $used0 before the move, $used1 after"
+[ "$used1" -le "$used0" ] || fail "the source's used blocks grew during the move: $used0 -> $used1"
 bytes=$(((written1 - written0) * 512))
 note "bytes written to the source storage during the move: $bytes"
 [ "$bytes" -le $((1024 * 1024)) ] ||
