@@ -17,13 +17,13 @@
 
 crash_case() {
 	local point=$1 action=$2 kind=${3:-persistent}
-	local c=$T/$point-$action dom rc expect
+	local c=$T/$point-$action${CRASH_OVERLAY_DIR:+-$CRASH_OVERLAY_DIR} dom rc expect
 	c=${c//:/-}
 	mkdir -m 755 "$c" "$c/src" "$c/dst"
 	new_image "$c/src/base.raw" raw 128M 0x11 0 1M 0x12 100M 1M
 	new_overlay "$c/src/top.qcow2" base.raw raw 0x13 1M 1M
 	cp --sparse=always "$c/src/base.raw" "$c/base.orig"
-	dom=$(dom_name "${point//:/-}-$action")
+	dom=$(dom_name "${point//:/-}-$action${CRASH_OVERLAY_DIR:+-$CRASH_OVERLAY_DIR}")
 	make_domain "$dom" "$kind" "vda:$c/src/top.qcow2:qcow2"
 	guest_write "$dom" vda 0x14 2M 64k
 	make_write_hook "$dom" vda copy:0x21:3M sync:0x22:4M collapse:0x23:5M
@@ -103,5 +103,5 @@ $base raw" "$point: live chain after $expect"
 		cmp -s "$base" "$c/base.orig" || fail "$point: the original base.raw changed"
 	fi
 	rm -rf "$c"
-	note "$point x $action: ok ($expect)"
+	note "$point x $action${CRASH_OVERLAY_DIR:+ (overlay in $CRASH_OVERLAY_DIR/)}: ok ($expect)"
 }
