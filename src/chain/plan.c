@@ -46,37 +46,43 @@ char *sm_plan_src_overlay_path(const char *overlay_dir, const char *dest_dir,
 	return sm_path_join(overlay_dir, name);
 }
 
+/* Whether overlay path of disk a is a name another disk's overlay or any
+ * planned copy takes: -1 with the error. */
+static int overlay_name_free(const struct sm_plan_disk *plans, size_t n, size_t a,
+			     const char *path)
+{
+	for (size_t b = 0; b < n; b++) {
+		if (b != a && (sm_str_eq(path, plans[b].src_overlay) ||
+			       sm_str_eq(path, plans[b].dst_overlay))) {
+			sm_error("disks '%s' and '%s' would both have the overlay '%s'; move them "
+				 "one at a time", plans[a].target, plans[b].target, path);
+			return -1;
+		}
+		for (size_t i = 0; i < plans[b].nimages; i++) {
+			if (!sm_str_eq(path, plans[b].images[i].dst))
+				continue;
+			sm_error("disk '%s' has an image named '%s', the name of an overlay of "
+				 "disk '%s' in '%s'; rename the image or choose another --dest or "
+				 "--overlay-dir", plans[b].target, sm_path_basename(path),
+				 plans[a].target, path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int sm_plan_check_overlays(const struct sm_plan_disk *plans, size_t n)
 {
 	for (size_t a = 0; a < n; a++) {
-		const char *ov[2] = { plans[a].src_overlay, plans[a].dst_overlay };
-
-		if (sm_str_eq(ov[0], ov[1])) {
+		if (sm_str_eq(plans[a].src_overlay, plans[a].dst_overlay)) {
 			sm_error("disk '%s': its source and destination overlays would both be "
-				 "'%s'; choose another --overlay-dir", plans[a].target, ov[0]);
+				 "'%s'; choose another --overlay-dir", plans[a].target,
+				 plans[a].src_overlay);
 			return -1;
 		}
-		for (size_t b = 0; b < n; b++) {
-			for (size_t w = 0; w < 2; w++) {
-				if (b != a && (sm_str_eq(ov[w], plans[b].src_overlay) ||
-					       sm_str_eq(ov[w], plans[b].dst_overlay))) {
-					sm_error("disks '%s' and '%s' would both have the overlay "
-						 "'%s'; move them one at a time", plans[a].target,
-						 plans[b].target, ov[w]);
-					return -1;
-				}
-				for (size_t i = 0; i < plans[b].nimages; i++) {
-					if (!sm_str_eq(ov[w], plans[b].images[i].dst))
-						continue;
-					sm_error("disk '%s' has an image named '%s', the name of an "
-						 "overlay of disk '%s' in '%s'; rename the image or "
-						 "choose another --dest or --overlay-dir",
-						 plans[b].target, sm_path_basename(ov[w]),
-						 plans[a].target, ov[w]);
-					return -1;
-				}
-			}
-		}
+		if (overlay_name_free(plans, n, a, plans[a].src_overlay) < 0 ||
+		    overlay_name_free(plans, n, a, plans[a].dst_overlay) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -51,8 +51,9 @@ struct sm_plan_image_facts {
 };
 
 /* Plan one disk.  facts[i] describes disk->chain[i]; the source overlay goes
- * into overlay_dir (NULL: beside the active image, as before --overlay-dir).  A shared image and the
- * images below it stay where they are, and the last moved copy points at it.
+ * into overlay_dir (NULL: beside the active image, as before --overlay-dir).
+ * A shared image and the images below it stay where they are, and the last
+ * moved copy points at it.
  * Fails with a message when the chain cannot be laid out in dest_dir (two
  * images with one name, an image already in dest_dir, a shared active image). */
 int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
