@@ -78,6 +78,28 @@ assert_unchanged planted
 assert_eq "$(cat "$c/dst/disk.qcow2.snapmove-1.src.qcow2")" precious "the planted file"
 note "planted file at the overlay's name: refused"
 
+# The source overlay made, then (snapmove killed before the snapshot) another
+# file put at its name by someone who can write the destination: resume does
+# not delete it as the job's, keeps it, says why, and stops before the
+# snapshot; the domain stays on its original image.
+c=$T/swapped
+mkdir -m 755 "$c" "$c/src" "$c/dst"
+new_image "$c/src/disk.qcow2" qcow2 16M 0x11 0 1M
+dom3=$(dom_name swapped)
+make_domain "$dom3" transient "vda:$c/src/disk.qcow2:qcow2"
+rc=0
+SNAPMOVE_TEST_CRASH_AT=snapshot:made bash -c '"$@" >"$0.out" 2>"$0.err"' "$c/move" \
+	"$SNAPMOVE" --db "$c/j.db" move "$dom3" --dest "$c/dst" 2>/dev/null || rc=$?
+[ "$rc" = 137 ] || { cat "$c/move.err" >&2; fail "swapped: move exited $rc, not killed (137)"; }
+ov=$c/dst/disk.qcow2.snapmove-1.src.qcow2
+mv "$ov" "$c/made.aside"
+echo "someone else's" >"$ov"
+expect_exit 1 "$SNAPMOVE" --db "$c/j.db" resume 1
+assert_contains "$T/err" "kept $ov: another file now has its name"
+assert_eq "$(cat "$ov")" "someone else's" "the file put at the overlay's name"
+assert_eq "$(live_chain "$dom3" vda)" "$c/src/disk.qcow2 qcow2" "the domain after the refused resume"
+note "a file swapped in at the made overlay's name: kept, the resume stops"
+
 # Bad --overlay-dir values: a usage error, or refused with nothing changed.
 rm "$c/dst/disk.qcow2.snapmove-1.src.qcow2"
 expect_exit 2 sm move "$dom" --dest "$c/dst" --overlay-dir scratch
