@@ -322,6 +322,7 @@ $T/dry/base.qcow2 qcow2" "dry run: vda after"
 	assert_eq "$(jdoc "$T/dry.json" 'doc["bytes_to_copy"] == sum(d["bytes"] for d in doc["disks"]) and doc["bytes_to_copy"] > 48 << 20')" \
 		true "dry run: bytes to copy"
 	assert_eq "$(jdoc "$T/dry.json" 'doc["dest"] + " " + str(doc["dest_free"] > 0)')" "$T/dry True" "dry run: dest"
+	assert_eq "$(jdoc "$T/dry.json" 'doc["overlay_dir"]')" "$T/dry" "dry run: the overlays' folder"
 	# --keep-overlay: the domain would end on an overlay over the moved chain.
 	expect_exit 0 sm move "$dom" --dest "$T/dry" --dry-run --keep-overlay --disk vda --json
 	assert_document dry_run "$T/out"

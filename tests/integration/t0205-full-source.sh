@@ -9,7 +9,7 @@
 # source file system's used blocks did not grow, and the bytes its loop
 # device was written are printed phase by phase (synced at each phase's
 # start; the writer pauses over the snapshot phase, so that what lands there
-# is the snapshot's own): metadata only (9 KiB to 134 KiB in the runs when
+# is the snapshot's own): metadata only (6 KiB to 134 KiB in the runs when
 # this was written), nothing after it.  And an abort there: the commit back
 # fails for want of room and names 'abort --via stream', which works.  The old placement (--overlay-dir naming the source
 # folder) is refused on that full storage before anything changes.
@@ -50,6 +50,10 @@ note "free blocks ext4 keeps for its metadata: $(stat -f -c %f "$T/src") of $(st
 	fail "root can still write a block to the full source"
 rm -f "$T/src/probe"
 sync -f "$T/src"
+
+# The plan says where the guest's writes go during the move.
+expect_exit 0 sm move "$dom" --dest "$T/dst" --dry-run
+assert_contains "$T/out" "the guest's writes during the move go to $T/dst (the destination)"
 
 # The old placement needs room beside the image: refused, nothing changed.
 save_state old "$dom" vda "$T/src" "$T/dst"
