@@ -20,6 +20,7 @@ _snapmove_cmd_opts() {
 		echo "--dest --dest-pool --disk --bandwidth --keep-overlay --quiesce --dry-run" \
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
 			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline --trim" \
+			"--overlay-dir" \
 			"--help" ;;
 	rebalance)
 		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \
@@ -36,7 +37,8 @@ _snapmove_cmd_opts() {
 _snapmove_takes_value() {  # COMMAND OPTION
 	case $2 in
 	-c | --connect | --db | --config | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
-	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel)
+	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel | \
+		--overlay-dir)
 		[ "$1" = move ] ;;
 	--bandwidth) [ "$1" = move ] || [ "$1" = copy ] || [ "$1" = rebalance ] ;;
 	--copy-method) [ "$1" = move ] || [ "$1" = copy ] ;;
@@ -146,7 +148,7 @@ _snapmove() {
 		-c | --connect) _snapmove_compgen "qemu:///system
 qemu:///session" ;;
 		--db) _snapmove_paths -f ;;
-		--hooks-dir | --dest) _snapmove_paths -d ;;
+		--hooks-dir | --dest | --overlay-dir) _snapmove_paths -d ;;
 		--dest-pool) _snapmove_compgen "$(_snapmove_pools)" ;;
 		--storage)
 			local IFS=$'\n'

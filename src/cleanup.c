@@ -106,6 +106,32 @@ static int source_images(struct sm_journal *j, long long job_id, struct sm_srcfi
 	return 0;
 }
 
+/* The job's source overlay still there (kept: something held it) stands
+ * on the old active image; it may be outside the source folders (in the
+ * destination, or --overlay-dir), so its folder is read too, and the image
+ * under it is used. */
+static int scan_kept_overlays(struct sm_journal *j, long long job_id, struct sm_usage *usage)
+{
+	struct sm_srcfile *ovs = NULL;
+	size_t n = 0;
+	int ret = -1;
+
+	if (sm_srcfile_list(j, job_id, sm_file_role_name(SM_FILE_SRC_OVERLAY), &ovs, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		SM_AUTOFREE char *dir = sm_path_dirname(ovs[i].path);
+		struct stat sb;
+
+		if (lstat(ovs[i].path, &sb) == 0 && sm_usage_scan_dir(dir, usage) < 0)
+			goto cleanup;
+	}
+	ret = 0;
+
+cleanup:
+	sm_srcfiles_free(ovs, n);
+	return ret;
+}
+
 int sm_cleanup_plan(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		    struct sm_cleanup_item **items, size_t *n)
 {
@@ -139,6 +165,8 @@ int sm_cleanup_plan(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		if (sm_usage_scan_dir(dir, &usage) < 0)
 			goto cleanup;
 	}
+	if (scan_kept_overlays(j, job_id, &usage) < 0)
+		goto cleanup;
 	sm_cleanup_block(c, nc, &usage);
 	*items = sm_steal(&c);
 	*n = nc;

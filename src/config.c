@@ -182,6 +182,12 @@ static int on_line(void *user, const char *section, const char *name, const char
 		free(c->sync_writes);
 		c->sync_writes = sm_xstrdup(value);
 		set_from(&c->sync_writes_from, ps, line);
+	} else if (sm_str_eq(section, "move") && sm_str_eq(name, "overlay-dir")) {
+		if (value[0] != '/')
+			return bad(ps, line, section, name, value, "an absolute path");
+		free(c->overlay_dir);
+		c->overlay_dir = sm_xstrdup(value);
+		set_from(&c->overlay_dir_from, ps, line);
 	} else if (sm_str_eq(section, "hooks") && sm_str_eq(name, "dir")) {
 		if (value[0] != '/')
 			return bad(ps, line, section, name, value, "an absolute path");
@@ -277,6 +283,8 @@ void sm_config_print(const struct sm_config *c, FILE *f)
 	line(f, "move.bandwidth", n, c->move_bandwidth_from);
 	line(f, "move.verify", c->verify ? "yes" : "no", c->verify_from);
 	line(f, "move.sync-writes", c->sync_writes, c->sync_writes_from);
+	line(f, "move.overlay-dir", c->overlay_dir ? c->overlay_dir : "(the destination)",
+	     c->overlay_dir_from);
 	line(f, "hooks.dir", c->hooks_dir, c->hooks_dir_from);
 	snprintf(n, sizeof(n), "%llu", c->hook_timeout);
 	line(f, "hooks.timeout", n, c->hook_timeout_from);

@@ -3,7 +3,7 @@
  * what is in force and where each value comes from.
  *
  *   [move]       bandwidth = MIB (0: unlimited), verify = yes|no,
- *                sync-writes = auto|on|off
+ *                sync-writes = auto|on|off, overlay-dir = DIR
  *   [hooks]      dir = DIR, timeout = SEC
  *   [rebalance]  storage = PATH_OR_POOL (one per line), max-parallel = N,
  *                bandwidth = MIB
@@ -32,6 +32,8 @@ struct sm_config {
 	char *verify_from;
 	char *sync_writes;  /* auto, on, off */
 	char *sync_writes_from;
+	char *overlay_dir;  /* NULL: the destination */
+	char *overlay_dir_from;
 	char *hooks_dir;
 	char *hooks_dir_from;
 	unsigned long long hook_timeout;

@@ -157,6 +157,9 @@ static void put_dry_run(FILE *f, const struct sm_job_result *r)
 	fprintf(f, "destination %s: needs %s, %s free\n", r->dest,
 		sm_format_bytes(r->dest_needs, n, sizeof(n)),
 		sm_format_bytes(r->dest_free, a, sizeof(a)));
+	if (r->overlay_dir)
+		fprintf(f, "the guest's writes during the move go to %s%s\n", r->overlay_dir,
+			sm_str_eq(r->overlay_dir, r->dest) ? " (the destination)" : "");
 }
 
 static void print_dry_run_json(const struct sm_job_result *r)
@@ -189,6 +192,8 @@ static void print_dry_run_json(const struct sm_job_result *r)
 	json_object_object_add(doc, "bytes_to_copy", json_object_new_int64((int64_t)bytes));
 	json_object_object_add(doc, "dest_needs", json_object_new_int64((int64_t)r->dest_needs));
 	json_object_object_add(doc, "dest_free", json_object_new_int64((int64_t)r->dest_free));
+	if (r->overlay_dir)
+		json_object_object_add(doc, "overlay_dir", json_object_new_string(r->overlay_dir));
 	sm_json_print(doc);
 }
 

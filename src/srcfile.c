@@ -215,7 +215,7 @@ int sm_srcfile_snapshotted(struct sm_journal *j, long long job, const char *targ
 {
 	struct sm_srcfile *files = NULL, ov;
 	size_t n = 0;
-	int ret = -1;
+	int ret = -1, rc;
 
 	if (sm_srcfile_list(j, job, "image", &files, &n) < 0)
 		return -1;
@@ -231,6 +231,14 @@ int sm_srcfile_snapshotted(struct sm_journal *j, long long job, const char *targ
 				   (long long)st.st_size, (long long)st.st_mtim.tv_sec,
 				   (long long)st.st_mtim.tv_nsec, job, files[i].path) < 0)
 			goto cleanup;
+	}
+	/* An overlay snapmove made (and journaled from the fd that claimed it)
+	 * keeps that identity: its name is not looked up again. */
+	rc = sm_srcfile_get(j, job, src_overlay, &ov);
+	if (rc != 0) {
+		sm_srcfile_release(&ov);
+		ret = rc < 0 ? -1 : 0;
+		goto cleanup;
 	}
 	if (sm_srcfile_identify(src_overlay, &ov) < 0)
 		goto cleanup;

@@ -38,9 +38,8 @@ static int best_target(const struct sim *s, size_t u, int exclude, const unsigne
 {
 	int best = -1;
 
-	/* The source needs room for its overlay while the move runs. */
-	if (s->free[s->units[u].storage] < s->margin)
-		return -1;
+	/* The source needs no room: the move's overlays are on the destination
+	 * (the margin), so a full storage can be drained. */
 	for (size_t t = 0; t < s->nst; t++) {
 		unsigned long long need = s->units[u].bytes + s->margin + (floor ? floor[t] : 0);
 
@@ -83,14 +82,6 @@ static int drain(struct sim *s, size_t d)
 	for (size_t i = 0; i < n; i++) {
 		int t = best_target(s, order[i], (int)d, NULL);
 
-		if (t < 0 && s->free[d] < s->margin) {
-			sm_error("cannot drain '%s': it has %s free and moving disk %s of domain "
-				 "'%s' off it needs %s there for the disk's temporary overlay; free "
-				 "some space on it first", s->st[d].name,
-				 sm_format_bytes(s->free[d], a, sizeof(a)), s->units[order[i]].disk,
-				 s->units[order[i]].domain, sm_format_bytes(s->margin, b, sizeof(b)));
-			goto cleanup;
-		}
 		if (t < 0) {
 			unsigned long long most = 0;
 			char c[32];

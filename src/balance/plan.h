@@ -11,9 +11,10 @@
  *    largest disk that fits and again for what is left; each to the storage
  *    with the most free space that stays at or above its own share.
  * Every step is checked in order: the destination needs the disk's bytes
- * plus the margin (the copy in flight, the destination overlay), the source
- * the margin (its temporary overlay grows during the move); the source's
- * bytes come back after the move (the source images are deleted).
+ * plus the margin (the copy in flight, both overlays, which take the guest's
+ * writes during the move); the source needs nothing, so a full storage can
+ * be drained; the source's bytes come back after the move (the source
+ * images are deleted).
  */
 #ifndef SM_BALANCE_PLAN_H
 #define SM_BALANCE_PLAN_H

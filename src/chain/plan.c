@@ -16,11 +16,81 @@ char *sm_plan_overlay_path(const char *dir, const char *image_path, long long jo
 	return sm_path_join(dir, name);
 }
 
-int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
-		 const char *dest_dir, long long job_id, struct sm_plan_disk *out)
+/* Two folder names equal but for trailing slashes (the planner compares
+ * names; validation resolved both). */
+static bool same_dir(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && strncmp(a, b, la) == 0;
+}
+
+char *sm_plan_src_overlay_path(const char *overlay_dir, const char *dest_dir,
+			       const char *image_path, long long job_id)
 {
 	SM_AUTOFREE char *src_dir = NULL;
+	SM_AUTOFREE char *name = NULL;
 
+	if (!overlay_dir) {
+		src_dir = sm_path_dirname(image_path);
+		return sm_plan_overlay_path(src_dir, image_path, job_id);
+	}
+	if (!same_dir(overlay_dir, dest_dir))
+		return sm_plan_overlay_path(overlay_dir, image_path, job_id);
+	/* Beside the destination overlay A.snapmove-JOB.qcow2: another name. */
+	name = sm_xasprintf("%s.snapmove-%lld.src.qcow2", sm_path_basename(image_path), job_id);
+	return sm_path_join(overlay_dir, name);
+}
+
+/* Whether overlay path of disk a is a name another disk's overlay or any
+ * planned copy takes: -1 with the error. */
+static int overlay_name_free(const struct sm_plan_disk *plans, size_t n, size_t a,
+			     const char *path)
+{
+	for (size_t b = 0; b < n; b++) {
+		if (b != a && (sm_str_eq(path, plans[b].src_overlay) ||
+			       sm_str_eq(path, plans[b].dst_overlay))) {
+			sm_error("disks '%s' and '%s' would both have the overlay '%s'; move them "
+				 "one at a time", plans[a].target, plans[b].target, path);
+			return -1;
+		}
+		for (size_t i = 0; i < plans[b].nimages; i++) {
+			if (!sm_str_eq(path, plans[b].images[i].dst))
+				continue;
+			sm_error("disk '%s' has an image named '%s', the name of an overlay of "
+				 "disk '%s' in '%s'; rename the image or choose another --dest or "
+				 "--overlay-dir", plans[b].target, sm_path_basename(path),
+				 plans[a].target, path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int sm_plan_check_overlays(const struct sm_plan_disk *plans, size_t n)
+{
+	for (size_t a = 0; a < n; a++) {
+		if (sm_str_eq(plans[a].src_overlay, plans[a].dst_overlay)) {
+			sm_error("disk '%s': its source and destination overlays would both be "
+				 "'%s'; choose another --overlay-dir", plans[a].target,
+				 plans[a].src_overlay);
+			return -1;
+		}
+		if (overlay_name_free(plans, n, a, plans[a].src_overlay) < 0 ||
+		    overlay_name_free(plans, n, a, plans[a].dst_overlay) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
+		 const char *dest_dir, const char *overlay_dir, long long job_id,
+		 struct sm_plan_disk *out)
+{
 	memset(out, 0, sizeof(*out));
 	if (disk->nchain == 0) {
 		sm_error("disk '%s' has no image to move", disk->target);
@@ -91,8 +161,8 @@ int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *f
 		last->dst_backing = sm_xstrdup(out->kept);
 		last->dst_backing_format = sm_xstrdup(out->kept_format);
 	}
-	src_dir = sm_path_dirname(disk->chain[0].path);
-	out->src_overlay = sm_plan_overlay_path(src_dir, disk->chain[0].path, job_id);
+	out->src_overlay = sm_plan_src_overlay_path(overlay_dir, dest_dir, disk->chain[0].path,
+						    job_id);
 	out->dst_overlay = sm_plan_overlay_path(dest_dir, disk->chain[0].path, job_id);
 	out->virtual_size = facts[0].virtual_size;
 	return 0;

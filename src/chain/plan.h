@@ -2,9 +2,13 @@
  * there.  Pure logic on paths and chain facts, so it is unit tested directly.
  *
  * For a disk whose chain is  A (active) -> B -> C  the plan is
- *   source overlay  dirname(A)/A.snapmove-JOB.qcow2  (taken by the snapshot)
+ *   source overlay  DEST/A.snapmove-JOB.src.qcow2 -> A (the snapshot's new top;
+ *                   with --overlay-dir DIR: DIR/A.snapmove-JOB.qcow2, and a
+ *                   job journaled before that: dirname(A)/A.snapmove-JOB.qcow2)
  *   destination     DEST/A -> DEST/B -> DEST/C        (copies, same names)
  *   dest overlay    DEST/A.snapmove-JOB.qcow2 -> DEST/A (mirror target)
+ * The source overlay takes the guest's writes from the snapshot to the
+ * pivot: away from the source storage, a move needs no free byte there.
  * A copy's backing pointer stays relative when the source's was relative
  * (then it is the bare file name, as all copies share DEST), else absolute.
  */
@@ -46,18 +50,29 @@ struct sm_plan_image_facts {
 	const char *shared;   /* another user of the image (it stays), or NULL */
 };
 
-/* Plan one disk.  facts[i] describes disk->chain[i].  A shared image and the
- * images below it stay where they are, and the last moved copy points at it.
+/* Plan one disk.  facts[i] describes disk->chain[i]; the source overlay goes
+ * into overlay_dir (NULL: beside the active image, as before --overlay-dir).
+ * A shared image and the images below it stay where they are, and the last
+ * moved copy points at it.
  * Fails with a message when the chain cannot be laid out in dest_dir (two
  * images with one name, an image already in dest_dir, a shared active image). */
 int sm_plan_disk(const struct sm_disk *disk, const struct sm_plan_image_facts *facts,
-		 const char *dest_dir, long long job_id, struct sm_plan_disk *out);
+		 const char *dest_dir, const char *overlay_dir, long long job_id,
+		 struct sm_plan_disk *out);
 /* Convert the copies to format (raw, qcow2).  Only a single-image chain can
  * change format; a chain is accepted when it already has that format. */
 int sm_plan_set_dest_format(struct sm_plan_disk *p, const char *format);
 void sm_plan_disk_release(struct sm_plan_disk *p);
 /* The overlay file name snapmove uses for job_id next to image path. */
 char *sm_plan_overlay_path(const char *dir, const char *image_path, long long job_id);
+/* The source overlay of job_id for image path in overlay_dir (NULL: beside
+ * the image).  In the destination folder it is A.snapmove-JOB.src.qcow2, so
+ * it is never taken for the destination overlay A.snapmove-JOB.qcow2. */
+char *sm_plan_src_overlay_path(const char *overlay_dir, const char *dest_dir,
+			       const char *image_path, long long job_id);
+/* Refuse overlays that would share a name with each other or with a planned
+ * destination image (of any disk). */
+int sm_plan_check_overlays(const struct sm_plan_disk *plans, size_t n);
 /* Bytes the destination needs: every copy's allocation plus the overlay. */
 /* Lay the disk out as one image at the destination: the old active image's
  * name, the whole chain's data (qemu-img convert), no backing file. */

@@ -26,7 +26,8 @@ static void move_usage(FILE *f)
 		   "                     [--dest-format raw|qcow2] [--copy-method METHOD]\n"
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
-		   "                     [--delete-source] [--offline] [--trim]\n\n"
+		   "                     [--delete-source] [--offline] [--trim]\n"
+		   "                     [--overlay-dir DIR]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
@@ -63,7 +64,10 @@ static void move_usage(FILE *f)
 		   "  --offline         the domain is shut off: copy its chains and rewrite its\n"
 		   "                    definition (it must stay off meanwhile)\n"
 		   "  --trim            when done, ask the guest agent to trim the guest's file\n"
-		   "                    systems (fstrim), so thin storage stays thin\n");
+		   "                    systems (fstrim), so thin storage stays thin\n"
+		   "  --overlay-dir DIR where the temporary overlay that takes the guest's\n"
+		   "                    writes during the move goes (default: the destination,\n"
+		   "                    so the source storage needs no free space)\n");
 }
 
 /* A before_move veto ends its job at once (aborted); a later one leaves it
@@ -103,6 +107,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "delete-source", no_argument, NULL, 'D' },
 		{ "offline", no_argument, NULL, 'O' },
 		{ "trim", no_argument, NULL, 'R' },
+		{ "overlay-dir", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -123,6 +128,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	o.bandwidth_mib = cli->config->move_bandwidth;
 	o.verify = cli->config->verify;
 	o.sync_writes = sm_sync_writes_from_name(cli->config->sync_writes);
+	o.overlay_dir = cli->config->overlay_dir;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -217,6 +223,14 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			break;
 		case 'R':
 			o.trim = true;
+			break;
+		case 'L':
+			if (optarg[0] != '/') {
+				free(disks);
+				return sm_cli_usage_error("move", "--overlay-dir takes an absolute "
+							  "folder, not '%s'", optarg);
+			}
+			o.overlay_dir = optarg;
 			break;
 		case 'h':
 			move_usage(stdout);

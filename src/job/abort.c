@@ -56,6 +56,27 @@ static int refuse_if_folded(const struct sm_jobctx *c)
 	return 0;
 }
 
+/* A commit back into the original image writes to the source storage (new
+ * clusters where the overlay holds data the image has not allocated): on a
+ * full one it fails with ENOSPC and the domain stays on the overlay.  Say
+ * what does not need that room: the stream, which writes only into the
+ * overlay, in its own folder. */
+static void hint_stream_if_full(const struct sm_jobctx *c, size_t i)
+{
+	char *err;
+
+	if (!strstr(sm_error_message(), "No space left") &&
+	    !strstr(sm_error_message(), "no space left"))
+		return;
+	err = sm_error_preserve();
+	sm_error("%s; committing the overlay back needs free space on the storage of '%s': "
+		 "free some there and run 'snapmove abort %lld' again, or run 'snapmove abort "
+		 "%lld --via stream', which writes only into the overlay '%s' (the domain then "
+		 "stays on that file)", err, c->plans[i].images[0].src, c->job, c->job,
+		 c->plans[i].src_overlay);
+	free(err);
+}
+
 /* ---- live ---- */
 
 /* After the pivot: a fresh overlay over the original image, a shallow mirror
@@ -134,8 +155,10 @@ static int collapse_back_live(struct undo *u, size_t i)
 			goto cleanup;
 		c->disks[i].committing = true;
 		if (sm_job_wait_ready(c, which, "commit back") < 0 ||
-		    sm_blockjob_pivot(c->dom, p->target, p->images[0].src) < 0)
+		    sm_blockjob_pivot(c->dom, p->target, p->images[0].src) < 0) {
+			hint_stream_if_full(c, i);
 			goto cleanup;
+		}
 		c->disks[i].committing = false;
 		if (sm_job_disk_state(c, i, SM_DISK_PLANNED) < 0)
 			goto cleanup;
@@ -210,8 +233,10 @@ static int abort_disk_offline(struct undo *u, size_t i)
 		return -1;
 	if (u->via == SM_ABORT_STREAM)
 		return stream_back_offline(c, p);
-	if (sm_image_commit(p->src_overlay, p->images[0].src, p->images[0].format) < 0)
+	if (sm_image_commit(p->src_overlay, p->images[0].src, p->images[0].format) < 0) {
+		hint_stream_if_full(c, i);
 		return -1;
+	}
 	return sm_job_disk_state(c, i, SM_DISK_PLANNED);
 }
 
@@ -274,7 +299,9 @@ static int remove_created(struct undo *u)
 			    sm_job_remove_file(c, p->images[k].dst, SM_FILE_DST_IMAGE) < 0)
 				return -1;
 		}
-		if (u->via == SM_ABORT_COMMIT &&
+		/* After a stream the domain runs on the overlay; a disk that never
+		 * got onto it (stopped before the snapshot) leaves it unused. */
+		if ((u->via == SM_ABORT_COMMIT || c->disks[i].state == SM_DISK_PLANNED) &&
 		    sm_job_remove_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY) < 0)
 			return -1;
 	}

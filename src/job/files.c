@@ -138,13 +138,16 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role 
 	struct sm_srcfile f;
 	int rc;
 
-	if (role == SM_FILE_DST_IMAGE || role == SM_FILE_DST_OVERLAY) {
+	if (role == SM_FILE_DST_IMAGE || role == SM_FILE_DST_OVERLAY ||
+	    role == SM_FILE_SRC_OVERLAY) {
 		enum sm_file_state state;
 		struct stat sb;
 		int rc_state;
 
-		/* A destination file is claimed ("creating") before it exists: one
-		 * still "planned" was never made by the job, whoever made it. */
+		/* A file snapmove makes is claimed ("creating") before it exists:
+		 * one still "planned" was never made by the job, whoever made it
+		 * (a source overlay libvirt made for an older job in a snapshot
+		 * it died in is adopted by reconcile first). */
 		rc_state = sm_job_file_state(c, path, &state);
 		if (rc_state < 0)
 			return -1;

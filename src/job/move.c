@@ -107,13 +107,20 @@ static int open_job(struct move *m)
 		goto error;
 	for (size_t i = 0; i < m->nplans; i++) {
 		struct sm_plan_disk *p = &m->plans[i];
-		SM_AUTOFREE char *src_dir = sm_path_dirname(p->images[0].src);
 
 		free(p->src_overlay);
 		free(p->dst_overlay);
-		p->src_overlay = sm_plan_overlay_path(src_dir, p->images[0].src, m->job);
+		p->src_overlay = sm_plan_src_overlay_path(m->overlay_dir, m->dest, p->images[0].src,
+							  m->job);
 		p->dst_overlay = sm_plan_overlay_path(m->dest, p->images[0].src, m->job);
-		if (sm_move_check_overlay_absent(p->src_overlay) < 0 || sm_move_check_dest_absent(p->dst_overlay) < 0 ||
+	}
+	if (sm_plan_check_overlays(m->plans, m->nplans) < 0)
+		goto error;
+	for (size_t i = 0; i < m->nplans; i++) {
+		struct sm_plan_disk *p = &m->plans[i];
+
+		if (sm_move_check_overlay_absent(p->src_overlay) < 0 ||
+		    sm_move_check_dest_absent(p->dst_overlay) < 0 ||
 		    sm_journal_disk_insert(m->j, m->job, p) < 0)
 			goto error;
 	}
@@ -156,6 +163,7 @@ static void dry_run_result(const struct move *m, unsigned long long need,
 	r->uuid = sm_xstrdup(m->uuid);
 	r->persistent = m->persistent;
 	r->dest = sm_xstrdup(m->dest);
+	r->overlay_dir = sm_xstrdup(m->overlay_dir);
 	r->dest_needs = need;
 	r->dest_free = avail;
 	for (size_t i = 0; i < m->nplans; i++)

@@ -13,6 +13,7 @@ struct sm_move_opts {
 	const char *domain;
 	const char *dest;          /* or dest_pool */
 	const char *dest_pool;     /* a libvirt storage pool (dir, fs, netfs) */
+	const char *overlay_dir;   /* the source overlay's folder; NULL: the destination */
 	const char *const *disks;  /* --disk targets; none means every candidate */
 	size_t ndisks;
 	unsigned long long bandwidth_mib;  /* 0: unlimited */

@@ -83,6 +83,7 @@ void sm_job_result_release(struct sm_job_result *r)
 	free(r->uuid);
 	free(r->error);
 	free(r->dest);
+	free(r->overlay_dir);
 	free(r->trim_error);
 	memset(r, 0, sizeof(*r));
 }

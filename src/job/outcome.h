@@ -110,6 +110,7 @@ struct sm_job_result {
 	bool dry_run;
 	bool persistent;
 	char *dest;
+	char *overlay_dir;              /* where the source overlays go */
 	unsigned long long dest_needs;
 	unsigned long long dest_free;
 	/* Set by the caller (may be NULL): a job that is done is told here, at

@@ -28,8 +28,9 @@ static int journal_snapshotted(struct sm_jobctx *c)
 	return 0;
 }
 
-/* A source overlay file of ours left by an earlier attempt (an abort that
- * committed back, then a resume) must go before libvirt creates it again. */
+/* A source overlay file of ours left by an earlier attempt (made before a
+ * snapshot that failed or was not taken, or an abort that committed back,
+ * then a resume) must go before it is made again. */
 static int clear_stale_overlay(struct sm_jobctx *c, size_t i)
 {
 	enum sm_file_state state;
@@ -41,12 +42,55 @@ static int clear_stale_overlay(struct sm_jobctx *c, size_t i)
 	rc = sm_job_file_state(c, c->plans[i].src_overlay, &state);
 	if (rc < 0)
 		return -1;
-	if (rc == 0 || state != SM_FILE_CREATED) {
+	/* "creating": claimed with O_EXCL, then a crash before the journal said so. */
+	if (rc == 0 || (state != SM_FILE_CREATED && state != SM_FILE_CREATING)) {
 		sm_error("overlay file '%s' exists and job %lld did not create it; remove it "
 			 "if no domain uses it, then resume", c->plans[i].src_overlay, c->job);
 		return -1;
 	}
 	return sm_job_clear_file(c, c->plans[i].src_overlay, SM_FILE_SRC_OVERLAY);
+}
+
+/* Make disk i's source overlay, empty over the active image, before the
+ * snapshot takes it (VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT): claimed as every
+ * file snapmove makes (O_CREAT|O_EXCL|O_NOFOLLOW, written through the fd,
+ * identity journaled), because its folder is by default the destination,
+ * which another user may be able to write.  Its header is what libvirt
+ * would write: the active image's path and format as libvirt names them.
+ * The active image's owner and mode, as the copies. */
+static int create_src_overlay(struct sm_jobctx *c, size_t i)
+{
+	const struct sm_plan_disk *p = &c->plans[i];
+	struct stat like;
+	int fd;
+
+	if (clear_stale_overlay(c, i) < 0 || sm_job_follow_size(c, i) < 0)
+		return -1;
+	if (stat(p->images[0].src, &like) < 0) {
+		sm_error("cannot read '%s': %s", p->images[0].src, strerror(errno));
+		return -1;
+	}
+	if (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATING) < 0)
+		return -1;
+	fd = sm_image_create_fd(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
+				p->images[0].format, &like);
+	if (fd < 0)
+		return -1;
+	sm_job_hold_file(c, p->src_overlay, fd);
+	return sm_job_file_made(c, p->src_overlay, SM_FILE_SRC_OVERLAY, fd);
+}
+
+/* libvirt and QEMU opened each overlay by its name: it must still be the
+ * file made above, not one another user put in its place meanwhile. */
+static int check_overlays_ours(struct sm_jobctx *c)
+{
+	for (size_t i = 0; i < c->nplans; i++) {
+		int fd = sm_job_dest_fd(c, c->plans[i].src_overlay, c->plans[i].images[0].src);
+
+		if (fd < 0 || sm_job_still_named(c, c->plans[i].src_overlay, fd) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int sm_job_phase_snapshot(struct sm_jobctx *c)
@@ -67,13 +111,14 @@ int sm_job_phase_snapshot(struct sm_jobctx *c)
 		return -1;
 	}
 	for (size_t i = 0; i < c->nplans; i++)
-		if (clear_stale_overlay(c, i) < 0)
+		if (create_src_overlay(c, i) < 0)
 			return -1;
+	sm_crash_point("snapshot:made");
 	if (sm_snapshot_create(c->dom, &c->live, c->plans, c->nplans, c->job, c->quiesce) < 0)
 		return -1;
 	c->acted = true;
 	sm_crash_point("snapshot:unjournaled");
-	if (SM_JOURNAL_TX(c->j, journal_snapshotted(c)) < 0)
+	if (SM_JOURNAL_TX(c->j, journal_snapshotted(c)) < 0 || check_overlays_ours(c) < 0)
 		return -1;
 	/* Verify, don't assume: each disk now runs on its overlay over the old image. */
 	xml = sm_virt_domain_xml(c->dom, false);

@@ -24,6 +24,7 @@ void sm_move_release(struct move *m)
 		sm_plan_disk_release(&m->plans[i]);
 	free(m->plans);
 	free(m->dest);
+	free(m->overlay_dir);
 	free(m->pool_dir);
 	sm_domain_disks_release(&m->live);
 	sm_usage_release(&m->usage);
@@ -230,6 +231,53 @@ static int check_dest(struct move *m)
 	return 0;
 }
 
+/* --overlay-dir: the folder that takes the guest's writes during the move
+ * (the source overlays).  By default the destination: then the move writes
+ * nothing to the source storage but what the snapshot's metadata needs. */
+static int check_overlay_dir(struct move *m)
+{
+	const char *dir = m->o->overlay_dir;
+	char resolved[PATH_MAX];
+	struct stat sb, db;
+
+	if (!dir) {
+		m->overlay_dir = sm_xstrdup(m->dest);
+		return 0;
+	}
+	if (dir[0] != '/') {
+		sm_error("overlay folder '%s' is not an absolute path; give --overlay-dir as "
+			 "/path/to/folder", dir);
+		return -1;
+	}
+	if (!realpath(dir, resolved) || stat(resolved, &sb) < 0) {
+		sm_error("overlay folder '%s' cannot be used (%s); create it first (mkdir -p %s) "
+			 "or choose another --overlay-dir", dir, strerror(errno), dir);
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		sm_error("overlay folder '%s' is not a directory; --overlay-dir takes the folder "
+			 "the temporary overlays go into", dir);
+		return -1;
+	}
+	if (access(resolved, W_OK | X_OK) < 0) {
+		sm_error("overlay folder '%s' is not writable (%s); fix its permissions or choose "
+			 "another --overlay-dir", dir, strerror(errno));
+		return -1;
+	}
+	if (geteuid() == 0 && !(sb.st_mode & S_IXOTH)) {
+		sm_error("overlay folder '%s' cannot be entered by other users (mode %04o) and "
+			 "QEMU runs as its own user; 'chmod o+x %s' or choose another "
+			 "--overlay-dir", dir, (unsigned)(sb.st_mode & 07777), dir);
+		return -1;
+	}
+	/* The destination reached by another name: one folder, one naming. */
+	if (stat(m->dest, &db) == 0 && db.st_dev == sb.st_dev && db.st_ino == sb.st_ino)
+		m->overlay_dir = sm_xstrdup(m->dest);
+	else
+		m->overlay_dir = sm_xstrdup(resolved);
+	return 0;
+}
+
 static int check_disk_free(struct move *m, const struct sm_disk *d)
 {
 	long long other;
@@ -321,7 +369,7 @@ static int plan_disk(struct move *m, const struct sm_disk *d, long long job_id,
 			goto cleanup;
 		}
 	}
-	ret = sm_plan_disk(d, facts, m->dest, job_id, out);
+	ret = sm_plan_disk(d, facts, m->dest, m->overlay_dir, job_id, out);
 
 cleanup:
 	for (size_t i = 0; i < d->nchain; i++)
@@ -349,9 +397,9 @@ int sm_move_check_overlay_absent(const char *path)
 	struct stat sb;
 
 	if (lstat(path, &sb) == 0) {
-		sm_error("overlay file '%s' already exists next to the disk's image; it is "
-			 "left from an earlier snapmove job (see 'snapmove list'): finish or "
-			 "undo that job, or remove the file if no domain uses it", path);
+		sm_error("overlay file '%s' already exists; it is left from an earlier snapmove "
+			 "job (see 'snapmove list'): finish or undo that job, or remove the file "
+			 "if no domain uses it", path);
 		return -1;
 	}
 	return 0;
@@ -387,7 +435,8 @@ static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
 static int check_space(struct move *m, unsigned long long *need_out,
 		       unsigned long long *avail_out)
 {
-	struct statvfs vfs;
+	struct statvfs vfs, ovfs;
+	struct stat os, ds;
 	unsigned long long need = SM_SPACE_MARGIN, avail;
 	char n[32], a[32];
 
@@ -405,6 +454,20 @@ static int check_space(struct move *m, unsigned long long *need_out,
 			 "allocated bytes plus a 64 MiB margin) and %s is free; free space "
 			 "there or choose another --dest", m->dest,
 			 sm_format_bytes(need, n, sizeof(n)), sm_format_bytes(avail, a, sizeof(a)));
+		return -1;
+	}
+	/* The overlays take the guest's writes until the pivot: on the
+	 * destination's file system the margin holds them, elsewhere the
+	 * overlay folder needs one of its own. */
+	if (sm_str_eq(m->overlay_dir, m->dest) || stat(m->overlay_dir, &os) < 0 ||
+	    stat(m->dest, &ds) < 0 || os.st_dev == ds.st_dev || statvfs(m->overlay_dir, &ovfs) < 0)
+		return 0;
+	avail = (unsigned long long)ovfs.f_bavail * ovfs.f_frsize;
+	if (avail < SM_SPACE_MARGIN) {
+		sm_error("not enough free space in the overlay folder '%s': the guest's writes "
+			 "during the move go there, and %s is free (64 MiB at least); free space "
+			 "there or choose another --overlay-dir", m->overlay_dir,
+			 sm_format_bytes(avail, a, sizeof(a)));
 		return -1;
 	}
 	return 0;
@@ -469,7 +532,7 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 
 	if (check_domain(m) < 0 || check_metadata(m) < 0 || select_disks(m, &sel, &nsel) < 0)
 		return -1;
-	if (check_dest(m) < 0)
+	if (check_dest(m) < 0 || check_overlay_dir(m) < 0)
 		goto cleanup;
 	/* Overlay names carry the job id: plan with the id the journal will give
 	 * next; open_job() renames them should another snapmove take it first. */
@@ -491,7 +554,8 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 		if (check_plan_files(m->dest, &m->plans[i]) < 0)
 			goto cleanup;
 	}
-	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
+	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 ||
+	    sm_plan_check_overlays(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
 		goto cleanup;
 	if (m->o->offline && check_off(m) < 0)
 		goto cleanup;

@@ -21,6 +21,7 @@ struct move {
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	bool persistent;
 	char *dest;
+	char *overlay_dir;      /* the source overlays' folder, resolved (dest by default) */
 	struct sm_domain_disks live;
 	struct sm_plan_disk *plans;
 	size_t nplans;

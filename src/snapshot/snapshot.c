@@ -1,5 +1,6 @@
 /* snapshot.c: build the snapshot XML with libxml2 (so paths are escaped) and
- * take the snapshot in one atomic libvirt call.
+ * take the snapshot in one atomic libvirt call, onto overlays the job made
+ * (REUSE_EXT: libvirt neither creates nor truncates a file by name).
  */
 #include "snapshot/snapshot.h"
 #include "util.h"
@@ -67,7 +68,8 @@ int sm_snapshot_create(virDomainPtr dom, const struct sm_domain_disks *all,
 	SM_AUTOFREE char *xml = sm_snapshot_xml(all, plans, nplans, job_id);
 	unsigned int flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
 			     VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC |
-			     VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA;
+			     VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+			     VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT;
 	virDomainSnapshotPtr snap;
 
 	if (quiesce)

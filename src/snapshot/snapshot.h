@@ -1,7 +1,9 @@
 /* snapshot.h: the atomic external disk-only snapshot that starts a move.
  *
- * Every selected disk gets a new qcow2 overlay next to its active image (the
- * name comes from the plan); every other disk of the domain is listed with
+ * Every selected disk goes onto the qcow2 overlay the job made for it (the
+ * plan's source overlay, in the destination folder by default; taken with
+ * VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT, its header already naming the active
+ * image and its format); every other disk of the domain is listed with
  * snapshot='no' so libvirt leaves it alone.  No libvirt snapshot metadata is
  * kept: the journal is the record.
  */

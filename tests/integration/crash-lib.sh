@@ -10,26 +10,38 @@
 # (before, during, after the crash, after recovery) readable.
 # An abort after the destination overlay was folded is refused (exit 3) and a
 # resume then finishes the move.
+# CRASH_OVERLAY_DIR=NAME moves with --overlay-dir $c/NAME (made when missing;
+# one other than src and dst must be empty at the end); a function
+# crash_killed DIR DOM POINT, when defined, checks the world right after the
+# crash.
 
 crash_case() {
 	local point=$1 action=$2 kind=${3:-persistent}
-	local c=$T/$point-$action dom rc expect
+	local c=$T/$point-$action${CRASH_OVERLAY_DIR:+-$CRASH_OVERLAY_DIR} dom rc expect
 	c=${c//:/-}
 	mkdir -m 755 "$c" "$c/src" "$c/dst"
 	new_image "$c/src/base.raw" raw 128M 0x11 0 1M 0x12 100M 1M
 	new_overlay "$c/src/top.qcow2" base.raw raw 0x13 1M 1M
 	cp --sparse=always "$c/src/base.raw" "$c/base.orig"
-	dom=$(dom_name "${point//:/-}-$action")
+	dom=$(dom_name "${point//:/-}-$action${CRASH_OVERLAY_DIR:+-$CRASH_OVERLAY_DIR}")
 	make_domain "$dom" "$kind" "vda:$c/src/top.qcow2:qcow2"
 	guest_write "$dom" vda 0x14 2M 64k
 	make_write_hook "$dom" vda copy:0x21:3M sync:0x22:4M collapse:0x23:5M
+	local -a ovl=()
+	if [ -n "${CRASH_OVERLAY_DIR:-}" ]; then
+		mkdir -p -m 755 "$c/$CRASH_OVERLAY_DIR"
+		ovl=(--overlay-dir "$c/$CRASH_OVERLAY_DIR")
+	fi
 	rc=0
 	# Through an inner bash, so its "Killed" notice goes nowhere.
 	SNAPMOVE_TEST_HOOK=$T/hook SNAPMOVE_TEST_CRASH_AT=$point bash -c \
 		'"$@" >"$0.out" 2>"$0.err"; rc=$?; exit $rc' "$c/move" \
-		"$SNAPMOVE" --db "$c/j.db" move "$dom" --dest "$c/dst" 2>/dev/null || rc=$?
+		"$SNAPMOVE" --db "$c/j.db" move "$dom" --dest "$c/dst" "${ovl[@]}" 2>/dev/null || rc=$?
 	[ "$rc" = 137 ] || { cat "$c/move.err" >&2; fail "$point: move exited $rc, not killed (137)"; }
 	grep -q "test crash at '$point'" "$c/move.err" || fail "$point: the crash point was not reached"
+	if declare -F crash_killed >/dev/null; then
+		crash_killed "$c" "$dom" "$point"
+	fi
 	guest_write "$dom" vda 0x31 6M 64k   # while nothing drives the job
 
 	expect=$action
@@ -57,6 +69,10 @@ crash_case() {
 		assert_eq "$(ls -A "$c/dst")" "" "$point: destination files after abort"
 	fi
 	assert_eq "$(ls "$c/src" | tr '\n' ' ')" "base.raw top.qcow2 " "$point: source files"
+	case "${CRASH_OVERLAY_DIR:-}" in
+	"" | src | dst) ;;
+	*) assert_eq "$(ls -A "$c/$CRASH_OVERLAY_DIR")" "" "$point: files in the overlay folder" ;;
+	esac
 	assert_eq "$(live_chain "$dom" vda)" "$top qcow2
 $base raw" "$point: live chain after $expect"
 	assert_eq "$(block_job_count "$dom" vda)" 0 "$point: block jobs after $expect"
@@ -87,5 +103,5 @@ $base raw" "$point: live chain after $expect"
 		cmp -s "$base" "$c/base.orig" || fail "$point: the original base.raw changed"
 	fi
 	rm -rf "$c"
-	note "$point x $action: ok ($expect)"
+	note "$point x $action${CRASH_OVERLAY_DIR:+ (overlay in $CRASH_OVERLAY_DIR/)}: ok ($expect)"
 }

@@ -90,15 +90,18 @@ HOOK
 	chmod 755 "$C/hook"
 }
 
-# ic_move WANT [VAR=VALUE...]: 'snapmove move $DOM --dest $C/dst' in the
-# environment given (SNAPMOVE_TEST_CRASH_AT, SNAPMOVE_TEST_HOOK) must exit
-# WANT (137: it killed itself at its crash point).  Output: $C/move.out and
-# $C/move.err.  Through an inner bash, so its "Killed" notice goes nowhere.
+# ic_move WANT [VAR=VALUE...]: 'snapmove move $DOM --dest $C/dst' (and the
+# options in $IC_MOVE_ARGS, split at spaces) in the environment given
+# (SNAPMOVE_TEST_CRASH_AT, SNAPMOVE_TEST_HOOK) must exit WANT (137: it killed
+# itself at its crash point).  Output: $C/move.out and $C/move.err.  Through
+# an inner bash, so its "Killed" notice goes nowhere.
 ic_move() {
 	local want=$1 rc=0
+	local -a more
+	read -ra more <<<"${IC_MOVE_ARGS:-}"
 	shift
 	env "$@" bash -c '"$@" >"$0.out" 2>"$0.err"' "$C/move" \
-		"$SNAPMOVE" --db "$C/j.db" move "$DOM" --dest "$C/dst" 2>/dev/null || rc=$?
+		"$SNAPMOVE" --db "$C/j.db" move "$DOM" --dest "$C/dst" "${more[@]}" 2>/dev/null || rc=$?
 	[ "$rc" = "$want" ] ||
 		{ cat "$C/move.out" "$C/move.err" >&2; fail "move exited $rc, expected $want"; }
 	if [ "$want" = 137 ]; then
@@ -128,8 +131,9 @@ ic_def_source() {
 # ic_check RESULT [STATE]: the job of the case ended; RESULT is
 #   done     moved: the domain on dst/top.qcow2 over dst/base.raw
 #   aborted  undone: back on src/top.qcow2 over src/base.raw, dst/ empty
-#   stream   undone via stream: on the source overlay over src/base.raw (the
-#            original top image streamed into it), dst/ empty
+#   stream   undone via stream: on the source overlay (in dst/, where the move
+#            made it) over src/base.raw (the original top image streamed into
+#            it), nothing else in dst/
 # and STATE the domain's state now: running, or "shut off" after an offline
 # finish (then the domain must start from the files its definition names).
 # Checks the files of src/ and dst/, the persistent definition, the job's
@@ -146,8 +150,8 @@ ic_check() {
 		top=$C/src/top.qcow2 base=$C/src/base.raw job=aborted
 		src="base.raw top.qcow2" dst="" ;;
 	stream)
-		top=$C/src/top.qcow2.snapmove-1.qcow2 base=$C/src/base.raw job=aborted
-		src="base.raw top.qcow2 top.qcow2.snapmove-1.qcow2" dst="" ;;
+		top=$C/dst/top.qcow2.snapmove-1.src.qcow2 base=$C/src/base.raw job=aborted
+		src="base.raw top.qcow2" dst="top.qcow2.snapmove-1.src.qcow2" ;;
 	*)
 		fail "ic_check: unknown result '$result'" ;;
 	esac
@@ -162,7 +166,7 @@ ic_check() {
 	if [ "$persistent" = yes ]; then
 		assert_eq "$(ic_def_source)" "$top" "persistent definition ($result)"
 		! virsh dumpxml --inactive "$DOM" | grep -F "$C/$([ "$result" = done ] &&
-			echo src || echo dst)/" >&2 ||
+			echo src || echo dst)/" | grep -vF "'$top'" >&2 ||
 			fail "the persistent definition still names a file of the other side ($result)"
 		assert_eq "$(virsh dumpxml --inactive "$DOM" |
 			xmllint --xpath "string(//devices/disk[target/@dev='vda']/driver/@type)" -)" \

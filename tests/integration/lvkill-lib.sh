@@ -75,7 +75,7 @@ lk_move_killed() {
 # either overlay (nor on the files given), no block job.
 no_job_nodes() {
 	local f
-	for f in "$C/dst/top.qcow2.snapmove-1.qcow2" "$C/src/top.qcow2.snapmove-1.qcow2" \
+	for f in "$C/dst/top.qcow2.snapmove-1.qcow2" "$C/dst/top.qcow2.snapmove-1.src.qcow2" \
 		"$@"; do
 		assert_eq "$(qemu_nodes_on "$f")" "" "QEMU nodes on '$f'"
 	done

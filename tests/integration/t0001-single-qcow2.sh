@@ -20,7 +20,7 @@ assert_eq "$(wc -l <"$T/hook.log")" 5 "hook writes during the move"
 guest_write "$dom" vda 0x31 7M 64k   # after
 
 assert_eq "$(live_chain "$dom" vda)" "$T/dst/disk.qcow2 qcow2" "live chain"
-assert_absent "$T/src/disk.qcow2.snapmove-1.qcow2"
+assert_absent "$T/dst/disk.qcow2.snapmove-1.src.qcow2"
 assert_absent "$T/dst/disk.qcow2.snapmove-1.qcow2"
 [ "$(ls "$T/dst")" = disk.qcow2 ] || fail "unexpected files at the destination: $(ls "$T/dst")"
 [ "$(ls "$T/src")" = disk.qcow2 ] || fail "unexpected files at the source: $(ls "$T/src")"

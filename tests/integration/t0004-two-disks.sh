@@ -19,8 +19,8 @@ HOOK
 chmod 755 "$T/hook"
 
 SNAPMOVE_TEST_HOOK=$T/hook expect_exit 0 sm move "$dom" --dest "$T/dst"
-assert_contains "$T/during.txt" "$T/src/a.qcow2.snapmove-1.qcow2"
-assert_contains "$T/during.txt" "$T/src/b.img.snapmove-1.qcow2"
+assert_contains "$T/during.txt" "$T/dst/a.qcow2.snapmove-1.src.qcow2"
+assert_contains "$T/during.txt" "$T/dst/b.img.snapmove-1.src.qcow2"
 assert_eq "$(live_chain "$dom" vda)" "$T/dst/a.qcow2 qcow2" "vda's chain"
 assert_eq "$(live_chain "$dom" vdb)" "$T/dst/b.img raw" "vdb's chain"
 expect_exit 0 sm status 1

@@ -14,7 +14,8 @@ ovl=$T/dst/disk.qcow2.snapmove-1.qcow2
 want="$ovl qcow2
 $T/dst/disk.qcow2 qcow2"
 assert_eq "$(live_chain "$dom" vda)" "$want" "live chain"
-assert_absent "$T/src/disk.qcow2.snapmove-1.qcow2"
+assert_absent "$T/dst/disk.qcow2.snapmove-1.src.qcow2"
+assert_eq "$(ls "$T/dst" | tr '\n' ' ')" "disk.qcow2 disk.qcow2.snapmove-1.qcow2 " "files at the destination"
 expect_exit 0 sm status 1
 grep -q "^  collapse" "$T/out" && fail "a collapse ran with --keep-overlay"
 src=$(virsh dumpxml --inactive "$dom" |

@@ -15,7 +15,7 @@ assert_contains "$T/err" "test hook fails copy"
 assert_contains "$T/err" "job 1 stopped"
 assert_eq "$(virsh domstate "$dom")" running "domain state"
 assert_eq "$(block_job_count "$dom" vda)" 0 "block jobs after the failure"
-want="$T/src/disk.qcow2.snapmove-1.qcow2 qcow2
+want="$T/dst/disk.qcow2.snapmove-1.src.qcow2 qcow2
 $T/src/disk.qcow2 qcow2"
 assert_eq "$(live_chain "$dom" vda)" "$want" "live chain after the failure"
 
@@ -28,5 +28,5 @@ assert_contains "$T/out" "failed"
 
 guest_write "$dom" vda 0x21 2M 64k
 virsh -q destroy "$dom" >/dev/null
-check_pattern "$T/src/disk.qcow2.snapmove-1.qcow2" qcow2 0x11 0 1M
-check_pattern "$T/src/disk.qcow2.snapmove-1.qcow2" qcow2 0x21 2M 64k
+check_pattern "$T/dst/disk.qcow2.snapmove-1.src.qcow2" qcow2 0x11 0 1M
+check_pattern "$T/dst/disk.qcow2.snapmove-1.src.qcow2" qcow2 0x21 2M 64k

@@ -78,14 +78,22 @@ case_backing_in_dest() {
 run_case "a backing image already in the destination" case_backing_in_dest
 
 # A file at the name of the source overlay the move would create (job 1): a
-# leftover, in the source directory, so another --dest cannot help.
+# leftover, in the destination (where the source overlay goes by default),
+# and beside the image with --overlay-dir naming the source folder.
 case_src_overlay() {
-	echo precious >"$T/src/disk.qcow2.snapmove-1.qcow2"
-	refused "$dom" "overlay file '$T/src/disk.qcow2.snapmove-1.qcow2' already exists" \
+	echo precious >"$T/dst/disk.qcow2.snapmove-1.src.qcow2"
+	refused "$dom" "overlay file '$T/dst/disk.qcow2.snapmove-1.src.qcow2' already exists" \
 		"$T/dst" "$T/src" "$T/dst"
+	assert_eq "$(cat "$T/dst/disk.qcow2.snapmove-1.src.qcow2")" precious "the file at the overlay name"
+	rm "$T/dst/disk.qcow2.snapmove-1.src.qcow2"
+
+	echo precious >"$T/src/disk.qcow2.snapmove-1.qcow2"
+	save_state case "$dom" vda "$T/src" "$T/dst"
+	expect_refused_unchanged case "overlay file '$T/src/disk.qcow2.snapmove-1.qcow2' already exists" \
+		sm move "$dom" --dest "$T/dst" --overlay-dir "$T/src"
 	assert_eq "$(cat "$T/src/disk.qcow2.snapmove-1.qcow2")" precious "the file at the overlay name"
-	! grep -q "choose another --dest" "$T/case.err" ||
-		fail "the refusal suggests another --dest, which cannot help: $(cat "$T/case.err")"
+	! grep -q "choose another --dest" "$T/err" ||
+		fail "the refusal suggests another --dest, which cannot help: $(cat "$T/err")"
 	rm "$T/src/disk.qcow2.snapmove-1.qcow2"
 }
 run_case "a file at the source overlay name" case_src_overlay

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # 'snapmove abort --via stream': the original top image is streamed into the
 # source overlay, and the domain ends on that overlay over the rest of the
-# original chain (here src/top.qcow2.snapmove-1.qcow2 over src/base.raw; see
-# src/job/abort.c).  Offline (the domain shut off) and live, before and after the
+# original chain (here dst/top.qcow2.snapmove-1.src.qcow2, where the move made
+# it, over src/base.raw; see src/job/abort.c).  The stream writes only into
+# the overlay: the way to undo a move off a full storage.  Offline (the domain shut off) and live, before and after the
 # pivot; and a job stopped before the snapshot, which has no overlay to end on.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/interrupt-lib.sh"
@@ -13,9 +14,9 @@ abort_stream() {  # live|offline
 	expect_exit 0 smc abort --via stream 1
 	assert_contains "$T/err" "job 1: aborting the move of $DOM ($1, via stream)"
 	assert_contains "$T/out" "aborted job 1 of domain $DOM"
-	assert_contains "$T/out" "vda now: $C/src/top.qcow2.snapmove-1.qcow2 (qcow2, the original image streamed into it) <- $C/src/base.raw (raw)"
+	assert_contains "$T/out" "vda now: $C/dst/top.qcow2.snapmove-1.src.qcow2 (qcow2, the original image streamed into it) <- $C/src/base.raw (raw)"
 	# The original top image is out of the chain: nothing backs onto it.
-	assert_eq "$(backing_of "$C/src/top.qcow2.snapmove-1.qcow2" qcow2)" "$C/src/base.raw" \
+	assert_eq "$(backing_of "$C/dst/top.qcow2.snapmove-1.src.qcow2" qcow2)" "$C/src/base.raw" \
 		"backing file of the overlay"
 }
 
@@ -71,7 +72,7 @@ case_live_snapshot() {
 	expect_exit 0 smc abort --via stream 1
 	cp "$T/out" "$C/abort.out"
 	ic_check aborted
-	! grep -F "snapmove-1.qcow2" "$C/abort.out" >&2 ||
+	! grep -F "snapmove-1." "$C/abort.out" >&2 ||
 		fail "the abort reports an overlay the domain never had"
 }
 run_case "live, killed before the snapshot" case_live_snapshot
@@ -89,10 +90,10 @@ case_single() {
 	ic_move 137 SNAPMOVE_TEST_CRASH_AT=copy:done
 	ic_write 0x31 6M
 	expect_exit 0 smc abort --via stream 1
-	local ovl=$C/src/disk.qcow2.snapmove-1.qcow2
+	local ovl=$C/dst/disk.qcow2.snapmove-1.src.qcow2
 	cp "$T/out" "$C/abort.out"
-	assert_eq "$(ic_files "$C/src")" "disk.qcow2 disk.qcow2.snapmove-1.qcow2" "files in src/"
-	assert_eq "$(ic_files "$C/dst")" "" "files in dst/"
+	assert_eq "$(ic_files "$C/src")" "disk.qcow2" "files in src/"
+	assert_eq "$(ic_files "$C/dst")" "disk.qcow2.snapmove-1.src.qcow2" "files in dst/"
 	assert_eq "$(live_chain "$DOM" vda)" "$ovl qcow2" "live chain"
 	assert_eq "$(ic_def_source)" "$ovl" "persistent definition"
 	assert_eq "$(block_job_count "$DOM" vda)" 0 "block jobs"

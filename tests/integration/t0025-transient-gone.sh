@@ -63,7 +63,7 @@ gone_case() {
 
 case_copy() {
 	ic_setup copy transient
-	gone_case copy:chunk "$C/src/top.qcow2.snapmove-1.qcow2" \
+	gone_case copy:chunk "$C/dst/top.qcow2.snapmove-1.src.qcow2" \
 		"$C/src/top.qcow2 (qcow2)" "$C/src/base.raw (raw)"
 }
 run_case "destroyed before the pivot: the source overlay has the data" case_copy

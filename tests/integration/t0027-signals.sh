@@ -22,7 +22,7 @@ check_stopped() {  # OUT ERR
 		{ cat "$C/status.out" >&2; fail "the job's error does not say it was interrupted"; }
 	assert_eq "$(virsh domstate "$DOM")" running "domain state after the signal"
 	assert_eq "$(block_job_count "$DOM" vda)" 0 "block jobs after the signal"
-	assert_eq "$(live_chain "$DOM" vda)" "$C/src/top.qcow2.snapmove-1.qcow2 qcow2
+	assert_eq "$(live_chain "$DOM" vda)" "$C/dst/top.qcow2.snapmove-1.src.qcow2 qcow2
 $C/src/top.qcow2 qcow2
 $C/src/base.raw raw" "live chain after the signal"
 }

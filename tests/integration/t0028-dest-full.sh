@@ -3,7 +3,8 @@
 # small tmpfs that passes validation (the chain's allocated bytes plus the
 # 64 MiB margin fit) and a hook fills it when the copy starts.  The move
 # fails (exit 1) saying the destination is full and to free space, the domain
-# runs on its overlay over the original images with no block job, and once
+# runs on its overlay (made on the destination) over the original images with
+# no block job, and once
 # the filler is gone 'snapmove resume' finishes the move.  See
 # interrupt-lib.sh.
 . "$(dirname "$0")/lib.sh"
@@ -32,12 +33,14 @@ case_full() {
 	assert_contains "$C/status.out" "the destination is full"
 	assert_eq "$(virsh domstate "$DOM")" running "domain state after the failure"
 	assert_eq "$(block_job_count "$DOM" vda)" 0 "block jobs after the failure"
-	assert_eq "$(live_chain "$DOM" vda)" "$C/src/top.qcow2.snapmove-1.qcow2 qcow2
+	assert_eq "$(live_chain "$DOM" vda)" "$C/dst/top.qcow2.snapmove-1.src.qcow2 qcow2
 $C/src/top.qcow2 qcow2
 $C/src/base.raw raw" "live chain after the failure"
-	ic_write 0x31 6M
 
+	# The source overlay is on the destination too: the guest's next write
+	# needs the room the filler takes.
 	rm "$C/dst/filler"
+	ic_write 0x31 6M
 	expect_exit 0 smc resume 1
 	ic_check done
 	# The way on is 'snapmove resume': a second move is refused while the
@@ -65,9 +68,9 @@ case_offline() {
 	assert_contains "$C/status.out" "job 1: failed,"
 	assert_contains "$C/status.out" "the destination is full"
 	assert_eq "$(virsh domstate "$DOM")" "shut off" "domain state after the failure"
-	assert_eq "$(ic_def_source)" "$C/src/top.qcow2.snapmove-1.qcow2" \
+	assert_eq "$(ic_def_source)" "$C/dst/top.qcow2.snapmove-1.src.qcow2" \
 		"persistent definition after the failure"
-	check_pattern "$C/src/top.qcow2.snapmove-1.qcow2" qcow2 0x31 6M 64k
+	check_pattern "$C/dst/top.qcow2.snapmove-1.src.qcow2" qcow2 0x31 6M 64k
 
 	rm "$C/dst/filler"
 	expect_exit 0 smc resume 1

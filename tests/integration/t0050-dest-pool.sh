@@ -94,8 +94,10 @@ case_move_into_pool() {
 	SNAPMOVE_TEST_HOOK=$T/hook expect_exit 0 sm move "$dom" --dest-pool "$DST"
 	assert_contains "$T/out" "moved domain $dom"
 	# The pools really saw the job's temporary files during the copy...
-	assert_contains "$T/during.src" "top.qcow2.snapmove-1.qcow2"
+	# (both overlays are in the destination pool: the source overlay too)
+	assert_contains "$T/during.dst" "top.qcow2.snapmove-1.src.qcow2"
 	assert_contains "$T/during.dst" "top.qcow2.snapmove-1.qcow2"
+	! grep -F "snapmove-" "$T/during.src" >&2 || fail "the source pool listed an overlay"
 	assert_contains "$T/during.dst" "base.raw"
 	# ...and list what is there now, without a pool-refresh by anyone else.
 	assert_eq "$(pool_vols "$DST")" "base.raw top.qcow2" "destination pool's volumes"
@@ -144,7 +146,7 @@ case_abort() {
 	make_refresh_hook "$dom3" sync
 	SNAPMOVE_TEST_HOOK=$T/hook expect_exit 1 sm move "$dom3" --dest-pool "$DST"
 	assert_contains "$T/during.dst" "d3.qcow2.snapmove-"
-	assert_contains "$T/during.src" "d3.qcow2.snapmove-"
+	assert_contains "$T/during.dst" ".src.qcow2"
 	expect_exit 0 sm abort "$dom3"
 	assert_absent "$T/pool/d3.qcow2"
 	assert_eq "$(live_chain "$dom3" vda)" "$T/src/d3.qcow2 qcow2" "live chain after abort"
@@ -162,7 +164,7 @@ case_resume() {
 	make_refresh_hook "$dom5" sync
 	SNAPMOVE_TEST_HOOK=$T/hook expect_exit 1 sm move "$dom5" --dest-pool "$DST"
 	assert_contains "$T/during.dst" "d5.qcow2.snapmove-"
-	assert_contains "$T/during.src" "d5.qcow2.snapmove-"
+	assert_contains "$T/during.dst" ".src.qcow2"
 	expect_exit 0 sm resume "$dom5"
 	assert_eq "$(live_chain "$dom5" vda)" "$T/pool/d5.qcow2 qcow2" "live chain after resume"
 	assert_eq "$(live_chain "$dom5" vda --inactive)" "$T/pool/d5.qcow2 qcow2" \

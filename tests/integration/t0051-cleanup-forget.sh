@@ -213,8 +213,11 @@ case_delete_source_resumed() {
 	make_domain "$dom" persistent "vda:$C/src/top.qcow2:qcow2"
 	make_write_hook "$dom" vda sync:fail:0
 	SNAPMOVE_TEST_HOOK=$T/hook expect_exit 1 sm move "$dom" --dest "$C/dst" --delete-source
-	assert_eq "$(ls "$C/src" | tr '\n' ' ')" "base.raw top.qcow2 top.qcow2.snapmove-1.qcow2 " \
+	assert_eq "$(ls "$C/src" | tr '\n' ' ')" "base.raw top.qcow2 " \
 		"source files after the failed move"
+	assert_eq "$(ls "$C/dst" | tr '\n' ' ')" \
+		"base.raw top.qcow2 top.qcow2.snapmove-1.qcow2 top.qcow2.snapmove-1.src.qcow2 " \
+		"destination files after the failed move"
 	# Finishing the move finishes what was asked: the source goes too.
 	expect_exit 0 sm resume 1
 	assert_contains "$T/out" "finished job 1 of domain $dom"
@@ -248,8 +251,9 @@ case_forget() {
 	assert_contains "$T/err" "job 2 is failed; finish it with 'snapmove resume 2' or undo it with 'snapmove abort 2' before forgetting it"
 	expect_exit 3 sm cleanup 2
 	assert_contains "$T/err" "job 2 is failed: only the source of a finished move can be deleted; finish the move first with 'snapmove resume 2'"
-	assert_eq "$(ls "$C/src" | tr '\n' ' ')" "a.qcow2 b.qcow2 b.qcow2.snapmove-2.qcow2 " \
+	assert_eq "$(ls "$C/src" | tr '\n' ' ')" "a.qcow2 b.qcow2 " \
 		"source files after the refused cleanup"
+	[ -f "$C/dst/b.qcow2.snapmove-2.src.qcow2" ] || fail "job 2's overlay is not in dst/"
 
 	ls "$C/src" "$C/dst" >"$C/files.before"
 	expect_exit 0 sm forget 1

@@ -67,9 +67,9 @@ wait "$sampler_pid"
 during() {  # TARGET: its source during the copy
 	awk -v t="$1" '$1 == t { print $2 }' "$T/during.txt"
 }
-assert_eq "$(during vda)" "$T/src/d0.qcow2.snapmove-1.qcow2" "vda during the copy"
-assert_eq "$(during vdb)" "$T/src/d1.qcow2.snapmove-1.qcow2" "vdb during the copy"
-assert_eq "$(during vdc)" "$T/src/d2.qcow2.snapmove-1.qcow2" "vdc during the copy"
+assert_eq "$(during vda)" "$T/dst/d0.qcow2.snapmove-1.src.qcow2" "vda during the copy"
+assert_eq "$(during vdb)" "$T/dst/d1.qcow2.snapmove-1.src.qcow2" "vdb during the copy"
+assert_eq "$(during vdc)" "$T/dst/d2.qcow2.snapmove-1.src.qcow2" "vdc during the copy"
 assert_eq "$(during vdd)" "$T/src/d3.qcow2" "vdd during the copy"
 grep -q "d3.qcow2.snapmove" "$T/during.txt" && fail "vdd was snapshotted"
 

@@ -49,7 +49,7 @@ one_fails() {
 	# The report: which disk is where, and why vdb stopped.
 	assert_contains "$C/move.err" "  vdb: stopped: $reason"
 	assert_contains "$C/move.err" "  vda: done ($C/dst/a.qcow2), moved"
-	assert_contains "$C/move.err" "  vdb: $state ($C/src/b.img.snapmove-1.qcow2), runs on its source overlay over the original image; stopped: $reason"
+	assert_contains "$C/move.err" "  vdb: $state ($C/dst/b.img.snapmove-1.src.qcow2), runs on its source overlay over the original image; stopped: $reason"
 	assert_contains "$C/move.err" "snapmove: error: disk 'vdb' stopped: $reason"
 	assert_contains "$C/move.err" "snapmove resume 1"
 	grep -q "  vda: stopped" "$C/move.err" && fail "vda is reported stopped"
@@ -57,14 +57,14 @@ one_fails() {
 	# The world: vda moved, vdb on its overlay over the original, no job.
 	assert_eq "$(live_chain "$DOM" vda)" "$C/dst/a.qcow2 qcow2
 $C/dst/base.raw raw" "vda's chain after the failure"
-	assert_eq "$(live_chain "$DOM" vdb)" "$C/src/b.img.snapmove-1.qcow2 qcow2
+	assert_eq "$(live_chain "$DOM" vdb)" "$C/dst/b.img.snapmove-1.src.qcow2 qcow2
 $C/src/b.img raw" "vdb's chain after the failure"
 	assert_eq "$(block_job_count "$DOM" vda)$(block_job_count "$DOM" vdb)" 00 "block jobs"
 	assert_eq "$(live_chain "$DOM" vda --inactive | head -n1)" "$C/dst/a.qcow2 qcow2" \
 		"vda's definition after the failure"
 	assert_eq "$(live_chain "$DOM" vdb --inactive | head -n1)" \
-		"$C/src/b.img.snapmove-1.qcow2 qcow2" "vdb's definition after the failure"
-	assert_absent "$C/src/a.qcow2.snapmove-1.qcow2"
+		"$C/dst/b.img.snapmove-1.src.qcow2 qcow2" "vdb's definition after the failure"
+	assert_absent "$C/dst/a.qcow2.snapmove-1.src.qcow2"
 	assert_absent "$C/dst/a.qcow2.snapmove-1.qcow2"
 	sm status 1 >"$C/status.out"
 	assert_contains "$C/status.out" "job 1: failed, phase "

@@ -85,9 +85,9 @@ two_at_once() {  # NAME existing|fresh
 	assert_contains "$C/two.out" "(job $job2)"
 	# Each domain ran on an overlay named after its own job.
 	assert_eq "$(awk '$1 == "vda" { print $2 }' "$C/during.one")" \
-		"$C/src/one.qcow2.snapmove-$job1.qcow2" "$dom1's overlay during the copy"
+		"$C/dst/one.qcow2.snapmove-$job1.src.qcow2" "$dom1's overlay during the copy"
 	assert_eq "$(awk '$1 == "vda" { print $2 }' "$C/during.two")" \
-		"$C/src/two.qcow2.snapmove-$job2.qcow2" "$dom2's overlay during the copy"
+		"$C/dst/two.qcow2.snapmove-$job2.src.qcow2" "$dom2's overlay during the copy"
 
 	expect_exit 0 sm list
 	assert_eq "$(awk '$1 ~ /^[0-9]+$/ { print $1, $2, $3, $4 }' "$T/out" | sort)" \

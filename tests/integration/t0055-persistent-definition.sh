@@ -61,7 +61,7 @@ check_definition() {
 vdb raw $b/b.img
 vdc qcow2 $C/src/c.qcow2" "$what: persistent definition"
 	# Nothing of the other side, and no overlay of the job.
-	! virsh dumpxml --inactive "$DOM" | grep -F ".snapmove-1.qcow2" >&2 ||
+	! virsh dumpxml --inactive "$DOM" | grep -F ".snapmove-1." >&2 ||
 		fail "$what: the definition names an overlay of the job"
 	[ "$(virsh domstate "$DOM")" = "shut off" ] || virsh -q destroy "$DOM" >/dev/null
 	virsh -q start "$DOM" >/dev/null || fail "$what: the domain does not start"

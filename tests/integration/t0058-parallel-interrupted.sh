@@ -54,7 +54,7 @@ assert_contains "$T/move.err" "snapmove resume 1"
 # Stopped at a safe point: each disk on its overlay, no block job, and each
 # copy with chunks journaled but not copied.
 for t in vda:d0 vdb:d1 vdc:d2; do
-	assert_eq "$(live_chain "$dom" "${t%%:*}")" "$T/src/${t#*:}.qcow2.snapmove-1.qcow2 qcow2
+	assert_eq "$(live_chain "$dom" "${t%%:*}")" "$T/dst/${t#*:}.qcow2.snapmove-1.src.qcow2 qcow2
 $T/src/${t#*:}.qcow2 qcow2" "${t%%:*}'s chain after the signal"
 	assert_eq "$(block_job_count "$dom" "${t%%:*}")" 0 "${t%%:*}'s block jobs after the signal"
 done

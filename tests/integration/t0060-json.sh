@@ -202,7 +202,7 @@ case_fail_resume() {
 	assert_eq "$(jev "$T/b.out" '"test hook fails copy" in events[-1]["error"]')" true "error of the result"
 	assert_eq "$(result_chain "$T/b.out" vda before)" "$before" "before, failed move"
 	assert_eq "$(result_chain "$T/b.out" vda after)" "$(live_chain "$dom" vda)" "after = live chain, failed move"
-	assert_eq "$(result_chain "$T/b.out" vda after)" "$T/b/disk.qcow2.snapmove-$job.qcow2 qcow2
+	assert_eq "$(result_chain "$T/b.out" vda after)" "$T/b-dst/disk.qcow2.snapmove-$job.src.qcow2 qcow2
 $T/b/disk.qcow2 qcow2" "a failed move leaves the domain on its overlay"
 	assert_contains "$T/err" "snapmove resume $job"
 
@@ -322,6 +322,7 @@ $T/dry/base.qcow2 qcow2" "dry run: vda after"
 	assert_eq "$(jdoc "$T/dry.json" 'doc["bytes_to_copy"] == sum(d["bytes"] for d in doc["disks"]) and doc["bytes_to_copy"] > 48 << 20')" \
 		true "dry run: bytes to copy"
 	assert_eq "$(jdoc "$T/dry.json" 'doc["dest"] + " " + str(doc["dest_free"] > 0)')" "$T/dry True" "dry run: dest"
+	assert_eq "$(jdoc "$T/dry.json" 'doc["overlay_dir"]')" "$T/dry" "dry run: the overlays' folder"
 	# --keep-overlay: the domain would end on an overlay over the moved chain.
 	expect_exit 0 sm move "$dom" --dest "$T/dry" --dry-run --keep-overlay --disk vda --json
 	assert_document dry_run "$T/out"

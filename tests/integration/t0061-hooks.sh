@@ -118,7 +118,7 @@ vdb $T/src1/data.raw $T/dst1/data.raw ${state[$p]}" "SNAPMOVE_CHAINS at $p"
 	done
 	# The live XML of each moment.
 	assert_eq "$(xml_source "$rec/before_move.xml" vda)" "$T/src1/top.qcow2" "vda in the XML before the move"
-	assert_eq "$(xml_source "$rec/after_snapshot.xml" vda)" "$T/src1/top.qcow2.snapmove-$job.qcow2" \
+	assert_eq "$(xml_source "$rec/after_snapshot.xml" vda)" "$T/dst1/top.qcow2.snapmove-$job.src.qcow2" \
 		"vda in the XML after the snapshot"
 	assert_eq "$(xmllint --xpath "string(//devices/disk[target/@dev='vda']/mirror/source/@file)" "$rec/before_pivot.xml")" \
 		"$T/dst1/top.qcow2.snapmove-$job.qcow2" "the mirror in the XML before the pivot"
@@ -224,7 +224,7 @@ case_veto_before_pivot() {
 	assert_contains "$T/veto4.err" "vetoed by a before_pivot hook"
 	assert_contains "$T/veto4.err" "not during backups"
 	# A consistent chain: the source overlay over the original, no block job.
-	assert_eq "$(live_chain "$dom" vda)" "$T/src4/disk.qcow2.snapmove-$job.qcow2 qcow2
+	assert_eq "$(live_chain "$dom" vda)" "$T/dst4/disk.qcow2.snapmove-$job.src.qcow2 qcow2
 $T/src4/disk.qcow2 qcow2" "live chain after a before_pivot veto"
 	assert_eq "$(block_job_count "$dom" vda)" 0 "block jobs after a before_pivot veto"
 	expect_exit 0 sm status --json "$job"
@@ -236,7 +236,7 @@ $T/src4/disk.qcow2 qcow2" "live chain after a before_pivot veto"
 	expect_exit 0 sm --json --hooks-dir "$h" resume "$job"
 	assert_events "$T/out"
 	assert_eq "$(live_chain "$dom" vda)" "$T/dst4/disk.qcow2 qcow2" "chain after the resume"
-	assert_absent "$T/src4/disk.qcow2.snapmove-$job.qcow2"
+	assert_absent "$T/dst4/disk.qcow2.snapmove-$job.src.qcow2"
 	# The veto's message says how to go on (src/cli/cmd_move.c says "stopped
 	# before changing anything" for every veto).
 	grep -q "snapmove resume $job" "$T/veto4.err" && grep -q "snapmove abort $job" "$T/veto4.err" || rc=1

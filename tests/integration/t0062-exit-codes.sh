@@ -170,7 +170,7 @@ interrupted() {
 	assert_contains "$T/err" "snapmove resume $job"
 	assert_contains "$T/err" "snapmove abort $job"
 	assert_eq "$(block_job_count "$dom" vda)" 0 "block jobs after the signal"
-	assert_eq "$(live_chain "$dom" vda)" "$T/src$name/disk.qcow2.snapmove-$job.qcow2 qcow2
+	assert_eq "$(live_chain "$dom" vda)" "$T/dst$name/disk.qcow2.snapmove-$job.src.qcow2 qcow2
 $T/src$name/disk.qcow2 qcow2" "chain after the signal"
 	expect_exit 0 sm status --json "$job"
 	assert_eq "$(jdoc "$T/out" 'doc["state"] + " " + doc["next"]["resume"]')" "failed snapmove resume $job" \

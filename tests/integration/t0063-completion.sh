@@ -48,6 +48,7 @@ expect_comp "snapmove list --" "--help --json"
 expect_comp "snapmove verify --" --help
 expect_comp "snapmove move $dom --off" --offline
 expect_comp "snapmove move $dom --tr" --trim
+expect_comp "snapmove move $dom --ov" --overlay-dir
 expect_comp "snapmove recover --" "--help --resume"
 expect_comp "snapmove --qu" --quiet
 expect_comp "snapmove --conf" --config
@@ -62,6 +63,7 @@ expect_comp "snapmove move $dom --sync-writes o" "off on"
 expect_comp "snapmove abort 2 --via " "commit stream"
 expect_comp "snapmove move $dom --dest $T/ds" "$T/dst $T/dst2"
 expect_comp "snapmove --hooks-dir $T/sr" "$T/src"
+expect_comp "snapmove move $dom --overlay-dir $T/ds" "$T/dst $T/dst2"
 expect_comp "snapmove rebalance --storage $T/ds" "$T/dst $T/dst2"
 touch "$T/other-journal.db"
 expect_comp "snapmove --db $T/other-j" "$T/other-journal.db"

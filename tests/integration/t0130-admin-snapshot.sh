@@ -50,7 +50,7 @@ $top qcow2" "live chain after the stop"
 
 case_mirror() {
 	ic_setup mirror
-	admin_window dest_chain src/top.qcow2.snapmove-1.qcow2
+	admin_window dest_chain dst/top.qcow2.snapmove-1.src.qcow2
 }
 run_case "a snapshot before the mirror" case_mirror
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The destination fills up while the mirror runs (ENOSPC in QEMU's mirror
 # job, after the base copy): the destination is a small tmpfs and a hook
-# fills it when the sync phase starts, then the guest writes.  The move fails
+# fills it when the sync phase starts, then the guest writes.  The source
+# overlay is kept beside the source image (--overlay-dir): on the full
+# destination, where it goes by default, the guest's writes would fail
+# before the mirror's do.  The move fails
 # (exit 1) naming the cause (QEMU's own error text and the destination's free
 # space) in its message, its event and the journal, without pivoting or
 # cancelling the failed job; the domain stays on its overlay with no block
@@ -24,7 +27,7 @@ ic_reserve syncing ready
 full_at() {
 	ic_hook "copy=write 0x21 3M" \
 		"$1=dd if=/dev/zero of=\"\$C/dst/filler\" bs=1M status=none 2>/dev/null || true; write 0x22 8M; write 0x23 9M; write 0x24 10M; sleep 1"
-	ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
+	IC_MOVE_ARGS="--overlay-dir $C/src" ic_move 1 SNAPMOVE_TEST_HOOK="$C/hook"
 	[ -s "$C/dst/filler" ] || fail "the hook did not fill the destination"
 	assert_contains "$C/move.err" "No space left on device"
 	assert_contains "$C/move.err" "free"

@@ -175,7 +175,7 @@ case_pivoting() {
 	for action in resume abort; do
 		expect_refused "a pivot of disk 'vda' onto '$ovl' was under way when job 1 stopped" \
 			smc "$action" 1
-		assert_contains "$T/err" "still names the source overlay '$C/src/top.qcow2.snapmove-1.qcow2'"
+		assert_contains "$T/err" "still names the source overlay '$C/dst/top.qcow2.snapmove-1.src.qcow2'"
 		assert_contains "$T/err" "then run 'snapmove $action 1'"
 		snapshot_world >"$C/world.after"
 		diff -u "$C/world.before" "$C/world.after" >&2 ||
@@ -194,7 +194,7 @@ case_leftover() {
 	ic_setup leftover
 	ic_move 137 SNAPMOVE_TEST_CRASH_AT=snapshot:start
 	qemu-img create -q -f qcow2 -F qcow2 -b "$C/src/top.qcow2" \
-		"$C/src/top.qcow2.snapmove-1.qcow2"
+		"$C/dst/top.qcow2.snapmove-1.src.qcow2"
 	ic_write 0x31 6M flush
 	expect_exit 0 smc resume 1
 	assert_contains "$T/err" "was made by an interrupted snapshot and nothing uses it"

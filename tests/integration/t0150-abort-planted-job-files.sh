@@ -25,8 +25,9 @@ setup() {  # NAME: a domain on top.qcow2 over base.raw, a move killed at copy:st
 	SNAPMOVE_TEST_CRASH_AT=copy:start bash -c '"$@" >"$0.out" 2>"$0.err"' "$C/move" \
 		"$SNAPMOVE" --db "$DB" move "$DOM" --dest "$C/dst" 2>/dev/null || rc=$?
 	[ "$rc" = 137 ] || { cat "$C/move.err" >&2; fail "move exited $rc, not killed (137)"; }
-	DOV=$(ls "$C"/dst/top.qcow2.snapmove-*.qcow2)
-	[ -f "$C/dst/top.qcow2" ] && [ -f "$C/dst/base.raw" ] && [ -f "$DOV" ] ||
+	DOV=$C/dst/top.qcow2.snapmove-1.qcow2
+	SOV=$C/dst/top.qcow2.snapmove-1.src.qcow2   # the source overlay, in dst/ too
+	[ -f "$C/dst/top.qcow2" ] && [ -f "$C/dst/base.raw" ] && [ -f "$DOV" ] && [ -f "$SOV" ] ||
 		fail "the crashed move did not leave its destination files"
 	# Root's files the job never made.
 	mkdir -m 700 "$C/root"
@@ -46,13 +47,13 @@ case_folder() {
 	# The destination folder becomes a symlink to a folder of root's files
 	# named as the job's.
 	mkdir -m 700 "$C/victim"
-	for f in top.qcow2 base.raw "$(basename "$DOV")"; do
+	for f in top.qcow2 base.raw "$(basename "$DOV")" "$(basename "$SOV")"; do
 		echo precious >"$C/victim/$f"
 	done
 	mv "$C/dst" "$C/dst.old"
 	ln -s "$C/victim" "$C/dst"
 	expect_exit 0 sm abort 1
-	for f in top.qcow2 base.raw "$(basename "$DOV")"; do
+	for f in top.qcow2 base.raw "$(basename "$DOV")" "$(basename "$SOV")"; do
 		assert_eq "$(cat "$C/victim/$f")" precious "$f behind the symlink"
 		[ -f "$C/dst.old/$f" ] || fail "the moved-aside $f was removed"
 		assert_contains "$T/err" "kept $C/dst/$f: its folder '$C/dst' is now reached through a symbolic link"
@@ -78,6 +79,7 @@ case_names() {
 	assert_contains "$T/err" "kept $DOV: another file now has its name"
 	# What the job made and still is its own goes.
 	assert_absent "$C/dst/base.raw"
+	assert_absent "$SOV"
 	assert_back
 }
 run_case "job file names replaced by a hard link and a symlink: both kept, named" case_names

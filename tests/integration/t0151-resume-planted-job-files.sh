@@ -21,7 +21,8 @@ case_hardlink() {
 	SNAPMOVE_TEST_CRASH_AT=collapse:unjournaled bash -c '"$@" >"$0.out" 2>"$0.err"' \
 		"$C/move" "$SNAPMOVE" --db "$DB" move "$DOM" --dest "$C/dst" 2>/dev/null || rc=$?
 	[ "$rc" = 137 ] || { cat "$C/move.err" >&2; fail "move exited $rc, not killed (137)"; }
-	DOV=$(ls "$C"/dst/top.qcow2.snapmove-*.qcow2)
+	DOV=$C/dst/top.qcow2.snapmove-1.qcow2
+	SOV=$C/dst/top.qcow2.snapmove-1.src.qcow2   # the source overlay, in dst/ too
 	mkdir -m 700 "$C/root"
 	echo precious >"$C/root/secret"
 	chmod 600 "$C/root/secret"

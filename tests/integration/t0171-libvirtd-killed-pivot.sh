@@ -23,7 +23,7 @@ move_killed_in_pivot() {
 	lk_move_killed pivot "$C/dst/base.raw"
 	assert_eq "$(virsh domstate "$DOM")" running "domain state after the restart"
 	assert_eq "$(live_chain "$DOM" vda | head -n1)" \
-		"$C/src/top.qcow2.snapmove-1.qcow2 qcow2" "active image after the restart"
+		"$C/dst/top.qcow2.snapmove-1.src.qcow2 qcow2" "active image after the restart"
 	assert_eq "$(qemu_jobs)" "copy-vda-libvirt-3-format" "QEMU's block jobs after the restart"
 	[ -n "$(qemu_nodes_on "$C/dst/base.raw")" ] ||
 		fail "QEMU does not hold '$C/dst/base.raw': the kill missed the pivot"

@@ -22,19 +22,19 @@ interrupted_stream() {  # live|offline
 		2>"$C/abort.err" || rc=$?
 	[ "$rc" = 137 ] || { cat "$C/abort.out" "$C/abort.err" >&2; fail "abort exited $rc, not killed"; }
 	grep -q "test crash at 'abort:disk'" "$C/abort.err" || fail "abort:disk was not reached"
-	assert_eq "$(backing_of "$C/src/top.qcow2.snapmove-1.qcow2" qcow2)" "$C/src/base.raw" \
+	assert_eq "$(backing_of "$C/dst/top.qcow2.snapmove-1.src.qcow2" qcow2)" "$C/src/base.raw" \
 		"backing file of the overlay after the stream"
 	if [ "$1" = live ]; then
 		ic_write 0x41 7M
-		assert_eq "$(live_chain "$DOM" vda | head -n2)" "$C/src/top.qcow2.snapmove-1.qcow2 qcow2
+		assert_eq "$(live_chain "$DOM" vda | head -n2)" "$C/dst/top.qcow2.snapmove-1.src.qcow2 qcow2
 $C/src/base.raw raw" "live chain after the stream"
 		for how in "resume 1" "abort 1"; do
 			# shellcheck disable=SC2086
 			expect_exit 3 smc $how
-			assert_contains "$T/err" "disk 'vda' runs on the overlay '$C/src/top.qcow2.snapmove-1.qcow2' over '$C/src/base.raw'"
+			assert_contains "$T/err" "disk 'vda' runs on the overlay '$C/dst/top.qcow2.snapmove-1.src.qcow2' over '$C/src/base.raw'"
 			assert_contains "$T/err" "finish the abort with 'snapmove abort 1 --via stream'"
 			assert_eq "$(live_chain "$DOM" vda | head -n1)" \
-				"$C/src/top.qcow2.snapmove-1.qcow2 qcow2" "chain after '$how'"
+				"$C/dst/top.qcow2.snapmove-1.src.qcow2 qcow2" "chain after '$how'"
 		done
 		assert_eq "$(block_job_count "$DOM" vda)" 0 "block jobs"
 	fi

@@ -12,7 +12,7 @@
 C=$(mktemp -d /var/lib/snapmove-test-config.XXXXXX)
 chmod 755 "$C"
 defer "rm -rf '$C'"
-mkdir -m 755 "$T/src" "$T/dst" "$T/dst2"
+mkdir -m 755 "$T/src" "$T/dst" "$T/dst2" "$T/scratch"
 rb_storages s1:96M s2:96M
 cat >"$C/ok.conf" <<CONF
 ; the host's defaults
@@ -20,6 +20,7 @@ cat >"$C/ok.conf" <<CONF
 bandwidth = 300
 verify = no
 sync-writes = on
+overlay-dir = $T/scratch
 
 [hooks]
 timeout = 7
@@ -41,6 +42,7 @@ make_domain "$rdom" transient "vda:$T/s1/r.qcow2:qcow2"
 case_print() {
 	expect_exit 0 sm config
 	assert_contains "$T/out" "move.bandwidth           = 0"
+	assert_contains "$T/out" "move.overlay-dir         = (the destination)"
 	assert_contains "$T/out" "(default)"
 	expect_exit 0 sm --config "$C/ok.conf" config --hook-timeout 9
 	assert_contains "$T/out" "# $C/ok.conf"
@@ -48,8 +50,9 @@ case_print() {
 	assert_contains "$T/out" "move.verify              = no                           ($C/ok.conf:4)"
 	assert_contains "$T/out" "move.sync-writes         = on                           ($C/ok.conf:5)"
 	assert_contains "$T/out" "hooks.timeout            = 9                            (command line)"
-	assert_contains "$T/out" "rebalance.storage        = $T/s2 ($C/ok.conf:12)"
-	assert_contains "$T/out" "rebalance.max-parallel   = 2                            ($C/ok.conf:13)"
+	assert_contains "$T/out" "move.overlay-dir         = $T/scratch ($C/ok.conf:6)"
+	assert_contains "$T/out" "rebalance.storage        = $T/s2 ($C/ok.conf:13)"
+	assert_contains "$T/out" "rebalance.max-parallel   = 2                            ($C/ok.conf:14)"
 }
 run_case "config prints the values in force and their sources" case_print
 
@@ -58,9 +61,13 @@ case_move() {
 	assert_eq "$(sqlite3 "$DB" 'SELECT bandwidth_mib, verify, sync_writes FROM job WHERE id = 1')" \
 		"300|0|on" "the first move's options (from the file)"
 	expect_exit 0 sm --config "$C/ok.conf" move "$dom" --dest "$T/dst2" --bandwidth 0 \
-		--verify --sync-writes auto
+		--verify --sync-writes auto --overlay-dir "$T/dst2"
 	assert_eq "$(sqlite3 "$DB" 'SELECT bandwidth_mib, verify, sync_writes FROM job WHERE id = 2')" \
 		"0|1|auto" "the second move's options (the command line wins)"
+	assert_eq "$(sqlite3 "$DB" 'SELECT src_overlay FROM disk ORDER BY job_id')" \
+		"$T/scratch/a.qcow2.snapmove-1.qcow2
+$T/dst2/a.qcow2.snapmove-2.src.qcow2" "the source overlays (the file's folder, then the command line's)"
+	assert_eq "$(ls -A "$T/scratch")" "" "the overlay folder after the move"
 	assert_eq "$(live_chain "$dom" vda)" "$T/dst2/a.qcow2 qcow2" "chain after the moves"
 }
 run_case "a move takes the defaults; the command line wins" case_move

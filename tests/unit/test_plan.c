@@ -62,7 +62,7 @@ static void test_relative_backing_chain(void **state)
 	struct sm_plan_disk p;
 
 	(void)state;
-	assert_int_equal(sm_plan_disk(&disk, facts, "/dst", 42, &p), 0);
+	assert_int_equal(sm_plan_disk(&disk, facts, "/dst", "/dst", 42, &p), 0);
 	assert_string_equal(p.target, "vda");
 	assert_int_equal(p.nimages, 3);
 	assert_plan_image(&p.images[0], "/src/vm/top.qcow2", "/dst/top.qcow2", "qcow2",
@@ -80,7 +80,8 @@ static void test_relative_backing_chain(void **state)
 		assert_int_equal(p.images[i].allocated, facts[i].allocated);
 	}
 	/* Overlays are named after the active image, in its directory and in dest. */
-	assert_string_equal(p.src_overlay, "/src/vm/top.qcow2.snapmove-42.qcow2");
+	/* By default the source overlay is in the destination, under its own name. */
+	assert_string_equal(p.src_overlay, "/dst/top.qcow2.snapmove-42.src.qcow2");
 	assert_string_equal(p.dst_overlay, "/dst/top.qcow2.snapmove-42.qcow2");
 	assert_int_equal(p.virtual_size, 10 * GiB);
 	sm_plan_disk_release(&p);
@@ -109,7 +110,7 @@ static void test_absolute_backing_chain(void **state)
 
 	(void)state;
 	/* A trailing slash on dest does not double it in the paths. */
-	assert_int_equal(sm_plan_disk(&disk, facts, "/mnt/fast/", 7, &p), 0);
+	assert_int_equal(sm_plan_disk(&disk, facts, "/mnt/fast/", NULL, 7, &p), 0);
 	assert_int_equal(p.nimages, 3);
 	assert_plan_image(&p.images[0], "/var/lib/libvirt/images/top.qcow2",
 			  "/mnt/fast/top.qcow2", "qcow2", "/mnt/fast/mid.qcow2", "qcow2");
@@ -132,12 +133,12 @@ static void test_single_image(void **state)
 	struct sm_plan_disk p;
 
 	(void)state;
-	assert_int_equal(sm_plan_disk(&disk, facts, "/dest", 1234567890123LL, &p), 0);
+	assert_int_equal(sm_plan_disk(&disk, facts, "/dest", "/scratch", 1234567890123LL, &p), 0);
 	assert_string_equal(p.target, "sdb");
 	assert_int_equal(p.nimages, 1);
 	assert_plan_image(&p.images[0], "/images/guest.raw", "/dest/guest.raw", "raw", NULL, NULL);
 	assert_null(p.images[0].src_backing);
-	assert_string_equal(p.src_overlay, "/images/guest.raw.snapmove-1234567890123.qcow2");
+	assert_string_equal(p.src_overlay, "/scratch/guest.raw.snapmove-1234567890123.qcow2");
 	assert_string_equal(p.dst_overlay, "/dest/guest.raw.snapmove-1234567890123.qcow2");
 	assert_int_equal(p.virtual_size, 2 * GiB);
 	assert_int_equal(sm_plan_disk_bytes(&p), 123456789ULL + MiB);
@@ -161,7 +162,7 @@ static void test_plan_from_fixture(void **state)
 	free(xml);
 	vda = sm_domain_disks_find(&d, "vda");
 	assert_non_null(vda);
-	assert_int_equal(sm_plan_disk(vda, facts, "/new", 3, &p), 0);
+	assert_int_equal(sm_plan_disk(vda, facts, "/new", NULL, 3, &p), 0);
 	assert_int_equal(p.nimages, 2);
 	assert_plan_image(&p.images[0], "/var/lib/libvirt/images/vm-relative/overlay.qcow2",
 			  "/new/overlay.qcow2", "qcow2", "base.qcow2", "qcow2");
@@ -183,7 +184,7 @@ static void assert_plan_refused(const struct sm_disk *disk,
 	struct sm_plan_disk p;
 
 	sm_error_clear();
-	assert_int_equal(sm_plan_disk(disk, facts, dest, 5, &p), -1);
+	assert_int_equal(sm_plan_disk(disk, facts, dest, dest, 5, &p), -1);
 	assert_null(p.target);
 	assert_null(p.images);
 	assert_int_equal(p.nimages, 0);
@@ -262,6 +263,31 @@ static void test_overlay_path(void **state)
 	free(p);
 }
 
+/* The source overlay's folder: beside the image (NULL), the destination (its
+ * own name, never the destination overlay's), or another folder. */
+static void test_src_overlay_path(void **state)
+{
+	char *p;
+
+	(void)state;
+	p = sm_plan_src_overlay_path(NULL, "/dst", "/src/vm.qcow2", 4);
+	assert_string_equal(p, "/src/vm.qcow2.snapmove-4.qcow2");
+	free(p);
+	p = sm_plan_src_overlay_path("/dst", "/dst", "/src/vm.qcow2", 4);
+	assert_string_equal(p, "/dst/vm.qcow2.snapmove-4.src.qcow2");
+	free(p);
+	/* The same folder with a trailing slash is the destination still. */
+	p = sm_plan_src_overlay_path("/dst/", "/dst", "/src/vm.qcow2", 4);
+	assert_string_equal(p, "/dst/vm.qcow2.snapmove-4.src.qcow2");
+	free(p);
+	p = sm_plan_src_overlay_path("/scratch", "/dst", "/src/vm.qcow2", 4);
+	assert_string_equal(p, "/scratch/vm.qcow2.snapmove-4.qcow2");
+	free(p);
+	p = sm_plan_src_overlay_path("/src", "/dst", "/src/vm.qcow2", 4);
+	assert_string_equal(p, "/src/vm.qcow2.snapmove-4.qcow2");
+	free(p);
+}
+
 static void test_disk_bytes(void **state)
 {
 	struct sm_plan_image images[] = {
@@ -291,7 +317,7 @@ static void plan(struct sm_plan_disk *out, const char *target, const char *dest,
 	assert_true(n <= SM_ARRAY_LEN(facts));
 	for (size_t i = 0; i + 1 < n; i++)
 		facts[i].backing = chain[i + 1].path;
-	if (sm_plan_disk(&disk, facts, dest, 9, out) != 0) {
+	if (sm_plan_disk(&disk, facts, dest, dest, 9, out) != 0) {
 		print_error("planning '%s' failed: %s\n", target, sm_error_message());
 		fail();
 	}
@@ -301,6 +327,45 @@ static void release_plans(struct sm_plan_disk *plans, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		sm_plan_disk_release(&plans[i]);
+}
+
+/* An overlay may take no name of another overlay nor of a planned copy. */
+static void test_overlay_names(void **state)
+{
+	struct sm_image a[] = { IMG("/src/a.qcow2", "qcow2"),
+				IMG("/src/a.qcow2.snapmove-9.src.qcow2", "qcow2") };
+	struct sm_image b[] = { IMG("/src/b.qcow2", "qcow2") };
+	struct sm_plan_disk plans[2];
+
+	(void)state;
+	plan(&plans[0], "vda", "/dst", b, 1);
+	assert_int_equal(sm_plan_check_overlays(plans, 1), 0);
+	/* The old placement (beside the image) beside the new one: fine too. */
+	free(plans[0].src_overlay);
+	plans[0].src_overlay = sm_xstrdup("/src/b.qcow2.snapmove-9.qcow2");
+	assert_int_equal(sm_plan_check_overlays(plans, 1), 0);
+	/* Both overlays on one name. */
+	free(plans[0].src_overlay);
+	plans[0].src_overlay = sm_xstrdup(plans[0].dst_overlay);
+	sm_error_clear();
+	assert_int_equal(sm_plan_check_overlays(plans, 1), -1);
+	assert_contains(sm_error_message(), "would both be");
+	sm_plan_disk_release(&plans[0]);
+
+	/* A backing image whose name is the overlay's. */
+	plan(&plans[0], "vda", "/dst", a, 2);
+	sm_error_clear();
+	assert_int_equal(sm_plan_check_overlays(plans, 1), -1);
+	assert_contains(sm_error_message(), "'a.qcow2.snapmove-9.src.qcow2'");
+	sm_plan_disk_release(&plans[0]);
+
+	/* Two disks, one overlay name. */
+	plan(&plans[0], "vda", "/dst", b, 1);
+	plan(&plans[1], "vdb", "/dst", b, 1);
+	sm_error_clear();
+	assert_int_equal(sm_plan_check_overlays(plans, 2), -1);
+	assert_contains(sm_error_message(), "'vda' and 'vdb'");
+	release_plans(plans, 2);
 }
 
 static void test_collision_shared_backing(void **state)
@@ -389,6 +454,8 @@ int main(void)
 		cmocka_unit_test(test_two_images_with_one_name),
 		cmocka_unit_test(test_no_image),
 		cmocka_unit_test(test_overlay_path),
+		cmocka_unit_test(test_src_overlay_path),
+		cmocka_unit_test(test_overlay_names),
 		cmocka_unit_test(test_disk_bytes),
 		cmocka_unit_test(test_collision_shared_backing),
 		cmocka_unit_test(test_collision_same_name),
