@@ -47,7 +47,7 @@ LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/r
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/io.c src/copy/buffered.c src/copy/direct.c src/copy/uring.c \
 	   src/copy/chunk.c src/copy/verify.c src/copy/run.c src/progress.c src/config.c src/log.c src/events.c \
-	   src/pool.c src/lock.c src/hooks.c \
+	   src/pool.c src/lock.c src/trust.c src/hooks.c \
 	   src/job/ctx.c src/job/hook_facts.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \
 	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c src/report.c
