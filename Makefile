@@ -156,6 +156,9 @@ install: $(BUILD)/snapmove
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0644 completion/snapmove.bash \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/snapmove
+	install -d $(DESTDIR)$(PROVISIONERS_DIR)
+	install -m 0755 contrib/provisioners/loop contrib/provisioners/lvm \
+		$(DESTDIR)$(PROVISIONERS_DIR)/
 
 # deb: the Debian package (debian/) in build/deb/, made by dpkg-buildpackage in
 # a copy of the tree (the tree's build/ and debian/ stay as they are); installs
