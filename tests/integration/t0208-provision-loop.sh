@@ -37,16 +37,12 @@ jv() {  # SQL: one value of this test's journal
 	sqlite3 "$DB" "$1"
 }
 
-# A domain with a small file disk; the provisioned device comes as vdb.
-mkdir -m 755 "$T/src"
-new_image "$T/src/vda.qcow2" qcow2 16M
-dom=$(dom_name)
-make_domain "$dom" persistent "vda:$T/src/vda.qcow2:qcow2"
-
 N=t0208-$$-vdb
 expect_exit 0 sm provision create "$N" 64M --provisioner "$P" --set "LOOP_DIR=$LD"
 dev=$(cat "$T/out")
 assert_contains "$T/err" "made by '$P'"
+# Names the attacks plant under /dev, removed whatever happens.
+defer "rm -f /dev/shm/t0208-$$ /dev/t0208-$$-out /dev/t0208-$$-file"
 
 case_created() {
 	case "$dev" in /dev/loop[0-9]*) ;; *) fail "create printed '$dev', not a loop device" ;; esac
@@ -67,9 +63,15 @@ case_created() {
 }
 run_case "create: a loop device of 64 MiB, journaled" case_created
 
+# A domain with a small file disk and the provisioned device as vdb, a
+# <disk type='block'> (its machine has no hotplug: the disk is there from
+# the start).
+mkdir -m 755 "$T/src"
+new_image "$T/src/vda.qcow2" qcow2 16M
+dom=$(dom_name)
+make_domain_xml "$dom" transient "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$T/src/vda.qcow2'/><target dev='vda' bus='virtio'/></disk><disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='$dev'/><target dev='vdb' bus='virtio'/></disk>"
+
 case_domain_uses_it() {
-	virsh -q attach-disk "$dom" "$dev" vdb --targetbus virtio --sourcetype block \
-		--driver qemu --subdriver raw --live >/dev/null
 	xml=$(virsh dumpxml "$dom")
 	[ "$(xmllint --xpath "string(//devices/disk[target/@dev='vdb']/@type)" - <<<"$xml")" = block ] ||
 		fail "vdb is not a block disk"
@@ -77,12 +79,7 @@ case_domain_uses_it() {
 		"$dev" "vdb's source"
 	guest_write "$dom" vdb 0x5a 0 1M
 	guest_write "$dom" vdb 0xa5 60M 1M
-	# Read back through QEMU, then from the device itself.
-	alias=$(disk_alias "$dom" vdb)
-	out=$(virsh -q qemu-monitor-command "$dom" --hmp \
-		"qemu-io -d $alias/virtio-backend \"read -P 0x5a 0 1M\"")
-	case "$out" in *"read 1048576/1048576"*) ;; *) fail "QEMU read back: $out" ;; esac
-	case "$out" in *"Pattern verification failed"*) fail "QEMU read back: $out" ;; esac
+	# What QEMU wrote is on the device.
 	check_pattern "$dev" raw 0x5a 0 1M
 	check_pattern "$dev" raw 0xa5 60M 1M
 }
@@ -129,7 +126,6 @@ case_symlink() {
 	fake link-out "echo '$T/link'"
 	bad_output link-out 1M "printed '$T/link', which is not a plain path under /dev"
 	ln -s "$dev" "/dev/shm/t0208-$$"
-	defer "rm -f /dev/shm/t0208-$$"
 	fake link-shm "echo /dev/shm/t0208-$$"
 	bad_output link-shm 1M "folder '/dev/shm' is writable by group or others"
 	rm -f "/dev/shm/t0208-$$"
@@ -209,23 +205,29 @@ run_case "a provisioner in a group-writable folder, or under /var/tmp, is refuse
 
 case_usage() {
 	before=$(jv "SELECT count(*) FROM provision_run")
-	expect_exit 2 sm provision create x 1M
+	L=LOOP_DIR=$LD
+	expect_exit 2 sm provision create x 1M --set "$L"
 	assert_contains "$T/err" "needs --provisioner PROG"
-	expect_exit 2 sm provision create x 1Q --provisioner "$P"
+	expect_exit 2 sm provision create x 1Q --provisioner "$P" --set "$L"
 	assert_contains "$T/err" "SIZE is a number of bytes"
-	expect_exit 2 sm provision create ../x 1M --provisioner "$P"
+	expect_exit 2 sm provision create x 0 --provisioner "$P" --set "$L"
+	expect_exit 2 sm provision create ../x 1M --provisioner "$P" --set "$L"
 	assert_contains "$T/err" "is not a device name"
-	expect_exit 2 sm provision create x 1M --provisioner "$P" --set PATH=/tmp
+	expect_exit 2 sm provision create x 1M --provisioner "$P" --set "$L" --set path=/tmp
 	assert_contains "$T/err" "--set takes KEY=VALUE"
-	expect_exit 2 sm provision create x 1M --provisioner "$P" --set JOB=3
+	expect_exit 2 sm provision create x 1M --provisioner "$P" --set "$L" --set JOB=3
+	expect_exit 2 sm provision create x 1M --provisioner "$P" --set "$L" --set 'A=b
+c'
+	expect_exit 2 sm provision create x 1M --provisioner "$P" --set "$L" --timeout 0
 	expect_exit 2 sm provision remove "$dev" --provisioner "$P"
 	assert_contains "$T/err" "takes no --provisioner"
 	expect_exit 2 sm provision destroy "$dev"
 	assert_contains "$T/err" "no provision command 'destroy'"
 	expect_exit 2 sm provision list --json
-	expect_exit 2 sm provision create x 1M --provisioner "$P" --pool default
+	expect_exit 2 sm provision create x 1M --provisioner "$P" --pool default --set "$L"
 	assert_contains "$T/err" "one of them"
 	assert_eq "$(jv "SELECT count(*) FROM provision_run")" "$before" "provisioner runs"
+	assert_absent "$LD/x"
 }
 run_case "usage errors: exit 2, nothing run" case_usage
 
@@ -243,11 +245,8 @@ case_pool_not_logical() {
 run_case "--pool of a pool that is not logical is refused" case_pool_not_logical
 
 case_remove() {
-	virsh -q detach-disk "$dom" vdb --live >/dev/null
-	for _ in $(seq 50); do
-		virsh domblklist "$dom" | grep -q vdb || break
-		sleep 0.1
-	done
+	# The domain lets go of it first.
+	virsh -q destroy "$dom" >/dev/null
 	expect_exit 0 sm provision remove "$dev"
 	assert_contains "$T/out" "device 1 removed"
 	assert_eq "$(backing "$dev")" "" "the backing file of $dev after remove"
