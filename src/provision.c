@@ -6,6 +6,7 @@
  */
 #include "provision.h"
 #include "hooks.h"
+#include "lock.h"
 #include "run.h"
 #include "trust.h"
 #include "util.h"
@@ -436,6 +437,31 @@ static int claim_row(struct sm_journal *j, const struct sm_device_row *d, long l
 	return sm_journal_device_insert(j, d, id);
 }
 
+/* The row of d's create, claimed under its device's lock (a device already
+ * journaled is locked before its row is touched: a create running on it
+ * elsewhere is not disturbed); *lk held on success. */
+static int lock_and_claim(struct sm_journal *j, const struct sm_device_row *d, long long *id,
+			  struct sm_job_lock *lk)
+{
+	long long found = 0;
+
+	lk->fd = -1;
+	lk->path = NULL;
+	if (sm_journal_device_find(j, d->provisioner, d->name, &found) < 0 ||
+	    (found && sm_device_lock(j, found, lk) < 0))
+		return -1;
+	if (SM_JOURNAL_TX(j, claim_row(j, d, id)) < 0) {
+		sm_job_unlock(lk, 0);
+		return -1;
+	}
+	if (*id != found) {  /* a new row */
+		sm_job_unlock(lk, 0);
+		if (sm_device_lock(j, *id, lk) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 enum sm_provision_result sm_provision_create(struct sm_journal *j, long long job,
 					     const char *provisioner, const char *settings,
 					     const char *name, unsigned long long bytes,
@@ -450,6 +476,8 @@ enum sm_provision_result sm_provision_create(struct sm_journal *j, long long job
 	};
 	SM_AUTOFREE char *path = NULL;
 	unsigned long long rdev, size;
+	struct sm_job_lock lk = { .fd = -1 };
+	enum sm_provision_result ret = SM_PROVISION_REFUSED;
 	struct run r = { 0 };
 	long long id = 0;
 	int fd;
@@ -471,20 +499,17 @@ enum sm_provision_result sm_provision_create(struct sm_journal *j, long long job
 	fd = open_provisioner(provisioner);
 	if (fd < 0)
 		return SM_PROVISION_REFUSED;
-	if (SM_JOURNAL_TX(j, claim_row(j, &d, &id)) < 0) {
-		close(fd);
-		return SM_PROVISION_REFUSED;
-	}
+	if (lock_and_claim(j, &d, &id, &lk) < 0)
+		goto cleanup;
 	d.id = id;
 	if (run_provisioner(j, &d, fd, SM_PROVISION_CREATE, name, bytes, timeout, &r) < 0) {
 		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
 
-		close(fd);
 		sm_ignore_value(sm_journal_device_update(j, id, SM_DEVICE_FAILED, NULL, 0, 0, 0, why));
 		sm_error("%s", why);
-		return SM_PROVISION_REFUSED;  /* it did not run */
+		goto cleanup;  /* it did not run: refused */
 	}
-	close(fd);
+	ret = SM_PROVISION_FAILED;
 	if (run_failed(&d, SM_PROVISION_CREATE, &r, timeout) ||
 	    !(path = sm_provision_parse_output(provisioner, r.out)) ||
 	    sm_provision_check_device(provisioner, path, bytes, 0, &rdev, &size, NULL) < 0) {
@@ -492,14 +517,34 @@ enum sm_provision_result sm_provision_create(struct sm_journal *j, long long job
 
 		sm_ignore_value(sm_journal_device_update(j, id, SM_DEVICE_FAILED, NULL, 0, 0, 0, why));
 		sm_error("%s", why);
-		run_release(&r);
-		return SM_PROVISION_FAILED;
+		goto cleanup;
 	}
-	run_release(&r);
 	if (sm_journal_device_update(j, id, SM_DEVICE_CREATED, path, rdev, bytes, size, NULL) < 0 ||
 	    sm_journal_device_get(j, id, out) != 1)
-		return SM_PROVISION_FAILED;
-	return SM_PROVISION_DONE;
+		goto cleanup;
+	ret = SM_PROVISION_DONE;
+
+cleanup:
+	close(fd);
+	run_release(&r);
+	sm_job_unlock(&lk, 0);
+	return ret;
+}
+
+/* The lock of device id, which must be journaled (no lock file is made for
+ * a device that is not). */
+static int lock_device(struct sm_journal *j, long long id, struct sm_job_lock *lk)
+{
+	struct sm_device_row d;
+	int rc = sm_journal_device_get(j, id, &d);
+
+	sm_device_row_release(&d);
+	if (rc == 0)
+		sm_error("no provisioned device %lld in the journal '%s'; see 'snapmove provision "
+			 "list'", id, sm_journal_path(j));
+	if (rc <= 0)
+		return -1;
+	return sm_device_lock(j, id, lk);
 }
 
 /* Device id as job may act on it: 0 (d filled), or -1 refused. */
@@ -534,12 +579,17 @@ enum sm_provision_result sm_provision_extend(struct sm_journal *j, long long job
 	struct sm_device_row d;
 	unsigned long long rdev, size;
 	enum sm_provision_result ret = SM_PROVISION_REFUSED;
+	struct sm_job_lock lk;
 	struct run r = { 0 };
 	int fd = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (owned_device(j, job, id, &d) < 0)
+	if (lock_device(j, id, &lk) < 0)
 		return SM_PROVISION_REFUSED;
+	if (owned_device(j, job, id, &d) < 0) {
+		sm_job_unlock(&lk, 0);
+		return SM_PROVISION_REFUSED;
+	}
 	if (d.state != SM_DEVICE_CREATED) {
 		sm_error("device %lld ('%s') is %s; only a created device is extended", id,
 			 d.path ? d.path : d.name, sm_device_state_name(d.state));
@@ -576,6 +626,7 @@ cleanup:
 		close(fd);
 	run_release(&r);
 	sm_device_row_release(&d);
+	sm_job_unlock(&lk, 0);
 	return ret;
 }
 
@@ -585,12 +636,17 @@ enum sm_provision_result sm_provision_remove(struct sm_journal *j, long long job
 	struct sm_device_row d;
 	unsigned long long rdev, size;
 	enum sm_provision_result ret = SM_PROVISION_REFUSED;
+	struct sm_job_lock lk;
 	struct run r = { 0 };
 	bool missing = false;
 	int fd = -1;
 
-	if (owned_device(j, job, id, &d) < 0)
+	if (lock_device(j, id, &lk) < 0)
 		return SM_PROVISION_REFUSED;
+	if (owned_device(j, job, id, &d) < 0) {
+		sm_job_unlock(&lk, 0);
+		return SM_PROVISION_REFUSED;
+	}
 	if (d.state != SM_DEVICE_CREATED && d.state != SM_DEVICE_REMOVING) {
 		sm_error("device %lld ('%s') is %s; only a device its provisioner created is "
 			 "removed", id, d.path ? d.path : d.name, sm_device_state_name(d.state));
@@ -625,5 +681,6 @@ cleanup:
 		close(fd);
 	run_release(&r);
 	sm_device_row_release(&d);
+	sm_job_unlock(&lk, ret == SM_PROVISION_DONE);  /* a removed device's lock goes */
 	return ret;
 }

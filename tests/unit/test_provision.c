@@ -12,6 +12,7 @@
 #include "unit.h"
 
 #include "journal.h"
+#include "lock.h"
 #include "provision.h"
 #include "util.h"
 
@@ -367,7 +368,31 @@ static void test_create_remove(void **state)
 	sm_error_clear();
 	assert_int_equal(sm_provision_remove(fx->j, 7, 1, 5), SM_PROVISION_REFUSED);
 	assert_contains(sm_error_message(), "was made by 'snapmove provision', not by job 7");
-	assert_int_equal(sm_provision_remove(fx->j, 0, 1, 5), SM_PROVISION_DONE);
+	/* One run on a device at a time: another process's lock refuses. */
+	{
+		struct sm_job_lock held;
+		SM_AUTOFREE char *lock = sm_xasprintf("%s.device-1.lock", fx->db);
+		struct stat lsb;
+
+		assert_int_equal(sm_device_lock(fx->j, 1, &held), 0);
+		sm_error_clear();
+		assert_int_equal(sm_provision_remove(fx->j, 0, 1, 5), SM_PROVISION_REFUSED);
+		assert_contains(sm_error_message(), "device 1 is being run by another snapmove "
+				"process (pid ");
+		assert_int_equal(sm_provision_extend(fx->j, 0, 1, 8192, 5, &d),
+				 SM_PROVISION_REFUSED);
+		assert_int_equal(sm_provision_create(fx->j, 0, prov, "", "vda", 4096, 5, &d),
+				 SM_PROVISION_REFUSED);
+		sm_job_unlock(&held, 0);
+		assert_int_equal(sm_provision_remove(fx->j, 0, 1, 5), SM_PROVISION_DONE);
+		/* Removed: its lock file goes; none is made for a device not there. */
+		assert_int_equal(lstat(lock, &lsb), -1);
+		assert_int_equal(sm_provision_remove(fx->j, 0, 99, 5), SM_PROVISION_REFUSED);
+		assert_contains(sm_error_message(), "no provisioned device 99");
+		free(lock);
+		lock = sm_xasprintf("%s.device-99.lock", fx->db);
+		assert_int_equal(lstat(lock, &lsb), -1);
+	}
 	assert_value(fx, "SELECT state FROM provisioned_device WHERE id = 1", "removed");
 	assert_value(fx, "SELECT op || ' ' || argument || ' ' || bytes FROM provision_run "
 		     "ORDER BY id DESC LIMIT 1", NULL);  /* remove has no bytes */
