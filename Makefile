@@ -20,6 +20,10 @@ WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wvla \
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isrc -I$(BUILD) $(PKG_CFLAGS) -pthread
 ALL_LDFLAGS = $(LDFLAGS) -pthread
+# Where the provisioners (contrib/provisioners/) are installed and where a
+# --provisioner named without a '/' is looked up.
+PROVISIONERS_DIR ?= $(PREFIX)/lib/snapmove/provisioners
+ALL_CFLAGS += -DSM_PROVISIONERS_DIR='"$(PROVISIONERS_DIR)"'
 ifneq ($(TEST_BUILD),)
 ALL_CFLAGS += -DSM_TEST_BUILD
 endif
@@ -42,18 +46,18 @@ export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions
 endif
 
 # In reading order (see README "Source layout").
-LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c \
+LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/rows.c src/journal/jobs.c src/journal/files.c src/journal/images.c src/journal/rebalance.c src/journal/devices.c \
 	   src/chain/chain.c src/chain/image.c src/chain/plan.c src/chain/usage.c src/chain/imagelock.c \
 	   src/virt.c src/snapshot/snapshot.c src/snapshot/blockjob.c src/snapshot/blockjob_qmp.c src/snapshot/define.c \
 	   src/copy/ratelimit.c src/copy/checksum.c src/copy/extents.c src/copy/io.c src/copy/buffered.c src/copy/direct.c src/copy/uring.c \
 	   src/copy/chunk.c src/copy/verify.c src/copy/run.c src/progress.c src/config.c src/log.c src/events.c \
-	   src/pool.c src/lock.c src/hooks.c \
+	   src/pool.c src/lock.c src/trust.c src/hooks.c src/provision.c \
 	   src/job/ctx.c src/job/hook_facts.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \
 	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c src/report.c
 CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c src/cli/cmd_recover.c src/cli/cmd_config.c \
-	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c
-UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile test_phases test_report
+	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c src/cli/cmd_provision.c
+UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_provision test_reconcile test_phases test_report
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS = $(CLI_SRCS:%.c=$(BUILD)/%.o)
@@ -152,6 +156,9 @@ install: $(BUILD)/snapmove
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0644 completion/snapmove.bash \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/snapmove
+	install -d $(DESTDIR)$(PROVISIONERS_DIR)
+	install -m 0755 contrib/provisioners/loop contrib/provisioners/lvm \
+		$(DESTDIR)$(PROVISIONERS_DIR)/
 
 # deb: the Debian package (debian/) in build/deb/, made by dpkg-buildpackage in
 # a copy of the tree (the tree's build/ and debian/ stay as they are); installs

@@ -5,11 +5,12 @@
 # --exclude, the chosen domain's disk targets (virsh domblklist) for --disk
 # and chain's TARGET, job numbers (snapmove list --json) for the job
 # commands, storage pools for --dest-pool and --storage, the storages already
-# named for --drain, directories and files where paths go.  -c/--connect and --db on the command line are
+# named for --drain, provision's operations, provisioners and the devices it
+# made, directories and files where paths go.  -c/--connect and --db on the command line are
 # passed on to virsh and snapmove.  Works with or without the bash-completion
 # package.
 
-_snapmove_commands="move rebalance resume abort recover config list status verify cleanup forget chain copy help"
+_snapmove_commands="move rebalance resume abort recover config list status verify cleanup forget chain copy provision help"
 _snapmove_global_opts="-c --connect --db --json -q --quiet --config --hooks-dir --hook-timeout -h --help --version"
 
 # Options of each command; those that take a value are listed again in
@@ -31,6 +32,7 @@ _snapmove_cmd_opts() {
 	config) echo "--help" ;;
 	verify | cleanup | forget) echo "--help" ;;
 	copy) echo "--bandwidth --no-verify --copy-method --chunk-size --help" ;;
+	provision) echo "--provisioner --pool --set --timeout --help" ;;
 	esac
 }
 
@@ -46,6 +48,7 @@ _snapmove_takes_value() {  # COMMAND OPTION
 		[ "$1" = rebalance ] ;;
 	--chunk-size) [ "$1" = copy ] ;;
 	--via) [ "$1" = abort ] ;;
+	--provisioner | --pool | --set | --timeout) [ "$1" = provision ] ;;
 	*) return 1 ;;
 	esac
 }
@@ -77,6 +80,14 @@ _snapmove_jobs() {
 				s = $0; sub(/^ *"state": *"/, "", s); sub(/".*/, "", s)
 				if (want == "  " || index(want, " " s " ")) print id
 			}'
+}
+
+# The paths of the devices 'snapmove provision' made that are still there
+# (state created), from its list.
+_snapmove_devices() {
+	local cmd=${_snapmove_prog:-snapmove}
+	"$cmd" ${_snapmove_db:+--db "$_snapmove_db"} provision list 2>/dev/null |
+		awk '$2 == "created" && $7 ~ /^\/dev\// { print $7 }'
 }
 
 _snapmove_compgen() {  # WORDS: set COMPREPLY to those that start with $cur
@@ -149,7 +160,7 @@ _snapmove() {
 qemu:///session" ;;
 		--db) _snapmove_paths -f ;;
 		--hooks-dir | --dest | --overlay-dir) _snapmove_paths -d ;;
-		--dest-pool) _snapmove_compgen "$(_snapmove_pools)" ;;
+		--dest-pool | --pool) _snapmove_compgen "$(_snapmove_pools)" ;;
 		--storage)
 			local IFS=$'\n'
 			type compopt &>/dev/null && compopt -o filenames 2>/dev/null
@@ -175,6 +186,15 @@ on
 off" ;;
 		--via) _snapmove_compgen "commit
 stream" ;;
+		--provisioner)
+			if [[ $cur == */* ]]; then
+				_snapmove_paths -f
+			else
+				_snapmove_compgen "loop
+lvm"
+			fi ;;
+		--set) _snapmove_compgen "LOOP_DIR=
+LVM_VG=" ;;
 		esac
 		return 0
 	fi
@@ -213,6 +233,14 @@ stream" ;;
 		[ "$npos" -eq 0 ] && _snapmove_compgen "$(_snapmove_jobs done aborted)" ;;
 	copy)
 		[ "$npos" -lt 2 ] && _snapmove_paths -f ;;
+	provision)
+		case $npos/$domain in
+		0/*) _snapmove_compgen "create
+extend
+remove
+list" ;;
+		1/extend | 1/remove) _snapmove_compgen "$(_snapmove_devices)" ;;
+		esac ;;
 	help)
 		[ "$npos" -eq 0 ] && _snapmove_compgen "${_snapmove_commands// /$'\n'}" ;;
 	esac

@@ -17,6 +17,7 @@ PACKAGES=(
 	clang-14 libclang-rt-14-dev
 	strace
 	dpkg-dev debhelper
+	lvm2
 )
 
 say() { echo "setup: $*" >&2; }

@@ -1,15 +1,17 @@
 /* hooks.c: find, check and run the hooks of a point, with the job's facts in
  * their environment, a time limit, and a journal row per run.  Every folder
  * from / down and each hook is checked on an open file, and that file is what
- * runs; starting it, the time limit and the pipes are run.c's.  It is told
- * the facts (struct sm_hook_facts) and answers a verdict: what a job is, and
- * what a veto does to one, are the job layer's (src/job_hooks.c).
+ * runs (the checks are trust.c's); starting it, the time limit and the
+ * pipes are run.c's.  It is told the facts (struct sm_hook_facts) and
+ * answers a verdict: what a job is, and what a veto does to one, are the job
+ * layer's (src/job_hooks.c).
  */
 #include "hooks.h"
 #include "events.h"
 #include "journal.h"
 #include "progress.h"
 #include "run.h"
+#include "trust.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -49,144 +51,24 @@ double sm_hooks_timeout(void)
 	return hooks_timeout;
 }
 
-/* What a checked path is: a hook, a hooks folder (HOOKS_DIR or a point's),
- * or a folder above HOOKS_DIR. */
-enum hook_path {
-	HOOK_FILE,
-	HOOK_FOLDER,
-	HOOK_PARENT,
-};
-
 #define HOOK_RULE "hooks run as root, so they must be root's own regular executables in root's own folders"
 #define HOOK_MOVE "move the hooks folder to one only root can write (such as /etc/snapmove)"
 
-/* Hooks run as root: a hook, its folders and every folder above them must be
- * root's own and writable by root alone (a sticky /tmp is not: whoever can
- * write there can rename the folders below away); each refusal is one whole
- * message with its fix.  hooks names HOOKS_DIR for a HOOK_PARENT. */
-static int check_stat(const struct stat *sb, const char *path, enum hook_path kind,
-		      const char *hooks)
-{
-	switch (kind) {
-	case HOOK_FILE:
-		if (!S_ISREG(sb->st_mode)) {
-			sm_error("hook file '%s' is not a regular file; " HOOK_RULE ": put the "
-				 "program itself there, not a link to it", path);
-			return -1;
-		}
-		if (sb->st_uid != 0) {
-			sm_error("hook file '%s' is not owned by root; " HOOK_RULE ": 'chown root %s'",
-				 path, path);
-			return -1;
-		}
-		if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
-			sm_error("hook file '%s' is writable by group or others; " HOOK_RULE ": "
-				 "'chmod go-w %s'", path, path);
-			return -1;
-		}
-		if (!(sb->st_mode & S_IXUSR)) {
-			sm_error("hook file '%s' is not executable; " HOOK_RULE ": 'chmod u+x %s'",
-				 path, path);
-			return -1;
-		}
-		return 0;
-	case HOOK_FOLDER:
-		if (!S_ISDIR(sb->st_mode)) {
-			sm_error("hook folder '%s' is not a directory; " HOOK_RULE ": make it a "
-				 "directory owned by root, or pass another --hooks-dir", path);
-			return -1;
-		}
-		if (sb->st_uid != 0) {
-			sm_error("hook folder '%s' is not owned by root; " HOOK_RULE ": 'chown root %s'",
-				 path, path);
-			return -1;
-		}
-		if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
-			sm_error("hook folder '%s' is writable by group or others; " HOOK_RULE ": "
-				 "'chmod go-w %s'", path, path);
-			return -1;
-		}
-		return 0;
-	case HOOK_PARENT:
-		if (!S_ISDIR(sb->st_mode)) {
-			sm_error("'%s' above the hooks folder '%s' is not a directory; " HOOK_RULE ": "
-				 HOOK_MOVE, path, hooks);
-			return -1;
-		}
-		if (sb->st_uid != 0) {
-			sm_error("folder '%s' above the hooks folder '%s' is not owned by root; "
-				 HOOK_RULE ": " HOOK_MOVE, path, hooks);
-			return -1;
-		}
-		if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
-			sm_error("folder '%s' above the hooks folder '%s' is writable by group or "
-				 "others; " HOOK_RULE ": " HOOK_MOVE, path, hooks);
-			return -1;
-		}
-		return 0;
-	}
-	return -1;
-}
-
-/* Open name in folder at (O_PATH, never following a link) and check it; the
- * fd, or -1 with an error.  path names it in messages. */
-static int open_checked(int at, const char *name, const char *path, enum hook_path kind,
-			const char *hooks)
-{
-	struct stat sb;
-	int fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0) {
-		if (kind == HOOK_FILE)
-			sm_error("cannot read hook '%s': %s", path, strerror(errno));
-		else
-			sm_error("cannot read the hooks folder '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &sb) < 0) {
-		sm_error("cannot read '%s': %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (check_stat(&sb, path, kind, hooks) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
+/* The words of trust.c's refusals for hooks. */
+static const struct sm_trust_words hook_words = {
+	.file = "hook file",
+	.folder = "hook folder",
+	.top = "the hooks folder",
+	.read_file = "hook",
+	.read_folder = "the hooks folder",
+	.rule = HOOK_RULE,
+	.move = HOOK_MOVE,
+	.not_dir = "make it a directory owned by root, or pass another --hooks-dir",
+};
 
 int sm_hooks_open_folder(const char *dir)
 {
-	SM_AUTOFREE char *real = realpath(dir, NULL);
-	char *p, *next;
-	int fd;
-
-	if (!real) {
-		sm_error("cannot read the hooks folder '%s': %s", dir, strerror(errno));
-		return -1;
-	}
-	/* From / down, each folder opened in the one checked before it. */
-	fd = open_checked(AT_FDCWD, "/", "/", strcmp(real, "/") ? HOOK_PARENT : HOOK_FOLDER, dir);
-	for (p = real + 1; fd >= 0 && *p; p = next) {
-		int sub;
-
-		next = strchr(p, '/');
-		if (next)
-			*next++ = '\0';
-		else
-			next = p + strlen(p);
-		{
-			SM_AUTOFREE char *upto = sm_xasprintf("%.*s", (int)(p - real + (ptrdiff_t)strlen(p)), real);
-
-			sub = *next ? open_checked(fd, p, upto, HOOK_PARENT, dir)
-				    : open_checked(fd, p, dir, HOOK_FOLDER, dir);
-		}
-		close(fd);
-		fd = sub;
-		if (*next)
-			next[-1] = '/';
-	}
-	return fd;
+	return sm_trust_open_folder(dir, &hook_words);
 }
 
 static int name_order(const void *a, const void *b)
@@ -419,7 +301,7 @@ enum sm_hook_verdict sm_hooks_run_point(const char *point, const struct sm_hook_
 	top = sm_hooks_open_folder(dir_of_hooks());
 	if (top < 0)
 		goto refused;
-	fd = open_checked(top, point, dir, HOOK_FOLDER, NULL);
+	fd = sm_trust_open_checked(top, point, dir, SM_TRUST_FOLDER, NULL, &hook_words);
 	close(top);
 	if (fd < 0)
 		goto refused;
@@ -435,7 +317,8 @@ enum sm_hook_verdict sm_hooks_run_point(const char *point, const struct sm_hook_
 	}
 	for (int i = 0; i < n && ret == SM_HOOK_OK; i++) {
 		SM_AUTOFREE char *path = sm_path_join(dir, names[i]);
-		int hook = open_checked(fd, names[i], path, HOOK_FILE, NULL);
+		int hook = sm_trust_open_checked(fd, names[i], path, SM_TRUST_FILE, NULL,
+						  &hook_words);
 		int rc = hook < 0 ? 1 : run_one(f, point, path, hook, env);
 
 		if (hook >= 0)

@@ -317,6 +317,80 @@ void sm_journal_rebalance_row_release(struct sm_rebalance_row *r);
  * its row is malformed (a state this version does not write). */
 int sm_journal_rebalance_unfinished(struct sm_journal *j, long long *id);
 
+/* ---- Provisioned devices (journal/devices.c, schema 013) ---- */
+/* Where a device a provisioner makes stands. */
+enum sm_device_state {
+	SM_DEVICE_CREATING,  /* create asked: it may exist */
+	SM_DEVICE_CREATED,   /* made, checked: path and rdev journaled */
+	SM_DEVICE_REMOVING,  /* remove asked: it may still exist */
+	SM_DEVICE_REMOVED,
+	SM_DEVICE_FAILED,    /* create did not give a device snapmove accepted */
+	SM_DEVICE_STATE_LAST
+};
+SM_ENUM_DECL(device_state, enum sm_device_state);
+
+/* What a provisioner is asked. */
+enum sm_provision_op {
+	SM_PROVISION_CREATE,
+	SM_PROVISION_EXTEND,
+	SM_PROVISION_REMOVE,
+	SM_PROVISION_OP_LAST
+};
+SM_ENUM_DECL(provision_op, enum sm_provision_op);
+
+/* A device row, every value checked when read back. */
+struct sm_device_row {
+	long long id;
+	long long job;             /* the owning move; 0: made by 'snapmove provision' */
+	char *provisioner;         /* absolute path of the program */
+	char *settings;            /* "SNAPMOVE_NAME=VALUE" lines ("" none) */
+	char *name;                /* create NAME (sm_journal_device_name_ok) */
+	char *path;                /* NULL until created: absolute, under /dev */
+	unsigned long long rdev;   /* st_rdev there (0 until created) */
+	unsigned long long bytes;  /* asked for */
+	unsigned long long size;   /* found (BLKGETSIZE64), 0 before */
+	enum sm_device_state state;
+	char *error;               /* NULL when none */
+};
+
+/* Journal a new device (state creating, d's id, path, rdev, size ignored);
+ * *id its number. */
+int sm_journal_device_insert(struct sm_journal *j, const struct sm_device_row *d, long long *id);
+/* A create asked again in device id: creating, with these settings and bytes. */
+int sm_journal_device_retry(struct sm_journal *j, long long id, const char *settings,
+			    unsigned long long bytes);
+/* Set a device's state, path (NULL keeps it), rdev, bytes and size (0 keeps
+ * each) and error (NULL clears it). */
+int sm_journal_device_update(struct sm_journal *j, long long id, enum sm_device_state state,
+			     const char *path, unsigned long long rdev, unsigned long long bytes,
+			     unsigned long long size, const char *error);
+/* Read device id: 1, 0 no such device, -1 a database error, -2 its row is
+ * malformed ("journal row of provisioned device ID is malformed (...)"). */
+int sm_journal_device_get(struct sm_journal *j, long long id, struct sm_device_row *out);
+/* The newest device of provisioner named name that is not removed (*id 0:
+ * none), or the newest device at path in state created or removing
+ * (provisioner NULL, name = path).  0, -1 on a database error. */
+int sm_journal_device_find(struct sm_journal *j, const char *provisioner, const char *name,
+			   long long *id);
+/* Every device, newest first, each checked: 0, -1, -2 (one is malformed). */
+int sm_journal_device_list(struct sm_journal *j, struct sm_device_row **out, size_t *n);
+void sm_device_row_release(struct sm_device_row *r);
+void sm_device_rows_free(struct sm_device_row *rows, size_t n);
+/* A provisioner ran (arg: NAME or PATH; bytes 0 for remove; out and err the
+ * start of its stdout and stderr). */
+int sm_journal_provision_run(struct sm_journal *j, long long device_id, enum sm_provision_op op,
+			     const char *provisioner, const char *arg, unsigned long long bytes,
+			     int exit_status, bool timed_out, double started, double seconds,
+			     const char *out, const char *err);
+/* A device name as provisioners get it: 1 to 64 of [A-Za-z0-9._-], the
+ * first a letter or digit. */
+bool sm_journal_device_name_ok(const char *name);
+/* A settings line: SNAPMOVE_[A-Z0-9_]+=VALUE, VALUE with no control
+ * character, the name not one snapmove sets itself. */
+bool sm_journal_device_setting_ok(const char *line);
+/* Settings as journaled: "" or such lines, each ended by '\n' but the last. */
+bool sm_journal_device_settings_ok(const char *settings);
+
 /* A hook ran (err: the start of its stderr). */
 int sm_journal_hook_run(struct sm_journal *j, long long job_id, const char *point,
 			const char *hook, int exit_status, bool timed_out, double started,

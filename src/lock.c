@@ -1,4 +1,5 @@
-/* lock.c: per-job flock files beside the journal. */
+/* lock.c: per-job (and per provisioned device) flock files beside the
+ * journal. */
 #include "lock.h"
 #include "journal.h"
 #include "util.h"
@@ -11,12 +12,15 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-int sm_job_lock(struct sm_journal *j, long long job_id, struct sm_job_lock *out)
+/* Take the lock file JOURNAL.SUFFIX.lock of what ("job 3") or fail at once
+ * naming the process holding it. */
+static int take(struct sm_journal *j, const char *suffix, const char *what,
+		struct sm_job_lock *out)
 {
 	char pid[32];
 	ssize_t n;
 
-	out->path = sm_xasprintf("%s.job-%lld.lock", sm_journal_path(j), job_id);
+	out->path = sm_xasprintf("%s.%s.lock", sm_journal_path(j), suffix);
 	out->fd = -1;
 	/* A lock left by an older snapmove may be 0644: made 0600, and never
 	 * a link (the journal's folder is the caller's alone, see journal.c). */
@@ -24,7 +28,7 @@ int sm_job_lock(struct sm_journal *j, long long job_id, struct sm_job_lock *out)
 		goto error;
 	out->fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out->fd < 0) {
-		sm_error("cannot open the lock of job %lld ('%s'): %s", job_id, out->path,
+		sm_error("cannot open the lock of %s ('%s'): %s", what, out->path,
 			 strerror(errno));
 		goto error;
 	}
@@ -33,17 +37,17 @@ int sm_job_lock(struct sm_journal *j, long long job_id, struct sm_job_lock *out)
 			n = pread(out->fd, pid, sizeof(pid) - 1, 0);
 			pid[n > 0 ? n : 0] = '\0';
 			pid[strcspn(pid, "\n")] = '\0';
-			sm_error("job %lld is being run by another snapmove process (pid %s); "
-				 "wait for it to finish or stop it first", job_id,
+			sm_error("%s is being run by another snapmove process (pid %s); "
+				 "wait for it to finish or stop it first", what,
 				 pid[0] ? pid : "unknown");
 		} else {
-			sm_error("cannot lock job %lld: %s", job_id, strerror(errno));
+			sm_error("cannot lock %s: %s", what, strerror(errno));
 		}
 		goto error;
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(out->fd, 0) < 0 || pwrite(out->fd, pid, (size_t)n, 0) != n) {
-		sm_error("cannot write the lock of job %lld: %s", job_id, strerror(errno));
+		sm_error("cannot write the lock of %s: %s", what, strerror(errno));
 		goto error;
 	}
 	return 0;
@@ -55,6 +59,24 @@ error:
 	free(out->path);
 	out->path = NULL;
 	return -1;
+}
+
+int sm_job_lock(struct sm_journal *j, long long job_id, struct sm_job_lock *out)
+{
+	char suffix[32], what[32];
+
+	snprintf(suffix, sizeof(suffix), "job-%lld", job_id);
+	snprintf(what, sizeof(what), "job %lld", job_id);
+	return take(j, suffix, what, out);
+}
+
+int sm_device_lock(struct sm_journal *j, long long device_id, struct sm_job_lock *out)
+{
+	char suffix[32], what[32];
+
+	snprintf(suffix, sizeof(suffix), "device-%lld", device_id);
+	snprintf(what, sizeof(what), "device %lld", device_id);
+	return take(j, suffix, what, out);
 }
 
 void sm_job_unlock(struct sm_job_lock *l, int remove)

@@ -10,14 +10,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Pool type and target path from its XML (caller frees both). */
-static int pool_facts(virStoragePoolPtr pool, char **type, char **path)
+/* An element's text, or NULL. */
+static char *child_text(xmlNodePtr parent, const char *name)
+{
+	for (xmlNodePtr p = parent->children; p; p = p->next) {
+		if (p->type == XML_ELEMENT_NODE && strcmp((const char *)p->name, name) == 0) {
+			xmlChar *c = xmlNodeGetContent(p);
+			char *s = sm_xstrdup(c ? (const char *)c : "");
+
+			xmlFree(c);
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* Pool type, target path and (source_name not NULL) <source><name> from its
+ * XML (caller frees them). */
+static int pool_facts_source(virStoragePoolPtr pool, char **type, char **path,
+			     char **source_name)
 {
 	char *xml = virStoragePoolGetXMLDesc(pool, 0);
 	xmlDocPtr doc;
 	xmlNodePtr root;
 
 	*type = *path = NULL;
+	if (source_name)
+		*source_name = NULL;
 	if (!xml) {
 		sm_virt_error("cannot read the XML of pool '%s'", virStoragePoolGetName(pool));
 		return -1;
@@ -36,6 +55,9 @@ static int pool_facts(virStoragePoolPtr pool, char **type, char **path)
 		*type = sm_xstrdup(t ? (const char *)t : "");
 		xmlFree(t);
 		for (xmlNodePtr n = root->children; n; n = n->next) {
+			if (source_name && !*source_name && n->type == XML_ELEMENT_NODE &&
+			    strcmp((const char *)n->name, "source") == 0)
+				*source_name = child_text(n, "name");
 			if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "target"))
 				continue;
 			for (xmlNodePtr p = n->children; p; p = p->next) {
@@ -53,6 +75,42 @@ static int pool_facts(virStoragePoolPtr pool, char **type, char **path)
 	if (!*type)
 		*type = sm_xstrdup("");
 	return 0;
+}
+
+static int pool_facts(virStoragePoolPtr pool, char **type, char **path)
+{
+	return pool_facts_source(pool, type, path, NULL);
+}
+
+int sm_pool_logical_vg(virConnectPtr conn, const char *name, char **vg)
+{
+	virStoragePoolPtr pool = virStoragePoolLookupByName(conn, name);
+	char *type = NULL, *path = NULL, *source = NULL;
+	int ret = -1;
+
+	*vg = NULL;
+	if (!pool) {
+		sm_error("no storage pool named '%s'; see 'virsh pool-list --all'", name);
+		return -1;
+	}
+	if (pool_facts_source(pool, &type, &path, &source) < 0)
+		goto cleanup;
+	if (!sm_str_eq(type, "logical")) {
+		sm_error("storage pool '%s' is of type '%s'; its devices come from a provisioner "
+			 "only when it is a logical (LVM) pool: name a provisioner instead", name,
+			 type);
+		goto cleanup;
+	}
+	/* libvirt names the volume group by <source><name>, else the pool's name. */
+	*vg = sm_xstrdup(source && *source ? source : name);
+	ret = 0;
+
+cleanup:
+	free(type);
+	free(path);
+	free(source);
+	virStoragePoolFree(pool);
+	return ret;
 }
 
 int sm_pool_dest_dir(virConnectPtr conn, const char *name, char **dir)

@@ -48,6 +48,7 @@ int sm_cmd_verify(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_cleanup(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_forget(const struct sm_cli *cli, int argc, char **argv);
 int sm_cmd_rebalance(const struct sm_cli *cli, int argc, char **argv);
+int sm_cmd_provision(const struct sm_cli *cli, int argc, char **argv);
 
 struct sm_journal;
 /* JOB as a number, or a domain name with exactly one unfinished job. */

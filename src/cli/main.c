@@ -34,6 +34,7 @@ static const struct {
 	{ "forget", sm_cmd_forget, "remove a finished job from the journal" },
 	{ "chain", sm_cmd_chain, "show the live backing chain of a domain's disks" },
 	{ "copy", sm_cmd_copy, "copy one image file as move does (sparse, verified)" },
+	{ "provision", sm_cmd_provision, "make, grow or remove a block device with a provisioner" },
 };
 
 static void usage(FILE *f)

@@ -1,6 +1,7 @@
 /* fuzz_journal_rows.c: the journal's row decoding (sm_journal_job_get, the
  * disk, image, step, file and chunk lists, image progress, job check, and
- * the rebalance's sm_journal_rebalance_load and sm_journal_rebalance_unfinished) on rows
+ * the rebalance's sm_journal_rebalance_load and sm_journal_rebalance_unfinished, and
+ * the provisioned devices' sm_journal_device_get, _list and _find) on rows
  * whose every column is fuzzed: NULL, whole numbers of any size, reals
  * (infinities, NaN), text (empty, any bytes), blobs, or a name snapmove uses.
  *
@@ -15,7 +16,8 @@
  *
  * Input: for each column a selector byte, then its value; no more input
  * means the column's valid default, so an empty input is a well-formed job.
- * The last byte k hands the k bytes before it to the rebalance's rows.
+ * The last byte k hands the k bytes before it to the rebalance's rows, then
+ * to the provisioned devices' rows.
  */
 #include "fuzz.h"
 #include "balance/rebalance.h"
@@ -117,6 +119,14 @@ static const struct col rebalance_move_cols[] = {
 	{ "disk", 't', "vd#" }, { "running", 'i', "1" }, { "from_storage", 't', "/src/a.qcow2" },
 	{ "to_dir", 't', "/dst/a.qcow2" }, { "bytes", 'i', "1048576" }, { "state", 't', "planned" },
 	{ "job_id", 'n', NULL }, { "error", 'n', NULL },
+};
+
+static const struct col device_cols[] = {
+	{ "id", 'i', "#" }, { "job_id", 'n', NULL },
+	{ "provisioner", 't', "/usr/lib/snapmove/provisioners/loop" }, { "settings", 't', "" },
+	{ "name", 't', "vd#" }, { "path", 't', "/dev/loop#" }, { "rdev", 'i', "1793" },
+	{ "bytes", 'i', "67108864" }, { "size", 'i', "67108864" }, { "state", 't', "created" },
+	{ "error", 'n', NULL }, { "created_at", 'd', "1.7e9" }, { "updated_at", 'd', "1.7e9" },
 };
 
 static sqlite3 *writer;
@@ -381,6 +391,52 @@ static void check_rebalance(void)
 		failed();
 }
 
+/* A device read back is what provision.c relies on, or an error. */
+static void check_device_row(const struct sm_device_row *d)
+{
+	must(d->provisioner && d->provisioner[0] == '/', "a device without an absolute provisioner");
+	must(d->settings && sm_journal_device_settings_ok(d->settings), "a device's bad settings");
+	must(d->name && sm_journal_device_name_ok(d->name), "a device's bad name");
+	must((int)d->state >= 0 && d->state < SM_DEVICE_STATE_LAST, "a device's unknown state");
+	must(d->bytes >= 1 && d->bytes <= (1ULL << 62) && d->size <= (1ULL << 62),
+	     "a device's size out of range");
+	must(!d->path || (strncmp(d->path, "/dev/", 5) == 0 && d->rdev >= 1),
+	     "a device's path not under /dev, or without its number");
+	must(d->path || (d->state != SM_DEVICE_CREATED && d->state != SM_DEVICE_REMOVING &&
+			 d->state != SM_DEVICE_REMOVED), "a created device without a path");
+}
+
+static void check_devices(void)
+{
+	struct sm_device_row d, *rows = NULL;
+	size_t n = 0;
+	long long id;
+	int rc = sm_journal_device_get(journal, 1, &d);
+
+	if (rc == 1) {
+		check_device_row(&d);
+		sm_device_row_release(&d);
+	} else if (rc < 0) {
+		failed();
+		must(!d.provisioner && !d.name && !d.path, "a failed device get left fields");
+		if (rc == -2)
+			must(strstr(sm_error_message(), "journal row of provisioned device 1 is "
+				    "malformed") != NULL, "a malformed device without its error");
+	}
+	if (sm_journal_device_list(journal, &rows, &n) == 0) {
+		for (size_t i = 0; i < n; i++)
+			check_device_row(&rows[i]);
+		sm_device_rows_free(rows, n);
+	} else {
+		failed();
+		must(!rows && n == 0, "a failed device list left rows");
+	}
+	if (sm_journal_device_find(journal, "/usr/lib/snapmove/provisioners/loop", "vda", &id) == 0)
+		must(id >= 0, "a negative device id");
+	if (sm_journal_device_find(journal, NULL, "/dev/loopa", &id) == 0)
+		must(id >= 0, "a negative device id");
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char dir[] = "/dev/shm/fuzz-journal-XXXXXX";
@@ -434,11 +490,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t tail = size ? data[size - 1] % size : 0;
 	struct input in = { data, size ? size - 1 - tail : 0 };
 	struct input rin = { data + (size ? size - 1 - tail : 0), tail };
-	size_t ndisks, nsteps, nfiles, nchunks, nmoves;
+	size_t ndisks, nsteps, nfiles, nchunks, nmoves, ndevices;
 
 	sqlite3_exec(writer, "BEGIN; DELETE FROM chunk; DELETE FROM image; DELETE FROM disk; "
 		     "DELETE FROM step; DELETE FROM file; DELETE FROM job; "
 		     "DELETE FROM rebalance_move; DELETE FROM rebalance; "
+		     "DELETE FROM provision_run; DELETE FROM provisioned_device; "
 		     "DELETE FROM sqlite_sequence", NULL, NULL, NULL);
 	INSERT(&in, "job", job_cols, 0);
 	ndisks = take_byte(&in, 1) % 3;
@@ -463,6 +520,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nmoves = take_byte(&rin, 1) % 3;
 	for (size_t i = 0; i < nmoves; i++)
 		INSERT(&rin, "rebalance_move", rebalance_move_cols, i + 1);
+	ndevices = take_byte(&rin, 1) % 3;
+	for (size_t i = 0; i < ndevices; i++)
+		INSERT(&rin, "provisioned_device", device_cols, i + 1);
 	/* An id of 2^63-1 fuzzed into an AUTOINCREMENT table makes the next
 	 * insert without one fail with SQLITE_FULL, which rolls the whole
 	 * transaction back: nothing to decode this time. */
@@ -478,5 +538,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_disks();
 	check_rest();
 	check_rebalance();
+	check_devices();
 	return 0;
 }

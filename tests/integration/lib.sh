@@ -45,7 +45,7 @@ sm_check_output() {
 
 sm_cleanup() {  # [EXIT STATUS]
 	local rc=${1:-$?} d m
-	if [ $rc = 0 ]; then
+	if [ $rc = 0 ] || [ $rc = 77 ]; then
 		sm_check_output || rc=1
 	fi
 	rm -rf "$SNAPMOVE_EVENTS_FILE" "$SM_DOCS"
@@ -65,7 +65,7 @@ sm_cleanup() {  # [EXIT STATUS]
 			tail -n 15 "$m" | sed 's/^/  | /' >&2
 		done
 	fi
-	if [ $rc != 0 ] && [ -n "${SM_KEEP_FAILED:-}" ]; then
+	if [ $rc != 0 ] && [ $rc != 77 ] && [ -n "${SM_KEEP_FAILED:-}" ]; then
 		echo "kept $T (SM_KEEP_FAILED)" >&2
 	else
 		rm -rf "$T"
@@ -77,6 +77,13 @@ trap sm_cleanup EXIT
 fail() {
 	echo "FAIL ($TNAME): $*" >&2
 	exit 1
+}
+
+# This host cannot run the test: say why and stop; run.sh counts it as
+# skipped (exit 77 with a "SKIP: " line), never as passed.
+sm_skip() {  # REASON
+	echo "SKIP: $*"
+	exit 77
 }
 
 note() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run.sh: run the integration tests (tests/integration/t*.sh) against the real
-# libvirtd, N at once, and print "N passed, N failed".  A test passes only when
-# it exits 0; there is no skip.
+# libvirtd, N at once, and print "N passed, N skipped, N failed".  A test passes
+# only when it exits 0.  A test that cannot run on this host (a kernel without
+# device-mapper) prints "SKIP: REASON" and exits 77 (lib.sh's sm_skip): it is
+# counted as skipped, with its reason, never as passed, and fails nothing.
 #   Usage: run.sh [-j N] [PATTERN]   (PATTERN: a substring of names)
 # N: -j, else $SM_TEST_JOBS, else 3 (most of a test's time is spent waiting on
 # QEMU and libvirtd, not on a CPU).  Each test's output is printed as one block
@@ -26,6 +28,7 @@ san=${SM_SANITIZER_LOGS:-}
 out=$(mktemp -d "${TMPDIR:-/tmp}/snapmove-run.XXXXXX")
 pass=0
 failed=()
+skipped=()
 declare -A pid_test=() started=()
 
 # Each test in its own process group (kill -- -PID stops all of it).
@@ -69,6 +72,11 @@ finish_one() {
 	name=${t%.sh}
 	echo "== $t"
 	cat "$out/$name.log"
+	if [ "$rc" = 77 ] && grep -q '^SKIP: ' "$out/$name.log"; then
+		skipped+=("$t")
+		echo "   skipped: $(sed -n 's/^SKIP: //p' "$out/$name.log" | head -n 1)"
+		return
+	fi
 	[ "$rc" = 0 ] || ok=false
 	if [ -n "$san" ] && [ -n "$(ls -A "$san/$name")" ]; then
 		cat "$san/$name"/*
@@ -119,6 +127,7 @@ done
 rm -rf "$out"
 
 echo
+[ ${#skipped[@]} -eq 0 ] || echo "skipped: ${skipped[*]}"
 [ ${#failed[@]} -eq 0 ] || echo "failed: ${failed[*]}"
-echo "integration: ${pass} passed, ${#failed[@]} failed"
+echo "integration: ${pass} passed, ${#skipped[@]} skipped, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ]

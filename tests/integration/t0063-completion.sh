@@ -34,7 +34,7 @@ SM="$SNAPMOVE --db $DB"
 
 # Commands and options.
 expect_comp "snapmove mo" move
-expect_comp "snapmove " "abort chain cleanup config copy forget help list move rebalance recover resume status verify"
+expect_comp "snapmove " "abort chain cleanup config copy forget help list move provision rebalance recover resume status verify"
 expect_comp "snapmove --js" --json
 expect_comp "snapmove --hook" "--hook-timeout --hooks-dir"
 expect_comp "snapmove --json st" status
@@ -53,6 +53,10 @@ expect_comp "snapmove recover --" "--help --resume"
 expect_comp "snapmove --qu" --quiet
 expect_comp "snapmove --conf" --config
 expect_comp "snapmove re" "rebalance recover resume"
+expect_comp "snapmove provision " "create extend list remove"
+expect_comp "snapmove provision create a 1M --pro" --provisioner
+expect_comp "snapmove provision create a 1M --provisioner l" "loop lvm"
+expect_comp "snapmove provision create a 1M --set L" "LOOP_DIR= LVM_VG="
 expect_comp "snapmove rebalance --st" "--stop-on-error --storage"
 expect_comp "snapmove rebalance --storage $T/src --storage $T/dst --drain " "$T/dst $T/src"
 

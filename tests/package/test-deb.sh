@@ -147,6 +147,8 @@ for want in "-rwxr-xr-x root/root ./usr/bin/snapmove" \
 	    "-rw-r--r-- root/root ./usr/share/man/man1/snapmove.1.gz" \
 	    "-rw-r--r-- root/root ./usr/share/bash-completion/completions/snapmove" \
 	    "-rw-r--r-- root/root ./usr/share/doc/snapmove/copyright" \
+	    "-rwxr-xr-x root/root ./usr/lib/snapmove/provisioners/loop" \
+	    "-rwxr-xr-x root/root ./usr/lib/snapmove/provisioners/lvm" \
 	    "drwxr-xr-x root/root ./etc/snapmove/hooks.d/"; do
 	grep -qxF -- "$want" "$T/contents" || fail "the package holds no '$want'"
 done

@@ -921,6 +921,8 @@ ENUM_NAME(sm_file_role_name, enum sm_file_role)
 ENUM_NAME(sm_file_state_name, enum sm_file_state)
 ENUM_NAME(sm_rebalance_state_name, enum sm_rebalance_state)
 ENUM_NAME(sm_rmove_state_name, enum sm_rmove_state)
+ENUM_NAME(sm_device_state_name, enum sm_device_state)
+ENUM_NAME(sm_provision_op_name, enum sm_provision_op)
 
 static void test_enum_tables(void **state)
 {
@@ -937,6 +939,9 @@ static void test_enum_tables(void **state)
 		"removed", "deleting", "deleted", NULL };
 	static const char *const rebalance_states[] = { "running", "done", "failed", NULL };
 	static const char *const rmove_states[] = { "planned", "running", "done", "failed", NULL };
+	static const char *const device_states[] = { "creating", "created", "removing", "removed",
+		"failed", NULL };
+	static const char *const provision_ops[] = { "create", "extend", "remove", NULL };
 	const struct enum_case cases[] = {
 		{ "phase", phases, SM_PHASE_LAST, sm_phase_name_int, sm_phase_from_name },
 		{ "job state", job_states, SM_JOB_STATE_LAST, sm_job_state_name_int,
@@ -953,6 +958,10 @@ static void test_enum_tables(void **state)
 		  sm_rebalance_state_name_int, sm_rebalance_state_from_name },
 		{ "rebalance move state", rmove_states, SM_RMOVE_STATE_LAST,
 		  sm_rmove_state_name_int, sm_rmove_state_from_name },
+		{ "provisioned device state", device_states, SM_DEVICE_STATE_LAST,
+		  sm_device_state_name_int, sm_device_state_from_name },
+		{ "provisioner operation", provision_ops, SM_PROVISION_OP_LAST,
+		  sm_provision_op_name_int, sm_provision_op_from_name },
 	};
 
 	(void)state;
@@ -1280,7 +1289,8 @@ static void test_open_readonly(void **state)
 	/* A journal of schema 8: what 009 and later added is not there yet. */
 	exec_sql(f->path, "PRAGMA user_version = 8; ALTER TABLE chunk DROP COLUMN verified; "
 		 "DROP TABLE source_file; ALTER TABLE job DROP COLUMN asked_copy_method; "
-		 "ALTER TABLE job DROP COLUMN parallel; ALTER TABLE job DROP COLUMN trim");
+		 "ALTER TABLE job DROP COLUMN parallel; ALTER TABLE job DROP COLUMN trim; "
+		 "DROP TABLE provision_run; DROP TABLE provisioned_device");
 	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, NULL), 0);
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
 	sm_job_row_release(&row);
