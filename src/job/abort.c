@@ -88,6 +88,14 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 	struct stat sb;
 	int fd, made, ret = -1;
 
+	if (c->disks[i].commit_unseen) {
+		sm_error("disk '%s' has an active commit of '%s' that libvirt runs but shows no "
+			 "<mirror> for (libvirtd was restarted while starting it); libvirt 9.0 "
+			 "crashes when such a job is cancelled, so abort cannot undo this disk: "
+			 "finish the move with 'snapmove resume %lld' (it completes the commit), "
+			 "then move the disk back", p->target, p->dst_overlay, c->job);
+		goto cleanup;
+	}
 	if (c->disks[i].committing) {
 		if (sm_blockjob_cancel(c->dom, p->target) < 0)
 			goto cleanup;

@@ -5,6 +5,8 @@
 #include "snapshot/blockjob.h"
 #include "util.h"
 
+#include <time.h>
+
 /* ---- collapse ---- */
 
 /* Wait for disk i's active commit.  There is no write-blocking commit: one
@@ -37,11 +39,43 @@ static int wait_commit(struct sm_jobctx *c, size_t i)
 	return rc;
 }
 
+/* A commit libvirt tracks but shows no <mirror> for (reconcile.c): libvirt
+ * never shows it ready, so QEMU is asked; ready, it is pivoted as any commit
+ * (libvirt 9.0 completes such a job cleanly, but crashes when it is
+ * cancelled or fails: qemuBlockJobProcessEventFailedActiveCommit reads the
+ * missing mirror). */
+static int wait_unseen_commit(struct sm_jobctx *c, size_t i)
+{
+	const char *target = c->plans[i].target;
+	int rc;
+
+	sm_progress_say(c->pr, "  %s: libvirt runs an active commit on '%s' but shows no "
+			"<mirror> for it (libvirtd was restarted while starting it); QEMU is "
+			"asked whether it is ready", target, c->plans[i].dst_overlay);
+	for (int t = 0; t < 600; t++) {  /* 60 s */
+		struct timespec ts = { 0, 100 * 1000000L };
+
+		if (sm_interrupted)
+			return -1;
+		rc = sm_blockjob_qemu_commit_ready(c->dom, target);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+		nanosleep(&ts, NULL);
+	}
+	sm_error("the active commit of disk '%s' that libvirt shows no <mirror> for is not ready "
+		 "in QEMU after 60 s; see 'virsh qemu-monitor-command %s "
+		 "\'{\"execute\":\"query-block-jobs\"}\'', then resume the job (do not cancel it: "
+		 "libvirt 9.0 crashes when such a job ends without its pivot)", target,
+		 c->domain_name);
+	return -1;
+}
+
 int sm_job_phase_collapse(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		if (!sm_job_todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED) || c->disks[i].committing ||
-		    !sm_job_chain_ok(c, i))
+		if (!sm_job_todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED))
+			continue;
+		if (c->disks[i].committing || !sm_job_chain_ok(c, i))
 			continue;
 		if (sm_blockjob_commit_start(c->v, c->dom, c->plans[i].target,
 					     c->plans[i].images[0].dst, c->bandwidth_mib) < 0)
@@ -54,7 +88,7 @@ int sm_job_phase_collapse(struct sm_jobctx *c)
 
 		if (!sm_job_todo(c, i, SM_DISK_PIVOTED, SM_DISK_COLLAPSED))
 			continue;
-		if (wait_commit(c, i) < 0) {
+		if (c->disks[i].commit_unseen ? wait_unseen_commit(c, i) < 0 : wait_commit(c, i) < 0) {
 			if (sm_interrupted)
 				return -1;
 			if (sm_blockjob_ended(c->v, p->target))
@@ -84,7 +118,7 @@ int sm_job_phase_collapse(struct sm_jobctx *c)
 			sm_job_disk_fail(c, i);
 			continue;
 		}
-		c->disks[i].committing = false;
+		c->disks[i].committing = c->disks[i].commit_unseen = false;
 		sm_crash_point("collapse:unjournaled");
 		if (sm_job_disk_state(c, i, SM_DISK_COLLAPSED) < 0 ||
 		    sm_job_remove_file(c, p->dst_overlay, SM_FILE_DST_OVERLAY) < 0)

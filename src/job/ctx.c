@@ -104,6 +104,13 @@ int sm_job_stop_job(struct sm_jobctx *c, size_t i)
 {
 	if (!c->dom || (!c->disks[i].mirroring && !c->disks[i].committing))
 		return 0;
+	if (c->disks[i].commit_unseen) {
+		/* Cancelled, it would crash libvirt 9.0 (collapse.c); left ready. */
+		sm_error("the active commit of disk '%s' that libvirt shows no <mirror> for is left "
+			 "running: libvirt 9.0 crashes when such a job is cancelled; 'snapmove "
+			 "resume %lld' completes it", c->plans[i].target, c->job);
+		return -1;
+	}
 	if (sm_blockjob_ended(c->v, c->plans[i].target) ||
 	    sm_blockjob_running(c->dom, c->plans[i].target) == 0 ||
 	    sm_blockjob_cancel(c->dom, c->plans[i].target) == 0) {

@@ -36,6 +36,9 @@ struct sm_job_disk {
 	enum sm_disk_state state;      /* how far it has come */
 	bool mirroring;                /* a copy job onto the destination overlay runs */
 	bool committing;               /* an active commit runs */
+	bool commit_unseen;            /* ...one libvirt tracks but shows no <mirror>
+					* for (libvirtd died inside its start): never
+					* waited for, only cancelled */
 	char *failed;                  /* why it stopped, NULL while fine */
 	bool sync_mode;                /* its mirror is write-blocking */
 	bool pivoting;                 /* a pivot may have happened unjournaled */

@@ -20,6 +20,7 @@ struct sm_observed {
 	enum sm_disk_state state;
 	bool mirroring;   /* the mirror onto the destination overlay runs */
 	bool committing;  /* an active commit runs */
+	bool commit_unseen;  /* ...with no <mirror> in libvirt's XML */
 	bool streamed;    /* on the source overlay over the image below the
 			   * original one: an 'abort --via stream' pulled the
 			   * original image into it, then stopped */

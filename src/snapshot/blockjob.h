@@ -90,6 +90,11 @@ char *sm_blockjob_qemu_nodes_parse(const char *reply, const char *path);
 /* The same, asked of QEMU through libvirt: 1 with *nodes set when a node
  * has path open, 0 when none, -1 with an error. */
 int sm_blockjob_qemu_nodes(virDomainPtr dom, const char *path, char **nodes);
+
+/* Whether QEMU says the active commit of disk target (its job named
+ * "commit-TARGET-...") is ready: 1 ready, 0 not (or no such job), -1 with an
+ * error. */
+int sm_blockjob_qemu_commit_ready(virDomainPtr dom, const char *target);
 /* 1 when a block job runs on target, 0 when none, -1 on error. */
 int sm_blockjob_running(virDomainPtr dom, const char *target);
 

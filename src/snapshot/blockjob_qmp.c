@@ -394,3 +394,23 @@ int sm_blockjob_qemu_nodes(virDomainPtr dom, const char *path, char **nodes)
 	free(reply);
 	return *nodes ? 1 : 0;
 }
+
+int sm_blockjob_qemu_commit_ready(virDomainPtr dom, const char *target)
+{
+	struct json_object *jobs = qmp(dom, "{\"execute\":\"query-block-jobs\"}",
+				       "list QEMU's block jobs");
+	int ready = 0;
+
+	if (!jobs)
+		return -1;
+	for (size_t k = 0; k < json_object_array_length(jobs); k++) {
+		struct json_object *j = json_object_array_get_idx(jobs, k), *r;
+		const char *id = jstr(j, "device");
+
+		if (id && strncmp(id, "commit-", 7) == 0 && job_of(id, target) &&
+		    json_object_object_get_ex(j, "ready", &r) && json_object_get_boolean(r))
+			ready = 1;
+	}
+	json_object_put(jobs);
+	return ready;
+}
