@@ -41,11 +41,14 @@ hold_image() {  # IMAGE
 	HOLDERS+=($!)
 	HOLDER=$!
 	local i
-	for i in $(seq 1 50); do
+	# Up to 30 s: under load (the sanitized suite, 3 tests at once on 2
+	# CPUs) qemu-io took more than the 5 s this waited before.
+	for i in $(seq 1 300); do
 		qemu-img info -f qcow2 "$1" >/dev/null 2>&1 || return 0
+		kill -0 "$HOLDER" 2>/dev/null || fail "qemu-io exited before it held '$1'"
 		sleep 0.1
 	done
-	fail "qemu-io does not hold '$1'"
+	fail "qemu-io does not hold '$1' after 30 s"
 }
 
 # The move killed right after its pivot, the guest's newest write in the
