@@ -17,6 +17,8 @@ PACKAGES=(
 	clang-14 libclang-rt-14-dev
 	strace
 	dpkg-dev debhelper
+	# the test guest (tests/guest/build.sh: readelf; t0201: mkfs.ext4, e2fsck, debugfs)
+	binutils e2fsprogs
 )
 
 say() { echo "setup: $*" >&2; }
