@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: run the integration tests (tests/integration/t*.sh) against the real
-# libvirtd, N at once, and print "N passed, N failed".  A test passes only when
-# it exits 0; there is no skip.
+# libvirtd, N at once, and print "N passed, N skipped, N failed".  A test passes
+# only when it exits 0; one that exits 77 (lib.sh's skip: it cannot run on this
+# host, and says why) is skipped, never counted as passed.
 #   Usage: run.sh [-j N] [PATTERN]   (PATTERN: a substring of names)
 # N: -j, else $SM_TEST_JOBS, else 3 (most of a test's time is spent waiting on
 # QEMU and libvirtd, not on a CPU).  Each test's output is printed as one block
@@ -25,6 +26,7 @@ pattern=${1:-}
 san=${SM_SANITIZER_LOGS:-}
 out=$(mktemp -d "${TMPDIR:-/tmp}/snapmove-run.XXXXXX")
 pass=0
+skipped=()
 failed=()
 declare -A pid_test=() started=()
 
@@ -69,6 +71,11 @@ finish_one() {
 	name=${t%.sh}
 	echo "== $t"
 	cat "$out/$name.log"
+	if [ "$rc" = 77 ]; then
+		skipped+=("$t")
+		echo "   SKIPPED"
+		return
+	fi
 	[ "$rc" = 0 ] || ok=false
 	if [ -n "$san" ] && [ -n "$(ls -A "$san/$name")" ]; then
 		cat "$san/$name"/*
@@ -120,5 +127,6 @@ rm -rf "$out"
 
 echo
 [ ${#failed[@]} -eq 0 ] || echo "failed: ${failed[*]}"
-echo "integration: ${pass} passed, ${#failed[@]} failed"
+[ ${#skipped[@]} -eq 0 ] || echo "skipped: ${skipped[*]}"
+echo "integration: ${pass} passed, ${#skipped[@]} skipped, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ]
