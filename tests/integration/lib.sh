@@ -508,17 +508,18 @@ guest_type() {
 
 # guest_domain NAME persistent|transient MOUNTS DISK...: define and start a
 # domain that boots the test guest (256 MiB, one vCPU), with an agent channel,
-# its serial console in $T/NAME.console, and each DISK (TARGET:PATH:FORMAT)
-# with discard='unmap'.  MOUNTS: the targets whose ext4 file system the guest
+# its serial console in $T/NAME.console, and each DISK
+# (TARGET:PATH:FORMAT[:DISCARD], DISCARD 'unmap' unless 'ignore' is given).  MOUNTS: the targets whose ext4 file system the guest
 # mounts at /mnt/TARGET ("vda,vdb"; "-" for none).  The caller waits for the
 # agent (guest_wait_agent).
 guest_domain() {
-	local name=$1 kind=$2 mounts=$3 spec target path fmt disks="" cmdline
+	local name=$1 kind=$2 mounts=$3 spec target path fmt discard disks="" cmdline
 	shift 3
 	guest_files
 	for spec in "$@"; do
-		IFS=: read -r target path fmt <<<"$spec"
-		disks+="<disk type='file' device='disk'><driver name='qemu' type='$fmt' discard='unmap'/>"
+		IFS=: read -r target path fmt discard <<<"$spec"
+		disks+="<disk type='file' device='disk'>"
+		disks+="<driver name='qemu' type='$fmt' discard='${discard:-unmap}'/>"
 		disks+="<source file='$path'/><target dev='$target' bus='virtio'/></disk>"
 	done
 	cmdline="console=ttyS0 panic=-1 quiet"
