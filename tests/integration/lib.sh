@@ -509,9 +509,10 @@ guest_type() {
 # guest_domain NAME persistent|transient MOUNTS DISK...: define and start a
 # domain that boots the test guest (256 MiB, one vCPU), with an agent channel,
 # its serial console in $T/NAME.console, and each DISK
-# (TARGET:PATH:FORMAT[:DISCARD], DISCARD 'unmap' unless 'ignore' is given).  MOUNTS: the targets whose ext4 file system the guest
-# mounts at /mnt/TARGET ("vda,vdb"; "-" for none).  The caller waits for the
-# agent (guest_wait_agent).
+# (TARGET:PATH:FORMAT[:DISCARD], DISCARD 'unmap' unless 'ignore' is given).
+# MOUNTS: the targets whose ext4 file system the guest mounts at /mnt/TARGET
+# ("vda,vdb"; "-" for none).  The caller waits for the agent
+# (guest_wait_agent).
 guest_domain() {
 	local name=$1 kind=$2 mounts=$3 spec target path fmt discard disks="" cmdline
 	shift 3
