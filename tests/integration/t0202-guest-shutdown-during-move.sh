@@ -16,7 +16,7 @@
 # block jobs while the guest goes down (each case boots a guest: ~10-40 s
 # under TCG).
 read -ra PHASES <<<"${SM_PHASES:-snapshot dest_chain mirror copy sync pivot collapse finalize}"
-read -ra RACE_PHASES <<<"${SM_RACE_PHASES:-mirror sync collapse}"
+read -ra RACE_PHASES <<<"${SM_RACE_PHASES:-mirror sync pivot collapse}"
 
 # down_hook DOM PHASE HOW: at PHASE, a write lands on the guest's disk, then
 # the guest goes down (HOW: agent or poweroff, as above).
