@@ -18,6 +18,8 @@ PACKAGES=(
 	strace
 	dpkg-dev debhelper
 	lvm2
+	# the test guest (tests/guest/build.sh: readelf; t0201: mkfs.ext4, e2fsck, debugfs)
+	binutils e2fsprogs
 )
 
 say() { echo "setup: $*" >&2; }

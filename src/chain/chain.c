@@ -103,6 +103,12 @@ static void parse_disk(xmlNodePtr node, struct sm_disk *disk)
 	disk->alias = alias ? prop(alias, "name") : NULL;
 	disk->readonly = child(node, "readonly") != NULL;
 	disk->shareable = child(node, "shareable") != NULL;
+	if (driver) {
+		char *discard = prop(driver, "discard");
+
+		disk->discard_unmap = sm_str_eq(discard, "unmap");
+		free(discard);
+	}
 	if (!type)
 		type = sm_xstrdup("file");
 	path = source_path(source, type);

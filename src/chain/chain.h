@@ -22,6 +22,8 @@ struct sm_disk {
 	char *alias;   /* virtio-disk0, from the live XML */
 	bool readonly;
 	bool shareable;
+	bool discard_unmap;     /* <driver discard='unmap'>: the guest's discards
+				 * (a trim) reach the image */
 	bool chain_known;       /* the chain ends in an empty <backingStore/> */
 	struct sm_image *chain; /* chain[0] is the active image */
 	size_t nchain;

@@ -11,19 +11,45 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- the job ---- */
 
+/* Whether libvirt shows the domain going down: "in shutdown" from the guest's
+ * poweroff (QEMU's SHUTDOWN event) until libvirt has reaped its QEMU. */
+static bool shutting_down(virDomainPtr dom)
+{
+	int state, reason;
+
+	if (virDomainGetState(dom, &state, &reason, 0) < 0)
+		return false;
+	return state == VIR_DOMAIN_SHUTDOWN ||
+	       (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_SHUTTING_DOWN);
+}
+
 /* Whether the domain went down during the live phases (an admin's destroy,
- * the guest's own poweroff): libvirt shows it shut off, or has it no more. */
+ * the guest's own poweroff): libvirt shows it shut off, or has it no more.
+ * A guest that powered off fails the phase as its QEMU exits (QEMU ends the
+ * block jobs), while libvirt still shows it "in shutdown": that is waited
+ * out, up to SM_DOWN_WAIT_S (t0202, the guest's poweroff racing the phases). */
+#define SM_DOWN_WAIT_S 30
 static bool went_down(const struct sm_jobctx *c)
 {
-	int active;
+	const struct timespec tick = { .tv_nsec = 100 * 1000 * 1000 };
 
 	if (!c->dom)
 		return false;
-	active = virDomainIsActive(c->dom);
-	return active == 0 || (active < 0 && virGetLastErrorCode() == VIR_ERR_NO_DOMAIN);
+	for (int waited = 0;; waited++) {
+		int active = virDomainIsActive(c->dom);
+
+		if (active == 0)
+			return true;
+		if (active < 0)
+			return virGetLastErrorCode() == VIR_ERR_NO_DOMAIN;
+		if (waited >= SM_DOWN_WAIT_S * 10 || !shutting_down(c->dom))
+			return false;
+		nanosleep(&tick, NULL);
+	}
 }
 
 /* The domain went down during the move: a persistent one is finished offline

@@ -198,6 +198,34 @@ static int delete_source(struct sm_jobctx *c, unsigned long long *freed)
 	return -1;
 }
 
+/* The guest trimmed, but a moved disk without discard='unmap' drops the
+ * discards in QEMU (libvirt's default, 'ignore'): its image keeps every
+ * block.  A warning names each such disk, so "trimmed" does not mislead. */
+static void trim_unreached(const struct sm_jobctx *c)
+{
+	SM_AUTOFREE char *xml = sm_virt_domain_xml(c->dom, false);
+	struct sm_domain_disks disks;
+
+	if (!xml || sm_chain_parse(xml, &disks) < 0)
+		return;
+	for (size_t i = 0; i < c->nplans; i++) {
+		const struct sm_disk *d = sm_domain_disks_find(&disks, c->plans[i].target);
+
+		if (d && !d->discard_unmap) {
+			SM_AUTOFREE char *why = sm_xasprintf(
+				"disk '%s' has no discard='unmap' in its <driver>, so QEMU dropped "
+				"the guest's trim and its image '%s' keeps the freed blocks; add "
+				"discard='unmap' to the disk's <driver> in the definition (it "
+				"takes effect when the domain next starts)", d->target,
+				d->nchain > 0 && d->chain[0].path ? d->chain[0].path : "(unknown)");
+
+			sm_progress_say(c->pr, "warning: %s", why);
+			sm_event_warning(c->job, d->target, why);
+		}
+	}
+	sm_domain_disks_release(&disks);
+}
+
 /* --trim, once the move is done: the guest agent trims the guest's file
  * systems, so the thin storage the disks moved to stays thin.  The move is
  * done whatever the agent answers: a failure is a warning. */
@@ -210,6 +238,7 @@ static void trim_guest(const struct sm_jobctx *c, struct sm_job_result *r)
 		r->trim_error = sm_xstrdup(sm_virt_last_error());
 	} else {
 		r->trimmed = true;
+		trim_unreached(c);
 		return;
 	}
 	{

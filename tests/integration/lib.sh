@@ -3,7 +3,8 @@
 # Every test runs against the real libvirtd (qemu:///system), real QEMU and
 # real qemu-img.  It gets its own temp directory ($T, mode 0755 so QEMU can
 # read it), its own journal ($DB) and its own domains, all removed on exit.
-# Domains have no OS: they run, and their disks are open and writable.
+# Domains have no OS: they run, and their disks are open and writable; the
+# test guest below (guest_domain) boots a Debian kernel with qemu-guest-agent.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -468,4 +469,132 @@ block_jobs() {
 	*Block*) echo 1 ;;
 	*) echo "unknown: $out" ;;
 	esac
+}
+
+# ---- the test guest (tests/guest/build.sh) ----
+# A Debian kernel and an initramfs running qemu-guest-agent, for what needs a
+# guest OS: an agent that answers (fstrim, guest-exec), a shutdown from
+# inside.  Built from Debian packages on first use and cached; a build that
+# fails fails the test.
+
+# guest_files: the guest's kernel and initrd in $T/guest (copied from root's
+# cache, which QEMU's user cannot enter).
+guest_files() {
+	local dir
+	[ ! -e "$T/guest/initrd.gz" ] || return 0
+	[ "$(uname -m)" = x86_64 ] || sm_skip "the test guest is amd64; this host is $(uname -m)"
+	dir=$(bash "$TOP/tests/guest/build.sh" 2>"$T/guest-build.log") || {
+		cat "$T/guest-build.log" >&2
+		fail "building the test guest failed (above; tests/guest/build.sh)"
+	}
+	mkdir -m 755 "$T/guest"
+	cp "$dir/vmlinuz" "$dir/initrd.gz" "$dir/versions" "$T/guest/"
+}
+
+# guest_type: the domain type the test guest boots under: domain_type's, but
+# TCG on a host whose KVM is PVM (kvm_pvm, a nested hypervisor without
+# hardware virtualization): it runs a domain with no OS, but emulates a stock
+# kernel's boot instruction by instruction (minutes, where TCG takes ~20 s).
+# SM_GUEST_TYPE=kvm|qemu overrides.
+guest_type() {
+	if [ -n "${SM_GUEST_TYPE:-}" ]; then
+		echo "$SM_GUEST_TYPE"
+	elif [ -d /sys/module/kvm_pvm ]; then
+		echo qemu
+	else
+		domain_type
+	fi
+}
+
+# guest_domain NAME persistent|transient MOUNTS DISK...: define and start a
+# domain that boots the test guest (256 MiB, one vCPU), with an agent channel,
+# its serial console in $T/NAME.console, and each DISK
+# (TARGET:PATH:FORMAT[:DISCARD], DISCARD 'unmap' unless 'ignore' is given).
+# MOUNTS: the targets whose ext4 file system the guest mounts at /mnt/TARGET
+# ("vda,vdb"; "-" for none).  The caller waits for the agent
+# (guest_wait_agent).
+guest_domain() {
+	local name=$1 kind=$2 mounts=$3 spec target path fmt discard disks="" cmdline
+	shift 3
+	guest_files
+	for spec in "$@"; do
+		IFS=: read -r target path fmt discard <<<"$spec"
+		disks+="<disk type='file' device='disk'>"
+		disks+="<driver name='qemu' type='$fmt' discard='${discard:-unmap}'/>"
+		disks+="<source file='$path'/><target dev='$target' bus='virtio'/></disk>"
+	done
+	cmdline="console=ttyS0 panic=-1 quiet"
+	[ "$mounts" = - ] || cmdline+=" sm.mount=$mounts"
+	: >"$T/$name.console"
+	cat >"$T/$name.xml" <<XML
+<domain type='$(guest_type)'>
+  <name>$name</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$T/guest/vmlinuz</kernel><initrd>$T/guest/initrd.gz</initrd>
+    <cmdline>$cmdline</cmdline></os>
+  <features><acpi/></features>
+  <on_reboot>destroy</on_reboot>
+  <devices>$disks
+  <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+  <serial type='file'><source path='$T/$name.console'/><target port='0'/></serial>
+  <video><model type='none'/></video><memballoon model='none'/></devices>
+</domain>
+XML
+	SM_DOMAINS+=("$name")
+	case "$kind" in
+	persistent)
+		virsh -q define "$T/$name.xml" >/dev/null
+		virsh -q start "$name" >/dev/null ;;
+	*)
+		virsh -q create "$T/$name.xml" >/dev/null ;;
+	esac
+}
+
+# guest_wait_agent DOM TIMEOUT: wait until the guest's agent answers a
+# guest-ping; fail (showing the guest's console) after TIMEOUT seconds.
+guest_wait_agent() {
+	local dom=$1 timeout=$2 end
+	end=$(($(date +%s) + timeout))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		virsh -q qemu-agent-command "$dom" --timeout 1 '{"execute":"guest-ping"}' \
+			>/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "--- console of $dom:" >&2
+	cat "$T/$dom.console" >&2
+	fail "the guest agent of '$dom' did not answer in $timeout s"
+}
+
+# guest_exec DOM COMMAND [TIMEOUT]: run COMMAND with /bin/sh -c in the guest
+# through its agent (guest-exec, guest-exec-status); print its output, and
+# return its exit status.  Fails the test when the agent does not run it or
+# it is not done in TIMEOUT seconds (default 120).
+guest_exec() {
+	local dom=$1 cmd=$2 timeout=${3:-120} req out pid end
+	req=$("$SM_PY" -c 'import json, sys; print(json.dumps({"execute": "guest-exec",
+"arguments": {"path": "/bin/sh", "arg": ["-c", sys.argv[1]], "capture-output": True}}))' "$cmd")
+	out=$(virsh -q qemu-agent-command "$dom" "$req") || fail "guest-exec of '$cmd' in '$dom' failed"
+	pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$out")
+	[ -n "$pid" ] || fail "guest-exec of '$cmd' in '$dom' answered '$out'"
+	end=$(($(date +%s) + timeout))
+	while :; do
+		out=$(virsh -q qemu-agent-command "$dom" \
+			"{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":$pid}}") ||
+			fail "guest-exec-status of '$cmd' in '$dom' failed"
+		case "$out" in *'"exited":true'*) break ;; esac
+		[ "$(date +%s)" -lt "$end" ] || fail "'$cmd' in '$dom' still runs after $timeout s"
+		sleep 0.1
+	done
+	"$SM_PY" -c 'import base64, json, sys
+r = json.loads(sys.argv[1])["return"]
+sys.stdout.write(base64.b64decode(r.get("out-data", "")).decode(errors="replace"))
+sys.stderr.write(base64.b64decode(r.get("err-data", "")).decode(errors="replace"))
+sys.exit(r.get("exitcode", 128 + r.get("signal", 0)))' "$out"
+}
+
+# allocated PATH: the bytes a file holds on its storage (holes not counted).
+allocated() {
+	echo $(($(stat -c '%b * %B' "$1")))
 }

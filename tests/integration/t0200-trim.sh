@@ -4,7 +4,7 @@
 # no agent channel is refused before anything changes; with a channel but no
 # agent answering (no guest OS here), the move is done (exit 0) and says,
 # as a warning, that nothing was trimmed and why.  --trim is journaled.
-# (A guest that really trims needs a guest OS with qemu-guest-agent: not here.)
+# A guest that really trims (qemu-guest-agent in a Debian guest): t0201.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/json-lib.sh"
 

@@ -121,6 +121,7 @@ static void test_qcow2_qcow2_raw_chain(void **state)
 	assert_image(&vda->chain[1], "file", "/srv/vm/chain/mid.qcow2", "qcow2");
 	assert_image(&vda->chain[2], "file", "/srv/base/base.raw", "raw");
 	assert_movable(vda);
+	assert_true(vda->discard_unmap);  /* <driver ... discard='unmap'/> */
 
 	/* The second disk keeps its own one-image chain. */
 	vdb = find(&d, "vdb");
@@ -130,6 +131,7 @@ static void test_qcow2_qcow2_raw_chain(void **state)
 	assert_int_equal(vdb->nchain, 1);
 	assert_image(&vdb->chain[0], "file", "/srv/vm/chain/data.raw", "raw");
 	assert_movable(vdb);
+	assert_false(vdb->discard_unmap);  /* no discard attribute: QEMU drops discards */
 	sm_domain_disks_release(&d);
 }
 
