@@ -213,7 +213,9 @@ static struct json_object *chain_node(const struct sm_image *chain, size_t n, si
 	struct json_object *node = json_object_new_object();
 	struct json_object *file = json_object_new_object();
 
-	json_object_object_add(file, "driver", json_object_new_string("file"));
+	/* QEMU opens a block device only with host_device ("file" is for files). */
+	json_object_object_add(file, "driver", json_object_new_string(
+				       sm_str_eq(chain[i].type, "block") ? "host_device" : "file"));
 	json_object_object_add(file, "filename", json_object_new_string(chain[i].path));
 	json_object_object_add(node, "driver", json_object_new_string(chain[i].format));
 	json_object_object_add(node, "file", file);
@@ -529,10 +531,11 @@ static char *check_member(const struct sm_disk *d, size_t i, bool from_headers,
 		return sm_xasprintf("disk '%s' image '%s' is a symbolic link; snapmove acts only "
 				    "on the image files themselves: name the file it points to "
 				    "instead", d->target, img->path);
-	if (!S_ISREG(sbs[i].st_mode))
-		return sm_xasprintf("disk '%s' image '%s' is not a regular file; snapmove moves "
-				    "only file images, leave it out of --disk", d->target,
-				    img->path);
+	if (sm_str_eq(img->type, "block") ? !S_ISBLK(sbs[i].st_mode) : !S_ISREG(sbs[i].st_mode))
+		return sm_xasprintf("disk '%s' image '%s' is not a %s; leave it out of --disk",
+				    d->target, img->path, sm_str_eq(img->type, "block")
+				    ? "block device, as its <disk type='block'> says"
+				    : "regular file; snapmove moves only file images");
 	if (from_headers && i > 0) {
 		char *why = check_header_name(d, &d->chain[i - 1], info[-1].backing, img,
 					      &sbs[i - 1], &sbs[i]);
@@ -592,7 +595,9 @@ char *sm_image_check_chain(const struct sm_disk *d, bool from_headers,
 	for (size_t i = 0; i < d->nchain && !why; i++) {
 		const struct sm_image *img = &d->chain[i];
 
-		if (!sm_str_eq(img->type, "file") || !img->path || !img->format)
+		bool device = i == 0 && d->nchain == 1 && sm_str_eq(img->type, "block");
+
+		if ((!device && !sm_str_eq(img->type, "file")) || !img->path || !img->format)
 			why = sm_xasprintf("disk '%s' has an image that is not a file with a known "
 					   "format; leave it out of --disk", d->target);
 		else

@@ -192,7 +192,7 @@ static void chain_add(struct sm_disk *d, const struct sm_image *img)
 {
 	d->chain = sm_xrealloc(d->chain, (d->nchain + 1) * sizeof(*d->chain));
 	d->chain[d->nchain++] = (struct sm_image){ .path = sm_xstrdup(img->path),
-						   .type = sm_xstrdup("file"),
+						   .type = sm_xstrdup(img->type ? img->type : "file"),
 						   .format = sm_xstrdup(img->format) };
 }
 

@@ -9,9 +9,12 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -146,6 +149,16 @@ static int select_disks(struct move *m, const struct sm_disk ***sel, size_t *nse
 			goto error;
 		}
 		why = sm_disk_unmovable_reason(d);
+		if (!why && m->o->offline && sm_disk_on_device(d))
+			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
+					   "moves only live for now; start the domain ('virsh start "
+					   "%s') and move it without --offline", d->target,
+					   d->chain[0].path, m->o->domain);
+		if (!why && m->o->delete_source && sm_disk_on_device(d))
+			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
+					   "never deletes; leave --delete-source out (the device "
+					   "stays as it is; free it yourself once the move is done)",
+					   d->target, d->chain[0].path);
 		if (why) {
 			sm_error("%s", why);
 			free(why);
@@ -278,6 +291,30 @@ static int check_overlay_dir(struct move *m)
 	return 0;
 }
 
+/* The overlay is a file: never in the folder of a device it sits over
+ * (/dev is a memory file system that is not storage). */
+static int check_overlay_not_dev(const struct move *m, const struct sm_disk *const *sel,
+				 size_t nsel)
+{
+	struct stat a, b;
+
+	for (size_t i = 0; i < nsel; i++) {
+		SM_AUTOFREE char *dir = NULL;
+
+		if (!sm_disk_on_device(sel[i]))
+			continue;
+		dir = sm_path_dirname(sel[i]->chain[0].path);
+		if (stat(dir, &a) == 0 && stat(m->overlay_dir, &b) == 0 && a.st_dev == b.st_dev) {
+			sm_error("overlay folder '%s' is on the file system of the device '%s' of "
+				 "disk '%s', which holds device nodes, not images; choose an "
+				 "--overlay-dir on storage, or leave it out (the destination)",
+				 m->overlay_dir, sel[i]->chain[0].path, sel[i]->target);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_disk_free(struct move *m, const struct sm_disk *d)
 {
 	long long other;
@@ -309,11 +346,25 @@ static int check_disk_free(struct move *m, const struct sm_disk *d)
 	return 0;
 }
 
+/* A device has no allocation to count: its size is the most its image
+ * can hold, and what the destination must have room for. */
 static unsigned long long allocated_bytes(const char *path)
 {
+	unsigned long long size = 0;
 	struct stat sb;
+	int fd;
 
-	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_blocks * 512ULL : 0;
+	if (stat(path, &sb) < 0)
+		return 0;
+	if (!S_ISBLK(sb.st_mode))
+		return (unsigned long long)sb.st_blocks * 512ULL;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+			size = 0;
+		close(fd);
+	}
+	return size;
 }
 
 /* Who uses which image: every domain's chains, and the backing references
@@ -328,6 +379,9 @@ static int scan_usage(struct move *m, const struct sm_disk *const *sel, size_t n
 		for (size_t k = 0; k < sel[i]->nchain; k++) {
 			SM_AUTOFREE char *dir = sm_path_dirname(sel[i]->chain[k].path);
 
+			/* A device's folder (/dev) holds no image headers. */
+			if (sm_disk_on_device(sel[i]))
+				continue;
 			if (sm_usage_scan_dir(dir, &m->usage) < 0)
 				return -1;
 		}
@@ -481,7 +535,8 @@ static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
 	for (size_t k = 0; k < nmoved; k++) {
 		struct sm_srcfile f;
 
-		if (!d->chain[k].path)
+		/* A device is never deleted: not a source file of the job. */
+		if (!d->chain[k].path || (k == 0 && sm_disk_on_device(d)))
 			continue;
 		if (sm_srcfile_identify(d->chain[k].path, &f) < 0)
 			return -1;
@@ -532,7 +587,8 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 
 	if (check_domain(m) < 0 || check_metadata(m) < 0 || select_disks(m, &sel, &nsel) < 0)
 		return -1;
-	if (check_dest(m) < 0 || check_overlay_dir(m) < 0)
+	if (check_dest(m) < 0 || check_overlay_dir(m) < 0 ||
+	    check_overlay_not_dev(m, sel, nsel) < 0)
 		goto cleanup;
 	/* Overlay names carry the job id: plan with the id the journal will give
 	 * next; open_job() renames them should another snapmove take it first. */
@@ -547,7 +603,10 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 		if (note_sources(m, sel[i], m->o->flatten ? sel[i]->nchain
 							   : m->plans[i].nimages) < 0)
 			goto cleanup;
-		if (m->o->flatten)
+		/* A device is read by qemu-img convert (the flattened disk's
+		 * path): it sees the device's size and skips what reads as zeros,
+		 * where the copier knows files' extents only. */
+		if (m->o->flatten || sm_disk_on_device(sel[i]))
 			sm_plan_flatten(&m->plans[i]);
 		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
 			goto cleanup;
