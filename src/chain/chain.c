@@ -235,7 +235,7 @@ char *sm_disk_unmovable_reason(const struct sm_disk *disk)
 			return sm_xasprintf("disk '%s' image '%s' is a block device with a backing "
 					    "chain; snapmove moves a device only when it holds the "
 					    "disk's single image: leave it out of --disk, or fold the "
-					    "chain into the device first ('virsh blockcommit %s "
+					    "chain into the device first ('virsh blockcommit DOMAIN %s "
 					    "--active --pivot')", disk->target, img->path, disk->target);
 		if (!device && (!sm_str_eq(img->type, "file") || !img->path) && i == 0)
 			return sm_xasprintf("disk '%s' image is a %s source, not a file; snapmove "

@@ -148,12 +148,14 @@ static int select_disks(struct move *m, const struct sm_disk ***sel, size_t *nse
 				 m->o->disks[i], all[0] ? all : "none");
 			goto error;
 		}
-		why = sm_disk_unmovable_reason(d);
-		if (!why && m->o->offline && sm_disk_on_device(d))
+		/* Shut off, libvirt reports no chain: say what is missing first. */
+		if (m->o->offline && sm_disk_on_device(d))
 			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
 					   "moves only live for now; start the domain ('virsh start "
 					   "%s') and move it without --offline", d->target,
 					   d->chain[0].path, m->o->domain);
+		else
+			why = sm_disk_unmovable_reason(d);
 		if (!why && m->o->delete_source && sm_disk_on_device(d))
 			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
 					   "never deletes; leave --delete-source out (the device "
