@@ -208,14 +208,24 @@ static bool format_has_backing(const char *format)
 	       sm_str_eq(format, "vmdk") || sm_str_eq(format, "qcow");
 }
 
+/* QEMU opens a block device only with host_device ("file" is for regular
+ * files).  The node says which (only root makes device nodes); the format
+ * stays pinned either way. */
+static const char *protocol_driver(const struct sm_image *img)
+{
+	struct stat sb;
+
+	if (sm_str_eq(img->type, "block") || (stat(img->path, &sb) == 0 && S_ISBLK(sb.st_mode)))
+		return "host_device";
+	return "file";
+}
+
 static struct json_object *chain_node(const struct sm_image *chain, size_t n, size_t i)
 {
 	struct json_object *node = json_object_new_object();
 	struct json_object *file = json_object_new_object();
 
-	/* QEMU opens a block device only with host_device ("file" is for files). */
-	json_object_object_add(file, "driver", json_object_new_string(
-				       sm_str_eq(chain[i].type, "block") ? "host_device" : "file"));
+	json_object_object_add(file, "driver", json_object_new_string(protocol_driver(&chain[i])));
 	json_object_object_add(file, "filename", json_object_new_string(chain[i].path));
 	json_object_object_add(node, "driver", json_object_new_string(chain[i].format));
 	json_object_object_add(node, "file", file);

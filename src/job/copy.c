@@ -229,7 +229,15 @@ int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
 			chain_add(d, &live->chain[k]);
 		sm_domain_disks_release(&now);
 	} else {
+		struct stat sb;
+
+		/* The domain is down: what the image is, the node tells (a
+		 * device moves alone, sm_disk_unmovable_reason). */
 		chain_add(d, &top);
+		if (stat(top.path, &sb) == 0 && S_ISBLK(sb.st_mode)) {
+			free(d->chain[0].type);
+			d->chain[0].type = sm_xstrdup("block");
+		}
 		why = sm_image_follow_chain(d);
 	}
 	if (!why)

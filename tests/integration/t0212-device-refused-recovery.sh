@@ -4,7 +4,8 @@
 # Refused: a device with a backing chain below it, --delete-source (a device
 # is never deleted), --offline, an --overlay-dir in the device's folder (/dev).
 # Crashes (SNAPMOVE_TEST_CRASH_AT, as in crash-lib.sh) at several points:
-# resume ends on the destination file, abort back on the device
+# resume ends on the destination file, abort back on the device (also with
+# the domain shut off before it, finished offline)
 # (<disk type='block'>, live and defined), every guest write kept, the device
 # never deleted, no job file left.
 . "$(dirname "$0")/lib.sh"
@@ -66,11 +67,11 @@ assert_contains "$T/case.err" "virsh start $dom"
 # ACTION finishes or undoes it.
 crash_device() {
 	local point=$1 action=$2 c dom rc name want_type want_src p
-	c=$T/${point//:/-}-$action
+	c=$T/${point//:/-}-$action${CRASH_POWEROFF:+-off}
 	mkdir -m 755 "$c" "$c/dst"
 	new_device "$c/dev.img"
 	name=$(basename "$loop")
-	dom=$(dom_name "${point//:/-}-$action")
+	dom=$(dom_name "${point//:/-}-$action${CRASH_POWEROFF:+-off}")
 	make_domain_xml "$dom" persistent "$(block_disk vda "$loop" raw)"
 	guest_write "$dom" vda 0x13 2M 64k
 	make_write_hook "$dom" vda copy:0x31:3M sync:0x32:4M collapse:0x33:5M
@@ -81,9 +82,14 @@ crash_device() {
 	[ "$rc" = 137 ] || { cat "$c/move.err" >&2; fail "$point: move exited $rc, not killed (137)"; }
 	grep -q "test crash at '$point'" "$c/move.err" || fail "$point: the crash point was not reached"
 	guest_write "$dom" vda 0x41 6M 64k   # while nothing drives the job
+	[ -z "${CRASH_POWEROFF:-}" ] || virsh -q destroy "$dom" >/dev/null
 	rc=0
 	"$SNAPMOVE" --db "$c/j.db" "$action" 1 >"$c/act.out" 2>"$c/act.err" || rc=$?
 	[ "$rc" = 0 ] || { cat "$c/act.out" "$c/act.err" >&2; fail "$point: $action exited $rc"; }
+	if [ -n "${CRASH_POWEROFF:-}" ]; then
+		virsh -q start "$dom" >/dev/null
+		wait_domain_running "$dom"
+	fi
 	guest_write "$dom" vda 0x42 7M 64k
 	[ -b "$loop" ] || fail "$point: the device '$loop' is gone"
 	if [ "$action" = resume ]; then
@@ -122,4 +128,8 @@ crash_device() {
 for pc in copy:start:resume copy:start:abort mirror:done:abort pivot:done:abort \
 	pivot:done:resume collapse:start:resume; do
 	crash_device "${pc%:*}" "${pc##*:}"
+done
+# The domain shut off while nothing drove the job: finished, or undone, offline.
+for pc in copy:start:resume pivot:done:resume copy:start:abort; do
+	CRASH_POWEROFF=1 crash_device "${pc%:*}" "${pc##*:}"
 done
