@@ -93,6 +93,15 @@ make_domain_xml "$dom" persistent "
 <disk type='block' device='disk'><driver name='qemu' type='qcow2'/><source dev='$qcow_loop'/>
 <target dev='vdb' bus='virtio'/></disk>"
 
+# 'snapmove chain' shows each as movable, with the image's virtual size.
+expect_exit 0 sm chain "$dom"
+grep -qx "vda (disk)" "$T/out" || { cat "$T/out" >&2; fail "vda is not movable"; }
+grep -qx "vdb (disk)" "$T/out" || { cat "$T/out" >&2; fail "vdb is not movable"; }
+assert_contains "$T/out" "  $raw_loop  block  raw  virtual 64.0 MiB"
+assert_contains "$T/out" "  $qcow_loop  block  qcow2  virtual 48.0 MiB"
+! grep -q "not movable" "$T/out" || { cat "$T/out" >&2; fail "a device disk is not movable"; }
+expect_exit 0 sm chain "$dom" --json
+
 note "raw on a device"
 move_device "$dom" vda "$raw_loop" raw
 note "qcow2 on a device"
