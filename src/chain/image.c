@@ -209,13 +209,14 @@ static bool format_has_backing(const char *format)
 }
 
 /* QEMU opens a block device only with host_device ("file" is for regular
- * files).  The node says which (only root makes device nodes); the format
- * stays pinned either way. */
+ * files).  The node says which (only root makes device nodes; a symbolic
+ * link is not followed to one, so a name swapped for a link to a device
+ * still fails as a file); the format stays pinned either way. */
 static const char *protocol_driver(const struct sm_image *img)
 {
 	struct stat sb;
 
-	if (sm_str_eq(img->type, "block") || (stat(img->path, &sb) == 0 && S_ISBLK(sb.st_mode)))
+	if (sm_str_eq(img->type, "block") || (lstat(img->path, &sb) == 0 && S_ISBLK(sb.st_mode)))
 		return "host_device";
 	return "file";
 }

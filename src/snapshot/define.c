@@ -27,7 +27,7 @@ static const char *source_type(const char *path)
 {
 	struct stat sb;
 
-	return stat(path, &sb) == 0 && S_ISBLK(sb.st_mode) ? "block" : "file";
+	return lstat(path, &sb) == 0 && S_ISBLK(sb.st_mode) ? "block" : "file";
 }
 
 static void rewrite_disk(xmlNodePtr disk, const struct sm_define_disk *d)
