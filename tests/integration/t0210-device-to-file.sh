@@ -126,6 +126,11 @@ assert_eq "$(ls "$T/dst" | tr '\n' ' ')" \
 	"$(printf '%s\n' "$(basename "$qcow_loop")" "$(basename "$raw_loop")" \
 		"$(basename "$conv_loop")" | sort | tr '\n' ' ')" "destination files"
 
+# 'cleanup' of a device move has no source file to delete: the device stays.
+expect_exit 0 sm cleanup 1
+assert_contains "$T/out" "job 1: freed 0 B at the source"
+[ -b "$raw_loop" ] || fail "cleanup removed the device '$raw_loop'"
+
 virsh -q destroy "$dom" >/dev/null
 check_moved "$T/dst/$(basename "$raw_loop")" raw "$raw_loop"
 check_moved "$T/dst/$(basename "$qcow_loop")" qcow2 "$qcow_loop"
