@@ -292,6 +292,47 @@ int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 	return sm_run(argv, NULL);
 }
 
+int sm_image_measure(const struct sm_image *chain, size_t n, const char *dst_format,
+		     unsigned long long *bytes)
+{
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
+	const char *argv[] = { "qemu-img", "measure", "-U", "--output=json", "-O", dst_format,
+			       spec, NULL };
+	struct sm_run_result res;
+	struct json_object *root = NULL, *v;
+	int ret = -1;
+
+	if (!spec)
+		return -1;
+	if (sm_run(argv, &res) < 0)
+		goto cleanup;
+	root = json_tokener_parse(res.out);
+	if (!root || !json_object_object_get_ex(root, "fully-allocated", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+		sm_error("qemu-img measure printed no valid fully-allocated size for '%s'",
+			 chain[0].path);
+		goto cleanup;
+	}
+	*bytes = (unsigned long long)json_object_get_int64(v);
+	ret = 0;
+
+cleanup:
+	json_object_put(root);
+	sm_run_result_release(&res);
+	return ret;
+}
+
+int sm_image_format_device(const char *path, const char *format, unsigned long long size)
+{
+	SM_AUTOFREE char *sz = sm_xasprintf("%llu", size);
+	const char *argv[] = { "qemu-img", "create", "-q", "-f", format, path, sz, NULL };
+
+	/* A raw image is the device itself: nothing to write. */
+	if (sm_str_eq(format, "raw"))
+		return 0;
+	return sm_run(argv, NULL);
+}
+
 int sm_image_compare_chains(const struct sm_image *a, size_t na, const struct sm_image *b,
 			    size_t nb)
 {

@@ -3,6 +3,7 @@
  */
 #include "job/validate.h"
 #include "chain/image.h"
+#include "job/destdev.h"
 #include "pool.h"
 #include "job/reconcile.h"
 #include "snapshot/blockjob.h"
@@ -481,7 +482,7 @@ static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
 {
 	for (size_t i = 0; i < p->nimages; i++)
 		if (check_not_in_dest(dest, p->target, p->images[i].src) < 0 ||
-		    sm_move_check_dest_absent(p->images[i].dst) < 0)
+		    (!p->images[i].dst_rdev && sm_move_check_dest_absent(p->images[i].dst) < 0))
 			return -1;
 	if (sm_move_check_dest_absent(p->dst_overlay) < 0 || sm_move_check_overlay_absent(p->src_overlay) < 0)
 		return -1;
@@ -526,6 +527,91 @@ static int check_space(struct move *m, unsigned long long *need_out,
 			 sm_format_bytes(avail, a, sizeof(a)));
 		return -1;
 	}
+	return 0;
+}
+
+/* The DEVICE of --dest-dev TARGET=DEVICE for target, or NULL. */
+static const char *dest_dev_of(const struct move *m, const char *target)
+{
+	size_t len = strlen(target);
+
+	for (size_t i = 0; i < m->o->ndest_devs; i++)
+		if (strncmp(m->o->dest_devs[i], target, len) == 0 && m->o->dest_devs[i][len] == '=')
+			return m->o->dest_devs[i] + len + 1;
+	return NULL;
+}
+
+/* Every --dest-dev names a disk the move takes. */
+static int check_dest_dev_targets(const struct move *m)
+{
+	for (size_t i = 0; i < m->o->ndest_devs; i++) {
+		const char *arg = m->o->dest_devs[i];
+		size_t len = (size_t)(strchr(arg, '=') - arg);
+		bool found = false;
+
+		for (size_t k = 0; k < m->nplans && !found; k++)
+			found = strlen(m->plans[k].target) == len &&
+				strncmp(m->plans[k].target, arg, len) == 0;
+		if (!found) {
+			sm_error("--dest-dev '%s' names no disk this move takes; name one of its "
+				 "--disk targets", arg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* --dest-dev TARGET=DEVICE: disk d's one image goes onto the device (the
+ * overlays stay files in the destination). */
+static int plan_dest_dev(struct move *m, const struct sm_disk *d, struct sm_plan_disk *p,
+			 const struct sm_usage *domains)
+{
+	const char *arg = dest_dev_of(m, p->target);
+	struct sm_plan_image *img = &p->images[0];
+	unsigned long long rdev, need = img->virtual_size;
+	char *path;
+
+	if (!arg)
+		return 0;
+	if (m->o->offline) {
+		sm_error("--dest-dev moves a running domain only for now; start '%s' or leave "
+			 "--dest-dev out", m->o->domain);
+		return -1;
+	}
+	if (sm_disk_on_device(d)) {
+		sm_error("disk '%s' is on the block device '%s' already; moving it from a device "
+			 "onto a device is not supported: leave --dest-dev out (it moves to a "
+			 "file)", p->target, d->chain[0].path);
+		return -1;
+	}
+	if (p->nimages != 1 || img->dst_backing) {
+		sm_error("disk '%s' has a backing chain and a device takes one image; add "
+			 "--flatten (the whole chain goes into the device) or leave --dest-dev "
+			 "out", p->target);
+		return -1;
+	}
+	if (sm_destdev_resolve(arg, &path, &rdev) < 0)
+		return -1;
+	for (size_t k = 0; k + 1 < m->nplans; k++) {
+		if (m->plans[k].images[0].dst_rdev == rdev) {
+			sm_error("disks '%s' and '%s' both name the destination device '%s'; give "
+				 "each its own", m->plans[k].target, p->target, path);
+			free(path);
+			return -1;
+		}
+	}
+	if (sm_str_eq(img->dst_format, "qcow2") &&
+	    sm_image_measure(d->chain, d->nchain, "qcow2", &need) < 0) {
+		free(path);
+		return -1;
+	}
+	if (sm_destdev_check(path, rdev, need, domains, p->target) < 0) {
+		free(path);
+		return -1;
+	}
+	free(img->dst);
+	img->dst = path;
+	img->dst_rdev = rdev;
 	return 0;
 }
 
@@ -583,6 +669,7 @@ static int check_off(const struct move *m)
 int sm_move_validate(struct move *m, unsigned long long *need, unsigned long long *avail)
 {
 	const struct sm_disk **sel = NULL;
+	struct sm_usage domains = { 0 };
 	size_t nsel = 0;
 	long long next_id;
 	int ret = -1;
@@ -595,6 +682,8 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 	/* Overlay names carry the job id: plan with the id the journal will give
 	 * next; open_job() renames them should another snapmove take it first. */
 	if (sm_journal_next_job_id(m->j, &next_id) < 0 || scan_usage(m, sel, nsel) < 0)
+		goto cleanup;
+	if (m->o->ndest_devs && sm_usage_scan_domains(sm_virt_conn(m->v), &domains) < 0)
 		goto cleanup;
 	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
 	for (size_t i = 0; i < nsel; i++) {
@@ -612,10 +701,12 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 			sm_plan_flatten(&m->plans[i]);
 		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
 			goto cleanup;
+		if (plan_dest_dev(m, sel[i], &m->plans[i], &domains) < 0)
+			goto cleanup;
 		if (check_plan_files(m->dest, &m->plans[i]) < 0)
 			goto cleanup;
 	}
-	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 ||
+	if (check_dest_dev_targets(m) < 0 || sm_plan_check_collisions(m->plans, m->nplans) < 0 ||
 	    sm_plan_check_overlays(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
 		goto cleanup;
 	if (m->o->offline && check_off(m) < 0)
@@ -623,6 +714,7 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 	ret = 0;
 
 cleanup:
+	sm_usage_release(&domains);
 	free(sel);
 	return ret;
 }
