@@ -53,7 +53,7 @@ LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/r
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c src/report.c
 CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c src/cli/cmd_recover.c src/cli/cmd_config.c \
 	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c
-UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile test_phases test_report
+UNIT_TESTS = test_util test_chain test_plan test_journal test_copy test_image test_define test_ratelimit test_checksum test_balance test_imagelock test_srcfile test_blockjob test_hooks test_reconcile test_phases test_report test_destdev
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS = $(CLI_SRCS:%.c=$(BUILD)/%.o)
