@@ -20,7 +20,7 @@ _snapmove_cmd_opts() {
 		echo "--dest --dest-pool --disk --bandwidth --keep-overlay --quiesce --dry-run" \
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
 			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline --trim" \
-			"--overlay-dir --dest-dev" \
+			"--overlay-dir --dest-dev --dest-zeroed" \
 			"--help" ;;
 	rebalance)
 		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \

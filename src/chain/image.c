@@ -265,7 +265,7 @@ char *sm_image_chain_spec(const struct sm_image *chain, size_t n)
 }
 
 int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
-		     const char *dst_format)
+		     const char *dst_format, bool dst_zero)
 {
 	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
 	const char *argv[16];
@@ -286,6 +286,9 @@ int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 		argv[k++] = "-T";
 		argv[k++] = "none";
 	}
+	/* The caller says dst reads as zeros: its zeros are not written. */
+	if (dst_zero)
+		argv[k++] = "--target-is-zero";
 	argv[k++] = spec;
 	argv[k++] = dst;
 	argv[k] = NULL;

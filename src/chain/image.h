@@ -55,9 +55,11 @@ struct sm_image;
 char *sm_image_chain_spec(const struct sm_image *chain, size_t n);
 /* Convert the data of chain (chain[0] and what is below it, pinned as by
  * sm_image_chain_spec) into the existing image dst (qemu-img convert -n),
- * bypassing the host cache where both files allow it. */
+ * bypassing the host cache where both files allow it.  What reads as zeros
+ * is written as zeros (holes where dst can have them), unless dst_zero: the
+ * caller says dst reads as zeros already (--target-is-zero). */
 int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
-		     const char *dst_format);
+		     const char *dst_format, bool dst_zero);
 /* The bytes chain's data takes as one dst_format image, fully allocated
  * (qemu-img measure, the chain pinned): what a device must hold for it. */
 int sm_image_measure(const struct sm_image *chain, size_t n, const char *dst_format,

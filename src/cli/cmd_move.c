@@ -27,7 +27,8 @@ static void move_usage(FILE *f)
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
 		   "                     [--delete-source] [--offline] [--trim]\n"
-		   "                     [--overlay-dir DIR] [--dest-dev TARGET=DEVICE]...\n\n"
+		   "                     [--overlay-dir DIR] [--dest-dev TARGET=DEVICE]...\n"
+		   "                     [--dest-zeroed]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
@@ -71,7 +72,10 @@ static void move_usage(FILE *f)
 		   "  --dest-dev TARGET=DEVICE\n"
 		   "                    put disk TARGET's image onto the block device DEVICE\n"
 		   "                    (raw or qcow2, one image: --flatten for a chain); the\n"
-		   "                    overlays stay in the destination; repeat for more\n");
+		   "                    overlays stay in the destination; repeat for more\n"
+		   "  --dest-zeroed     the --dest-dev devices read as zeros already: the\n"
+		   "                    copy skips writing the source's zeros (a resumed copy\n"
+		   "                    writes them)\n");
 }
 
 /* A before_move veto ends its job at once (aborted); a later one leaves it
@@ -113,6 +117,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "trim", no_argument, NULL, 'R' },
 		{ "overlay-dir", required_argument, NULL, 'L' },
 		{ "dest-dev", required_argument, NULL, 'B' },
+		{ "dest-zeroed", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -254,6 +259,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			}
 			devs[o.ndest_devs++] = optarg;
 			break;
+		case 'Z':
+			o.dest_zeroed = true;
+			break;
 		case 'h':
 			move_usage(stdout);
 			free(disks);
@@ -284,6 +292,12 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		return sm_cli_usage_error("move", "--trim asks the running guest's agent to trim; "
 					  "a shut-off domain has none: leave --trim out with "
 					  "--offline");
+	}
+	if (o.dest_zeroed && !o.ndest_devs) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--dest-zeroed says the --dest-dev devices read "
+					  "as zeros; it needs a --dest-dev");
 	}
 	if (!o.dest == !o.dest_pool) {
 		free(disks);

@@ -284,7 +284,8 @@ static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size
 	/* A device by its /dev name (fd just proved it is the journaled one):
 	 * qemu-img opens a node as a device, a /proc link as a file. */
 	if (sm_image_convert(d->chain, d->nchain, img->dst_rdev ? img->dst : fdpath,
-			     img->dst_format) < 0 || sync_fd(fd, img->dst) < 0)
+			     img->dst_format, img->dst_rdev && c->dest_zeroed) < 0 ||
+	    sync_fd(fd, img->dst) < 0)
 		goto cleanup;
 	if (c->verify && sm_image_compare(d->chain, d->nchain, img->dst_rdev ? img->dst : fdpath,
 					  img->dst_format) < 0)

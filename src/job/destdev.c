@@ -119,7 +119,7 @@ static int sys_entries(unsigned long long rdev, const char *sub, bool partitions
 }
 
 int sm_destdev_check(const char *path, unsigned long long rdev, unsigned long long need,
-		     const struct sm_usage *u, const char *target)
+		     bool exact, const struct sm_usage *u, const char *target)
 {
 	char where[PATH_MAX], n[32], h[32];
 	unsigned long long size = 0;
@@ -161,6 +161,14 @@ int sm_destdev_check(const char *path, unsigned long long rdev, unsigned long lo
 		return -1;
 	}
 	close(fd);
+	if (exact && size > need) {
+		sm_error("destination device '%s' holds %s and disk '%s' is %s raw: a raw image is "
+			 "the whole device, so the guest would see another size; give a device of "
+			 "exactly %s, or add --dest-format qcow2", path,
+			 sm_format_bytes(size, h, sizeof(h)), target, sm_format_bytes(need, n, sizeof(n)),
+			 n);
+		return -1;
+	}
 	if (size < need) {
 		sm_error("destination device '%s' holds %s and disk '%s' needs %s there; choose a "
 			 "bigger device or grow it", path, sm_format_bytes(size, h, sizeof(h)), target,

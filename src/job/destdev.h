@@ -7,6 +7,7 @@
 #ifndef SM_DESTDEV_H
 #define SM_DESTDEV_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "chain/usage.h"
@@ -17,10 +18,11 @@
 int sm_destdev_resolve(const char *arg, char **path, unsigned long long *rdev);
 /* path (resolved) may take an image of need bytes for disk target: a block
  * device no one holds (open(O_EXCL)), not mounted, without holders or
- * partitions, used by no domain in u, big enough.  -1 with an error naming
- * the fix. */
+ * partitions, used by no domain in u, big enough (exact: of that very size,
+ * for a raw image, which is the whole device).  -1 with an error naming the
+ * fix. */
 int sm_destdev_check(const char *path, unsigned long long rdev, unsigned long long need,
-		     const struct sm_usage *u, const char *target);
+		     bool exact, const struct sm_usage *u, const char *target);
 /* Open path for writing (O_EXCL), only while it is the device rdev.  The fd,
  * or -1 with an error. */
 int sm_destdev_open(const char *path, unsigned long long rdev);

@@ -33,6 +33,7 @@ struct sm_move_opts {
 	bool trim;                         /* then the guest agent trims (fstrim) */
 	const char *const *dest_devs;      /* --dest-dev TARGET=DEVICE */
 	size_t ndest_devs;
+	bool dest_zeroed;                  /* those devices read as zeros already */
 };
 
 #endif

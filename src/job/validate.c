@@ -605,7 +605,8 @@ static int plan_dest_dev(struct move *m, const struct sm_disk *d, struct sm_plan
 		free(path);
 		return -1;
 	}
-	if (sm_destdev_check(path, rdev, need, domains, p->target) < 0) {
+	if (sm_destdev_check(path, rdev, need, sm_str_eq(img->dst_format, "raw"), domains,
+			     p->target) < 0) {
 		free(path);
 		return -1;
 	}

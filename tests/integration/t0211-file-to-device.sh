@@ -4,15 +4,17 @@
 # qcow2 image written on the device.  The overlays are files in --dest; every
 # guest write before, during and after the move is on the device, what was a
 # hole in the source reads as zeros there, and the live XML and the
-# definition end as <disk type='block'> <source dev=DEVICE>.
+# definition end as <disk type='block'> <source dev=DEVICE>.  With
+# --dest-zeroed the zeros are not written: the verification finds the 0xff
+# (the claim was false), and with --no-verify the 0xff shows through.
 . "$(dirname "$0")/lib.sh"
 
 mkdir -m 755 "$T/src" "$T/dst" "$T/dev"
 
-# new_target_device FILE: a 64 MiB loop device full of 0xff, in $loop.
+# new_target_device FILE [SIZE]: a loop device (64 MiB) full of 0xff, in $loop.
 new_target_device() {
-	qemu-img create -q -f raw "$1" 64M
-	qemu-io -f raw -c "write -P 0xff 0 64M" "$1" >/dev/null
+	qemu-img create -q -f raw "$1" "${2:-64M}"
+	qemu-io -f raw -c "write -P 0xff 0 ${2:-64M}" "$1" >/dev/null
 	loop=$(losetup --find --show "$1") || fail "losetup cannot attach a loop device"
 	defer "losetup -d $loop"
 	[ -b "$loop" ] || fail "'$loop' is not a block device"
@@ -70,6 +72,26 @@ for d in "$loop_a raw" "$loop_b qcow2"; do
 done
 # The raw device's last MiB was a hole of the source: zeros, not 0xff.
 check_pattern "$loop_a" raw 0x00 63M 1M
+
+# --dest-zeroed: the caller says the device reads as zeros, so the source's
+# zeros are not written; this device holds 0xff, and the holes show it.
+new_image "$T/src/c.raw" raw 32M 0x51 0 1M
+new_target_device "$T/dev/c.img" 32M
+loop_c=$loop
+zdom=$(dom_name zeroed)
+make_domain "$zdom" transient "vda:$T/src/c.raw:raw"
+# With the verification (the default), the claim is checked: it is false
+# here, the copy stops naming the difference, and abort puts the disk back.
+expect_exit 1 sm move "$zdom" --dest "$T/dst" --dest-dev "vda=$loop_c" --dest-zeroed
+assert_contains "$T/err" "verification failed: '$T/src/c.raw' and '$loop_c' differ"
+expect_exit 0 sm abort 3
+assert_eq "$(live_chain "$zdom" vda)" "$T/src/c.raw raw" "zeroed: back on the source"
+expect_exit 0 sm move "$zdom" --dest "$T/dst" --dest-dev "vda=$loop_c" --dest-zeroed --no-verify
+virsh -q destroy "$zdom" >/dev/null
+check_pattern "$loop_c" raw 0x51 0 1M
+check_pattern "$loop_c" raw 0xff 10M 1M
+expect_exit 2 sm move "$zdom" --dest "$T/dst" --dest-zeroed
+assert_contains "$T/err" "--dest-zeroed says the --dest-dev devices read as zeros; it needs a --dest-dev"
 
 # The domain starts again on its devices.
 virsh -q start "$dom" >/dev/null

@@ -2,7 +2,7 @@
 # move --dest-dev: what is refused (exit 3, a message naming the fix, nothing
 # changed: no snapshot, no file, no job): a regular file, a symbolic link in
 # a folder others may write, a mounted device, a device another domain uses,
-# a device too small, a disk with a backing chain without --flatten, a target
+# a device too small (or, for a raw image, bigger than the disk), a disk with a backing chain without --flatten, a target
 # the move does not take.  Then crashes (SNAPMOVE_TEST_CRASH_AT) of a move
 # onto a device: resume ends on the device (<disk type='block'>), abort back
 # on the source file, every guest write kept, the device never deleted.
@@ -26,6 +26,8 @@ new_loop "$T/dev/good.img" 64M
 good=$loop
 new_loop "$T/dev/small.img" 16M
 small=$loop
+new_loop "$T/dev/big.img" 80M
+big=$loop
 new_loop "$T/dev/used.img" 64M
 used=$loop
 new_loop "$T/dev/mounted.img" 64M
@@ -59,6 +61,8 @@ refuse "destination device '$used' is in use by domain '$other'" "choose a devic
 	--disk vda --dest-dev "vda=$used"
 refuse "destination device '$small' holds 16.0 MiB and disk 'vda' needs 64.0 MiB there" \
 	"choose a bigger device or grow it" --disk vda --dest-dev "vda=$small"
+refuse "destination device '$big' holds 80.0 MiB and disk 'vda' is 64.0 MiB raw" \
+	"give a device of exactly 64.0 MiB, or add --dest-format qcow2" --disk vda --dest-dev "vda=$big"
 refuse "disk 'vdb' has a backing chain and a device takes one image" "add --flatten" \
 	--disk vdb --dest-dev "vdb=$good"
 refuse "--dest-dev 'vdb=$good' names no disk this move takes" "name one of its --disk targets" \
@@ -78,15 +82,16 @@ check_pattern "$good" raw 0x21 0 1M
 check_pattern "$good" raw 0x22 1M 1M
 
 # ---- crash, then resume or abort ----
-crash_onto() {  # POINT ACTION
-	local point=$1 action=$2 c d rc name want
-	c=$T/${point//:/-}-$action
+crash_onto() {  # POINT ACTION [FORMAT]
+	local point=$1 action=$2 fmt=${3:-raw} c d rc name want
+	c=$T/${point//:/-}-$action-$fmt
 	mkdir -m 755 "$c" "$c/src" "$c/dst"
-	new_image "$c/src/disk.raw" raw 32M 0x11 0 1M
-	new_loop "$c/dev.img" 32M
+	new_image "$c/src/disk.$fmt" "$fmt" 32M 0x11 0 1M
+	# raw: the device is the image, of its very size; qcow2: room for it.
+	new_loop "$c/dev.img" "$([ "$fmt" = raw ] && echo 32M || echo 40M)"
 	qemu-io -f raw -c "write -P 0xff 0 32M" "$loop" >/dev/null
-	d=$(dom_name "${point//:/-}-$action")
-	make_domain "$d" persistent "vda:$c/src/disk.raw:raw"
+	d=$(dom_name "${point//:/-}-$action-$fmt")
+	make_domain "$d" persistent "vda:$c/src/disk.$fmt:$fmt"
 	guest_write "$d" vda 0x13 2M 64k
 	rc=0
 	SNAPMOVE_TEST_CRASH_AT=$point bash -c '"$@" >"$0.out" 2>"$0.err"; rc=$?; exit $rc' \
@@ -100,11 +105,11 @@ crash_onto() {  # POINT ACTION
 	guest_write "$d" vda 0x42 7M 64k
 	[ -b "$loop" ] || fail "$point: the device is gone"
 	assert_eq "$(ls -A "$c/dst")" "" "$point: files left in the destination"
-	assert_eq "$(ls "$c/src")" "disk.raw" "$point: source files"
+	assert_eq "$(ls "$c/src")" "disk.$fmt" "$point: source files"
 	if [ "$action" = resume ]; then
 		want="block $loop"
 	else
-		want="file $c/src/disk.raw"
+		want="file $c/src/disk.$fmt"
 	fi
 	for p in "" --inactive; do
 		xml=$(virsh dumpxml $p "$d")
@@ -116,9 +121,9 @@ crash_onto() {  # POINT ACTION
 	set -- $want
 	for p in "0x11 0 1M" "0x13 2M 64k" "0x41 6M 64k" "0x42 7M 64k"; do
 		# shellcheck disable=SC2086
-		check_pattern "$2" raw $p
+		check_pattern "$2" "$fmt" $p
 	done
-	[ "$action" = abort ] || check_pattern "$loop" raw 0x00 20M 1M
+	[ "$action" = abort ] || check_pattern "$loop" "$fmt" 0x00 20M 1M
 	note "$point $action: ends on $2"
 }
 
@@ -126,3 +131,7 @@ for pc in dest_chain:done:resume copy:start:resume copy:done:abort pivot:done:ab
 	pivot:done:resume collapse:start:resume; do
 	crash_onto "${pc%:*}" "${pc##*:}"
 done
+# qcow2 onto a device: a crash before the qcow2 is written on it (the device
+# exists all along: only the journal says whether dest_chain prepared it).
+crash_onto dest_chain:start resume qcow2
+crash_onto copy:start resume qcow2

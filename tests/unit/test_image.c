@@ -755,9 +755,13 @@ static void test_convert_compare_commit_check_pinned(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(sm_image_convert(test_chain3, 3, "/d/top.qcow2", "raw"), 0);
+	assert_int_equal(sm_image_convert(test_chain3, 3, "/d/top.qcow2", "raw", false), 0);
 	assert_argv((const char *const[]){ "qemu-img", "convert", "-n", "-f", "qcow2", "-O",
 					   "raw", spec, "/d/top.qcow2", NULL });
+	/* --dest-zeroed: the caller says the target reads as zeros. */
+	assert_int_equal(sm_image_convert(test_chain3, 3, "/dev/x", "raw", true), 0);
+	assert_argv((const char *const[]){ "qemu-img", "convert", "-n", "-f", "qcow2", "-O",
+					   "raw", "--target-is-zero", spec, "/dev/x", NULL });
 
 	alone = sm_image_chain_spec(&one, 1);
 	assert_int_equal(sm_image_compare(test_chain3, 3, "/d/top.qcow2", "raw"), 0);
