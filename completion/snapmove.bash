@@ -21,7 +21,7 @@ _snapmove_cmd_opts() {
 		echo "--dest --dest-pool --disk --bandwidth --keep-overlay --quiesce --dry-run" \
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
 			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline --trim" \
-			"--overlay-dir" \
+			"--overlay-dir --dest-dev --dest-zeroed" \
 			"--help" ;;
 	rebalance)
 		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \
@@ -40,7 +40,7 @@ _snapmove_takes_value() {  # COMMAND OPTION
 	case $2 in
 	-c | --connect | --db | --config | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
 	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel | \
-		--overlay-dir)
+		--overlay-dir | --dest-dev)
 		[ "$1" = move ] ;;
 	--bandwidth) [ "$1" = move ] || [ "$1" = copy ] || [ "$1" = rebalance ] ;;
 	--copy-method) [ "$1" = move ] || [ "$1" = copy ] ;;
@@ -173,6 +173,10 @@ qemu:///session" ;;
 				[[ " ${chosen[*]} " == *" $d "* ]] || all+="$d"$'\n'
 			done
 			_snapmove_compgen "$all" ;;
+		--dest-dev)
+			# TARGET= of the domain's disks; the device is typed after it.
+			_snapmove_compgen "$(_snapmove_disks "$domain" | sed 's/$/=/')"
+			type compopt &>/dev/null && compopt -o nospace 2>/dev/null ;;
 		--dest-format) _snapmove_compgen "raw
 qcow2" ;;
 		--copy-method) _snapmove_compgen "auto

@@ -90,6 +90,26 @@ void sm_cleanup_block(struct sm_cleanup_item *items, size_t n, const struct sm_u
 	}
 }
 
+/* Every disk of the job was a single image on a block device, which is
+ * never journaled as a source file (never deleted): nothing to delete. */
+static bool only_devices(struct sm_journal *j, long long job_id)
+{
+	struct sm_disk_row *rows = NULL;
+	size_t n = 0;
+	bool all = true;
+	struct stat sb;
+
+	if (sm_journal_disk_list(j, job_id, &rows, &n) < 0) {
+		sm_error_clear();
+		return false;
+	}
+	for (size_t i = 0; i < n && all; i++)
+		all = rows[i].plan.nimages == 1 && lstat(rows[i].plan.images[0].src, &sb) == 0 &&
+		      S_ISBLK(sb.st_mode);
+	sm_disk_rows_free(rows, n);
+	return all && n > 0;
+}
+
 /* The job's journaled source images; a job journaled before snapmove
  * recorded them (schema 010) has none and is refused. */
 static int source_images(struct sm_journal *j, long long job_id, struct sm_srcfile **files,
@@ -97,7 +117,7 @@ static int source_images(struct sm_journal *j, long long job_id, struct sm_srcfi
 {
 	if (sm_srcfile_list(j, job_id, SM_SRCFILE_IMAGE, files, n) < 0)
 		return -1;
-	if (*n == 0) {
+	if (*n == 0 && !only_devices(j, job_id)) {
 		sm_error("job %lld did not journal which files its source chain was made of (an "
 			 "older snapmove ran it), so snapmove deletes none; check with 'snapmove "
 			 "status %lld' and delete them by hand", job_id, job_id);

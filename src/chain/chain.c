@@ -234,12 +234,20 @@ char *sm_disk_unmovable_reason(const struct sm_disk *disk)
 				    disk->target);
 	for (size_t i = 0; i < disk->nchain; i++) {
 		const struct sm_image *img = &disk->chain[i];
+		/* A block device is moved to a file when it is the whole disk. */
+		bool device = i == 0 && sm_disk_on_device(disk);
 
-		if ((!sm_str_eq(img->type, "file") || !img->path) && i == 0)
+		if (device && disk->nchain > 1)
+			return sm_xasprintf("disk '%s' image '%s' is a block device with a backing "
+					    "chain; snapmove moves a device only when it holds the "
+					    "disk's single image: leave it out of --disk, or fold the "
+					    "chain into the device first ('virsh blockcommit DOMAIN %s "
+					    "--active --pivot')", disk->target, img->path, disk->target);
+		if (!device && (!sm_str_eq(img->type, "file") || !img->path) && i == 0)
 			return sm_xasprintf("disk '%s' image is a %s source, not a file; snapmove "
 					    "moves only file-backed chains, leave it out of --disk",
 					    disk->target, img->type);
-		if (!sm_str_eq(img->type, "file") || !img->path)
+		if (i > 0 && (!sm_str_eq(img->type, "file") || !img->path))
 			return sm_xasprintf("disk '%s' backing image is a %s source, not a file; "
 					    "snapmove moves only file-backed chains, leave it out "
 					    "of --disk", disk->target, img->type);
@@ -262,10 +270,16 @@ char *sm_disk_unmovable_reason(const struct sm_disk *disk)
 	return NULL;
 }
 
+bool sm_disk_on_device(const struct sm_disk *disk)
+{
+	return disk->nchain > 0 && sm_str_eq(disk->chain[0].type, "block") && disk->chain[0].path;
+}
+
 bool sm_disk_is_candidate(const struct sm_disk *disk)
 {
 	char *why = sm_disk_unmovable_reason(disk);
-	bool ok = why == NULL;
+	/* A device becomes a file when moved: only when --disk names it. */
+	bool ok = why == NULL && !sm_disk_on_device(disk);
 
 	free(why);
 	return ok;

@@ -48,9 +48,14 @@ const struct sm_disk *sm_domain_disks_find(const struct sm_domain_disks *d, cons
 
 /* Why this disk cannot be moved, as a complete error message, or NULL when it
  * can (a writable, non-shared, file-backed disk of device 'disk' whose whole
- * chain is unencrypted files with known formats).  The caller frees the message. */
+ * chain is unencrypted files with known formats; or such a disk whose single
+ * image is a block device).  The caller frees the message. */
 char *sm_disk_unmovable_reason(const struct sm_disk *disk);
-/* true for a disk snapmove moves when no --disk is given. */
+/* The disk's active image is a block device (<disk type='block'>).  Moved
+ * alone (no backing chain below it), to a file: see docs/design.md. */
+bool sm_disk_on_device(const struct sm_disk *disk);
+/* true for a disk snapmove moves when no --disk is given: a movable disk
+ * not on a device (a device disk moves only when --disk names it). */
 bool sm_disk_is_candidate(const struct sm_disk *disk);
 
 #endif

@@ -208,12 +208,25 @@ static bool format_has_backing(const char *format)
 	       sm_str_eq(format, "vmdk") || sm_str_eq(format, "qcow");
 }
 
+/* QEMU opens a block device only with host_device ("file" is for regular
+ * files).  The node says which (only root makes device nodes; a symbolic
+ * link is not followed to one, so a name swapped for a link to a device
+ * still fails as a file); the format stays pinned either way. */
+static const char *protocol_driver(const struct sm_image *img)
+{
+	struct stat sb;
+
+	if (sm_str_eq(img->type, "block") || (lstat(img->path, &sb) == 0 && S_ISBLK(sb.st_mode)))
+		return "host_device";
+	return "file";
+}
+
 static struct json_object *chain_node(const struct sm_image *chain, size_t n, size_t i)
 {
 	struct json_object *node = json_object_new_object();
 	struct json_object *file = json_object_new_object();
 
-	json_object_object_add(file, "driver", json_object_new_string("file"));
+	json_object_object_add(file, "driver", json_object_new_string(protocol_driver(&chain[i])));
 	json_object_object_add(file, "filename", json_object_new_string(chain[i].path));
 	json_object_object_add(node, "driver", json_object_new_string(chain[i].format));
 	json_object_object_add(node, "file", file);
@@ -252,7 +265,7 @@ char *sm_image_chain_spec(const struct sm_image *chain, size_t n)
 }
 
 int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
-		     const char *dst_format)
+		     const char *dst_format, bool dst_zero)
 {
 	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
 	const char *argv[16];
@@ -273,9 +286,53 @@ int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
 		argv[k++] = "-T";
 		argv[k++] = "none";
 	}
+	/* The caller says dst reads as zeros: its zeros are not written. */
+	if (dst_zero)
+		argv[k++] = "--target-is-zero";
 	argv[k++] = spec;
 	argv[k++] = dst;
 	argv[k] = NULL;
+	return sm_run(argv, NULL);
+}
+
+int sm_image_measure(const struct sm_image *chain, size_t n, const char *dst_format,
+		     unsigned long long *bytes)
+{
+	SM_AUTOFREE char *spec = sm_image_chain_spec(chain, n);
+	const char *argv[] = { "qemu-img", "measure", "-U", "--output=json", "-O", dst_format,
+			       spec, NULL };
+	struct sm_run_result res;
+	struct json_object *root = NULL, *v;
+	int ret = -1;
+
+	if (!spec)
+		return -1;
+	if (sm_run(argv, &res) < 0)
+		goto cleanup;
+	root = json_tokener_parse(res.out);
+	if (!root || !json_object_object_get_ex(root, "fully-allocated", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
+		sm_error("qemu-img measure printed no valid fully-allocated size for '%s'",
+			 chain[0].path);
+		goto cleanup;
+	}
+	*bytes = (unsigned long long)json_object_get_int64(v);
+	ret = 0;
+
+cleanup:
+	json_object_put(root);
+	sm_run_result_release(&res);
+	return ret;
+}
+
+int sm_image_format_device(const char *path, const char *format, unsigned long long size)
+{
+	SM_AUTOFREE char *sz = sm_xasprintf("%llu", size);
+	const char *argv[] = { "qemu-img", "create", "-q", "-f", format, path, sz, NULL };
+
+	/* A raw image is the device itself: nothing to write. */
+	if (sm_str_eq(format, "raw"))
+		return 0;
 	return sm_run(argv, NULL);
 }
 
@@ -529,10 +586,11 @@ static char *check_member(const struct sm_disk *d, size_t i, bool from_headers,
 		return sm_xasprintf("disk '%s' image '%s' is a symbolic link; snapmove acts only "
 				    "on the image files themselves: name the file it points to "
 				    "instead", d->target, img->path);
-	if (!S_ISREG(sbs[i].st_mode))
-		return sm_xasprintf("disk '%s' image '%s' is not a regular file; snapmove moves "
-				    "only file images, leave it out of --disk", d->target,
-				    img->path);
+	if (sm_str_eq(img->type, "block") ? !S_ISBLK(sbs[i].st_mode) : !S_ISREG(sbs[i].st_mode))
+		return sm_xasprintf("disk '%s' image '%s' is not a %s; leave it out of --disk",
+				    d->target, img->path, sm_str_eq(img->type, "block")
+				    ? "block device, as its <disk type='block'> says"
+				    : "regular file; snapmove moves only file images");
 	if (from_headers && i > 0) {
 		char *why = check_header_name(d, &d->chain[i - 1], info[-1].backing, img,
 					      &sbs[i - 1], &sbs[i]);
@@ -592,7 +650,9 @@ char *sm_image_check_chain(const struct sm_disk *d, bool from_headers,
 	for (size_t i = 0; i < d->nchain && !why; i++) {
 		const struct sm_image *img = &d->chain[i];
 
-		if (!sm_str_eq(img->type, "file") || !img->path || !img->format)
+		bool device = i == 0 && d->nchain == 1 && sm_str_eq(img->type, "block");
+
+		if ((!device && !sm_str_eq(img->type, "file")) || !img->path || !img->format)
 			why = sm_xasprintf("disk '%s' has an image that is not a file with a known "
 					   "format; leave it out of --disk", d->target);
 		else

@@ -55,9 +55,18 @@ struct sm_image;
 char *sm_image_chain_spec(const struct sm_image *chain, size_t n);
 /* Convert the data of chain (chain[0] and what is below it, pinned as by
  * sm_image_chain_spec) into the existing image dst (qemu-img convert -n),
- * bypassing the host cache where both files allow it. */
+ * bypassing the host cache where both files allow it.  What reads as zeros
+ * is written as zeros (holes where dst can have them), unless dst_zero: the
+ * caller says dst reads as zeros already (--target-is-zero). */
 int sm_image_convert(const struct sm_image *chain, size_t n, const char *dst,
-		     const char *dst_format);
+		     const char *dst_format, bool dst_zero);
+/* The bytes chain's data takes as one dst_format image, fully allocated
+ * (qemu-img measure, the chain pinned): what a device must hold for it. */
+int sm_image_measure(const struct sm_image *chain, size_t n, const char *dst_format,
+		     unsigned long long *bytes);
+/* An empty format image of size on the block device path (qemu-img create;
+ * raw: nothing, the device is the image). */
+int sm_image_format_device(const char *path, const char *format, unsigned long long size);
 /* Commit the qcow2 image path into its immediate backing file backing (qemu-img
  * commit; never deeper: nothing below backing is opened). */
 int sm_image_commit(const char *path, const char *backing, const char *backing_format);

@@ -253,8 +253,10 @@ unsigned long long sm_plan_disk_bytes(const struct sm_plan_disk *p)
 	/* The destination overlay starts tiny; reserve for its qcow2 metadata. */
 	unsigned long long total = 1ULL << 20;
 
+	/* A copy onto a device takes no room in the destination folder. */
 	for (size_t i = 0; i < p->nimages; i++)
-		total += p->images[i].allocated;
+		if (!p->images[i].dst_rdev)
+			total += p->images[i].allocated;
 	return total;
 }
 

@@ -27,6 +27,7 @@ struct sm_plan_image {
 	char *dst_backing_format;
 	unsigned long long virtual_size;
 	unsigned long long allocated;
+	unsigned long long dst_rdev;   /* dst is this block device (--dest-dev); 0: a file */
 };
 
 struct sm_plan_disk {

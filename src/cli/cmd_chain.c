@@ -22,6 +22,13 @@ static char *unmovable_reason(const struct sm_disk *d)
 	return why ? why : sm_image_check_chain(d, false, NULL);
 }
 
+/* An image qemu-img can read: a file, or a device libvirt names as one. */
+static bool has_image(const struct sm_image *img)
+{
+	return (sm_str_eq(img->type, "file") || sm_str_eq(img->type, "block")) && img->path &&
+	       img->format;
+}
+
 static struct json_object *disk_json(const struct sm_disk *d)
 {
 	struct json_object *o = json_object_new_object();
@@ -43,7 +50,7 @@ static struct json_object *disk_json(const struct sm_disk *d)
 		json_object_object_add(im, "type", json_object_new_string(img->type));
 		json_object_object_add(im, "format", img->format ? json_object_new_string(img->format)
 								   : NULL);
-		if (sm_str_eq(img->type, "file") && img->path && img->format &&
+		if (has_image(img) &&
 		    sm_image_info(img->path, img->format, &info) == 0)
 			json_object_object_add(im, "virtual_size",
 					       json_object_new_int64((int64_t)info.virtual_size));
@@ -79,7 +86,7 @@ static void print_disk(const struct sm_disk *d)
 		struct stat sb;
 		char v[32] = "?", a[32] = "?";
 
-		if (sm_str_eq(img->type, "file") && img->path && img->format &&
+		if (has_image(img) &&
 		    sm_image_info(img->path, img->format, &info) == 0)
 			sm_format_bytes(info.virtual_size, v, sizeof(v));
 		if (img->path && stat(img->path, &sb) == 0)

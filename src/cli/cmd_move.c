@@ -27,7 +27,8 @@ static void move_usage(FILE *f)
 		   "                     [--sync-writes auto|on|off] [--converge-timeout SEC]\n"
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
 		   "                     [--delete-source] [--offline] [--trim]\n"
-		   "                     [--overlay-dir DIR]\n\n"
+		   "                     [--overlay-dir DIR] [--dest-dev TARGET=DEVICE]...\n"
+		   "                     [--dest-zeroed]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
@@ -67,7 +68,14 @@ static void move_usage(FILE *f)
 		   "                    systems (fstrim), so thin storage stays thin\n"
 		   "  --overlay-dir DIR where the temporary overlay that takes the guest's\n"
 		   "                    writes during the move goes (default: the destination,\n"
-		   "                    so the source storage needs no free space)\n");
+		   "                    so the source storage needs no free space)\n"
+		   "  --dest-dev TARGET=DEVICE\n"
+		   "                    put disk TARGET's image onto the block device DEVICE\n"
+		   "                    (raw or qcow2, one image: --flatten for a chain); the\n"
+		   "                    overlays stay in the destination; repeat for more\n"
+		   "  --dest-zeroed     the --dest-dev devices read as zeros already: the\n"
+		   "                    copy skips writing the source's zeros (a resumed copy\n"
+		   "                    writes them)\n");
 }
 
 /* A before_move veto ends its job at once (aborted); a later one leaves it
@@ -108,6 +116,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "offline", no_argument, NULL, 'O' },
 		{ "trim", no_argument, NULL, 'R' },
 		{ "overlay-dir", required_argument, NULL, 'L' },
+		{ "dest-dev", required_argument, NULL, 'B' },
+		{ "dest-zeroed", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -115,6 +125,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	int method;
 	unsigned long long num;
 	const char **disks = sm_xcalloc((size_t)argc + 1, sizeof(*disks));
+	const char **devs = sm_xcalloc((size_t)argc + 1, sizeof(*devs));
 	SM_AUTOFREE char *db = NULL;
 	struct sm_journal *j = NULL;
 	struct sm_virt *v = NULL;
@@ -140,6 +151,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'b':
 			if (sm_parse_ull(optarg, &o.bandwidth_mib) < 0 || o.bandwidth_mib > (1ULL << 30)) {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--bandwidth takes a whole number "
 							  "of MiB/s, not '%s'", optarg);
 			}
@@ -165,6 +177,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'f':
 			if (!sm_str_eq(optarg, "raw") && !sm_str_eq(optarg, "qcow2")) {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--dest-format takes raw or qcow2, "
 							  "not '%s'", optarg);
 			}
@@ -174,6 +187,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			method = sm_copy_method_from_name(optarg);
 			if (method < 0) {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--copy-method takes auto, reflink, "
 							  "direct, copy_file_range or readwrite, "
 							  "not '%s'",
@@ -185,6 +199,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 			method = sm_sync_writes_from_name(optarg);
 			if (method < 0) {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--sync-writes takes auto, on or off, "
 							  "not '%s'", optarg);
 			}
@@ -193,6 +208,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 't':
 			if (sm_parse_ull(optarg, &num) < 0 || num == 0 || num > 86400) {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--converge-timeout takes seconds "
 							  "(1 to 86400), not '%s'", optarg);
 			}
@@ -201,6 +217,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'p':
 			if (sm_parse_ull(optarg, &num) < 0 || num == 0 || num > 64) {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--parallel takes a number of copies "
 							  "from 1 to 64, not '%s'", optarg);
 			}
@@ -227,38 +244,64 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'L':
 			if (optarg[0] != '/') {
 				free(disks);
+				free(devs);
 				return sm_cli_usage_error("move", "--overlay-dir takes an absolute "
 							  "folder, not '%s'", optarg);
 			}
 			o.overlay_dir = optarg;
 			break;
+		case 'B':
+			if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1]) {
+				free(disks);
+				free(devs);
+				return sm_cli_usage_error("move", "--dest-dev takes TARGET=DEVICE (vda="
+							  "/dev/vg0/data), not '%s'", optarg);
+			}
+			devs[o.ndest_devs++] = optarg;
+			break;
+		case 'Z':
+			o.dest_zeroed = true;
+			break;
 		case 'h':
 			move_usage(stdout);
 			free(disks);
+			free(devs);
 			return SM_EXIT_OK;
 		default:
 			free(disks);
+			free(devs);
 			return sm_cli_usage_error("move", "bad option");
 		}
 	}
 	o.disks = disks;
+	o.dest_devs = devs;
 	if (optind >= argc) {
 		free(disks);
+		free(devs);
 		return sm_cli_usage_error("move", "move needs a DOMAIN");
 	}
 	if (optind + 1 < argc) {
 		free(disks);
+		free(devs);
 		return sm_cli_usage_error("move", "unexpected argument '%s'", argv[optind + 1]);
 	}
 	o.domain = argv[optind];
 	if (o.trim && o.offline) {
 		free(disks);
+		free(devs);
 		return sm_cli_usage_error("move", "--trim asks the running guest's agent to trim; "
 					  "a shut-off domain has none: leave --trim out with "
 					  "--offline");
 	}
+	if (o.dest_zeroed && !o.ndest_devs) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--dest-zeroed says the --dest-dev devices read "
+					  "as zeros; it needs a --dest-dev");
+	}
 	if (!o.dest == !o.dest_pool) {
 		free(disks);
+		free(devs);
 		return sm_cli_usage_error("move", "move needs either --dest DIR, the directory "
 					  "to move the disks to, or --dest-pool POOL");
 	}
@@ -283,5 +326,6 @@ cleanup:
 	sm_virt_free(v);
 	sm_journal_free(j);
 	free(disks);
+	free(devs);
 	return ret;
 }

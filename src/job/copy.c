@@ -2,6 +2,7 @@
  * the journal glue (chunk rows, made files) and a pool of copy threads.
  */
 #include "job/internal.h"
+#include "job/destdev.h"
 #include "chain/image.h"
 #include "copy/checksum.h"
 #include "events.h"
@@ -192,7 +193,7 @@ static void chain_add(struct sm_disk *d, const struct sm_image *img)
 {
 	d->chain = sm_xrealloc(d->chain, (d->nchain + 1) * sizeof(*d->chain));
 	d->chain[d->nchain++] = (struct sm_image){ .path = sm_xstrdup(img->path),
-						   .type = sm_xstrdup("file"),
+						   .type = sm_xstrdup(img->type ? img->type : "file"),
 						   .format = sm_xstrdup(img->format) };
 }
 
@@ -229,7 +230,15 @@ int sm_job_source_chain(struct sm_jobctx *c, const struct sm_plan_disk *p,
 			chain_add(d, &live->chain[k]);
 		sm_domain_disks_release(&now);
 	} else {
+		struct stat sb;
+
+		/* The domain is down: what the image is, the node tells (a
+		 * device moves alone, sm_disk_unmovable_reason). */
 		chain_add(d, &top);
+		if (stat(top.path, &sb) == 0 && S_ISBLK(sb.st_mode)) {
+			free(d->chain[0].type);
+			d->chain[0].type = sm_xstrdup("block");
+		}
 		why = sm_image_follow_chain(d);
 	}
 	if (!why)
@@ -272,16 +281,29 @@ static int convert_image(struct sm_jobctx *c, const struct sm_plan_disk *p, size
 	    sm_job_source_chain(c, p, &src) < 0)
 		goto cleanup;
 	d = &src.disks[0];
-	if (sm_image_convert(d->chain, d->nchain, fdpath, img->dst_format) < 0 ||
+	/* A device by its /dev name (fd just proved it is the journaled one):
+	 * qemu-img opens a node as a device, a /proc link as a file. */
+	if (sm_image_convert(d->chain, d->nchain, img->dst_rdev ? img->dst : fdpath,
+			     img->dst_format, img->dst_rdev && c->dest_zeroed) < 0 ||
 	    sync_fd(fd, img->dst) < 0)
 		goto cleanup;
-	if (c->verify && sm_image_compare(d->chain, d->nchain, fdpath, img->dst_format) < 0)
+	if (c->verify && sm_image_compare(d->chain, d->nchain, img->dst_rdev ? img->dst : fdpath,
+					  img->dst_format) < 0)
 		goto cleanup;
 	ret = 0;
 
 cleanup:
 	sm_domain_disks_release(&src);
 	return ret;
+}
+
+/* The copy onto a device fd (checked): qemu-img convert, the holes
+ * written as zeros (the device is not known to read as zeros). */
+static int copy_onto_device(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k, int fd)
+{
+	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
+		return -1;
+	return convert_image(c, p, k, fd);
 }
 
 /* sm_copy_run_fds from img->src onto the destination file fd. */
@@ -339,9 +361,22 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 			return -1;
 		req.unverified = unverified;
 	}
-	fd = sm_job_dest_fd(c, img->dst, img->src);
+	/* A device is opened for this copy only (never held: QEMU writes it
+	 * from the pivot on). */
+	fd = img->dst_rdev ? sm_destdev_open(img->dst, img->dst_rdev)
+			   : sm_job_dest_fd(c, img->dst, img->src);
 	if (fd < 0)
 		return -1;
+	if (img->dst_rdev) {
+		rc = copy_onto_device(c, p, k, fd);
+		close(fd);
+		if (rc < 0)
+			return -1;
+		sm_progress_say(c->pr, "  converted %s onto %s (%s) in %.1f s", img->src, img->dst,
+				img->dst_format, sm_monotonic() - t0);
+		return sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPIED,
+						  img->allocated);
+	}
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
 	sm_progress_start(c->pr, cc.slot, label);

@@ -76,6 +76,9 @@ struct sm_jobctx {
 	enum sm_sync_writes sync_writes;
 	double converge_timeout;       /* seconds without progress before a switch */
 	bool delete_source;            /* delete the unused source images when done */
+	bool dest_zeroed;              /* --dest-zeroed: the --dest-dev devices read as
+					* zeros (not journaled: a resumed copy writes
+					* the zeros, as without it) */
 
 	virDomainPtr dom;              /* NULL when the domain is gone */
 	bool running;                  /* the domain runs (live operations) */

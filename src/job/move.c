@@ -238,6 +238,7 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 		c->converge_timeout = m->o->converge_timeout;
 	c->parallel = m->o->parallel ? m->o->parallel : sm_job_default_parallel(m->dest);
 	c->trim = m->o->trim;
+	c->dest_zeroed = m->o->dest_zeroed;
 	for (size_t i = 0; i < m->nplans; i++) {
 		c->plans[i] = m->plans[i];
 		memset(&m->plans[i], 0, sizeof(m->plans[i]));

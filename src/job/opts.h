@@ -31,6 +31,9 @@ struct sm_move_opts {
 	bool delete_source;                /* then delete the unused source images */
 	bool offline;                      /* the domain is shut off: copy, redefine */
 	bool trim;                         /* then the guest agent trims (fstrim) */
+	const char *const *dest_devs;      /* --dest-dev TARGET=DEVICE */
+	size_t ndest_devs;
+	bool dest_zeroed;                  /* those devices read as zeros already */
 };
 
 #endif

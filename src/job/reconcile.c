@@ -380,9 +380,12 @@ int sm_reconcile(struct sm_jobctx *c)
 			enum sm_image_state st;
 			unsigned long long chunks;
 
-			all_dst = all_dst && file_exists(p->images[k].dst);
 			if (sm_journal_image_progress(c->j, c->job, p->target, k, &st, &chunks) < 0)
 				goto cleanup;
+			/* A device always exists: the journal tells whether it was
+			 * prepared (dest_chain). */
+			all_dst = all_dst && (p->images[k].dst_rdev ? st >= SM_IMAGE_CREATED
+								    : file_exists(p->images[k].dst));
 			all_copied = all_copied && st == SM_IMAGE_COPIED;
 		}
 		all_copied = all_copied && all_dst;

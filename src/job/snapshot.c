@@ -2,6 +2,7 @@
  * source overlays) and dest_chain (the destination images and overlay).
  */
 #include "job/internal.h"
+#include "job/destdev.h"
 #include "chain/image.h"
 #include "events.h"
 #include "snapshot/blockjob.h"
@@ -167,6 +168,24 @@ static int ours_exists(struct sm_jobctx *c, const char *path, bool *exists)
 	return 0;
 }
 
+/* A copy onto a device (--dest-dev): the device checked again (the one
+ * journaled, held by no one), an empty qcow2 written on it; never created. */
+static int create_on_device(struct sm_jobctx *c, size_t i, size_t k)
+{
+	const struct sm_plan_image *img = &c->plans[i].images[k];
+	int fd = sm_destdev_open(img->dst, img->dst_rdev);
+
+	if (fd < 0)
+		return -1;
+	if (sm_image_format_device(img->dst, img->dst_format, img->virtual_size) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return sm_journal_image_set_state(c->j, c->job, c->plans[i].target, k, SM_IMAGE_CREATED,
+					  0);
+}
+
 static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 {
 	const struct sm_plan_image *img = &c->plans[i].images[k];
@@ -174,6 +193,8 @@ static int create_image(struct sm_jobctx *c, size_t i, size_t k)
 	bool exists;
 	int fd;
 
+	if (img->dst_rdev)
+		return create_on_device(c, i, k);
 	if (ours_exists(c, img->dst, &exists) < 0)
 		return -1;
 	if (exists)

@@ -3,15 +3,19 @@
  */
 #include "job/validate.h"
 #include "chain/image.h"
+#include "job/destdev.h"
 #include "pool.h"
 #include "job/reconcile.h"
 #include "snapshot/blockjob.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -145,7 +149,19 @@ static int select_disks(struct move *m, const struct sm_disk ***sel, size_t *nse
 				 m->o->disks[i], all[0] ? all : "none");
 			goto error;
 		}
-		why = sm_disk_unmovable_reason(d);
+		/* Shut off, libvirt reports no chain: say what is missing first. */
+		if (m->o->offline && sm_disk_on_device(d))
+			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
+					   "moves only live for now; start the domain ('virsh start "
+					   "%s') and move it without --offline", d->target,
+					   d->chain[0].path, m->o->domain);
+		else
+			why = sm_disk_unmovable_reason(d);
+		if (!why && m->o->delete_source && sm_disk_on_device(d))
+			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
+					   "never deletes; leave --delete-source out (the device "
+					   "stays as it is; free it yourself once the move is done)",
+					   d->target, d->chain[0].path);
 		if (why) {
 			sm_error("%s", why);
 			free(why);
@@ -278,6 +294,30 @@ static int check_overlay_dir(struct move *m)
 	return 0;
 }
 
+/* The overlay is a file: never in the folder of a device it sits over
+ * (/dev is a memory file system that is not storage). */
+static int check_overlay_not_dev(const struct move *m, const struct sm_disk *const *sel,
+				 size_t nsel)
+{
+	struct stat a, b;
+
+	for (size_t i = 0; i < nsel; i++) {
+		SM_AUTOFREE char *dir = NULL;
+
+		if (!sm_disk_on_device(sel[i]))
+			continue;
+		dir = sm_path_dirname(sel[i]->chain[0].path);
+		if (stat(dir, &a) == 0 && stat(m->overlay_dir, &b) == 0 && a.st_dev == b.st_dev) {
+			sm_error("overlay folder '%s' is on the file system of the device '%s' of "
+				 "disk '%s', which holds device nodes, not images; choose an "
+				 "--overlay-dir on storage, or leave it out (the destination)",
+				 m->overlay_dir, sel[i]->chain[0].path, sel[i]->target);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_disk_free(struct move *m, const struct sm_disk *d)
 {
 	long long other;
@@ -309,11 +349,25 @@ static int check_disk_free(struct move *m, const struct sm_disk *d)
 	return 0;
 }
 
+/* A device has no allocation to count: its size is the most its image
+ * can hold, and what the destination must have room for. */
 static unsigned long long allocated_bytes(const char *path)
 {
+	unsigned long long size = 0;
 	struct stat sb;
+	int fd;
 
-	return stat(path, &sb) == 0 ? (unsigned long long)sb.st_blocks * 512ULL : 0;
+	if (stat(path, &sb) < 0)
+		return 0;
+	if (!S_ISBLK(sb.st_mode))
+		return (unsigned long long)sb.st_blocks * 512ULL;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+			size = 0;
+		close(fd);
+	}
+	return size;
 }
 
 /* Who uses which image: every domain's chains, and the backing references
@@ -328,6 +382,9 @@ static int scan_usage(struct move *m, const struct sm_disk *const *sel, size_t n
 		for (size_t k = 0; k < sel[i]->nchain; k++) {
 			SM_AUTOFREE char *dir = sm_path_dirname(sel[i]->chain[k].path);
 
+			/* A device's folder (/dev) holds no image headers. */
+			if (sm_disk_on_device(sel[i]))
+				continue;
 			if (sm_usage_scan_dir(dir, &m->usage) < 0)
 				return -1;
 		}
@@ -425,7 +482,7 @@ static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
 {
 	for (size_t i = 0; i < p->nimages; i++)
 		if (check_not_in_dest(dest, p->target, p->images[i].src) < 0 ||
-		    sm_move_check_dest_absent(p->images[i].dst) < 0)
+		    (!p->images[i].dst_rdev && sm_move_check_dest_absent(p->images[i].dst) < 0))
 			return -1;
 	if (sm_move_check_dest_absent(p->dst_overlay) < 0 || sm_move_check_overlay_absent(p->src_overlay) < 0)
 		return -1;
@@ -473,6 +530,92 @@ static int check_space(struct move *m, unsigned long long *need_out,
 	return 0;
 }
 
+/* The DEVICE of --dest-dev TARGET=DEVICE for target, or NULL. */
+static const char *dest_dev_of(const struct move *m, const char *target)
+{
+	size_t len = strlen(target);
+
+	for (size_t i = 0; i < m->o->ndest_devs; i++)
+		if (strncmp(m->o->dest_devs[i], target, len) == 0 && m->o->dest_devs[i][len] == '=')
+			return m->o->dest_devs[i] + len + 1;
+	return NULL;
+}
+
+/* Every --dest-dev names a disk the move takes. */
+static int check_dest_dev_targets(const struct move *m)
+{
+	for (size_t i = 0; i < m->o->ndest_devs; i++) {
+		const char *arg = m->o->dest_devs[i];
+		size_t len = (size_t)(strchr(arg, '=') - arg);
+		bool found = false;
+
+		for (size_t k = 0; k < m->nplans && !found; k++)
+			found = strlen(m->plans[k].target) == len &&
+				strncmp(m->plans[k].target, arg, len) == 0;
+		if (!found) {
+			sm_error("--dest-dev '%s' names no disk this move takes; name one of its "
+				 "--disk targets", arg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* --dest-dev TARGET=DEVICE: disk d's one image goes onto the device (the
+ * overlays stay files in the destination). */
+static int plan_dest_dev(struct move *m, const struct sm_disk *d, struct sm_plan_disk *p,
+			 const struct sm_usage *domains)
+{
+	const char *arg = dest_dev_of(m, p->target);
+	struct sm_plan_image *img = &p->images[0];
+	unsigned long long rdev, need = img->virtual_size;
+	char *path;
+
+	if (!arg)
+		return 0;
+	if (m->o->offline) {
+		sm_error("--dest-dev moves a running domain only for now; start '%s' or leave "
+			 "--dest-dev out", m->o->domain);
+		return -1;
+	}
+	if (sm_disk_on_device(d)) {
+		sm_error("disk '%s' is on the block device '%s' already; moving it from a device "
+			 "onto a device is not supported: leave --dest-dev out (it moves to a "
+			 "file)", p->target, d->chain[0].path);
+		return -1;
+	}
+	if (p->nimages != 1 || img->dst_backing) {
+		sm_error("disk '%s' has a backing chain and a device takes one image; add "
+			 "--flatten (the whole chain goes into the device) or leave --dest-dev "
+			 "out", p->target);
+		return -1;
+	}
+	if (sm_destdev_resolve(arg, &path, &rdev) < 0)
+		return -1;
+	for (size_t k = 0; k + 1 < m->nplans; k++) {
+		if (m->plans[k].images[0].dst_rdev == rdev) {
+			sm_error("disks '%s' and '%s' both name the destination device '%s'; give "
+				 "each its own", m->plans[k].target, p->target, path);
+			free(path);
+			return -1;
+		}
+	}
+	if (sm_str_eq(img->dst_format, "qcow2") &&
+	    sm_image_measure(d->chain, d->nchain, "qcow2", &need) < 0) {
+		free(path);
+		return -1;
+	}
+	if (sm_destdev_check(path, rdev, need, sm_str_eq(img->dst_format, "raw"), domains,
+			     p->target) < 0) {
+		free(path);
+		return -1;
+	}
+	free(img->dst);
+	img->dst = path;
+	img->dst_rdev = rdev;
+	return 0;
+}
+
 /* The files the job may delete later, with who they are now: the moved
  * images of d's chain as libvirt reported it (the whole chain when it is
  * flattened: its data is all at the destination). */
@@ -481,7 +624,8 @@ static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
 	for (size_t k = 0; k < nmoved; k++) {
 		struct sm_srcfile f;
 
-		if (!d->chain[k].path)
+		/* A device is never deleted: not a source file of the job. */
+		if (!d->chain[k].path || (k == 0 && sm_disk_on_device(d)))
 			continue;
 		if (sm_srcfile_identify(d->chain[k].path, &f) < 0)
 			return -1;
@@ -526,17 +670,21 @@ static int check_off(const struct move *m)
 int sm_move_validate(struct move *m, unsigned long long *need, unsigned long long *avail)
 {
 	const struct sm_disk **sel = NULL;
+	struct sm_usage domains = { 0 };
 	size_t nsel = 0;
 	long long next_id;
 	int ret = -1;
 
 	if (check_domain(m) < 0 || check_metadata(m) < 0 || select_disks(m, &sel, &nsel) < 0)
 		return -1;
-	if (check_dest(m) < 0 || check_overlay_dir(m) < 0)
+	if (check_dest(m) < 0 || check_overlay_dir(m) < 0 ||
+	    check_overlay_not_dev(m, sel, nsel) < 0)
 		goto cleanup;
 	/* Overlay names carry the job id: plan with the id the journal will give
 	 * next; open_job() renames them should another snapmove take it first. */
 	if (sm_journal_next_job_id(m->j, &next_id) < 0 || scan_usage(m, sel, nsel) < 0)
+		goto cleanup;
+	if (m->o->ndest_devs && sm_usage_scan_domains(sm_virt_conn(m->v), &domains) < 0)
 		goto cleanup;
 	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
 	for (size_t i = 0; i < nsel; i++) {
@@ -547,14 +695,19 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 		if (note_sources(m, sel[i], m->o->flatten ? sel[i]->nchain
 							   : m->plans[i].nimages) < 0)
 			goto cleanup;
-		if (m->o->flatten)
+		/* A device is read by qemu-img convert (the flattened disk's
+		 * path): it sees the device's size and skips what reads as zeros,
+		 * where the copier knows files' extents only. */
+		if (m->o->flatten || sm_disk_on_device(sel[i]))
 			sm_plan_flatten(&m->plans[i]);
 		if (m->o->dest_format && sm_plan_set_dest_format(&m->plans[i], m->o->dest_format) < 0)
+			goto cleanup;
+		if (plan_dest_dev(m, sel[i], &m->plans[i], &domains) < 0)
 			goto cleanup;
 		if (check_plan_files(m->dest, &m->plans[i]) < 0)
 			goto cleanup;
 	}
-	if (sm_plan_check_collisions(m->plans, m->nplans) < 0 ||
+	if (check_dest_dev_targets(m) < 0 || sm_plan_check_collisions(m->plans, m->nplans) < 0 ||
 	    sm_plan_check_overlays(m->plans, m->nplans) < 0 || check_space(m, need, avail) < 0)
 		goto cleanup;
 	if (m->o->offline && check_off(m) < 0)
@@ -562,6 +715,7 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 	ret = 0;
 
 cleanup:
+	sm_usage_release(&domains);
 	free(sel);
 	return ret;
 }

@@ -83,13 +83,16 @@ int sm_journal_disk_insert(struct sm_journal *j, long long job_id, const struct 
 
 		if (sm_journal_sql(j, "INSERT INTO image (job_id, target, depth, src_path, dst_path, "
 			"format, dst_format, src_backing, dst_backing, dst_backing_format, "
-			"virtual_size, allocated, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-			"isisssssssiis", job_id, p->target, (long long)i, img->src, img->dst,
+			"virtual_size, allocated, state, dst_rdev) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			"isisssssssiisi", job_id, p->target, (long long)i, img->src, img->dst,
 			img->format, img->dst_format, img->src_backing, img->dst_backing,
 			img->dst_backing_format, (long long)img->virtual_size,
-			(long long)img->allocated, sm_image_state_name(SM_IMAGE_PLANNED)) < 0)
+			(long long)img->allocated, sm_image_state_name(SM_IMAGE_PLANNED),
+			(long long)img->dst_rdev) < 0)
 			return -1;
-		if (sm_journal_file_set(j, job_id, img->dst, "dst_image", "planned") < 0)
+		/* A device is not a file of the job: never made, never removed. */
+		if (!img->dst_rdev &&
+		    sm_journal_file_set(j, job_id, img->dst, "dst_image", "planned") < 0)
 			return -1;
 	}
 	if (sm_journal_file_set(j, job_id, p->src_overlay, "src_overlay", "planned") < 0 ||
@@ -400,6 +403,7 @@ static void fill_image(struct row *rw, void *p)
 	img->allocated = (unsigned long long)journal_row_int(rw, 7, 0, ROW_SIZE_MAX);
 	img->dst_format = journal_row_text(rw, 8, false);
 	(void)journal_row_int(rw, 9, 0, ROW_SIZE_MAX);  /* depth, checked by the caller */
+	img->dst_rdev = (unsigned long long)journal_row_int(rw, 10, 0, ROW_SIZE_MAX);
 }
 
 static void release_disks(void *p, size_t n)
@@ -419,7 +423,7 @@ static int disk_images(struct sm_journal *j, long long job_id, struct sm_plan_di
 {
 	sqlite3_stmt *st = journal_prepare(j, "SELECT src_path, dst_path, format, src_backing, "
 				   "dst_backing, dst_backing_format, virtual_size, allocated, "
-				   "coalesce(dst_format, format) AS dst_format, depth FROM image "
+				   "coalesce(dst_format, format) AS dst_format, depth, dst_rdev FROM image "
 				   "WHERE job_id = ? AND target = ? ORDER BY depth",
 				   "is", job_id, plan->target);
 	struct row rw = { .job = job_id };

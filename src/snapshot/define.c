@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static xmlNodePtr child(xmlNodePtr node, const char *name)
 {
@@ -20,19 +21,30 @@ static xmlNodePtr child(xmlNodePtr node, const char *name)
 	return NULL;
 }
 
+/* The <disk type> that names path: a block device (a move undone back
+ * onto its device) is <disk type='block'> with <source dev>. */
+static const char *source_type(const char *path)
+{
+	struct stat sb;
+
+	return lstat(path, &sb) == 0 && S_ISBLK(sb.st_mode) ? "block" : "file";
+}
+
 static void rewrite_disk(xmlNodePtr disk, const struct sm_define_disk *d)
 {
 	xmlNodePtr source = child(disk, "source");
 	xmlNodePtr driver = child(disk, "driver");
+	const char *type = source_type(d->path);
 	xmlNodePtr bs;
 
-	xmlSetProp(disk, (const xmlChar *)"type", (const xmlChar *)"file");
+	xmlSetProp(disk, (const xmlChar *)"type", (const xmlChar *)type);
 	if (!source)
 		source = xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL);
 	/* A <source> of another type carries attributes that no longer apply. */
 	while (source->properties)
 		xmlRemoveProp(source->properties);
-	xmlSetProp(source, (const xmlChar *)"file", (const xmlChar *)d->path);
+	xmlSetProp(source, (const xmlChar *)(sm_str_eq(type, "block") ? "dev" : "file"),
+		   (const xmlChar *)d->path);
 	if (!driver) {
 		driver = xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL);
 		xmlSetProp(driver, (const xmlChar *)"name", (const xmlChar *)"qemu");
@@ -92,7 +104,8 @@ static int count_stale(const char *xml, const struct sm_define_disk *disks, size
 		const struct sm_disk *d = sm_domain_disks_find(&parsed, disks[i].target);
 
 		if (!d || d->nchain == 0 || !sm_str_eq(d->chain[0].path, disks[i].path) ||
-		    !sm_str_eq(d->chain[0].format, disks[i].format))
+		    !sm_str_eq(d->chain[0].format, disks[i].format) ||
+		    !sm_str_eq(d->chain[0].type, source_type(disks[i].path)))
 			stale++;
 		/* A <backingStore> libvirt recorded must not name the old chain. */
 		else if (disks[i].check_backing && d->nchain > 1 &&

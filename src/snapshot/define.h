@@ -18,7 +18,9 @@ struct sm_define_disk {
 };
 
 /* Rewrite <source file>, <driver type> and drop stale <backingStore> of each
- * disk in xml; returns a new document, or NULL with an error. */
+ * disk in xml (<disk type='block'> <source dev> when the path is a block
+ * device: a move undone back onto it); returns a new document, or NULL with
+ * an error. */
 char *sm_define_rewrite_xml(const char *xml, const struct sm_define_disk *disks, size_t n);
 /* Make the persistent definition match; *rewritten tells whether it had to. */
 int sm_define_sync(virConnectPtr conn, virDomainPtr dom, const struct sm_define_disk *disks,

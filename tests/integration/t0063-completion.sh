@@ -40,7 +40,8 @@ expect_comp "snapmove --hook" "--hook-timeout --hooks-dir"
 expect_comp "snapmove --json st" status
 expect_comp "snapmove help st" status
 expect_comp "snapmove move $dom --di" --disk
-expect_comp "snapmove move $dom --dest-" "--dest-format --dest-pool"
+expect_comp "snapmove move $dom --dest-" "--dest-dev --dest-format --dest-pool --dest-zeroed"
+expect_comp "snapmove move $dom --dest-dev " "vda= vdb="
 expect_comp "snapmove move $dom --no" --no-verify
 expect_comp "snapmove abort 2 --" "--help --json --via"
 expect_comp "snapmove copy a --ch" --chunk-size

@@ -155,7 +155,7 @@ static void test_relative_backing_path_as_given(void **state)
 	sm_domain_disks_release(&d);
 }
 
-static void test_block_disk_unmovable(void **state)
+static void test_block_disk_movable(void **state)
 {
 	struct sm_domain_disks d;
 	const struct sm_disk *vdb;
@@ -168,8 +168,28 @@ static void test_block_disk_unmovable(void **state)
 	assert_int_equal(vdb->nchain, 1);
 	assert_image(&vdb->chain[0], "block", "/dev/vg0/vm-mixed-data", "raw");
 	assert_true(vdb->chain_known);
-	assert_unmovable(vdb, "block");
-	assert_unmovable(vdb, "not a file");
+	/* Movable to a file when --disk names it, never picked by default. */
+	assert_true(sm_disk_on_device(vdb));
+	assert_null(sm_disk_unmovable_reason(vdb));
+	assert_false(sm_disk_is_candidate(vdb));
+	sm_domain_disks_release(&d);
+}
+
+/* A device with a backing chain below it is refused, naming the fix. */
+static void test_block_disk_with_chain_unmovable(void **state)
+{
+	struct sm_domain_disks d;
+	struct sm_disk *vdb;
+
+	(void)state;
+	parse_fixture("unmovable.xml", &d);
+	vdb = (struct sm_disk *)find(&d, "vdb");
+	vdb->chain = realloc(vdb->chain, 2 * sizeof(*vdb->chain));
+	vdb->chain[1] = (struct sm_image){ .type = strdup("file"), .path = strdup("/b.qcow2"),
+					   .format = strdup("qcow2") };
+	vdb->nchain = 2;
+	assert_unmovable(vdb, "block device with a backing chain");
+	assert_unmovable(vdb, "blockcommit");
 	sm_domain_disks_release(&d);
 }
 
@@ -462,7 +482,8 @@ int main(void)
 		cmocka_unit_test(test_single_qcow2),
 		cmocka_unit_test(test_qcow2_qcow2_raw_chain),
 		cmocka_unit_test(test_relative_backing_path_as_given),
-		cmocka_unit_test(test_block_disk_unmovable),
+		cmocka_unit_test(test_block_disk_movable),
+		cmocka_unit_test(test_block_disk_with_chain_unmovable),
 		cmocka_unit_test(test_network_disk_unmovable),
 		cmocka_unit_test(test_cdrom_without_source_unmovable),
 		cmocka_unit_test(test_readonly_and_shareable_unmovable),

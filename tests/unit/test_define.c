@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chain/chain.h"
 #include "snapshot/define.h"
@@ -65,6 +66,26 @@ static void block_source_becomes_file(void **state)
 	free(out);
 }
 
+/* A move undone back onto its device: <disk type='block'> <source dev>. */
+static void device_path_becomes_block(void **state)
+{
+	struct sm_define_disk d[] = { { .target = "vda", .path = "/dev/loop0", .format = "raw" } };
+	struct sm_domain_disks disks;
+	struct stat sb;
+	char *out;
+
+	(void)state;
+	if (stat("/dev/loop0", &sb) < 0 || !S_ISBLK(sb.st_mode))
+		skip();
+	out = sm_define_rewrite_xml(inactive_xml, d, 1);
+	assert_int_equal(sm_chain_parse(out, &disks), 0);
+	assert_string_equal(sm_domain_disks_find(&disks, "vda")->chain[0].type, "block");
+	assert_string_equal(sm_domain_disks_find(&disks, "vda")->chain[0].path, "/dev/loop0");
+	assert_null(strstr(out, "file=\"/dev/loop0\""));
+	sm_domain_disks_release(&disks);
+	free(out);
+}
+
 static void malformed_is_refused(void **state)
 {
 	struct sm_define_disk d[] = { { .target = "vda", .path = "/dst/a.qcow2", .format = "qcow2" } };
@@ -78,6 +99,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rewrites_only_named_disks),
 		cmocka_unit_test(block_source_becomes_file),
+		cmocka_unit_test(device_path_becomes_block),
 		cmocka_unit_test(malformed_is_refused),
 	};
 

@@ -649,6 +649,38 @@ static void test_info_parse_data_file(void **state)
 
 /* The json: filename of a chain names every file and format and ends in
  * "backing": null; a format without backing files gets no "backing" key. */
+/* A block device is opened with host_device: named so by libvirt, or a
+ * device node at the path (never a symbolic link to one). */
+static void test_chain_spec_device(void **state)
+{
+	const char *dir = "/tmp";
+	const struct sm_image named = { .path = (char *)"/dev/vg/data", .type = (char *)"block",
+					.format = (char *)"raw" };
+	const struct sm_image node = { .path = (char *)"/dev/loop0", .format = (char *)"qcow2" };
+	char link[64];
+	struct sm_image linked = { .path = link, .format = (char *)"raw" };
+	struct stat sb;
+	char *spec;
+
+	(void)state;
+	spec = sm_image_chain_spec(&named, 1);
+	assert_non_null(strstr(spec, "\"file\":{\"driver\":\"host_device\",\"filename\":\"/dev/vg/data\"}"));
+	free(spec);
+	if (stat("/dev/loop0", &sb) < 0 || !S_ISBLK(sb.st_mode))
+		skip();
+	spec = sm_image_chain_spec(&node, 1);
+	assert_non_null(strstr(spec, "\"driver\":\"host_device\""));
+	free(spec);
+	snprintf(link, sizeof(link), "%s/sm-unit-dev-%d", dir, (int)getpid());
+	unlink(link);
+	assert_int_equal(symlink("/dev/loop0", link), 0);
+	spec = sm_image_chain_spec(&linked, 1);
+	unlink(link);
+	assert_null(strstr(spec, "host_device"));
+	assert_non_null(strstr(spec, "\"driver\":\"file\""));
+	free(spec);
+}
+
 static void test_chain_spec(void **state)
 {
 	const struct sm_image chain[] = {
@@ -723,9 +755,13 @@ static void test_convert_compare_commit_check_pinned(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(sm_image_convert(test_chain3, 3, "/d/top.qcow2", "raw"), 0);
+	assert_int_equal(sm_image_convert(test_chain3, 3, "/d/top.qcow2", "raw", false), 0);
 	assert_argv((const char *const[]){ "qemu-img", "convert", "-n", "-f", "qcow2", "-O",
 					   "raw", spec, "/d/top.qcow2", NULL });
+	/* --dest-zeroed: the caller says the target reads as zeros. */
+	assert_int_equal(sm_image_convert(test_chain3, 3, "/dev/x", "raw", true), 0);
+	assert_argv((const char *const[]){ "qemu-img", "convert", "-n", "-f", "qcow2", "-O",
+					   "raw", "--target-is-zero", spec, "/dev/x", NULL });
 
 	alone = sm_image_chain_spec(&one, 1);
 	assert_int_equal(sm_image_compare(test_chain3, 3, "/d/top.qcow2", "raw"), 0);
@@ -1002,6 +1038,7 @@ int main(void)
 		T(test_real_qemu_img),
 		T(test_info_parse_data_file),
 		T(test_chain_spec),
+		T(test_chain_spec_device),
 		T(test_convert_compare_commit_check_pinned),
 		T(test_backing_resolve),
 		T(test_check_chain),

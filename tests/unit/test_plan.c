@@ -142,6 +142,9 @@ static void test_single_image(void **state)
 	assert_string_equal(p.dst_overlay, "/dest/guest.raw.snapmove-1234567890123.qcow2");
 	assert_int_equal(p.virtual_size, 2 * GiB);
 	assert_int_equal(sm_plan_disk_bytes(&p), 123456789ULL + MiB);
+	/* Onto a device (--dest-dev): the folder keeps only the overlays. */
+	p.images[0].dst_rdev = 0x700;
+	assert_int_equal(sm_plan_disk_bytes(&p), MiB);
 	sm_plan_disk_release(&p);
 }
 
