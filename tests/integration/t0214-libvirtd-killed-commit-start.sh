@@ -77,7 +77,7 @@ PY
 	commit-vda-*:ready) ;;
 	*) fail "QEMU runs no ready commit after the restart ($(qemu_jobs_status))" ;;
 	esac
-	virsh dumpxml "$DOM" | grep -q '<mirror' &&
+	virsh dumpxml "$DOM" | grep -c '<mirror' >/dev/null &&
 		fail "libvirt shows a <mirror> after the restart: not the state under test"
 	virsh blockjob "$DOM" vda --info 2>&1 | grep -q 'Active Block Commit' ||
 		fail "libvirt does not track the commit after the restart"
