@@ -79,7 +79,7 @@ PY
 	esac
 	virsh dumpxml "$DOM" | grep -c '<mirror' >/dev/null &&
 		fail "libvirt shows a <mirror> after the restart: not the state under test"
-	virsh blockjob "$DOM" vda --info 2>&1 | grep -q 'Active Block Commit' ||
+	virsh blockjob "$DOM" vda --info 2>&1 | grep -c 'Active Block Commit' >/dev/null ||
 		fail "libvirt does not track the commit after the restart"
 }
 
