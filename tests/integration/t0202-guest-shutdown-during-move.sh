@@ -128,7 +128,7 @@ case_transient() {
 	assert_contains "$T/err" "domain '$dom' went down during the move and no longer exists (it was transient)"
 	# Where the data is: the job's source overlay over the original image.
 	local ov
-	ov=$(ls "$c/src/"disk.qcow2.snapmove-*.qcow2)
+	ov=$(ls "$c/dst/"disk.qcow2.snapmove-*.src.qcow2)
 	assert_contains "$T/out" "$ov"
 	check_pattern "$ov" qcow2 0x11 0 1M
 	check_pattern "$ov" qcow2 0x44 3M 64k
