@@ -462,6 +462,16 @@ static int lock_and_claim(struct sm_journal *j, const struct sm_device_row *d, l
 	return 0;
 }
 
+/* Journal the error just raised on device id's row, which stays in state,
+ * and keep it as the error. */
+static void journal_failure(struct sm_journal *j, long long id, enum sm_device_state state)
+{
+	SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
+
+	sm_ignore_value(sm_journal_device_update(j, id, state, NULL, 0, 0, 0, why));
+	sm_error("%s", why);
+}
+
 enum sm_provision_result sm_provision_create(struct sm_journal *j, long long job,
 					     const char *provisioner, const char *settings,
 					     const char *name, unsigned long long bytes,
@@ -503,20 +513,14 @@ enum sm_provision_result sm_provision_create(struct sm_journal *j, long long job
 		goto cleanup;
 	d.id = id;
 	if (run_provisioner(j, &d, fd, SM_PROVISION_CREATE, name, bytes, timeout, &r) < 0) {
-		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
-
-		sm_ignore_value(sm_journal_device_update(j, id, SM_DEVICE_FAILED, NULL, 0, 0, 0, why));
-		sm_error("%s", why);
+		journal_failure(j, id, SM_DEVICE_FAILED);
 		goto cleanup;  /* it did not run: refused */
 	}
 	ret = SM_PROVISION_FAILED;
 	if (run_failed(&d, SM_PROVISION_CREATE, &r, timeout) ||
 	    !(path = sm_provision_parse_output(provisioner, r.out)) ||
 	    sm_provision_check_device(provisioner, path, bytes, 0, &rdev, &size, NULL) < 0) {
-		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
-
-		sm_ignore_value(sm_journal_device_update(j, id, SM_DEVICE_FAILED, NULL, 0, 0, 0, why));
-		sm_error("%s", why);
+		journal_failure(j, id, SM_DEVICE_FAILED);
 		goto cleanup;
 	}
 	if (sm_journal_device_update(j, id, SM_DEVICE_CREATED, path, rdev, bytes, size, NULL) < 0 ||
@@ -610,10 +614,7 @@ enum sm_provision_result sm_provision_extend(struct sm_journal *j, long long job
 	ret = SM_PROVISION_FAILED;
 	if (run_failed(&d, SM_PROVISION_EXTEND, &r, timeout) ||
 	    sm_provision_check_device(d.provisioner, d.path, bytes, d.rdev, &rdev, &size, NULL) < 0) {
-		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
-
-		sm_ignore_value(sm_journal_device_update(j, id, SM_DEVICE_CREATED, NULL, 0, 0, 0, why));
-		sm_error("%s", why);
+		journal_failure(j, id, SM_DEVICE_CREATED);
 		goto cleanup;
 	}
 	if (sm_journal_device_update(j, id, SM_DEVICE_CREATED, NULL, 0, bytes, size, NULL) < 0 ||
@@ -666,10 +667,7 @@ enum sm_provision_result sm_provision_remove(struct sm_journal *j, long long job
 	}
 	ret = SM_PROVISION_FAILED;
 	if (run_failed(&d, SM_PROVISION_REMOVE, &r, timeout)) {
-		SM_AUTOFREE char *why = sm_xstrdup(sm_error_message());
-
-		sm_ignore_value(sm_journal_device_update(j, id, SM_DEVICE_REMOVING, NULL, 0, 0, 0, why));
-		sm_error("%s", why);
+		journal_failure(j, id, SM_DEVICE_REMOVING);
 		goto cleanup;
 	}
 	if (sm_journal_device_update(j, id, SM_DEVICE_REMOVED, NULL, 0, 0, 0, NULL) < 0)
