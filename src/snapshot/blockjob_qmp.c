@@ -158,6 +158,117 @@ static bool has_node(struct json_object *nodes, const char *name)
 	return false;
 }
 
+static struct json_object *node_named(struct json_object *nodes, const char *name)
+{
+	for (size_t k = 0; k < json_object_array_length(nodes); k++) {
+		struct json_object *n = json_object_array_get_idx(nodes, k);
+
+		if (sm_str_eq(jstr(n, "node-name"), name))
+			return n;
+	}
+	return NULL;
+}
+
+static bool jbool(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
+/* The node name of QEMU's block graph node id ("" when not a named one). */
+static const char *graph_name(struct json_object *gnodes, int64_t id)
+{
+	for (size_t k = 0; k < json_object_array_length(gnodes); k++) {
+		struct json_object *g = json_object_array_get_idx(gnodes, k), *v;
+
+		if (json_object_object_get_ex(g, "id", &v) && json_object_get_int64(v) == id)
+			return jstr(g, "name") ? jstr(g, "name") : "";
+	}
+	return "";
+}
+
+/* The child called edge ("backing", "file") of node parent, or of which
+ * node node is that child (parent NULL): from QEMU's block graph. */
+static char *graph_edge(struct json_object *graph, const char *parent, const char *edge,
+			const char *child)
+{
+	struct json_object *gnodes, *edges;
+
+	if (!json_object_object_get_ex(graph, "nodes", &gnodes) ||
+	    !json_object_object_get_ex(graph, "edges", &edges))
+		return NULL;
+	for (size_t k = 0; k < json_object_array_length(edges); k++) {
+		struct json_object *e = json_object_array_get_idx(edges, k), *pv, *cv;
+		const char *p, *c;
+
+		if (!sm_str_eq(jstr(e, "name"), edge) || !json_object_object_get_ex(e, "parent", &pv) ||
+		    !json_object_object_get_ex(e, "child", &cv))
+			continue;
+		p = graph_name(gnodes, json_object_get_int64(pv));
+		c = graph_name(gnodes, json_object_get_int64(cv));
+		if (parent && sm_str_eq(p, parent))
+			return sm_xstrdup(c);
+		if (!parent && sm_str_eq(c, child))
+			return sm_xstrdup(p);
+	}
+	return NULL;
+}
+
+/* A pivot libvirtd died in after it put the destination chain under the
+ * mirror's target (the 'blockdev-snapshot' it sends before 'job-complete')
+ * leaves format node the backing of that target, so it cannot be closed:
+ * take it off again (blockdev-reopen of the target with no backing, its
+ * read-only, cache and detect-zeroes as QEMU reports them; discard
+ * "unmap", which QEMU does not report: on this temporary overlay a
+ * guest's discard then makes zero clusters, as the guest means), as it
+ * was before the pivot began;
+ * libvirt's next pivot puts the chain there anew.  Only a target of
+ * libvirt's naming whose file is not one of the nodes being closed. */
+static int detach_from_parent(virDomainPtr dom, struct json_object *nodes, const char *format,
+			      const char *path, char **note)
+{
+	struct json_object *graph = qmp(dom, "{\"execute\":\"x-debug-query-block-graph\"}",
+					 "read QEMU's block graph");
+	SM_AUTOFREE char *parent = NULL;
+	SM_AUTOFREE char *file = NULL;
+	SM_AUTOFREE char *cmd = NULL;
+	SM_AUTOFREE char *what = NULL;
+	struct json_object *pn, *cache = NULL, *r;
+
+	if (!graph)
+		return -1;
+	parent = graph_edge(graph, NULL, "backing", format);
+	file = parent ? graph_edge(graph, parent, "file", NULL) : NULL;
+	json_object_put(graph);
+	if (!parent)
+		return 0;
+	pn = node_named(nodes, parent);
+	if (!pn || !file || strncmp(parent, "libvirt-", 8) != 0 || !jstr(pn, "drv")) {
+		sm_error("cannot close '%s' in QEMU (node '%s'): it is the backing of node '%s', "
+			 "which is not a node of libvirt's naming that snapmove may reopen; see "
+			 "'virsh qemu-monitor-command %s \'{\"execute\":\"query-named-block-nodes\"}\''",
+			 path, format, parent, virDomainGetName(dom));
+		return -1;
+	}
+	json_object_object_get_ex(pn, "cache", &cache);
+	cmd = sm_xasprintf("{\"execute\":\"blockdev-reopen\",\"arguments\":{\"options\":[{"
+			   "\"driver\":\"%s\",\"node-name\":\"%s\",\"file\":\"%s\","
+			   "\"backing\":null,\"read-only\":%s,\"discard\":\"unmap\","
+			   "\"detect-zeroes\":\"%s\",\"cache\":{\"direct\":%s,\"no-flush\":%s}}]}}",
+			   jstr(pn, "drv"), parent, file, jbool(pn, "ro") ? "true" : "false",
+			   jstr(pn, "detect_zeroes") ? jstr(pn, "detect_zeroes") : "off",
+			   jbool(cache, "direct") ? "true" : "false",
+			   jbool(cache, "no-flush") ? "true" : "false");
+	what = sm_xasprintf("take '%s' (QEMU node '%s') off the backing of node '%s', where a "
+			    "pivot libvirt lost put it", path, format, parent);
+	if (!(r = qmp(dom, cmd, what)))
+		return -1;
+	json_object_put(r);
+	note_add(note, sm_xasprintf("took '%s' off the backing of QEMU node '%s'", path, parent));
+	return 0;
+}
+
 /* Nodes on path named libvirt-N-storage (and their libvirt-N-format). */
 static int clear_nodes(virDomainPtr dom, const char *path, char **note)
 {
@@ -179,7 +290,8 @@ static int clear_nodes(virDomainPtr dom, const char *path, char **note)
 		    len < 16 || strcmp(name + len - 8, "-storage") != 0)
 			continue;
 		format = sm_xasprintf("%.*s-format", (int)(len - 8), name);
-		if (has_node(nodes, format) && del_node(dom, format, path) < 0)
+		if (has_node(nodes, format) && (detach_from_parent(dom, nodes, format, path, note) < 0 ||
+						del_node(dom, format, path) < 0))
 			ret = -1;
 		else if (del_node(dom, name, path) < 0)
 			ret = -1;
