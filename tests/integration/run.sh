@@ -26,6 +26,21 @@ pattern=${1:-}
 # that left one fails.
 san=${SM_SANITIZER_LOGS:-}
 out=$(mktemp -d "${TMPDIR:-/tmp}/snapmove-run.XXXXXX")
+# Loop devices over the tests' files (block-device tests make them) whose
+# file is gone with its test's folder: every test removes its own, so one
+# left behind fails the run (a device over a file that still exists belongs
+# to a test still running, here or in another run).
+test_loops() {
+	local dev file
+	command -v losetup >/dev/null || return 0
+	losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null |
+		while read -r dev file; do
+			file=${file% (deleted)}
+			case "$file" in /var/tmp/snapmove-test.*) ;; *) continue ;; esac
+			[ -e "$file" ] || echo "$dev $file"
+		done | sort
+}
+loops_before=$(test_loops)
 pass=0
 failed=()
 skipped=()
@@ -125,6 +140,14 @@ for t in "${alone[@]}"; do
 	finish_one
 done
 rm -rf "$out"
+
+left=$(comm -13 <(echo "$loops_before") <(test_loops) | sed '/^$/d')
+if [ -n "$left" ]; then
+	echo "== loop devices left behind by the tests (now detached):"
+	echo "$left" | sed 's/^/   /'
+	echo "$left" | while read -r dev _; do losetup -d "$dev" 2>/dev/null || true; done
+	failed+=("(loop devices left behind)")
+fi
 
 echo
 [ ${#skipped[@]} -eq 0 ] || echo "skipped: ${skipped[*]}"
