@@ -34,12 +34,13 @@ move_killed_in_mirror_start() {
 # node and started the mirror (what virDomainBlockCopy sends next, as it
 # names it), and recorded neither.
 add_lost_mirror() {
-	local ovl=$C/dst/top.qcow2.snapmove-1.qcow2 st
+	local ovl=$C/dst/top.qcow2.snapmove-1.qcow2 st nodes
 	st=$(qemu_nodes_on "$ovl" | head -n1)
 	case "$st" in libvirt-*-storage) ;; *) fail "unexpected node on '$ovl': '$st'" ;; esac
-	virsh qemu-monitor-command "$DOM" \
-		'{"execute":"query-named-block-nodes","arguments":{"flat":true}}' |
-		grep -q "\"node-name\":\"${st%-storage}-format\"" ||
+	# all of virsh's output first: 'virsh | grep -q' can end virsh by SIGPIPE
+	nodes=$(virsh qemu-monitor-command "$DOM" \
+		'{"execute":"query-named-block-nodes","arguments":{"flat":true}}')
+	[[ "$nodes" == *"\"node-name\":\"${st%-storage}-format\""* ]] ||
 		virsh -q qemu-monitor-command "$DOM" "{\"execute\":\"blockdev-add\",\"arguments\":
 			{\"node-name\":\"${st%-storage}-format\",\"driver\":\"qcow2\",
 			 \"file\":\"$st\",\"backing\":null}}" >/dev/null
