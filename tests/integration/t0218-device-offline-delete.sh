@@ -10,8 +10,9 @@
 # create') is removed through it (journaled: the device row 'removed', the
 # run 'remove'; the loop device and its file gone); one it did not make is
 # kept and the move says so (exit 0); a provisioned one that another
-# domain's definition names is kept by 'snapmove cleanup', and removed by it
-# once nothing names it.  Every loop device made here is
+# domain's definition names, or a process holds, or whose journaled device
+# number is not the node's, is kept by 'snapmove cleanup', and removed by it
+# once none of that holds.  Every loop device made here is
 # detached at the end.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hooks-lib.sh"
@@ -212,8 +213,21 @@ assert_contains "$T/err" "kept device $edev: used by domain '$other'"
 [ -b "$edev" ] || fail "the provisioned device '$edev' is gone"
 assert_eq "$(jv "SELECT state FROM provisioned_device WHERE id = $eid")" created \
 	"the shared device's journal row"
-# Once nothing names it, 'snapmove cleanup' removes it through the provisioner.
 virsh -q undefine "$other" >/dev/null
+# Held by a process (QEMU's lock): kept.
+hold "$edev" raw
+expect_exit 0 sm cleanup "$ejob"
+assert_contains "$T/err" "kept device $edev: open in qemu-io (pid $HOLDER)"
+stop_holders
+# Its journaled device number is not the node's any more: kept.
+jv "UPDATE provisioned_device SET rdev = rdev + 1 WHERE id = $eid"
+expect_exit 0 sm cleanup "$ejob"
+assert_contains "$T/err" "kept device $edev: it is no longer the device"
+jv "UPDATE provisioned_device SET rdev = rdev - 1 WHERE id = $eid"
+assert_eq "$(jv "SELECT count(*) FROM provision_run WHERE device_id = $eid AND op = 'remove'")" 0 \
+	"remove runs of a kept device"
+# Once nothing names or holds it, 'snapmove cleanup' removes it through the
+# provisioner.
 expect_exit 0 sm cleanup "$ejob"
 assert_contains "$T/err" "removed device $edev (64.0 MiB) through its provisioner '$P'"
 assert_eq "$(jv "SELECT state FROM provisioned_device WHERE id = $eid")" removed \
