@@ -108,6 +108,7 @@ move_dev vdb "$src_b" "$dst_b" qcow2
 
 virsh -q destroy "$dom" >/dev/null
 for d in "$dst_a raw" "$dst_b qcow2"; do
+	# shellcheck disable=SC2086
 	set -- $d
 	for p in "0x11 0 1M" "0x12 40M 1M" "0x13 2M 64k" "0x21 3M 64k" "0x22 4M 64k" \
 		"0x23 5M 64k" "0x24 6M 64k" "0x25 7M 64k" "0x31 8M 64k" \
@@ -138,7 +139,7 @@ check_pattern "$dst_a" raw 0x41 9M 64k
 # moves onto a fresh device with a SIGKILL at POINT, the guest writes while
 # nothing drives the job, ACTION finishes or undoes it.
 crash_dd() {
-	local point=$1 action=$2 fmt=$3 c d rc src dst want img p
+	local point=$1 action=$2 fmt=$3 c d rc src dst img p
 	c=$T/${point//:/-}-$action-$fmt
 	mkdir -m 755 "$c" "$c/dst"
 	new_source "$c/src.img" "$fmt"
@@ -162,7 +163,8 @@ crash_dd() {
 	"$SNAPMOVE" --db "$c/j.db" "$action" 1 >"$c/act.out" 2>"$c/act.err" || rc=$?
 	[ "$rc" = 0 ] || { cat "$c/act.out" "$c/act.err" >&2; fail "$point: $action exited $rc"; }
 	guest_write "$d" vda 0x42 7M 64k
-	[ -b "$src" ] && [ -b "$dst" ] || fail "$point: a device is gone"
+	[ -b "$src" ] || fail "$point: the source device '$src' is gone"
+	[ -b "$dst" ] || fail "$point: the destination device '$dst' is gone"
 	assert_eq "$(ls -A "$c/dst")" "" "$point: files left in the destination"
 	if [ "$action" = resume ]; then img=$dst; else img=$src; fi
 	disk_is "$d" vda "block $img $fmt" "$point $action $fmt"
