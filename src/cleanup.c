@@ -203,13 +203,8 @@ cleanup:
 	return ret;
 }
 
-/* Why the source device path (a block device node) of a done job must
- * stay, or NULL when it may go: *id its provisioned device row.  It goes
- * only when 'snapmove provision create' (or a move that is done) made it
- * and journaled it, it is still that device number, no domain names it
- * (running or defined) and no process holds QEMU's lock on it. */
-static char *device_blocker(struct sm_journal *j, const char *path, const struct sm_usage *u,
-			    long long *id)
+char *sm_cleanup_device_blocker(struct sm_journal *j, const char *path,
+				const struct sm_usage *u, long long *id)
 {
 	struct sm_device_row d = { 0 };
 	struct stat sb;
@@ -269,8 +264,8 @@ cleanup:
 }
 
 /* The job's source block devices (a disk that was a single image on a
- * device): each removed through its provisioner when device_blocker lets
- * it go, else kept with a line saying why.  Never an error of the job. */
+ * device): each removed through its provisioner when
+ * sm_cleanup_device_blocker lets it go, else kept with a line saying why.  Never an error of the job. */
 static int cleanup_devices(struct sm_virt *v, struct sm_journal *j, long long job_id,
 			   struct sm_progress *pr, unsigned long long *freed)
 {
@@ -294,7 +289,7 @@ static int cleanup_devices(struct sm_virt *v, struct sm_journal *j, long long jo
 			continue;
 		if (!usage.uses && sm_usage_scan_domains(sm_virt_conn(v), &usage) < 0)
 			goto cleanup;
-		why = device_blocker(j, path, &usage, &id);
+		why = sm_cleanup_device_blocker(j, path, &usage, &id);
 		if (why) {
 			sm_progress_say(pr, "  kept device %s: %s", path, why);
 			continue;

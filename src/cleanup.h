@@ -38,6 +38,15 @@ void sm_cleanup_items_free(struct sm_cleanup_item *items, size_t n);
  * *freed gets the bytes freed. */
 int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		   struct sm_progress *pr, unsigned long long *freed);
+/* Why the source block device at path must stay (a phrase to free), or
+ * NULL when it may be handed to its provisioner's remove: *id its device
+ * row (0: none).  It goes only when the journal holds a device at path that
+ * 'snapmove provision create', or a move that is done, made (created or
+ * removing), the node still has the journaled device number, no use in u
+ * names it (by path or device number) and no process holds QEMU's lock on
+ * it. */
+char *sm_cleanup_device_blocker(struct sm_journal *j, const char *path,
+				const struct sm_usage *u, long long *id);
 /* Pure: set the blocker of each item that a user in u other than an item
  * going away uses (to a fixed point).  Users only ever block: an item is
  * never unblocked, and nothing but an item can be deleted. */
