@@ -8,7 +8,8 @@
 # <disk type='block'> <source dev=NEW> with the format, the old device is left
 # as it was at the snapshot, and no file is left in --dest.  Then crashes
 # (SNAPMOVE_TEST_CRASH_AT) of a device->device move: resume ends on the new
-# device, abort back on the old one, every guest write kept, no device gone.
+# device, abort back on the old one (also with the domain shut off before
+# it: finished or undone offline), every guest write kept, no device gone.
 # Every loop device made here is detached at the end.
 . "$(dirname "$0")/lib.sh"
 
@@ -140,13 +141,13 @@ check_pattern "$dst_a" raw 0x41 9M 64k
 # nothing drives the job, ACTION finishes or undoes it.
 crash_dd() {
 	local point=$1 action=$2 fmt=$3 c d rc src dst img p
-	c=$T/${point//:/-}-$action-$fmt
+	c=$T/${point//:/-}-$action-$fmt${CRASH_POWEROFF:+-off}
 	mkdir -m 755 "$c" "$c/dst"
 	new_source "$c/src.img" "$fmt"
 	src=$loop
 	new_target "$c/dst.img" "$([ "$fmt" = raw ] && echo 64M || echo 56M)"
 	dst=$loop
-	d=$(dom_name "${point//:/-}-$action-$fmt")
+	d=$(dom_name "${point//:/-}-$action-$fmt${CRASH_POWEROFF:+-off}")
 	make_domain_xml "$d" persistent "$(block_disk vda "$src" "$fmt")"
 	guest_write "$d" vda 0x13 2M 64k
 	make_write_hook "$d" vda copy:0x31:3M sync:0x32:4M collapse:0x33:5M
@@ -159,9 +160,14 @@ crash_dd() {
 	[ "$rc" = 137 ] || { cat "$c/move.err" >&2; fail "$point: move exited $rc, not killed (137)"; }
 	grep -q "test crash at '$point'" "$c/move.err" || fail "$point: the crash point was not reached"
 	guest_write "$d" vda 0x41 6M 64k   # while nothing drives the job
+	[ -z "${CRASH_POWEROFF:-}" ] || virsh -q destroy "$d" >/dev/null
 	rc=0
 	"$SNAPMOVE" --db "$c/j.db" "$action" 1 >"$c/act.out" 2>"$c/act.err" || rc=$?
 	[ "$rc" = 0 ] || { cat "$c/act.out" "$c/act.err" >&2; fail "$point: $action exited $rc"; }
+	if [ -n "${CRASH_POWEROFF:-}" ]; then
+		virsh -q start "$d" >/dev/null
+		wait_domain_running "$d"
+	fi
 	guest_write "$d" vda 0x42 7M 64k
 	[ -b "$src" ] || fail "$point: the source device '$src' is gone"
 	[ -b "$dst" ] || fail "$point: the destination device '$dst' is gone"
@@ -182,7 +188,7 @@ crash_dd() {
 		fi
 	done
 	[ "$action" = abort ] || check_pattern "$img" "$fmt" 0x00 20M 1M
-	note "$point $action $fmt: ends on $img"
+	note "$point $action $fmt${CRASH_POWEROFF:+ (shut off before)}: ends on $img"
 }
 
 for pc in copy:start:resume copy:done:abort mirror:done:resume pivot:done:abort \
@@ -191,3 +197,8 @@ for pc in copy:start:resume copy:done:abort mirror:done:resume pivot:done:abort 
 done
 crash_dd dest_chain:start resume qcow2
 crash_dd pivot:done abort qcow2
+# The domain shut off while nothing drove the job: finished, or undone,
+# offline (qemu-img onto and from the devices).
+CRASH_POWEROFF=1 crash_dd copy:start resume raw
+CRASH_POWEROFF=1 crash_dd pivot:done resume qcow2
+CRASH_POWEROFF=1 crash_dd pivot:done abort raw
