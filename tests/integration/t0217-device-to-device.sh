@@ -102,6 +102,15 @@ move_dev() {
 	[ -b "$src" ] || fail "$fmt: the source device '$src' is gone"
 }
 
+note "the plan names the new devices (text, and JSON checked against the schema)"
+expect_exit 0 sm move "$dom" --dest "$T/dst" --disk vda --disk vdb --dest-dev "vda=$dst_a" \
+	--dest-dev "vdb=$dst_b" --dry-run
+assert_contains "$T/out" "  vda before: $src_a (raw)"
+assert_contains "$T/out" "  vda after : $dst_a (raw)"
+assert_contains "$T/out" "  vdb after : $dst_b (qcow2)"
+expect_exit 0 sm move "$dom" --dest "$T/dst" --disk vda --disk vdb --dest-dev "vda=$dst_a" \
+	--dest-dev "vdb=$dst_b" --dry-run --json
+
 note "raw device onto a raw device"
 move_dev vda "$src_a" "$dst_a" raw
 note "qcow2 on a device onto a qcow2 on a device"
