@@ -1,11 +1,14 @@
 /* cleanup.c: delete the source images of a done job that nothing uses, and
  * forget finished jobs.  Only files the job journaled as its source chain
- * (src/srcfile.c), never a file another domain or image refers to.
+ * (src/srcfile.c), never a file another domain or image refers to; a source
+ * block device only through the provisioner that made it (src/provision.c).
  */
 #include "cleanup.h"
+#include "chain/imagelock.h"
 #include "chain/usage.h"
 #include "lock.h"
 #include "pool.h"
+#include "provision.h"
 #include "util.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 void sm_cleanup_items_free(struct sm_cleanup_item *items, size_t n)
@@ -199,6 +203,121 @@ cleanup:
 	return ret;
 }
 
+char *sm_cleanup_device_blocker(struct sm_journal *j, const char *path,
+				const struct sm_usage *u, long long *id)
+{
+	struct sm_device_row d = { 0 };
+	struct stat sb;
+	bool locked = false;
+	char *why = NULL;
+
+	*id = 0;
+	if (sm_journal_device_find(j, NULL, path, id) < 0)
+		return sm_xstrdup(sm_error_message());
+	if (*id == 0 || sm_journal_device_get(j, *id, &d) != 1)
+		return sm_xasprintf("no provisioner of this journal made it ('snapmove provision "
+				    "create'), and snapmove removes only the devices its "
+				    "provisioners made; free it yourself once nothing needs it");
+	if (lstat(path, &sb) < 0 || !S_ISBLK(sb.st_mode) ||
+	    (unsigned long long)sb.st_rdev != d.rdev) {
+		why = sm_xasprintf("it is no longer the device %u:%u its provisioner made "
+				   "(device %lld in 'snapmove provision list')",
+				   major((dev_t)d.rdev), minor((dev_t)d.rdev), *id);
+		goto cleanup;
+	}
+	if (d.job) {
+		struct sm_job_row owner;
+		int rc = sm_journal_job_get(j, d.job, &owner);
+
+		if (rc <= 0 || sm_job_row_state(&owner) != SM_JOB_DONE)
+			why = sm_xasprintf("job %lld made it and is not done; that job's abort "
+					   "removes it", d.job);
+		if (rc > 0)
+			sm_job_row_release(&owner);
+		if (rc < 0)
+			sm_error_clear();
+		if (why)
+			goto cleanup;
+	}
+	for (size_t i = 0; i < u->n; i++) {
+		struct stat ub;
+
+		if (sm_str_eq(u->uses[i].path, path) ||
+		    (stat(u->uses[i].path, &ub) == 0 && S_ISBLK(ub.st_mode) &&
+		     ub.st_rdev == sb.st_rdev)) {
+			why = sm_xasprintf("used by %s", u->uses[i].user);
+			goto cleanup;
+		}
+	}
+	if (sm_imagelock_probe(path, &locked) < 0) {
+		why = sm_xstrdup(sm_error_message());
+		sm_error_clear();
+	} else if (locked) {
+		SM_AUTOFREE char *who = sm_imagelock_holders(path);
+
+		why = sm_xasprintf("open in %s", who ? who : "a process this user cannot see");
+	}
+
+cleanup:
+	sm_device_row_release(&d);
+	return why;
+}
+
+/* The job's source block devices (a disk that was a single image on a
+ * device): each removed through its provisioner when
+ * sm_cleanup_device_blocker lets it go, else kept with a line saying why.  Never an error of the job. */
+static int cleanup_devices(struct sm_virt *v, struct sm_journal *j, long long job_id,
+			   struct sm_progress *pr, unsigned long long *freed)
+{
+	struct sm_disk_row *rows = NULL;
+	struct sm_usage usage = { 0 };
+	size_t n = 0;
+	int ret = -1;
+
+	if (sm_journal_disk_list(j, job_id, &rows, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *path = rows[i].plan.nimages ? rows[i].plan.images[0].src : NULL;
+		SM_AUTOFREE char *why = NULL;
+		struct sm_device_row d = { 0 };
+		struct stat sb;
+		long long id;
+		char b[32];
+
+		if (!path || lstat(path, &sb) < 0 || !S_ISBLK(sb.st_mode) ||
+		    sm_disk_row_state(&rows[i]) != SM_DISK_DONE)
+			continue;
+		if (!usage.uses && sm_usage_scan_domains(sm_virt_conn(v), &usage) < 0)
+			goto cleanup;
+		why = sm_cleanup_device_blocker(j, path, &usage, &id);
+		if (why) {
+			sm_progress_say(pr, "  kept device %s: %s", path, why);
+			continue;
+		}
+		if (sm_journal_device_get(j, id, &d) != 1) {
+			sm_progress_say(pr, "  kept device %s: %s", path, sm_error_message());
+			sm_error_clear();
+			continue;
+		}
+		if (sm_provision_remove(j, d.job, id, SM_PROVISION_TIMEOUT) != SM_PROVISION_DONE) {
+			sm_progress_say(pr, "  kept device %s: its provisioner did not remove it: %s; "
+					"see 'snapmove provision list'", path, sm_error_message());
+			sm_error_clear();
+		} else {
+			*freed += d.size;
+			sm_progress_say(pr, "  removed device %s (%s) through its provisioner '%s'",
+					path, sm_format_bytes(d.size, b, sizeof(b)), d.provisioner);
+		}
+		sm_device_row_release(&d);
+	}
+	ret = 0;
+
+cleanup:
+	sm_usage_release(&usage);
+	sm_disk_rows_free(rows, n);
+	return ret;
+}
+
 int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		   struct sm_progress *pr, unsigned long long *freed)
 {
@@ -239,6 +358,8 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		sm_progress_say(pr, "  deleted %s (%s)", items[i].path,
 				sm_format_bytes(items[i].bytes, b, sizeof(b)));
 	}
+	if (cleanup_devices(v, j, job_id, pr, freed) < 0)
+		goto cleanup;
 	if (n)
 		sm_progress_say(pr, "  (an image that no domain defines, in a folder other than "
 				"the source's, is not seen: one that used a deleted image as its "

@@ -78,14 +78,16 @@ static int check_domain(struct move *m)
 			 "the guest, or leave --trim out", m->o->domain);
 		return -1;
 	}
-	/* A definition names only the top image: the headers tell the rest. */
+	/* A definition names only the top image: the headers tell the rest (a
+	 * device's too: one with a chain below is refused for that). */
 	for (size_t i = 0; m->o->offline && i < m->live.ndisks; i++) {
 		struct sm_disk *d = &m->live.disks[i];
 		char *why;
 
 		/* An encrypted one is refused for that (sm_disk_unmovable_reason). */
 		if (!sm_str_eq(d->device, "disk") || d->nchain == 0 || d->readonly ||
-		    !sm_str_eq(d->chain[0].type, "file") || d->encryption)
+		    (!sm_str_eq(d->chain[0].type, "file") && !sm_disk_on_device(d)) ||
+		    d->encryption)
 			continue;
 		why = sm_image_follow_chain(d);
 		if (!why)
@@ -149,19 +151,7 @@ static int select_disks(struct move *m, const struct sm_disk ***sel, size_t *nse
 				 m->o->disks[i], all[0] ? all : "none");
 			goto error;
 		}
-		/* Shut off, libvirt reports no chain: say what is missing first. */
-		if (m->o->offline && sm_disk_on_device(d))
-			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
-					   "moves only live for now; start the domain ('virsh start "
-					   "%s') and move it without --offline", d->target,
-					   d->chain[0].path, m->o->domain);
-		else
-			why = sm_disk_unmovable_reason(d);
-		if (!why && m->o->delete_source && sm_disk_on_device(d))
-			why = sm_xasprintf("disk '%s' is on the block device '%s', which snapmove "
-					   "never deletes; leave --delete-source out (the device "
-					   "stays as it is; free it yourself once the move is done)",
-					   d->target, d->chain[0].path);
+		why = sm_disk_unmovable_reason(d);
 		if (why) {
 			sm_error("%s", why);
 			free(why);
@@ -573,17 +563,6 @@ static int plan_dest_dev(struct move *m, const struct sm_disk *d, struct sm_plan
 
 	if (!arg)
 		return 0;
-	if (m->o->offline) {
-		sm_error("--dest-dev moves a running domain only for now; start '%s' or leave "
-			 "--dest-dev out", m->o->domain);
-		return -1;
-	}
-	if (sm_disk_on_device(d)) {
-		sm_error("disk '%s' is on the block device '%s' already; moving it from a device "
-			 "onto a device is not supported: leave --dest-dev out (it moves to a "
-			 "file)", p->target, d->chain[0].path);
-		return -1;
-	}
 	if (p->nimages != 1 || img->dst_backing) {
 		sm_error("disk '%s' has a backing chain and a device takes one image; add "
 			 "--flatten (the whole chain goes into the device) or leave --dest-dev "
@@ -639,9 +618,9 @@ static int note_sources(struct move *m, const struct sm_disk *d, size_t nmoved)
 }
 
 /* --offline: libvirt's "shut off" is a claim; prove it (no QEMU runs the
- * domain, none holds an image the move copies).  With --copy-shared, images
- * below the active one may be open read-only in other domains: only the
- * active images are probed then. */
+ * domain, none holds an image the move copies, nor a --dest-dev device it
+ * writes).  With --copy-shared, images below the active one may be open
+ * read-only in other domains: only the active images are probed then. */
 static int check_off(const struct move *m)
 {
 	size_t max = 0, n = 0;
@@ -650,7 +629,7 @@ static int check_off(const struct move *m)
 	int ret;
 
 	for (size_t i = 0; i < m->nplans; i++)
-		max += m->plans[i].nimages;
+		max += m->plans[i].nimages + 1;
 	targets = sm_xcalloc(max + 1, sizeof(*targets));
 	paths = sm_xcalloc(max + 1, sizeof(*paths));
 	for (size_t i = 0; i < m->nplans; i++) {
@@ -659,6 +638,10 @@ static int check_off(const struct move *m)
 				break;
 			targets[n] = m->plans[i].target;
 			paths[n++] = m->plans[i].images[k].src;
+		}
+		if (m->plans[i].images[0].dst_rdev) {
+			targets[n] = m->plans[i].target;
+			paths[n++] = m->plans[i].images[0].dst;
 		}
 	}
 	ret = sm_reconcile_prove_off(m->o->domain, targets, paths, n, then);

@@ -322,8 +322,12 @@ defer() {
 
 sm_cleanup_deferred() {
 	local rc=$? d i
+	# Undefined too, before a deferred 'losetup -d': a definition naming a
+	# detached /dev/loopN would make another test, given that number next,
+	# see its new device "in use by domain" (snapmove asks every domain).
 	for d in "${SM_DOMAINS[@]}"; do
 		virsh -q destroy "$d" >/dev/null 2>&1 || true
+		virsh -q undefine "$d" --snapshots-metadata --checkpoints-metadata >/dev/null 2>&1 || true
 	done
 	for ((i = ${#SM_DEFERRED[@]} - 1; i >= 0; i--)); do
 		eval "${SM_DEFERRED[i]}" >/dev/null 2>&1 || true

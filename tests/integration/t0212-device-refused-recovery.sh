@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A disk on a block device: what a move refuses (exit 3, nothing changed) and
 # how a move of one that dies half-way is finished or undone.
-# Refused: a device with a backing chain below it, --delete-source (a device
-# is never deleted), --offline, an --overlay-dir in the device's folder (/dev).
+# Refused: a device with a backing chain below it, an --overlay-dir in the
+# device's folder (/dev).  (--offline and --delete-source of a device: t0218.)
 # Crashes (SNAPMOVE_TEST_CRASH_AT, as in crash-lib.sh) at several points:
 # resume ends on the destination file, abort back on the device (also with
 # the domain shut off before it, finished offline)
@@ -44,9 +44,6 @@ note "a device with a backing chain"
 expect_refused_unchanged dom "disk 'vdb' image '$b' is a block device with a backing chain" \
 	sm move "$dom" --dest "$T/dst" --disk vdb
 assert_contains "$T/case.err" "virsh blockcommit DOMAIN vdb --active --pivot"
-note "--delete-source"
-expect_refused_unchanged dom "which snapmove never deletes; leave --delete-source out" \
-	sm move "$dom" --dest "$T/dst" --disk vda --delete-source
 note "--overlay-dir in /dev"
 expect_refused_unchanged dom "overlay folder '/dev' is on the file system of the device '$a'" \
 	sm move "$dom" --dest "$T/dst" --disk vda --overlay-dir /dev
@@ -55,11 +52,6 @@ note "without --disk a device is not picked"
 expect_refused_unchanged dom "domain '$dom' has no writable file-backed disk to move" \
 	sm move "$dom" --dest "$T/dst"
 virsh -q destroy "$dom" >/dev/null
-note "--offline"
-save_state off "$dom" vda "$T/src" "$T/dst"
-expect_refused_unchanged off "which snapmove moves only live for now" \
-	sm move "$dom" --dest "$T/dst" --disk vda --offline
-assert_contains "$T/case.err" "virsh start $dom"
 
 # ---- crash, then resume or abort ----
 # crash_device POINT ACTION: a persistent domain on a fresh loop device moves

@@ -7,10 +7,12 @@
  * or a device in folders others can change, the journal rows (device and
  * run) and their states, create asked again, extend and remove only of the
  * device journaled and of its owner, the environment a provisioner gets, the
- * time limit, and a tampered device row.
+ * time limit, a tampered device row, and when a done move's source device may
+ * be handed to its provisioner's remove (src/cleanup.c).
  */
 #include "unit.h"
 
+#include "cleanup.h"
 #include "journal.h"
 #include "lock.h"
 #include "provision.h"
@@ -564,6 +566,87 @@ static void test_job_owner(void **state)
 	assert_int_equal(sm_provision_remove(fx->j, 0, 1, 5), SM_PROVISION_DONE);
 }
 
+/* A source device that a done move leaves (src/cleanup.c): handed to its
+ * provisioner's remove only when this journal says a provisioner made it,
+ * its node is still that device number, and no domain names it. */
+static void test_source_device_blocker(void **state)
+{
+	struct fx *fx = *state;
+	SM_AUTOFREE char *create = sm_xasprintf("echo %s", fx->dev ? fx->dev : "");
+	SM_AUTOFREE char *prov = NULL;
+	SM_AUTOFREE char *node = NULL;
+	SM_AUTOFREE char *why = NULL;
+	struct sm_image_use use = { .path = NULL, .user = (char *)"domain 'other' disk vdz" };
+	struct sm_usage none = { 0 }, named = { .uses = &use, .n = 1 };
+	struct sm_job_row row = { .domain_name = "d", .domain_uuid = "u", .dest_dir = "/x" };
+	struct sm_device_row d;
+	struct stat sb;
+	long long id = -1, job;
+	sqlite3 *db;
+
+	NEED_ROOT(fx);
+	assert_int_equal(stat(fx->dev, &sb), 0);
+	/* Not made by a provisioner of this journal: kept. */
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &none, &id);
+	assert_non_null(why);
+	assert_contains(why, "no provisioner of this journal made it");
+	assert_int_equal(id, 0);
+	free(why);
+	prov = fake(fx, "src", create);
+	assert_int_equal(sm_provision_create(fx->j, 0, prov, "", "vda", 1, 5, &d),
+			 SM_PROVISION_DONE);
+	sm_device_row_release(&d);
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &none, &id);
+	assert_null(why);
+	assert_int_equal(id, 1);
+	/* A domain names it: by its path, or by another node of its number. */
+	use.path = fx->dev;
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &named, &id);
+	assert_non_null(why);
+	assert_string_equal(why, "used by domain 'other' disk vdz");
+	free(why);
+	node = sm_path_join(fx->tmp, "same-device");
+	assert_int_equal(mknod(node, S_IFBLK | 0600, sb.st_rdev), 0);
+	use.path = node;
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &named, &id);
+	assert_non_null(why);
+	assert_contains(why, "used by domain 'other'");
+	free(why);
+	/* That other node has no device row: never handed to a provisioner. */
+	why = sm_cleanup_device_blocker(fx->j, node, &none, &id);
+	assert_non_null(why);
+	assert_contains(why, "no provisioner of this journal made it");
+	free(why);
+	/* The row names another device number than the node's. */
+	assert_int_equal(sqlite3_open_v2(fx->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE provisioned_device SET rdev = rdev + 1", NULL,
+				      NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &none, &id);
+	assert_non_null(why);
+	assert_contains(why, "it is no longer the device");
+	free(why);
+	/* Made by a move that is not done: its own abort removes it. */
+	assert_int_equal(sm_provision_remove(fx->j, 0, 1, 5), SM_PROVISION_REFUSED);
+	assert_int_equal(sqlite3_open_v2(fx->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE provisioned_device SET rdev = rdev - 1", NULL,
+				      NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(sm_provision_remove(fx->j, 0, 1, 5), SM_PROVISION_DONE);
+	assert_int_equal(SM_JOURNAL_TX(fx->j, sm_journal_job_insert(fx->j, &row, &job)), 0);
+	assert_int_equal(sm_provision_create(fx->j, job, prov, "", "vdb", 1, 5, &d),
+			 SM_PROVISION_DONE);
+	sm_device_row_release(&d);
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &none, &id);
+	assert_non_null(why);
+	assert_contains(why, "made it and is not done");
+	free(why);
+	assert_int_equal(sm_journal_job_finish(fx->j, job, SM_JOB_DONE, NULL), 0);
+	why = sm_cleanup_device_blocker(fx->j, fx->dev, &none, &id);
+	assert_null(why);
+	assert_int_equal(id, 2);
+}
+
 /* A tampered device row is an error naming the device, never used. */
 static void test_tampered_rows(void **state)
 {
@@ -640,6 +723,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_refused_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_provisioner_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_device_blocker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_rows, setup, teardown),
 	};
 
