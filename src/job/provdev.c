@@ -37,7 +37,7 @@ int sm_provdev_plan(const struct sm_disk *d, const struct sm_plan_disk *p,
 			 "to a file)", p->target, d->chain[0].path);
 		return -1;
 	}
-	if (p->nimages != 1 || img->dst_backing || p->kept) {
+	if (p->nimages != 1 || img->dst_backing || (p->kept && !p->flat)) {
 		sm_error("disk '%s' has a backing chain and a device takes one image; add "
 			 "--flatten (the whole chain goes into the device) or leave "
 			 "--dest-provisioner out", p->target);
