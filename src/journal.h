@@ -386,8 +386,6 @@ int sm_journal_device_assign(struct sm_journal *j, long long job, const char *ta
 int sm_journal_device_unassigned(struct sm_journal *j, long long job, unsigned long long *n);
 /* Whether device id's device holds an image of its job (an image row's dst_rdev). */
 int sm_journal_device_assigned(struct sm_journal *j, long long id, bool *assigned);
-/* The number of runs of device id's provisioner. */
-int sm_journal_device_runs(struct sm_journal *j, long long id, unsigned long long *n);
 void sm_device_row_release(struct sm_device_row *r);
 void sm_device_rows_free(struct sm_device_row *rows, size_t n);
 /* A provisioner ran (arg: NAME or PATH; bytes 0 for remove; out and err the

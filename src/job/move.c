@@ -206,6 +206,15 @@ static void dry_run_result(const struct move *m, unsigned long long need,
 
 		plan_chain(false, p, false, &d->before);
 		plan_chain(m->o->keep_overlay, p, true, &d->after);
+		/* A device the provisioner will make: no path yet. */
+		for (size_t k = 0; m->provdevs && m->provdevs[i].bytes && k < d->after.n; k++) {
+			if (!sm_str_eq(d->after.images[k].path, p->images[0].dst))
+				continue;
+			free(d->after.images[k].path);
+			d->after.images[k].path = sm_xasprintf(
+				"(a block device of %llu bytes that '%s' makes)",
+				m->provdevs[i].bytes, m->prov);
+		}
 		for (size_t k = 0; k < p->nimages; k++)
 			d->bytes += p->images[k].allocated;
 		if (p->kept && !p->flat) {

@@ -114,8 +114,9 @@ static int remove_one(struct sm_journal *j, long long job, const struct sm_devic
 		      const struct sm_usage *u)
 {
 	struct sm_device_row again = { 0 };
+	unsigned long long rdev = d->rdev;
+	const char *path = d->path;
 	const char *user;
-	unsigned long long runs = 0;
 	long long id = d->id;
 	int ret = -1;
 
@@ -124,32 +125,33 @@ static int remove_one(struct sm_journal *j, long long job, const struct sm_devic
 	case SM_DEVICE_FAILED:  /* whatever it made is the provisioner's to undo */
 		return 0;
 	case SM_DEVICE_CREATING:
-		/* Never run: nothing to undo.  Run and stopped (a crash): asked
-		 * again, create hands back the device it made, then it goes. */
-		if (sm_journal_device_runs(j, id, &runs) < 0)
-			return -1;
-		if (runs == 0)
-			return sm_journal_device_update(j, id, SM_DEVICE_FAILED, NULL, 0, 0, 0,
-							"the job ended before its provisioner ran");
+		/* Stopped in create, or before (the run's row is written after
+		 * it ends): asked again, create hands back the device it made,
+		 * or makes it, and then it goes. */
 		if (sm_provision_create(j, job, d->provisioner, d->settings, d->name, d->bytes, 0,
 					&again) != SM_PROVISION_DONE)
 			return -1;
-		sm_device_row_release(&again);
+		rdev = again.rdev;
+		path = again.path;
 		break;
 	case SM_DEVICE_CREATED:
 	case SM_DEVICE_REMOVING:
 		break;
-	case SM_DEVICE_STATE_LAST:
+	case SM_DEVICE_STATE_LAST:  /* a checked row never holds it */
+		sm_error("device %lld has no state", id);
 		return -1;
 	}
-	if (d->rdev && (user = device_user(u, d->rdev))) {
+	if (rdev && (user = device_user(u, rdev))) {
 		sm_error("device %lld ('%s') of job %lld is in use by %s; it is kept: remove it "
-			 "with 'snapmove cleanup %lld' once nothing uses it", id, d->path, job, user,
+			 "with 'snapmove cleanup %lld' once nothing uses it", id, path, job, user,
 			 job);
-		return -1;
+		goto cleanup;
 	}
 	if (sm_provision_remove(j, job, id, 0) == SM_PROVISION_DONE)
 		ret = 0;
+
+cleanup:
+	sm_device_row_release(&again);
 	return ret;
 }
 
@@ -239,9 +241,20 @@ int sm_provdev_create(struct sm_jobctx *c, const struct sm_provdev *d)
 
 	if (sm_usage_scan_domains(sm_virt_conn(c->v), &u) < 0)
 		return -1;
-	for (size_t i = 0; i < c->nplans; i++)
-		if (d[i].bytes && make_one(c, i, &d[i], &u) < 0)
+	for (size_t i = 0; i < c->nplans; i++) {
+		if (d[i].bytes && make_one(c, i, &d[i], &u) < 0) {
+			char *err = sm_error_preserve();
+
+			/* The devices not asked for yet never will be. */
+			for (size_t k = i + 1; k < c->nplans; k++)
+				if (d[k].bytes)
+					sm_ignore_value(sm_journal_device_update(
+						c->j, d[k].device, SM_DEVICE_FAILED, NULL, 0, 0, 0,
+						"not made: the move stopped at an earlier device"));
+			sm_error_restore(&err);
 			goto cleanup;
+		}
+	}
 	ret = 0;
 
 cleanup:

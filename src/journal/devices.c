@@ -312,11 +312,6 @@ int sm_journal_device_assigned(struct sm_journal *j, long long id, bool *assigne
 	return 0;
 }
 
-int sm_journal_device_runs(struct sm_journal *j, long long id, unsigned long long *n)
-{
-	return count(j, "SELECT count(*) FROM provision_run WHERE device_id = ?", id, n);
-}
-
 int sm_journal_provision_run(struct sm_journal *j, long long device_id, enum sm_provision_op op,
 			     const char *provisioner, const char *arg, unsigned long long bytes,
 			     int exit_status, bool timed_out, double started, double seconds,

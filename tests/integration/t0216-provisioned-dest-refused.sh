@@ -83,6 +83,18 @@ case_usage() {
 }
 run_case "usage errors: --set, --dest-dev with --dest-provisioner, --offline" case_usage
 
+case_dry_run() {
+	expect_exit 0 sm move "$dom" --dest "$T/dst" --disk vda --dest-provisioner "$P" \
+		--set "LOOP_DIR=$LD" --dry-run
+	assert_contains "$T/out" "dry run: nothing was changed"
+	assert_contains "$T/out" "(a block device of 33554432 bytes that '$P' makes)"
+	assert_unchanged all
+	assert_eq "$(jv "SELECT count(*) FROM provisioned_device") $(jv "SELECT count(*) FROM provision_run")" \
+		"0 0" "dry run: devices and runs journaled"
+	assert_eq "$(ours)" "" "dry run: loop devices"
+}
+run_case "--dry-run: the device it would ask for, none made" case_dry_run
+
 case_chain() {
 	refused "chain" 3 "disk 'vdb' has a backing chain and a device takes one image; add --flatten" \
 		--disk vdb --dest-provisioner "$P" --set "LOOP_DIR=$LD"
@@ -187,6 +199,33 @@ case_second_fails() {
 	assert_absent "$LD/snapmove-$job-vda"
 }
 run_case "the second disk's device fails: the first's is removed" case_second_fails
+
+# snapmove killed while the provisioner makes the device (it kills its
+# parent once the loop device exists, the first time): the device's row is the job's,
+# 'creating'; resume refuses, abort asks create again (which hands back the
+# same device) and removes it.
+printf '#!/bin/sh\n%s "$@"\nrc=$?\nif [ "$1" = create ] && [ ! -e %s ]; then : >%s; kill -9 $PPID; fi\nexit $rc\n' \
+	"$P" "$T/crashed" "$T/crashed" >"$H/prov/crash"
+chmod 755 "$H/prov/crash"
+expect_exit 137 sm move "$dom" --dest "$T/dst" --disk vda --dest-provisioner "$H/prov/crash" \
+	--set "LOOP_DIR=$LD"
+cjob=$(jv "SELECT max(id) FROM job")
+case_crash() {
+	assert_eq "$(jv "SELECT state FROM provisioned_device WHERE job_id = $cjob")" creating \
+		"the device after the crash"
+	[ -n "$(ours)" ] || fail "the crashed create left no loop device (the case tests nothing)"
+	expect_refused "job $cjob stopped while its provisioner was making its destination devices" \
+		sm resume "$cjob"
+	expect_exit 0 sm abort "$cjob"
+	assert_contains "$T/err" "removed device"
+	assert_eq "$(jv "SELECT state FROM provisioned_device WHERE job_id = $cjob")" removed \
+		"the device after abort"
+	assert_eq "$(jv "SELECT group_concat(op, ' ') FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = $cjob")" \
+		"create remove" "the runs journaled (the crashed create was not)"
+	assert_eq "$(live_chain "$dom" vda)" "$T/src/a.raw raw" "vda after abort"
+	assert_eq "$(ls -A "$T/dst")" "" "files in the destination after abort"
+}
+run_case "snapmove killed inside create: resume refuses, abort removes the device" case_crash
 
 assert_eq "$(ours)" "" "loop devices of this test left attached"
 cases_done
