@@ -230,8 +230,17 @@ static int check_provisioner(struct move *m)
 			}
 			return 0;
 		}
-		if (sm_pool_logical_vg(sm_virt_conn(m->v), m->o->dest_pool, &vg) < 0)
-			return -1;
+		/* Not a folder pool: a logical one, or refused as a folder pool
+		 * would be (missing, inactive, of another type). */
+		{
+			char *err = sm_error_preserve();
+
+			if (sm_pool_logical_vg(sm_virt_conn(m->v), m->o->dest_pool, &vg) < 0) {
+				sm_error_restore(&err);
+				return -1;
+			}
+			free(err);
+		}
 		if (!m->o->dest) {
 			sm_error("storage pool '%s' is a logical pool: its volumes take the disks' "
 				 "images, and the overlays need a folder; add --dest DIR",
