@@ -377,6 +377,10 @@ int sm_journal_device_find(struct sm_journal *j, const char *provisioner, const 
 int sm_journal_device_list(struct sm_journal *j, struct sm_device_row **out, size_t *n);
 int sm_journal_device_list_job(struct sm_journal *j, long long job, struct sm_device_row **out,
 			       size_t *n);
+/* sm_journal_device_insert of a move's device (d->job) for the image planned
+ * at old_dst, whose file row goes: that file is never made. */
+int sm_journal_device_insert_for_image(struct sm_journal *j, const struct sm_device_row *d,
+				       const char *old_dst, long long *id);
 /* Job's disk target now goes onto the device at path (rdev): its image row
  * (depth 0) says so, and the file it had planned there is no file of the job
  * (old_dst's row goes).  Call inside a transaction or alone (one of its own). */

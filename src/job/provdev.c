@@ -79,11 +79,8 @@ int sm_provdev_journal(struct sm_journal *j, long long job, const char *provisio
 
 	if (!d->bytes)
 		return 0;
-	if (sm_journal_device_insert(j, &row, &d->device) < 0)
-		return -1;
 	/* The image's planned file name in the folder is no file of the job. */
-	return sm_journal_sql(j, "DELETE FROM file WHERE job_id = ? AND path = ? AND role = "
-			      "'dst_image'", "is", job, p->images[0].dst);
+	return sm_journal_device_insert_for_image(j, &row, p->images[0].dst, &d->device);
 }
 
 /* The domain (in u) that has the device rdev as a disk, or NULL. */

@@ -262,6 +262,12 @@ int sm_journal_device_list_job(struct sm_journal *j, long long job, struct sm_de
 	return list_rows(j, job, out, n);
 }
 
+static int drop_planned_file(struct sm_journal *j, long long job, const char *path)
+{
+	return sm_journal_sql(j, "DELETE FROM file WHERE job_id = ? AND path = ? AND role = "
+			      "'dst_image'", "is", job, path);
+}
+
 static int assign(struct sm_journal *j, long long job, const char *target, const char *old_dst,
 		  const char *path, unsigned long long rdev)
 {
@@ -269,8 +275,19 @@ static int assign(struct sm_journal *j, long long job, const char *target, const
 			   "target = ? AND depth = 0", "siis", path, (long long)rdev, job,
 			   target) < 0)
 		return -1;
-	return sm_journal_sql(j, "DELETE FROM file WHERE job_id = ? AND path = ? AND role = "
-			      "'dst_image'", "is", job, old_dst);
+	return drop_planned_file(j, job, old_dst);
+}
+
+int sm_journal_device_insert_for_image(struct sm_journal *j, const struct sm_device_row *d,
+				       const char *old_dst, long long *id)
+{
+	if (sm_journal_begin(j) < 0)
+		return -1;
+	if (sm_journal_device_insert(j, d, id) < 0 || drop_planned_file(j, d->job, old_dst) < 0) {
+		sm_journal_rollback(j);
+		return -1;
+	}
+	return sm_journal_commit(j);
 }
 
 int sm_journal_device_assign(struct sm_journal *j, long long job, const char *target,
