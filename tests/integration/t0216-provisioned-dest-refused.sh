@@ -88,6 +88,10 @@ case_dry_run() {
 		--set "LOOP_DIR=$LD" --dry-run
 	assert_contains "$T/out" "dry run: nothing was changed"
 	assert_contains "$T/out" "(a block device of 33554432 bytes that '$P' makes)"
+	# The same as a document (checked against the schema when the test ends).
+	expect_exit 0 sm move "$dom" --dest "$T/dst" --disk vda --dest-provisioner "$P" \
+		--set "LOOP_DIR=$LD" --dry-run --json
+	assert_contains "$T/out" "a block device of 33554432 bytes"
 	assert_unchanged all
 	assert_eq "$(jv "SELECT count(*) FROM provisioned_device") $(jv "SELECT count(*) FROM provision_run")" \
 		"0 0" "dry run: devices and runs journaled"
