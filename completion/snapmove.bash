@@ -21,7 +21,7 @@ _snapmove_cmd_opts() {
 		echo "--dest --dest-pool --disk --bandwidth --keep-overlay --quiesce --dry-run" \
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
 			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline --trim" \
-			"--overlay-dir --dest-dev --dest-zeroed" \
+			"--overlay-dir --dest-dev --dest-zeroed --dest-provisioner --set" \
 			"--help" ;;
 	rebalance)
 		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \
@@ -40,7 +40,7 @@ _snapmove_takes_value() {  # COMMAND OPTION
 	case $2 in
 	-c | --connect | --db | --config | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
 	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel | \
-		--overlay-dir | --dest-dev)
+		--overlay-dir | --dest-dev | --dest-provisioner)
 		[ "$1" = move ] ;;
 	--bandwidth) [ "$1" = move ] || [ "$1" = copy ] || [ "$1" = rebalance ] ;;
 	--copy-method) [ "$1" = move ] || [ "$1" = copy ] ;;
@@ -48,7 +48,8 @@ _snapmove_takes_value() {  # COMMAND OPTION
 		[ "$1" = rebalance ] ;;
 	--chunk-size) [ "$1" = copy ] ;;
 	--via) [ "$1" = abort ] ;;
-	--provisioner | --pool | --set | --timeout) [ "$1" = provision ] ;;
+	--provisioner | --pool | --timeout) [ "$1" = provision ] ;;
+	--set) [ "$1" = provision ] || [ "$1" = move ] ;;
 	*) return 1 ;;
 	esac
 }
@@ -190,7 +191,7 @@ on
 off" ;;
 		--via) _snapmove_compgen "commit
 stream" ;;
-		--provisioner)
+		--provisioner | --dest-provisioner)
 			if [[ $cur == */* ]]; then
 				_snapmove_paths -f
 			else

@@ -6,6 +6,7 @@
 #include "cleanup.h"
 #include "chain/imagelock.h"
 #include "chain/usage.h"
+#include "job/provdev.h"
 #include "lock.h"
 #include "pool.h"
 #include "provision.h"
@@ -69,6 +70,21 @@ static int job_done(struct sm_journal *j, long long job_id)
 		ret = sm_journal_job_check(j, job_id) < 0 ? -1 : 0;
 	sm_job_row_release(&job);
 	return ret;
+}
+
+/* The state of job_id, its rows checked. */
+static int job_state(struct sm_journal *j, long long job_id, enum sm_job_state *state)
+{
+	struct sm_job_row job;
+	int rc = sm_journal_job_get(j, job_id, &job);
+
+	if (rc == 0)
+		sm_error("no job %lld in the journal; see 'snapmove list'", job_id);
+	if (rc <= 0)
+		return -1;
+	*state = sm_job_row_state(&job);
+	sm_job_row_release(&job);
+	return sm_journal_job_check(j, job_id) < 0 ? -1 : 0;
 }
 
 void sm_cleanup_block(struct sm_cleanup_item *items, size_t n, const struct sm_usage *u)
@@ -326,9 +342,20 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 	char **dirs = NULL;
 	size_t ndirs = 0;
 	char b[32];
+	enum sm_job_state state;
 	int ret = -1;
 
 	*freed = 0;
+	/* The devices the job's provisioner made: an aborted job's all (abort
+	 * could not remove one), a done job's those that hold no disk. */
+	if (job_state(j, job_id, &state) < 0)
+		return -1;
+	if (state == SM_JOB_ABORTED || state == SM_JOB_DONE) {
+		if (sm_provdev_remove(v, j, job_id, state == SM_JOB_DONE, pr) < 0)
+			return -1;
+		if (state == SM_JOB_ABORTED)
+			return 0;
+	}
 	if (sm_cleanup_plan(v, j, job_id, &items, &n) < 0)
 		return -1;
 	dirs = sm_xcalloc(n + 1, sizeof(*dirs));

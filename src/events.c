@@ -259,3 +259,20 @@ void sm_event_hook(long long job, const char *point, const char *hook, int exit_
 	json_object_object_add(o, "seconds", json_object_new_double(seconds));
 	sm_event_emit("hook", o);
 }
+
+void sm_event_provision(long long job, const char *action, long long device, const char *arg,
+			int exit_status, bool timed_out, double seconds)
+{
+	struct json_object *o;
+
+	if (!wanted())
+		return;
+	o = with_job(job);
+	json_object_object_add(o, "action", json_object_new_string(action));
+	json_object_object_add(o, "device", json_object_new_int64(device));
+	json_object_object_add(o, "argument", json_object_new_string(arg));
+	json_object_object_add(o, "exit", json_object_new_int(exit_status));
+	json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
+	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+	sm_event_emit("provision", o);
+}

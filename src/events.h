@@ -40,6 +40,10 @@ void sm_event_progress(long long job, const char *disk, const char *kind, const 
 void sm_event_warning(long long job, const char *disk, const char *message);
 void sm_event_hook(long long job, const char *point, const char *hook, int exit_status,
 		   bool timed_out, double seconds);
+/* A provisioner ran for job's device (its number in the journal): action
+ * create, extend or remove; arg the name (create) or the device's path. */
+void sm_event_provision(long long job, const char *action, long long device, const char *arg,
+			int exit_status, bool timed_out, double seconds);
 
 /* Print a whole JSON document (list, status, chain, dry run) on stdout. */
 void sm_json_print(struct json_object *doc);

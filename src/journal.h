@@ -372,8 +372,24 @@ int sm_journal_device_get(struct sm_journal *j, long long id, struct sm_device_r
  * (provisioner NULL, name = path).  0, -1 on a database error. */
 int sm_journal_device_find(struct sm_journal *j, const char *provisioner, const char *name,
 			   long long *id);
-/* Every device, newest first, each checked: 0, -1, -2 (one is malformed). */
+/* Every device, newest first, each checked: 0, -1, -2 (one is malformed).
+ * job > 0: only that job's, oldest first. */
 int sm_journal_device_list(struct sm_journal *j, struct sm_device_row **out, size_t *n);
+int sm_journal_device_list_job(struct sm_journal *j, long long job, struct sm_device_row **out,
+			       size_t *n);
+/* sm_journal_device_insert of a move's device (d->job) for the image planned
+ * at old_dst, whose file row goes: that file is never made. */
+int sm_journal_device_insert_for_image(struct sm_journal *j, const struct sm_device_row *d,
+				       const char *old_dst, long long *id);
+/* Job's disk target now goes onto the device at path (rdev): its image row
+ * (depth 0) says so, and the file it had planned there is no file of the job
+ * (old_dst's row goes).  Call inside a transaction or alone (one of its own). */
+int sm_journal_device_assign(struct sm_journal *j, long long job, const char *target,
+			     const char *old_dst, const char *path, unsigned long long rdev);
+/* The number of job's devices (not removed) that no image of the job is on. */
+int sm_journal_device_unassigned(struct sm_journal *j, long long job, unsigned long long *n);
+/* Whether device id's device holds an image of its job (an image row's dst_rdev). */
+int sm_journal_device_assigned(struct sm_journal *j, long long id, bool *assigned);
 void sm_device_row_release(struct sm_device_row *r);
 void sm_device_rows_free(struct sm_device_row *rows, size_t n);
 /* A provisioner ran (arg: NAME or PATH; bytes 0 for remove; out and err the

@@ -5,6 +5,7 @@
  * What a device is for (a move's destination) is the job layer's.
  */
 #include "provision.h"
+#include "events.h"
 #include "hooks.h"
 #include "lock.h"
 #include "run.h"
@@ -282,6 +283,16 @@ static int open_provisioner(const char *path)
 	return fd;
 }
 
+int sm_provision_check_program(const char *path)
+{
+	int fd = open_provisioner(path);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 /* What a run of a provisioner said. */
 struct run {
 	int status;
@@ -338,7 +349,7 @@ static int run_provisioner(struct sm_journal *j, const struct sm_device_row *d, 
 		.timeout = timeout > 0 ? timeout : SM_PROVISION_TIMEOUT,
 	};
 	struct sm_run_result res;
-	double t0 = sm_now(), m0 = sm_monotonic();
+	double t0 = sm_now(), m0 = sm_monotonic(), secs;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -353,10 +364,15 @@ static int run_provisioner(struct sm_journal *j, const struct sm_device_row *d, 
 	sm_run_result_release(&res);
 	for (size_t n = strlen(r->err); n && r->err[n - 1] == '\n'; n--)
 		r->err[n - 1] = '\0';
+	secs = sm_monotonic() - m0;
 	/* A run that cannot be journaled is still reported by what follows. */
 	sm_ignore_value(sm_journal_provision_run(j, d->id, op, d->provisioner, arg,
 					      op == SM_PROVISION_REMOVE ? 0 : bytes, r->status,
-					      r->timed_out, t0, sm_monotonic() - m0, r->out, r->err));
+					      r->timed_out, t0, secs, r->out, r->err));
+	/* A job's runs are in its event stream, as its hooks' are. */
+	if (d->job > 0)
+		sm_event_provision(d->job, sm_provision_op_name(op), d->id, arg, r->status,
+				   r->timed_out, secs);
 	return 0;
 }
 

@@ -55,6 +55,10 @@ int sm_provision_check_device(const char *provisioner, const char *path,
 			      unsigned long long min_bytes, unsigned long long want_rdev,
 			      unsigned long long *rdev, unsigned long long *size, bool *missing);
 
+/* The provisioner at path (absolute) and its folders may be run: root's
+ * alone (as a hook).  -1 with an error naming the fix. */
+int sm_provision_check_program(const char *path);
+
 /* Ask provisioner (absolute) with settings ("SNAPMOVE_NAME=VALUE" lines, ""
  * none) to create device name of bytes for job (0: an admin's), journaled
  * before and after.  A device of that provisioner and name that is creating

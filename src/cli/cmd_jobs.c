@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 static char *format_time(double t, char *buf, size_t len)
@@ -188,8 +189,44 @@ int sm_cmd_list(const struct sm_cli *cli, int argc, char **argv)
 	return ret;
 }
 
+/* The job's device (made by its provisioner) that an image went onto, or
+ * NULL: a device the caller named (--dest-dev). */
+static const struct sm_device_row *provisioned(const struct sm_device_row *devs, size_t n,
+					       unsigned long long rdev)
+{
+	for (size_t i = 0; i < n; i++)
+		if (devs[i].rdev == rdev && devs[i].state != SM_DEVICE_FAILED)
+			return &devs[i];
+	return NULL;
+}
+
+/* An image's destination device, for status --json: null for a file. */
+static struct json_object *dest_device_json(const struct sm_plan_image *img,
+					    const struct sm_device_row *devs, size_t n)
+{
+	const struct sm_device_row *d;
+	struct json_object *o;
+	char num[32];
+
+	if (!img->dst_rdev)
+		return NULL;
+	d = provisioned(devs, n, img->dst_rdev);
+	o = json_object_new_object();
+	snprintf(num, sizeof(num), "%u:%u", major((dev_t)img->dst_rdev),
+		 minor((dev_t)img->dst_rdev));
+	json_object_object_add(o, "path", jstr(img->dst));
+	json_object_object_add(o, "rdev", json_object_new_string(num));
+	json_object_object_add(o, "provisioned", json_object_new_boolean(d != NULL));
+	json_object_object_add(o, "device", d ? json_object_new_int64(d->id) : NULL);
+	json_object_object_add(o, "provisioner", d ? jstr(d->provisioner) : NULL);
+	json_object_object_add(o, "device_state", d ? jstr(sm_device_state_name(d->state)) : NULL);
+	return o;
+}
+
 static void print_status_json(struct sm_journal *j, const struct sm_job_row *job)
 {
+	struct sm_device_row *devs = NULL;
+	size_t ndevs = 0;
 	struct json_object *doc = job_json(j, job);
 	struct json_object *disks = json_object_new_array();
 	struct json_object *phases = json_object_new_array();
@@ -199,6 +236,7 @@ static void print_status_json(struct sm_journal *j, const struct sm_job_row *job
 	struct sm_file_row *f = NULL;
 	size_t nd = 0, ns = 0, nf = 0;
 
+	sm_ignore_value(sm_journal_device_list_job(j, job->id, &devs, &ndevs));  /* none shown */
 	if (sm_journal_disk_list(j, job->id, &d, &nd) == 0) {
 		for (size_t i = 0; i < nd; i++) {
 			struct json_object *o = json_object_new_object();
@@ -217,6 +255,9 @@ static void print_status_json(struct sm_journal *j, const struct sm_job_row *job
 				json_object_object_add(im, "format", jstr(d[i].plan.images[k].format));
 				json_object_object_add(im, "dest_format",
 						       jstr(d[i].plan.images[k].dst_format));
+				json_object_object_add(im, "dest_device",
+						       dest_device_json(&d[i].plan.images[k], devs,
+									ndevs));
 				json_object_array_add(imgs, im);
 			}
 			json_object_object_add(o, "images", imgs);
@@ -252,6 +293,7 @@ static void print_status_json(struct sm_journal *j, const struct sm_job_row *job
 	sm_disk_rows_free(d, nd);
 	sm_step_rows_free(st, ns);
 	sm_file_rows_free(f, nf);
+	sm_device_rows_free(devs, ndevs);
 	sm_json_print(doc);
 }
 
@@ -264,9 +306,11 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 	struct sm_disk_row *disks = NULL;
 	struct sm_step_row *steps = NULL;
 	struct sm_file_row *files = NULL;
-	size_t nd = 0, ns = 0, nf = 0;
+	struct sm_device_row *devs = NULL;
+	size_t nd = 0, ns = 0, nf = 0, ndevs = 0;
 	char t1[32], t2[32];
 
+	sm_ignore_value(sm_journal_device_list_job(j, job->id, &devs, &ndevs));  /* none shown */
 	printf("job %lld: %s, phase %s\n", job->id, job->state, job->phase);
 	printf("  domain:   %s (%s, %s)\n", job->domain_name, job->domain_uuid,
 	       job->persistent ? "persistent" : "transient");
@@ -290,9 +334,21 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 			printf("  %s: %s%s%s%s\n", disks[i].target, disks[i].state,
 			       disks[i].sync_writes ? " (write-blocking mirror)" : "",
 			       disks[i].error ? ": " : "", disks[i].error ? disks[i].error : "");
-			for (size_t k = 0; k < disks[i].plan.nimages; k++)
-				printf("    %s -> %s (%s)\n", disks[i].plan.images[k].src,
-				       disks[i].plan.images[k].dst, disks[i].plan.images[k].format);
+			for (size_t k = 0; k < disks[i].plan.nimages; k++) {
+				const struct sm_plan_image *img = &disks[i].plan.images[k];
+				const struct sm_device_row *dv = provisioned(devs, ndevs, img->dst_rdev);
+
+				printf("    %s -> %s (%s)\n", img->src, img->dst, img->format);
+				if (img->dst_rdev && dv)
+					printf("      block device %u:%u, provisioned by '%s' (device "
+					       "%lld, %s)\n", major((dev_t)img->dst_rdev),
+					       minor((dev_t)img->dst_rdev), dv->provisioner, dv->id,
+					       sm_device_state_name(dv->state));
+				else if (img->dst_rdev)
+					printf("      block device %u:%u, given with --dest-dev (not "
+					       "provisioned)\n", major((dev_t)img->dst_rdev),
+					       minor((dev_t)img->dst_rdev));
+			}
 		}
 	}
 	if (sm_job_row_state(job) == SM_JOB_DONE) {
@@ -336,9 +392,16 @@ static void print_status(struct sm_journal *j, const struct sm_job_row *job)
 		for (size_t i = 0; i < nf; i++)
 			printf("  %-8s %-11s %s\n", files[i].state, files[i].role, files[i].path);
 	}
+	for (size_t i = 0; i < ndevs; i++) {
+		if (i == 0)
+			printf("devices (made by its provisioner):\n");
+		printf("  %-5lld %-9s %-24s %s\n", devs[i].id, sm_device_state_name(devs[i].state),
+		       devs[i].name, devs[i].path ? devs[i].path : "-");
+	}
 	sm_disk_rows_free(disks, nd);
 	sm_step_rows_free(steps, ns);
 	sm_file_rows_free(files, nf);
+	sm_device_rows_free(devs, ndevs);
 }
 
 int sm_cmd_status(const struct sm_cli *cli, int argc, char **argv)

@@ -28,11 +28,13 @@ static void move_usage(FILE *f)
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
 		   "                     [--delete-source] [--offline] [--trim]\n"
 		   "                     [--overlay-dir DIR] [--dest-dev TARGET=DEVICE]...\n"
-		   "                     [--dest-zeroed]\n\n"
+		   "                     [--dest-zeroed] [--dest-provisioner PROG [--set KEY=VALUE]...]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
-		   "                    the pools involved are refreshed afterwards\n"
+		   "                    the pools involved are refreshed afterwards; a logical\n"
+		   "                    pool (with --dest DIR for the overlays): each disk onto\n"
+		   "                    a logical volume the lvm provisioner makes there\n"
 		   "  --disk TARGET     a disk to move (vda); repeat for more; default: every\n"
 		   "                    writable file-backed disk\n"
 		   "  --bandwidth MIB   limit the copy, the mirror and the commit to MIB MiB/s\n"
@@ -76,7 +78,12 @@ static void move_usage(FILE *f)
 		   "                    overlays stay in the destination; repeat for more\n"
 		   "  --dest-zeroed     the --dest-dev devices read as zeros already: the\n"
 		   "                    copy skips writing the source's zeros (a resumed copy\n"
-		   "                    writes them)\n");
+		   "                    writes them)\n"
+		   "  --dest-provisioner PROG\n"
+		   "                    each disk's image onto a block device the provisioner\n"
+		   "                    PROG (loop, lvm, or a path) makes for the job (one\n"
+		   "                    image: --flatten for a chain); abort removes them\n"
+		   "  --set KEY=VALUE   handed to the provisioner as SNAPMOVE_KEY=VALUE\n");
 }
 
 /* A before_move veto ends its job at once (aborted); a later one leaves it
@@ -119,6 +126,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "overlay-dir", required_argument, NULL, 'L' },
 		{ "dest-dev", required_argument, NULL, 'B' },
 		{ "dest-zeroed", no_argument, NULL, 'Z' },
+		{ "dest-provisioner", required_argument, NULL, 'Q' },
+		{ "set", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -128,6 +137,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	const char **disks = sm_xcalloc((size_t)argc + 1, sizeof(*disks));
 	const char **devs = sm_xcalloc((size_t)argc + 1, sizeof(*devs));
 	SM_AUTOFREE char *db = NULL;
+	SM_AUTOFREE char *settings = sm_xstrdup("");
 	struct sm_journal *j = NULL;
 	struct sm_virt *v = NULL;
 	struct sm_progress pr;
@@ -263,6 +273,26 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'Z':
 			o.dest_zeroed = true;
 			break;
+		case 'Q':
+			o.dest_provisioner = optarg;
+			break;
+		case 'T': {
+			SM_AUTOFREE char *line = sm_xasprintf("SNAPMOVE_%s", optarg);
+			char *next;
+
+			if (!sm_journal_device_setting_ok(line)) {
+				free(disks);
+				free(devs);
+				return sm_cli_usage_error("move", "--set takes KEY=VALUE for the "
+							  "provisioner, KEY of A-Z, 0-9 and '_' (not "
+							  "JOB, DEVICE, DEVICE_NAME or EVENTS_FILE), "
+							  "not '%s'", optarg);
+			}
+			next = sm_xasprintf("%s%s%s", settings, *settings ? "\n" : "", line);
+			free(settings);
+			settings = next;
+			break;
+		}
 		case 'h':
 			move_usage(stdout);
 			free(disks);
@@ -294,13 +324,39 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 					  "a shut-off domain has none: leave --trim out with "
 					  "--offline");
 	}
-	if (o.dest_zeroed && !o.ndest_devs) {
+	o.dest_settings = settings;
+	if (o.dest_zeroed && !o.ndest_devs && !o.dest_provisioner) {
 		free(disks);
 		free(devs);
 		return sm_cli_usage_error("move", "--dest-zeroed says the --dest-dev devices read "
 					  "as zeros; it needs a --dest-dev");
 	}
-	if (!o.dest == !o.dest_pool) {
+	if (o.dest_provisioner && o.ndest_devs) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--dest-dev names the devices and "
+					  "--dest-provisioner makes them; give one of the two");
+	}
+	if (*settings && !o.dest_provisioner && !o.dest_pool) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--set is for the provisioner; it needs "
+					  "--dest-provisioner PROG");
+	}
+	if (o.dest_provisioner && o.offline) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--dest-provisioner moves a running domain only "
+					  "for now; start it and leave --offline out");
+	}
+	if (o.dest_provisioner && o.dest_pool) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--dest-pool names the provisioner of a logical "
+					  "pool itself (or a folder pool); give --dest-pool or "
+					  "--dest-provisioner, not both");
+	}
+	if (!o.dest && !o.dest_pool) {
 		free(disks);
 		free(devs);
 		return sm_cli_usage_error("move", "move needs either --dest DIR, the directory "

@@ -1,7 +1,7 @@
 /* cmd_provision.c: 'snapmove provision create|extend|remove|list', a
  * provisioner run by hand through provision.c, journaled as a move's would
- * be: for admins (a device ready before a move) and for the tests, while
- * moves do not yet ask for block devices themselves.
+ * be: for admins (a device ready before a move) and for the tests; a move
+ * asks for its own devices (job/provdev.c).
  */
 #include "cli/cli.h"
 #include "events.h"

@@ -13,6 +13,7 @@
  */
 #include "chain/image.h"
 #include "job/hook_facts.h"
+#include "job/provdev.h"
 #include "lock.h"
 #include "job/reconcile.h"
 #include "job/resume.h"
@@ -381,6 +382,9 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 		sm_error_restore(&err);
 		goto cleanup;
 	}
+	/* The devices its provisioner made hold nothing now: they go (one that
+	 * cannot is warned, and 'snapmove cleanup' removes it later). */
+	sm_ignore_value(sm_provdev_remove(v, j, c.job, false, pr));
 	ret = SM_MOVE_OK;
 
 cleanup:

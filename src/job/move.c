@@ -149,6 +149,10 @@ static int open_job(struct move *m)
 		    sm_move_check_dest_absent(p->dst_overlay) < 0 ||
 		    sm_journal_disk_insert(m->j, m->job, p) < 0)
 			goto error;
+		/* Its device, the job's before the provisioner is asked for it. */
+		if (m->prov && sm_provdev_journal(m->j, m->job, m->prov, m->prov_settings, p,
+						  &m->provdevs[i]) < 0)
+			goto error;
 	}
 	for (size_t i = 0; i < m->nsrcs; i++)
 		if (sm_srcfile_journal(m->j, m->job, &m->srcs[i]) < 0)
@@ -202,6 +206,15 @@ static void dry_run_result(const struct move *m, unsigned long long need,
 
 		plan_chain(false, p, false, &d->before);
 		plan_chain(m->o->keep_overlay, p, true, &d->after);
+		/* A device the provisioner will make: no path yet. */
+		for (size_t k = 0; m->provdevs && m->provdevs[i].bytes && k < d->after.n; k++) {
+			if (!sm_str_eq(d->after.images[k].path, p->images[0].dst))
+				continue;
+			free(d->after.images[k].path);
+			d->after.images[k].path = sm_xasprintf(
+				"(a block device of %llu bytes that '%s' makes)",
+				m->provdevs[i].bytes, m->prov);
+		}
 		for (size_t k = 0; k < p->nimages; k++)
 			d->bytes += p->images[k].allocated;
 		if (p->kept && !p->flat) {
@@ -286,6 +299,16 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 		 * running, which resume and abort treat like failed. */
 		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, sm_error_message()));
 		ret = SM_MOVE_VETOED;
+		goto cleanup;
+	}
+	/* The destination devices the provisioner makes: one that fails leaves
+	 * none (those made are removed), the job ends aborted, nothing else
+	 * was touched. */
+	if (m.prov && sm_provdev_create(&c, m.provdevs) < 0) {
+		char *err = sm_error_preserve();
+
+		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, err));
+		sm_error_restore(&err);
 		goto cleanup;
 	}
 	if (o->offline ? sm_job_complete_offline(&c) < 0

@@ -12,7 +12,8 @@
 struct sm_move_opts {
 	const char *domain;
 	const char *dest;          /* or dest_pool */
-	const char *dest_pool;     /* a libvirt storage pool (dir, fs, netfs) */
+	const char *dest_pool;     /* a libvirt storage pool (dir, fs, netfs; or logical,
+				    * with dest: the lvm provisioner's devices) */
 	const char *overlay_dir;   /* the source overlay's folder; NULL: the destination */
 	const char *const *disks;  /* --disk targets; none means every candidate */
 	size_t ndisks;
@@ -34,6 +35,8 @@ struct sm_move_opts {
 	const char *const *dest_devs;      /* --dest-dev TARGET=DEVICE */
 	size_t ndest_devs;
 	bool dest_zeroed;                  /* those devices read as zeros already */
+	const char *dest_provisioner;      /* --dest-provisioner PROG: makes the devices */
+	const char *dest_settings;         /* its --set lines (SNAPMOVE_KEY=VALUE), or "" */
 };
 
 #endif

@@ -3,6 +3,7 @@
  */
 #include "job/resume.h"
 #include "job/hook_facts.h"
+#include "job/provdev.h"
 #include "lock.h"
 #include "job/reconcile.h"
 #include "util.h"
@@ -19,7 +20,8 @@ enum sm_move_result sm_resume(struct sm_virt *v, struct sm_journal *j, long long
 
 	memset(&c, 0, sizeof(c));
 	r->verb = SM_JOB_VERB_RESUME;
-	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "resume") < 0)
+	if (sm_job_open_existing(&c, v, j, job_id, pr, &lock, "resume") < 0 ||
+	    sm_provdev_check_assigned(j, job_id) < 0)
 		goto cleanup;
 	/* libvirt's "shut off" is a claim: prove it before working offline. */
 	if (!c.running && sm_reconcile_job_off(&c, "resume") < 0)

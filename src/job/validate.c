@@ -5,6 +5,7 @@
 #include "chain/image.h"
 #include "job/destdev.h"
 #include "pool.h"
+#include "provision.h"
 #include "job/reconcile.h"
 #include "snapshot/blockjob.h"
 #include "util.h"
@@ -33,6 +34,9 @@ void sm_move_release(struct move *m)
 	sm_domain_disks_release(&m->live);
 	sm_usage_release(&m->usage);
 	sm_srcfiles_free(m->srcs, m->nsrcs);
+	sm_provdevs_free(m->provdevs, m->nplans);
+	free(m->prov);
+	free(m->prov_settings);
 	if (m->dom)
 		virDomainFree(m->dom);
 }
@@ -190,12 +194,81 @@ static const char *dest_arg(const struct move *m)
 	return m->pool_dir ? m->pool_dir : m->o->dest;
 }
 
+/* The provisioner of the destination devices: --dest-provisioner, or the
+ * lvm one in a logical --dest-pool's volume group (then --dest holds the
+ * overlays); checked as a hook is, before anything changes. */
+static int check_provisioner(struct move *m)
+{
+	const char *settings = m->o->dest_settings ? m->o->dest_settings : "";
+	SM_AUTOFREE char *vg = NULL;
+
+	if (m->o->dest_pool) {
+		SM_AUTOFREE char *dir = NULL;
+
+		if (sm_pool_dest_dir(sm_virt_conn(m->v), m->o->dest_pool, &dir) == 0) {
+			if (m->o->dest) {
+				sm_error("storage pool '%s' is a folder: give --dest-pool or --dest, "
+					 "not both (both only with a logical pool, whose volumes "
+					 "take the disks while --dest takes the overlays)",
+					 m->o->dest_pool);
+				return -1;
+			}
+			if (*settings) {
+				sm_error("--set is for a provisioner and storage pool '%s' is a "
+					 "folder; leave --set out", m->o->dest_pool);
+				return -1;
+			}
+			return 0;
+		}
+		/* Not a folder pool: a logical one, or refused as a folder pool
+		 * would be (missing, inactive, of another type). */
+		{
+			char *err = sm_error_preserve();
+
+			if (sm_pool_logical_vg(sm_virt_conn(m->v), m->o->dest_pool, &vg) < 0) {
+				sm_error_restore(&err);
+				return -1;
+			}
+			free(err);
+		}
+		if (!m->o->dest) {
+			sm_error("storage pool '%s' is a logical pool: its volumes take the disks' "
+				 "images, and the overlays need a folder; add --dest DIR",
+				 m->o->dest_pool);
+			return -1;
+		}
+		if (strstr(settings, "SNAPMOVE_LVM_VG=")) {
+			sm_error("--dest-pool '%s' sets LVM_VG itself; leave --set LVM_VG out",
+				 m->o->dest_pool);
+			return -1;
+		}
+		m->prov_settings = sm_xasprintf("%s%sSNAPMOVE_LVM_VG=%s", settings,
+						*settings ? "\n" : "", vg);
+		if (!sm_journal_device_settings_ok(m->prov_settings)) {
+			sm_error("storage pool '%s' names the volume group '%s', which is not one a "
+				 "provisioner can be given", m->o->dest_pool, vg);
+			return -1;
+		}
+		m->prov = sm_provision_resolve("lvm", NULL);
+	} else if (m->o->dest_provisioner) {
+		m->prov_settings = sm_xstrdup(settings);
+		m->prov = sm_provision_resolve(m->o->dest_provisioner, NULL);
+	} else {
+		return 0;
+	}
+	if (!m->prov || sm_provision_check_program(m->prov) < 0)
+		return -1;
+	return 0;
+}
+
 static int check_dest(struct move *m)
 {
 	char resolved[PATH_MAX];
 	struct stat sb;
 
-	if (m->o->dest_pool) {
+	if (check_provisioner(m) < 0)
+		return -1;
+	if (m->o->dest_pool && !m->prov) {
 		SM_AUTOFREE char *dir = NULL;
 
 		if (sm_pool_dest_dir(sm_virt_conn(m->v), m->o->dest_pool, &dir) < 0)
@@ -468,11 +541,14 @@ static int check_not_in_dest(const char *dest, const char *target, const char *p
 	return 0;
 }
 
-static int check_plan_files(const char *dest, const struct sm_plan_disk *p)
+/* provisioned: the image goes onto a device a provisioner makes (its dst
+ * names no file). */
+static int check_plan_files(const char *dest, const struct sm_plan_disk *p, bool provisioned)
 {
 	for (size_t i = 0; i < p->nimages; i++)
 		if (check_not_in_dest(dest, p->target, p->images[i].src) < 0 ||
-		    (!p->images[i].dst_rdev && sm_move_check_dest_absent(p->images[i].dst) < 0))
+		    (!p->images[i].dst_rdev && !provisioned &&
+		     sm_move_check_dest_absent(p->images[i].dst) < 0))
 			return -1;
 	if (sm_move_check_dest_absent(p->dst_overlay) < 0 || sm_move_check_overlay_absent(p->src_overlay) < 0)
 		return -1;
@@ -488,7 +564,8 @@ static int check_space(struct move *m, unsigned long long *need_out,
 	char n[32], a[32];
 
 	for (size_t i = 0; i < m->nplans; i++)
-		need += sm_plan_disk_bytes(&m->plans[i]);
+		need += m->provdevs[i].bytes ? 1ULL << 20  /* the overlay's metadata */
+					     : sm_plan_disk_bytes(&m->plans[i]);
 	if (statvfs(m->dest, &vfs) < 0) {
 		sm_error("cannot read the free space of '%s': %s", m->dest, strerror(errno));
 		return -1;
@@ -670,6 +747,7 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 	if (m->o->ndest_devs && sm_usage_scan_domains(sm_virt_conn(m->v), &domains) < 0)
 		goto cleanup;
 	m->plans = sm_xcalloc(nsel, sizeof(*m->plans));
+	m->provdevs = sm_xcalloc(nsel, sizeof(*m->provdevs));
 	for (size_t i = 0; i < nsel; i++) {
 		if (check_disk_free(m, sel[i]) < 0 ||
 		    plan_disk(m, sel[i], next_id, &m->plans[i]) < 0)
@@ -687,7 +765,9 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 			goto cleanup;
 		if (plan_dest_dev(m, sel[i], &m->plans[i], &domains) < 0)
 			goto cleanup;
-		if (check_plan_files(m->dest, &m->plans[i]) < 0)
+		if (m->prov && sm_provdev_plan(sel[i], &m->plans[i], &m->provdevs[i]) < 0)
+			goto cleanup;
+		if (check_plan_files(m->dest, &m->plans[i], m->provdevs[i].bytes != 0) < 0)
 			goto cleanup;
 	}
 	if (check_dest_dev_targets(m) < 0 || sm_plan_check_collisions(m->plans, m->nplans) < 0 ||

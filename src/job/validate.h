@@ -11,6 +11,7 @@
 #include "virt.h"
 #include "chain/usage.h"
 #include "srcfile.h"
+#include "job/provdev.h"
 
 struct move {
 	struct sm_virt *v;
@@ -30,6 +31,9 @@ struct move {
 	char *pool_dir;         /* --dest-pool's target directory */
 	struct sm_srcfile *srcs;  /* the source files the job may delete, as planned */
 	size_t nsrcs;
+	char *prov;             /* the provisioner of the destination devices (absolute) */
+	char *prov_settings;    /* its SNAPMOVE_KEY=VALUE lines */
+	struct sm_provdev *provdevs;  /* one per plan: the device asked of it, if any */
 };
 
 /* Free the contents of m. */

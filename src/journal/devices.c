@@ -218,14 +218,17 @@ int sm_journal_device_find(struct sm_journal *j, const char *provisioner, const 
 			"('created', 'removing') ORDER BY id DESC LIMIT 1", name, NULL, id);
 }
 
-int sm_journal_device_list(struct sm_journal *j, struct sm_device_row **out, size_t *n)
+static int list_rows(struct sm_journal *j, long long job, struct sm_device_row **out, size_t *n)
 {
 	struct sm_journal_rows rows;
 	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
-	if (sm_journal_query(j, "SELECT id FROM provisioned_device ORDER BY id DESC", "", &rows) < 0)
+	if (job > 0 ? sm_journal_query(j, "SELECT id FROM provisioned_device WHERE job_id = ? "
+				       "ORDER BY id", "i", &rows, job) < 0
+		    : sm_journal_query(j, "SELECT id FROM provisioned_device ORDER BY id DESC", "",
+				       &rows) < 0)
 		return -1;
 	for (size_t i = 0; i < rows.nrows && rc == 0; i++) {
 		unsigned long long id = 0;
@@ -246,6 +249,84 @@ int sm_journal_device_list(struct sm_journal *j, struct sm_device_row **out, siz
 		*n = 0;
 	}
 	return rc;
+}
+
+int sm_journal_device_list(struct sm_journal *j, struct sm_device_row **out, size_t *n)
+{
+	return list_rows(j, 0, out, n);
+}
+
+int sm_journal_device_list_job(struct sm_journal *j, long long job, struct sm_device_row **out,
+			       size_t *n)
+{
+	return list_rows(j, job, out, n);
+}
+
+static int drop_planned_file(struct sm_journal *j, long long job, const char *path)
+{
+	return sm_journal_sql(j, "DELETE FROM file WHERE job_id = ? AND path = ? AND role = "
+			      "'dst_image'", "is", job, path);
+}
+
+static int assign(struct sm_journal *j, long long job, const char *target, const char *old_dst,
+		  const char *path, unsigned long long rdev)
+{
+	if (sm_journal_sql(j, "UPDATE image SET dst_path = ?, dst_rdev = ? WHERE job_id = ? AND "
+			   "target = ? AND depth = 0", "siis", path, (long long)rdev, job,
+			   target) < 0)
+		return -1;
+	return drop_planned_file(j, job, old_dst);
+}
+
+int sm_journal_device_insert_for_image(struct sm_journal *j, const struct sm_device_row *d,
+				       const char *old_dst, long long *id)
+{
+	if (sm_journal_begin(j) < 0)
+		return -1;
+	if (sm_journal_device_insert(j, d, id) < 0 || drop_planned_file(j, d->job, old_dst) < 0) {
+		sm_journal_rollback(j);
+		return -1;
+	}
+	return sm_journal_commit(j);
+}
+
+int sm_journal_device_assign(struct sm_journal *j, long long job, const char *target,
+			     const char *old_dst, const char *path, unsigned long long rdev)
+{
+	return SM_JOURNAL_TX(j, assign(j, job, target, old_dst, path, rdev));
+}
+
+/* The count sql (with one integer parameter) returns. */
+static int count(struct sm_journal *j, const char *sql, long long arg, unsigned long long *n)
+{
+	struct sm_journal_rows rows;
+
+	*n = 0;
+	if (sm_journal_query(j, sql, "i", &rows, arg) < 0)
+		return -1;
+	if (rows.nrows >= 1 && rows.cells[0])
+		sm_ignore_value(sm_parse_ull(rows.cells[0], n));  /* count(*): a number */
+	sm_journal_rows_release(&rows);
+	return 0;
+}
+
+int sm_journal_device_unassigned(struct sm_journal *j, long long job, unsigned long long *n)
+{
+	return count(j, "SELECT count(*) FROM provisioned_device d WHERE d.job_id = ?1 AND "
+		     "d.state IN ('creating', 'created', 'removing') AND NOT EXISTS (SELECT 1 "
+		     "FROM image i WHERE i.job_id = ?1 AND d.rdev IS NOT NULL AND "
+		     "i.dst_rdev = d.rdev)", job, n);
+}
+
+int sm_journal_device_assigned(struct sm_journal *j, long long id, bool *assigned)
+{
+	unsigned long long n;
+
+	if (count(j, "SELECT count(*) FROM provisioned_device d, image i WHERE d.id = ? AND "
+		  "i.job_id = d.job_id AND d.rdev IS NOT NULL AND i.dst_rdev = d.rdev", id, &n) < 0)
+		return -1;
+	*assigned = n > 0;
+	return 0;
 }
 
 int sm_journal_provision_run(struct sm_journal *j, long long device_id, enum sm_provision_op op,

@@ -190,8 +190,10 @@ make_pool "$OFF" dir --target "$T/off"
 
 case_refused() {
 	save_state refused "$dom4" vda "$T/src" "$T/pool" "$T/off"
+	# A logical pool takes the disks onto its volumes (the lvm provisioner),
+	# with --dest for the overlays (t0216).
 	expect_refused_unchanged refused \
-		"storage pool '$LV' is of type 'logical'; snapmove moves into dir, fs and netfs pools" \
+		"storage pool '$LV' is a logical pool: its volumes take the disks' images, and the overlays need a folder; add --dest DIR" \
 		sm move "$dom4" --dest-pool "$LV"
 	expect_refused_unchanged refused \
 		"storage pool '$DISKP' is of type 'disk'; snapmove moves into dir, fs and netfs pools" \
@@ -204,9 +206,10 @@ case_refused() {
 	expect_refused_unchanged refused \
 		"no storage pool named '$POOL_PREFIX-none'; see 'virsh pool-list --all'" \
 		sm move "$dom4" --dest-pool "$POOL_PREFIX-none"
-	# --dest and --dest-pool together is a usage error.
-	expect_exit 2 sm move "$dom4" --dest "$T/pool" --dest-pool "$DST"
-	assert_unchanged refused
+	# --dest and --dest-pool together: only with a logical pool.
+	expect_refused_unchanged refused \
+		"storage pool '$DST' is a folder: give --dest-pool or --dest, not both" \
+		sm move "$dom4" --dest "$T/pool" --dest-pool "$DST"
 	assert_eq "$(virsh domstate "$dom4")" running "$dom4 state"
 	assert_eq "$(pool_vols "$SRC")" "d3.qcow2 d4.qcow2 d5.qcow2" "source pool after the refusals"
 	assert_eq "$(virsh pool-info "$OFF" | sed -n 's/^State: *//p')" inactive \

@@ -72,7 +72,9 @@ case_2() {
 	usage help frobnicate
 	usage move
 	usage --json move "$dom"
-	usage move "$dom" --dest "$T/dst0" --dest-pool default
+	usage move "$dom" --dest-provisioner loop --dest-pool default
+	usage move "$dom" --dest "$T/dst0" --dest-provisioner loop --dest-dev vda=/dev/loop0
+	usage move "$dom" --dest "$T/dst0" --set LOOP_DIR=/x
 	usage move "$dom" --dest "$T/dst0" extra
 	usage move "$dom" --dest "$T/dst0" --bandwidth fast
 	usage move "$dom" --dest "$T/dst0" --dest-format vmdk

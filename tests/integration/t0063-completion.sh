@@ -40,7 +40,9 @@ expect_comp "snapmove --hook" "--hook-timeout --hooks-dir"
 expect_comp "snapmove --json st" status
 expect_comp "snapmove help st" status
 expect_comp "snapmove move $dom --di" --disk
-expect_comp "snapmove move $dom --dest-" "--dest-dev --dest-format --dest-pool --dest-zeroed"
+expect_comp "snapmove move $dom --dest-" "--dest-dev --dest-format --dest-pool --dest-provisioner --dest-zeroed"
+expect_comp "snapmove move $dom --dest-provisioner " "loop lvm"
+expect_comp "snapmove move $dom --set " "LOOP_DIR= LVM_VG="
 expect_comp "snapmove move $dom --dest-dev " "vda= vdb="
 expect_comp "snapmove move $dom --no" --no-verify
 expect_comp "snapmove abort 2 --" "--help --json --via"

@@ -13,6 +13,7 @@
 #include "unit.h"
 
 #include "cleanup.h"
+#include "job/provdev.h"
 #include "journal.h"
 #include "lock.h"
 #include "provision.h"
@@ -647,6 +648,68 @@ static void test_source_device_blocker(void **state)
 	assert_int_equal(id, 2);
 }
 
+/* A move's device: named after the job and the disk, journaled with the job
+ * before create runs, unassigned (resume refuses) until the image row names
+ * it, and the image's planned file is then no file of the job. */
+static void test_job_device_assign(void **state)
+{
+	struct fx *fx = *state;
+	SM_AUTOFREE char *create = sm_xasprintf("echo %s", fx->dev ? fx->dev : "");
+	SM_AUTOFREE char *prov = NULL;
+	SM_AUTOFREE char *name = NULL;
+	struct sm_job_row row = { .domain_name = "d", .domain_uuid = "u", .dest_dir = "/x" };
+	struct sm_plan_image img = {
+		.src = (char *)"/s/a.raw", .dst = (char *)"/x/a.raw", .format = (char *)"raw",
+		.dst_format = (char *)"raw", .virtual_size = 1, .allocated = 1,
+	};
+	struct sm_plan_disk p = {
+		.target = (char *)"vdb", .src_overlay = (char *)"/x/a.raw.snapmove-1.src.qcow2",
+		.dst_overlay = (char *)"/x/a.raw.snapmove-1.qcow2", .virtual_size = 1,
+		.images = &img, .nimages = 1,
+	};
+	struct sm_provdev pd = { .bytes = 1, .exact = true };
+	struct sm_device_row d;
+	unsigned long long n = 9;
+	bool assigned = true;
+	long long job;
+
+	name = sm_provdev_name(12, "v/d a");
+	assert_string_equal(name, "snapmove-12-v_d_a");
+	NEED_ROOT(fx);
+	prov = fake(fx, "assign", create);
+	assert_int_equal(SM_JOURNAL_TX(fx->j, sm_journal_job_insert(fx->j, &row, &job)), 0);
+	assert_int_equal(SM_JOURNAL_TX(fx->j, sm_journal_disk_insert(fx->j, job, &p) < 0 ? -1 :
+					   sm_provdev_journal(fx->j, job, prov, "", &p, &pd)), 0);
+	assert_true(pd.device > 0);
+	free(name);
+	name = sm_provdev_name(job, "vdb");
+	{
+		SM_AUTOFREE char *want = sm_xasprintf("creating %lld %s", job, name);
+
+		assert_value(fx, "SELECT state || ' ' || job_id || ' ' || name FROM "
+			     "provisioned_device", want);
+	}
+	assert_value(fx, "SELECT count(*) FROM file WHERE role = 'dst_image'", "0");
+	assert_int_equal(sm_journal_device_unassigned(fx->j, job, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sm_provdev_check_assigned(fx->j, job), -1);
+	assert_contains(sm_error_message(), "undo it with 'snapmove abort");
+	/* Created (the row claimed again): still on no image. */
+	assert_int_equal(sm_provision_create(fx->j, job, prov, "", name, 1, 5, &d),
+			 SM_PROVISION_DONE);
+	assert_int_equal(d.id, pd.device);
+	assert_int_equal(sm_journal_device_assigned(fx->j, d.id, &assigned), 0);
+	assert_false(assigned);
+	assert_int_equal(sm_journal_device_assign(fx->j, job, "vdb", "/x/a.raw", d.path, d.rdev), 0);
+	assert_int_equal(sm_journal_device_assigned(fx->j, d.id, &assigned), 0);
+	assert_true(assigned);
+	assert_int_equal(sm_journal_device_unassigned(fx->j, job, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(sm_provdev_check_assigned(fx->j, job), 0);
+	assert_value(fx, "SELECT dst_path FROM image", d.path);
+	sm_device_row_release(&d);
+}
+
 /* A tampered device row is an error naming the device, never used. */
 static void test_tampered_rows(void **state)
 {
@@ -724,6 +787,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_provisioner_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_device_blocker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_device_assign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_rows, setup, teardown),
 	};
 
