@@ -282,6 +282,16 @@ static int open_provisioner(const char *path)
 	return fd;
 }
 
+int sm_provision_check(const char *provisioner)
+{
+	int fd = open_provisioner(provisioner);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 /* What a run of a provisioner said. */
 struct run {
 	int status;

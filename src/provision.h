@@ -43,6 +43,10 @@ enum sm_provision_result {
  * SM_PROVISIONERS_DIR (dir NULL) or dir, a path with its folder resolved.
  * NULL with an error when its folder does not exist. */
 char *sm_provision_resolve(const char *name, const char *dir);
+/* Whether provisioner (absolute) may run: a root-owned regular executable
+ * in root's folders from / down (as it is checked before each run).  -1
+ * with the refusal and its fix. */
+int sm_provision_check(const char *provisioner);
 /* The device path in what create printed: exactly one non-empty line.
  * NULL with an error naming the provisioner otherwise. */
 char *sm_provision_parse_output(const char *provisioner, const char *out);

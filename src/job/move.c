@@ -111,6 +111,8 @@ static int open_job(struct move *m)
 		.parallel = m->o->parallel,
 		.trim = m->o->trim,
 		.delete_source = m->o->delete_source,
+		.overlay_chunk = m->overlay_prov ? (m->o->overlay_size ? m->o->overlay_size
+								  : SM_OVERLAY_CHUNK) : 0,
 	};
 
 	if (sm_journal_begin(m->j) < 0)
@@ -239,6 +241,8 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 	c->parallel = m->o->parallel ? m->o->parallel : sm_job_default_parallel(m->dest);
 	c->trim = m->o->trim;
 	c->dest_zeroed = m->o->dest_zeroed;
+	if (m->overlay_prov)
+		c->overlay_chunk = m->o->overlay_size ? m->o->overlay_size : SM_OVERLAY_CHUNK;
 	for (size_t i = 0; i < m->nplans; i++) {
 		c->plans[i] = m->plans[i];
 		memset(&m->plans[i], 0, sizeof(m->plans[i]));
@@ -286,6 +290,19 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 		 * running, which resume and abort treat like failed. */
 		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, sm_error_message()));
 		ret = SM_MOVE_VETOED;
+		goto cleanup;
+	}
+	/* The overlays' devices, journaled as the job's before anything else
+	 * changes: one that cannot be made ends the job here, with what was
+	 * made removed again. */
+	if (m.overlay_prov &&
+	    sm_job_ovdev_provision(&c, m.overlay_prov, o->overlay_settings) < 0) {
+		char *err = sm_error_preserve();
+
+		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, err));
+		sm_error("%s; job %lld ended before the snapshot: the domain was not touched", err,
+			 m.job);
+		free(err);
 		goto cleanup;
 	}
 	if (o->offline ? sm_job_complete_offline(&c) < 0

@@ -143,6 +143,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 			 (enum sm_copy_method)sm_copy_method_from_name(job.copy_method) : SM_COPY_AUTO;
 	parallel = job.parallel;
 	c->trim = job.trim;
+	c->overlay_chunk = job.overlay_chunk;
 	if (sm_sync_writes_from_name(job.sync_writes) >= 0)
 		c->sync_writes = (enum sm_sync_writes)sm_sync_writes_from_name(job.sync_writes);
 	sm_job_row_release(&job);
@@ -161,6 +162,8 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 		c->disks[i].pivoting = disks[i].pivoting;
 	}
 	sm_disk_rows_free(disks, n);
+	if (sm_job_ovdev_load(c) < 0)
+		return -1;
 
 	c->dom = virDomainLookupByUUIDString(sm_virt_conn(v), c->uuid);
 	if (!c->dom)

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Overlays on devices that grow (move --overlay-provisioner): both overlays
+# of the disk are qcow2 images on loop devices the shipped 'loop'
+# provisioner makes, 16 MiB to start.  A heavy guest writer (HMP qemu-io,
+# 1 MiB writes back to back) writes 64 MiB while the source overlay is the
+# active image and the mirror runs (the test hook at the copy phase), then
+# 24 MiB more after the pivot, while the destination overlay is active and
+# the final commit runs.  The source overlay's device must grow at least
+# three times (journaled extends), the destination overlay's too, the
+# domain must never pause (no Suspended lifecycle event, no resume said),
+# every write must be on the destination at the end, and no device, loop
+# file or journaled device may be left.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hooks-lib.sh"
+
+command -v losetup >/dev/null || sm_skip "no losetup on this host (util-linux's mount package)"
+[ -e /dev/loop-control ] || sm_skip "no loop device support in this kernel (/dev/loop-control)"
+
+# The shipped provisioner in a folder only root can write; its loop files in
+# the test's folder.
+mkdir -m 755 "$H/prov"
+install -m 0755 "$TOP/contrib/provisioners/loop" "$H/prov/loop"
+LD=$T/loop
+defer "for f in '$LD'/*; do losetup --list --noheadings --output NAME --associated \"\$f\" | xargs -r -n1 losetup -d; done"
+loops_of_test() {  # the loop devices over files of $LD
+	losetup --list --noheadings --output NAME,BACK-FILE | awk -v d="$LD/" 'index($2, d) == 1 { print $1 }'
+}
+
+mkdir -m 755 "$T/src" "$T/dst"
+new_image "$T/src/disk.qcow2" qcow2 256M 0x11 0 1M
+dom=$(dom_name)
+make_domain "$dom" transient "vda:$T/src/disk.qcow2:qcow2"
+alias=$(disk_alias "$dom" vda)
+
+# The hook: at the copy phase (the mirror runs, the source overlay is
+# active) 64 writes of 1 MiB at 1..64 MiB; at the collapse phase (the
+# destination overlay is active) 24 more at 100..123 MiB.  Each write is
+# logged once QEMU acknowledged it.
+cat >"$T/hook" <<HOOK
+#!/bin/bash
+set -euo pipefail
+w() {
+	virsh -c qemu:///system -q qemu-monitor-command '$dom' --hmp \
+		"qemu-io -d $alias/virtio-backend \"write -P \$1 \$2M 1M\"" >/dev/null
+	echo "\$1 \$2" >>'$T/writes'
+}
+case \$1 in
+copy) for i in \$(seq 1 64); do w \$((0x40 + i % 64)) \$i; done ;;
+collapse) for i in \$(seq 0 23); do w \$((0x80 + i)) \$((100 + i)); done ;;
+esac
+HOOK
+chmod 755 "$T/hook"
+
+timeout 600 virsh event "$dom" --event lifecycle --loop >"$T/lifecycle" 2>&1 &
+ev=$!
+defer "kill $ev"
+sleep 0.5
+
+SNAPMOVE_TEST_HOOK=$T/hook expect_exit 0 sm move "$dom" --dest "$T/dst" \
+	--overlay-provisioner "$H/prov/loop" --overlay-size 16M --overlay-set "LOOP_DIR=$LD"
+kill "$ev" 2>/dev/null || true
+
+jv() { sqlite3 "$DB" "$1"; }
+
+case_grew() {
+	local src_ext dst_ext
+	src_ext=$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND d.name LIKE '%-src' AND r.op = 'extend' AND r.exit_status = 0")
+	dst_ext=$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND d.name LIKE '%-dst' AND r.op = 'extend' AND r.exit_status = 0")
+	note "source overlay device extended $src_ext times, destination overlay device $dst_ext times"
+	[ "$src_ext" -ge 3 ] || fail "the source overlay's device grew $src_ext times, not at least 3"
+	[ "$dst_ext" -ge 3 ] || fail "the destination overlay's device grew $dst_ext times, not at least 3"
+	# Started at 16 MiB; the source one holds the 64 MiB written on it.
+	[ "$(jv "SELECT min(r.bytes) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND r.op = 'create'")" = 16777216 ] ||
+		fail "the overlay devices did not start at 16 MiB"
+	[ "$(jv "SELECT max(r.bytes) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND d.name LIKE '%-src' AND r.op = 'extend'")" -gt 67108864 ] ||
+		fail "the source overlay's device never grew past 64 MiB"
+	assert_contains "$T/err" "grown to"
+}
+run_case "the overlay devices grew at least three times each, journaled" case_grew
+
+case_never_paused() {
+	assert_eq "$(wc -l <"$T/writes")" 88 "acknowledged guest writes"
+	if grep -q "Suspended" "$T/lifecycle"; then
+		fail "the domain paused during the move: $(cat "$T/lifecycle")"
+	fi
+	if grep -q "paused on a full overlay" "$T/err"; then
+		fail "snapmove resumed a paused domain: $(grep paused "$T/err")"
+	fi
+	assert_eq "$(virsh domstate "$dom")" running "the domain's state"
+}
+run_case "the domain never paused" case_never_paused
+
+case_data() {
+	assert_eq "$(live_chain "$dom" vda)" "$T/dst/disk.qcow2 qcow2" "the chain after the move"
+	check_pattern "$T/dst/disk.qcow2" qcow2 0x11 0 1M
+	while read -r pat off; do
+		check_pattern "$T/dst/disk.qcow2" qcow2 "$pat" "${off}M" 1M
+	done <"$T/writes"
+}
+run_case "every write is on the destination" case_data
+
+case_nothing_left() {
+	assert_eq "$(loops_of_test)" "" "loop devices left over the test's files"
+	assert_eq "$(find "$LD" -mindepth 1 | wc -l)" 0 "files left in the loop folder"
+	assert_eq "$(jv "SELECT count(*) FROM provisioned_device WHERE state != 'removed'")" 0 \
+		"journaled devices not removed"
+	assert_eq "$(jv "SELECT count(*) FROM provisioned_device")" 2 "journaled devices"
+	assert_eq "$(jv "SELECT group_concat(state) FROM file WHERE role IN ('src_overlay', 'dst_overlay')")" \
+		"removed,removed" "the overlays' file rows"
+}
+run_case "no device is left" case_nothing_left
+
+[ ${#SM_FAILED_CASES[@]} = 0 ] || fail "cases failed: ${SM_FAILED_CASES[*]}"
+echo "PASS"
