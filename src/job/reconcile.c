@@ -410,13 +410,15 @@ int sm_reconcile(struct sm_jobctx *c)
 		}
 		if (sm_job_disk_state(c, i, o.state) < 0 || check_commit_pivot_lost(c, i, d) < 0)
 			goto cleanup;
-		if (o.state == SM_DISK_PLANNED && c->running && file_exists(p->src_overlay) &&
-		    adopt_leftover_overlay(c, p) < 0)
+		/* An overlay device is the job's from its creation (ovdev.c). */
+		if (o.state == SM_DISK_PLANNED && c->running && !c->disks[i].src_dev &&
+		    file_exists(p->src_overlay) && adopt_leftover_overlay(c, p) < 0)
 			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */
 		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&
 		    (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATED) < 0 ||
-		     sm_srcfile_snapshotted(c->j, c->job, p->target, p->src_overlay) < 0))
+		     sm_srcfile_snapshotted(c->j, c->job, p->target,
+					    c->disks[i].src_dev ? NULL : p->src_overlay) < 0))
 			goto cleanup;
 	}
 	ret = 0;

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# move --overlay-provisioner: what is refused with nothing changed, a
+# provisioner whose create fails, and an abort in the middle of the mirror.
+# - a bad --overlay-size (not a size, below 8 MiB), --overlay-provisioner
+#   with --overlay-dir, --overlay-size without a provisioner, with --offline:
+#   usage (exit 2), nothing changed, no job;
+# - a provisioner in a folder others can write (/var/tmp): refused (exit 3),
+#   nothing changed, no job;
+# - a provisioner whose create fails for the destination overlay (after the
+#   source overlay's device was made): exit 1, the job aborted, no snapshot
+#   (the chain as it was), the device it made removed, no loop device left;
+# - an abort of a move killed while its mirror runs onto the destination
+#   overlay's device: the domain back on its image with the guest's writes
+#   of the move, both overlay devices removed through the provisioner
+#   (journaled removed), no loop device, no loop file left.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hooks-lib.sh"
+
+command -v losetup >/dev/null || sm_skip "no losetup on this host (util-linux's mount package)"
+[ -e /dev/loop-control ] || sm_skip "no loop device support in this kernel (/dev/loop-control)"
+
+mkdir -m 755 "$H/prov"
+install -m 0755 "$TOP/contrib/provisioners/loop" "$H/prov/loop"
+# The loop provisioner, except that it cannot make a destination overlay's
+# device (its name ends in -dst).
+cat >"$H/prov/nodst" <<EOF
+#!/bin/sh
+case "\$1 \${2:-}" in
+create\ *-dst) echo "nodst: no room for '\$2'" >&2; exit 1 ;;
+esac
+exec '$H/prov/loop' "\$@"
+EOF
+chmod 755 "$H/prov/nodst"
+LD=$T/loop
+defer "for f in '$LD'/*; do losetup --list --noheadings --output NAME --associated \"\$f\" | xargs -r -n1 losetup -d; done"
+loops_of_test() {  # the loop devices over files of $LD
+	losetup --list --noheadings --output NAME,BACK-FILE | awk -v d="$LD/" 'index($2, d) == 1 { print $1 }'
+}
+jv() { sqlite3 "$DB" "$1"; }
+
+mkdir -m 755 "$T/src" "$T/dst"
+new_image "$T/src/disk.qcow2" qcow2 64M 0x11 0 1M
+dom=$(dom_name)
+make_domain "$dom" transient "vda:$T/src/disk.qcow2:qcow2"
+PROV=(--overlay-provisioner "$H/prov/loop" --overlay-set "LOOP_DIR=$LD")
+
+usage_unchanged() {  # TEXT ARGS...: move exits 2 naming TEXT, nothing changed
+	local text=$1
+	shift
+	save_state usage "$dom" vda "$T/src" "$T/dst"
+	expect_exit 2 sm move "$dom" --dest "$T/dst" "$@"
+	assert_contains "$T/err" "$text"
+	assert_unchanged usage
+}
+
+case_usage() {
+	usage_unchanged "--overlay-size takes a size of at least 8M" "${PROV[@]}" --overlay-size lots
+	usage_unchanged "--overlay-size takes a size of at least 8M" "${PROV[@]}" --overlay-size 1M
+	usage_unchanged "--overlay-size takes a size of at least 8M" "${PROV[@]}" --overlay-size 0
+	usage_unchanged "give one of them" "${PROV[@]}" --overlay-dir "$T/src"
+	usage_unchanged "add it or leave them out" --overlay-size 16M
+	usage_unchanged "leave it out" "${PROV[@]}" --offline
+	assert_eq "$(loops_of_test)" "" "loop devices"
+}
+run_case "bad --overlay-size, --overlay-dir with it, no provisioner: usage, nothing changed" case_usage
+
+case_untrusted() {
+	mkdir -p -m 1777 "$T/tmpprov"
+	install -m 0755 "$TOP/contrib/provisioners/loop" "$T/tmpprov/loop"
+	save_state untrusted "$dom" vda "$T/src" "$T/dst"
+	expect_refused "provisioners run as root" sm move "$dom" --dest "$T/dst" \
+		--overlay-provisioner "$T/tmpprov/loop" --overlay-set "LOOP_DIR=$LD"
+	assert_unchanged untrusted
+}
+run_case "a provisioner others could change: refused, nothing changed" case_untrusted
+
+case_create_fails() {
+	expect_exit 1 sm move "$dom" --dest "$T/dst" --overlay-provisioner "$H/prov/nodst" \
+		--overlay-size 16M --overlay-set "LOOP_DIR=$LD"
+	assert_contains "$T/err" "cannot make the destination overlay device of disk 'vda'"
+	assert_contains "$T/err" "nodst: no room for 'snapmove-1-vda-dst'"
+	assert_contains "$T/err" "the domain was not touched"
+	assert_eq "$(live_chain "$dom" vda)" "$T/src/disk.qcow2 qcow2" "the chain (no snapshot)"
+	assert_eq "$(block_jobs "$dom" vda)" 0 "block jobs"
+	assert_eq "$(loops_of_test)" "" "loop devices"
+	assert_eq "$(find "$LD" -mindepth 1 | wc -l)" 0 "files in the loop folder"
+	assert_eq "$(jv "SELECT state FROM job WHERE id = 1")" aborted "the job"
+	assert_eq "$(jv "SELECT name || ' ' || state FROM provisioned_device ORDER BY id")" \
+		"snapmove-1-vda-src removed
+snapmove-1-vda-dst failed" "the journaled devices"
+	assert_eq "$(ls -A "$T/dst")" "" "the destination folder"
+}
+run_case "a provisioner whose create fails: no snapshot, no device left" case_create_fails
+
+case_abort_mid_mirror() {
+	local alias
+	alias=$(disk_alias "$dom" vda)
+	# Killed at the copy phase's start: the mirror runs onto the
+	# destination overlay's device; the guest wrote onto the source one.
+	SNAPMOVE_TEST_CRASH_AT=copy:start expect_exit 137 sm move "$dom" --dest "$T/dst" \
+		"${PROV[@]}" --overlay-size 16M
+	local src dst
+	src=$(jv "SELECT path FROM provisioned_device WHERE job_id = 2 AND name LIKE '%-src'")
+	dst=$(jv "SELECT path FROM provisioned_device WHERE job_id = 2 AND name LIKE '%-dst'")
+	[ -b "$src" ] && [ -b "$dst" ] || fail "the overlay devices are not there: '$src' '$dst'"
+	assert_eq "$(virsh domblklist "$dom" | awk '$1 == "vda" { print $2 }')" "$src" \
+		"the active image during the move"
+	# libvirt lists the job a moment after QEMU started it.
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		[ "$(block_jobs "$dom" vda)" = 1 ] && break
+		sleep 0.5
+	done
+	[ "$(block_jobs "$dom" vda)" = 1 ] || { virsh dumpxml "$dom" | sed -n '/<disk/,/<\/disk>/p' >&2; cat "$T/err" >&2; tail -5 "/var/log/libvirt/qemu/$dom.log" >&2; fail "no mirror"; }
+	assert_eq "$(virsh dumpxml "$dom" | xmllint --xpath \
+		"string(//devices/disk[target/@dev='vda']/mirror/source/@dev)" -)" "$dst" \
+		"the mirror's target (a block device)"
+	guest_write "$dom" vda 0x5c 8M 4M
+	expect_exit 0 sm abort 2
+	assert_eq "$(live_chain "$dom" vda)" "$T/src/disk.qcow2 qcow2" "the chain after the abort"
+	check_pattern "$T/src/disk.qcow2" qcow2 0x11 0 1M
+	check_pattern "$T/src/disk.qcow2" qcow2 0x5c 8M 4M
+	assert_eq "$(loops_of_test)" "" "loop devices after the abort"
+	assert_eq "$(find "$LD" -mindepth 1 | wc -l)" 0 "files in the loop folder"
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = 2")" \
+		"removed,removed" "the job's devices"
+	assert_eq "$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 2 AND r.op = 'remove' AND r.exit_status = 0")" \
+		2 "journaled removals"
+	assert_eq "$(jv "SELECT state FROM job WHERE id = 2")" aborted "the job"
+}
+run_case "abort in the middle of the mirror removes the overlay devices" case_abort_mid_mirror
+
+assert_eq "$(loops_of_test)" "" "loop devices at the end"
+cases_done
+echo "PASS"
