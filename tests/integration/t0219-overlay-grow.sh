@@ -5,7 +5,10 @@
 # 1 MiB writes back to back) writes 64 MiB while the source overlay is the
 # active image and the mirror runs (the test hook at the copy phase), then
 # 24 MiB more after the pivot, while the destination overlay is active and
-# the final commit runs.  The source overlay's device must grow at least
+# the final commit runs.  (A write of HMP's qemu-io that found the device
+# full does not go through the disk's error policy, so it would not pause
+# the domain, as a guest's would, and virsh does not show its error: every
+# write is read back from the destination instead.)  The source overlay's device must grow at least
 # three times (journaled extends), the destination overlay's too, the
 # domain must never pause (no Suspended lifecycle event, no resume said),
 # every write must be on the destination at the end, and no device, loop
