@@ -1,4 +1,5 @@
-/* cleanup.c: delete the source images of a done job that nothing uses, and
+/* cleanup.c: delete the source images of a done job that nothing uses (and
+ * the overlay devices a finished job's provisioner made that remain), and
  * forget finished jobs.  Only files the job journaled as its source chain
  * (src/srcfile.c), never a file another domain or image refers to.
  */
@@ -6,6 +7,7 @@
 #include "chain/usage.h"
 #include "lock.h"
 #include "pool.h"
+#include "provision.h"
 #include "util.h"
 
 #include <errno.h>
@@ -199,6 +201,57 @@ cleanup:
 	return ret;
 }
 
+/* The overlay devices a finished (done or aborted) job's provisioner made
+ * and that are still there (a removal that failed, or a domain that used one
+ * then): each removed through its provisioner, which acts only while its
+ * path names the journaled device number, when no domain uses it. */
+static int remove_overlay_devices(struct sm_virt *v, struct sm_journal *j, long long job_id,
+				  struct sm_progress *pr)
+{
+	struct sm_device_row *rows = NULL;
+	struct sm_usage u = { 0 };
+	struct sm_job_row job;
+	size_t n = 0;
+	int rc, ret = -1;
+	bool finished;
+
+	rc = sm_journal_job_get(j, job_id, &job);
+	if (rc <= 0)
+		return rc;  /* sm_cleanup_plan says why */
+	finished = sm_job_row_state(&job) == SM_JOB_DONE || sm_job_row_state(&job) == SM_JOB_ABORTED;
+	sm_job_row_release(&job);
+	if (!finished || sm_journal_device_list(j, &rows, &n) < 0)
+		return finished ? -1 : 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *user;
+
+		if (rows[i].job != job_id ||
+		    (rows[i].state != SM_DEVICE_CREATED && rows[i].state != SM_DEVICE_REMOVING))
+			continue;
+		if (!u.uses && sm_usage_scan_domains(sm_virt_conn(v), &u) < 0)
+			goto cleanup;
+		user = rows[i].path ? sm_usage_other_user(&u, rows[i].path, NULL, NULL) : NULL;
+		if (user) {
+			sm_progress_say(pr, "  kept overlay device %s: used by %s", rows[i].path, user);
+			continue;
+		}
+		if (sm_provision_remove(j, job_id, rows[i].id, 0) != SM_PROVISION_DONE) {
+			sm_progress_say(pr, "  kept overlay device %s: %s",
+					rows[i].path ? rows[i].path : rows[i].name, sm_error_message());
+			sm_error_clear();
+			continue;
+		}
+		sm_progress_say(pr, "  removed overlay device %s", rows[i].path ? rows[i].path
+								  : rows[i].name);
+	}
+	ret = 0;
+
+cleanup:
+	sm_usage_release(&u);
+	sm_device_rows_free(rows, n);
+	return ret;
+}
+
 int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 		   struct sm_progress *pr, unsigned long long *freed)
 {
@@ -210,7 +263,8 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 	int ret = -1;
 
 	*freed = 0;
-	if (sm_cleanup_plan(v, j, job_id, &items, &n) < 0)
+	if (remove_overlay_devices(v, j, job_id, pr) < 0 ||
+	    sm_cleanup_plan(v, j, job_id, &items, &n) < 0)
 		return -1;
 	dirs = sm_xcalloc(n + 1, sizeof(*dirs));
 	for (size_t i = 0; i < n; i++) {

@@ -12,7 +12,9 @@
 # - an abort of a move killed while its mirror runs onto the destination
 #   overlay's device: the domain back on its image with the guest's writes
 #   of the move, both overlay devices removed through the provisioner
-#   (journaled removed), no loop device, no loop file left.
+#   (journaled removed), no loop device, no loop file left;
+# - a move whose provisioner cannot remove the devices at the end (kept,
+#   said), then 'snapmove cleanup' removes them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hooks-lib.sh"
 
@@ -31,6 +33,16 @@ esac
 exec '$H/prov/loop' "\$@"
 EOF
 chmod 755 "$H/prov/nodst"
+# ...and one whose remove fails while $H/prov/busy exists.
+cat >"$H/prov/noremove" <<EOF
+#!/bin/sh
+if [ "\$1" = remove ] && [ -e '$H/prov/busy' ]; then
+	echo "noremove: '\$2' is busy" >&2
+	exit 1
+fi
+exec '$H/prov/loop' "\$@"
+EOF
+chmod 755 "$H/prov/noremove"
 LD=$T/loop
 defer "for f in '$LD'/*; do losetup --list --noheadings --output NAME --associated \"\$f\" | xargs -r -n1 losetup -d; done"
 loops_of_test() {  # the loop devices over files of $LD
@@ -128,6 +140,25 @@ case_abort_mid_mirror() {
 	assert_eq "$(jv "SELECT state FROM job WHERE id = 2")" aborted "the job"
 }
 run_case "abort in the middle of the mirror removes the overlay devices" case_abort_mid_mirror
+
+case_cleanup_removes_left_devices() {
+	touch "$H/prov/busy"
+	expect_exit 0 sm move "$dom" --dest "$T/dst" --overlay-provisioner "$H/prov/noremove" \
+		--overlay-size 16M --overlay-set "LOOP_DIR=$LD"
+	assert_contains "$T/err" "kept overlay device"
+	assert_contains "$T/err" "noremove: '"
+	assert_eq "$(loops_of_test | wc -l)" 2 "loop devices the move could not remove"
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = 3")" \
+		"removing,removing" "the job's devices"
+	rm "$H/prov/busy"
+	expect_exit 0 sm cleanup 3
+	assert_contains "$T/err" "removed overlay device"
+	assert_eq "$(loops_of_test)" "" "loop devices after cleanup"
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = 3")" \
+		"removed,removed" "the job's devices after cleanup"
+	assert_eq "$(find "$LD" -mindepth 1 | wc -l)" 0 "files in the loop folder"
+}
+run_case "cleanup removes the overlay devices a move could not" case_cleanup_removes_left_devices
 
 assert_eq "$(loops_of_test)" "" "loop devices at the end"
 cases_done
