@@ -240,6 +240,12 @@ static int abort_disk_offline(struct undo *u, size_t i)
 
 	if (c->disks[i].state == SM_DISK_PLANNED)
 		return 0;
+	if (c->disks[i].dst_dev && c->disks[i].state == SM_DISK_PIVOTED) {
+		sm_error("disk '%s' runs on its destination overlay, on device '%s', which job %lld "
+			 "moves back only live; start domain '%s' and run 'snapmove abort %lld' again",
+			 p->target, p->dst_overlay, c->job, c->domain_name, c->job);
+		return -1;
+	}
 	/* After the pivot the newest data is in the destination overlay: bring it
 	 * back next to the original image first. */
 	if (c->disks[i].state == SM_DISK_PIVOTED &&

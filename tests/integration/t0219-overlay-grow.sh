@@ -12,7 +12,8 @@
 # three times (journaled extends), the destination overlay's too, the
 # domain must never pause (no Suspended lifecycle event, no resume said),
 # every write must be on the destination at the end, and no device, loop
-# file or journaled device may be left.
+# file or journaled device may be left.  Then a move killed during its
+# mirror and resumed: the resumed job grows them again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hooks-lib.sh"
 
@@ -112,6 +113,46 @@ case_nothing_left() {
 		"removed,removed" "the overlays' file rows"
 }
 run_case "no device is left" case_nothing_left
+
+# A move killed while its mirror runs (nothing grows the overlays then),
+# resumed: the resumed job grows them again while the guest writes 40 MiB
+# more at the copy phase (the resumed mirror running), and finishes.
+mkdir -m 755 "$T/src2" "$T/dst2"
+new_image "$T/src2/disk.qcow2" qcow2 256M 0x22 0 1M
+dom2=$(dom_name 2)
+make_domain "$dom2" transient "vda:$T/src2/disk.qcow2:qcow2"
+alias2=$(disk_alias "$dom2" vda)
+cat >"$T/hook2" <<HOOK
+#!/bin/bash
+set -euo pipefail
+[ "\$1" = copy ] || exit 0
+for i in \$(seq 1 40); do
+	virsh -c qemu:///system -q qemu-monitor-command '$dom2' --hmp \
+		"qemu-io -d $alias2/virtio-backend \"write -P \$((0x60 + i)) \${i}M 1M\"" >/dev/null
+	echo "\$((0x60 + i)) \$i" >>'$T/writes2'
+done
+HOOK
+chmod 755 "$T/hook2"
+
+case_resume_grows() {
+	SNAPMOVE_TEST_CRASH_AT=copy:start expect_exit 137 sm move "$dom2" --dest "$T/dst2" \
+		--overlay-provisioner "$H/prov/loop" --overlay-size 16M --overlay-set "LOOP_DIR=$LD"
+	assert_eq "$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 2 AND r.op = 'extend'")" \
+		0 "extends before the resume"
+	SNAPMOVE_TEST_HOOK=$T/hook2 expect_exit 0 sm resume 2
+	[ "$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 2 AND d.name LIKE '%-src' AND r.op = 'extend' AND r.exit_status = 0")" -ge 2 ] ||
+		fail "the resumed job did not grow the source overlay's device twice"
+	assert_eq "$(live_chain "$dom2" vda)" "$T/dst2/disk.qcow2 qcow2" "the chain after the resume"
+	check_pattern "$T/dst2/disk.qcow2" qcow2 0x22 0 1M
+	while read -r pat off; do
+		check_pattern "$T/dst2/disk.qcow2" qcow2 "$pat" "${off}M" 1M
+	done <"$T/writes2"
+	assert_eq "$(wc -l <"$T/writes2")" 40 "acknowledged guest writes"
+	assert_eq "$(loops_of_test)" "" "loop devices after the resume"
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = 2")" \
+		"removed,removed" "the resumed job's devices"
+}
+run_case "a resumed move grows the overlays again" case_resume_grows
 
 [ ${#SM_FAILED_CASES[@]} = 0 ] || fail "cases failed: ${SM_FAILED_CASES[*]}"
 echo "PASS"
