@@ -105,7 +105,9 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 		/* On the job's device: written anew (its first writes went into
 		 * the original image by the commit back, or were mirrored on). */
 		if (sm_job_ovdev_format(c, p->src_overlay, SM_FILE_SRC_OVERLAY, p->images[0].src,
-					p->images[0].format, p->virtual_size) < 0)
+					p->images[0].format, p->virtual_size) < 0 ||
+		    (c->disks[i].dst_dev &&
+		     sm_job_grow_match(c, c->disks[i].src_dev, c->disks[i].dst_dev) < 0))
 			goto cleanup;
 	} else {
 		if (lstat(p->src_overlay, &sb) == 0 &&

@@ -70,6 +70,14 @@ static int extend(struct sm_job_grow *g, struct grow_disk *d, struct grow_dev *d
 	struct sm_device_row row;
 	char a[32], b[32];
 
+	if (sm_journal_device_get(g->j, dev->id, &row) == 1) {
+		/* Grown already (sm_job_grow_match, or an earlier process). */
+		if (row.bytes > dev->bytes)
+			dev->bytes = row.bytes;
+		sm_device_row_release(&row);
+		if (dev->bytes >= bytes)
+			return 0;
+	}
 	if (sm_provision_extend(g->j, g->job, dev->id, bytes, 0, &row) != SM_PROVISION_DONE) {
 		SM_AUTOFREE char *why = sm_xasprintf("cannot grow overlay device '%s' to %s: %s; "
 						     "asked again in %.0f s", dev->path,
@@ -89,18 +97,36 @@ static int extend(struct sm_job_grow *g, struct grow_disk *d, struct grow_dev *d
 	return 0;
 }
 
-/* The device disk d runs on now, by the live chain's top. */
-static struct grow_dev *active_dev(struct grow_disk *d, const struct sm_domain_disks *now)
+/* The device disk d runs on now, by the live chain's top, and its replica:
+ * the device a mirror of the disk writes into (a move's mirror onto the
+ * destination overlay, an abort's mirror back onto the source overlay), or
+ * before the move's mirror starts the destination overlay's device, which
+ * the mirror will fill with what the source overlay holds.  A commit's
+ * target is no device of the job: no replica. */
+static struct grow_dev *active_dev(struct grow_disk *d, const struct sm_domain_disks *now,
+				   struct grow_dev **replica)
 {
 	const struct sm_disk *disk = sm_domain_disks_find(now, d->target);
+	struct grow_dev *act = NULL;
 
+	*replica = NULL;
 	if (!disk || disk->nchain == 0)
 		return NULL;
 	if (d->src.id && sm_str_eq(disk->chain[0].path, d->src.path))
-		return &d->src;
-	if (d->dst.id && sm_str_eq(disk->chain[0].path, d->dst.path))
-		return &d->dst;
-	return NULL;
+		act = &d->src;
+	else if (d->dst.id && sm_str_eq(disk->chain[0].path, d->dst.path))
+		act = &d->dst;
+	if (!act)
+		return NULL;
+	if (disk->mirror_job) {
+		if (d->src.id && act != &d->src && sm_str_eq(disk->mirror_path, d->src.path))
+			*replica = &d->src;
+		else if (d->dst.id && act != &d->dst && sm_str_eq(disk->mirror_path, d->dst.path))
+			*replica = &d->dst;
+	} else if (act == &d->src && d->dst.id) {
+		*replica = &d->dst;
+	}
+	return act;
 }
 
 /* Whether the domain is paused because a write found no space. */
@@ -132,7 +158,8 @@ static bool paused_nospace(virDomainPtr dom)
 static bool look(struct sm_job_grow *g, struct grow_disk *d, const struct sm_domain_disks *now,
 		 bool rearm, bool nospace)
 {
-	struct grow_dev *act = active_dev(d, now);
+	struct grow_dev *replica;
+	struct grow_dev *act = active_dev(d, now, &replica);
 	virDomainBlockInfo info;
 	unsigned long long half = g->chunk / 2, want;
 	bool grew = false;
@@ -143,15 +170,19 @@ static bool look(struct sm_job_grow *g, struct grow_disk *d, const struct sm_dom
 		virResetLastError();
 		return false;
 	}
-	if ((info.allocation + half > act->bytes || nospace) && sm_monotonic() >= d->retry_at) {
-		want = act->bytes + g->chunk;
-		while (info.allocation + half > want)
+	if (sm_monotonic() < d->retry_at)
+		want = 0;
+	else if (info.allocation + half > act->bytes || nospace)
+		for (want = act->bytes + g->chunk; info.allocation + half > want;)
 			want += g->chunk;
-		/* The mirror writes into the destination overlay what the guest
-		 * writes into the source overlay: the replica first, as vdsm. */
-		if (act == &d->src && d->dst.id && d->dst.bytes < want &&
-		    extend(g, d, &d->dst, want, info.allocation) < 0)
-			return false;
+	else
+		want = act->bytes;  /* the replica no smaller than what it copies */
+	/* The mirror writes into its target what the guest writes into the
+	 * active overlay: the replica first, as vdsm. */
+	if (want && replica && replica->bytes < want &&
+	    extend(g, d, replica, want, info.allocation) < 0)
+		return false;
+	if (want > act->bytes) {
 		if (extend(g, d, act, want, info.allocation) < 0)
 			return false;
 		grew = true;
@@ -308,6 +339,40 @@ void sm_job_grow_stop(struct sm_jobctx *c)
 	pthread_join(g->thread, NULL);
 	grow_free(g);
 	c->grow = NULL;
+}
+
+int sm_job_grow_match(struct sm_jobctx *c, long long id, long long like)
+{
+	struct sm_job_grow *g = c->grow;
+	struct sm_device_row want, have, out;
+	int ret = -1;
+
+	if (g)
+		pthread_mutex_lock(&g->lock);
+	if (sm_journal_device_get(c->j, like, &want) != 1)
+		goto unlock;
+	if (sm_journal_device_get(c->j, id, &have) != 1) {
+		sm_device_row_release(&want);
+		goto unlock;
+	}
+	ret = 0;
+	if (have.bytes < want.bytes) {
+		ret = sm_provision_extend(c->j, c->job, id, want.bytes, 0, &out) ==
+		      SM_PROVISION_DONE ? 0 : -1;
+		if (ret == 0) {
+			char b[32];
+
+			sm_progress_say(c->pr, "  overlay device '%s' grown to %s, as '%s'", out.path,
+					sm_format_bytes(out.bytes, b, sizeof(b)), want.path);
+			sm_device_row_release(&out);
+		}
+	}
+	sm_device_row_release(&want);
+	sm_device_row_release(&have);
+unlock:
+	if (g)
+		pthread_mutex_unlock(&g->lock);
+	return ret;
 }
 
 void sm_job_grow_forget(struct sm_jobctx *c, long long id)

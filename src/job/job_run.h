@@ -242,6 +242,9 @@ int sm_job_ovdev_remove_all(struct sm_jobctx *c);
 int sm_job_grow_start(struct sm_jobctx *c);
 /* Stop it (waits for a run of the provisioner under way). */
 void sm_job_grow_stop(struct sm_jobctx *c);
+/* Grow device id to at least the journaled size of device like (a mirror
+ * is about to copy like's overlay onto id's), in step with the watcher. */
+int sm_job_grow_match(struct sm_jobctx *c, long long id, long long like);
 /* The watcher no longer touches device id (about to be removed). */
 void sm_job_grow_forget(struct sm_jobctx *c, long long id);
 

@@ -13,6 +13,8 @@
 #   overlay's device: the domain back on its image with the guest's writes
 #   of the move, both overlay devices removed through the provisioner
 #   (journaled removed), no loop device, no loop file left;
+# - an abort after the pivot, once the destination overlay's device grew
+#   past the source one's: grown to match before the mirror back;
 # - a move whose provisioner cannot remove the devices at the end (kept,
 #   said), then 'snapmove cleanup' removes them.
 . "$(dirname "$0")/lib.sh"
@@ -141,20 +143,72 @@ case_abort_mid_mirror() {
 }
 run_case "abort in the middle of the mirror removes the overlay devices" case_abort_mid_mirror
 
+# After the pivot: the guest writes 24 MiB onto the destination overlay
+# (its device grows alone), then snapmove is killed before the final commit.
+# The abort moves the disk back: the source overlay's device is written anew
+# and grown to the destination one's size before the mirror back copies
+# into it, then the commit back; both devices removed.
+case_abort_after_pivot() {
+	local d=$T/ap alias dom3 before
+	mkdir -m 755 "$d" "$d/src" "$d/dst"
+	new_image "$d/src/disk.qcow2" qcow2 128M 0x33 0 1M
+	dom3=$(dom_name 3)
+	make_domain "$dom3" transient "vda:$d/src/disk.qcow2:qcow2"
+	alias=$(disk_alias "$dom3" vda)
+	cat >"$d/hook" <<HOOK
+#!/bin/bash
+set -euo pipefail
+[ "\$1" = collapse ] || exit 0
+for i in \$(seq 0 23); do
+	virsh -c qemu:///system -q qemu-monitor-command '$dom3' --hmp \
+		"qemu-io -d $alias/virtio-backend \"write -P \$((0x90 + i)) \$((40 + i))M 1M\"" >/dev/null
+done
+sleep 1  # the last growth journaled
+kill -9 \$PPID
+HOOK
+	chmod 755 "$d/hook"
+	SNAPMOVE_TEST_HOOK=$d/hook expect_exit 137 sm move "$dom3" --dest "$d/dst" \
+		"${PROV[@]}" --overlay-size 16M
+	local job src dst
+	job=$(jv "SELECT max(id) FROM job")
+	src=$(jv "SELECT path FROM provisioned_device WHERE job_id = $job AND name LIKE '%-src'")
+	dst=$(jv "SELECT path FROM provisioned_device WHERE job_id = $job AND name LIKE '%-dst'")
+	assert_eq "$(virsh domblklist "$dom3" | awk '$1 == "vda" { print $2 }')" "$dst" \
+		"the active image after the pivot"
+	[ "$(blockdev --getsize64 "$dst")" -gt "$(blockdev --getsize64 "$src")" ] ||
+		fail "the destination overlay's device did not grow past the source one's"
+	before=$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.id = (SELECT id FROM provisioned_device WHERE path = '$src' AND job_id = $job) AND r.op = 'extend'")
+	expect_exit 0 sm abort "$job"
+	assert_contains "$T/err" "grown to"
+	[ "$(jv "SELECT count(*) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = $job AND d.name LIKE '%-src' AND r.op = 'extend'")" -gt "$before" ] ||
+		fail "the abort did not grow the source overlay's device before the mirror back"
+	assert_eq "$(live_chain "$dom3" vda)" "$d/src/disk.qcow2 qcow2" "the chain after the abort"
+	check_pattern "$d/src/disk.qcow2" qcow2 0x33 0 1M
+	for i in $(seq 0 23); do
+		check_pattern "$d/src/disk.qcow2" qcow2 $((0x90 + i)) $((40 + i))M 1M
+	done
+	assert_eq "$(loops_of_test)" "" "loop devices after the abort"
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = $job")" \
+		"removed,removed" "the job's devices"
+}
+run_case "abort after the pivot: the source overlay's device grown, the disk moved back" case_abort_after_pivot
+
 case_cleanup_removes_left_devices() {
 	touch "$H/prov/busy"
 	expect_exit 0 sm move "$dom" --dest "$T/dst" --overlay-provisioner "$H/prov/noremove" \
 		--overlay-size 16M --overlay-set "LOOP_DIR=$LD"
 	assert_contains "$T/err" "kept overlay device"
 	assert_contains "$T/err" "noremove: '"
+	local job
+	job=$(jv "SELECT max(id) FROM job")
 	assert_eq "$(loops_of_test | wc -l)" 2 "loop devices the move could not remove"
-	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = 3")" \
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = $job")" \
 		"removing,removing" "the job's devices"
 	rm "$H/prov/busy"
-	expect_exit 0 sm cleanup 3
+	expect_exit 0 sm cleanup "$job"
 	assert_contains "$T/err" "removed overlay device"
 	assert_eq "$(loops_of_test)" "" "loop devices after cleanup"
-	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = 3")" \
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = $job")" \
 		"removed,removed" "the job's devices after cleanup"
 	assert_eq "$(find "$LD" -mindepth 1 | wc -l)" 0 "files in the loop folder"
 }
