@@ -204,7 +204,8 @@ cleanup:
 /* The overlay devices a finished (done or aborted) job's provisioner made
  * and that are still there (a removal that failed, or a domain that used one
  * then): each removed through its provisioner, which acts only while its
- * path names the journaled device number, when no domain uses it. */
+ * path names the journaled device number, when no domain uses it.  1 for an
+ * aborted job that had some (it has no source to delete), 0, or -1. */
 static int remove_overlay_devices(struct sm_virt *v, struct sm_journal *j, long long job_id,
 				  struct sm_progress *pr)
 {
@@ -213,12 +214,13 @@ static int remove_overlay_devices(struct sm_virt *v, struct sm_journal *j, long 
 	struct sm_job_row job;
 	size_t n = 0;
 	int rc, ret = -1;
-	bool finished;
+	bool finished, aborted, any = false;
 
 	rc = sm_journal_job_get(j, job_id, &job);
 	if (rc <= 0)
 		return rc;  /* sm_cleanup_plan says why */
 	finished = sm_job_row_state(&job) == SM_JOB_DONE || sm_job_row_state(&job) == SM_JOB_ABORTED;
+	aborted = sm_job_row_state(&job) == SM_JOB_ABORTED;
 	sm_job_row_release(&job);
 	if (!finished || sm_journal_device_list(j, &rows, &n) < 0)
 		return finished ? -1 : 0;
@@ -228,6 +230,7 @@ static int remove_overlay_devices(struct sm_virt *v, struct sm_journal *j, long 
 		if (rows[i].job != job_id ||
 		    (rows[i].state != SM_DEVICE_CREATED && rows[i].state != SM_DEVICE_REMOVING))
 			continue;
+		any = true;
 		if (!u.uses && sm_usage_scan_domains(sm_virt_conn(v), &u) < 0)
 			goto cleanup;
 		user = rows[i].path ? sm_usage_other_user(&u, rows[i].path, NULL, NULL) : NULL;
@@ -244,7 +247,8 @@ static int remove_overlay_devices(struct sm_virt *v, struct sm_journal *j, long 
 		sm_progress_say(pr, "  removed overlay device %s", rows[i].path ? rows[i].path
 								  : rows[i].name);
 	}
-	ret = 0;
+	/* An aborted job has no source to delete: its devices were all. */
+	ret = aborted && any ? 1 : 0;
 
 cleanup:
 	sm_usage_release(&u);
@@ -260,11 +264,13 @@ int sm_cleanup_run(struct sm_virt *v, struct sm_journal *j, long long job_id,
 	char **dirs = NULL;
 	size_t ndirs = 0;
 	char b[32];
-	int ret = -1;
+	int devs, ret = -1;
 
 	*freed = 0;
-	if (remove_overlay_devices(v, j, job_id, pr) < 0 ||
-	    sm_cleanup_plan(v, j, job_id, &items, &n) < 0)
+	devs = remove_overlay_devices(v, j, job_id, pr);
+	if (devs != 0)
+		return devs < 0 ? -1 : 0;
+	if (sm_cleanup_plan(v, j, job_id, &items, &n) < 0)
 		return -1;
 	dirs = sm_xcalloc(n + 1, sizeof(*dirs));
 	for (size_t i = 0; i < n; i++) {

@@ -39,12 +39,17 @@ long long sm_job_ovdev_of(const struct sm_jobctx *c, const char *path)
 	return 0;
 }
 
+/* The name of disk i's "src" or "dst" overlay device. */
+static char *device_name(const struct sm_jobctx *c, size_t i, const char *which)
+{
+	return sm_xasprintf("snapmove-%lld-%s-%s", c->job, c->plans[i].target, which);
+}
+
 /* Make one device of disk i ("src" or "dst"): its path and id. */
 static int make_one(struct sm_jobctx *c, size_t i, const char *provisioner, const char *settings,
 		    const char *which, char **path, long long *id)
 {
-	SM_AUTOFREE char *name = sm_xasprintf("snapmove-%lld-%s-%s", c->job, c->plans[i].target,
-					      which);
+	SM_AUTOFREE char *name = device_name(c, i, which);
 	struct sm_device_row d;
 
 	if (sm_provision_create(c->j, c->job, provisioner, settings, name, c->overlay_chunk, 0,
@@ -110,13 +115,19 @@ int sm_job_ovdev_load(struct sm_jobctx *c)
 		return 0;
 	if (sm_journal_device_list(c->j, &rows, &n) < 0)
 		return -1;
+	/* By the names the job gave them (newest first: a create asked again
+	 * keeps its row): a row whose path was changed since still maps to its
+	 * disk, and the provisioner's checks refuse to act on another device. */
 	for (size_t r = 0; r < n; r++) {
-		if (rows[r].job != c->job || !rows[r].path)
+		if (rows[r].job != c->job)
 			continue;
 		for (size_t i = 0; i < c->nplans; i++) {
-			if (sm_str_eq(rows[r].path, c->plans[i].src_overlay) && !c->disks[i].src_dev)
+			SM_AUTOFREE char *src = device_name(c, i, "src");
+			SM_AUTOFREE char *dst = device_name(c, i, "dst");
+
+			if (sm_str_eq(rows[r].name, src) && !c->disks[i].src_dev)
 				c->disks[i].src_dev = rows[r].id;
-			if (sm_str_eq(rows[r].path, c->plans[i].dst_overlay) && !c->disks[i].dst_dev)
+			if (sm_str_eq(rows[r].name, dst) && !c->disks[i].dst_dev)
 				c->disks[i].dst_dev = rows[r].id;
 		}
 	}
@@ -139,6 +150,14 @@ int sm_job_ovdev_check(struct sm_jobctx *c, const char *path)
 	if (d.state != SM_DEVICE_CREATED) {
 		sm_error("overlay device '%s' of job %lld is %s in the journal, not created; see "
 			 "'snapmove provision list'", path, c->job, sm_device_state_name(d.state));
+		sm_device_row_release(&d);
+		return -1;
+	}
+	/* The disk's row and the device's row name one device. */
+	if (!sm_str_eq(d.path, path)) {
+		sm_error("overlay '%s' of job %lld is not where its device %lld is journaled ('%s'); "
+			 "the journal was changed: see 'snapmove provision list'", path, c->job, id,
+			 d.path ? d.path : "none");
 		sm_device_row_release(&d);
 		return -1;
 	}

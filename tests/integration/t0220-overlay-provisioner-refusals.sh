@@ -13,6 +13,9 @@
 #   overlay's device: the domain back on its image with the guest's writes
 #   of the move, both overlay devices removed through the provisioner
 #   (journaled removed), no loop device, no loop file left;
+# - a journal row edited to name another device: the abort leaves it (and
+#   keeps the job's own, said), cleanup removes the job's once the row is
+#   right again;
 # - an abort after the pivot, once the destination overlay's device grew
 #   past the source one's: grown to match before the mirror back;
 # - a move whose provisioner cannot remove the devices at the end (kept,
@@ -142,6 +145,44 @@ case_abort_mid_mirror() {
 	assert_eq "$(jv "SELECT state FROM job WHERE id = 2")" aborted "the job"
 }
 run_case "abort in the middle of the mirror removes the overlay devices" case_abort_mid_mirror
+
+# The journal edited so that the job's destination overlay device's row
+# names another loop device (a decoy of the test, not made by snapmove): the
+# abort undoes the move but removes nothing but what it made, re-checked
+# against the journaled device number: the decoy stays attached, untouched,
+# and the job's own device is kept with a warning; with the row put back,
+# 'snapmove cleanup' of the aborted job removes it.
+# (Made here: a deferred command belongs outside the cases' subshells.)
+truncate -s 16M "$T/decoy.img"
+decoy=$(losetup --find --show "$T/decoy.img")
+defer "losetup -d $decoy"
+printf 'decoy' | dd of="$decoy" conv=notrunc status=none
+case_edited_row() {
+	local job dstid real
+	SNAPMOVE_TEST_CRASH_AT=copy:start expect_exit 137 sm move "$dom" --dest "$T/dst" \
+		"${PROV[@]}" --overlay-size 16M
+	job=$(jv "SELECT max(id) FROM job")
+	dstid=$(jv "SELECT id FROM provisioned_device WHERE job_id = $job AND name LIKE '%-dst'")
+	real=$(jv "SELECT path FROM provisioned_device WHERE id = $dstid")
+	jv "UPDATE provisioned_device SET path = '$decoy' WHERE id = $dstid"
+	expect_exit 0 sm abort "$job"
+	assert_contains "$T/err" "kept overlay device $real"
+	assert_contains "$T/err" "snapmove acts only on the device it journaled"
+	assert_eq "$(live_chain "$dom" vda)" "$T/src/disk.qcow2 qcow2" "the chain after the abort"
+	assert_eq "$(losetup --list --noheadings --output BACK-FILE "$decoy" | sed 's/ *$//')" \
+		"$T/decoy.img" "the decoy's backing file"
+	assert_eq "$(head -c 5 "$T/decoy.img")" decoy "the decoy's data"
+	[ -b "$real" ] || fail "the job's own device '$real' went without its provisioner"
+	assert_eq "$(jv "SELECT state FROM provisioned_device WHERE id = $dstid")" created \
+		"the edited device's state"
+	jv "UPDATE provisioned_device SET path = '$real' WHERE id = $dstid"
+	expect_exit 0 sm cleanup "$job"
+	assert_contains "$T/err" "removed overlay device $real"
+	assert_eq "$(loops_of_test)" "" "loop devices after cleanup"
+	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = $job")" \
+		"removed,removed" "the job's devices after cleanup"
+}
+run_case "a journal row edited to name another device: that device is never removed" case_edited_row
 
 # After the pivot: the guest writes 24 MiB onto the destination overlay
 # (its device grows alone), then snapmove is killed before the final commit.
