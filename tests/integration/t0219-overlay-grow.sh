@@ -13,7 +13,9 @@
 # domain must never pause (no Suspended lifecycle event, no resume said),
 # every write must be on the destination at the end, and no device, loop
 # file or journaled device may be left.  Then a move killed during its
-# mirror and resumed: the resumed job grows them again.
+# mirror and resumed: the resumed job grows them again.  Then the test
+# guest (tests/guest) writing faster than a slow provisioner grows them:
+# paused on ENOSPC, grown and resumed by snapmove, which says so.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hooks-lib.sh"
 
@@ -153,6 +155,63 @@ case_resume_grows() {
 		"removed,removed" "the resumed job's devices"
 }
 run_case "a resumed move grows the overlays again" case_resume_grows
+
+# A real guest (tests/guest) writing faster than the overlays grow: its
+# provisioner takes 3 s per extend, and the guest's dd writes 64 MiB with
+# O_DIRECT while the mirror runs.  The guest's writes fill the device before
+# it grows, QEMU pauses the domain on ENOSPC (its disk's error policy; what
+# HMP's qemu-io above never triggers), and snapmove grows the devices,
+# resumes the domain and says so; the guest's data is whole at the end.
+cat >"$H/prov/slowext" <<P
+#!/bin/sh
+[ "\$1" = extend ] && sleep 3
+exec '$H/prov/loop' "\$@"
+P
+chmod 755 "$H/prov/slowext"
+
+case_paused_resumed() {
+	local d=$T/pause dom3 ev3 sums
+	mkdir -m 755 "$d" "$d/src" "$d/dst"
+	qemu-img create -q -f qcow2 "$d/src/disk.qcow2" 256M
+	dom3=$(dom_name 3)
+	guest_domain "$dom3" transient - "vda:$d/src/disk.qcow2:qcow2"
+	guest_wait_agent "$dom3" 180
+	# The hook starts the writer in the guest and waits for its end (the
+	# agent does not answer while the domain is paused: asked again).
+	cat >"$d/hook" <<HOOK
+#!/bin/bash
+[ "\$1" = copy ] || exit 0
+virsh -q qemu-agent-command '$dom3' '{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","yes snapmove-t0219 | head -c 67108864 >/tmp/pat; dd if=/tmp/pat of=/dev/vda bs=1M seek=8 oflag=direct 2>/tmp/dd.err && echo done >/tmp/dd.done"]}}' >/dev/null
+for i in \$(seq 1 600); do
+	sleep 0.5
+	out=\$(virsh -q qemu-agent-command '$dom3' --timeout 2 '{"execute":"guest-exec","arguments":{"path":"/bin/cat","arg":["/tmp/dd.done"]}}' 2>/dev/null) || continue
+	pid=\$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"\$out")
+	sleep 0.3
+	st=\$(virsh -q qemu-agent-command '$dom3' --timeout 2 "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":\$pid}}" 2>/dev/null) || continue
+	case "\$st" in *'"exitcode":0'*) exit 0 ;; esac
+done
+echo "the guest's writer did not end" >&2
+exit 1
+HOOK
+	chmod 755 "$d/hook"
+	timeout 900 virsh event "$dom3" --event lifecycle --loop >"$d/lifecycle" 2>&1 &
+	ev3=$!
+	sleep 0.5
+	SNAPMOVE_TEST_HOOK=$d/hook expect_exit 0 sm move "$dom3" --dest "$d/dst" \
+		--overlay-provisioner "$H/prov/slowext" --overlay-size 16M --overlay-set "LOOP_DIR=$LD"
+	kill "$ev3" 2>/dev/null || true
+	assert_contains "$T/err" "paused on a full overlay device (the guest wrote faster than it grew); it was grown and resumed"
+	assert_contains "$d/lifecycle" "Suspended I/O Error"
+	assert_contains "$d/lifecycle" "Resumed"
+	assert_eq "$(virsh domstate "$dom3")" running "the domain's state after the move"
+	assert_eq "$(live_chain "$dom3" vda)" "$d/dst/disk.qcow2 qcow2" "the chain after the move"
+	# What the guest wrote, read back through the moved disk.
+	sums=$(guest_exec "$dom3" "md5sum </tmp/pat; dd if=/dev/vda bs=1M skip=8 count=64 iflag=direct 2>/dev/null | md5sum")
+	[ "$(sed -n 1p <<<"$sums")" = "$(sed -n 2p <<<"$sums")" ] ||
+		fail "the guest's 64 MiB differ on the moved disk: $sums"
+	assert_eq "$(loops_of_test)" "" "loop devices after the move"
+}
+run_case "a guest faster than the growth: paused on ENOSPC, grown and resumed, data whole" case_paused_resumed
 
 [ ${#SM_FAILED_CASES[@]} = 0 ] || fail "cases failed: ${SM_FAILED_CASES[*]}"
 echo "PASS"
