@@ -140,8 +140,10 @@ static bool paused_nospace(virDomainPtr dom)
 	    reason != VIR_DOMAIN_PAUSED_IOERROR)
 		return false;
 	n = virDomainGetDiskErrors(dom, NULL, 0, 0);
-	if (n <= 0)
-		return n == 0;  /* paused on an I/O error libvirt no longer lists */
+	if (n <= 0) {
+		virResetLastError();
+		return false;  /* not known to be ENOSPC: left to the admin */
+	}
 	errs = sm_xcalloc((size_t)n, sizeof(*errs));
 	n = virDomainGetDiskErrors(dom, errs, (unsigned)n, 0);
 	for (int i = 0; i < n; i++) {
