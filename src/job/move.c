@@ -191,7 +191,10 @@ static void dry_run_result(const struct move *m, unsigned long long need,
 	r->uuid = sm_xstrdup(m->uuid);
 	r->persistent = m->persistent;
 	r->dest = sm_xstrdup(m->dest);
-	r->overlay_dir = sm_xstrdup(m->overlay_dir);
+	if (m->overlay_prov)
+		r->overlay_provisioner = sm_xstrdup(m->overlay_prov);
+	else
+		r->overlay_dir = sm_xstrdup(m->overlay_dir);
 	r->dest_needs = need;
 	r->dest_free = avail;
 	for (size_t i = 0; i < m->nplans; i++)

@@ -81,6 +81,18 @@ case_usage() {
 }
 run_case "bad --overlay-size, --overlay-dir with it, no provisioner: usage, nothing changed" case_usage
 
+case_dry_run() {
+	save_state dry "$dom" vda "$T/src" "$T/dst"
+	expect_exit 0 sm move "$dom" --dest "$T/dst" "${PROV[@]}" --dry-run
+	assert_contains "$T/out" "go to block devices that '$H/prov/loop' makes"
+	expect_exit 0 sm move "$dom" --dest "$T/dst" "${PROV[@]}" --dry-run --json
+	assert_eq "$("$SM_PY" -c 'import json, sys; print(json.load(sys.stdin)["overlay_provisioner"])' <"$T/out")" \
+		"$H/prov/loop" "the dry run's overlay_provisioner"
+	assert_unchanged dry
+	assert_eq "$(loops_of_test)" "" "loop devices"
+}
+run_case "a dry run names the provisioner and makes no device" case_dry_run
+
 case_untrusted() {
 	mkdir -p -m 1777 "$T/tmpprov"
 	install -m 0755 "$TOP/contrib/provisioners/loop" "$T/tmpprov/loop"
