@@ -169,12 +169,16 @@ exec '$H/prov/loop' "\$@"
 P
 chmod 755 "$H/prov/slowext"
 
+# (Its domain made here: the test removes the domains it knows of, and a
+# case runs in a subshell.)
+d3=$T/pause
+mkdir -m 755 "$d3" "$d3/src" "$d3/dst"
+qemu-img create -q -f qcow2 "$d3/src/disk.qcow2" 256M
+dom3=$(dom_name 3)
+guest_domain "$dom3" transient - "vda:$d3/src/disk.qcow2:qcow2"
+
 case_paused_resumed() {
-	local d=$T/pause dom3 ev3 sums
-	mkdir -m 755 "$d" "$d/src" "$d/dst"
-	qemu-img create -q -f qcow2 "$d/src/disk.qcow2" 256M
-	dom3=$(dom_name 3)
-	guest_domain "$dom3" transient - "vda:$d/src/disk.qcow2:qcow2"
+	local d=$d3 ev3 sums
 	guest_wait_agent "$dom3" 180
 	# The hook starts the writer in the guest and waits for its end (the
 	# agent does not answer while the domain is paused: asked again).

@@ -201,12 +201,15 @@ run_case "a journal row edited to name another device: that device is never remo
 # The abort moves the disk back: the source overlay's device is written anew
 # and grown to the destination one's size before the mirror back copies
 # into it, then the commit back; both devices removed.
+# (Its domain made here: the test removes the domains it knows of, and a
+# case runs in a subshell.)
+d3=$T/ap
+mkdir -m 755 "$d3" "$d3/src" "$d3/dst"
+new_image "$d3/src/disk.qcow2" qcow2 128M 0x33 0 1M
+dom3=$(dom_name 3)
+make_domain "$dom3" transient "vda:$d3/src/disk.qcow2:qcow2"
 case_abort_after_pivot() {
-	local d=$T/ap alias dom3 before
-	mkdir -m 755 "$d" "$d/src" "$d/dst"
-	new_image "$d/src/disk.qcow2" qcow2 128M 0x33 0 1M
-	dom3=$(dom_name 3)
-	make_domain "$dom3" transient "vda:$d/src/disk.qcow2:qcow2"
+	local d=$d3 alias before
 	alias=$(disk_alias "$dom3" vda)
 	cat >"$d/hook" <<HOOK
 #!/bin/bash
