@@ -53,7 +53,7 @@ LIB_SRCS = src/util.c src/run.c src/states.c src/journal/journal.c src/journal/r
 	   src/copy/chunk.c src/copy/verify.c src/copy/run.c src/progress.c src/config.c src/log.c src/events.c \
 	   src/pool.c src/lock.c src/trust.c src/hooks.c src/provision.c \
 	   src/job/ctx.c src/job/hook_facts.c src/job/files.c src/job/chaincheck.c src/job/snapshot.c src/job/mirror.c src/job/copy.c \
-	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/destdev.c src/job/provdev.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
+	   src/job/sync.c src/job/collapse.c src/job/finalize.c src/job/runner.c src/job/result.c src/job/reconcile.c src/job/existing.c src/job/offline.c src/job/outcome.c src/job/validate.c src/job/destdev.c src/job/provdev.c src/job/ovdev.c src/job/grow.c src/job/move.c src/job/resume.c src/job/abort.c src/cleanup.c src/srcfile.c \
 	   src/balance/plan.c src/balance/inventory.c src/balance/rebalance.c src/report.c
 CLI_SRCS = src/cli/main.c src/cli/cli.c src/cli/cmd_move.c src/cli/cmd_jobs.c src/cli/cmd_chain.c src/cli/cmd_copy.c src/cli/cmd_resume.c src/cli/cmd_recover.c src/cli/cmd_config.c \
 	   src/cli/cmd_verify.c src/cli/cmd_cleanup.c src/cli/cmd_rebalance.c src/cli/cmd_provision.c

@@ -22,6 +22,7 @@ _snapmove_cmd_opts() {
 			"--json --verify --no-verify --dest-format --copy-method --sync-writes" \
 			"--converge-timeout --parallel --copy-shared --flatten --delete-source --offline --trim" \
 			"--overlay-dir --dest-dev --dest-zeroed --dest-provisioner --set" \
+			"--overlay-provisioner --overlay-size --overlay-set" \
 			"--help" ;;
 	rebalance)
 		echo "--storage --drain --target-free --max-parallel --bandwidth --include --exclude" \
@@ -40,7 +41,8 @@ _snapmove_takes_value() {  # COMMAND OPTION
 	case $2 in
 	-c | --connect | --db | --config | --hooks-dir | --hook-timeout) [ -z "$1" ] ;;
 	--dest | --dest-pool | --disk | --dest-format | --sync-writes | --converge-timeout | --parallel | \
-		--overlay-dir | --dest-dev | --dest-provisioner)
+		--overlay-dir | --dest-dev | --dest-provisioner | --overlay-provisioner | --overlay-size | \
+		--overlay-set)
 		[ "$1" = move ] ;;
 	--bandwidth) [ "$1" = move ] || [ "$1" = copy ] || [ "$1" = rebalance ] ;;
 	--copy-method) [ "$1" = move ] || [ "$1" = copy ] ;;
@@ -191,14 +193,14 @@ on
 off" ;;
 		--via) _snapmove_compgen "commit
 stream" ;;
-		--provisioner | --dest-provisioner)
+		--provisioner | --dest-provisioner | --overlay-provisioner)
 			if [[ $cur == */* ]]; then
 				_snapmove_paths -f
 			else
 				_snapmove_compgen "loop
 lvm"
 			fi ;;
-		--set) _snapmove_compgen "LOOP_DIR=
+		--set | --overlay-set) _snapmove_compgen "LOOP_DIR=
 LVM_VG=" ;;
 		esac
 		return 0

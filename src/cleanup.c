@@ -1,4 +1,5 @@
-/* cleanup.c: delete the source images of a done job that nothing uses, and
+/* cleanup.c: delete the source images of a done job that nothing uses (and
+ * the devices a finished job's provisioners made that hold no disk), and
  * forget finished jobs.  Only files the job journaled as its source chain
  * (src/srcfile.c), never a file another domain or image refers to; a source
  * block device only through the provisioner that made it (src/provision.c).

@@ -90,6 +90,8 @@ struct sm_job_row {
 	char *copy_method;  /* --copy-method by name; NULL: auto */
 	unsigned parallel;  /* --parallel; 0: from the destination's devices */
 	bool trim;          /* --trim: the guest trims its file systems when done */
+	unsigned long long overlay_chunk;  /* overlays on provisioned devices, grown by
+					    * this many bytes (schema 015); 0: files */
 	char *state;
 	char *phase;
 	char *error;
@@ -176,6 +178,11 @@ int sm_journal_disk_set_pivoting(struct sm_journal *j, long long job_id, const c
 /* The disk's mirror was (re)started in write-blocking mode. */
 int sm_journal_disk_set_sync_writes(struct sm_journal *j, long long job_id, const char *target,
 				    bool on);
+/* The overlays of a disk are the devices made for it (move
+ * --overlay-provisioner): its row and its overlays' planned file rows name
+ * them instead of the file names planned. */
+int sm_journal_disk_set_overlays(struct sm_journal *j, long long job_id, const char *target,
+				 const char *src_overlay, const char *dst_overlay);
 /* The disk was resized during the move: its overlays take this size. */
 int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char *target,
 			     unsigned long long virtual_size);
@@ -386,7 +393,8 @@ int sm_journal_device_insert_for_image(struct sm_journal *j, const struct sm_dev
  * (old_dst's row goes).  Call inside a transaction or alone (one of its own). */
 int sm_journal_device_assign(struct sm_journal *j, long long job, const char *target,
 			     const char *old_dst, const char *path, unsigned long long rdev);
-/* The number of job's devices (not removed) that no image of the job is on. */
+/* The number of job's image devices (not removed, not its overlay devices)
+ * that no image of the job is on. */
 int sm_journal_device_unassigned(struct sm_journal *j, long long job, unsigned long long *n);
 /* Whether device id's device holds an image of its job (an image row's dst_rdev). */
 int sm_journal_device_assigned(struct sm_journal *j, long long id, bool *assigned);

@@ -160,6 +160,9 @@ static void put_dry_run(FILE *f, const struct sm_job_result *r)
 	if (r->overlay_dir)
 		fprintf(f, "the guest's writes during the move go to %s%s\n", r->overlay_dir,
 			sm_str_eq(r->overlay_dir, r->dest) ? " (the destination)" : "");
+	if (r->overlay_provisioner)
+		fprintf(f, "the guest's writes during the move go to block devices that '%s' "
+			"makes, grown as the guest writes\n", r->overlay_provisioner);
 }
 
 static void print_dry_run_json(const struct sm_job_result *r)
@@ -194,6 +197,9 @@ static void print_dry_run_json(const struct sm_job_result *r)
 	json_object_object_add(doc, "dest_free", json_object_new_int64((int64_t)r->dest_free));
 	if (r->overlay_dir)
 		json_object_object_add(doc, "overlay_dir", json_object_new_string(r->overlay_dir));
+	if (r->overlay_provisioner)
+		json_object_object_add(doc, "overlay_provisioner",
+				       json_object_new_string(r->overlay_provisioner));
 	sm_json_print(doc);
 }
 

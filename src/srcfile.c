@@ -232,6 +232,12 @@ int sm_srcfile_snapshotted(struct sm_journal *j, long long job, const char *targ
 				   (long long)st.st_mtim.tv_nsec, job, files[i].path) < 0)
 			goto cleanup;
 	}
+	/* An overlay on a device is the provisioner's (journaled with its
+	 * device number), not a file. */
+	if (!src_overlay) {
+		ret = 0;
+		goto cleanup;
+	}
 	/* An overlay snapmove made (and journaled from the fd that claimed it)
 	 * keeps that identity: its name is not looked up again. */
 	rc = sm_srcfile_get(j, job, src_overlay, &ov);

@@ -80,7 +80,8 @@ int sm_srcfile_journal(struct sm_journal *j, long long job, const struct sm_srcf
 /* The snapshot of disk target made its chain read-only: re-read the size and
  * mtime of its journaled images (only those whose device and inode are still
  * the journaled ones), and journal the job's source overlay (read at its
- * path, unless snapmove made it and journaled it already). */
+ * path, unless snapmove made it and journaled it already; NULL: it is on
+ * a provisioned device, not a file). */
 int sm_srcfile_snapshotted(struct sm_journal *j, long long job, const char *target,
 			   const char *src_overlay);
 /* The role of a member of the moved chain in table source_file (the other

@@ -210,3 +210,35 @@ int sm_enum_from_name(const char *const *names, int n, const char *name)
 			return i;
 	return -1;
 }
+
+int sm_parse_size(const char *s, unsigned long long *out)
+{
+	static const char *const units[] = { "K", "M", "G", "T" };
+	char *end;
+	unsigned long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end) {
+		size_t u;
+
+		for (u = 0; u < SM_ARRAY_LEN(units); u++)
+			if (end[0] == units[u][0] && (!end[1] || strcmp(end + 1, "iB") == 0))
+				break;
+		if (u == SM_ARRAY_LEN(units))
+			return -1;
+		for (size_t i = 0; i <= u; i++) {
+			if (v > (1ULL << 62) / 1024)
+				return -1;
+			v *= 1024;
+		}
+	}
+	if (v == 0 || v > (1ULL << 62))
+		return -1;
+	*out = v;
+	return 0;
+}

@@ -50,6 +50,9 @@ const char *sm_path_basename(const char *path);
 char *sm_path_join(const char *dir, const char *name);
 /* Parse a decimal unsigned number; the whole string must be consumed. */
 int sm_parse_ull(const char *s, unsigned long long *out);
+/* A size: bytes, or a number with K, M, G, T (or KiB, MiB...: powers of
+ * 1024), from 1 byte to 2^62.  -1 when s is not one. */
+int sm_parse_size(const char *s, unsigned long long *out);
 /* Seconds since the epoch with sub-second precision (CLOCK_REALTIME). */
 double sm_now(void);
 /* Seconds from a monotonic clock. */

@@ -22,6 +22,8 @@ struct sm_virt {
 	char *uri;
 	int callback_id;
 	int qmp_callback_id;
+	int threshold_callback_id;
+	unsigned long threshold_seq;  /* block-threshold events of the watched domain */
 	pthread_t loop;
 	bool loop_running;
 	volatile bool stop;
@@ -117,6 +119,28 @@ static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk,
 	pthread_mutex_unlock(&v->lock);
 }
 
+static void on_threshold(virConnectPtr conn, virDomainPtr dom, const char *dev,
+			 const char *path, unsigned long long threshold, unsigned long long excess,
+			 void *opaque)
+{
+	struct sm_virt *v = opaque;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	(void)conn;
+	(void)dev;
+	(void)path;
+	(void)threshold;
+	(void)excess;
+	if (virDomainGetUUIDString(dom, uuid) < 0)
+		return;
+	pthread_mutex_lock(&v->lock);
+	if (strcmp(uuid, v->watch_uuid) == 0) {
+		v->threshold_seq++;
+		pthread_cond_broadcast(&v->cond);
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
 /* The disk target in a job name of libvirt's, TYPE-TARGET-NODE
  * ("copy-vda-libvirt-3-format", "commit-vda-libvirt-1-format"), into buf. */
 static bool job_target(const char *job, char *buf, size_t len)
@@ -206,6 +230,7 @@ int sm_virt_open(const char *uri, struct sm_virt **out)
 	v->uri = sm_xstrdup(uri);
 	v->callback_id = -1;
 	v->qmp_callback_id = -1;
+	v->threshold_callback_id = -1;
 	v->conn = virConnectOpen(uri);
 	if (!v->conn) {
 		sm_error("cannot connect to '%s': %s; start libvirtd ('systemctl start "
@@ -232,6 +257,12 @@ int sm_virt_open(const char *uri, struct sm_virt **out)
 		v->conn, NULL, "BLOCK_JOB_COMPLETED", on_qmp_event, v, NULL, 0);
 	if (v->qmp_callback_id < 0)
 		virResetLastError();
+	/* Growing overlays on devices polls too: a connection without it works. */
+	v->threshold_callback_id = virConnectDomainEventRegisterAny(
+		v->conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD,
+		VIR_DOMAIN_EVENT_CALLBACK(on_threshold), v, NULL);
+	if (v->threshold_callback_id < 0)
+		virResetLastError();
 	*out = v;
 	return 0;
 }
@@ -244,6 +275,8 @@ void sm_virt_free(struct sm_virt *v)
 		virConnectDomainEventDeregisterAny(v->conn, v->callback_id);
 	if (v->conn && v->qmp_callback_id >= 0)
 		virConnectDomainQemuMonitorEventDeregister(v->conn, v->qmp_callback_id);
+	if (v->conn && v->threshold_callback_id >= 0)
+		virConnectDomainEventDeregisterAny(v->conn, v->threshold_callback_id);
 	if (v->conn)
 		virConnectClose(v->conn);
 	if (v->loop_running) {
@@ -368,6 +401,42 @@ void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_m
 	}
 	pthread_mutex_lock(&v->lock);
 	while (v->seq == seen)
+		if (pthread_cond_timedwait(&v->cond, &v->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&v->lock);
+}
+
+unsigned long sm_virt_threshold_seq(struct sm_virt *v)
+{
+	unsigned long seq;
+
+	pthread_mutex_lock(&v->lock);
+	seq = v->threshold_seq;
+	pthread_mutex_unlock(&v->lock);
+	return seq;
+}
+
+void sm_virt_threshold_kick(struct sm_virt *v)
+{
+	pthread_mutex_lock(&v->lock);
+	v->threshold_seq++;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void sm_virt_threshold_wait(struct sm_virt *v, unsigned long seen, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&v->lock);
+	while (v->threshold_seq == seen)
 		if (pthread_cond_timedwait(&v->cond, &v->lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&v->lock);

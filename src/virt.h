@@ -71,4 +71,12 @@ unsigned long sm_virt_job_event_seq(struct sm_virt *v);
 /* Sleep until an event after the seen'th arrives or timeout_ms passes. */
 void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_ms);
 
+/* Block-threshold events (VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD) of the
+ * watched domain: how many have come (or been kicked), and a wait for the
+ * next one of at most timeout_ms.  kick wakes the waiter as an event
+ * would. */
+unsigned long sm_virt_threshold_seq(struct sm_virt *v);
+void sm_virt_threshold_wait(struct sm_virt *v, unsigned long seen, int timeout_ms);
+void sm_virt_threshold_kick(struct sm_virt *v);
+
 #endif

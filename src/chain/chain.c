@@ -134,6 +134,9 @@ static void parse_disk(xmlNodePtr node, struct sm_disk *disk)
 		disk->mirror_path = prop(mirror, "file");
 		if (!disk->mirror_path && child(mirror, "source"))
 			disk->mirror_path = prop(child(mirror, "source"), "file");
+		/* A mirror onto a block device (an overlay on a provisioned one). */
+		if (!disk->mirror_path && child(mirror, "source"))
+			disk->mirror_path = prop(child(mirror, "source"), "dev");
 		free(ready);
 	}
 }

@@ -336,6 +336,16 @@ int sm_image_format_device(const char *path, const char *format, unsigned long l
 	return sm_run(argv, NULL);
 }
 
+int sm_image_format_overlay_device(const char *path, unsigned long long size,
+				   const char *backing, const char *backing_format)
+{
+	SM_AUTOFREE char *sz = sm_xasprintf("%llu", size);
+	const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F",
+			       backing_format, path, sz, NULL };
+
+	return sm_run(argv, NULL);
+}
+
 int sm_image_compare_chains(const struct sm_image *a, size_t na, const struct sm_image *b,
 			    size_t nb)
 {

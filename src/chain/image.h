@@ -67,6 +67,11 @@ int sm_image_measure(const struct sm_image *chain, size_t n, const char *dst_for
 /* An empty format image of size on the block device path (qemu-img create;
  * raw: nothing, the device is the image). */
 int sm_image_format_device(const char *path, const char *format, unsigned long long size);
+/* An empty qcow2 overlay of size over backing (backing_format) written on
+ * the block device at path (an overlay on a provisioned device): every
+ * format named, the header's backing name as given. */
+int sm_image_format_overlay_device(const char *path, unsigned long long size,
+				   const char *backing, const char *backing_format);
 /* Commit the qcow2 image path into its immediate backing file backing (qemu-img
  * commit; never deeper: nothing below backing is opened). */
 int sm_image_commit(const char *path, const char *backing, const char *backing_format);

@@ -28,7 +28,9 @@ static void move_usage(FILE *f)
 		   "                     [--parallel N] [--copy-shared] [--flatten]\n"
 		   "                     [--delete-source] [--offline] [--trim]\n"
 		   "                     [--overlay-dir DIR] [--dest-dev TARGET=DEVICE]...\n"
-		   "                     [--dest-zeroed] [--dest-provisioner PROG [--set KEY=VALUE]...]\n\n"
+		   "                     [--dest-zeroed] [--dest-provisioner PROG [--set KEY=VALUE]...]\n"
+		   "                     [--overlay-provisioner PROG [--overlay-size SIZE]\n"
+		   "                     [--overlay-set KEY=VALUE]...]\n\n"
 		   "Move the disks of running DOMAIN, with their whole backing chains, to DIR.\n\n"
 		   "  --dest DIR        destination directory (must exist)\n"
 		   "  --dest-pool POOL  a libvirt dir, fs or netfs storage pool as destination;\n"
@@ -83,7 +85,16 @@ static void move_usage(FILE *f)
 		   "                    each disk's image onto a block device the provisioner\n"
 		   "                    PROG (loop, lvm, or a path) makes for the job (one\n"
 		   "                    image: --flatten for a chain); abort removes them\n"
-		   "  --set KEY=VALUE   handed to the provisioner as SNAPMOVE_KEY=VALUE\n");
+		   "  --set KEY=VALUE   handed to the provisioner as SNAPMOVE_KEY=VALUE\n"
+		   "  --overlay-provisioner PROG\n"
+		   "                    both temporary overlays of each disk on block devices\n"
+		   "                    PROG (loop, lvm or a path) makes for the job, grown as\n"
+		   "                    the guest writes (block-threshold events); removed at\n"
+		   "                    the end, by abort and by cleanup\n"
+		   "  --overlay-size SIZE\n"
+		   "                    what those devices start at and grow by (default 1G)\n"
+		   "  --overlay-set KEY=VALUE\n"
+		   "                    handed to PROG as SNAPMOVE_KEY=VALUE (LOOP_DIR, LVM_VG)\n");
 }
 
 /* A before_move veto ends its job at once (aborted); a later one leaves it
@@ -128,6 +139,9 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		{ "dest-zeroed", no_argument, NULL, 'Z' },
 		{ "dest-provisioner", required_argument, NULL, 'Q' },
 		{ "set", required_argument, NULL, 'T' },
+		{ "overlay-provisioner", required_argument, NULL, 'G' },
+		{ "overlay-size", required_argument, NULL, 'g' },
+		{ "overlay-set", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -144,6 +158,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 	long long job = 0;
 	struct sm_job_result res = { 0 };
 	enum sm_move_result result;
+	SM_AUTOFREE char *overlay_set = sm_xstrdup("");
+	const char *overlay_dir_arg = NULL;
 	int c, ret = SM_EXIT_REFUSED;
 
 	/* The host's defaults (config.h); the options below win. */
@@ -259,8 +275,38 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 				return sm_cli_usage_error("move", "--overlay-dir takes an absolute "
 							  "folder, not '%s'", optarg);
 			}
-			o.overlay_dir = optarg;
+			o.overlay_dir = overlay_dir_arg = optarg;
 			break;
+		case 'G':
+			o.overlay_provisioner = optarg;
+			break;
+		case 'g':
+			if (sm_parse_size(optarg, &o.overlay_size) < 0 ||
+			    o.overlay_size < SM_OVERLAY_CHUNK_MIN) {
+				free(disks);
+				free(devs);
+				return sm_cli_usage_error("move", "--overlay-size takes a size of at "
+							  "least 8M (bytes, or a number with K, M, G, "
+							  "T), not '%s'", optarg);
+			}
+			break;
+		case 'e': {
+			SM_AUTOFREE char *line = sm_xasprintf("SNAPMOVE_%s", optarg);
+			char *next;
+
+			if (!sm_journal_device_setting_ok(line)) {
+				free(disks);
+				free(devs);
+				return sm_cli_usage_error("move", "--overlay-set takes KEY=VALUE, KEY of "
+							  "A-Z, 0-9 and '_' (not JOB, DEVICE, "
+							  "DEVICE_NAME or EVENTS_FILE), not '%s'",
+							  optarg);
+			}
+			next = sm_xasprintf("%s%s%s", overlay_set, *overlay_set ? "\n" : "", line);
+			free(overlay_set);
+			overlay_set = next;
+			break;
+		}
 		case 'B':
 			if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1]) {
 				free(disks);
@@ -355,6 +401,30 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		return sm_cli_usage_error("move", "--dest-pool names the provisioner of a logical "
 					  "pool itself (or a folder pool); give --dest-pool or "
 					  "--dest-provisioner, not both");
+	}
+	if (o.overlay_provisioner && overlay_dir_arg) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--overlay-dir puts the source overlay in a folder "
+					  "and --overlay-provisioner on a device; give one of them");
+	}
+	if (!o.overlay_provisioner && (o.overlay_size || *overlay_set)) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--overlay-size and --overlay-set are for the "
+					  "devices of --overlay-provisioner PROG; add it or leave "
+					  "them out");
+	}
+	if (o.overlay_provisioner && o.offline) {
+		free(disks);
+		free(devs);
+		return sm_cli_usage_error("move", "--overlay-provisioner makes overlays for a "
+					  "running domain; a shut-off one (--offline) has none: "
+					  "leave it out");
+	}
+	if (o.overlay_provisioner) {
+		o.overlay_dir = NULL;  /* the host's default folder does not apply */
+		o.overlay_settings = overlay_set;
 	}
 	if (!o.dest && !o.dest_pool) {
 		free(disks);

@@ -49,39 +49,6 @@ static const char usage_text[] =
 
 #define CMD "provision"
 
-/* SIZE: bytes, or K, M, G, T (KiB...) times 1024^n.  -1 when it is not one. */
-static int parse_size(const char *s, unsigned long long *out)
-{
-	static const char *const units[] = { "K", "M", "G", "T" };
-	char *end;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -1;
-	if (*end) {
-		size_t u;
-
-		for (u = 0; u < SM_ARRAY_LEN(units); u++)
-			if (end[0] == units[u][0] && (!end[1] || strcmp(end + 1, "iB") == 0))
-				break;
-		if (u == SM_ARRAY_LEN(units))
-			return -1;
-		for (size_t i = 0; i <= u; i++) {
-			if (v > (1ULL << 62) / 1024)
-				return -1;
-			v *= 1024;
-		}
-	}
-	if (v == 0 || v > (1ULL << 62))
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* DEVICE: a device number, or the path of a created (or removing) device. */
 static int resolve_device(struct sm_journal *j, const char *arg, long long *id)
 {
@@ -264,7 +231,7 @@ int sm_cmd_provision(const struct sm_cli *cli, int argc, char **argv)
 		return sm_cli_usage_error(CMD, "no provision command '%s'; use create, extend, "
 					  "remove or list", op);
 	}
-	if (nargs == 2 && parse_size(argv[optind + 1], &bytes) < 0)
+	if (nargs == 2 && sm_parse_size(argv[optind + 1], &bytes) < 0)
 		return sm_cli_usage_error(CMD, "SIZE is a number of bytes (1 or more), or one "
 					  "with K, M, G or T, not '%s'", argv[optind + 1]);
 

@@ -102,19 +102,29 @@ static int move_back_live(struct sm_jobctx *c, size_t i)
 			goto cleanup;
 		c->disks[i].committing = false;
 	}
-	if (lstat(p->src_overlay, &sb) == 0 &&
-	    sm_job_clear_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY) < 0)
-		goto cleanup;
-	if (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATING) < 0)
-		goto cleanup;
-	fd = sm_image_create_fd(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
-				p->images[0].format, NULL);
-	if (fd < 0)
-		goto cleanup;
-	made = sm_job_file_made(c, p->src_overlay, SM_FILE_SRC_OVERLAY, fd);
-	close(fd);
-	if (made < 0)
-		goto cleanup;
+	if (c->disks[i].src_dev) {
+		/* On the job's device: written anew (its first writes went into
+		 * the original image by the commit back, or were mirrored on). */
+		if (sm_job_ovdev_format(c, p->src_overlay, SM_FILE_SRC_OVERLAY, p->images[0].src,
+					p->images[0].format, p->virtual_size) < 0 ||
+		    (c->disks[i].dst_dev &&
+		     sm_job_grow_match(c, c->disks[i].src_dev, c->disks[i].dst_dev) < 0))
+			goto cleanup;
+	} else {
+		if (lstat(p->src_overlay, &sb) == 0 &&
+		    sm_job_clear_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY) < 0)
+			goto cleanup;
+		if (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATING) < 0)
+			goto cleanup;
+		fd = sm_image_create_fd(p->src_overlay, "qcow2", p->virtual_size, p->images[0].src,
+					p->images[0].format, NULL);
+		if (fd < 0)
+			goto cleanup;
+		made = sm_job_file_made(c, p->src_overlay, SM_FILE_SRC_OVERLAY, fd);
+		close(fd);
+		if (made < 0)
+			goto cleanup;
+	}
 	if (sm_job_clear_lost(c, i, p->src_overlay, false) < 0 ||
 	    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->src_overlay, c->bandwidth_mib,
 				     c->persistent, c->sync_writes == SM_SYNC_WRITES_ON) < 0)
@@ -233,6 +243,12 @@ static int abort_disk_offline(struct undo *u, size_t i)
 
 	if (c->disks[i].state == SM_DISK_PLANNED)
 		return 0;
+	if (c->disks[i].dst_dev && c->disks[i].state == SM_DISK_PIVOTED) {
+		sm_error("disk '%s' runs on its destination overlay, on device '%s', which job %lld "
+			 "moves back only live; start domain '%s' and run 'snapmove abort %lld' again",
+			 p->target, p->dst_overlay, c->job, c->domain_name, c->job);
+		return -1;
+	}
 	/* After the pivot the newest data is in the destination overlay: bring it
 	 * back next to the original image first. */
 	if (c->disks[i].state == SM_DISK_PIVOTED &&
@@ -373,7 +389,8 @@ enum sm_move_result sm_abort(struct sm_virt *v, struct sm_journal *j, long long 
 		goto cleanup;
 	}
 	ret = SM_MOVE_FAILED;
-	if (run_abort(&u) < 0) {
+	/* Overlays on devices grow while the abort waits on block jobs. */
+	if ((c.running && sm_job_grow_start(&c) < 0) || run_abort(&u) < 0) {
 		char *err = sm_error_preserve();
 
 		/* Already failing: a journal that fails too keeps the job running,

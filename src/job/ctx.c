@@ -61,6 +61,7 @@ int sm_sync_writes_from_name(const char *name)
 
 void sm_jobctx_release(struct sm_jobctx *c)
 {
+	sm_job_grow_stop(c);
 	for (size_t i = 0; i < c->nplans; i++)
 		sm_plan_disk_release(&c->plans[i]);
 	free(c->plans);

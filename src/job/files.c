@@ -138,6 +138,9 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role 
 	struct sm_srcfile f;
 	int rc;
 
+	/* An overlay on a device the job's provisioner made goes through it. */
+	if (sm_job_ovdev_of(c, path))
+		return sm_job_ovdev_remove(c, path, role);
 	if (role == SM_FILE_DST_IMAGE || role == SM_FILE_DST_OVERLAY ||
 	    role == SM_FILE_SRC_OVERLAY) {
 		enum sm_file_state state;
@@ -194,7 +197,12 @@ int sm_job_remove_file(struct sm_jobctx *c, const char *path, enum sm_file_role 
 
 int sm_job_clear_file(struct sm_jobctx *c, const char *path, enum sm_file_role role)
 {
-	int rc = sm_job_remove_file(c, path, role);
+	int rc;
+
+	/* A device is written anew (sm_job_ovdev_format), never removed first. */
+	if (sm_job_ovdev_of(c, path))
+		return 0;
+	rc = sm_job_remove_file(c, path, role);
 
 	if (rc > 0)
 		sm_error("job %lld kept '%s' (see above) and cannot make it again; delete it by "

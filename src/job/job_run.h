@@ -45,6 +45,8 @@ struct sm_job_disk {
 	bool foreign;                  /* someone else changed its chain */
 	bool streamed;                 /* an 'abort --via stream' pulled its original
 					* image into the source overlay (reconcile.h) */
+	long long src_dev, dst_dev;    /* the provisioned devices its overlays are on
+					* (journal ids, ovdev.c); 0: files */
 };
 
 /* The scratch of one wait for block jobs: the convergence watch (phase
@@ -93,6 +95,9 @@ struct sm_jobctx {
 	bool vetoed;                   /* a before_* hook said no */
 	bool acted;                    /* the running phase changed something */
 	const char *phase_name;        /* the running phase, for hooks */
+	unsigned long long overlay_chunk;  /* overlays on devices (ovdev.c): their
+					    * first size and growth step; 0: files */
+	struct sm_job_grow *grow;      /* the watcher growing them (grow.c), or NULL */
 	/* Destination files open since this process created (or first
 	 * checked) them: every later write goes through the fd, never the name
 	 * (files.c, under its lock). */
@@ -204,6 +209,44 @@ int sm_job_complete_offline(struct sm_jobctx *c);
  * point its header at backing.  Offline resume and abort. */
 int sm_job_copy_overlay(struct sm_jobctx *c, const char *src, const char *dst,
 			enum sm_file_role role, const char *backing, const char *backing_format);
+
+/* ---- overlays on provisioned devices (ovdev.c, grow.c) ---- */
+/* Ask provisioner (absolute; settings its SNAPMOVE_ lines) for the two
+ * overlay devices of every disk, of c->overlay_chunk bytes each, journaled
+ * as the job's; the disks' rows and plans then name them.  On failure
+ * what was made is removed again and -1 returned. */
+int sm_job_ovdev_provision(struct sm_jobctx *c, const char *provisioner, const char *settings);
+/* Find the job's overlay devices in the journal (resume, abort). */
+int sm_job_ovdev_load(struct sm_jobctx *c);
+/* The journal id of the overlay device at path, 0 when path is no overlay
+ * device of the job. */
+long long sm_job_ovdev_of(const struct sm_jobctx *c, const char *path);
+/* Write an empty qcow2 overlay over backing on the job's device at path,
+ * journaled as the file of role; only while path is the device journaled
+ * and no disk of the domain runs on it. */
+int sm_job_ovdev_format(struct sm_jobctx *c, const char *path, enum sm_file_role role,
+			const char *backing, const char *backing_format, unsigned long long size);
+/* path is still the device the job's provisioner made (0), else -1. */
+int sm_job_ovdev_check(struct sm_jobctx *c, const char *path);
+/* Remove the job's overlay device at path through its provisioner, unless a
+ * disk of the domain runs on it: 0 removed (or gone), 1 kept with a
+ * warning, -1 the journal or libvirt failed.  sm_job_remove_file's. */
+int sm_job_ovdev_remove(struct sm_jobctx *c, const char *path, enum sm_file_role role);
+/* Remove every device of the job no disk runs on (a failed provision, the
+ * end of an abort). */
+int sm_job_ovdev_remove_all(struct sm_jobctx *c);
+/* Start the watcher that grows the overlay a disk runs on before the guest
+ * fills it (grow.c): a block-threshold event, or the allocation polled,
+ * extends the devices through their provisioner; a domain paused on
+ * ENOSPC is extended and resumed.  No-op for overlays that are files. */
+int sm_job_grow_start(struct sm_jobctx *c);
+/* Stop it (waits for a run of the provisioner under way). */
+void sm_job_grow_stop(struct sm_jobctx *c);
+/* Grow device id to at least the journaled size of device like (a mirror
+ * is about to copy like's overlay onto id's), in step with the watcher. */
+int sm_job_grow_match(struct sm_jobctx *c, long long id, long long like);
+/* The watcher no longer touches device id (about to be removed). */
+void sm_job_grow_forget(struct sm_jobctx *c, long long id);
 
 /* Test hooks (integration tests only, documented in docs/design.md), compiled
  * in only with -DSM_TEST_BUILD (make integration's build-test/snapmove):

@@ -48,6 +48,8 @@ int sm_job_phase_mirror(struct sm_jobctx *c)
 			c->disks[i].sync_mode = true;
 		if (sm_job_clear_lost(c, i, p->dst_overlay, true) < 0 ||
 		    sm_job_follow_size(c, i) < 0 || sm_job_create_dst_overlay(c, i) < 0 ||
+		    (c->disks[i].dst_dev && c->disks[i].src_dev &&
+		     sm_job_grow_match(c, c->disks[i].dst_dev, c->disks[i].src_dev) < 0) ||
 		    sm_blockjob_mirror_start(c->v, c->dom, p->target, p->dst_overlay,
 					     c->bandwidth_mib, c->persistent, c->disks[i].sync_mode) < 0 ||
 		    (c->disks[i].sync_mode &&

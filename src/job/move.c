@@ -111,6 +111,8 @@ static int open_job(struct move *m)
 		.parallel = m->o->parallel,
 		.trim = m->o->trim,
 		.delete_source = m->o->delete_source,
+		.overlay_chunk = m->overlay_prov ? (m->o->overlay_size ? m->o->overlay_size
+								  : SM_OVERLAY_CHUNK) : 0,
 	};
 
 	if (sm_journal_begin(m->j) < 0)
@@ -193,7 +195,10 @@ static void dry_run_result(const struct move *m, unsigned long long need,
 	r->uuid = sm_xstrdup(m->uuid);
 	r->persistent = m->persistent;
 	r->dest = sm_xstrdup(m->dest);
-	r->overlay_dir = sm_xstrdup(m->overlay_dir);
+	if (m->overlay_prov)
+		r->overlay_provisioner = sm_xstrdup(m->overlay_prov);
+	else
+		r->overlay_dir = sm_xstrdup(m->overlay_dir);
 	r->dest_needs = need;
 	r->dest_free = avail;
 	for (size_t i = 0; i < m->nplans; i++)
@@ -252,6 +257,8 @@ static void to_jobctx(struct move *m, struct sm_jobctx *c)
 	c->parallel = m->o->parallel ? m->o->parallel : sm_job_default_parallel(m->dest);
 	c->trim = m->o->trim;
 	c->dest_zeroed = m->o->dest_zeroed;
+	if (m->overlay_prov)
+		c->overlay_chunk = m->o->overlay_size ? m->o->overlay_size : SM_OVERLAY_CHUNK;
 	for (size_t i = 0; i < m->nplans; i++) {
 		c->plans[i] = m->plans[i];
 		memset(&m->plans[i], 0, sizeof(m->plans[i]));
@@ -301,14 +308,26 @@ enum sm_move_result sm_move(struct sm_virt *v, struct sm_journal *j,
 		ret = SM_MOVE_VETOED;
 		goto cleanup;
 	}
-	/* The destination devices the provisioner makes: one that fails leaves
-	 * none (those made are removed), the job ends aborted, nothing else
-	 * was touched. */
+	/* The devices the job's provisioners make, the destination images'
+	 * first, then the overlays': one that fails leaves none (those made
+	 * are removed), the job ends aborted, nothing else was touched. */
 	if (m.prov && sm_provdev_create(&c, m.provdevs) < 0) {
 		char *err = sm_error_preserve();
 
 		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, err));
 		sm_error_restore(&err);
+		goto cleanup;
+	}
+	if (m.overlay_prov &&
+	    sm_job_ovdev_provision(&c, m.overlay_prov, o->overlay_settings) < 0) {
+		char *err = sm_error_preserve();
+
+		if (m.prov)
+			sm_ignore_value(sm_provdev_remove(c.v, j, m.job, false, c.pr));
+		sm_ignore_value(sm_journal_job_finish(j, m.job, SM_JOB_ABORTED, err));
+		sm_error("%s; job %lld ended before the snapshot: the domain was not touched", err,
+			 m.job);
+		free(err);
 		goto cleanup;
 	}
 	if (o->offline ? sm_job_complete_offline(&c) < 0

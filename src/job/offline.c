@@ -86,6 +86,14 @@ static int resume_disk_offline(struct sm_jobctx *c, size_t i, const char **final
 
 	*final = p->images[0].dst;
 	*format = p->images[0].dst_format;
+	if (c->disks[i].src_dev && s >= SM_DISK_SNAPSHOTTED && s <= SM_DISK_PIVOTED) {
+		sm_error("the overlays of disk '%s' are on devices (%s, %s), which job %lld "
+			 "finishes only live; start domain '%s' (it is defined on one) and run "
+			 "'snapmove resume %lld', or undo the move with 'snapmove abort %lld'",
+			 p->target, p->src_overlay, p->dst_overlay, c->job, c->domain_name, c->job,
+			 c->job);
+		return -1;
+	}
 	if (s < SM_DISK_PIVOTED) {
 		/* The domain's data: the source overlay (if the snapshot happened)
 		 * over the original chain.  Copy the chain, then the overlay. */

@@ -37,6 +37,17 @@ struct sm_move_opts {
 	bool dest_zeroed;                  /* those devices read as zeros already */
 	const char *dest_provisioner;      /* --dest-provisioner PROG: makes the devices */
 	const char *dest_settings;         /* its --set lines (SNAPMOVE_KEY=VALUE), or "" */
+	/* --overlay-provisioner PROG: both overlays of each disk are qcow2
+	 * images on devices PROG makes, starting at overlay_size and grown by
+	 * it as the guest writes (grow.c); NULL: files. */
+	const char *overlay_provisioner;
+	unsigned long long overlay_size;   /* 0: SM_OVERLAY_CHUNK */
+	const char *overlay_settings;      /* --overlay-set lines, "SNAPMOVE_K=V" */
 };
+
+/* The chunk an overlay device starts at and grows by, as vdsm's 1 GiB. */
+#define SM_OVERLAY_CHUNK (1ULL << 30)
+/* The smallest --overlay-size: a qcow2 header, its tables, and room. */
+#define SM_OVERLAY_CHUNK_MIN (8ULL << 20)
 
 #endif

@@ -84,6 +84,7 @@ void sm_job_result_release(struct sm_job_result *r)
 	free(r->error);
 	free(r->dest);
 	free(r->overlay_dir);
+	free(r->overlay_provisioner);
 	free(r->trim_error);
 	memset(r, 0, sizeof(*r));
 }

@@ -111,6 +111,7 @@ struct sm_job_result {
 	bool persistent;
 	char *dest;
 	char *overlay_dir;              /* where the source overlays go */
+	char *overlay_provisioner;      /* or: the provisioner making devices for them */
 	unsigned long long dest_needs;
 	unsigned long long dest_free;
 	/* Set by the caller (may be NULL): a job that is done is told here, at

@@ -143,6 +143,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 			 (enum sm_copy_method)sm_copy_method_from_name(job.copy_method) : SM_COPY_AUTO;
 	parallel = job.parallel;
 	c->trim = job.trim;
+	c->overlay_chunk = job.overlay_chunk;
 	if (sm_sync_writes_from_name(job.sync_writes) >= 0)
 		c->sync_writes = (enum sm_sync_writes)sm_sync_writes_from_name(job.sync_writes);
 	sm_job_row_release(&job);
@@ -161,6 +162,8 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 		c->disks[i].pivoting = disks[i].pivoting;
 	}
 	sm_disk_rows_free(disks, n);
+	if (sm_job_ovdev_load(c) < 0)
+		return -1;
 
 	c->dom = virDomainLookupByUUIDString(sm_virt_conn(v), c->uuid);
 	if (!c->dom)
@@ -407,13 +410,15 @@ int sm_reconcile(struct sm_jobctx *c)
 		}
 		if (sm_job_disk_state(c, i, o.state) < 0 || check_commit_pivot_lost(c, i, d) < 0)
 			goto cleanup;
-		if (o.state == SM_DISK_PLANNED && c->running && file_exists(p->src_overlay) &&
-		    adopt_leftover_overlay(c, p) < 0)
+		/* An overlay device is the job's from its creation (ovdev.c). */
+		if (o.state == SM_DISK_PLANNED && c->running && !c->disks[i].src_dev &&
+		    file_exists(p->src_overlay) && adopt_leftover_overlay(c, p) < 0)
 			goto cleanup;
 		/* A snapshot that succeeded before its record: the overlay is ours. */
 		if (o.state >= SM_DISK_SNAPSHOTTED && file_exists(p->src_overlay) &&
 		    (sm_job_file(c, p->src_overlay, SM_FILE_SRC_OVERLAY, SM_FILE_CREATED) < 0 ||
-		     sm_srcfile_snapshotted(c->j, c->job, p->target, p->src_overlay) < 0))
+		     sm_srcfile_snapshotted(c->j, c->job, p->target,
+					    c->disks[i].src_dev ? NULL : p->src_overlay) < 0))
 			goto cleanup;
 	}
 	ret = 0;

@@ -179,7 +179,7 @@ static void fail_job(struct sm_jobctx *c)
 	sm_error_restore(&err);
 }
 
-int sm_job_run(struct sm_jobctx *c, enum sm_job_order order)
+static int run_phases(struct sm_jobctx *c, enum sm_job_order order)
 {
 	const struct sm_phase_def *def;
 	size_t nfailed = 0, first = 0;
@@ -205,6 +205,20 @@ int sm_job_run(struct sm_jobctx *c, enum sm_job_order order)
 		return -1;
 	}
 	return 0;
+}
+
+int sm_job_run(struct sm_jobctx *c, enum sm_job_order order)
+{
+	int rc;
+
+	/* Overlays on devices grow while any phase waits (grow.c). */
+	if (sm_job_grow_start(c) < 0) {
+		fail_job(c);
+		return -1;
+	}
+	rc = run_phases(c, order);
+	sm_job_grow_stop(c);
+	return rc;
 }
 
 /* Pools over the directories a job wrote or emptied see the change now. */

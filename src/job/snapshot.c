@@ -22,7 +22,7 @@ static int journal_snapshotted(struct sm_jobctx *c)
 		if (sm_journal_file_put(c->j, c->job, c->plans[i].src_overlay, SM_FILE_SRC_OVERLAY,
 					SM_FILE_CREATED) < 0 ||
 		    sm_srcfile_snapshotted(c->j, c->job, c->plans[i].target,
-					   c->plans[i].src_overlay) < 0 ||
+					   c->disks[i].src_dev ? NULL : c->plans[i].src_overlay) < 0 ||
 		    sm_journal_disk_set_state(c->j, c->job, c->plans[i].target,
 					      SM_DISK_SNAPSHOTTED, NULL) < 0)
 			return -1;
@@ -65,6 +65,11 @@ static int create_src_overlay(struct sm_jobctx *c, size_t i)
 	struct stat like;
 	int fd;
 
+	if (c->disks[i].src_dev)
+		return sm_job_follow_size(c, i) < 0 ? -1
+		       : sm_job_ovdev_format(c, p->src_overlay, SM_FILE_SRC_OVERLAY,
+					     p->images[0].src, p->images[0].format,
+					     p->virtual_size);
 	if (clear_stale_overlay(c, i) < 0 || sm_job_follow_size(c, i) < 0)
 		return -1;
 	if (stat(p->images[0].src, &like) < 0) {
@@ -86,7 +91,14 @@ static int create_src_overlay(struct sm_jobctx *c, size_t i)
 static int check_overlays_ours(struct sm_jobctx *c)
 {
 	for (size_t i = 0; i < c->nplans; i++) {
-		int fd = sm_job_dest_fd(c, c->plans[i].src_overlay, c->plans[i].images[0].src);
+		int fd;
+
+		if (c->disks[i].src_dev) {
+			if (sm_job_ovdev_check(c, c->plans[i].src_overlay) < 0)
+				return -1;
+			continue;
+		}
+		fd = sm_job_dest_fd(c, c->plans[i].src_overlay, c->plans[i].images[0].src);
 
 		if (fd < 0 || sm_job_still_named(c, c->plans[i].src_overlay, fd) < 0)
 			return -1;
@@ -279,6 +291,22 @@ int sm_job_create_dst_overlay(struct sm_jobctx *c, size_t i)
 	bool exists;
 	int fd, ret;
 
+	if (c->disks[i].dst_dev) {
+		/* A device: written anew; after a pivot that may have happened
+		 * it may hold the guest's writes, and there is no aside. */
+		if (c->disks[i].pivoting) {
+			sm_error("a pivot of disk '%s' was under way when snapmove stopped and the "
+				 "domain now runs on its source overlay; the destination overlay "
+				 "device '%s' may hold writes made after that pivot, so job %lld "
+				 "does not write over it: copy what you need from it, then run "
+				 "'snapmove abort %lld'", p->target, p->dst_overlay, c->job, c->job);
+			return -1;
+		}
+		return check_no_node(c, i) < 0 ? -1
+		       : sm_job_ovdev_format(c, p->dst_overlay, SM_FILE_DST_OVERLAY,
+					     p->images[0].dst, p->images[0].dst_format,
+					     p->virtual_size);
+	}
 	if (ours_exists(c, p->dst_overlay, &exists) < 0 || check_no_node(c, i) < 0)
 		return -1;
 	if (exists && c->disks[i].pivoting) {

@@ -2,6 +2,7 @@
  * changes anything (move.c opens the job and runs it).
  */
 #include "job/validate.h"
+#include "provision.h"
 #include "chain/image.h"
 #include "job/destdev.h"
 #include "pool.h"
@@ -30,6 +31,7 @@ void sm_move_release(struct move *m)
 	free(m->plans);
 	free(m->dest);
 	free(m->overlay_dir);
+	free(m->overlay_prov);
 	free(m->pool_dir);
 	sm_domain_disks_release(&m->live);
 	sm_usage_release(&m->usage);
@@ -354,6 +356,23 @@ static int check_overlay_dir(struct move *m)
 		m->overlay_dir = sm_xstrdup(m->dest);
 	else
 		m->overlay_dir = sm_xstrdup(resolved);
+	return 0;
+}
+
+/* --overlay-provisioner: a program that may run as root (checked again
+ * before each run); the overlays on its devices then take no room in the
+ * destination folder. */
+static int check_overlay_prov(struct move *m)
+{
+	if (!m->o->overlay_provisioner)
+		return 0;
+	m->overlay_prov = sm_provision_resolve(m->o->overlay_provisioner, NULL);
+	if (!m->overlay_prov || sm_provision_check_program(m->overlay_prov) < 0)
+		return -1;
+	if (m->o->overlay_settings && !sm_journal_device_settings_ok(m->o->overlay_settings)) {
+		sm_error("provisioner settings must be SNAPMOVE_NAME=VALUE lines");
+		return -1;
+	}
 	return 0;
 }
 
@@ -737,8 +756,8 @@ int sm_move_validate(struct move *m, unsigned long long *need, unsigned long lon
 
 	if (check_domain(m) < 0 || check_metadata(m) < 0 || select_disks(m, &sel, &nsel) < 0)
 		return -1;
-	if (check_dest(m) < 0 || check_overlay_dir(m) < 0 ||
-	    check_overlay_not_dev(m, sel, nsel) < 0)
+	if (check_dest(m) < 0 || check_overlay_dir(m) < 0 || check_overlay_prov(m) < 0 ||
+	    (!m->overlay_prov && check_overlay_not_dev(m, sel, nsel) < 0))
 		goto cleanup;
 	/* Overlay names carry the job id: plan with the id the journal will give
 	 * next; open_job() renames them should another snapmove take it first. */

@@ -23,6 +23,7 @@ struct move {
 	bool persistent;
 	char *dest;
 	char *overlay_dir;      /* the source overlays' folder, resolved (dest by default) */
+	char *overlay_prov;     /* --overlay-provisioner, resolved and checked; NULL: files */
 	struct sm_domain_disks live;
 	struct sm_plan_disk *plans;
 	size_t nplans;

@@ -312,7 +312,10 @@ static int count(struct sm_journal *j, const char *sql, long long arg, unsigned 
 
 int sm_journal_device_unassigned(struct sm_journal *j, long long job, unsigned long long *n)
 {
+	/* Its overlay devices (ovdev.c names them snapmove-JOB-TARGET-src and
+	 * -dst; libvirt's targets are vda, sdb, ...) are on no image row. */
 	return count(j, "SELECT count(*) FROM provisioned_device d WHERE d.job_id = ?1 AND "
+		     "d.name NOT GLOB 'snapmove-*-src' AND d.name NOT GLOB 'snapmove-*-dst' AND "
 		     "d.state IN ('creating', 'created', 'removing') AND NOT EXISTS (SELECT 1 "
 		     "FROM image i WHERE i.job_id = ?1 AND d.rdev IS NOT NULL AND "
 		     "i.dst_rdev = d.rdev)", job, n);

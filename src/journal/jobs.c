@@ -53,8 +53,8 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 	if (sm_journal_sql(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
 		"converge_timeout, delete_source, asked_copy_method, parallel, trim, state, phase, "
-		"pid, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		"ssisiiiissdisiissidd",
+		"pid, created_at, updated_at, overlay_chunk) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		"ssisiiiissdisiissiddi",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
@@ -63,7 +63,7 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 		(long long)job->delete_source, job->copy_method ? job->copy_method : "auto",
 		(long long)job->parallel, (long long)job->trim, sm_job_state_name(SM_JOB_RUNNING),
 		sm_phase_name(SM_PHASE_PLANNED),
-		(long long)getpid(), now, now) < 0)
+		(long long)getpid(), now, now, (long long)job->overlay_chunk) < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(j->db);
 	sm_log_job(LOG_INFO, *id, job->domain_name, "started: moving to '%s'", job->dest_dir);
@@ -207,6 +207,25 @@ int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char 
 			    "iis", (long long)virtual_size, job_id, target));
 }
 
+static int disk_set_overlays(struct sm_journal *j, long long job_id, const char *target,
+			     const char *src_overlay, const char *dst_overlay)
+{
+	return sm_journal_sql(j, "DELETE FROM file WHERE job_id = ? AND state = 'planned' AND path "
+			      "IN (SELECT src_overlay FROM disk WHERE job_id = ? AND target = ? "
+			      "UNION SELECT dst_overlay FROM disk WHERE job_id = ? AND target = ?)",
+			      "iisis", job_id, job_id, target, job_id, target) < 0 ||
+	       sm_journal_sql(j, "UPDATE disk SET src_overlay = ?, dst_overlay = ? WHERE job_id = ? "
+			      "AND target = ?", "ssis", src_overlay, dst_overlay, job_id, target) < 0 ||
+	       sm_journal_file_set(j, job_id, src_overlay, "src_overlay", "planned") < 0 ||
+	       sm_journal_file_set(j, job_id, dst_overlay, "dst_overlay", "planned") < 0 ? -1 : 0;
+}
+
+int sm_journal_disk_set_overlays(struct sm_journal *j, long long job_id, const char *target,
+				 const char *src_overlay, const char *dst_overlay)
+{
+	return IN_TX(j, disk_set_overlays(j, job_id, target, src_overlay, dst_overlay));
+}
+
 int sm_journal_job_finish(struct sm_journal *j, long long job_id, enum sm_job_state state,
 			  const char *error)
 {
@@ -294,7 +313,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
 	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source, asked_copy_method, parallel, trim"
+	"converge_timeout, delete_source, asked_copy_method, parallel, trim, overlay_chunk"
 
 static void job_from_row(struct row *rw, struct sm_job_row *r)
 {
@@ -324,6 +343,7 @@ static void job_from_row(struct row *rw, struct sm_job_row *r)
 	r->copy_method = journal_row_enum(rw, 19, "copy method", sm_copy_method_from_name);
 	r->parallel = (unsigned)journal_row_int(rw, 20, 0, 64);
 	r->trim = journal_row_bool(rw, 21);
+	r->overlay_chunk = (unsigned long long)journal_row_int(rw, 22, 0, 1LL << 50);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)

@@ -13,19 +13,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+/* The mirror's target: a qcow2 file, or a qcow2 image on a block device
+ * (an overlay on a device the job's provisioner made). */
 static char *copy_dest_xml(const char *path)
 {
 	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
 	xmlNodePtr disk = xmlNewNode(NULL, (const xmlChar *)"disk");
 	xmlChar *buf = NULL;
+	struct stat sb;
+	bool on_dev = stat(path, &sb) == 0 && S_ISBLK(sb.st_mode);
 	int len = 0;
 	char *out;
 
 	xmlDocSetRootElement(doc, disk);
-	xmlNewProp(disk, (const xmlChar *)"type", (const xmlChar *)"file");
+	xmlNewProp(disk, (const xmlChar *)"type", (const xmlChar *)(on_dev ? "block" : "file"));
 	xmlNewProp(xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL),
-		   (const xmlChar *)"file", (const xmlChar *)path);
+		   (const xmlChar *)(on_dev ? "dev" : "file"), (const xmlChar *)path);
 	xmlNewProp(xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL),
 		   (const xmlChar *)"type", (const xmlChar *)"qcow2");
 	xmlDocDumpMemory(doc, &buf, &len);

@@ -1,6 +1,7 @@
 /* snapshot.c: build the snapshot XML with libxml2 (so paths are escaped) and
  * take the snapshot in one atomic libvirt call, onto overlays the job made
- * (REUSE_EXT: libvirt neither creates nor truncates a file by name).
+ * (REUSE_EXT: libvirt neither creates nor truncates a file by name); an
+ * overlay on a block device is given as <disk type='block'><source dev=>.
  */
 #include "snapshot/snapshot.h"
 #include "util.h"
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct sm_plan_disk *find_plan(const struct sm_plan_disk *plans, size_t n,
 					    const char *target)
@@ -41,18 +43,24 @@ char *sm_snapshot_xml(const struct sm_domain_disks *all, const struct sm_plan_di
 	for (size_t i = 0; i < all->ndisks; i++) {
 		const struct sm_plan_disk *p = find_plan(plans, nplans, all->disks[i].target);
 		xmlNodePtr d = xmlNewChild(disks, NULL, (const xmlChar *)"disk", NULL);
+		struct stat sb;
+		bool on_dev;
 
 		xmlNewProp(d, (const xmlChar *)"name", (const xmlChar *)all->disks[i].target);
 		if (!p) {
 			xmlNewProp(d, (const xmlChar *)"snapshot", (const xmlChar *)"no");
 			continue;
 		}
+		/* An overlay on a device the job's provisioner made (the job
+		 * checked it is that device) is a block source. */
+		on_dev = stat(p->src_overlay, &sb) == 0 && S_ISBLK(sb.st_mode);
 		xmlNewProp(d, (const xmlChar *)"snapshot", (const xmlChar *)"external");
-		xmlNewProp(d, (const xmlChar *)"type", (const xmlChar *)"file");
+		xmlNewProp(d, (const xmlChar *)"type", (const xmlChar *)(on_dev ? "block" : "file"));
 		xmlNewProp(xmlNewChild(d, NULL, (const xmlChar *)"driver", NULL),
 			   (const xmlChar *)"type", (const xmlChar *)"qcow2");
 		xmlNewProp(xmlNewChild(d, NULL, (const xmlChar *)"source", NULL),
-			   (const xmlChar *)"file", (const xmlChar *)p->src_overlay);
+			   (const xmlChar *)(on_dev ? "dev" : "file"),
+			   (const xmlChar *)p->src_overlay);
 	}
 	xmlDocDumpFormatMemory(doc, &buf, &len, 1);
 	out = sm_xstrdup((const char *)buf);

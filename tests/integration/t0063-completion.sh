@@ -51,7 +51,9 @@ expect_comp "snapmove list --" "--help --json"
 expect_comp "snapmove verify --" --help
 expect_comp "snapmove move $dom --off" --offline
 expect_comp "snapmove move $dom --tr" --trim
-expect_comp "snapmove move $dom --ov" --overlay-dir
+expect_comp "snapmove move $dom --ov" "--overlay-dir --overlay-provisioner --overlay-set --overlay-size"
+expect_comp "snapmove move $dom --overlay-provisioner l" "loop lvm"
+expect_comp "snapmove move $dom --overlay-set L" "LOOP_DIR= LVM_VG="
 expect_comp "snapmove recover --" "--help --resume"
 expect_comp "snapmove --qu" --quiet
 expect_comp "snapmove --conf" --config

@@ -287,6 +287,25 @@ static void test_only_file_disk_is_candidate(void **state)
 	sm_domain_disks_release(&d);
 }
 
+/* A mirror onto a block device (an overlay on a provisioned device): its
+ * path from <source dev>; the disk's own top a device too. */
+static void test_mirror_block(void **state)
+{
+	struct sm_domain_disks d;
+	const struct sm_disk *vda;
+
+	(void)state;
+	parse_fixture("mirror-block.xml", &d);
+	vda = find(&d, "vda");
+	assert_string_equal(vda->mirror_job, "copy");
+	assert_true(vda->mirror_ready);
+	assert_string_equal(vda->mirror_path, "/dev/loop12");
+	assert_int_equal(vda->nchain, 2);
+	assert_string_equal(vda->chain[0].path, "/dev/loop11");
+	assert_string_equal(vda->chain[1].path, "/src/vm.qcow2");
+	sm_domain_disks_release(&d);
+}
+
 static void test_mirror(void **state)
 {
 	struct sm_domain_disks d;
@@ -490,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_block_backing_image_unmovable),
 		cmocka_unit_test(test_only_file_disk_is_candidate),
 		cmocka_unit_test(test_mirror),
+		cmocka_unit_test(test_mirror_block),
 		cmocka_unit_test(test_inactive_chain_unknown),
 		cmocka_unit_test(test_no_format_unmovable),
 		cmocka_unit_test(test_encrypted_unmovable),

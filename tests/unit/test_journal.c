@@ -1291,7 +1291,7 @@ static void test_open_readonly(void **state)
 		 "DROP TABLE source_file; ALTER TABLE job DROP COLUMN asked_copy_method; "
 		 "ALTER TABLE job DROP COLUMN parallel; ALTER TABLE job DROP COLUMN trim; "
 		 "DROP TABLE provision_run; DROP TABLE provisioned_device; "
-		 "ALTER TABLE image DROP COLUMN dst_rdev");
+		 "ALTER TABLE image DROP COLUMN dst_rdev; ALTER TABLE job DROP COLUMN overlay_chunk");
 	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, NULL), 0);
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
 	sm_job_row_release(&row);
