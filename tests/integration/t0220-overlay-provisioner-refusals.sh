@@ -189,7 +189,7 @@ case_edited_row() {
 		"the edited device's state"
 	jv "UPDATE provisioned_device SET path = '$real' WHERE id = $dstid"
 	expect_exit 0 sm cleanup "$job"
-	assert_contains "$T/err" "removed overlay device $real"
+	assert_contains "$T/err" "removed device $dstid ('$real') of job $job"
 	assert_eq "$(loops_of_test)" "" "loop devices after cleanup"
 	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = $job")" \
 		"removed,removed" "the job's devices after cleanup"
@@ -262,7 +262,7 @@ case_cleanup_removes_left_devices() {
 		"removing,removing" "the job's devices"
 	rm "$H/prov/busy"
 	expect_exit 0 sm cleanup "$job"
-	assert_contains "$T/err" "removed overlay device"
+	assert_contains "$T/err" "removed device "
 	assert_eq "$(loops_of_test)" "" "loop devices after cleanup"
 	assert_eq "$(jv "SELECT group_concat(state) FROM provisioned_device WHERE job_id = $job")" \
 		"removed,removed" "the job's devices after cleanup"
