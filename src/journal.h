@@ -90,6 +90,7 @@ struct sm_job_row {
 	char *copy_method;  /* --copy-method by name; NULL: auto */
 	unsigned parallel;  /* --parallel; 0: from the destination's devices */
 	bool trim;          /* --trim: the guest trims its file systems when done */
+	bool dest_zeroed;   /* --dest-zeroed: its destination devices read as zeros */
 	char *state;
 	char *phase;
 	char *error;

@@ -143,6 +143,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 			 (enum sm_copy_method)sm_copy_method_from_name(job.copy_method) : SM_COPY_AUTO;
 	parallel = job.parallel;
 	c->trim = job.trim;
+	c->dest_zeroed = job.dest_zeroed;
 	if (sm_sync_writes_from_name(job.sync_writes) >= 0)
 		c->sync_writes = (enum sm_sync_writes)sm_sync_writes_from_name(job.sync_writes);
 	sm_job_row_release(&job);

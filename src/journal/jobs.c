@@ -52,16 +52,18 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 
 	if (sm_journal_sql(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, delete_source, asked_copy_method, parallel, trim, state, phase, "
-		"pid, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		"ssisiiiissdisiissidd",
+		"converge_timeout, delete_source, asked_copy_method, parallel, trim, dest_zeroed, "
+		"state, phase, pid, created_at, updated_at) "
+		"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		"ssisiiiissdisiiissidd",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
 		job->sync_writes ? job->sync_writes : "auto",
 		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
 		(long long)job->delete_source, job->copy_method ? job->copy_method : "auto",
-		(long long)job->parallel, (long long)job->trim, sm_job_state_name(SM_JOB_RUNNING),
+		(long long)job->parallel, (long long)job->trim, (long long)job->dest_zeroed,
+		sm_job_state_name(SM_JOB_RUNNING),
 		sm_phase_name(SM_PHASE_PLANNED),
 		(long long)getpid(), now, now) < 0)
 		return -1;
@@ -294,7 +296,7 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
 	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source, asked_copy_method, parallel, trim"
+	"converge_timeout, delete_source, asked_copy_method, parallel, trim, dest_zeroed"
 
 static void job_from_row(struct row *rw, struct sm_job_row *r)
 {
@@ -324,6 +326,7 @@ static void job_from_row(struct row *rw, struct sm_job_row *r)
 	r->copy_method = journal_row_enum(rw, 19, "copy method", sm_copy_method_from_name);
 	r->parallel = (unsigned)journal_row_int(rw, 20, 0, 64);
 	r->trim = journal_row_bool(rw, 21);
+	r->dest_zeroed = journal_row_bool(rw, 22);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
