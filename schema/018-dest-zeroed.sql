@@ -4,3 +4,10 @@
 -- journaled before 018 (its resumed copies write the zeros: the safe side).
 
 ALTER TABLE job ADD COLUMN dest_zeroed INTEGER NOT NULL DEFAULT 0;
+
+-- The disk sequence number (BLKGETDISKSEQ) of a destination device when the
+-- copier first wrote it: a loop device detached and attached to another file
+-- keeps its device number (dst_rdev) but gets a new sequence number, so a
+-- resumed copy refuses it.  0: not known (a file, a kernel without diskseq,
+-- a job journaled before 018), not checked.
+ALTER TABLE image ADD COLUMN dst_diskseq INTEGER NOT NULL DEFAULT 0;

@@ -337,6 +337,30 @@ static int raw_device_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, si
 	return 0;
 }
 
+/* The device open as fd is the disk the job copied onto: the same device
+ * number (sm_destdev_open) is not enough, as a loop device detached and
+ * attached to another file keeps its 7:N; its disk sequence number, journaled
+ * when the copy first opened it, is new then.  Journaled here on a first
+ * open; 0 (no diskseq in this kernel) is not checked. */
+static int same_disk(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k, int fd)
+{
+	const struct sm_plan_image *img = &p->images[k];
+	unsigned long long seq = sm_destdev_diskseq(fd);
+
+	if (!seq)
+		return 0;
+	if (!img->dst_diskseq)
+		return sm_journal_image_set_diskseq(c->j, c->job, p->target, k, seq);
+	if (seq == img->dst_diskseq)
+		return 0;
+	sm_error("destination device '%s' (%u:%u) is another disk than the one job %lld copied "
+		 "onto (disk sequence number %llu, journaled %llu: detached and attached again, or "
+		 "replaced); nothing was written to it; abort the job ('snapmove abort %lld') and "
+		 "move again", img->dst, major((dev_t)img->dst_rdev), minor((dev_t)img->dst_rdev),
+		 c->job, seq, img->dst_diskseq, c->job);
+	return -1;
+}
+
 /* The destination device's node still names the journaled device: QEMU
  * opens it by that name from the pivot on. */
 static int device_still_named(const struct sm_plan_image *img)
@@ -419,6 +443,10 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 			   : sm_job_dest_fd(c, img->dst, img->src);
 	if (fd < 0)
 		return -1;
+	if (img->dst_rdev && same_disk(c, p, k, fd) < 0) {
+		close(fd);
+		return -1;
+	}
 	if (img->dst_rdev && !req.devices) {
 		rc = copy_onto_device(c, p, k, fd);
 		close(fd);

@@ -407,6 +407,7 @@ static void fill_image(struct row *rw, void *p)
 	img->dst_format = journal_row_text(rw, 8, false);
 	(void)journal_row_int(rw, 9, 0, ROW_SIZE_MAX);  /* depth, checked by the caller */
 	img->dst_rdev = (unsigned long long)journal_row_int(rw, 10, 0, ROW_SIZE_MAX);
+	img->dst_diskseq = (unsigned long long)journal_row_int(rw, 11, 0, ROW_SIZE_MAX);
 }
 
 static void release_disks(void *p, size_t n)
@@ -426,7 +427,8 @@ static int disk_images(struct sm_journal *j, long long job_id, struct sm_plan_di
 {
 	sqlite3_stmt *st = journal_prepare(j, "SELECT src_path, dst_path, format, src_backing, "
 				   "dst_backing, dst_backing_format, virtual_size, allocated, "
-				   "coalesce(dst_format, format) AS dst_format, depth, dst_rdev FROM image "
+				   "coalesce(dst_format, format) AS dst_format, depth, dst_rdev, dst_diskseq "
+				   "FROM image "
 				   "WHERE job_id = ? AND target = ? ORDER BY depth",
 				   "is", job_id, plan->target);
 	struct row rw = { .job = job_id };

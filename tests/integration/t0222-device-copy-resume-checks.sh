@@ -103,3 +103,44 @@ for p in "0x31 0 8M" "0x32 64M 8M" "0x33 128M 8M" "0x34 192M 8M" "0x21 10M 64k" 
 	# shellcheck disable=SC2086
 	check_pattern "$zdev" raw $p
 done
+
+note "a loop device attached again to another file (the same 7:N): the resume refuses it"
+# Offline: no QEMU holds the device between the kill and the resume (a live
+# mirror's QEMU would: 'losetup -d' would only mark it to go when closed).
+# These loop devices are detached by their files, not their names: the name
+# is let go of and taken again below.
+new_image "$T/src/o.raw" raw 256M 0x51 0 8M 0x52 64M 8M 0x53 128M 8M 0x54 192M 8M
+qemu-img create -q -f raw "$T/dev/o.img" 256M
+qemu-io -f raw -c "write -P 0xff 0 256M" "$T/dev/o.img" >/dev/null
+qemu-img create -q -f raw "$T/dev/o2.img" 256M
+qemu-io -f raw -c "write -P 0xee 0 256M" "$T/dev/o2.img" >/dev/null
+for f in o.img o2.img; do
+	defer "for d in \$(losetup -n -O NAME -j $T/dev/$f); do losetup -d \$d; done"
+done
+odev=$(losetup --find --show "$T/dev/o.img") || fail "losetup cannot attach a loop device"
+odom=$(dom_name offline)
+mkdir -m 755 "$T/offline"
+make_domain "$odom" defined "vda:$T/src/o.raw:raw"
+rc=0
+SNAPMOVE_TEST_CRASH_AT=copy:chunk bash -c '"$@" >"$0.out" 2>"$0.err"; rc=$?; exit $rc' \
+	"$T/offline/move" "$SNAPMOVE" --db "$DB" move "$odom" --dest "$T/offline" \
+	--dest-dev "vda=$odev" --offline 2>/dev/null || rc=$?
+[ "$rc" = 137 ] || { cat "$T/offline/move.err" >&2; fail "offline: move exited $rc, not killed"; }
+assert_eq "$(chunks 3)" 2 "offline: chunks journaled when killed"
+seq_before=$(sqlite3 "$DB" "SELECT dst_diskseq FROM image WHERE job_id = 3")
+[ "$seq_before" -gt 0 ] || fail "offline: no disk sequence number journaled"
+rdev_before=$(stat -c '%t:%T' "$odev")
+losetup -d "$odev"
+losetup "$odev" "$T/dev/o2.img" ||
+	fail "'$odev' was taken by another program between the detach and the attach"
+assert_eq "$(stat -c '%t:%T' "$odev")" "$rdev_before" "offline: the device number, attached again"
+sum_before=$(md5sum <"$T/dev/o2.img")
+expect_exit 1 sm resume 3
+assert_contains "$T/err" "destination device '$odev' ($((16#${rdev_before%:*})):$((16#${rdev_before#*:}))) is another disk than the one job 3 copied onto"
+sync
+assert_eq "$(md5sum <"$T/dev/o2.img")" "$sum_before" "the file attached again after the refused resume"
+assert_eq "$(chunks 3)" 2 "offline: chunks journaled after the refused resume"
+# As it says: abort, and the domain is defined on its source again.
+expect_exit 0 sm abort 3
+assert_eq "$(live_chain "$odom" vda --inactive)" "$T/src/o.raw raw" "offline: after abort"
+assert_eq "$(md5sum <"$T/dev/o2.img")" "$sum_before" "the file attached again after abort"
