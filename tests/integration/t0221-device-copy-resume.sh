@@ -153,7 +153,9 @@ rc=0
 wait "$pid" 2>/dev/null || rc=$?
 assert_eq "$rc" 137 "exit of the move killed from outside"
 n=$(chunks "$job")
-[ "$n" -ge 1 ] && [ "$n" -lt 4 ] || fail "killed from outside: $n chunks journaled, not 1 to 3"
+if [ "$n" -lt 1 ] || [ "$n" -ge 4 ]; then
+	fail "killed from outside: $n chunks journaled, not 1 to 3"
+fi
 note "killed from outside with $n of 4 chunks journaled"
 guest_write "$dom" vda 0x41 12M 64k
 expect_exit 0 sm resume "$job"
