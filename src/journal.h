@@ -92,6 +92,7 @@ struct sm_job_row {
 	bool trim;          /* --trim: the guest trims its file systems when done */
 	unsigned long long overlay_chunk;  /* overlays on provisioned devices, grown by
 					    * this many bytes (schema 015); 0: files */
+	bool dest_zeroed;   /* --dest-zeroed: its destination devices read as zeros */
 	char *state;
 	char *phase;
 	char *error;
@@ -189,6 +190,10 @@ int sm_journal_disk_set_size(struct sm_journal *j, long long job_id, const char 
 /* The copier's records: the path a copy used, and each durable chunk. */
 int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const char *target,
 				size_t depth, const char *method, unsigned long long chunk_size);
+/* The disk sequence number of an image's destination device, when the
+ * copier first opened it (a resumed copy compares it). */
+int sm_journal_image_set_diskseq(struct sm_journal *j, long long job_id, const char *target,
+				 size_t depth, unsigned long long diskseq);
 /* Record n chunks of an image (durable, or verified), in one transaction. */
 int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *target,
 			   size_t depth, const struct sm_journal_chunk *c, size_t n);

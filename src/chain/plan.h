@@ -28,6 +28,8 @@ struct sm_plan_image {
 	unsigned long long virtual_size;
 	unsigned long long allocated;
 	unsigned long long dst_rdev;   /* dst is this block device (--dest-dev); 0: a file */
+	unsigned long long dst_diskseq;  /* its disk sequence number when first copied
+					  * onto (journal only); 0: not known */
 };
 
 struct sm_plan_disk {

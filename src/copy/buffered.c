@@ -71,7 +71,8 @@ int sm_copy_readwrite(struct copier *c, off_t off, off_t end, struct sm_checksum
 			return -1;
 		}
 		sm_checksum_update(sum, (unsigned long long)off, c->buf, (size_t)n);
-		if (sm_copy_pwrite_all(c->out, c->buf, (size_t)n, off) < 0) {
+		if (!sm_copy_all_zero(c, c->buf, (size_t)n) &&
+		    sm_copy_pwrite_all(c->out, c->buf, (size_t)n, off) < 0) {
 			sm_copy_write_error(c);
 			return -1;
 		}

@@ -71,6 +71,9 @@ struct copier {
 	struct range_list data;  /* the source's data in the current chunk */
 	struct verifier *verifier;  /* the direct path's check of the last chunk */
 	struct sm_uring *uring;     /* direct-uring's ring and buffers */
+	bool out_device;  /* the destination is a block device (never truncated) */
+	bool skip_zeros;  /* the source is a device (no holes to find) and the
+			   * destination reads as zeros: all-zero blocks not written */
 };
 
 /* The direct path, by either engine. */
@@ -84,6 +87,9 @@ int sm_copy_collect_ranges(struct range_list *l, int fd, off_t from, off_t to);
 unsigned long long sm_copy_ranges_bytes(const struct range_list *l);
 
 /* io.c */
+int sm_copy_size(int fd, const char *path, bool devices, off_t *size, bool *device);
+bool sm_copy_all_zero(const struct copier *c, const char *buf, size_t len);
+int sm_copy_zero_holes(struct copier *c, off_t off, off_t end);
 void sm_copy_write_error(const struct copier *c);
 int sm_copy_pwrite_all(int fd, const char *buf, size_t len, off_t off);
 ssize_t sm_copy_pread_upto(int fd, char *buf, size_t len, off_t off, bool direct);

@@ -16,6 +16,13 @@
  * copy_file_range and the buffered loop can be asked for by name.
  * Only data extents (SEEK_DATA/SEEK_HOLE) are read or written: holes stay
  * holes.  Formats are not this module's business: a qcow2 file is bytes here.
+ *
+ * Block devices (sm_copy_req.devices): a device has no holes to find, so a
+ * device source is read whole and its all-zero blocks are not written (a
+ * file destination keeps them as holes); a device destination is never
+ * truncated, and where it is not known to read as zeros (zero_holes) the
+ * source's holes and zero blocks are written as zeros (fallocate on the
+ * device: the kernel's write-zeroes, else written zeros).
  */
 #ifndef SM_COPY_H
 #define SM_COPY_H
@@ -105,6 +112,10 @@ struct sm_copy_req {
 	 * source not), re-copied if they differ, then reported done. */
 	const struct sm_copy_chunk *unverified;
 	size_t nunverified;
+	bool devices;     /* src and dst may be block devices (else: regular files only) */
+	bool zero_holes;  /* dst is a device that may hold old data: write zeros
+			   * where the source has none; false for a device the
+			   * caller says reads as zeros (--dest-zeroed) */
 };
 
 struct sm_copy_result {
@@ -126,18 +137,19 @@ int sm_copy_data_bytes(const char *path, unsigned long long *out);
 int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
 			     unsigned long long length, unsigned long long *out);
 /* Copy req->src onto req->dst, both opened by name (dst not followed if a
- * symlink).  Both must be regular files. */
+ * symlink).  Both must be regular files (req->devices is not looked at). */
 int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, void *ctx,
 		struct sm_copy_result *res);
 /* The same between two open files, which stay open: src_fd read, dst_fd
  * (O_RDWR) written; req->src and req->dst only name them in messages.  The
  * files are never opened again by name (the direct path reopens them through
  * /proc/self/fd), so a name another user swaps meanwhile changes nothing.
- * Both must be regular files. */
+ * Both must be regular files, or with req->devices block devices too (a
+ * device destination at least as big as the source). */
 int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 		    const struct sm_copy_ops *ops, void *ctx, struct sm_copy_result *res);
-/* Checksum the chunk of path at [offset, offset + length) as the copier does.
- * For 'snapmove verify'. */
+/* Checksum the chunk of path (a file or a block device) at [offset, offset +
+ * length) as the copier does.  For 'snapmove verify'. */
 int sm_copy_checksum_range(const char *path, unsigned long long offset,
 			   unsigned long long length, uint64_t *out);
 

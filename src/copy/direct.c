@@ -230,6 +230,9 @@ int sm_copy_checksum_direct(int fd, const char *path, const struct range_list *r
  * 10-15% faster with verify; 25% slower without, so only then). */
 int sm_copy_preallocate(struct copier *c)
 {
+	/* A device source's zeros are not written: not allocated either. */
+	if (c->skip_zeros)
+		return 0;
 	for (size_t i = 0; c->verifier && i < c->data.n; i++)
 		if (fallocate(c->out, FALLOC_FL_KEEP_SIZE, c->data.v[i].start,
 			      c->data.v[i].end - c->data.v[i].start) < 0 &&
@@ -263,7 +266,7 @@ int sm_copy_direct(struct copier *c, struct sm_checksum *sum)
 			break;
 		}
 		sm_checksum_update(sum, (unsigned long long)p->off, buf, got);
-		if (pwrite_direct(c, buf, got, p->off) < 0) {
+		if (!sm_copy_all_zero(c, buf, got) && pwrite_direct(c, buf, got, p->off) < 0) {
 			sm_copy_write_error(c);
 			ret = -1;
 			break;

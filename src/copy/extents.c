@@ -1,6 +1,7 @@
 /* extents.c: where a file's data is (SEEK_DATA/SEEK_HOLE), widened to the
  * 4 KiB blocks the checksum reads; the copier reads and writes only these
- * ranges, so holes stay holes.  It neither reads nor writes data.
+ * ranges, so holes stay holes.  A block device has no SEEK_DATA (EINVAL):
+ * all of it is one range, read whole.  It neither reads nor writes data.
  */
 #include "copy/copier.h"
 #include "util.h"
@@ -21,24 +22,30 @@ int sm_copy_collect_ranges(struct range_list *l, int fd, off_t from, off_t to)
 	l->n = 0;
 	while (pos < to) {
 		off_t s = lseek(fd, pos, SEEK_DATA), e;
+		struct stat sb;
 
 		if (s < 0) {
 			if (errno == ENXIO)
 				break;
-			return -1;
-		}
-		if (s >= to)
-			break;
-		e = lseek(fd, s, SEEK_HOLE);
-		if (e < 0)
-			return -1;
-		s -= s % SM_BLOCK;
-		if (s < pos)
+			/* A block device has no SEEK_DATA (EINVAL): all data. */
+			if (errno != EINVAL || fstat(fd, &sb) < 0 || !S_ISBLK(sb.st_mode))
+				return -1;
 			s = pos;
-		if (e % SM_BLOCK)
-			e += SM_BLOCK - e % SM_BLOCK;
-		if (e > to)
 			e = to;
+		} else {
+			if (s >= to)
+				break;
+			e = lseek(fd, s, SEEK_HOLE);
+			if (e < 0)
+				return -1;
+			s -= s % SM_BLOCK;
+			if (s < pos)
+				s = pos;
+			if (e % SM_BLOCK)
+				e += SM_BLOCK - e % SM_BLOCK;
+			if (e > to)
+				e = to;
+		}
 		if (l->n == l->cap) {
 			l->cap = l->cap ? l->cap * 2 : 16;
 			l->v = sm_xrealloc(l->v, l->cap * sizeof(*l->v));
@@ -62,20 +69,21 @@ int sm_copy_data_bytes_range(const char *path, unsigned long long offset,
 			     unsigned long long length, unsigned long long *out)
 {
 	struct range_list l = { 0 };
-	struct stat sb;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	off_t end;
+	off_t end, size;
+	bool device;
 	int rc;
 
 	*out = 0;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
+	if (fd < 0) {
 		sm_error("cannot read '%s': %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
-	end = length == 0 || (off_t)(offset + length) > sb.st_size ? sb.st_size
-								   : (off_t)(offset + length);
+	if (sm_copy_size(fd, path, true, &size, &device) < 0) {
+		close(fd);
+		return -1;
+	}
+	end = length == 0 || (off_t)(offset + length) > size ? size : (off_t)(offset + length);
 	rc = sm_copy_collect_ranges(&l, fd, (off_t)offset, end);
 	if (rc == 0)
 		*out = sm_copy_ranges_bytes(&l);

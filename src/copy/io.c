@@ -1,17 +1,59 @@
-/* io.c: the copier's primitives, below every copy path: the read and
- * write that never give up halfway (EINTR, short transfers), the write
- * error (a full destination says what to do), counting copied bytes (rate
- * limit, progress, cancel), and the destination's hole punch and fdatasync.
- * It copies nothing by itself: the paths are buffered.c and direct.c.
+/* io.c: the copier's primitives, below every copy path: the size of a
+ * file or device, the read and write that never give up halfway (EINTR,
+ * short transfers), the write error (a full destination says what to do),
+ * counting copied bytes (rate limit, progress, cancel), and the
+ * destination's hole punch (zeros on a device), zero blocks not written,
+ * and fdatasync.  It copies nothing by itself: the paths are buffered.c and
+ * direct.c.
  */
 #include "copy/copier.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* The bytes fd holds: a regular file's size, or (devices) a block
+ * device's (BLKGETSIZE64); *device says which.  A directory, a FIFO, or a
+ * device without devices, is refused. */
+int sm_copy_size(int fd, const char *path, bool devices, off_t *size, bool *device)
+{
+	struct stat sb;
+	unsigned long long bytes = 0;
+
+	*device = false;
+	if (fstat(fd, &sb) < 0) {
+		sm_error("cannot read '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISREG(sb.st_mode)) {
+		*size = sb.st_size;
+		return 0;
+	}
+	if (!devices || !S_ISBLK(sb.st_mode)) {
+		sm_error("'%s' is not a regular file; only image files can be copied", path);
+		return -1;
+	}
+	if (ioctl(fd, BLKGETSIZE64, &bytes) < 0) {
+		sm_error("cannot read the size of device '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	*size = (off_t)bytes;
+	*device = true;
+	return 0;
+}
+
+/* buf[0, len) is all zeros and need not be written: the source is a device
+ * (its zeros are data to SEEK_DATA) and the destination reads as zeros. */
+bool sm_copy_all_zero(const struct copier *c, const char *buf, size_t len)
+{
+	return c->skip_zeros && len > 0 && buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0;
+}
 
 void sm_copy_write_error(const struct copier *c)
 {
@@ -96,7 +138,9 @@ bool sm_copy_copied(struct copier *c, unsigned long long n)
 	return sm_copy_report(c, false);
 }
 
-/* Drop whatever the destination holds in [off, end): a hole again. */
+/* Drop whatever the destination holds in [off, end): a hole again (on a
+ * device, which has no holes: zeros, by the kernel's write-zeroes where the
+ * device has it, else written). */
 int sm_copy_punch(struct copier *c, off_t off, off_t end)
 {
 	if (end <= off)
@@ -119,6 +163,22 @@ int sm_copy_punch(struct copier *c, off_t off, off_t end)
 		off += (off_t)n;
 	}
 	return 0;
+}
+
+/* A device destination that may hold old data (req->zero_holes): zeros
+ * where the current chunk [off, end) has no source data (c->data). */
+int sm_copy_zero_holes(struct copier *c, off_t off, off_t end)
+{
+	off_t pos = off;
+
+	if (!c->req->zero_holes || !c->out_device)
+		return 0;
+	for (size_t i = 0; i < c->data.n; i++) {
+		if (sm_copy_punch(c, pos, c->data.v[i].start) < 0)
+			return -1;
+		pos = c->data.v[i].end;
+	}
+	return sm_copy_punch(c, pos, end);
 }
 
 int sm_copy_sync_out(struct copier *c)

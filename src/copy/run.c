@@ -58,8 +58,10 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 		return -1;
 	}
 	chunk.data_bytes = sm_copy_ranges_bytes(&c->data);
-	/* A chunk a crash interrupted may hold part of its data: start it over. */
-	if (resumed && sm_copy_punch(c, off, end) < 0)
+	/* A chunk a crash interrupted may hold part of its data: start it over.
+	 * A device's chunk is written whole again (data, and zeros where
+	 * zero_holes) or, read as zeros, holds only the source's own bytes. */
+	if (resumed && !c->out_device && sm_copy_punch(c, off, end) < 0)
 		return -1;
 	c->in_chunk = 0;
 	c->chunk_data = chunk.data_bytes;
@@ -69,13 +71,16 @@ static int do_chunk(struct copier *c, unsigned long long index, bool resumed)
 	} else if (sm_copy_chunk_data(c, &chunk.checksum) < 0) {
 		return -1;
 	}
+	if (sm_copy_zero_holes(c, off, end) < 0)
+		return -1;
 	if (c->ops && c->ops->after_write)
 		c->ops->after_write(c->ctx, c->out, &chunk, 0);
 	c->done += chunk.data_bytes;
 	c->in_chunk = 0;
 	/* A hole of a fresh copy: nothing was written, nothing to sync or read
 	 * back (a 1 TiB sparse image is mostly such chunks). */
-	if (chunk.data_bytes == 0 && !resumed && !(c->ops && c->ops->after_write)) {
+	if (chunk.data_bytes == 0 && !resumed && !(c->ops && c->ops->after_write) &&
+	    !(c->out_device && c->req->zero_holes)) {
 		if (sm_copy_finish_pending(c) < 0 || sm_copy_chunk_done(c, &chunk) < 0)
 			return -1;
 		return sm_copy_report(c, false) ? 0 : -1;
@@ -117,8 +122,11 @@ static int try_reflink(struct copier *c)
 int sm_copy_run(const struct sm_copy_req *req, const struct sm_copy_ops *ops, void *ctx,
 		struct sm_copy_result *res)
 {
+	struct sm_copy_req files = *req;
 	int in, out, ret;
 
+	files.devices = false;  /* by name: image files only */
+	req = &files;
 	memset(res, 0, sizeof(*res));
 	in = open(req->src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (in < 0) {
@@ -161,27 +169,14 @@ static int open_uring(struct copier *c)
 	return -1;
 }
 
-/* fd is a regular file (a directory, a device, a FIFO are not images). */
-static int regular(int fd, const char *path, struct stat *sb)
-{
-	if (fstat(fd, sb) < 0) {
-		sm_error("cannot read '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb->st_mode)) {
-		sm_error("'%s' is not a regular file; only image files can be copied", path);
-		return -1;
-	}
-	return 0;
-}
-
 int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 		    const struct sm_copy_ops *ops, void *ctx, struct sm_copy_result *res)
 {
 	struct copier c = { .req = req, .ops = ops, .ctx = ctx, .res = res, .in = src_fd,
 			    .out = dst_fd, .in_direct = -1, .out_direct = -1 };
-	struct stat sb, dsb;
 	unsigned long long nchunks, first;
+	off_t dsize;
+	bool in_device;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -190,10 +185,19 @@ int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 	c.chunk_size -= c.chunk_size % SM_CHECKSUM_BLOCK;
 	if (!c.chunk_size)
 		c.chunk_size = SM_CHECKSUM_BLOCK;
-	if (regular(c.in, req->src, &sb) < 0 || regular(c.out, req->dst, &dsb) < 0)
+	if (sm_copy_size(c.in, req->src, req->devices, &c.size, &in_device) < 0 ||
+	    sm_copy_size(c.out, req->dst, req->devices, &dsize, &c.out_device) < 0)
 		goto cleanup;
-	c.size = sb.st_size;
-	res->size = (unsigned long long)sb.st_size;
+	if (c.out_device && dsize < c.size) {
+		sm_error("device '%s' holds %lld bytes and '%s' is %lld; the copy needs a device "
+			 "at least that big", req->dst, (long long)dsize, req->src, (long long)c.size);
+		goto cleanup;
+	}
+	/* A device source has no holes to find: its zero blocks are not
+	 * written where the destination reads as zeros (a file made all hole
+	 * below, a device the caller says is zeroed). */
+	c.skip_zeros = in_device && !(c.out_device && req->zero_holes);
+	res->size = (unsigned long long)c.size;
 	if (sm_copy_collect_ranges(&c.data, c.in, 0, c.size) < 0) {
 		sm_error("cannot walk the extents of '%s': %s", req->src, strerror(errno));
 		goto cleanup;
@@ -218,7 +222,9 @@ int sm_copy_run_fds(const struct sm_copy_req *req, int src_fd, int dst_fd,
 		goto cleanup;
 	if (req->method == SM_COPY_DIRECT_URING && open_uring(&c) < 0)
 		goto cleanup;
-	if (first == 0) {
+	if (c.out_device) {
+		/* A device is never truncated: every chunk is written over. */
+	} else if (first == 0) {
 		/* Fresh: drop what the destination held, then size it, all holes. */
 		if (ftruncate(c.out, 0) < 0 || ftruncate(c.out, c.size) < 0) {
 			sm_copy_write_error(&c);
@@ -310,20 +316,22 @@ int sm_copy_checksum_range(const char *path, unsigned long long offset,
 	struct sm_copy_result res = { 0 };
 	struct copier c = { .req = &req, .res = &res, .unit = SM_COPY_BUF, .dunit = SM_DIRECT_UNIT,
 			    .out = -1, .in_direct = -1, .out_direct = -1 };
-	struct stat sb;
-	off_t end;
+	off_t end, size;
+	bool device;
 	int ret = -1;
 
 	c.in = open(path, O_RDONLY | O_CLOEXEC);
-	if (c.in < 0 || fstat(c.in, &sb) < 0) {
+	if (c.in < 0) {
 		sm_error("cannot read '%s': %s", path, strerror(errno));
 		goto cleanup;
 	}
+	if (sm_copy_size(c.in, path, true, &size, &device) < 0)
+		goto cleanup;
 	/* From the storage where it can (O_DIRECT, from a block boundary),
 	 * else the page cache. */
 	if (offset % SM_CHECKSUM_BLOCK == 0)
 		c.in_direct = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	end = (off_t)(offset + length) > sb.st_size ? sb.st_size : (off_t)(offset + length);
+	end = (off_t)(offset + length) > size ? size : (off_t)(offset + length);
 	c.buf = sm_xmalloc(c.unit);
 	if (c.in_direct >= 0)
 		for (int i = 0; i < SM_DIRECT_DEPTH; i++)

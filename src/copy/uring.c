@@ -294,6 +294,13 @@ static void consume(struct pipe *p)
 				s->state = SLOT_FREE;
 				continue;
 			}
+			/* A device's zeros, where the destination reads as
+			 * zeros: nothing to write, only to count. */
+			if (sm_copy_all_zero(p->c, p->u->bufs[i], s->got)) {
+				s->whole = s->got;
+				piece_written(p, s);
+				continue;
+			}
 			s->whole = s->got / (size_t)SM_BLOCK * (size_t)SM_BLOCK;
 			if (s->whole)
 				submit_write(p, s);

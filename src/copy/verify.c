@@ -162,6 +162,16 @@ int sm_copy_recopy_chunk(struct copier *c, struct sm_copy_chunk *chunk)
 	uint64_t sum;
 	int ok;
 
+	/* A device the caller says reads as zeros gets none written: a
+	 * mismatch there is the claim being false, and zeroing the chunk to
+	 * hide it would write the zeros the caller said were not needed. */
+	if (c->out_device && !c->req->zero_holes) {
+		sm_error("verification failed: '%s' and '%s' differ at chunk %llu (offset %llu); "
+			 "the device was said to read as zeros (--dest-zeroed) and does not: "
+			 "zero it first, or move without --dest-zeroed", c->req->src, c->req->dst,
+			 chunk->index, chunk->offset);
+		return -1;
+	}
 	c->res->recopied++;
 	c->method = SM_COPY_READWRITE;
 	if (sm_copy_punch(c, off, end) < 0)

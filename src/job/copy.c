@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* ---- copy ---- */
@@ -297,13 +298,82 @@ cleanup:
 	return ret;
 }
 
-/* The copy onto a device fd (checked): qemu-img convert, the holes
- * written as zeros (the device is not known to read as zeros). */
+/* The copy onto a device fd (checked) that the copier cannot make (a
+ * qcow2, a conversion, a chain): qemu-img convert, the holes written as
+ * zeros unless the device reads as zeros (--dest-zeroed). */
 static int copy_onto_device(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k, int fd)
 {
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
 		return -1;
 	return convert_image(c, p, k, fd);
+}
+
+/* Image k of p is a raw image copied byte for byte by the copier though a
+ * block device is at one end (the source the disk runs on, or a --dest-dev
+ * destination): one raw image, nothing below it, nothing to convert.  A
+ * qcow2 on a device stays with qemu-img convert: the device has no end of
+ * the image to find (the copier would read all of it where qemu-img reads
+ * the allocated clusters), and a qcow2 file need not fit the device that
+ * 'qemu-img measure' sized.  *device is false when no device is involved
+ * (the file paths decide then). */
+static int raw_device_copy(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k,
+			   bool *device)
+{
+	const struct sm_plan_image *img = &p->images[k];
+	struct sm_domain_disks src = { 0 };
+	struct stat sb;
+	bool src_device = stat(img->src, &sb) == 0 && S_ISBLK(sb.st_mode);
+	bool raw = sm_str_eq(img->format, "raw") && sm_str_eq(img->dst_format, "raw") &&
+		   p->nimages == 1 && !p->kept && !img->src_backing;
+
+	*device = false;
+	if (!raw || (!src_device && !img->dst_rdev))
+		return 0;
+	/* The chain the job planned, still (as convert_image checks it). */
+	if (sm_job_source_chain(c, p, &src) < 0)
+		return -1;
+	*device = src.ndisks == 1 && src.disks[0].nchain == 1;
+	sm_domain_disks_release(&src);
+	return 0;
+}
+
+/* The device open as fd is the disk the job copied onto: the same device
+ * number (sm_destdev_open) is not enough, as a loop device detached and
+ * attached to another file keeps its 7:N; its disk sequence number, journaled
+ * when the copy first opened it, is new then.  Journaled here on a first
+ * open; 0 (no diskseq in this kernel) is not checked. */
+static int same_disk(struct sm_jobctx *c, const struct sm_plan_disk *p, size_t k, int fd)
+{
+	const struct sm_plan_image *img = &p->images[k];
+	unsigned long long seq = sm_destdev_diskseq(fd);
+
+	if (!seq)
+		return 0;
+	if (!img->dst_diskseq)
+		return sm_journal_image_set_diskseq(c->j, c->job, p->target, k, seq);
+	if (seq == img->dst_diskseq)
+		return 0;
+	sm_error("destination device '%s' (%u:%u) is another disk than the one job %lld copied "
+		 "onto (disk sequence number %llu, journaled %llu: detached and attached again, or "
+		 "replaced); nothing was written to it; abort the job ('snapmove abort %lld') and "
+		 "move again", img->dst, major((dev_t)img->dst_rdev), minor((dev_t)img->dst_rdev),
+		 c->job, seq, img->dst_diskseq, c->job);
+	return -1;
+}
+
+/* The destination device's node still names the journaled device: QEMU
+ * opens it by that name from the pivot on. */
+static int device_still_named(const struct sm_plan_image *img)
+{
+	struct stat sb;
+
+	if (stat(img->dst, &sb) == 0 && S_ISBLK(sb.st_mode) &&
+	    (unsigned long long)sb.st_rdev == img->dst_rdev)
+		return 0;
+	sm_error("destination device '%s' is no longer the device %u:%u the job copied onto; "
+		 "see what happened to it before resuming", img->dst, major((dev_t)img->dst_rdev),
+		 minor((dev_t)img->dst_rdev));
+	return -1;
 }
 
 /* sm_copy_run_fds from img->src onto the destination file fd. */
@@ -361,13 +431,23 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 			return -1;
 		req.unverified = unverified;
 	}
+	if (raw_device_copy(c, p, k, &req.devices) < 0)
+		return -1;
+	/* A device that may hold old data gets zeros where the source has
+	 * none; one the caller says reads as zeros (journaled) gets none. */
+	req.zero_holes = img->dst_rdev && !c->dest_zeroed;
 	/* A device is opened for this copy only (never held: QEMU writes it
-	 * from the pivot on). */
+	 * from the pivot on); its journaled number checked on the fd that
+	 * every write goes through. */
 	fd = img->dst_rdev ? sm_destdev_open(img->dst, img->dst_rdev)
 			   : sm_job_dest_fd(c, img->dst, img->src);
 	if (fd < 0)
 		return -1;
-	if (img->dst_rdev) {
+	if (img->dst_rdev && same_disk(c, p, k, fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (img->dst_rdev && !req.devices) {
 		rc = copy_onto_device(c, p, k, fd);
 		close(fd);
 		if (rc < 0)
@@ -377,10 +457,13 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		return sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPIED,
 						  img->allocated);
 	}
-	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0)
+	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPYING, 0) < 0) {
+		if (img->dst_rdev)
+			close(fd);
 		return -1;
+	}
 	sm_progress_start(c->pr, cc.slot, label);
-	if (p->flat || !sm_str_eq(img->format, img->dst_format)) {
+	if (!req.devices && (p->flat || !sm_str_eq(img->format, img->dst_format))) {
 		if (convert_image(c, p, k, fd) < 0)
 			return -1;
 		res.data_bytes = res.copied_bytes = img->allocated;
@@ -390,6 +473,8 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		if (rc == 0)
 			rc = flush_chunks(&cc, NULL, true);
 		free(cc.held);
+		if (img->dst_rdev)
+			close(fd);  /* a device is the journal's, not held */
 		if (rc < 0 ||
 		    sm_journal_image_set_method(c->j, c->job, p->target, k,
 						sm_copy_method_name(res.method), req.chunk_size) < 0)
@@ -397,7 +482,7 @@ static int copy_image(struct sm_jobctx *c, size_t i, size_t k)
 		if (img->dst_backing && rebase_copy(c, p, k, req.chunk_size, fd) < 0)
 			return -1;
 	}
-	if (sm_job_still_named(c, img->dst, fd) < 0)
+	if (img->dst_rdev ? device_still_named(img) < 0 : sm_job_still_named(c, img->dst, fd) < 0)
 		return -1;
 	sm_progress_stop(c->pr, cc.slot);
 	if (sm_journal_image_set_state(c->j, c->job, p->target, k, SM_IMAGE_COPIED,

@@ -178,6 +178,19 @@ int sm_destdev_check(const char *path, unsigned long long rdev, unsigned long lo
 	return 0;
 }
 
+unsigned long long sm_destdev_diskseq(int fd)
+{
+	unsigned long long seq = 0;
+
+#ifdef BLKGETDISKSEQ
+	if (ioctl(fd, BLKGETDISKSEQ, &seq) < 0)
+		seq = 0;
+#else
+	(void)fd;
+#endif
+	return seq;
+}
+
 int sm_destdev_open(const char *path, unsigned long long rdev)
 {
 	int fd = open(path, O_RDWR | O_EXCL | O_NOFOLLOW | O_CLOEXEC);

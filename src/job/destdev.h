@@ -26,5 +26,10 @@ int sm_destdev_check(const char *path, unsigned long long rdev, unsigned long lo
 /* Open path for writing (O_EXCL), only while it is the device rdev.  The fd,
  * or -1 with an error. */
 int sm_destdev_open(const char *path, unsigned long long rdev);
+/* The disk sequence number of the device open as fd (BLKGETDISKSEQ: new at
+ * every attach of a loop device, every new disk), 0 where the kernel has
+ * none.  Unlike the device number, it tells a loop device attached again to
+ * another file from the one it was. */
+unsigned long long sm_destdev_diskseq(int fd);
 
 #endif

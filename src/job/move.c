@@ -110,6 +110,7 @@ static int open_job(struct move *m)
 		.copy_method = (char *)sm_copy_method_name(m->o->copy_method),
 		.parallel = m->o->parallel,
 		.trim = m->o->trim,
+		.dest_zeroed = m->o->dest_zeroed,
 		.delete_source = m->o->delete_source,
 		.overlay_chunk = m->overlay_prov ? (m->o->overlay_size ? m->o->overlay_size
 								  : SM_OVERLAY_CHUNK) : 0,

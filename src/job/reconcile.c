@@ -144,6 +144,7 @@ int sm_jobctx_load(struct sm_jobctx *c, struct sm_virt *v, struct sm_journal *j,
 	parallel = job.parallel;
 	c->trim = job.trim;
 	c->overlay_chunk = job.overlay_chunk;
+	c->dest_zeroed = job.dest_zeroed;
 	if (sm_sync_writes_from_name(job.sync_writes) >= 0)
 		c->sync_writes = (enum sm_sync_writes)sm_sync_writes_from_name(job.sync_writes);
 	sm_job_row_release(&job);

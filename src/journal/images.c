@@ -18,6 +18,14 @@ int sm_journal_image_set_method(struct sm_journal *j, long long job_id, const ch
 			    (long long)chunk_size, job_id, target, (long long)depth));
 }
 
+int sm_journal_image_set_diskseq(struct sm_journal *j, long long job_id, const char *target,
+				 size_t depth, unsigned long long diskseq)
+{
+	return IN_TX(j, sm_journal_sql(j, "UPDATE image SET dst_diskseq = ? WHERE job_id = ? AND "
+			    "target = ? AND depth = ?", "iisi", (long long)diskseq, job_id, target,
+			    (long long)depth));
+}
+
 int sm_journal_chunks_done(struct sm_journal *j, long long job_id, const char *target,
 			   size_t depth, const struct sm_journal_chunk *c, size_t n)
 {

@@ -52,16 +52,18 @@ int sm_journal_job_insert(struct sm_journal *j, const struct sm_job_row *job, lo
 
 	if (sm_journal_sql(j, "INSERT INTO job (domain_name, domain_uuid, persistent, dest_dir, "
 		"bandwidth_mib, keep_overlay, quiesce, verify, dest_format, sync_writes, "
-		"converge_timeout, delete_source, asked_copy_method, parallel, trim, state, phase, "
-		"pid, created_at, updated_at, overlay_chunk) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		"ssisiiiissdisiissiddi",
+		"converge_timeout, delete_source, asked_copy_method, parallel, trim, dest_zeroed, "
+		"state, phase, pid, created_at, updated_at, overlay_chunk) "
+		"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		"ssisiiiissdisiiissiddi",
 		job->domain_name, job->domain_uuid, (long long)job->persistent, job->dest_dir,
 		(long long)job->bandwidth_mib, (long long)job->keep_overlay,
 		(long long)job->quiesce, (long long)job->verify, job->dest_format,
 		job->sync_writes ? job->sync_writes : "auto",
 		job->converge_timeout > 0 ? job->converge_timeout : 30.0,
 		(long long)job->delete_source, job->copy_method ? job->copy_method : "auto",
-		(long long)job->parallel, (long long)job->trim, sm_job_state_name(SM_JOB_RUNNING),
+		(long long)job->parallel, (long long)job->trim, (long long)job->dest_zeroed,
+		sm_job_state_name(SM_JOB_RUNNING),
 		sm_phase_name(SM_PHASE_PLANNED),
 		(long long)getpid(), now, now, (long long)job->overlay_chunk) < 0)
 		return -1;
@@ -313,7 +315,8 @@ int sm_journal_unfinished_job_for_disk(struct sm_journal *j, const char *domain_
 #define JOB_COLUMNS "id, domain_name, domain_uuid, persistent, dest_dir, bandwidth_mib, " \
 	"keep_overlay, quiesce, state, phase, error, created_at, updated_at, " \
 	"coalesce(finished_at, 0) AS finished_at, verify, dest_format, sync_writes, " \
-	"converge_timeout, delete_source, asked_copy_method, parallel, trim, overlay_chunk"
+	"converge_timeout, delete_source, asked_copy_method, parallel, trim, overlay_chunk, " \
+	"dest_zeroed"
 
 static void job_from_row(struct row *rw, struct sm_job_row *r)
 {
@@ -344,6 +347,7 @@ static void job_from_row(struct row *rw, struct sm_job_row *r)
 	r->parallel = (unsigned)journal_row_int(rw, 20, 0, 64);
 	r->trim = journal_row_bool(rw, 21);
 	r->overlay_chunk = (unsigned long long)journal_row_int(rw, 22, 0, 1LL << 50);
+	r->dest_zeroed = journal_row_bool(rw, 23);
 }
 
 int sm_journal_job_get(struct sm_journal *j, long long id, struct sm_job_row *out)
@@ -424,6 +428,7 @@ static void fill_image(struct row *rw, void *p)
 	img->dst_format = journal_row_text(rw, 8, false);
 	(void)journal_row_int(rw, 9, 0, ROW_SIZE_MAX);  /* depth, checked by the caller */
 	img->dst_rdev = (unsigned long long)journal_row_int(rw, 10, 0, ROW_SIZE_MAX);
+	img->dst_diskseq = (unsigned long long)journal_row_int(rw, 11, 0, ROW_SIZE_MAX);
 }
 
 static void release_disks(void *p, size_t n)
@@ -443,7 +448,8 @@ static int disk_images(struct sm_journal *j, long long job_id, struct sm_plan_di
 {
 	sqlite3_stmt *st = journal_prepare(j, "SELECT src_path, dst_path, format, src_backing, "
 				   "dst_backing, dst_backing_format, virtual_size, allocated, "
-				   "coalesce(dst_format, format) AS dst_format, depth, dst_rdev FROM image "
+				   "coalesce(dst_format, format) AS dst_format, depth, dst_rdev, dst_diskseq "
+				   "FROM image "
 				   "WHERE job_id = ? AND target = ? ORDER BY depth",
 				   "is", job_id, plan->target);
 	struct row rw = { .job = job_id };

@@ -1291,7 +1291,8 @@ static void test_open_readonly(void **state)
 		 "DROP TABLE source_file; ALTER TABLE job DROP COLUMN asked_copy_method; "
 		 "ALTER TABLE job DROP COLUMN parallel; ALTER TABLE job DROP COLUMN trim; "
 		 "DROP TABLE provision_run; DROP TABLE provisioned_device; "
-		 "ALTER TABLE image DROP COLUMN dst_rdev; ALTER TABLE job DROP COLUMN overlay_chunk");
+		 "ALTER TABLE image DROP COLUMN dst_rdev; ALTER TABLE job DROP COLUMN overlay_chunk; "
+		 "ALTER TABLE job DROP COLUMN dest_zeroed; ALTER TABLE image DROP COLUMN dst_diskseq");
 	assert_int_equal(sm_journal_open_readonly(f->path, &f->j, NULL), 0);
 	assert_int_equal(sm_journal_job_get(f->j, id, &row), 1);
 	sm_job_row_release(&row);
@@ -1441,6 +1442,43 @@ static void test_malformed_rows(void **state)
 	assert_contains(sm_error_message(), "no job 99");
 }
 
+/* --dest-zeroed comes back with the job, and a device's disk sequence
+ * number with its image (schema 016), for a resumed copy. */
+static void test_dest_zeroed_and_diskseq(void **state)
+{
+	struct fixture *f = *state;
+	struct sm_job_row row = job_row("vm", "uuid-zeroed"), got;
+	struct sm_disk_row *disks = NULL;
+	struct test_plan p;
+	long long id = 0, plain;
+	size_t n = 0;
+
+	open_journal(f);
+	plain = insert_job(f->j, "uuid-plain", (const char *const[]){ "vda" }, 1);
+	row.dest_zeroed = true;
+	assert_int_equal(sm_journal_begin(f->j), 0);
+	assert_int_equal(sm_journal_job_insert(f->j, &row, &id), 0);
+	make_plan(&p, "vdb", id);
+	assert_int_equal(sm_journal_disk_insert(f->j, id, &p.disk), 0);
+	assert_int_equal(sm_journal_commit(f->j), 0);
+	assert_int_equal(sm_journal_job_get(f->j, id, &got), 1);
+	assert_true(got.dest_zeroed);
+	sm_job_row_release(&got);
+	assert_int_equal(sm_journal_job_get(f->j, plain, &got), 1);
+	assert_false(got.dest_zeroed);
+	sm_job_row_release(&got);
+
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(disks[0].plan.images[0].dst_diskseq, 0);
+	sm_disk_rows_free(disks, n);
+	assert_int_equal(sm_journal_image_set_diskseq(f->j, id, "vdb", 0, 2854), 0);
+	assert_int_equal(sm_journal_disk_list(f->j, id, &disks, &n), 0);
+	assert_int_equal(disks[0].plan.images[0].dst_diskseq, 2854);
+	assert_int_equal(disks[0].plan.images[1].dst_diskseq, 0);
+	sm_disk_rows_free(disks, n);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1464,6 +1502,7 @@ int main(void)
 		T(test_open_tightens_files),
 		T(test_open_refuses_links_and_strangers),
 		T(test_open_readonly),
+		T(test_dest_zeroed_and_diskseq),
 		T(test_lock_file_checked),
 		T(test_malformed_rows),
 		cmocka_unit_test(test_phase_names),
