@@ -6,7 +6,8 @@
  * copy of the base images, the wait for readiness, the final commit.  For
  * each disk whose active image is one of the job's overlay devices it
  * keeps a block threshold (virDomainSetBlockThreshold) half a chunk below
- * the device's end; the event (VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD) wakes
+ * the device's end (a whole chunk, and it grows by two, while a mirror
+ * writes both sides); the event (VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD) wakes
  * it, and it also polls the allocation QEMU reports (virDomainGetBlockInfo:
  * the highest offset written on the device) every half second, in case an
  * event is lost.  When the allocation passes the watermark it extends,
@@ -162,12 +163,20 @@ static bool look(struct sm_job_grow *g, struct grow_disk *d, const struct sm_dom
 {
 	struct grow_dev *replica;
 	struct grow_dev *act = active_dev(d, now, &replica);
+	const struct sm_disk *disk = sm_domain_disks_find(now, d->target);
 	virDomainBlockInfo info;
-	unsigned long long half = g->chunk / 2, want;
+	unsigned long long step = g->chunk, half, want;
 	bool grew = false;
 
 	if (!act)
 		return false;
+	/* While a mirror writes both sides, every guest write costs two
+	 * devices their room and each extend two provisioner runs: watch a
+	 * whole chunk ahead and grow by two, as vdsm doubles its chunk while
+	 * it replicates a volume. */
+	if (replica && disk && disk->mirror_job)
+		step = 2 * g->chunk;
+	half = step / 2;
 	if (virDomainGetBlockInfo(g->dom, d->target, &info, 0) < 0) {
 		virResetLastError();
 		return false;
@@ -175,8 +184,8 @@ static bool look(struct sm_job_grow *g, struct grow_disk *d, const struct sm_dom
 	if (sm_monotonic() < d->retry_at)
 		want = 0;
 	else if (info.allocation + half > act->bytes || nospace)
-		for (want = act->bytes + g->chunk; info.allocation + half > want;)
-			want += g->chunk;
+		for (want = act->bytes + step; info.allocation + half > want;)
+			want += step;
 	else
 		want = act->bytes;  /* the replica no smaller than what it copies */
 	/* The mirror writes into its target what the guest writes into the

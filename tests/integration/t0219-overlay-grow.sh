@@ -2,7 +2,7 @@
 # Overlays on devices that grow (move --overlay-provisioner): both overlays
 # of the disk are qcow2 images on loop devices the shipped 'loop'
 # provisioner makes, 16 MiB to start.  A heavy guest writer (HMP qemu-io,
-# 1 MiB writes back to back) writes 64 MiB while the source overlay is the
+# 1 MiB writes back to back) writes 128 MiB while the source overlay is the
 # active image and the mirror runs (the test hook at the copy phase), then
 # 24 MiB more after the pivot, while the destination overlay is active and
 # the final commit runs.  (A write of HMP's qemu-io that found the device
@@ -39,8 +39,10 @@ make_domain "$dom" transient "vda:$T/src/disk.qcow2:qcow2"
 alias=$(disk_alias "$dom" vda)
 
 # The hook: at the copy phase (the mirror runs, the source overlay is
-# active) 64 writes of 1 MiB at 1..64 MiB; at the collapse phase (the
-# destination overlay is active) 24 more at 100..123 MiB.  Each write is
+# active) 128 writes of 1 MiB at 1..128 MiB (while the mirror writes both
+# sides the devices grow two chunks at a time: enough to grow them at least
+# three times); at the collapse phase (the destination overlay is active)
+# 24 more at 150..173 MiB.  Each write is
 # logged once QEMU acknowledged it.
 cat >"$T/hook" <<HOOK
 #!/bin/bash
@@ -51,8 +53,8 @@ w() {
 	echo "\$1 \$2" >>'$T/writes'
 }
 case \$1 in
-copy) for i in \$(seq 1 64); do w \$((0x40 + i % 64)) \$i; done ;;
-collapse) for i in \$(seq 0 23); do w \$((0x80 + i)) \$((100 + i)); done ;;
+copy) for i in \$(seq 1 128); do w \$((0x40 + i % 64)) \$i; done ;;
+collapse) for i in \$(seq 0 23); do w \$((0xc0 + i)) \$((150 + i)); done ;;
 esac
 HOOK
 chmod 755 "$T/hook"
@@ -75,17 +77,17 @@ case_grew() {
 	note "source overlay device extended $src_ext times, destination overlay device $dst_ext times"
 	[ "$src_ext" -ge 3 ] || fail "the source overlay's device grew $src_ext times, not at least 3"
 	[ "$dst_ext" -ge 3 ] || fail "the destination overlay's device grew $dst_ext times, not at least 3"
-	# Started at 16 MiB; the source one holds the 64 MiB written on it.
+	# Started at 16 MiB; the source one holds the 128 MiB written on it.
 	[ "$(jv "SELECT min(r.bytes) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND r.op = 'create'")" = 16777216 ] ||
 		fail "the overlay devices did not start at 16 MiB"
-	[ "$(jv "SELECT max(r.bytes) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND d.name LIKE '%-src' AND r.op = 'extend'")" -gt 67108864 ] ||
-		fail "the source overlay's device never grew past 64 MiB"
+	[ "$(jv "SELECT max(r.bytes) FROM provision_run r JOIN provisioned_device d ON d.id = r.device_id WHERE d.job_id = 1 AND d.name LIKE '%-src' AND r.op = 'extend'")" -gt 134217728 ] ||
+		fail "the source overlay's device never grew past 128 MiB"
 	assert_contains "$T/err" "grown to"
 }
 run_case "the overlay devices grew at least three times each, journaled" case_grew
 
 case_never_paused() {
-	assert_eq "$(wc -l <"$T/writes")" 88 "acknowledged guest writes"
+	assert_eq "$(wc -l <"$T/writes")" 152 "acknowledged guest writes"
 	if grep -q "Suspended" "$T/lifecycle"; then
 		fail "the domain paused during the move: $(cat "$T/lifecycle")"
 	fi
