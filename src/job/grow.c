@@ -6,8 +6,8 @@
  * copy of the base images, the wait for readiness, the final commit.  For
  * each disk whose active image is one of the job's overlay devices it
  * keeps a block threshold (virDomainSetBlockThreshold) half a chunk below
- * the device's end (a whole chunk, and it grows by two, while a mirror
- * writes both sides); the event (VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD) wakes
+ * the device's end (it grows by two chunks while a mirror writes both
+ * sides); the event (VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD) wakes
  * it, and it also polls the allocation QEMU reports (virDomainGetBlockInfo:
  * the highest offset written on the device) every half second, in case an
  * event is lost.  When the allocation passes the watermark it extends,
@@ -171,12 +171,14 @@ static bool look(struct sm_job_grow *g, struct grow_disk *d, const struct sm_dom
 	if (!act)
 		return false;
 	/* While a mirror writes both sides, every guest write costs two
-	 * devices their room and each extend two provisioner runs: watch a
-	 * whole chunk ahead and grow by two, as vdsm doubles its chunk while
-	 * it replicates a volume. */
+	 * devices their room and each extend two provisioner runs: grow by
+	 * two chunks, as vdsm doubles its chunk while it replicates a volume.
+	 * The watermark stays half a chunk below the end (a device starts at
+	 * one chunk: a whole chunk would put the threshold at 0, which QEMU
+	 * takes as none). */
 	if (replica && disk && disk->mirror_job)
 		step = 2 * g->chunk;
-	half = step / 2;
+	half = g->chunk / 2;
 	if (virDomainGetBlockInfo(g->dom, d->target, &info, 0) < 0) {
 		virResetLastError();
 		return false;

@@ -17,6 +17,7 @@
 # guest (tests/guest) writing faster than a slow provisioner grows them:
 # paused on ENOSPC, grown and resumed by snapmove, which says so.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hmpw-lib.sh"
 . "$(dirname "$0")/hooks-lib.sh"
 
 command -v losetup >/dev/null || sm_skip "no losetup on this host (util-linux's mount package)"
@@ -36,22 +37,18 @@ mkdir -m 755 "$T/src" "$T/dst"
 new_image "$T/src/disk.qcow2" qcow2 256M 0x11 0 1M
 dom=$(dom_name)
 make_domain "$dom" transient "vda:$T/src/disk.qcow2:qcow2"
-alias=$(disk_alias "$dom" vda)
 
 # The hook: at the copy phase (the mirror runs, the source overlay is
 # active) 128 writes of 1 MiB at 1..128 MiB (while the mirror writes both
 # sides the devices grow two chunks at a time: enough to grow them at least
 # three times); at the collapse phase (the destination overlay is active)
-# 24 more at 150..173 MiB.  Each write is
-# logged once QEMU acknowledged it.
+# 24 more at 150..173 MiB.  Each write is logged once QEMU wrote it
+# (hmpw-lib.sh: one that found a device full is written again, counted).
+hmpw_file "$dom" "$T/writes" "$T/w.sh"
 cat >"$T/hook" <<HOOK
 #!/bin/bash
 set -euo pipefail
-w() {
-	virsh -c qemu:///system -q qemu-monitor-command '$dom' --hmp \
-		"qemu-io -d $alias/virtio-backend \"write -P \$1 \$2M 1M\"" >/dev/null
-	echo "\$1 \$2" >>'$T/writes'
-}
+. '$T/w.sh'
 case \$1 in
 copy) for i in \$(seq 1 128); do w \$((0x40 + i % 64)) \$i; done ;;
 collapse) for i in \$(seq 0 23); do w \$((0xc0 + i)) \$((150 + i)); done ;;
@@ -95,6 +92,7 @@ case_never_paused() {
 		fail "snapmove resumed a paused domain: $(grep paused "$T/err")"
 	fi
 	assert_eq "$(virsh domstate "$dom")" running "the domain's state"
+	note "$(hmpw_failed "$T/writes") of 152 HMP writes found a device full and were written again"
 }
 run_case "the domain never paused" case_never_paused
 
@@ -125,16 +123,13 @@ mkdir -m 755 "$T/src2" "$T/dst2"
 new_image "$T/src2/disk.qcow2" qcow2 256M 0x22 0 1M
 dom2=$(dom_name 2)
 make_domain "$dom2" transient "vda:$T/src2/disk.qcow2:qcow2"
-alias2=$(disk_alias "$dom2" vda)
+hmpw_file "$dom2" "$T/writes2" "$T/w2.sh"
 cat >"$T/hook2" <<HOOK
 #!/bin/bash
 set -euo pipefail
 [ "\$1" = copy ] || exit 0
-for i in \$(seq 1 40); do
-	virsh -c qemu:///system -q qemu-monitor-command '$dom2' --hmp \
-		"qemu-io -d $alias2/virtio-backend \"write -P \$((0x60 + i)) \${i}M 1M\"" >/dev/null
-	echo "\$((0x60 + i)) \$i" >>'$T/writes2'
-done
+. '$T/w2.sh'
+for i in \$(seq 1 40); do w \$((0x60 + i)) \$i; done
 HOOK
 chmod 755 "$T/hook2"
 
