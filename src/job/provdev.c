@@ -31,12 +31,6 @@ int sm_provdev_plan(const struct sm_disk *d, const struct sm_plan_disk *p,
 	unsigned long long need = img->virtual_size;
 
 	memset(out, 0, sizeof(*out));
-	if (sm_disk_on_device(d)) {
-		sm_error("disk '%s' is on the block device '%s' already; moving it from a device "
-			 "onto a device is not supported: leave --dest-provisioner out (it moves "
-			 "to a file)", p->target, d->chain[0].path);
-		return -1;
-	}
 	if (p->nimages != 1 || img->dst_backing || (p->kept && !p->flat)) {
 		sm_error("disk '%s' has a backing chain and a device takes one image; add "
 			 "--flatten (the whole chain goes into the device) or leave "
