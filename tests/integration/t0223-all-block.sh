@@ -20,6 +20,7 @@
 # Every loop device and domain the test made is gone at the end.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hooks-lib.sh"
+. "$(dirname "$0")/hmpw-lib.sh"
 
 command -v losetup >/dev/null || sm_skip "no losetup on this host (util-linux's mount package)"
 [ -e /dev/loop-control ] || sm_skip "no loop device support in this kernel (/dev/loop-control)"
@@ -102,38 +103,13 @@ new_dom() {
 # pause (not through the disk's error policy: see t0219), virsh exits 0 and
 # qemu-io says it in the domain's QEMU log only: the hook reads it there and
 # writes it again, as QEMU retries a guest's write once the domain paused on
-# ENOSPC is resumed (LOG.failed keeps each failure).
+# ENOSPC is resumed (LOG.failed keeps each failure; hmpw-lib.sh).
 make_hook() {
-	local log=/var/log/libvirt/qemu/$1.log
+	hmpw_file "$1" "$2" "$2.w.sh"
 	cat >"$T/hook" <<HOOK
 #!/bin/bash
 set -euo pipefail
-alias=\$(virsh -c qemu:///system dumpxml '$1' |
-	xmllint --xpath "string(//devices/disk[target/@dev='vda']/alias/@name)" -)
-w() {  # PATTERN OFFSET_MIB; QEMU's qemu-io says how it went in the domain's log
-	local n k ok fails
-	for n in \$(seq 1 50); do
-		ok=\$(grep -c "^wrote 1048576/1048576 bytes at offset \$((\$2 * 1048576))\$" '$log') || true
-		fails=\$(grep -c '^write failed' '$log') || true
-		virsh -c qemu:///system -q qemu-monitor-command '$1' --hmp \
-			"qemu-io -d \$alias/virtio-backend \"write -P \$1 \$2M 1M\"" >/dev/null
-		for k in \$(seq 1 100); do
-			if [ "\$(grep -c "^wrote 1048576/1048576 bytes at offset \$((\$2 * 1048576))\$" '$log')" -gt "\$ok" ]; then
-				echo "\$1 \$2" >>'$2'
-				return
-			fi
-			if [ "\$(grep -c '^write failed' '$log')" -gt "\$fails" ]; then
-				echo "\$1 \$2: \$(grep '^write failed' '$log' | tail -n1)" >>'$2.failed'
-				break
-			fi
-			[ "\$k" -lt 100 ] || { echo "qemu-io's write of \$1 at \$2 MiB: nothing in '$log'" >&2; exit 1; }
-			sleep 0.05
-		done
-		sleep 0.2
-	done
-	echo "the write of \$1 at \$2 MiB failed 50 times" >&2
-	exit 1
-}
+. '$2.w.sh'
 case \$1 in
 copy) for i in \$(seq 0 23); do w \$((0x40 + i)) \$((32 + i)); done ;;
 sync) w 0x22 4 ;;
@@ -143,8 +119,6 @@ finalize) w 0x25 6 ;;
 esac
 HOOK
 	chmod 755 "$T/hook"
-	: >"$2"
-	rm -f "$2.failed"
 }
 
 # has_writes IMAGE FORMAT LOG: every write of the test is on IMAGE.
