@@ -244,6 +244,14 @@ void sm_event_warning(long long job, const char *disk, const char *message)
 	sm_event_emit("warning", o);
 }
 
+/* How a program run (a hook, a provisioner) ended, as both events say it. */
+static void add_run(struct json_object *o, int exit_status, bool timed_out, double seconds)
+{
+	json_object_object_add(o, "exit", json_object_new_int(exit_status));
+	json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
+	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+}
+
 void sm_event_hook(long long job, const char *point, const char *hook, int exit_status,
 		   bool timed_out, double seconds)
 {
@@ -254,9 +262,7 @@ void sm_event_hook(long long job, const char *point, const char *hook, int exit_
 	o = with_job(job);
 	json_object_object_add(o, "point", json_object_new_string(point));
 	json_object_object_add(o, "hook", json_object_new_string(hook));
-	json_object_object_add(o, "exit", json_object_new_int(exit_status));
-	json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
-	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+	add_run(o, exit_status, timed_out, seconds);
 	sm_event_emit("hook", o);
 }
 
@@ -271,8 +277,6 @@ void sm_event_provision(long long job, const char *action, long long device, con
 	json_object_object_add(o, "action", json_object_new_string(action));
 	json_object_object_add(o, "device", json_object_new_int64(device));
 	json_object_object_add(o, "argument", json_object_new_string(arg));
-	json_object_object_add(o, "exit", json_object_new_int(exit_status));
-	json_object_object_add(o, "timed_out", json_object_new_boolean(timed_out));
-	json_object_object_add(o, "seconds", json_object_new_double(seconds));
+	add_run(o, exit_status, timed_out, seconds);
 	sm_event_emit("provision", o);
 }

@@ -388,7 +388,10 @@ unsigned long sm_virt_job_event_seq(struct sm_virt *v)
 	return seq;
 }
 
-void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_ms)
+/* Wait up to timeout_ms until *seq (one of v's counters, under v->lock)
+ * is no longer seen. */
+static void wait_seq(struct sm_virt *v, const unsigned long *seq, unsigned long seen,
+		     int timeout_ms)
 {
 	struct timespec ts;
 
@@ -400,10 +403,15 @@ void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_m
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&v->lock);
-	while (v->seq == seen)
+	while (*seq == seen)
 		if (pthread_cond_timedwait(&v->cond, &v->lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&v->lock);
+}
+
+void sm_virt_job_event_wait(struct sm_virt *v, unsigned long seen, int timeout_ms)
+{
+	wait_seq(v, &v->seq, seen, timeout_ms);
 }
 
 unsigned long sm_virt_threshold_seq(struct sm_virt *v)
@@ -426,20 +434,7 @@ void sm_virt_threshold_kick(struct sm_virt *v)
 
 void sm_virt_threshold_wait(struct sm_virt *v, unsigned long seen, int timeout_ms)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&v->lock);
-	while (v->threshold_seq == seen)
-		if (pthread_cond_timedwait(&v->cond, &v->lock, &ts) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&v->lock);
+	wait_seq(v, &v->threshold_seq, seen, timeout_ms);
 }
 
 int sm_virt_metadata_reason(virDomainPtr dom, const char *name, char **why)

@@ -177,3 +177,16 @@ int sm_cli_report(enum sm_move_result result, long long job, bool nothing_change
 	}
 	return sm_move_exit_code(result);
 }
+
+int sm_cli_add_setting(char **settings, const char *arg)
+{
+	SM_AUTOFREE char *line = sm_xasprintf("SNAPMOVE_%s", arg);
+	char *next;
+
+	if (!sm_journal_device_setting_ok(line))
+		return -1;
+	next = sm_xasprintf("%s%s%s", *settings, **settings ? "\n" : "", line);
+	free(*settings);
+	*settings = next;
+	return 0;
+}

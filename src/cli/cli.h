@@ -32,6 +32,10 @@ int sm_cli_simple_args(const char *cmd, int argc, char **argv, int min, int max,
 /* Print "snapmove: error: <message>" for the last recorded error. */
 void sm_cli_print_error(void);
 /* Print a usage error with a pointer to help; returns SM_EXIT_USAGE. */
+/* Append a --set KEY=VALUE (arg) to settings, the "SNAPMOVE_KEY=VALUE"
+ * lines a provisioner gets; -1, settings unchanged, when KEY is refused
+ * (sm_journal_device_setting_ok). */
+int sm_cli_add_setting(char **settings, const char *arg);
 int sm_cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -290,11 +290,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 							  "T), not '%s'", optarg);
 			}
 			break;
-		case 'e': {
-			SM_AUTOFREE char *line = sm_xasprintf("SNAPMOVE_%s", optarg);
-			char *next;
-
-			if (!sm_journal_device_setting_ok(line)) {
+		case 'e':
+			if (sm_cli_add_setting(&overlay_set, optarg) < 0) {
 				free(disks);
 				free(devs);
 				return sm_cli_usage_error("move", "--overlay-set takes KEY=VALUE, KEY of "
@@ -302,11 +299,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 							  "DEVICE_NAME or EVENTS_FILE), not '%s'",
 							  optarg);
 			}
-			next = sm_xasprintf("%s%s%s", overlay_set, *overlay_set ? "\n" : "", line);
-			free(overlay_set);
-			overlay_set = next;
 			break;
-		}
 		case 'B':
 			if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1]) {
 				free(disks);
@@ -322,11 +315,8 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 		case 'Q':
 			o.dest_provisioner = optarg;
 			break;
-		case 'T': {
-			SM_AUTOFREE char *line = sm_xasprintf("SNAPMOVE_%s", optarg);
-			char *next;
-
-			if (!sm_journal_device_setting_ok(line)) {
+		case 'T':
+			if (sm_cli_add_setting(&settings, optarg) < 0) {
 				free(disks);
 				free(devs);
 				return sm_cli_usage_error("move", "--set takes KEY=VALUE for the "
@@ -334,11 +324,7 @@ int sm_cmd_move(const struct sm_cli *cli, int argc, char **argv)
 							  "JOB, DEVICE, DEVICE_NAME or EVENTS_FILE), "
 							  "not '%s'", optarg);
 			}
-			next = sm_xasprintf("%s%s%s", settings, *settings ? "\n" : "", line);
-			free(settings);
-			settings = next;
 			break;
-		}
 		case 'h':
 			move_usage(stdout);
 			free(disks);

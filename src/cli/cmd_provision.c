@@ -171,19 +171,12 @@ int sm_cmd_provision(const struct sm_cli *cli, int argc, char **argv)
 		case 'P':
 			pool = optarg;
 			break;
-		case 's': {
-			SM_AUTOFREE char *line = sm_xasprintf("SNAPMOVE_%s", optarg);
-			char *next;
-
-			if (!sm_journal_device_setting_ok(line))
+		case 's':
+			if (sm_cli_add_setting(&settings, optarg) < 0)
 				return sm_cli_usage_error(CMD, "--set takes KEY=VALUE, KEY of A-Z, 0-9 "
 							  "and '_' (not JOB, DEVICE, DEVICE_NAME or "
 							  "EVENTS_FILE), not '%s'", optarg);
-			next = sm_xasprintf("%s%s%s", settings, *settings ? "\n" : "", line);
-			free(settings);
-			settings = next;
 			break;
-		}
 		case 't':
 			if (sm_parse_ull(optarg, &timeout) < 0 || timeout == 0 || timeout > 86400)
 				return sm_cli_usage_error(CMD, "--timeout takes seconds (1 to 86400), "
