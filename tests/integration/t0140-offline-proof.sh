@@ -36,17 +36,26 @@ stop_holders() {
 }
 
 # qemu-io holding an image open (read-write, QEMU's locks) for a minute.
+# A qemu-io that exits at once found the image locked still (a destroyed
+# domain's QEMU lets go of its locks a moment after 'virsh destroy'
+# returns): it is started again.
 hold_image() {  # IMAGE
-	qemu-io -f qcow2 -c 'sleep 60000' "$1" >/dev/null 2>&1 &
-	HOLDERS+=($!)
-	HOLDER=$!
 	local i
+	HOLDER=
 	# Up to 30 s: under load (the sanitized suite, 3 tests at once on 2
 	# CPUs) qemu-io took more than the 5 s this waited before.
 	for i in $(seq 1 300); do
-		qemu-img info -f qcow2 "$1" >/dev/null 2>&1 || return 0
-		kill -0 "$HOLDER" 2>/dev/null || fail "qemu-io exited before it held '$1'"
+		if [ -z "${HOLDER:-}" ] || ! kill -0 "$HOLDER" 2>/dev/null; then
+			qemu-io -f qcow2 -c 'sleep 60000' "$1" >/dev/null 2>&1 &
+			HOLDERS+=($!)
+			HOLDER=$!
+		fi
 		sleep 0.1
+		kill -0 "$HOLDER" 2>/dev/null || continue
+		qemu-img info -f qcow2 "$1" >/dev/null 2>&1 && continue
+		# locked: by this qemu-io if it is still there a moment later
+		sleep 0.5
+		kill -0 "$HOLDER" 2>/dev/null && return 0
 	done
 	fail "qemu-io does not hold '$1' after 30 s"
 }
